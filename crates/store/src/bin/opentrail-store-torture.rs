@@ -1,0 +1,81 @@
+//! A writer for crash tests: appends batches from several threads and prints
+//! `ack <eventID>` for each record only after `append` returned. The crash test kills it
+//! with SIGKILL at a random moment and checks every acknowledged id survived.
+//!
+//! Usage: `opentrail-store-torture DIR RUN_ID`
+
+use std::io::Write;
+
+use opentrail_event::{IngestContext, parse_batch};
+use opentrail_store::{AppendOutcome, Store, StoreOptions};
+
+const THREADS: usize = 4;
+const BATCH_EVENTS: usize = 40;
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let (Some(dir), Some(run_id)) = (args.next(), args.next()) else {
+        eprintln!("usage: opentrail-store-torture DIR RUN_ID");
+        std::process::exit(2);
+    };
+    let store = match Store::open(std::path::Path::new(&dir), StoreOptions::default()) {
+        Ok(store) => store,
+        Err(error) => {
+            eprintln!("open failed: {error}");
+            std::process::exit(1);
+        }
+    };
+    let context = IngestContext {
+        account_id: "111122223333".into(),
+        region: "us-east-1".into(),
+    };
+    let threads: Vec<_> = (0..THREADS)
+        .map(|thread| {
+            let store = store.clone();
+            let context = context.clone();
+            let run_id = run_id.clone();
+            std::thread::spawn(move || {
+                for batch_number in 0.. {
+                    let lines: Vec<String> = (0..BATCH_EVENTS)
+                        .map(|i| {
+                            // Every third batch re-sends the previous one: dedup under crashes.
+                            let batch_id = if batch_number % 3 == 2 { batch_number - 1 } else { batch_number };
+                            format!(
+                                r#"{{"eventID":"{run_id}-t{thread}-b{batch_id}-{i}","eventName":"PutObject","eventSource":"s3.amazonaws.com","eventTime":"2024-01-01T00:00:00Z","userIdentity":{{"type":"IAMUser","userName":"torture"}}}}"#
+                            )
+                        })
+                        .collect();
+                    let parsed = match parse_batch(lines.join("\n").as_bytes(), &context) {
+                        Ok(parsed) => parsed,
+                        Err(error) => {
+                            eprintln!("parse failed: {error}");
+                            std::process::exit(1);
+                        }
+                    };
+                    let (ids, records): (Vec<String>, Vec<_>) =
+                        parsed.records.into_iter().map(|(_, record)| (record.event_id.clone(), record)).unzip();
+                    match store.append(records) {
+                        Ok(outcomes) => {
+                            let mut out = std::io::stdout().lock();
+                            for (id, outcome) in ids.iter().zip(outcomes) {
+                                let kind = match outcome {
+                                    AppendOutcome::Stored { .. } => "ack",
+                                    AppendOutcome::Duplicate { .. } => "dup",
+                                };
+                                let _ = writeln!(out, "{kind} {id}");
+                            }
+                            let _ = out.flush();
+                        }
+                        Err(error) => {
+                            eprintln!("append failed: {error}");
+                            std::process::exit(1);
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        let _ = thread.join();
+    }
+}

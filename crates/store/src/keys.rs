@@ -1,0 +1,188 @@
+//! Order-preserving byte encodings of every key the store writes.
+//!
+//! ```text
+//! log      seq:u64be                                  -> ingest_ms:i64be ‖ crc32(json):u32be ‖ json
+//! dedup    len:u8 ‖ account ‖ event_id                 -> seq:u64be
+//! index    field:u8 ‖ scope ‖ len:u16be ‖ value ‖ pos  -> (empty)
+//! meta     utf-8 name                                  -> value (cursors, scopes, expiry floor)
+//!
+//! scope    lane:u8 ‖ len:u8 ‖ account ‖ len:u8 ‖ region
+//! pos      !(event_time_ms as order-preserving u64) ‖ !seq   (so ascending keys = newest first)
+//! ```
+//!
+//! Field 0 (`TIME_FIELD`) with an empty value indexes every event, which serves queries
+//! with no attribute filter through the same code path as filtered ones.
+
+use opentrail_event::FilterField;
+
+use crate::lookup::{EventLane, Scope};
+
+/// The pseudo-field that indexes every event by time alone.
+pub(crate) const TIME_FIELD: u8 = 0;
+
+/// Index values longer than this are not indexed (LookupEvents values are at most 2,000
+/// characters, so no lookup can ask for them).
+pub(crate) const INDEX_VALUE_BYTES_MAX: usize = 4096;
+
+/// Bytes in an encoded newest-first position.
+pub(crate) const POSITION_LEN: usize = 16;
+
+/// A place in newest-first order, as stored at the end of index keys.
+pub(crate) type Position = [u8; POSITION_LEN];
+
+pub(crate) fn seq_key(seq: u64) -> [u8; 8] {
+    seq.to_be_bytes()
+}
+
+pub(crate) fn seq_from_key(key: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(key.try_into().ok()?))
+}
+
+/// Maps i64 to u64 so that byte order equals numeric order (flip the sign bit).
+fn order_preserving_time(event_time_ms: i64) -> u64 {
+    (event_time_ms as u64) ^ (1 << 63)
+}
+
+pub(crate) fn position(event_time_ms: i64, seq: u64) -> Position {
+    let mut pos = [0u8; POSITION_LEN];
+    pos[..8].copy_from_slice(&(!order_preserving_time(event_time_ms)).to_be_bytes());
+    pos[8..].copy_from_slice(&(!seq).to_be_bytes());
+    pos
+}
+
+pub(crate) fn position_parts(pos: &Position) -> (i64, u64) {
+    let mut time_bytes = [0u8; 8];
+    time_bytes.copy_from_slice(&pos[..8]);
+    let mut seq_bytes = [0u8; 8];
+    seq_bytes.copy_from_slice(&pos[8..]);
+    let time = (!u64::from_be_bytes(time_bytes) ^ (1 << 63)) as i64;
+    (time, !u64::from_be_bytes(seq_bytes))
+}
+
+/// The position right after `pos` in newest-first order, or `None` at the very end.
+pub(crate) fn position_successor(pos: &Position) -> Option<Position> {
+    let mut next = *pos;
+    for byte in next.iter_mut().rev() {
+        if *byte == u8::MAX {
+            *byte = 0;
+        } else {
+            *byte += 1;
+            return Some(next);
+        }
+    }
+    None
+}
+
+pub(crate) fn dedup_key(account_id: &str, event_id: &str) -> Vec<u8> {
+    let account = truncate_to_u8_len(account_id.as_bytes());
+    let mut key = Vec::with_capacity(1 + account.len() + event_id.len());
+    key.push(account.len() as u8);
+    key.extend_from_slice(account);
+    key.extend_from_slice(event_id.as_bytes());
+    key
+}
+
+fn truncate_to_u8_len(bytes: &[u8]) -> &[u8] {
+    &bytes[..bytes.len().min(u8::MAX as usize)]
+}
+
+pub(crate) fn encode_scope(scope: &Scope, out: &mut Vec<u8>) {
+    out.push(scope.lane as u8);
+    for part in [scope.account_id.as_bytes(), scope.region.as_bytes()] {
+        let part = truncate_to_u8_len(part);
+        out.push(part.len() as u8);
+        out.extend_from_slice(part);
+    }
+}
+
+pub(crate) fn decode_scope(bytes: &[u8]) -> Option<Scope> {
+    let (&lane_byte, rest) = bytes.split_first()?;
+    let lane = match lane_byte {
+        0 => EventLane::Standard,
+        1 => EventLane::Insight,
+        _ => return None,
+    };
+    let (account, rest) = split_u8_prefixed(rest)?;
+    let (region, rest) = split_u8_prefixed(rest)?;
+    if !rest.is_empty() {
+        return None;
+    }
+    Some(Scope {
+        account_id: String::from_utf8(account.to_vec()).ok()?,
+        region: String::from_utf8(region.to_vec()).ok()?,
+        lane,
+    })
+}
+
+fn split_u8_prefixed(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (&len, rest) = bytes.split_first()?;
+    let len = usize::from(len);
+    (rest.len() >= len).then(|| rest.split_at(len))
+}
+
+/// The prefix shared by every index entry of (field, scope, value); positions follow it.
+pub(crate) fn index_prefix(field: u8, scope: &Scope, value: &str) -> Vec<u8> {
+    let value = &value.as_bytes()[..value.len().min(INDEX_VALUE_BYTES_MAX)];
+    let mut key = Vec::with_capacity(1 + 2 + 40 + 2 + value.len() + POSITION_LEN);
+    key.push(field);
+    encode_scope(scope, &mut key);
+    key.extend_from_slice(&(value.len() as u16).to_be_bytes());
+    key.extend_from_slice(value);
+    key
+}
+
+pub(crate) fn field_byte(field: FilterField) -> u8 {
+    field as u8
+}
+
+pub(crate) const META_EXPIRED_THROUGH: &str = "expired_through";
+pub(crate) const META_SCOPE_PREFIX: &str = "scope/";
+pub(crate) const META_CURSOR_PREFIX: &str = "cursor/";
+
+pub(crate) fn meta_scope_key(scope: &Scope) -> Vec<u8> {
+    let mut key = META_SCOPE_PREFIX.as_bytes().to_vec();
+    encode_scope(scope, &mut key);
+    key
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_sort_newest_first_with_seq_tiebreak() {
+        let newer = position(2_000, 1);
+        let older = position(1_000, 9);
+        let same_time_later_seq = position(2_000, 5);
+        assert!(newer > same_time_later_seq, "later seq first at equal time");
+        assert!(same_time_later_seq < older);
+        assert!(position(-5, 1) > position(5, 1), "negative times sort after");
+    }
+
+    #[test]
+    fn position_round_trips() {
+        for (time, seq) in [(0, 0), (-1, 7), (i64::MAX, u64::MAX), (i64::MIN, 3)] {
+            assert_eq!(position_parts(&position(time, seq)), (time, seq));
+        }
+    }
+
+    #[test]
+    fn successor_is_strictly_greater() {
+        let pos = position(1_700_000_000_000, 42);
+        let next = position_successor(&pos).expect("not the last position");
+        assert!(next > pos);
+        assert_eq!(position_successor(&[u8::MAX; POSITION_LEN]), None);
+    }
+
+    #[test]
+    fn scope_round_trips() {
+        let scope = Scope {
+            account_id: "111122223333".into(),
+            region: "eu-west-1".into(),
+            lane: EventLane::Insight,
+        };
+        let mut bytes = Vec::new();
+        encode_scope(&scope, &mut bytes);
+        assert_eq!(decode_scope(&bytes), Some(scope));
+    }
+}

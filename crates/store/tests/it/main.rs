@@ -1,0 +1,9 @@
+//! Integration tests of the event store, one binary (each extra test binary relinks).
+
+mod corpus;
+mod corruption;
+mod crash;
+mod lookup;
+mod model;
+mod retention;
+mod support;
