@@ -1,0 +1,27 @@
+//! AWS wire protocols for OpenTrail.
+//!
+//! This is the only crate that knows HTTP headers and AWS JSON shapes. Everything here is
+//! plain data in, plain data out: the server maps [`error::WireResponse`] onto its HTTP
+//! framework, and fills the response inputs from its own types.
+//!
+//! - [`sigv4`]: Signature Version 4 verification (server) and signing (CLI).
+//! - [`error`]: error codes, HTTP statuses, and error rendering for both protocols.
+//! - [`json11`]: awsJson1_1 dispatch (`X-Amz-Target`), body parsing and success rendering.
+//! - [`lookup_events`]: LookupEvents request validation and response shapes.
+//! - [`token`]: stateless, parameter-bound `NextToken` codec.
+//! - [`cloudtrail_data`]: PutAuditEvents (restJson1) and the record CloudTrail stores for a
+//!   channel event.
+//! - [`channels`]: CreateChannel / GetChannel / ListChannels / UpdateChannel /
+//!   DeleteChannel shapes.
+//! - [`time`]: epoch-seconds numbers, milliseconds and RFC 3339 text.
+
+pub mod channels;
+pub mod cloudtrail_data;
+pub mod error;
+pub mod json11;
+pub mod lookup_events;
+pub mod sigv4;
+pub mod time;
+pub mod token;
+
+pub use error::{AwsError, WireResponse};
