@@ -1,0 +1,553 @@
+//! The HTTP client every server-talking subcommand uses (`keys`, and later `lookup` and
+//! `ingest`): where the server is, which credentials to sign with, SigV4 signing, and
+//! turning error responses into one readable line.
+//!
+//! Resolution order, first found wins:
+//! - endpoint: `--endpoint`, `OPENTRAIL_ENDPOINT`, `http://127.0.0.1:4580`;
+//! - credentials: `--access-key-id`/`--secret-access-key`, `AWS_ACCESS_KEY_ID`/
+//!   `AWS_SECRET_ACCESS_KEY`, the `[default]` profile of `<data-dir>/credentials`;
+//! - region: `--region`, `AWS_REGION`, `AWS_DEFAULT_REGION`, `OPENTRAIL_REGION`, the
+//!   credentials file's `region`, `us-east-1`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use opentrail_protocol::sigv4::{self, SigningParams};
+use reqwest::{Method, Url};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// SigV4 service name for the control plane and the native `/v1/...` API.
+pub const CLOUDTRAIL_SIGNING_SERVICE: &str = "cloudtrail";
+const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:4580";
+const DEFAULT_DATA_DIR: &str = "./opentrail-data";
+const DEFAULT_REGION: &str = "us-east-1";
+const CREDENTIALS_FILE_NAME: &str = "credentials";
+const CREDENTIALS_PROFILE: &str = "default";
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Long enough for a large ingest batch to be made durable; short enough that a hung
+/// server does not hang a script forever.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+/// Error bodies are read for their message only; a runaway body is cut here.
+const ERROR_BODY_BYTES_MAX: usize = 64 * 1024;
+
+/// How to reach and authenticate to a server. Flattened into every client subcommand.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConnectionArgs {
+    /// Server URL.
+    #[arg(long, global = true, value_name = "URL", env = "OPENTRAIL_ENDPOINT", default_value = DEFAULT_ENDPOINT)]
+    pub endpoint: String,
+    /// Access key id to sign with (else AWS_ACCESS_KEY_ID, else DATA_DIR/credentials).
+    #[arg(long, global = true, value_name = "ID")]
+    pub access_key_id: Option<String>,
+    /// Secret access key to sign with (else AWS_SECRET_ACCESS_KEY, else DATA_DIR/credentials).
+    #[arg(long, global = true, value_name = "SECRET")]
+    pub secret_access_key: Option<String>,
+    /// Region to sign for (else AWS_REGION, AWS_DEFAULT_REGION, OPENTRAIL_REGION, the
+    /// credentials file, us-east-1). Lookups are scoped to it.
+    #[arg(long, global = true, value_name = "REGION")]
+    pub region: Option<String>,
+    /// Data directory whose credentials file is the last credentials fallback.
+    #[arg(long, global = true, value_name = "DIR", env = "OPENTRAIL_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
+    pub data_dir: PathBuf,
+}
+
+#[derive(Clone)]
+pub struct Credentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the secret, not even in a debug dump.
+        formatter
+            .debug_struct("Credentials")
+            .field("access_key_id", &self.access_key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An error answer from the server, in the AWS shape (`__type`, `message`).
+#[derive(Debug, Clone)]
+pub struct ServerError {
+    pub status: u16,
+    pub code: String,
+    pub message: String,
+    pub request_id: Option<String>,
+}
+
+impl std::fmt::Display for ServerError {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Some AWS messages span lines (the canonical request of a signature mismatch);
+        // the first line says what went wrong.
+        let first_line = self.message.lines().next().unwrap_or_default().trim();
+        write!(
+            formatter,
+            "{}: {first_line} (HTTP {}",
+            self.code, self.status
+        )?;
+        if let Some(request_id) = &self.request_id {
+            write!(formatter, ", request id {request_id}")?;
+        }
+        write!(formatter, ")")
+    }
+}
+
+impl std::error::Error for ServerError {}
+
+/// A signed-request client for one server and one key.
+pub struct ApiClient {
+    http: reqwest::Client,
+    endpoint: Url,
+    credentials: Credentials,
+    region: String,
+}
+
+impl ApiClient {
+    /// Resolves endpoint, credentials and region from flags, environment and data dir.
+    pub fn from_connection_args(args: &ConnectionArgs) -> anyhow::Result<ApiClient> {
+        let environment = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());
+        let file_profile = || read_credentials_profile(&args.data_dir.join(CREDENTIALS_FILE_NAME));
+        let (credentials, file_region) = resolve_credentials(args, &environment, file_profile)?;
+        let region = args
+            .region
+            .clone()
+            .or_else(|| environment("AWS_REGION"))
+            .or_else(|| environment("AWS_DEFAULT_REGION"))
+            .or_else(|| environment("OPENTRAIL_REGION"))
+            .or(file_region)
+            .unwrap_or_else(|| DEFAULT_REGION.to_owned());
+        ApiClient::new(&args.endpoint, credentials, region)
+    }
+
+    pub fn new(
+        endpoint: &str,
+        credentials: Credentials,
+        region: String,
+    ) -> anyhow::Result<ApiClient> {
+        let endpoint = Url::parse(endpoint).with_context(|| {
+            format!("invalid endpoint {endpoint:?}: expected a URL like {DEFAULT_ENDPOINT}")
+        })?;
+        if !matches!(endpoint.scheme(), "http" | "https") || endpoint.host_str().is_none() {
+            bail!("invalid endpoint {endpoint}: expected an http:// or https:// URL with a host");
+        }
+        let http = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(REQUEST_TIMEOUT)
+            .user_agent(concat!("opentrail-cli/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .context("cannot set up the HTTP client")?;
+        Ok(ApiClient {
+            http,
+            endpoint,
+            credentials,
+            region,
+        })
+    }
+
+    pub async fn get_json<T: DeserializeOwned>(&self, path_and_query: &str) -> anyhow::Result<T> {
+        let body = self.send(Method::GET, path_and_query, None).await?;
+        parse_json_body(&body)
+    }
+
+    pub async fn post_json<T: DeserializeOwned>(
+        &self,
+        path_and_query: &str,
+        request: &impl Serialize,
+    ) -> anyhow::Result<T> {
+        let payload = serde_json::to_vec(request).context("cannot encode the request")?;
+        let body = self
+            .send(
+                Method::POST,
+                path_and_query,
+                Some(("application/json", payload)),
+            )
+            .await?;
+        parse_json_body(&body)
+    }
+
+    pub async fn delete_json<T: DeserializeOwned>(
+        &self,
+        path_and_query: &str,
+    ) -> anyhow::Result<T> {
+        let body = self.send(Method::DELETE, path_and_query, None).await?;
+        parse_json_body(&body)
+    }
+
+    /// Sends one SigV4-signed request (service `cloudtrail`) and returns the body of a
+    /// successful response; an error response becomes a [`ServerError`].
+    pub async fn send(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        body: Option<(&str, Vec<u8>)>,
+    ) -> anyhow::Result<Vec<u8>> {
+        let url = self
+            .endpoint
+            .join(path_and_query)
+            .with_context(|| format!("invalid request path {path_and_query:?}"))?;
+        // Sign exactly what goes on the wire: the URL's own serialised path and query.
+        let wire_path_and_query = match url.query() {
+            Some(query) => format!("{}?{query}", url.path()),
+            None => url.path().to_owned(),
+        };
+        let host = host_header_value(&url);
+        let (content_type, payload) = match body {
+            Some((content_type, payload)) => (Some(content_type), payload),
+            None => (None, Vec::new()),
+        };
+        let mut signed_headers: Vec<(&str, &str)> = vec![("host", host.as_str())];
+        if let Some(content_type) = content_type {
+            signed_headers.push(("content-type", content_type));
+        }
+        let signature_headers = sigv4::sign(
+            method.as_str(),
+            &wire_path_and_query,
+            &signed_headers,
+            &payload,
+            &SigningParams {
+                access_key_id: &self.credentials.access_key_id,
+                secret_access_key: &self.credentials.secret_access_key,
+                region: &self.region,
+                service: CLOUDTRAIL_SIGNING_SERVICE,
+                now: jiff::Timestamp::now(),
+                include_content_sha256: false,
+            },
+        );
+
+        let mut request = self.http.request(method.clone(), url).header("host", &host);
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        for (name, value) in &signature_headers {
+            request = request.header(name.as_str(), value.as_str());
+        }
+        let response = request
+            .body(payload)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach OpenTrail at {}", self.endpoint))?;
+        let status = response.status();
+        let request_id = response
+            .headers()
+            .get("x-amzn-requestid")
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
+        let error_type_header = response
+            .headers()
+            .get("x-amzn-errortype")
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
+        let bytes = response.bytes().await.with_context(|| {
+            format!(
+                "the connection to {} broke while reading the answer",
+                self.endpoint
+            )
+        })?;
+        if status.is_success() {
+            return Ok(bytes.to_vec());
+        }
+        Err(server_error(status.as_u16(), error_type_header, request_id, &bytes).into())
+    }
+}
+
+fn parse_json_body<T: DeserializeOwned>(body: &[u8]) -> anyhow::Result<T> {
+    serde_json::from_slice(body).context("the server's answer is not the JSON this command expects")
+}
+
+fn server_error(
+    status: u16,
+    error_type_header: Option<String>,
+    request_id: Option<String>,
+    body: &[u8],
+) -> ServerError {
+    #[derive(serde::Deserialize)]
+    struct ErrorBody {
+        #[serde(rename = "__type")]
+        code: Option<String>,
+        #[serde(alias = "Message")]
+        message: Option<String>,
+    }
+    let body = &body[..body.len().min(ERROR_BODY_BYTES_MAX)];
+    let parsed: Option<ErrorBody> = serde_json::from_slice(body).ok();
+    let (body_code, body_message) = match parsed {
+        Some(ErrorBody { code, message }) => (code, message),
+        None => (None, None),
+    };
+    // botocore's rule: a `namespace#` prefix and a `:detail` suffix are not part of the code.
+    let code = error_type_header
+        .or(body_code)
+        .map(|code| {
+            let without_namespace = code.rsplit('#').next().unwrap_or(&code);
+            without_namespace
+                .split(':')
+                .next()
+                .unwrap_or(without_namespace)
+                .to_owned()
+        })
+        .unwrap_or_else(|| format!("HTTP{status}"));
+    let message = body_message.unwrap_or_else(|| {
+        let text = String::from_utf8_lossy(body).trim().to_owned();
+        if text.is_empty() {
+            "the server gave no reason".to_owned()
+        } else {
+            text
+        }
+    });
+    ServerError {
+        status,
+        code,
+        message,
+        request_id,
+    }
+}
+
+fn host_header_value(url: &Url) -> String {
+    let host = url.host_str().unwrap_or_default();
+    // `Url::port` is None for the scheme's default port, which is also when clients
+    // leave the port out of Host.
+    match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
+    }
+}
+
+/// A profile of an AWS shared-credentials file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CredentialsProfile {
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    pub region: Option<String>,
+}
+
+fn resolve_credentials(
+    args: &ConnectionArgs,
+    environment: &impl Fn(&str) -> Option<String>,
+    file_profile: impl FnOnce() -> anyhow::Result<CredentialsProfile>,
+) -> anyhow::Result<(Credentials, Option<String>)> {
+    match (&args.access_key_id, &args.secret_access_key) {
+        (Some(access_key_id), Some(secret_access_key)) => {
+            return Ok((
+                Credentials {
+                    access_key_id: access_key_id.clone(),
+                    secret_access_key: secret_access_key.clone(),
+                },
+                None,
+            ));
+        }
+        (Some(_), None) | (None, Some(_)) => {
+            bail!("--access-key-id and --secret-access-key must be given together")
+        }
+        (None, None) => {}
+    }
+    match (
+        environment("AWS_ACCESS_KEY_ID"),
+        environment("AWS_SECRET_ACCESS_KEY"),
+    ) {
+        (Some(access_key_id), Some(secret_access_key)) => {
+            return Ok((
+                Credentials {
+                    access_key_id,
+                    secret_access_key,
+                },
+                None,
+            ));
+        }
+        (Some(_), None) | (None, Some(_)) => {
+            bail!("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set together")
+        }
+        (None, None) => {}
+    }
+    let profile = file_profile()?;
+    match (profile.access_key_id, profile.secret_access_key) {
+        (Some(access_key_id), Some(secret_access_key)) => Ok((
+            Credentials {
+                access_key_id,
+                secret_access_key,
+            },
+            profile.region,
+        )),
+        _ => bail!(
+            "the [{CREDENTIALS_PROFILE}] profile of {} lacks aws_access_key_id or aws_secret_access_key",
+            args.data_dir.join(CREDENTIALS_FILE_NAME).display()
+        ),
+    }
+}
+
+/// Reads the `[default]` profile of an AWS shared-credentials file.
+pub fn read_credentials_profile(path: &Path) -> anyhow::Result<CredentialsProfile> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => bail!(
+            "no credentials: pass --access-key-id and --secret-access-key, set AWS_ACCESS_KEY_ID \
+             and AWS_SECRET_ACCESS_KEY, or point --data-dir at a server's data directory \
+             ({} does not exist)",
+            path.display()
+        ),
+        Err(error) => {
+            return Err(error).with_context(|| format!("cannot read {}", path.display()));
+        }
+    };
+    Ok(parse_credentials_profile(&text, CREDENTIALS_PROFILE))
+}
+
+/// The INI subset AWS credential files use: `[profile]` headers, `key = value` lines,
+/// `#`/`;` comments.
+fn parse_credentials_profile(text: &str, wanted_profile: &str) -> CredentialsProfile {
+    let mut profile = CredentialsProfile::default();
+    let mut in_wanted_profile = false;
+    for raw_line in text.lines() {
+        let line = raw_line.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        if let Some(section) = line
+            .strip_prefix('[')
+            .and_then(|rest| rest.strip_suffix(']'))
+        {
+            in_wanted_profile = section.trim() == wanted_profile;
+            continue;
+        }
+        if !in_wanted_profile {
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        let value = Some(value.trim().to_owned()).filter(|value| !value.is_empty());
+        match key.trim().to_ascii_lowercase().as_str() {
+            "aws_access_key_id" => profile.access_key_id = value,
+            "aws_secret_access_key" => profile.secret_access_key = value,
+            "region" => profile.region = value,
+            _ => {}
+        }
+    }
+    profile
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(access_key_id: Option<&str>, secret_access_key: Option<&str>) -> ConnectionArgs {
+        ConnectionArgs {
+            endpoint: DEFAULT_ENDPOINT.to_owned(),
+            access_key_id: access_key_id.map(str::to_owned),
+            secret_access_key: secret_access_key.map(str::to_owned),
+            region: None,
+            data_dir: PathBuf::from("/nonexistent"),
+        }
+    }
+
+    fn file_profile(id: &str, secret: &str) -> impl FnOnce() -> anyhow::Result<CredentialsProfile> {
+        let profile = CredentialsProfile {
+            access_key_id: Some(id.to_owned()),
+            secret_access_key: Some(secret.to_owned()),
+            region: Some("eu-west-1".to_owned()),
+        };
+        move || Ok(profile)
+    }
+
+    #[test]
+    fn flags_beat_environment_which_beats_the_file() {
+        let environment = |name: &str| match name {
+            "AWS_ACCESS_KEY_ID" => Some("ENVKEY".to_owned()),
+            "AWS_SECRET_ACCESS_KEY" => Some("envsecret".to_owned()),
+            _ => None,
+        };
+        let (from_flags, _) = resolve_credentials(
+            &args(Some("FLAGKEY"), Some("flagsecret")),
+            &environment,
+            file_profile("FILEKEY", "filesecret"),
+        )
+        .expect("flags");
+        assert_eq!(from_flags.access_key_id, "FLAGKEY");
+
+        let (from_environment, _) = resolve_credentials(
+            &args(None, None),
+            &environment,
+            file_profile("FILEKEY", "filesecret"),
+        )
+        .expect("environment");
+        assert_eq!(from_environment.access_key_id, "ENVKEY");
+
+        let (from_file, region) = resolve_credentials(
+            &args(None, None),
+            &|_: &str| None,
+            file_profile("FILEKEY", "filesecret"),
+        )
+        .expect("file");
+        assert_eq!(from_file.access_key_id, "FILEKEY");
+        assert_eq!(from_file.secret_access_key, "filesecret");
+        assert_eq!(region.as_deref(), Some("eu-west-1"));
+    }
+
+    #[test]
+    fn half_given_credentials_are_an_error() {
+        let error = resolve_credentials(
+            &args(Some("FLAGKEY"), None),
+            &|_: &str| None,
+            file_profile("FILEKEY", "filesecret"),
+        )
+        .expect_err("must fail");
+        assert!(error.to_string().contains("together"));
+    }
+
+    #[test]
+    fn missing_credentials_file_explains_every_option() {
+        let error =
+            read_credentials_profile(Path::new("/nonexistent/credentials")).expect_err("missing");
+        let message = error.to_string();
+        assert!(message.contains("--access-key-id"), "{message}");
+        assert!(message.contains("AWS_ACCESS_KEY_ID"), "{message}");
+        assert!(message.contains("/nonexistent/credentials"), "{message}");
+    }
+
+    #[test]
+    fn credentials_file_default_profile_is_read() {
+        let text = "# written by opentrail\n[other]\naws_access_key_id = NOPE\n\n[default]\naws_access_key_id = OTAKAAAA\naws_secret_access_key = abc/def+ghi=\nregion = ap-south-1\n";
+        assert_eq!(
+            parse_credentials_profile(text, "default"),
+            CredentialsProfile {
+                access_key_id: Some("OTAKAAAA".to_owned()),
+                secret_access_key: Some("abc/def+ghi=".to_owned()),
+                region: Some("ap-south-1".to_owned()),
+            }
+        );
+    }
+
+    #[test]
+    fn error_answers_become_one_readable_line() {
+        let error = server_error(
+            400,
+            None,
+            Some("req-1".to_owned()),
+            br#"{"__type":"com.amazonaws.cloudtrail.v20131101#InvalidSignatureException","message":"The request signature we calculated does not match.\n\nCanonical..."}"#,
+        );
+        assert_eq!(error.code, "InvalidSignatureException");
+        assert_eq!(
+            error.to_string(),
+            "InvalidSignatureException: The request signature we calculated does not match. (HTTP 400, request id req-1)"
+        );
+        let plain = server_error(502, None, None, b"Bad Gateway");
+        assert_eq!(plain.to_string(), "HTTP502: Bad Gateway (HTTP 502)");
+    }
+
+    #[test]
+    fn host_header_leaves_out_default_ports() {
+        assert_eq!(
+            host_header_value(&Url::parse("http://127.0.0.1:4580/").expect("url")),
+            "127.0.0.1:4580"
+        );
+        assert_eq!(
+            host_header_value(&Url::parse("http://example.test/").expect("url")),
+            "example.test"
+        );
+        assert_eq!(
+            host_header_value(&Url::parse("https://example.test:443/").expect("url")),
+            "example.test"
+        );
+    }
+}

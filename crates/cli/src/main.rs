@@ -1,0 +1,200 @@
+//! `opentrail`: run the server, and talk to it.
+//!
+//! Every flag is declared once, in the clap structs below; parsing, `--help` and the
+//! environment-variable fallbacks all come from those declarations.
+
+mod client;
+mod keys_command;
+mod output;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand, ValueEnum};
+use opentrail_server::{Config, ConfigLayer, Server, shutdown_signal};
+
+use crate::keys_command::KeysArgs;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "opentrail",
+    version,
+    about = "A self-hosted, AWS CloudTrail-compatible audit trail.",
+    propagate_version = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server.
+    ///
+    /// Settings come from, lowest priority first: built-in defaults, the TOML file given
+    /// with --config, OPENTRAIL_* environment variables (OPENTRAIL_DATA_DIR,
+    /// OPENTRAIL_LISTEN, OPENTRAIL_ACCOUNT_ID, OPENTRAIL_REGION, …), then these flags.
+    /// On first start an admin key is created and written to DATA_DIR/credentials.
+    Serve(ServeArgs),
+    /// Create, list and revoke access keys (admin credentials required).
+    Keys(KeysArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// Directory for events, keys and the credentials file [default: ./opentrail-data].
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:4580].
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// TOML configuration file; its keys are the setting names (data_dir, listen,
+    /// account_id, region, ingest_body_bytes_max, …).
+    #[arg(long, value_name = "FILE", env = "OPENTRAIL_CONFIG")]
+    config: Option<PathBuf>,
+    /// Log line format on stderr.
+    #[arg(long, value_enum, env = "OPENTRAIL_LOG_FORMAT", default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("opentrail: error: {}", one_line(&error));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    match cli.command {
+        Command::Serve(args) => {
+            // The storage engine logs every table write at info; only its warnings matter here.
+            init_logging(args.log_format, "info,fjall=warn,lsm_tree=warn");
+            runtime.block_on(serve(args))
+        }
+        Command::Keys(args) => {
+            // Client commands keep stderr quiet unless RUST_LOG asks for more.
+            init_logging(LogFormat::Text, "warn");
+            runtime.block_on(keys_command::run(args))
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let flags = ConfigLayer {
+        data_dir: args.data_dir,
+        listen: args.listen,
+        ..ConfigLayer::default()
+    };
+    let config = Config::load(args.config.as_deref(), flags)?;
+    let server = Server::start(config).await?;
+    let endpoint = opentrail_server::app::endpoint_url(server.local_addr());
+    if server.created_first_admin_key() {
+        println!(
+            "Created an admin access key; its credentials are in {}",
+            server.credentials_file().display()
+        );
+    }
+    println!("OpenTrail is listening on {endpoint}");
+    if server.credentials_file().exists() {
+        println!("Try it:");
+        println!("  {}", server.aws_cli_hint());
+    }
+    server.run_until(shutdown_signal()).await?;
+    Ok(())
+}
+
+fn init_logging(format: LogFormat, default_directive: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_directive));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    // A second initialisation can only fail if a subscriber is already set; logging then
+    // goes to that one, which is fine.
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}
+
+/// The error and its causes on one line. A cause whose text the line already contains is
+/// skipped, because some errors repeat their source in their own message.
+fn one_line(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        let first_line = text.lines().next().unwrap_or_default().trim();
+        if first_line.is_empty() || line.contains(first_line) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(first_line);
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn serve_flags_parse() {
+        let cli = Cli::try_parse_from([
+            "opentrail",
+            "serve",
+            "--data-dir",
+            "/tmp/x",
+            "--listen",
+            "127.0.0.1:9999",
+        ])
+        .expect("parses");
+        let Command::Serve(args) = cli.command else {
+            panic!("expected serve");
+        };
+        assert_eq!(args.data_dir, Some(PathBuf::from("/tmp/x")));
+        assert_eq!(
+            args.listen,
+            Some("127.0.0.1:9999".parse().expect("address"))
+        );
+    }
+
+    #[test]
+    fn one_line_skips_repeated_causes_and_extra_lines() {
+        let io = std::io::Error::other("disk on fire");
+        let error = anyhow::Error::new(io)
+            .context("cannot write keys.json: disk on fire")
+            .context("cannot start");
+        assert_eq!(
+            one_line(&error),
+            "cannot start: cannot write keys.json: disk on fire"
+        );
+        let multi = anyhow::anyhow!("first line\nsecond line");
+        assert_eq!(one_line(&multi), "first line");
+    }
+}

@@ -1,0 +1,371 @@
+//! Starting and stopping the server.
+//!
+//! [`Server::start`] does everything that can fail before traffic arrives: it creates the
+//! data directory, opens the store (which also takes its lock, so a second server on the
+//! same directory stops here), opens the key store, creates the first admin key on first
+//! start, and binds the listener. Only then does [`Server::run_until`] accept requests, so
+//! a `GET /health` that answers at all means the server is ready.
+//!
+//! Shutdown (SIGTERM or SIGINT): stop accepting, let in-flight requests finish (bounded by
+//! [`SHUTDOWN_GRACE`]), then flush and close the store.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use metrics_exporter_prometheus::PrometheusHandle;
+use opentrail_store::{Store, StoreError, StoreOptions};
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::durable_files::create_private_directory;
+use crate::keys::{CREDENTIALS_FILE_NAME, KeyStore, KeyStoreError};
+use crate::observability::{self, MetricsInstallError};
+use crate::routes;
+
+/// How long in-flight requests may take to finish after a shutdown signal. Ingest answers
+/// only after fsync, so this is generous; past it the process exits anyway rather than
+/// hang on a stuck client.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// What every handler shares. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub keys: KeyStore,
+    pub store: Store,
+    pub metrics: PrometheusHandle,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot create data directory {path}: {source}")]
+    DataDirectory {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot open the event store in {path}: {source}")]
+    Store {
+        path: PathBuf,
+        #[source]
+        source: StoreError,
+    },
+    #[error("cannot open the access keys: {0}")]
+    Keys(#[from] KeyStoreError),
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        address: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Metrics(#[from] MetricsInstallError),
+    #[error("the HTTP server failed: {0}")]
+    Http(#[source] std::io::Error),
+    #[error("a background task failed: {0}")]
+    BackgroundTask(#[from] tokio::task::JoinError),
+}
+
+/// A server that is ready and bound, but not yet accepting.
+pub struct Server {
+    state: AppState,
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    credentials_file: PathBuf,
+    created_first_admin_key: bool,
+}
+
+impl Server {
+    pub async fn start(config: Config) -> Result<Server, ServeError> {
+        let config = Arc::new(config);
+        let metrics = observability::prometheus_handle()?;
+
+        let opened = {
+            let config = Arc::clone(&config);
+            tokio::task::spawn_blocking(move || open_data_directory(&config)).await??
+        };
+
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| ServeError::Bind {
+                    address: config.listen,
+                    source,
+                })?;
+        let local_addr = listener.local_addr().map_err(|source| ServeError::Bind {
+            address: config.listen,
+            source,
+        })?;
+        tracing::info!(
+            listen = %local_addr,
+            data_dir = %config.data_dir.display(),
+            account_id = config.account_id.as_str(),
+            region = config.region.as_str(),
+            "opentrail is ready"
+        );
+        Ok(Server {
+            state: AppState {
+                config,
+                keys: opened.keys,
+                store: opened.store,
+                metrics,
+            },
+            listener,
+            local_addr,
+            credentials_file: opened.credentials_file,
+            created_first_admin_key: opened.created_first_admin_key,
+        })
+    }
+
+    /// The bound address (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// `DATA_DIR/credentials`; it exists unless the operator removed it.
+    pub fn credentials_file(&self) -> &Path {
+        &self.credentials_file
+    }
+
+    /// True when this start created the first admin key (and wrote the credentials file).
+    pub fn created_first_admin_key(&self) -> bool {
+        self.created_first_admin_key
+    }
+
+    /// A shell line that points the aws CLI at this server with the admin credentials.
+    pub fn aws_cli_hint(&self) -> String {
+        aws_cli_hint(&self.credentials_file, self.local_addr)
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` completes, then drains in-flight requests (at most
+    /// [`SHUTDOWN_GRACE`]) and closes the store.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError> {
+        let Server {
+            state, listener, ..
+        } = self;
+        let upkeep = observability::spawn_metrics_upkeep(state.metrics.clone());
+        let app = routes::router(state.clone());
+
+        let (shutdown_started_sender, shutdown_started) = tokio::sync::oneshot::channel::<()>();
+        let graceful = async move {
+            shutdown.await;
+            tracing::info!("shutdown requested: no new connections; finishing requests in flight");
+            let _ = shutdown_started_sender.send(());
+        };
+        let serving = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(graceful);
+        let grace_expired = async move {
+            // A dropped sender (serve ended on its own) must not count as a signal.
+            if shutdown_started.await.is_ok() {
+                tokio::time::sleep(SHUTDOWN_GRACE).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        let result = tokio::select! {
+            result = serving => result.map_err(ServeError::Http),
+            () = grace_expired => {
+                tracing::warn!(
+                    grace_seconds = SHUTDOWN_GRACE.as_secs(),
+                    "requests still in flight after the shutdown grace period; stopping anyway"
+                );
+                Ok(())
+            }
+        };
+        upkeep.abort();
+        close_store(state).await;
+        tracing::info!("opentrail stopped");
+        result
+    }
+}
+
+/// Starts a server from `config` and runs it until SIGTERM or SIGINT.
+pub async fn serve(config: Config) -> Result<(), ServeError> {
+    let server = Server::start(config).await?;
+    tracing::info!(hint = server.aws_cli_hint(), "try it with the aws CLI");
+    server.run_until(shutdown_signal()).await
+}
+
+/// Completes on SIGTERM or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                terminate.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+}
+
+/// `AWS_SHARED_CREDENTIALS_FILE=/abs/credentials aws --endpoint-url http://… cloudtrail lookup-events`
+pub fn aws_cli_hint(credentials_file: &Path, listen: SocketAddr) -> String {
+    let absolute =
+        std::path::absolute(credentials_file).unwrap_or_else(|_| credentials_file.to_owned());
+    format!(
+        "AWS_SHARED_CREDENTIALS_FILE={} aws --endpoint-url {} cloudtrail lookup-events",
+        shell_quote(&absolute.display().to_string()),
+        endpoint_url(listen)
+    )
+}
+
+/// The URL a client on this machine uses to reach `listen`: a wildcard bind address is
+/// reached through loopback.
+pub fn endpoint_url(listen: SocketAddr) -> String {
+    let mut reachable = listen;
+    if listen.ip().is_unspecified() {
+        reachable.set_ip(match listen {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    format!("http://{reachable}")
+}
+
+struct OpenedDataDirectory {
+    store: Store,
+    keys: KeyStore,
+    credentials_file: PathBuf,
+    created_first_admin_key: bool,
+}
+
+/// Blocking: directory creation, store recovery and key file I/O.
+fn open_data_directory(config: &Config) -> Result<OpenedDataDirectory, ServeError> {
+    create_private_directory(&config.data_dir).map_err(|source| ServeError::DataDirectory {
+        path: config.data_dir.clone(),
+        source,
+    })?;
+    // The store first: its directory lock keeps a second server away from keys.json too.
+    let store = open_store(config)?;
+    let keys = KeyStore::open(&config.data_dir)?;
+    let credentials_file = config.data_dir.join(CREDENTIALS_FILE_NAME);
+    let first_admin_key =
+        keys.create_first_admin_key_if_none(&config.account_id, &config.region, &credentials_file)?;
+    if let Some(created) = &first_admin_key {
+        tracing::info!(
+            access_key_id = created.key.access_key_id.as_str(),
+            account_id = created.key.account_id.as_str(),
+            credentials_file = %credentials_file.display(),
+            "first start: created an admin access key"
+        );
+    }
+    Ok(OpenedDataDirectory {
+        store,
+        keys,
+        credentials_file,
+        created_first_admin_key: first_admin_key.is_some(),
+    })
+}
+
+/// The one place the store is opened, so its options follow the configuration.
+fn open_store(config: &Config) -> Result<Store, ServeError> {
+    const SECONDS_PER_DAY: u64 = 24 * 60 * 60;
+    let store_dir = config.store_dir();
+    let options = StoreOptions {
+        retention: Duration::from_secs(u64::from(config.retention_days) * SECONDS_PER_DAY),
+        append_queue_max: config.ingest_queue_max,
+        ..StoreOptions::default()
+    };
+    Store::open(&store_dir, options).map_err(|source| ServeError::Store {
+        path: store_dir,
+        source,
+    })
+}
+
+/// Flushes the store's memtables (a faster next start) and drops this last handle, which
+/// lets the store's writer finish what is queued and exit.
+async fn close_store(state: AppState) {
+    let store = state.store.clone();
+    drop(state);
+    let closing = tokio::task::spawn_blocking(move || {
+        if let Err(error) = store.flush_tables() {
+            // Not a durability problem: the journal already holds every acknowledged event.
+            tracing::warn!(%error, "could not flush the store's tables at shutdown");
+        }
+        drop(store);
+    });
+    if let Err(error) = closing.await {
+        tracing::error!(%error, "closing the store failed");
+    }
+}
+
+fn shell_quote(text: &str) -> String {
+    let is_plain = |character: char| {
+        character.is_ascii_alphanumeric()
+            || matches!(character, '/' | '.' | '_' | '-' | ':' | '+' | ',' | '@')
+    };
+    if !text.is_empty() && text.chars().all(is_plain) {
+        text.to_owned()
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hint_uses_loopback_for_a_wildcard_bind_and_an_absolute_path() {
+        let hint = aws_cli_hint(
+            Path::new("/srv/opentrail/credentials"),
+            "0.0.0.0:4580".parse().expect("address"),
+        );
+        assert_eq!(
+            hint,
+            "AWS_SHARED_CREDENTIALS_FILE=/srv/opentrail/credentials aws --endpoint-url http://127.0.0.1:4580 cloudtrail lookup-events"
+        );
+        let relative = aws_cli_hint(
+            Path::new("data/credentials"),
+            "127.0.0.1:9".parse().expect("address"),
+        );
+        assert!(
+            relative.starts_with("AWS_SHARED_CREDENTIALS_FILE=/"),
+            "{relative}"
+        );
+    }
+
+    #[test]
+    fn ipv6_endpoints_are_bracketed() {
+        assert_eq!(
+            endpoint_url("[::]:4580".parse().expect("address")),
+            "http://[::1]:4580"
+        );
+    }
+
+    #[test]
+    fn paths_with_spaces_are_quoted_for_the_shell() {
+        assert_eq!(shell_quote("/a b/it's"), r"'/a b/it'\''s'");
+        assert_eq!(shell_quote("/plain/path"), "/plain/path");
+    }
+}

@@ -1,0 +1,682 @@
+//! Server settings: one typed [`Config`], built from four layers.
+//!
+//! Later layers win: built-in defaults < TOML file (`--config FILE`) < environment
+//! variables `OPENTRAIL_<SETTING>` < command-line flags. Every layer is parsed into the
+//! same all-optional [`ConfigLayer`], so the precedence lives in one place
+//! ([`ConfigLayer::apply_over`]) and every setting is validated once, on the merged result.
+//!
+//! | setting (TOML key) | environment variable | default |
+//! |---|---|---|
+//! | `data_dir` | `OPENTRAIL_DATA_DIR` | `./opentrail-data` |
+//! | `listen` | `OPENTRAIL_LISTEN` | `127.0.0.1:4580` |
+//! | `account_id` | `OPENTRAIL_ACCOUNT_ID` | `123456789012` |
+//! | `region` | `OPENTRAIL_REGION` | `us-east-1` |
+//! | `ingest_body_bytes_max` | `OPENTRAIL_INGEST_BODY_BYTES_MAX` | 10 MiB |
+//! | `ingest_queue_max` | `OPENTRAIL_INGEST_QUEUE_MAX` | 256 |
+//! | `record_ingest_calls` | `OPENTRAIL_RECORD_INGEST_CALLS` | `false` |
+//! | `retention_days` | `OPENTRAIL_RETENTION_DAYS` | 90 |
+//! | `archive_retention_days` | `OPENTRAIL_ARCHIVE_RETENTION_DAYS` | 2555 |
+//! | `lookup_rate_limit_per_key_per_second` | `OPENTRAIL_LOOKUP_RATE_LIMIT_PER_KEY_PER_SECOND` | none |
+//!
+//! An environment variable set to the empty string counts as unset, because container
+//! runtimes often pass every declared variable, set or not.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Where events, keys and the master key live unless configured otherwise.
+pub const DEFAULT_DATA_DIR: &str = "./opentrail-data";
+/// Loopback only by default: exposing the service is an explicit decision.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:4580";
+/// The account id AWS uses in its own documentation examples, so it is recognisably fake.
+pub const DEFAULT_ACCOUNT_ID: &str = "123456789012";
+pub const DEFAULT_REGION: &str = "us-east-1";
+/// The issue's "10 MB" body limit, as a power of two like other AWS size limits.
+pub const DEFAULT_INGEST_BODY_BYTES_MAX: usize = 10 * 1024 * 1024;
+/// Matches the store's own default append queue bound.
+pub const DEFAULT_INGEST_QUEUE_MAX: usize = 256;
+/// CloudTrail's event history window.
+pub const DEFAULT_RETENTION_DAYS: u32 = 90;
+/// CloudTrail Lake's default retention (seven years).
+pub const DEFAULT_ARCHIVE_RETENTION_DAYS: u32 = 2555;
+
+const INGEST_BODY_BYTES_MAX_LIMIT: usize = 1024 * 1024 * 1024;
+const INGEST_QUEUE_MAX_LIMIT: usize = 65_536;
+const RETENTION_DAYS_LIMIT: u32 = 36_500;
+const LOOKUP_RATE_LIMIT_PER_SECOND_LIMIT: u32 = 1_000_000;
+
+/// The validated settings the server runs with. Passed explicitly, never global.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    /// The default account: the first admin key belongs to it, events without a
+    /// `recipientAccountId` land in it, and its admins see every account.
+    pub account_id: String,
+    /// The default region, used where a request does not carry one (bearer tokens).
+    pub region: String,
+    /// Largest accepted request body; larger gets 413.
+    pub ingest_body_bytes_max: usize,
+    /// How many ingest batches may wait for the store writer before ingest answers 503.
+    pub ingest_queue_max: usize,
+    /// Self-audit also records ingest calls (off by default: it would double the volume).
+    pub record_ingest_calls: bool,
+    /// Lookup (event history) keeps events this many days after they were recorded.
+    pub retention_days: u32,
+    /// The columnar archive keeps events this many days.
+    pub archive_retention_days: u32,
+    /// `None` means LookupEvents is not rate limited (CloudTrail allows 2 per second).
+    pub lookup_rate_limit_per_key_per_second: Option<u32>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            listen: SocketAddr::from(([127, 0, 0, 1], 4580)),
+            account_id: DEFAULT_ACCOUNT_ID.to_owned(),
+            region: DEFAULT_REGION.to_owned(),
+            ingest_body_bytes_max: DEFAULT_INGEST_BODY_BYTES_MAX,
+            ingest_queue_max: DEFAULT_INGEST_QUEUE_MAX,
+            record_ingest_calls: false,
+            retention_days: DEFAULT_RETENTION_DAYS,
+            archive_retention_days: DEFAULT_ARCHIVE_RETENTION_DAYS,
+            lookup_rate_limit_per_key_per_second: None,
+        }
+    }
+}
+
+/// One layer of settings; `None` leaves the setting to the layer below.
+///
+/// This is also the TOML file's schema. Unknown keys are rejected so that a typo in the
+/// file is an error rather than a silently ignored setting.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigLayer {
+    pub data_dir: Option<PathBuf>,
+    pub listen: Option<SocketAddr>,
+    pub account_id: Option<String>,
+    pub region: Option<String>,
+    pub ingest_body_bytes_max: Option<usize>,
+    pub ingest_queue_max: Option<usize>,
+    pub record_ingest_calls: Option<bool>,
+    pub retention_days: Option<u32>,
+    pub archive_retention_days: Option<u32>,
+    /// `Some(None)` explicitly turns a lower layer's limit off (environment value `none`).
+    pub lookup_rate_limit_per_key_per_second: Option<Option<u32>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    ReadFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid config file {path}: {source}")]
+    ParseFile {
+        path: PathBuf,
+        #[source]
+        source: toml::de::Error,
+    },
+    #[error("invalid environment variable {name}={value:?}: {reason}")]
+    InvalidEnvironmentVariable {
+        name: &'static str,
+        value: String,
+        reason: String,
+    },
+    #[error("invalid setting {setting} = {value:?}: {reason}")]
+    InvalidSetting {
+        setting: &'static str,
+        value: String,
+        reason: String,
+    },
+}
+
+impl Config {
+    /// Builds the configuration from every layer, reading the real process environment.
+    pub fn load(config_file: Option<&Path>, flags: ConfigLayer) -> Result<Config, ConfigError> {
+        Config::load_with_environment(config_file, |name| std::env::var(name).ok(), flags)
+    }
+
+    /// Like [`Config::load`], with the environment passed in (tests must not mutate the
+    /// process environment: other tests run concurrently).
+    pub fn load_with_environment(
+        config_file: Option<&Path>,
+        environment: impl Fn(&str) -> Option<String>,
+        flags: ConfigLayer,
+    ) -> Result<Config, ConfigError> {
+        let file_layer = match config_file {
+            Some(path) => ConfigLayer::from_toml_file(path)?,
+            None => ConfigLayer::default(),
+        };
+        let environment_layer = ConfigLayer::from_environment(environment)?;
+        let mut config = Config::default();
+        file_layer.apply_over(&mut config);
+        environment_layer.apply_over(&mut config);
+        flags.apply_over(&mut config);
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks every setting; the first problem found is reported.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !is_valid_account_id(&self.account_id) {
+            return Err(invalid_setting(
+                "account_id",
+                &self.account_id,
+                "an account id is exactly 12 digits, like 123456789012",
+            ));
+        }
+        if !is_valid_region(&self.region) {
+            return Err(invalid_setting(
+                "region",
+                &self.region,
+                "a region looks like us-east-1: lower-case words joined by '-', ending in a number",
+            ));
+        }
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(invalid_setting("data_dir", "", "must not be empty"));
+        }
+        check_range(
+            "ingest_body_bytes_max",
+            self.ingest_body_bytes_max,
+            1,
+            INGEST_BODY_BYTES_MAX_LIMIT,
+        )?;
+        check_range(
+            "ingest_queue_max",
+            self.ingest_queue_max,
+            1,
+            INGEST_QUEUE_MAX_LIMIT,
+        )?;
+        check_range(
+            "retention_days",
+            self.retention_days,
+            1,
+            RETENTION_DAYS_LIMIT,
+        )?;
+        check_range(
+            "archive_retention_days",
+            self.archive_retention_days,
+            1,
+            RETENTION_DAYS_LIMIT,
+        )?;
+        if let Some(rate) = self.lookup_rate_limit_per_key_per_second {
+            check_range(
+                "lookup_rate_limit_per_key_per_second",
+                rate,
+                1,
+                LOOKUP_RATE_LIMIT_PER_SECOND_LIMIT,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Where the event store keeps its files.
+    pub fn store_dir(&self) -> PathBuf {
+        self.data_dir.join("store")
+    }
+}
+
+impl ConfigLayer {
+    pub fn from_toml_file(path: &Path) -> Result<ConfigLayer, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
+            path: path.to_owned(),
+            source,
+        })?;
+        ConfigLayer::from_toml_str(&text).map_err(|source| ConfigError::ParseFile {
+            path: path.to_owned(),
+            source,
+        })
+    }
+
+    pub fn from_toml_str(text: &str) -> Result<ConfigLayer, toml::de::Error> {
+        toml::from_str(text)
+    }
+
+    /// Reads every `OPENTRAIL_<SETTING>` variable through `environment`.
+    pub fn from_environment(
+        environment: impl Fn(&str) -> Option<String>,
+    ) -> Result<ConfigLayer, ConfigError> {
+        let read = |name: &'static str| environment(name).filter(|value| !value.is_empty());
+        Ok(ConfigLayer {
+            data_dir: read("OPENTRAIL_DATA_DIR").map(PathBuf::from),
+            listen: parse_environment_variable(&read, "OPENTRAIL_LISTEN", parse_socket_address)?,
+            account_id: read("OPENTRAIL_ACCOUNT_ID"),
+            region: read("OPENTRAIL_REGION"),
+            ingest_body_bytes_max: parse_environment_variable(
+                &read,
+                "OPENTRAIL_INGEST_BODY_BYTES_MAX",
+                parse_number::<usize>,
+            )?,
+            ingest_queue_max: parse_environment_variable(
+                &read,
+                "OPENTRAIL_INGEST_QUEUE_MAX",
+                parse_number::<usize>,
+            )?,
+            record_ingest_calls: parse_environment_variable(
+                &read,
+                "OPENTRAIL_RECORD_INGEST_CALLS",
+                parse_bool,
+            )?,
+            retention_days: parse_environment_variable(
+                &read,
+                "OPENTRAIL_RETENTION_DAYS",
+                parse_number::<u32>,
+            )?,
+            archive_retention_days: parse_environment_variable(
+                &read,
+                "OPENTRAIL_ARCHIVE_RETENTION_DAYS",
+                parse_number::<u32>,
+            )?,
+            lookup_rate_limit_per_key_per_second: parse_environment_variable(
+                &read,
+                "OPENTRAIL_LOOKUP_RATE_LIMIT_PER_KEY_PER_SECOND",
+                parse_optional_rate_limit,
+            )?,
+        })
+    }
+
+    /// Overwrites every setting of `config` that this layer sets.
+    pub fn apply_over(self, config: &mut Config) {
+        let ConfigLayer {
+            data_dir,
+            listen,
+            account_id,
+            region,
+            ingest_body_bytes_max,
+            ingest_queue_max,
+            record_ingest_calls,
+            retention_days,
+            archive_retention_days,
+            lookup_rate_limit_per_key_per_second,
+        } = self;
+        // Destructuring above makes adding a field without handling it here a compile error.
+        if let Some(value) = data_dir {
+            config.data_dir = value;
+        }
+        if let Some(value) = listen {
+            config.listen = value;
+        }
+        if let Some(value) = account_id {
+            config.account_id = value;
+        }
+        if let Some(value) = region {
+            config.region = value;
+        }
+        if let Some(value) = ingest_body_bytes_max {
+            config.ingest_body_bytes_max = value;
+        }
+        if let Some(value) = ingest_queue_max {
+            config.ingest_queue_max = value;
+        }
+        if let Some(value) = record_ingest_calls {
+            config.record_ingest_calls = value;
+        }
+        if let Some(value) = retention_days {
+            config.retention_days = value;
+        }
+        if let Some(value) = archive_retention_days {
+            config.archive_retention_days = value;
+        }
+        if let Some(value) = lookup_rate_limit_per_key_per_second {
+            config.lookup_rate_limit_per_key_per_second = value;
+        }
+    }
+}
+
+/// An AWS account id: exactly 12 ASCII digits (leading zeros allowed).
+pub fn is_valid_account_id(candidate: &str) -> bool {
+    candidate.len() == 12 && candidate.bytes().all(|byte| byte.is_ascii_digit())
+}
+
+/// A region name shaped like AWS's: `us-east-1`, `us-gov-west-1`, `ap-southeast-2`.
+/// The region need not exist; self-hosted deployments may invent their own.
+pub fn is_valid_region(candidate: &str) -> bool {
+    const REGION_LEN_MAX: usize = 32;
+    if candidate.len() > REGION_LEN_MAX {
+        return false;
+    }
+    let parts: Vec<&str> = candidate.split('-').collect();
+    let [first, middle @ .., last] = parts.as_slice() else {
+        return false;
+    };
+    let is_lower_word =
+        |part: &&str| !part.is_empty() && part.bytes().all(|b| b.is_ascii_lowercase());
+    first.len() == 2
+        && is_lower_word(first)
+        && !middle.is_empty()
+        && middle.iter().all(is_lower_word)
+        && !last.is_empty()
+        && last.bytes().all(|byte| byte.is_ascii_digit())
+}
+
+fn invalid_setting(setting: &'static str, value: &str, reason: &str) -> ConfigError {
+    ConfigError::InvalidSetting {
+        setting,
+        value: value.to_owned(),
+        reason: reason.to_owned(),
+    }
+}
+
+fn check_range<T>(setting: &'static str, value: T, min: T, max: T) -> Result<(), ConfigError>
+where
+    T: PartialOrd + std::fmt::Display,
+{
+    if value < min || value > max {
+        return Err(invalid_setting(
+            setting,
+            &value.to_string(),
+            &format!("must be between {min} and {max}"),
+        ));
+    }
+    Ok(())
+}
+
+fn parse_environment_variable<T>(
+    read: &impl Fn(&'static str) -> Option<String>,
+    name: &'static str,
+    parse: fn(&str) -> Result<T, String>,
+) -> Result<Option<T>, ConfigError> {
+    let Some(value) = read(name) else {
+        return Ok(None);
+    };
+    match parse(&value) {
+        Ok(parsed) => Ok(Some(parsed)),
+        Err(reason) => Err(ConfigError::InvalidEnvironmentVariable {
+            name,
+            value,
+            reason,
+        }),
+    }
+}
+
+fn parse_socket_address(text: &str) -> Result<SocketAddr, String> {
+    text.parse()
+        .map_err(|_| "expected an IP address and port, like 127.0.0.1:4580".to_owned())
+}
+
+fn parse_number<T: std::str::FromStr>(text: &str) -> Result<T, String> {
+    text.trim()
+        .parse()
+        .map_err(|_| "expected a non-negative whole number".to_owned())
+}
+
+fn parse_bool(text: &str) -> Result<bool, String> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err("expected true or false".to_owned()),
+    }
+}
+
+fn parse_optional_rate_limit(text: &str) -> Result<Option<u32>, String> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "none" | "off" | "unlimited" => Ok(None),
+        number => number
+            .parse()
+            .map(Some)
+            .map_err(|_| "expected a number of requests per second, or none".to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn environment_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.to_string()))
+            .collect();
+        move |name| map.get(name).cloned()
+    }
+
+    fn no_environment() -> impl Fn(&str) -> Option<String> {
+        |_| None
+    }
+
+    fn write_config_file(text: &str) -> tempfile::NamedTempFile {
+        let file = tempfile::NamedTempFile::new().expect("temp file");
+        std::fs::write(file.path(), text).expect("write temp file");
+        file
+    }
+
+    #[test]
+    fn defaults_are_valid_and_documented_values() {
+        let config = Config::load_with_environment(None, no_environment(), ConfigLayer::default())
+            .expect("defaults load");
+        assert_eq!(config, Config::default());
+        assert_eq!(config.data_dir, PathBuf::from("./opentrail-data"));
+        assert_eq!(config.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(config.account_id, "123456789012");
+        assert_eq!(config.region, "us-east-1");
+        assert_eq!(config.ingest_body_bytes_max, 10 * 1024 * 1024);
+        assert!(!config.record_ingest_calls);
+        assert_eq!(config.retention_days, 90);
+        assert_eq!(config.archive_retention_days, 2555);
+        assert_eq!(config.lookup_rate_limit_per_key_per_second, None);
+        assert_eq!(config.store_dir(), PathBuf::from("./opentrail-data/store"));
+    }
+
+    #[test]
+    fn file_overrides_defaults() {
+        let file = write_config_file(
+            r#"
+            data_dir = "/var/lib/opentrail"
+            listen = "0.0.0.0:9000"
+            account_id = "111122223333"
+            region = "eu-west-2"
+            ingest_body_bytes_max = 2048
+            ingest_queue_max = 8
+            record_ingest_calls = true
+            retention_days = 30
+            archive_retention_days = 365
+            lookup_rate_limit_per_key_per_second = 2
+            "#,
+        );
+        let config = Config::load_with_environment(
+            Some(file.path()),
+            no_environment(),
+            ConfigLayer::default(),
+        )
+        .expect("file loads");
+        assert_eq!(
+            config,
+            Config {
+                data_dir: PathBuf::from("/var/lib/opentrail"),
+                listen: "0.0.0.0:9000".parse().expect("address"),
+                account_id: "111122223333".to_owned(),
+                region: "eu-west-2".to_owned(),
+                ingest_body_bytes_max: 2048,
+                ingest_queue_max: 8,
+                record_ingest_calls: true,
+                retention_days: 30,
+                archive_retention_days: 365,
+                lookup_rate_limit_per_key_per_second: Some(2),
+            }
+        );
+    }
+
+    #[test]
+    fn environment_overrides_file_and_flags_override_environment() {
+        let file = write_config_file(
+            "account_id = \"111122223333\"\nregion = \"eu-west-2\"\nlisten = \"127.0.0.1:1\"\n",
+        );
+        let environment = environment_of(&[
+            ("OPENTRAIL_ACCOUNT_ID", "444455556666"),
+            ("OPENTRAIL_REGION", "ap-southeast-2"),
+            ("OPENTRAIL_LISTEN", "127.0.0.1:2"),
+            ("OPENTRAIL_DATA_DIR", "/from/environment"),
+        ]);
+        let flags = ConfigLayer {
+            listen: Some("127.0.0.1:3".parse().expect("address")),
+            ..ConfigLayer::default()
+        };
+        let config =
+            Config::load_with_environment(Some(file.path()), environment, flags).expect("loads");
+        assert_eq!(config.account_id, "444455556666");
+        assert_eq!(config.region, "ap-southeast-2");
+        assert_eq!(config.data_dir, PathBuf::from("/from/environment"));
+        assert_eq!(config.listen.to_string(), "127.0.0.1:3");
+    }
+
+    #[test]
+    fn empty_environment_variable_counts_as_unset() {
+        let environment = environment_of(&[("OPENTRAIL_REGION", "")]);
+        let config = Config::load_with_environment(None, environment, ConfigLayer::default())
+            .expect("loads");
+        assert_eq!(config.region, DEFAULT_REGION);
+    }
+
+    #[test]
+    fn environment_can_turn_a_file_rate_limit_off() {
+        let file = write_config_file("lookup_rate_limit_per_key_per_second = 5\n");
+        let environment =
+            environment_of(&[("OPENTRAIL_LOOKUP_RATE_LIMIT_PER_KEY_PER_SECOND", "none")]);
+        let config =
+            Config::load_with_environment(Some(file.path()), environment, ConfigLayer::default())
+                .expect("loads");
+        assert_eq!(config.lookup_rate_limit_per_key_per_second, None);
+    }
+
+    #[test]
+    fn every_numeric_and_boolean_environment_variable_is_read() {
+        let environment = environment_of(&[
+            ("OPENTRAIL_INGEST_BODY_BYTES_MAX", "4096"),
+            ("OPENTRAIL_INGEST_QUEUE_MAX", "16"),
+            ("OPENTRAIL_RECORD_INGEST_CALLS", "yes"),
+            ("OPENTRAIL_RETENTION_DAYS", "7"),
+            ("OPENTRAIL_ARCHIVE_RETENTION_DAYS", "70"),
+            ("OPENTRAIL_LOOKUP_RATE_LIMIT_PER_KEY_PER_SECOND", "3"),
+        ]);
+        let config = Config::load_with_environment(None, environment, ConfigLayer::default())
+            .expect("loads");
+        assert_eq!(config.ingest_body_bytes_max, 4096);
+        assert_eq!(config.ingest_queue_max, 16);
+        assert!(config.record_ingest_calls);
+        assert_eq!(config.retention_days, 7);
+        assert_eq!(config.archive_retention_days, 70);
+        assert_eq!(config.lookup_rate_limit_per_key_per_second, Some(3));
+    }
+
+    #[test]
+    fn unparseable_environment_variable_names_the_variable() {
+        let environment = environment_of(&[("OPENTRAIL_RECORD_INGEST_CALLS", "maybe")]);
+        let error = Config::load_with_environment(None, environment, ConfigLayer::default())
+            .expect_err("must fail");
+        let message = error.to_string();
+        assert!(
+            message.contains("OPENTRAIL_RECORD_INGEST_CALLS"),
+            "{message}"
+        );
+        assert!(message.contains("maybe"), "{message}");
+    }
+
+    #[test]
+    fn account_id_must_be_exactly_twelve_digits() {
+        for bad in [
+            "12345678901",
+            "1234567890123",
+            "12345678901a",
+            "",
+            "１２３４５６７８９０１２",
+        ] {
+            let environment = environment_of(&[("OPENTRAIL_ACCOUNT_ID", bad)]);
+            let result = Config::load_with_environment(None, environment, ConfigLayer::default());
+            if bad.is_empty() {
+                // Empty means unset, so the default applies.
+                assert!(result.is_ok());
+                continue;
+            }
+            let message = result.expect_err(bad).to_string();
+            assert!(message.contains("account_id"), "{message}");
+            assert!(message.contains("12 digits"), "{message}");
+        }
+        assert!(is_valid_account_id("000000000000"));
+    }
+
+    #[test]
+    fn region_must_look_like_an_aws_region() {
+        for good in [
+            "us-east-1",
+            "us-gov-west-1",
+            "ap-southeast-2",
+            "eu-central-1",
+            "cn-north-1",
+        ] {
+            assert!(is_valid_region(good), "{good}");
+        }
+        for bad in [
+            "us-east",
+            "US-EAST-1",
+            "useast1",
+            "u-east-1",
+            "us--1",
+            "us-east-1a",
+            "-east-1",
+        ] {
+            assert!(!is_valid_region(bad), "{bad}");
+        }
+        let environment = environment_of(&[("OPENTRAIL_REGION", "mars")]);
+        let message = Config::load_with_environment(None, environment, ConfigLayer::default())
+            .expect_err("must fail")
+            .to_string();
+        assert!(
+            message.contains("region") && message.contains("us-east-1"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn unknown_key_in_file_is_rejected_with_the_path() {
+        let file = write_config_file("acount_id = \"123456789012\"\n");
+        let error = Config::load_with_environment(
+            Some(file.path()),
+            no_environment(),
+            ConfigLayer::default(),
+        )
+        .expect_err("must fail");
+        let message = error.to_string();
+        assert!(message.contains("acount_id"), "{message}");
+        assert!(
+            message.contains(&file.path().display().to_string()),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn missing_file_is_a_clear_error() {
+        let error = Config::load_with_environment(
+            Some(Path::new("/nonexistent/opentrail.toml")),
+            no_environment(),
+            ConfigLayer::default(),
+        )
+        .expect_err("must fail");
+        assert!(matches!(error, ConfigError::ReadFile { .. }));
+        assert!(error.to_string().contains("/nonexistent/opentrail.toml"));
+    }
+
+    #[test]
+    fn zero_limits_are_rejected() {
+        for (name, value) in [
+            ("OPENTRAIL_INGEST_BODY_BYTES_MAX", "0"),
+            ("OPENTRAIL_INGEST_QUEUE_MAX", "0"),
+            ("OPENTRAIL_RETENTION_DAYS", "0"),
+            ("OPENTRAIL_LOOKUP_RATE_LIMIT_PER_KEY_PER_SECOND", "0"),
+        ] {
+            let environment = environment_of(&[(name, value)]);
+            let error = Config::load_with_environment(None, environment, ConfigLayer::default())
+                .expect_err(name);
+            assert!(
+                matches!(error, ConfigError::InvalidSetting { .. }),
+                "{name}: {error}"
+            );
+        }
+    }
+}

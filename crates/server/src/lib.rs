@@ -1,0 +1,24 @@
+//! The OpenTrail server: the axum application, authentication and permissions, access
+//! keys, configuration and operations (health, metrics, request ids, shutdown).
+//!
+//! - [`config`]: the typed [`Config`] and its layers (defaults, TOML, environment, flags).
+//! - [`keys`]: access keys with roles and accounts; secrets sealed at rest.
+//! - [`auth`]: SigV4 / bearer-token authentication middleware and the [`auth::Caller`].
+//! - [`routes`]: the router; new APIs are added in [`routes::authenticated_routes`].
+//! - [`app`]: startup ([`Server::start`]), serving and graceful shutdown ([`serve`]).
+//! - [`observability`]: request ids, request logs, Prometheus metrics.
+//!
+//! Wire shapes and AWS error codes come from `opentrail-protocol`; events are stored by
+//! `opentrail-store`. This crate only connects them to HTTP.
+
+pub mod api_error;
+pub mod app;
+pub mod auth;
+pub mod config;
+mod durable_files;
+pub mod keys;
+pub mod observability;
+pub mod routes;
+
+pub use app::{AppState, ServeError, Server, serve, shutdown_signal};
+pub use config::{Config, ConfigError, ConfigLayer};

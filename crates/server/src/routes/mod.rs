@@ -1,0 +1,60 @@
+//! The HTTP surface: which path goes to which handler, behind which layers.
+//!
+//! Layers, outermost first:
+//! 1. [`observability::assign_request_id`]: request id, request span, log line, metrics,
+//!    `x-amzn-RequestId` on every response.
+//! 2. `DefaultBodyLimit`: body extractors stop at the configured ingest limit (413).
+//! 3. [`observability::record_matched_route`] (route layer): route template for metrics.
+//! 4. [`auth::authenticate`] (route layer, [`authenticated_routes`] only): a [`Caller`]
+//!    for the handler, or the AWS error for why not.
+//!
+//! **Adding an API:** add the route in [`authenticated_routes`]; the handler takes
+//! `caller: Caller` and checks its role (`caller.require_read()?` …). SigV4 requests reach
+//! the handler with the body already read and verified, so take it as `Bytes`.
+//!
+//! [`Caller`]: crate::auth::Caller
+
+pub mod json11;
+pub mod keys;
+pub mod operations;
+#[cfg(test)]
+mod tests;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware;
+use axum::routing::{delete, get, post};
+
+use crate::app::AppState;
+use crate::{auth, observability};
+
+/// The whole application router.
+pub fn router(state: AppState) -> Router {
+    let body_bytes_max = state.config.ingest_body_bytes_max;
+    Router::new()
+        .route("/health", get(operations::health))
+        .merge(authenticated_routes(state.clone()))
+        .route_layer(middleware::from_fn(observability::record_matched_route))
+        .fallback(operations::not_found)
+        .layer(DefaultBodyLimit::max(body_bytes_max))
+        .layer(middleware::from_fn(observability::assign_request_id))
+        .with_state(state)
+}
+
+/// Every route that requires a signed request or a bearer token.
+///
+/// Extension points (to be added here):
+/// - `POST /` is routed to [`json11::dispatch`], which answers `UnknownOperationException`
+///   until operations (LookupEvents, trails, channels) get their arm there.
+/// - `POST /v1/events` — native ingest (`caller.require_ingest()`), `GET /v1/events` —
+///   native lookup (`caller.require_read()`).
+/// - `POST /PutAuditEvents` — cloudtrail-data restJson1; signed for `cloudtrail-data`,
+///   which [`auth::signing_service_for_path`] already knows.
+pub fn authenticated_routes(state: AppState) -> Router<AppState> {
+    Router::new()
+        .route("/", post(json11::dispatch))
+        .route("/metrics", get(operations::metrics))
+        .route("/v1/keys", post(keys::create_key).get(keys::list_keys))
+        .route("/v1/keys/{access_key_id}", delete(keys::revoke_key))
+        .route_layer(middleware::from_fn_with_state(state, auth::authenticate))
+}
