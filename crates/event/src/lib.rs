@@ -16,12 +16,14 @@
 //! borrowed strings, reading only the members OpenTrail needs, and stored as the
 //! producer's text.
 
+pub mod api_call;
 pub mod attributes;
 mod member;
 pub mod parse;
 pub mod record;
 mod scan;
 
+pub use api_call::ApiCall;
 pub use attributes::{FilterField, LookupAttributes, ResourceRef, arn_short_name};
 pub use parse::{
     BatchError, MAX_DECOMPRESSED_BYTES, ParsedBatch, RecordError, RecordErrorKind, is_gzip,

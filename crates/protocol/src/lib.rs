@@ -20,6 +20,7 @@ pub mod cloudtrail_data;
 pub mod error;
 pub mod json11;
 pub mod lookup_events;
+pub mod native;
 pub mod sigv4;
 pub mod time;
 pub mod token;

@@ -39,7 +39,16 @@ impl From<AwsError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        wire_response_into_http(self.0.to_json11())
+        let overloaded = self.0.status == 503;
+        let mut response = wire_response_into_http(self.0.to_json11());
+        if overloaded {
+            // Tells well-behaved clients (and our own CLI) when to retry.
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                HeaderValue::from(crate::ingest::RETRY_AFTER_SECONDS),
+            );
+        }
+        response
     }
 }
 

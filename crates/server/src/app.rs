@@ -19,10 +19,14 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use opentrail_store::{Store, StoreError, StoreOptions};
 use tokio::net::TcpListener;
 
+use crate::audit::AuditRecorder;
+use crate::channels::{ChannelRegistry, ChannelRegistryError};
 use crate::config::Config;
 use crate::durable_files::create_private_directory;
+use crate::ingest::IngestLimiter;
 use crate::keys::{CREDENTIALS_FILE_NAME, KeyStore, KeyStoreError};
 use crate::observability::{self, MetricsInstallError};
+use crate::rate_limit::RateLimiter;
 use crate::routes;
 
 /// How long in-flight requests may take to finish after a shutdown signal. Ingest answers
@@ -37,6 +41,10 @@ pub struct AppState {
     pub keys: KeyStore,
     pub store: Store,
     pub metrics: PrometheusHandle,
+    pub channels: ChannelRegistry,
+    pub audit: AuditRecorder,
+    pub ingest: IngestLimiter,
+    pub rate_limiter: RateLimiter,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +63,8 @@ pub enum ServeError {
     },
     #[error("cannot open the access keys: {0}")]
     Keys(#[from] KeyStoreError),
+    #[error("cannot open the channels: {0}")]
+    Channels(#[from] ChannelRegistryError),
     #[error("cannot listen on {address}: {source}")]
     Bind {
         address: SocketAddr,
@@ -110,8 +120,12 @@ impl Server {
             state: AppState {
                 config,
                 keys: opened.keys,
+                audit: AuditRecorder::start(opened.store.clone()),
                 store: opened.store,
                 metrics,
+                channels: opened.channels,
+                ingest: IngestLimiter::default(),
+                rate_limiter: RateLimiter::default(),
             },
             listener,
             local_addr,
@@ -186,6 +200,8 @@ impl Server {
             }
         };
         upkeep.abort();
+        // Self-audit records of the last requests go in before the store closes.
+        state.audit.close().await;
         close_store(state).await;
         tracing::info!("opentrail stopped");
         result
@@ -254,6 +270,7 @@ pub fn endpoint_url(listen: SocketAddr) -> String {
 
 struct OpenedDataDirectory {
     store: Store,
+    channels: ChannelRegistry,
     keys: KeyStore,
     credentials_file: PathBuf,
     created_first_admin_key: bool,
@@ -279,8 +296,10 @@ fn open_data_directory(config: &Config) -> Result<OpenedDataDirectory, ServeErro
             "first start: created an admin access key"
         );
     }
+    let channels = ChannelRegistry::open(&config.data_dir)?;
     Ok(OpenedDataDirectory {
         store,
+        channels,
         keys,
         credentials_file,
         created_first_admin_key: first_admin_key.is_some(),

@@ -13,11 +13,15 @@
 
 pub mod api_error;
 pub mod app;
+pub mod audit;
 pub mod auth;
+pub mod channels;
 pub mod config;
 mod durable_files;
+pub mod ingest;
 pub mod keys;
 pub mod observability;
+pub mod rate_limit;
 pub mod routes;
 
 pub use app::{AppState, ServeError, Server, serve, shutdown_signal};

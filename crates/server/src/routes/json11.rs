@@ -1,29 +1,144 @@
 //! `POST /`: the AWS JSON 1.1 control plane, dispatched on `X-Amz-Target`.
 //!
-//! This is the extension point for LookupEvents, channels and trails: add a
-//! `match operation { Operation::LookupEvents => …, _ => unknown }` here. Until an
-//! operation is implemented it answers `UnknownOperationException`, which is what the
-//! issue asks for and what botocore reports cleanly.
+//! Every call is recorded by self-audit (with its error code when it failed).
+//! Operations OpenTrail does not implement answer `UnknownOperationException`.
+
+use std::net::SocketAddr;
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;
+use axum::response::Response;
 use opentrail_protocol::AwsError;
-use opentrail_protocol::json11;
+use opentrail_protocol::json11::{self, Operation};
+use opentrail_protocol::lookup_events::{
+    Event, EventInput, LookupEventsRequest, LookupEventsResponse, ResourceInput,
+};
+use opentrail_store::{EventLane, LookupQuery};
 
 use crate::api_error::ApiError;
 use crate::app::AppState;
+use crate::audit::AuditedCall;
 use crate::auth::Caller;
+use crate::observability::RequestId;
+use crate::routes::events::{decode_page_cursor, run_lookup, scoped_account};
 
 pub async fn dispatch(
-    State(_state): State<AppState>,
-    _caller: Caller,
+    State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    request_id: RequestId,
+    caller: Caller,
     headers: HeaderMap,
-    _body: Bytes,
-) -> Result<axum::response::Response, ApiError> {
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let operation = json11::operation_from_headers(&headers)?;
-    Err(ApiError(AwsError::unknown_operation(format!(
-        "The operation {} is not implemented by OpenTrail yet.",
-        operation.name()
-    ))))
+    let result = match operation {
+        Operation::LookupEvents => lookup_events(&state, &caller, &body).await,
+        Operation::CreateChannel
+        | Operation::GetChannel
+        | Operation::ListChannels
+        | Operation::UpdateChannel
+        | Operation::DeleteChannel => {
+            crate::routes::channels::handle(&state, &caller, operation, &body).await
+        }
+        other => Err(ApiError(AwsError::unknown_operation(format!(
+            "The operation {} is not implemented by OpenTrail.",
+            other.name()
+        )))),
+    };
+    let error = result.as_ref().err();
+    state
+        .audit
+        .record(AuditedCall {
+            event_name: operation.name(),
+            caller: &caller,
+            request_id: &request_id,
+            client: Some(client),
+            headers: &headers,
+            request_parameters: request_parameters(&body),
+            error: error.map(|error| (error.code(), error.message())),
+            read_only: opentrail_event::infer_read_only(operation.name()),
+        })
+        .await;
+    result
+}
+
+/// The request body as recorded by self-audit: JSON 1.1 requests carry no secrets, so the
+/// parameters are kept as sent; a body that is not JSON is left out.
+fn request_parameters(body: &[u8]) -> Option<serde_json::Value> {
+    if body.is_empty() {
+        return None;
+    }
+    serde_json::from_slice(body).ok()
+}
+
+/// LookupEvents exactly as CloudTrail's (one attribute, MaxResults ≤ 50, NextToken bound
+/// to its parameters), scoped to the signing region and the caller's account, with data
+/// events included.
+async fn lookup_events(
+    state: &AppState,
+    caller: &Caller,
+    body: &[u8],
+) -> Result<Response, ApiError> {
+    caller.require_read()?;
+    if let Some(per_second) = state.config.lookup_rate_limit_per_key_per_second
+        && !state
+            .rate_limiter
+            .try_acquire(&caller.access_key_id, per_second)
+    {
+        return Err(ApiError(AwsError::throttling("Rate exceeded")));
+    }
+    let request: LookupEventsRequest = json11::parse_body(body)?;
+    let lookup = request.validate()?;
+    let cursor = decode_page_cursor(lookup.decode_cursor()?)?;
+    let query = LookupQuery {
+        account_id: scoped_account(state, caller, None)?,
+        region: Some(caller.region.clone()),
+        lane: if lookup.insight {
+            EventLane::Insight
+        } else {
+            EventLane::Standard
+        },
+        filters: lookup.attribute.clone().into_iter().collect(),
+        start_time_ms: lookup.start_ms,
+        end_time_ms: lookup.end_ms,
+        limit: lookup.max_results,
+        cursor,
+    };
+    let page = run_lookup(state, query).await?;
+    let events = page
+        .events
+        .iter()
+        .map(|stored| {
+            let record = &stored.record;
+            let attributes = &record.attributes;
+            Event::from(EventInput {
+                event_id: record.event_id.clone(),
+                event_name: Some(attributes.event_name.clone()),
+                read_only: attributes.read_only,
+                access_key_id: attributes.access_key_id.clone(),
+                event_time_ms: record.event_time_ms,
+                event_source: Some(attributes.event_source.clone()),
+                username: attributes.username.clone(),
+                resources: attributes
+                    .resources
+                    .iter()
+                    .map(|resource| ResourceInput {
+                        resource_type: resource.resource_type.clone(),
+                        resource_name: resource.resource_name.clone(),
+                    })
+                    .collect(),
+                record_json: record.json.clone(),
+            })
+        })
+        .collect();
+    let response = LookupEventsResponse {
+        events,
+        next_token: page
+            .next
+            .map(|cursor| lookup.encode_next_token(&cursor.to_bytes())),
+    };
+    Ok(crate::api_error::wire_response_into_http(
+        json11::ok_response(&response),
+    ))
 }

@@ -14,9 +14,12 @@
 //!
 //! [`Caller`]: crate::auth::Caller
 
+pub mod channels;
+pub mod events;
 pub mod json11;
 pub mod keys;
 pub mod operations;
+pub mod put_audit_events;
 #[cfg(test)]
 mod tests;
 
@@ -53,6 +56,8 @@ pub fn router(state: AppState) -> Router {
 pub fn authenticated_routes(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/", post(json11::dispatch))
+        .route("/v1/events", post(events::ingest).get(events::lookup))
+        .route("/PutAuditEvents", post(put_audit_events::put_audit_events))
         .route("/metrics", get(operations::metrics))
         .route("/v1/keys", post(keys::create_key).get(keys::list_keys))
         .route("/v1/keys/{access_key_id}", delete(keys::revoke_key))

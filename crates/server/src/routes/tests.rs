@@ -56,11 +56,17 @@ impl TestServer {
         let state = AppState {
             config: Arc::new(config),
             keys: keys.clone(),
+            audit: crate::audit::AuditRecorder::start(store.clone()),
+            channels: crate::channels::ChannelRegistry::open(data_dir.path()).expect("channels"),
+            ingest: crate::ingest::IngestLimiter::default(),
+            rate_limiter: crate::rate_limit::RateLimiter::default(),
             store,
             metrics: prometheus_handle().expect("metrics"),
         };
         TestServer {
-            router: super::router(state),
+            router: super::router(state).layer(axum::extract::connect_info::MockConnectInfo(
+                std::net::SocketAddr::from(([127, 0, 0, 1], 9)),
+            )),
             keys,
             admin,
             _data_dir: data_dir,

@@ -1,0 +1,86 @@
+//! Appending to the store from async handlers, with backpressure.
+//!
+//! The store's writer has a bounded queue; when it is full, [`append_records`] answers
+//! `ServiceUnavailable` (503 with `Retry-After`) at once instead of queueing without
+//! bound. A semaphore bounds how many ingest requests may hold parsed batches in memory
+//! at the same time, so memory stays bounded under any load.
+
+use std::sync::Arc;
+
+use opentrail_event::EventRecord;
+use opentrail_protocol::AwsError;
+use opentrail_store::{AppendOutcome, StoreError};
+use tokio::sync::Semaphore;
+
+use crate::api_error::ApiError;
+use crate::app::AppState;
+
+/// Ingest requests that may be parsing or waiting for fsync at once. With the 10 MiB body
+/// limit this caps ingest memory near 32 × (body + parsed records).
+pub const INGEST_REQUESTS_IN_FLIGHT_MAX: usize = 32;
+
+/// Seconds a client should wait before retrying after a 503.
+pub const RETRY_AFTER_SECONDS: u64 = 1;
+
+/// Admission control for ingest.
+#[derive(Clone)]
+pub struct IngestLimiter {
+    permits: Arc<Semaphore>,
+}
+
+impl Default for IngestLimiter {
+    fn default() -> Self {
+        IngestLimiter {
+            permits: Arc::new(Semaphore::new(INGEST_REQUESTS_IN_FLIGHT_MAX)),
+        }
+    }
+}
+
+impl IngestLimiter {
+    /// A permit to hold while parsing and appending one request, or 503 when too many
+    /// requests are already in flight.
+    pub fn admit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+        self.permits
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| overloaded())
+    }
+}
+
+pub fn overloaded() -> ApiError {
+    metrics::counter!("opentrail_ingest_rejected_total", "reason" => "overloaded").increment(1);
+    ApiError(AwsError::new(
+        opentrail_protocol::error::codes::SERVICE_UNAVAILABLE,
+        format!("OpenTrail is busy writing earlier events; retry after {RETRY_AFTER_SECONDS} s."),
+    ))
+}
+
+/// Appends records durably; returns once they are fsynced (or were duplicates).
+pub async fn append_records(
+    state: &AppState,
+    records: Vec<EventRecord>,
+) -> Result<Vec<AppendOutcome>, ApiError> {
+    if records.is_empty() {
+        return Ok(Vec::new());
+    }
+    let store = state.store.clone();
+    let started = std::time::Instant::now();
+    let count = records.len() as u64;
+    let outcome = tokio::task::spawn_blocking(move || store.try_append(records))
+        .await
+        .map_err(ApiError::internal)?;
+    match outcome {
+        Ok(outcomes) => {
+            metrics::histogram!("opentrail_append_seconds").record(started.elapsed().as_secs_f64());
+            let stored = outcomes
+                .iter()
+                .filter(|o| matches!(o, AppendOutcome::Stored { .. }))
+                .count() as u64;
+            metrics::counter!("opentrail_events_stored_total").increment(stored);
+            metrics::counter!("opentrail_events_duplicate_total").increment(count - stored);
+            Ok(outcomes)
+        }
+        Err(StoreError::Overloaded) => Err(overloaded()),
+        Err(error) => Err(ApiError::internal(error)),
+    }
+}

@@ -1,0 +1,262 @@
+//! The native events API: `POST /v1/events` (ingest) and `GET /v1/events` (lookup with
+//! any number of filters). Wire shapes live in `opentrail_protocol::native`.
+
+use std::net::SocketAddr;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use opentrail_event::{IngestContext, RecordErrorKind, parse_batch_with_limit};
+use opentrail_protocol::AwsError;
+use opentrail_protocol::native::{
+    IngestFailure, IngestResponse, IngestedEvent, NativeLookup, lookup_response_body,
+};
+use opentrail_store::{AppendOutcome, EventLane, LookupQuery, PageCursor};
+
+use crate::api_error::ApiError;
+use crate::app::AppState;
+use crate::audit::AuditedCall;
+use crate::auth::Caller;
+use crate::ingest::append_records;
+use crate::observability::RequestId;
+
+/// `POST /v1/events`: any shape the store accepts, plain or gzip. Answers only once the
+/// accepted events are durable.
+pub async fn ingest(
+    State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    request_id: RequestId,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    caller.require_ingest()?;
+    let _permit = state.ingest.admit()?;
+    let result = ingest_body(&state, &caller, &body).await;
+    if state.config.record_ingest_calls {
+        let (code, message) = match &result {
+            Ok(_) => (None, None),
+            Err(error) => (
+                Some(error.code().to_owned()),
+                Some(error.message().to_owned()),
+            ),
+        };
+        state
+            .audit
+            .record(AuditedCall {
+                event_name: "PutEvents",
+                caller: &caller,
+                request_id: &request_id,
+                client: Some(client),
+                headers: &headers,
+                request_parameters: Some(serde_json::json!({ "bodyBytes": body.len() })),
+                error: code.as_deref().zip(message.as_deref()),
+                read_only: false,
+            })
+            .await;
+    }
+    let response = result?;
+    let body = serde_json::to_vec(&response).map_err(ApiError::internal)?;
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response())
+}
+
+async fn ingest_body(
+    state: &AppState,
+    caller: &Caller,
+    body: &Bytes,
+) -> Result<IngestResponse, ApiError> {
+    let context = IngestContext {
+        account_id: caller.account_id.clone(),
+        region: caller.region.clone(),
+    };
+    // Decompressed bodies are bounded like plain ones (a gzip bomb is just a large body).
+    let decompressed_max = state.config.ingest_body_bytes_max.saturating_mul(8);
+    let parse_input = body.clone();
+    let parsed = tokio::task::spawn_blocking(move || {
+        parse_batch_with_limit(&parse_input, &context, decompressed_max)
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(|error| {
+        ApiError(AwsError::new(
+            "SerializationException",
+            format!("The request body could not be read: {error}"),
+        ))
+    })?;
+
+    let mut response = IngestResponse::default();
+    for failure in parsed.failures {
+        response.failed.push(IngestFailure {
+            index: failure.index,
+            error_code: error_code_for(failure.kind).to_owned(),
+            message: failure.message,
+        });
+    }
+    let may_write_any_account = caller.account_id == state.config.account_id;
+    let mut indexes = Vec::with_capacity(parsed.records.len());
+    let mut records = Vec::with_capacity(parsed.records.len());
+    for (index, record) in parsed.records {
+        // Keys of the default account (the platform operator, and imports) may write any
+        // account; other tenants only their own, so no tenant can plant events in another.
+        if !may_write_any_account && record.account_id != caller.account_id {
+            response.failed.push(IngestFailure {
+                index,
+                error_code: "InvalidRecipient".into(),
+                message: format!(
+                    "recipientAccountId {} is not the account of this key ({}).",
+                    record.account_id, caller.account_id
+                ),
+            });
+            continue;
+        }
+        indexes.push(index);
+        records.push(record);
+    }
+    let event_ids: Vec<String> = records
+        .iter()
+        .map(|record| record.event_id.clone())
+        .collect();
+    let outcomes = append_records(state, records).await?;
+    for ((index, event_id), outcome) in indexes.into_iter().zip(event_ids).zip(outcomes) {
+        let entry = IngestedEvent { index, event_id };
+        match outcome {
+            AppendOutcome::Stored { .. } => response.accepted.push(entry),
+            AppendOutcome::Duplicate { .. } => response.duplicates.push(entry),
+        }
+    }
+    response.failed.sort_by_key(|failure| failure.index);
+    Ok(response)
+}
+
+fn error_code_for(kind: RecordErrorKind) -> &'static str {
+    match kind {
+        RecordErrorKind::NotAnObject
+        | RecordErrorKind::InvalidJson
+        | RecordErrorKind::InvalidUtf8 => "InvalidData",
+        RecordErrorKind::MissingField => "FieldNotFound",
+        RecordErrorKind::InvalidEventTime | RecordErrorKind::InvalidField => "InvalidData",
+        RecordErrorKind::TooLarge => "FieldTooLong",
+    }
+}
+
+/// `GET /v1/events`: several filters at once, time range, paging.
+pub async fn lookup(
+    State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    request_id: RequestId,
+    caller: Caller,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let query_text = query.unwrap_or_default();
+    let result = lookup_page(&state, &caller, &query_text).await;
+    let error = result.as_ref().err();
+    state
+        .audit
+        .record(AuditedCall {
+            event_name: "LookupEvents",
+            caller: &caller,
+            request_id: &request_id,
+            client: Some(client),
+            headers: &headers,
+            request_parameters: Some(serde_json::json!({ "query": query_text })),
+            error: error.map(|error| (error.code(), error.message())),
+            read_only: true,
+        })
+        .await;
+    let body = result?;
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response())
+}
+
+async fn lookup_page(
+    state: &AppState,
+    caller: &Caller,
+    query_text: &str,
+) -> Result<Vec<u8>, ApiError> {
+    caller.require_read()?;
+    let lookup = NativeLookup::from_query(query_text)?;
+    let account_id = scoped_account(state, caller, lookup.account.as_deref())?;
+    let cursor = decode_page_cursor(lookup.decode_cursor()?)?;
+    let query = LookupQuery {
+        account_id,
+        region: lookup.region.clone(),
+        lane: if lookup.insight {
+            EventLane::Insight
+        } else {
+            EventLane::Standard
+        },
+        filters: lookup.filters.clone(),
+        start_time_ms: lookup.start_ms,
+        end_time_ms: lookup.end_ms,
+        limit: lookup.limit,
+        cursor,
+    };
+    let page = run_lookup(state, query).await?;
+    let next = page
+        .next
+        .map(|cursor| lookup.encode_cursor(&cursor.to_bytes()));
+    Ok(lookup_response_body(
+        page.events.iter().map(|event| event.record.json.as_str()),
+        next.as_deref(),
+    ))
+}
+
+/// Which account a caller's lookup covers: its own; for an admin of the default account,
+/// every account, or the one it names.
+pub fn scoped_account(
+    state: &AppState,
+    caller: &Caller,
+    requested: Option<&str>,
+) -> Result<Option<String>, ApiError> {
+    let sees_every_account = caller.is_admin_of_default_account(&state.config.account_id);
+    match requested {
+        Some(account) if sees_every_account || account == caller.account_id => {
+            Ok(Some(account.to_owned()))
+        }
+        Some(_) => Err(ApiError(AwsError::access_denied(
+            "Only an admin key of the default account may look up another account's events.",
+        ))),
+        None if sees_every_account => Ok(None),
+        None => Ok(Some(caller.account_id.clone())),
+    }
+}
+
+/// A cursor from a client is untrusted bytes: anything that is not a store cursor is an
+/// invalid token, never a panic.
+pub fn decode_page_cursor(bytes: Option<Vec<u8>>) -> Result<Option<PageCursor>, ApiError> {
+    bytes
+        .map(|bytes| {
+            PageCursor::from_bytes(&bytes).ok_or_else(|| {
+                ApiError(AwsError::invalid_next_token(
+                    "The pagination token is invalid.",
+                ))
+            })
+        })
+        .transpose()
+}
+
+/// Runs a store lookup off the async threads (it may read from disk).
+pub async fn run_lookup(
+    state: &AppState,
+    query: LookupQuery,
+) -> Result<opentrail_store::LookupPage, ApiError> {
+    let store = state.store.clone();
+    let started = std::time::Instant::now();
+    let page = tokio::task::spawn_blocking(move || store.lookup(&query))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    metrics::histogram!("opentrail_lookup_seconds").record(started.elapsed().as_secs_f64());
+    Ok(page)
+}
