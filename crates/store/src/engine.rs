@@ -81,7 +81,10 @@ pub enum StoreError {
 impl StoreError {
     pub(crate) fn engine(path: &Path, source: fjall::Error) -> StoreError {
         if matches!(source, fjall::Error::Poisoned) {
-            return StoreError::Poisoned(format!("storage engine at {} is poisoned", path.display()));
+            return StoreError::Poisoned(format!(
+                "storage engine at {} is poisoned",
+                path.display()
+            ));
         }
         StoreError::Engine {
             path: path.to_path_buf(),
@@ -161,9 +164,13 @@ impl Store {
         match lock_file.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(StoreError::Locked { path: dir.to_path_buf() });
+                return Err(StoreError::Locked {
+                    path: dir.to_path_buf(),
+                });
             }
-            Err(std::fs::TryLockError::Error(error)) => return Err(StoreError::io(&lock_path, error)),
+            Err(std::fs::TryLockError::Error(error)) => {
+                return Err(StoreError::io(&lock_path, error));
+            }
         }
 
         let engine_dir = dir.join(ENGINE_DIR_NAME);
@@ -181,7 +188,10 @@ impl Store {
         let meta = open_keyspace("meta")?;
 
         let read_u64_meta = |name: &str| -> Result<u64, StoreError> {
-            match meta.get(name).map_err(|error| StoreError::engine(&engine_dir, error))? {
+            match meta
+                .get(name)
+                .map_err(|error| StoreError::engine(&engine_dir, error))?
+            {
                 None => Ok(0),
                 Some(bytes) => seq_from_key(&bytes).ok_or_else(|| StoreError::Corrupt {
                     what: "metadata value",
@@ -194,7 +204,9 @@ impl Store {
         let last_log_seq = match log.last_key_value() {
             None => 0,
             Some(guard) => {
-                let key = guard.key().map_err(|error| StoreError::engine(&engine_dir, error))?;
+                let key = guard
+                    .key()
+                    .map_err(|error| StoreError::engine(&engine_dir, error))?;
                 seq_from_key(&key).ok_or_else(|| StoreError::Corrupt {
                     what: "log key",
                     location: engine_dir.display().to_string(),
@@ -207,14 +219,17 @@ impl Store {
 
         let mut scopes = BTreeSet::new();
         for guard in meta.prefix(keys::META_SCOPE_PREFIX) {
-            let key = guard.key().map_err(|error| StoreError::engine(&engine_dir, error))?;
-            let scope = keys::decode_scope(&key[keys::META_SCOPE_PREFIX.len()..]).ok_or_else(|| {
-                StoreError::Corrupt {
-                    what: "scope metadata",
-                    location: engine_dir.display().to_string(),
-                    detail: format!("undecodable key {key:?}"),
-                }
-            })?;
+            let key = guard
+                .key()
+                .map_err(|error| StoreError::engine(&engine_dir, error))?;
+            let scope =
+                keys::decode_scope(&key[keys::META_SCOPE_PREFIX.len()..]).ok_or_else(|| {
+                    StoreError::Corrupt {
+                        what: "scope metadata",
+                        location: engine_dir.display().to_string(),
+                        detail: format!("undecodable key {key:?}"),
+                    }
+                })?;
             scopes.insert(scope);
         }
 
@@ -265,9 +280,18 @@ impl Store {
     }
 
     /// The event stored for (account, eventID), if retained.
-    pub fn get_event(&self, account_id: &str, event_id: &str) -> Result<Option<StoredEvent>, StoreError> {
+    pub fn get_event(
+        &self,
+        account_id: &str,
+        event_id: &str,
+    ) -> Result<Option<StoredEvent>, StoreError> {
         let key = keys::dedup_key(account_id, event_id);
-        let Some(seq_bytes) = self.shared.dedup.get(&key).map_err(|error| self.shared.engine_error(error))? else {
+        let Some(seq_bytes) = self
+            .shared
+            .dedup
+            .get(&key)
+            .map_err(|error| self.shared.engine_error(error))?
+        else {
             return Ok(None);
         };
         let seq = seq_from_key(&seq_bytes).ok_or_else(|| StoreError::Corrupt {
@@ -284,7 +308,9 @@ impl Store {
         let start = seq_key(after_seq.saturating_add(1));
         let mut entries = Vec::new();
         for guard in self.shared.log.range(start..).take(limit) {
-            let (key, value) = guard.into_inner().map_err(|error| self.shared.engine_error(error))?;
+            let (key, value) = guard
+                .into_inner()
+                .map_err(|error| self.shared.engine_error(error))?;
             let seq = seq_from_key(&key).ok_or_else(|| StoreError::Corrupt {
                 what: "log key",
                 location: self.shared.engine_dir().display().to_string(),
@@ -303,7 +329,12 @@ impl Store {
     /// A consumer's durable cursor (0 when it has read nothing).
     pub fn load_cursor(&self, consumer: &str) -> Result<u64, StoreError> {
         let key = format!("{}{consumer}", keys::META_CURSOR_PREFIX);
-        match self.shared.meta.get(&key).map_err(|error| self.shared.engine_error(error))? {
+        match self
+            .shared
+            .meta
+            .get(&key)
+            .map_err(|error| self.shared.engine_error(error))?
+        {
             None => Ok(0),
             Some(bytes) => seq_from_key(&bytes).ok_or_else(|| StoreError::Corrupt {
                 what: "consumer cursor",
@@ -317,17 +348,29 @@ impl Store {
     /// after the consumer's own output is durable.
     pub fn save_cursor(&self, consumer: &str, seq: u64) -> Result<(), StoreError> {
         let key = format!("{}{consumer}", keys::META_CURSOR_PREFIX);
-        let mut batch = self.shared.database.batch().durability(Some(fjall::PersistMode::SyncAll));
+        let mut batch = self
+            .shared
+            .database
+            .batch()
+            .durability(Some(fjall::PersistMode::SyncAll));
         batch.insert(&self.shared.meta, key, seq.to_be_bytes().to_vec());
-        batch.commit().map_err(|error| self.shared.engine_error(error))
+        batch
+            .commit()
+            .map_err(|error| self.shared.engine_error(error))
     }
 
     /// Forgets a consumer, so it no longer holds back retention.
     pub fn delete_cursor(&self, consumer: &str) -> Result<(), StoreError> {
         let key = format!("{}{consumer}", keys::META_CURSOR_PREFIX);
-        let mut batch = self.shared.database.batch().durability(Some(fjall::PersistMode::SyncAll));
+        let mut batch = self
+            .shared
+            .database
+            .batch()
+            .durability(Some(fjall::PersistMode::SyncAll));
         batch.remove(&self.shared.meta, key);
-        batch.commit().map_err(|error| self.shared.engine_error(error))
+        batch
+            .commit()
+            .map_err(|error| self.shared.engine_error(error))
     }
 
     /// Every scope (account, region, lane) that has ever held an event.
@@ -342,19 +385,35 @@ impl Store {
         Ok(StoreStats {
             last_seq: self.shared.last_seq.load(Ordering::Acquire),
             expired_through_seq: self.shared.expired_through_seq.load(Ordering::Acquire),
-            disk_bytes: self.shared.database.disk_space().map_err(|error| self.shared.engine_error(error))?,
-            table_bytes: [&self.shared.log, &self.shared.dedup, &self.shared.index, &self.shared.meta]
-                .iter()
-                .map(|keyspace| keyspace.disk_space())
-                .sum(),
+            disk_bytes: self
+                .shared
+                .database
+                .disk_space()
+                .map_err(|error| self.shared.engine_error(error))?,
+            table_bytes: [
+                &self.shared.log,
+                &self.shared.dedup,
+                &self.shared.index,
+                &self.shared.meta,
+            ]
+            .iter()
+            .map(|keyspace| keyspace.disk_space())
+            .sum(),
         })
     }
 
     /// Compacts every keyspace, reclaiming the space of expired events now rather than
     /// whenever background compaction gets to it.
     pub fn compact(&self) -> Result<(), StoreError> {
-        for keyspace in [&self.shared.log, &self.shared.dedup, &self.shared.index, &self.shared.meta] {
-            keyspace.major_compact().map_err(|error| self.shared.engine_error(error))?;
+        for keyspace in [
+            &self.shared.log,
+            &self.shared.dedup,
+            &self.shared.index,
+            &self.shared.meta,
+        ] {
+            keyspace
+                .major_compact()
+                .map_err(|error| self.shared.engine_error(error))?;
         }
         Ok(())
     }
@@ -362,8 +421,15 @@ impl Store {
     /// Moves everything in memory into table files. Not needed for durability (the
     /// journal already has it); it makes reopening faster and lets tests reach tables.
     pub fn flush_tables(&self) -> Result<(), StoreError> {
-        for keyspace in [&self.shared.log, &self.shared.dedup, &self.shared.index, &self.shared.meta] {
-            keyspace.rotate_memtable_and_wait().map_err(|error| self.shared.engine_error(error))?;
+        for keyspace in [
+            &self.shared.log,
+            &self.shared.dedup,
+            &self.shared.index,
+            &self.shared.meta,
+        ] {
+            keyspace
+                .rotate_memtable_and_wait()
+                .map_err(|error| self.shared.engine_error(error))?;
         }
         Ok(())
     }
@@ -384,8 +450,16 @@ impl Shared {
     }
 
     /// Reads one event by sequence number; `None` when absent or past retention.
-    pub(crate) fn read_event(&self, seq: u64, now_ms: i64) -> Result<Option<StoredEvent>, StoreError> {
-        let Some(value) = self.log.get(seq_key(seq)).map_err(|error| self.engine_error(error))? else {
+    pub(crate) fn read_event(
+        &self,
+        seq: u64,
+        now_ms: i64,
+    ) -> Result<Option<StoredEvent>, StoreError> {
+        let Some(value) = self
+            .log
+            .get(seq_key(seq))
+            .map_err(|error| self.engine_error(error))?
+        else {
             return Ok(None);
         };
         let (ingest_time_ms, json) = decode_log_value(seq, &value)?;
@@ -426,7 +500,10 @@ pub(crate) fn decode_log_value(seq: u64, value: &[u8]) -> Result<(i64, &str), St
         detail,
     };
     if value.len() < 12 {
-        return Err(corrupt(format!("record header needs 12 bytes, found {}", value.len())));
+        return Err(corrupt(format!(
+            "record header needs 12 bytes, found {}",
+            value.len()
+        )));
     }
     let (header, json) = value.split_at(12);
     let mut time_bytes = [0u8; 8];
@@ -440,7 +517,8 @@ pub(crate) fn decode_log_value(seq: u64, value: &[u8]) -> Result<(i64, &str), St
             "checksum mismatch: stored {expected_crc:08x}, computed {actual_crc:08x}"
         )));
     }
-    let json = std::str::from_utf8(json).map_err(|error| corrupt(format!("invalid UTF-8: {error}")))?;
+    let json =
+        std::str::from_utf8(json).map_err(|error| corrupt(format!("invalid UTF-8: {error}")))?;
     Ok((i64::from_be_bytes(time_bytes), json))
 }
 

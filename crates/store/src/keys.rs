@@ -156,7 +156,10 @@ mod tests {
         let same_time_later_seq = position(2_000, 5);
         assert!(newer > same_time_later_seq, "later seq first at equal time");
         assert!(same_time_later_seq < older);
-        assert!(position(-5, 1) > position(5, 1), "negative times sort after");
+        assert!(
+            position(-5, 1) > position(5, 1),
+            "negative times sort after"
+        );
     }
 
     #[test]

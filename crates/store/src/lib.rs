@@ -13,5 +13,7 @@ mod keys;
 mod lookup;
 mod writer;
 
-pub use engine::{AppendOutcome, ExpireReport, LogEntry, Store, StoreError, StoreOptions, StoreStats};
+pub use engine::{
+    AppendOutcome, ExpireReport, LogEntry, Store, StoreError, StoreOptions, StoreStats,
+};
 pub use lookup::{EventLane, LookupPage, LookupQuery, PageCursor, Scope, StoredEvent};

@@ -109,7 +109,11 @@ const WALK_STEPS_BEFORE_SEEK: usize = 16;
 ///
 /// Cost grows with the entries the filters visit, which for a selective filter is the
 /// number of matches, not the size of the store.
-pub(crate) fn run(shared: &Shared, query: &LookupQuery, now_ms: i64) -> Result<LookupPage, StoreError> {
+pub(crate) fn run(
+    shared: &Shared,
+    query: &LookupQuery,
+    now_ms: i64,
+) -> Result<LookupPage, StoreError> {
     let limit = query.limit.max(1);
     let Some(bounds) = PositionBounds::of(query) else {
         return Ok(LookupPage {
@@ -135,8 +139,18 @@ pub(crate) fn run(shared: &Shared, query: &LookupQuery, now_ms: i64) -> Result<L
         };
         all.into_iter()
             .filter(|scope| scope.lane == query.lane)
-            .filter(|scope| query.account_id.as_ref().is_none_or(|account| *account == scope.account_id))
-            .filter(|scope| query.region.as_ref().is_none_or(|region| *region == scope.region))
+            .filter(|scope| {
+                query
+                    .account_id
+                    .as_ref()
+                    .is_none_or(|account| *account == scope.account_id)
+            })
+            .filter(|scope| {
+                query
+                    .region
+                    .as_ref()
+                    .is_none_or(|region| *region == scope.region)
+            })
             .collect()
     };
     let mut scope_matches: Vec<ScopeMatches> = scopes
@@ -194,7 +208,8 @@ impl PositionBounds {
         let mut first = keys::position(query.end_time_ms.unwrap_or(i64::MAX), u64::MAX);
         let last = keys::position(query.start_time_ms.unwrap_or(i64::MIN), 0);
         if let Some(cursor) = query.cursor {
-            let after_cursor = keys::position_successor(&keys::position(cursor.event_time_ms, cursor.seq))?;
+            let after_cursor =
+                keys::position_successor(&keys::position(cursor.event_time_ms, cursor.seq))?;
             first = first.max(after_cursor);
         }
         (first <= last).then_some(PositionBounds { first, last })
@@ -209,13 +224,23 @@ struct ScopeMatches {
 }
 
 impl ScopeMatches {
-    fn new(scope: &Scope, filters: &[(opentrail_event::FilterField, String)], bounds: &PositionBounds) -> Self {
+    fn new(
+        scope: &Scope,
+        filters: &[(opentrail_event::FilterField, String)],
+        bounds: &PositionBounds,
+    ) -> Self {
         let mut cursors: Vec<FilterCursor> = filters
             .iter()
-            .map(|(field, value)| FilterCursor::new(keys::index_prefix(keys::field_byte(*field), scope, value)))
+            .map(|(field, value)| {
+                FilterCursor::new(keys::index_prefix(keys::field_byte(*field), scope, value))
+            })
             .collect();
         if cursors.is_empty() {
-            cursors.push(FilterCursor::new(keys::index_prefix(keys::TIME_FIELD, scope, "")));
+            cursors.push(FilterCursor::new(keys::index_prefix(
+                keys::TIME_FIELD,
+                scope,
+                "",
+            )));
         }
         ScopeMatches {
             cursors,
@@ -320,7 +345,11 @@ impl FilterCursor {
             .ok_or_else(|| StoreError::Corrupt {
                 what: "index key",
                 location: shared.engine_dir().display().to_string(),
-                detail: format!("key of {} bytes under a {}-byte prefix", key.len(), self.prefix.len()),
+                detail: format!(
+                    "key of {} bytes under a {}-byte prefix",
+                    key.len(),
+                    self.prefix.len()
+                ),
             })?;
         self.current = Some(position);
         Ok(Some(position))

@@ -19,8 +19,8 @@ use std::thread::JoinHandle;
 use opentrail_event::{EventRecord, LookupAttributes};
 
 use crate::engine::{
-    AppendOutcome, ExpireReport, HIGH_WATER_FILE_NAME, Shared, StoreError, StoreOptions, decode_log_value,
-    encode_log_value, now_ms,
+    AppendOutcome, ExpireReport, HIGH_WATER_FILE_NAME, Shared, StoreError, StoreOptions,
+    decode_log_value, encode_log_value, now_ms,
 };
 use crate::keys::{self, Position, seq_from_key, seq_key};
 use crate::lookup::{EventLane, Scope};
@@ -47,7 +47,10 @@ pub(crate) struct WriterHandle {
 }
 
 impl WriterHandle {
-    pub(crate) fn start(shared: Arc<Shared>, options: &StoreOptions) -> Result<WriterHandle, StoreError> {
+    pub(crate) fn start(
+        shared: Arc<Shared>,
+        options: &StoreOptions,
+    ) -> Result<WriterHandle, StoreError> {
         let high_water_path = shared.dir.join(HIGH_WATER_FILE_NAME);
         let high_water_file = std::fs::OpenOptions::new()
             .create(true)
@@ -74,7 +77,11 @@ impl WriterHandle {
         })
     }
 
-    pub(crate) fn append(&self, records: Vec<EventRecord>, wait_for_room: bool) -> Result<Vec<AppendOutcome>, StoreError> {
+    pub(crate) fn append(
+        &self,
+        records: Vec<EventRecord>,
+        wait_for_room: bool,
+    ) -> Result<Vec<AppendOutcome>, StoreError> {
         if records.is_empty() {
             return Ok(Vec::new());
         }
@@ -155,7 +162,9 @@ impl Writer {
                         group_events += records.len();
                         group.push(PendingAppend { records, reply });
                     }
-                    Ok(Command::Expire { now_ms, reply }) => deferred_expire = Some((now_ms, reply)),
+                    Ok(Command::Expire { now_ms, reply }) => {
+                        deferred_expire = Some((now_ms, reply))
+                    }
                     Err(_) => break,
                 }
             }
@@ -194,12 +203,18 @@ impl Writer {
         }
     }
 
-    fn write_group(&mut self, group: &[PendingAppend]) -> Result<Vec<Vec<AppendOutcome>>, StoreError> {
+    fn write_group(
+        &mut self,
+        group: &[PendingAppend],
+    ) -> Result<Vec<Vec<AppendOutcome>>, StoreError> {
         let shared = &self.shared;
         let ingest_time_ms = now_ms().max(self.last_ingest_time_ms);
         let first_seq = shared.last_seq.load(Ordering::Acquire) + 1;
         let mut next_seq = first_seq;
-        let mut batch = shared.database.batch().durability(Some(fjall::PersistMode::SyncAll));
+        let mut batch = shared
+            .database
+            .batch()
+            .durability(Some(fjall::PersistMode::SyncAll));
         let mut stored_in_this_group: HashMap<Vec<u8>, u64> = HashMap::new();
         let known_scopes = match shared.scopes.read() {
             Ok(scopes) => scopes.clone(),
@@ -216,10 +231,17 @@ impl Writer {
                     append_outcomes.push(AppendOutcome::Duplicate { seq });
                     continue;
                 }
-                if let Some(existing) = shared.dedup.get(&dedup_key).map_err(|error| shared.engine_error(error))? {
+                if let Some(existing) = shared
+                    .dedup
+                    .get(&dedup_key)
+                    .map_err(|error| shared.engine_error(error))?
+                {
                     let seq = seq_from_key(&existing).ok_or_else(|| StoreError::Corrupt {
                         what: "dedup entry",
-                        location: format!("account {} event {}", record.account_id, record.event_id),
+                        location: format!(
+                            "account {} event {}",
+                            record.account_id, record.event_id
+                        ),
                         detail: format!("expected 8 bytes, found {}", existing.len()),
                     })?;
                     append_outcomes.push(AppendOutcome::Duplicate { seq });
@@ -227,7 +249,11 @@ impl Writer {
                 }
                 let seq = next_seq;
                 next_seq += 1;
-                batch.insert(&shared.log, seq_key(seq).to_vec(), encode_log_value(ingest_time_ms, &record.json));
+                batch.insert(
+                    &shared.log,
+                    seq_key(seq).to_vec(),
+                    encode_log_value(ingest_time_ms, &record.json),
+                );
                 batch.insert(&shared.dedup, dedup_key.clone(), seq_key(seq).to_vec());
                 stored_in_this_group.insert(dedup_key, seq);
 
@@ -260,7 +286,10 @@ impl Writer {
         }
         // Not fsynced: it only has to be right after a process crash, where the page
         // cache survives; see `check_high_water_mark`.
-        if let Err(error) = self.high_water_file.write_all_at(&last_seq.to_be_bytes(), 0) {
+        if let Err(error) = self
+            .high_water_file
+            .write_all_at(&last_seq.to_be_bytes(), 0)
+        {
             tracing::warn!(%error, "could not update the acknowledged-seq marker");
         }
         Ok(outcomes)
@@ -275,11 +304,16 @@ impl Writer {
         };
         loop {
             let start = seq_key(report.expired_through_seq + 1);
-            let mut batch = shared.database.batch().durability(Some(fjall::PersistMode::SyncAll));
+            let mut batch = shared
+                .database
+                .batch()
+                .durability(Some(fjall::PersistMode::SyncAll));
             let mut removed_in_batch = 0;
             let mut last_removed_seq = None;
             for guard in shared.log.range(start..).take(EXPIRE_BATCH_EVENTS_MAX) {
-                let (key, value) = guard.into_inner().map_err(|error| shared.engine_error(error))?;
+                let (key, value) = guard
+                    .into_inner()
+                    .map_err(|error| shared.engine_error(error))?;
                 let Some(seq) = seq_from_key(&key) else {
                     return Err(StoreError::Corrupt {
                         what: "log key",
@@ -294,17 +328,21 @@ impl Writer {
                 if !shared.is_expired(ingest_time_ms, now_ms) {
                     break;
                 }
-                let record = EventRecord::from_stored(json).map_err(|error| StoreError::Corrupt {
-                    what: "stored record",
-                    location: format!("log seq {seq}"),
-                    detail: format!("{error:?}"),
-                })?;
+                let record =
+                    EventRecord::from_stored(json).map_err(|error| StoreError::Corrupt {
+                        what: "stored record",
+                        location: format!("log seq {seq}"),
+                        detail: format!("{error:?}"),
+                    })?;
                 let scope = scope_of(&record);
                 let position = keys::position(record.event_time_ms, seq);
                 for index_key in index_keys(&record.attributes, &scope, &position) {
                     batch.remove(&shared.index, index_key);
                 }
-                batch.remove(&shared.dedup, keys::dedup_key(&record.account_id, &record.event_id));
+                batch.remove(
+                    &shared.dedup,
+                    keys::dedup_key(&record.account_id, &record.event_id),
+                );
                 batch.remove(&shared.log, key.to_vec());
                 removed_in_batch += 1;
                 last_removed_seq = Some(seq);
@@ -312,9 +350,15 @@ impl Writer {
             let Some(through_seq) = last_removed_seq else {
                 return Ok(report);
             };
-            batch.insert(&shared.meta, keys::META_EXPIRED_THROUGH, seq_key(through_seq).to_vec());
+            batch.insert(
+                &shared.meta,
+                keys::META_EXPIRED_THROUGH,
+                seq_key(through_seq).to_vec(),
+            );
             batch.commit().map_err(|error| shared.engine_error(error))?;
-            shared.expired_through_seq.store(through_seq, Ordering::Release);
+            shared
+                .expired_through_seq
+                .store(through_seq, Ordering::Release);
             report.events_removed += removed_in_batch;
             report.expired_through_seq = through_seq;
         }
@@ -323,7 +367,9 @@ impl Writer {
     fn lowest_consumer_cursor(&self) -> Result<u64, StoreError> {
         let mut lowest = u64::MAX;
         for guard in self.shared.meta.prefix(keys::META_CURSOR_PREFIX) {
-            let value = guard.value().map_err(|error| self.shared.engine_error(error))?;
+            let value = guard
+                .value()
+                .map_err(|error| self.shared.engine_error(error))?;
             if let Some(seq) = seq_from_key(&value) {
                 lowest = lowest.min(seq);
             }
@@ -336,7 +382,9 @@ fn last_ingest_time_ms(shared: &Shared) -> Result<i64, StoreError> {
     let Some(guard) = shared.log.last_key_value() else {
         return Ok(i64::MIN);
     };
-    let (key, value) = guard.into_inner().map_err(|error| shared.engine_error(error))?;
+    let (key, value) = guard
+        .into_inner()
+        .map_err(|error| shared.engine_error(error))?;
     let seq = seq_from_key(&key).unwrap_or_default();
     Ok(decode_log_value(seq, &value)?.0)
 }

@@ -34,21 +34,51 @@ impl Generator {
     }
 
     fn event(&mut self, i: u64) -> String {
-        let names = ["GetObject", "PutObject", "AssumeRole", "DescribeInstances", "GetCallerIdentity", "ListBuckets", "Decrypt", "RunInstances", "DeleteTable", "CreateUser"];
-        let sources = ["s3.amazonaws.com", "sts.amazonaws.com", "ec2.amazonaws.com", "kms.amazonaws.com", "iam.amazonaws.com", "dynamodb.amazonaws.com"];
+        let names = [
+            "GetObject",
+            "PutObject",
+            "AssumeRole",
+            "DescribeInstances",
+            "GetCallerIdentity",
+            "ListBuckets",
+            "Decrypt",
+            "RunInstances",
+            "DeleteTable",
+            "CreateUser",
+        ];
+        let sources = [
+            "s3.amazonaws.com",
+            "sts.amazonaws.com",
+            "ec2.amazonaws.com",
+            "kms.amazonaws.com",
+            "iam.amazonaws.com",
+            "dynamodb.amazonaws.com",
+        ];
         let name = names[self.skewed(names.len() as u64) as usize];
         let source = sources[self.skewed(sources.len() as u64) as usize];
         let user = self.skewed(500);
         let resource = self.skewed(20_000);
         let ip = self.skewed(2_000);
-        let error = if self.next() % 10 == 0 { r#","errorCode":"AccessDenied","errorMessage":"User is not authorized to perform this action on the requested resource""# } else { "" };
+        let error = if self.next() % 10 == 0 {
+            r#","errorCode":"AccessDenied","errorMessage":"User is not authorized to perform this action on the requested resource""#
+        } else {
+            ""
+        };
         let second = 1_700_000_000 + i / 10;
-        let time = jiff::Timestamp::from_second(second as i64).map(|t| t.to_string()).unwrap_or_default();
+        let time = jiff::Timestamp::from_second(second as i64)
+            .map(|t| t.to_string())
+            .unwrap_or_default();
         format!(
             r#"{{"eventVersion":"1.09","userIdentity":{{"type":"IAMUser","principalId":"AIDA{user:016}","arn":"arn:aws:iam::{ACCOUNT}:user/user{user}","accountId":"{ACCOUNT}","accessKeyId":"AKIA{user:016}","userName":"user{user}","sessionContext":{{"attributes":{{"creationDate":"{time}","mfaAuthenticated":"false"}}}}}},"eventTime":"{time}","eventSource":"{source}","eventName":"{name}","awsRegion":"{REGION}","sourceIPAddress":"198.51.{}.{}","userAgent":"aws-cli/2.15.0 Python/3.11.6 Linux/6.1 exe/x86_64.debian.12 prompt/off command/s3api.{name}"{error},"requestParameters":{{"bucketName":"bucket-{}","key":"data/2024/01/01/object-{resource}.parquet","Host":"bucket.s3.us-east-1.amazonaws.com"}},"responseElements":null,"additionalEventData":{{"SignatureVersion":"SigV4","CipherSuite":"TLS_AES_128_GCM_SHA256","bytesTransferredIn":0,"AuthenticationMethod":"AuthHeader","x-amz-id-2":"Zm9vYmFyYmF6cXV4cXV1eHh5enp5eHd2dXRzcnFwb25tbGtqaWhnZmVkY2JhMDEyMzQ1Njc4OQ==","bytesTransferredOut":{}}},"requestID":"REQ{i:016X}","eventID":"{:08x}-0000-4000-8000-{i:012x}","readOnly":{},"resources":[{{"type":"AWS::S3::Object","ARN":"arn:aws:s3:::bucket-{}/data/object-{resource}"}},{{"accountId":"{ACCOUNT}","type":"AWS::S3::Bucket","ARN":"arn:aws:s3:::bucket-{}"}}],"eventType":"AwsApiCall","managementEvent":false,"recipientAccountId":"{ACCOUNT}","eventCategory":"Data","tlsDetails":{{"tlsVersion":"TLSv1.3","cipherSuite":"TLS_AES_128_GCM_SHA256","clientProvidedHostHeader":"bucket-{}.s3.us-east-1.amazonaws.com"}}}}"#,
-            ip / 250, ip % 250, resource % 50, self.next() % 100_000, self.next() as u32,
+            ip / 250,
+            ip % 250,
+            resource % 50,
+            self.next() % 100_000,
+            self.next() as u32,
             name.starts_with("Get") || name.starts_with("List") || name.starts_with("Describe"),
-            resource % 50, resource % 50, resource % 50,
+            resource % 50,
+            resource % 50,
+            resource % 50,
         )
     }
 }
@@ -61,12 +91,18 @@ fn percentile(sorted: &[Duration], fraction: f64) -> Duration {
 }
 
 fn dir_bytes(path: &std::path::Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(path) else { return 0 };
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return 0;
+    };
     entries
         .filter_map(Result::ok)
         .map(|entry| {
             let path = entry.path();
-            if path.is_dir() { dir_bytes(&path) } else { entry.metadata().map(|m| m.len()).unwrap_or(0) }
+            if path.is_dir() {
+                dir_bytes(&path)
+            } else {
+                entry.metadata().map(|m| m.len()).unwrap_or(0)
+            }
         })
         .sum()
 }
@@ -79,21 +115,37 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let first: u64 = args.next().ok_or("--crash-writer DIR FIRST")?.parse()?;
         return crash_writer(&dir, first);
     }
-    let total: u64 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(1_000_000);
+    let total: u64 = args
+        .next()
+        .map(|a| a.parse())
+        .transpose()?
+        .unwrap_or(1_000_000);
     let base_dir = match args.next() {
         Some(dir) => std::path::PathBuf::from(dir),
         None => std::env::temp_dir().join(format!("opentrail-store-bench-{}", std::process::id())),
     };
     let _ = std::fs::remove_dir_all(&base_dir);
-    let context = IngestContext { account_id: ACCOUNT.into(), region: REGION.into() };
-    let mut generator = Generator { state: 0x2545_F491_4F6C_DD1D };
+    let context = IngestContext {
+        account_id: ACCOUNT.into(),
+        region: REGION.into(),
+    };
+    let mut generator = Generator {
+        state: 0x2545_F491_4F6C_DD1D,
+    };
 
-    println!("# opentrail-store-bench: {total} events, dir {}", base_dir.display());
+    println!(
+        "# opentrail-store-bench: {total} events, dir {}",
+        base_dir.display()
+    );
     println!("| measure | value |\n|---|---|");
 
     // Durable ingest at batch sizes 1, 100, 1000, each against a fresh store.
     for batch_size in [1usize, 100, 1000] {
-        let sample = if batch_size == 1 { 2_000 } else { 100_000.min(total as usize) };
+        let sample = if batch_size == 1 {
+            2_000
+        } else {
+            100_000.min(total as usize)
+        };
         let lines: Vec<String> = (0..sample as u64).map(|i| generator.event(i)).collect();
         let raw_bytes: usize = lines.iter().map(String::len).sum();
         let parse_start = Instant::now();
@@ -130,10 +182,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut appended = 0u64;
     while appended < total {
         let count = 1000.min(total - appended);
-        let lines: Vec<String> = (appended..appended + count).map(|i| generator.event(i)).collect();
+        let lines: Vec<String> = (appended..appended + count)
+            .map(|i| generator.event(i))
+            .collect();
         raw_bytes += lines.iter().map(|l| l.len() as u64 + 1).sum::<u64>();
         let batch = parse_batch(lines.join("\n").as_bytes(), &context)?;
-        let records: Vec<EventRecord> = batch.records.into_iter().map(|(_, record)| record).collect();
+        let records: Vec<EventRecord> = batch
+            .records
+            .into_iter()
+            .map(|(_, record)| record)
+            .collect();
         if appended % 97_000 < 1000 {
             for (field, value) in records[0].attributes.index_values() {
                 samples.push((field, value.to_owned()));
@@ -144,7 +202,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let load_seconds = load_start.elapsed().as_secs_f64();
     store.flush_tables()?;
-    println!("| load {total} events (batch 1000) | {:.0} events/s |", total as f64 / load_seconds);
+    println!(
+        "| load {total} events (batch 1000) | {:.0} events/s |",
+        total as f64 / load_seconds
+    );
     let disk = dir_bytes(&dir);
     println!(
         "| bytes on disk per event | {:.0} (raw JSON {:.0}; ratio {:.2}) |",
@@ -154,7 +215,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     for field in FilterField::ALL {
-        let values: Vec<&String> = samples.iter().filter(|(f, _)| *f == field).map(|(_, v)| v).collect();
+        let values: Vec<&String> = samples
+            .iter()
+            .filter(|(f, _)| *f == field)
+            .map(|(_, v)| v)
+            .collect();
         if values.is_empty() {
             continue;
         }
@@ -192,19 +257,41 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         store.stats()?.last_seq
     );
     drop(store);
+    println!("| peak RSS of this process (ingest + lookups) | {} |", peak_rss());
     let _ = std::fs::remove_dir_all(&base_dir);
     Ok(())
 }
 
+/// VmHWM from /proc: the resident-set high-water mark.
+fn peak_rss() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| status.lines().find(|line| line.starts_with("VmHWM:")).map(|line| line["VmHWM:".len()..].trim().to_owned()))
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
 /// The child side of the recovery measurement.
 fn crash_writer(dir: &std::path::Path, first: u64) -> Result<(), Box<dyn std::error::Error>> {
-    let context = IngestContext { account_id: ACCOUNT.into(), region: REGION.into() };
-    let mut generator = Generator { state: 0x1234_5678_9ABC_DEF1 };
+    let context = IngestContext {
+        account_id: ACCOUNT.into(),
+        region: REGION.into(),
+    };
+    let mut generator = Generator {
+        state: 0x1234_5678_9ABC_DEF1,
+    };
     let store = Store::open(dir, StoreOptions::default())?;
     for chunk_start in (first..first + 50_000).step_by(1000) {
-        let lines: Vec<String> = (chunk_start..chunk_start + 1000).map(|i| generator.event(i)).collect();
+        let lines: Vec<String> = (chunk_start..chunk_start + 1000)
+            .map(|i| generator.event(i))
+            .collect();
         let batch = parse_batch(lines.join("\n").as_bytes(), &context)?;
-        store.append(batch.records.into_iter().map(|(_, record)| record).collect())?;
+        store.append(
+            batch
+                .records
+                .into_iter()
+                .map(|(_, record)| record)
+                .collect(),
+        )?;
     }
     std::process::abort();
 }

@@ -14,14 +14,24 @@ fn corpus_dir() -> PathBuf {
 }
 
 fn corpus_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let mut entries: Vec<_> = std::fs::read_dir(dir).expect("corpus dir").filter_map(Result::ok).collect();
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .expect("corpus dir")
+        .filter_map(Result::ok)
+        .collect();
     entries.sort_by_key(|entry| entry.path());
     for entry in entries {
         let path = entry.path();
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_owned();
         if path.is_dir() {
             corpus_files(&path, out);
-        } else if name.ends_with(".json") || name.ends_with(".json.gz") || name.ends_with(".json.cloudtrail") {
+        } else if name.ends_with(".json")
+            || name.ends_with(".json.gz")
+            || name.ends_with(".json.cloudtrail")
+        {
             out.push(path);
         }
     }
@@ -31,7 +41,11 @@ fn corpus_files(dir: &Path, out: &mut Vec<PathBuf>) {
 fn corpus_loads_and_every_attribute_lookup_equals_brute_force() {
     let mut files = Vec::new();
     corpus_files(&corpus_dir(), &mut files);
-    assert!(files.len() > 4_000, "corpus found at {}", corpus_dir().display());
+    assert!(
+        files.len() > 4_000,
+        "corpus found at {}",
+        corpus_dir().display()
+    );
     let context = IngestContext {
         account_id: "000000000000".into(),
         region: "us-east-1".into(),
@@ -39,11 +53,21 @@ fn corpus_loads_and_every_attribute_lookup_equals_brute_force() {
     let mut all_records: Vec<EventRecord> = Vec::new();
     for file in &files {
         let bytes = std::fs::read(file).expect("read corpus file");
-        let batch = parse_batch(&bytes, &context).unwrap_or_else(|error| panic!("{}: {error}", file.display()));
-        assert!(batch.failures.is_empty(), "{}: {:?}", file.display(), batch.failures);
+        let batch = parse_batch(&bytes, &context)
+            .unwrap_or_else(|error| panic!("{}: {error}", file.display()));
+        assert!(
+            batch.failures.is_empty(),
+            "{}: {:?}",
+            file.display(),
+            batch.failures
+        );
         all_records.extend(batch.records.into_iter().map(|(_, record)| record));
     }
-    assert!(all_records.len() > 33_000, "loaded {} events", all_records.len());
+    assert!(
+        all_records.len() > 33_000,
+        "loaded {} events",
+        all_records.len()
+    );
 
     let dir = tempfile::tempdir().expect("tempdir");
     let store = open(dir.path());
@@ -70,7 +94,11 @@ fn corpus_loads_and_every_attribute_lookup_equals_brute_force() {
             expected
                 .entry((field, value.to_owned()))
                 .or_default()
-                .push((record.event_time_ms, *seq, format!("{}/{}", record.account_id, record.event_id)));
+                .push((
+                    record.event_time_ms,
+                    *seq,
+                    format!("{}/{}", record.account_id, record.event_id),
+                ));
         }
     }
     let mut checked_per_field: BTreeMap<FilterField, usize> = BTreeMap::new();
@@ -91,7 +119,11 @@ fn corpus_loads_and_every_attribute_lookup_equals_brute_force() {
         let mut got = Vec::new();
         loop {
             let page = store.lookup(&query).expect("lookup");
-            got.extend(page.events.iter().map(|e| format!("{}/{}", e.record.account_id, e.record.event_id)));
+            got.extend(
+                page.events
+                    .iter()
+                    .map(|e| format!("{}/{}", e.record.account_id, e.record.event_id)),
+            );
             match page.next {
                 Some(cursor) => query.cursor = Some(cursor),
                 None => break,
@@ -109,6 +141,9 @@ fn corpus_loads_and_every_attribute_lookup_equals_brute_force() {
         FilterField::EventSource,
         FilterField::AccessKeyId,
     ] {
-        assert!(checked_per_field.get(&field).copied().unwrap_or(0) > 0, "{field:?} was checked");
+        assert!(
+            checked_per_field.get(&field).copied().unwrap_or(0) > 0,
+            "{field:?} was checked"
+        );
     }
 }

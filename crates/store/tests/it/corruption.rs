@@ -8,7 +8,10 @@ use opentrail_store::{LookupQuery, Store, StoreError};
 use crate::support::{ACCOUNT, REGION, event, open, records};
 
 fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).expect("read dir").filter_map(Result::ok) {
+    for entry in std::fs::read_dir(dir)
+        .expect("read dir")
+        .filter_map(Result::ok)
+    {
         let path = entry.path();
         if path.is_dir() {
             files_under(&path, out);
@@ -25,14 +28,21 @@ fn journal_files(store_dir: &Path) -> Vec<PathBuf> {
     let mut journals: Vec<PathBuf> = files
         .into_iter()
         .filter(|path| !path.components().any(|c| c.as_os_str() == "keyspaces"))
-        .filter(|path| path.extension().is_some_and(|ext| ext == "jnl") || std::fs::metadata(path).map(|m| m.len() > 4096).unwrap_or(false))
+        .filter(|path| {
+            path.extension().is_some_and(|ext| ext == "jnl")
+                || std::fs::metadata(path)
+                    .map(|m| m.len() > 4096)
+                    .unwrap_or(false)
+        })
         .collect();
     journals.sort_by_key(|path| std::fs::metadata(path).map(|m| m.len()).unwrap_or(0));
     journals
 }
 
 fn append_events(store: &Store, prefix: &str, count: usize) {
-    let lines: Vec<String> = (0..count).map(|i| event(&format!("{prefix}-{i}"), "PutItem", "2024-01-01T00:00:00Z")).collect();
+    let lines: Vec<String> = (0..count)
+        .map(|i| event(&format!("{prefix}-{i}"), "PutItem", "2024-01-01T00:00:00Z"))
+        .collect();
     store.append(records(&lines.join("\n"))).expect("append");
 }
 
@@ -87,13 +97,21 @@ fn acknowledged_events_lost_from_the_journal_are_reported_not_served() {
     let journal = journal_files(dir.path()).pop().expect("a journal file");
     // Journal files may be preallocated: cut at half of the bytes actually written.
     let bytes = std::fs::read(&journal).expect("read journal");
-    let written = bytes.iter().rposition(|&byte| byte != 0).map_or(0, |last| last + 1);
-    let file = std::fs::OpenOptions::new().write(true).open(&journal).expect("open journal");
+    let written = bytes
+        .iter()
+        .rposition(|&byte| byte != 0)
+        .map_or(0, |last| last + 1);
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&journal)
+        .expect("open journal");
     file.set_len(written as u64 / 2).expect("truncate journal");
     drop(file);
 
     match Store::open(dir.path(), Default::default()) {
-        Err(StoreError::Corrupt { location, detail, .. }) => {
+        Err(StoreError::Corrupt {
+            location, detail, ..
+        }) => {
             assert!(location.contains("engine"), "names where: {location}");
             assert!(detail.contains("acknowledged"), "says what: {detail}");
         }
@@ -126,12 +144,20 @@ fn flipped_bytes_in_a_table_file_are_detected_not_served() {
     }
     std::fs::write(&table, bytes).expect("write table");
 
-    let outcome = Store::open(dir.path(), Default::default()).and_then(|store| read_everything(&store));
+    let outcome =
+        Store::open(dir.path(), Default::default()).and_then(|store| read_everything(&store));
     match outcome {
         Err(error) => {
             let message = error.to_string();
-            assert!(message.contains(dir.path().to_str().unwrap_or("engine")) || message.contains("seq"), "names where: {message}");
+            assert!(
+                message.contains(dir.path().to_str().unwrap_or("engine"))
+                    || message.contains("seq"),
+                "names where: {message}"
+            );
         }
-        Ok(count) => panic!("damaged table {} was served silently ({count} events)", table.display()),
+        Ok(count) => panic!(
+            "damaged table {} was served silently ({count} events)",
+            table.display()
+        ),
     }
 }

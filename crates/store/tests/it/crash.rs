@@ -32,7 +32,10 @@ fn every_acknowledged_event_survives_kill_dash_nine_exactly_once() {
             let mut acked = Vec::new();
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                if let Some(id) = line.strip_prefix("ack ").or_else(|| line.strip_prefix("dup ")) {
+                if let Some(id) = line
+                    .strip_prefix("ack ")
+                    .or_else(|| line.strip_prefix("dup "))
+                {
                     acked.push(id.to_owned());
                 }
             }
@@ -49,18 +52,44 @@ fn every_acknowledged_event_survives_kill_dash_nine_exactly_once() {
         acknowledged.extend(acked_this_cycle);
 
         let store = open(dir.path());
-        let ids = all_ids(&store, LookupQuery::new(Some(ACCOUNT.into()), Some(REGION.into()), 1000));
+        let ids = all_ids(
+            &store,
+            LookupQuery::new(Some(ACCOUNT.into()), Some(REGION.into()), 1000),
+        );
         let unique: HashSet<&String> = ids.iter().collect();
-        assert_eq!(unique.len(), ids.len(), "cycle {cycle}: an event is stored twice");
-        let missing: Vec<&String> = acknowledged.iter().filter(|id| !unique.contains(id)).take(5).collect();
-        assert!(missing.is_empty(), "cycle {cycle}: acknowledged but lost: {missing:?}");
+        assert_eq!(
+            unique.len(),
+            ids.len(),
+            "cycle {cycle}: an event is stored twice"
+        );
+        let missing: Vec<&String> = acknowledged
+            .iter()
+            .filter(|id| !unique.contains(id))
+            .take(5)
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "cycle {cycle}: acknowledged but lost: {missing:?}"
+        );
         let stats = store.stats().expect("stats");
-        assert_eq!(stats.last_seq as usize, ids.len(), "cycle {cycle}: sequence numbers are dense");
+        assert_eq!(
+            stats.last_seq as usize,
+            ids.len(),
+            "cycle {cycle}: sequence numbers are dense"
+        );
         if let Some(id) = acknowledged.iter().next() {
             let mut by_id = LookupQuery::new(Some(ACCOUNT.into()), Some(REGION.into()), 5);
             by_id.filters = vec![(FilterField::EventId, id.clone())];
-            assert_eq!(all_ids(&store, by_id), vec![id.clone()], "index agrees with the log");
+            assert_eq!(
+                all_ids(&store, by_id),
+                vec![id.clone()],
+                "index agrees with the log"
+            );
         }
     }
-    assert!(acknowledged.len() > 1000, "the writer made progress: {}", acknowledged.len());
+    assert!(
+        acknowledged.len() > 1000,
+        "the writer made progress: {}",
+        acknowledged.len()
+    );
 }

@@ -25,7 +25,11 @@ fn appended_event_is_found_immediately_by_every_attribute() {
     for (field, value) in values {
         let mut q = query();
         q.filters = vec![(field, value.to_owned())];
-        assert_eq!(all_ids(&store, q), vec!["e-1"], "lookup by {field:?}={value}");
+        assert_eq!(
+            all_ids(&store, q),
+            vec!["e-1"],
+            "lookup by {field:?}={value}"
+        );
     }
 }
 
@@ -33,11 +37,19 @@ fn appended_event_is_found_immediately_by_every_attribute() {
 fn duplicates_are_not_stored_twice_and_are_reported() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = open(dir.path());
-    let batch = format!("{}\n{}", event("dup-1", "PutItem", "2024-01-01T00:00:00Z"), event("dup-1", "PutItem", "2024-01-01T00:00:00Z"));
+    let batch = format!(
+        "{}\n{}",
+        event("dup-1", "PutItem", "2024-01-01T00:00:00Z"),
+        event("dup-1", "PutItem", "2024-01-01T00:00:00Z")
+    );
     let outcomes = store.append(records(&batch)).expect("append");
-    let AppendOutcome::Stored { seq } = outcomes[0] else { panic!("first is stored: {outcomes:?}") };
+    let AppendOutcome::Stored { seq } = outcomes[0] else {
+        panic!("first is stored: {outcomes:?}")
+    };
     assert_eq!(outcomes[1], AppendOutcome::Duplicate { seq });
-    let again = store.append(records(&event("dup-1", "PutItem", "2024-01-01T00:00:00Z"))).expect("append");
+    let again = store
+        .append(records(&event("dup-1", "PutItem", "2024-01-01T00:00:00Z")))
+        .expect("append");
     assert_eq!(again, vec![AppendOutcome::Duplicate { seq }]);
     assert_eq!(all_ids(&store, query()), vec!["dup-1"]);
     assert_eq!(store.stats().expect("stats").last_seq, seq);
@@ -49,8 +61,15 @@ fn same_event_id_in_two_accounts_is_two_events() {
     let store = open(dir.path());
     let first = event("shared-id", "PutItem", "2024-01-01T00:00:00Z");
     let second = first.replace(ACCOUNT, "999988887777");
-    let outcomes = store.append(records(&format!("{first}\n{second}"))).expect("append");
-    assert!(outcomes.iter().all(|o| matches!(o, AppendOutcome::Stored { .. })), "{outcomes:?}");
+    let outcomes = store
+        .append(records(&format!("{first}\n{second}")))
+        .expect("append");
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| matches!(o, AppendOutcome::Stored { .. })),
+        "{outcomes:?}"
+    );
 }
 
 #[test]
@@ -80,7 +99,11 @@ fn several_filters_combine_with_and() {
     let mut lines = Vec::new();
     for i in 0..300 {
         let name = if i % 3 == 0 { "DeleteTable" } else { "GetItem" };
-        let mut line = event(&format!("id-{i}"), name, &format!("2024-01-01T00:{:02}:{:02}Z", i / 60, i % 60));
+        let mut line = event(
+            &format!("id-{i}"),
+            name,
+            &format!("2024-01-01T00:{:02}:{:02}Z", i / 60, i % 60),
+        );
         if i % 5 == 0 {
             line = line.replace("alice", "bob");
         }
@@ -89,9 +112,16 @@ fn several_filters_combine_with_and() {
     store.append(records(&lines.join("\n"))).expect("append");
     let mut q = query();
     q.limit = 7;
-    q.filters = vec![(FilterField::EventName, "DeleteTable".into()), (FilterField::Username, "bob".into())];
+    q.filters = vec![
+        (FilterField::EventName, "DeleteTable".into()),
+        (FilterField::Username, "bob".into()),
+    ];
     let ids = all_ids(&store, q);
-    let expected: Vec<String> = (0..300).rev().filter(|i| i % 15 == 0).map(|i| format!("id-{i}")).collect();
+    let expected: Vec<String> = (0..300)
+        .rev()
+        .filter(|i| i % 15 == 0)
+        .map(|i| format!("id-{i}"))
+        .collect();
     assert_eq!(ids, expected);
 }
 
@@ -99,7 +129,15 @@ fn several_filters_combine_with_and() {
 fn pages_never_repeat_or_skip_while_ingest_continues() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = open(dir.path());
-    let initial: Vec<String> = (0..120).map(|i| event(&format!("old-{i}"), "Op", &format!("2024-01-01T01:{:02}:{:02}Z", i / 60, i % 60))).collect();
+    let initial: Vec<String> = (0..120)
+        .map(|i| {
+            event(
+                &format!("old-{i}"),
+                "Op",
+                &format!("2024-01-01T01:{:02}:{:02}Z", i / 60, i % 60),
+            )
+        })
+        .collect();
     store.append(records(&initial.join("\n"))).expect("append");
 
     let mut q = query();
@@ -112,7 +150,9 @@ fn pages_never_repeat_or_skip_while_ingest_continues() {
         // Newer and older events keep arriving between pages.
         let newer = event(&format!("new-{round}"), "Op", "2024-06-01T00:00:00Z");
         let older = event(&format!("older-{round}"), "Op", "2023-06-01T00:00:00Z");
-        store.append(records(&format!("{newer}\n{older}"))).expect("append");
+        store
+            .append(records(&format!("{newer}\n{older}")))
+            .expect("append");
         round += 1;
         match page.next {
             Some(cursor) => q.cursor = Some(cursor),
@@ -121,12 +161,19 @@ fn pages_never_repeat_or_skip_while_ingest_continues() {
     }
     let old_seen: Vec<&String> = seen.iter().filter(|id| id.starts_with("old-")).collect();
     let expected: Vec<String> = (0..120).rev().map(|i| format!("old-{i}")).collect();
-    assert_eq!(old_seen, expected.iter().collect::<Vec<_>>(), "every pre-existing event once, in order");
+    assert_eq!(
+        old_seen,
+        expected.iter().collect::<Vec<_>>(),
+        "every pre-existing event once, in order"
+    );
     let mut unique = seen.clone();
     unique.sort();
     unique.dedup();
     assert_eq!(unique.len(), seen.len(), "no duplicates across pages");
-    assert!(!seen.iter().any(|id| id.starts_with("new-")), "events newer than the first page never appear behind it");
+    assert!(
+        !seen.iter().any(|id| id.starts_with("new-")),
+        "events newer than the first page never appear behind it"
+    );
 }
 
 #[test]
@@ -135,14 +182,20 @@ fn accounts_and_regions_are_isolated_and_all_accounts_merge() {
     let store = open(dir.path());
     let mine = event("mine", "Op", "2024-01-01T00:00:01Z");
     let theirs = event("theirs", "Op", "2024-01-01T00:00:02Z").replace(ACCOUNT, "222233334444");
-    let elsewhere = event("elsewhere", "Op", "2024-01-01T00:00:03Z").replace("\"us-east-1\"", "\"eu-west-1\"");
-    store.append(records(&[mine, theirs, elsewhere].join("\n"))).expect("append");
+    let elsewhere =
+        event("elsewhere", "Op", "2024-01-01T00:00:03Z").replace("\"us-east-1\"", "\"eu-west-1\"");
+    store
+        .append(records(&[mine, theirs, elsewhere].join("\n")))
+        .expect("append");
 
     assert_eq!(all_ids(&store, query()), vec!["mine"]);
     let every_account = LookupQuery::new(None, Some(REGION.into()), 1);
     assert_eq!(all_ids(&store, every_account), vec!["theirs", "mine"]);
     let everywhere = LookupQuery::new(None, None, 2);
-    assert_eq!(all_ids(&store, everywhere), vec!["elsewhere", "theirs", "mine"]);
+    assert_eq!(
+        all_ids(&store, everywhere),
+        vec!["elsewhere", "theirs", "mine"]
+    );
 }
 
 #[test]
@@ -150,7 +203,12 @@ fn insight_events_only_appear_when_asked_for() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = open(dir.path());
     let insight = r#"{"eventVersion":"1.07","eventID":"insight-1","eventTime":"2024-01-01T00:00:00Z","awsRegion":"us-east-1","eventType":"AwsCloudTrailInsight","recipientAccountId":"111122223333","eventCategory":"Insight","eventName":"PutObject","eventSource":"s3.amazonaws.com","insightDetails":{"state":"Start"}}"#;
-    store.append(records(&format!("{insight}\n{}", event("normal", "Op", "2024-01-01T00:00:00Z")))).expect("append");
+    store
+        .append(records(&format!(
+            "{insight}\n{}",
+            event("normal", "Op", "2024-01-01T00:00:00Z")
+        )))
+        .expect("append");
     assert_eq!(all_ids(&store, query()), vec!["normal"]);
     let mut insights = query();
     insights.lane = EventLane::Insight;
@@ -166,7 +224,9 @@ fn concurrent_appends_all_land_exactly_once() {
             let store = store.clone();
             std::thread::spawn(move || {
                 for b in 0..10 {
-                    let batch: Vec<String> = (0..20).map(|i| event(&format!("t{t}-b{b}-{i}"), "Op", "2024-01-01T00:00:00Z")).collect();
+                    let batch: Vec<String> = (0..20)
+                        .map(|i| event(&format!("t{t}-b{b}-{i}"), "Op", "2024-01-01T00:00:00Z"))
+                        .collect();
                     store.append(records(&batch.join("\n"))).expect("append");
                 }
             })
@@ -188,16 +248,23 @@ fn reopened_store_keeps_events_cursors_and_sequence() {
     let dir = tempfile::tempdir().expect("tempdir");
     {
         let store = open(dir.path());
-        store.append(records(&event("keep", "Op", "2024-01-01T00:00:00Z"))).expect("append");
+        store
+            .append(records(&event("keep", "Op", "2024-01-01T00:00:00Z")))
+            .expect("append");
         store.save_cursor("parquet", 1).expect("cursor");
     }
     let store = open(dir.path());
     assert_eq!(all_ids(&store, query()), vec!["keep"]);
     assert_eq!(store.load_cursor("parquet").expect("cursor"), 1);
-    let outcomes = store.append(records(&event("next", "Op", "2024-01-01T00:00:00Z"))).expect("append");
+    let outcomes = store
+        .append(records(&event("next", "Op", "2024-01-01T00:00:00Z")))
+        .expect("append");
     assert_eq!(outcomes, vec![AppendOutcome::Stored { seq: 2 }]);
     let log = store.read_log(0, 10).expect("log");
-    assert_eq!(log.iter().map(|entry| entry.seq).collect::<Vec<_>>(), vec![1, 2]);
+    assert_eq!(
+        log.iter().map(|entry| entry.seq).collect::<Vec<_>>(),
+        vec![1, 2]
+    );
 }
 
 #[test]
@@ -205,5 +272,9 @@ fn a_second_process_cannot_open_the_same_store() {
     let dir = tempfile::tempdir().expect("tempdir");
     let _store = open(dir.path());
     let second = opentrail_store::Store::open(dir.path(), Default::default());
-    assert!(matches!(second, Err(opentrail_store::StoreError::Locked { .. })), "{:?}", second.err());
+    assert!(
+        matches!(second, Err(opentrail_store::StoreError::Locked { .. })),
+        "{:?}",
+        second.err()
+    );
 }

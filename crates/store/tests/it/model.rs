@@ -13,7 +13,13 @@ use crate::support::{ACCOUNT, REGION, records};
 #[derive(Debug, Clone)]
 enum Operation {
     Append(Vec<(u8, u8, u8, i64)>),
-    Lookup { name: Option<u8>, user: Option<u8>, page: usize, start: Option<i64>, end: Option<i64> },
+    Lookup {
+        name: Option<u8>,
+        user: Option<u8>,
+        page: usize,
+        start: Option<i64>,
+        end: Option<i64>,
+    },
     Expire,
     Reopen,
 }

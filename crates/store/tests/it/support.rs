@@ -16,8 +16,16 @@ pub fn context() -> IngestContext {
 /// Parses records that the test knows are valid.
 pub fn records(json: &str) -> Vec<EventRecord> {
     let batch = parse_batch(json.as_bytes(), &context()).expect("test batch parses");
-    assert!(batch.failures.is_empty(), "test records are valid: {:?}", batch.failures);
-    batch.records.into_iter().map(|(_, record)| record).collect()
+    assert!(
+        batch.failures.is_empty(),
+        "test records are valid: {:?}",
+        batch.failures
+    );
+    batch
+        .records
+        .into_iter()
+        .map(|(_, record)| record)
+        .collect()
 }
 
 /// A minimal valid record.
@@ -36,7 +44,11 @@ pub fn all_ids(store: &Store, mut query: LookupQuery) -> Vec<String> {
     let mut ids = Vec::new();
     loop {
         let page = store.lookup(&query).expect("lookup");
-        ids.extend(page.events.iter().map(|event| event.record.event_id.clone()));
+        ids.extend(
+            page.events
+                .iter()
+                .map(|event| event.record.event_id.clone()),
+        );
         match page.next {
             Some(cursor) => query.cursor = Some(cursor),
             None => return ids,
