@@ -168,6 +168,7 @@ impl Server {
             state, listener, ..
         } = self;
         let upkeep = observability::spawn_metrics_upkeep(state.metrics.clone());
+        let retention = spawn_retention(state.store.clone());
         let app = routes::router(state.clone());
 
         let (shutdown_started_sender, shutdown_started) = tokio::sync::oneshot::channel::<()>();
@@ -200,12 +201,38 @@ impl Server {
             }
         };
         upkeep.abort();
+        retention.abort();
         // Self-audit records of the last requests go in before the store closes.
         state.audit.close().await;
         close_store(state).await;
         tracing::info!("opentrail stopped");
         result
     }
+}
+
+/// How often expired events are removed. Lookups already hide them the moment they
+/// expire; this only reclaims the space.
+const RETENTION_INTERVAL: Duration = Duration::from_secs(600);
+
+/// Runs the store's retention pass now and then, off the async threads.
+fn spawn_retention(store: Store) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(RETENTION_INTERVAL);
+        loop {
+            ticks.tick().await;
+            let store = store.clone();
+            let now_ms = jiff::Timestamp::now().as_millisecond();
+            match tokio::task::spawn_blocking(move || store.expire(now_ms)).await {
+                Ok(Ok(report)) if report.events_removed > 0 => {
+                    metrics::counter!("opentrail_events_expired_total").increment(report.events_removed);
+                    tracing::info!(removed = report.events_removed, through_seq = report.expired_through_seq, "retention pass");
+                }
+                Ok(Ok(_)) => {}
+                Ok(Err(error)) => tracing::error!(%error, "retention pass failed"),
+                Err(error) => tracing::error!(%error, "retention task failed"),
+            }
+        }
+    })
 }
 
 /// Starts a server from `config` and runs it until SIGTERM or SIGINT.
