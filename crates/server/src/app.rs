@@ -19,6 +19,8 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use opentrail_store::{Store, StoreError, StoreOptions};
 use tokio::net::TcpListener;
 
+use opentrail_archive::{ArchiveError, ArchiveOptions, Archiver};
+
 use crate::audit::AuditRecorder;
 use crate::channels::{ChannelRegistry, ChannelRegistryError};
 use crate::config::Config;
@@ -33,6 +35,12 @@ use crate::routes;
 /// only after fsync, so this is generous; past it the process exits anyway rather than
 /// hang on a stuck client.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// Where the Parquet archive lives, under the data directory.
+pub const ARCHIVE_DIR_NAME: &str = "archive";
+
+/// How often the archiver checks whether a seal is due.
+const ARCHIVE_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
 /// What every handler shares. Cheap to clone.
 #[derive(Clone)]
@@ -63,6 +71,14 @@ pub enum ServeError {
     },
     #[error("cannot open the access keys: {0}")]
     Keys(#[from] KeyStoreError),
+    #[error("cannot open the Parquet archive in {path}: {source}")]
+    Archive {
+        path: PathBuf,
+        #[source]
+        source: ArchiveError,
+    },
+    #[error("cannot start the archiver: {0}")]
+    ArchiveWorker(#[source] ArchiveError),
     #[error("cannot open the channels: {0}")]
     Channels(#[from] ChannelRegistryError),
     #[error("cannot listen on {address}: {source}")]
@@ -86,6 +102,7 @@ pub struct Server {
     local_addr: SocketAddr,
     credentials_file: PathBuf,
     created_first_admin_key: bool,
+    archiver: Archiver,
 }
 
 impl Server {
@@ -131,6 +148,7 @@ impl Server {
             local_addr,
             credentials_file: opened.credentials_file,
             created_first_admin_key: opened.created_first_admin_key,
+            archiver: opened.archiver,
         })
     }
 
@@ -165,9 +183,13 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
         let Server {
-            state, listener, ..
+            state,
+            listener,
+            archiver,
+            ..
         } = self;
         let upkeep = observability::spawn_metrics_upkeep(state.metrics.clone());
+        let archiver = archiver.spawn(ARCHIVE_CHECK_INTERVAL).map_err(ServeError::ArchiveWorker)?;
         let retention = spawn_retention(state.store.clone());
         let app = routes::router(state.clone());
 
@@ -204,6 +226,12 @@ impl Server {
         retention.abort();
         // Self-audit records of the last requests go in before the store closes.
         state.audit.close().await;
+        // A seal in progress finishes; unsealed events wait in the log for the next start.
+        match tokio::task::spawn_blocking(move || archiver.shutdown()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::error!(%error, "the archiver stopped with an error"),
+            Err(error) => tracing::error!(%error, "stopping the archiver failed"),
+        }
         close_store(state).await;
         tracing::info!("opentrail stopped");
         result
@@ -297,6 +325,7 @@ pub fn endpoint_url(listen: SocketAddr) -> String {
 
 struct OpenedDataDirectory {
     store: Store,
+    archiver: Archiver,
     channels: ChannelRegistry,
     keys: KeyStore,
     credentials_file: PathBuf,
@@ -311,6 +340,16 @@ fn open_data_directory(config: &Config) -> Result<OpenedDataDirectory, ServeErro
     })?;
     // The store first: its directory lock keeps a second server away from keys.json too.
     let store = open_store(config)?;
+    // Before retention ever runs: opening registers the archive's cursor, so retention
+    // keeps every event the archive has not sealed yet.
+    let archive_dir = config.data_dir.join(ARCHIVE_DIR_NAME);
+    let archive_options = ArchiveOptions {
+        retention: Duration::from_secs(u64::from(config.archive_retention_days) * 24 * 60 * 60),
+        seal_age_max: Duration::from_secs(u64::from(config.archive_seal_age_secs)),
+        ..ArchiveOptions::default()
+    };
+    let archiver = Archiver::open(store.clone(), &archive_dir, archive_options)
+        .map_err(|source| ServeError::Archive { path: archive_dir.clone(), source })?;
     let keys = KeyStore::open(&config.data_dir)?;
     let credentials_file = config.data_dir.join(CREDENTIALS_FILE_NAME);
     let first_admin_key =
@@ -326,6 +365,7 @@ fn open_data_directory(config: &Config) -> Result<OpenedDataDirectory, ServeErro
     let channels = ChannelRegistry::open(&config.data_dir)?;
     Ok(OpenedDataDirectory {
         store,
+        archiver,
         channels,
         keys,
         credentials_file,

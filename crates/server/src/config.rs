@@ -16,6 +16,7 @@
 //! | `record_ingest_calls` | `OPENTRAIL_RECORD_INGEST_CALLS` | `false` |
 //! | `retention_days` | `OPENTRAIL_RETENTION_DAYS` | 90 |
 //! | `archive_retention_days` | `OPENTRAIL_ARCHIVE_RETENTION_DAYS` | 2555 |
+//! | `archive_seal_age_secs` | `OPENTRAIL_ARCHIVE_SEAL_AGE_SECS` | 300 |
 //! | `lookup_rate_limit_per_key_per_second` | `OPENTRAIL_LOOKUP_RATE_LIMIT_PER_KEY_PER_SECOND` | none |
 //!
 //! An environment variable set to the empty string counts as unset, because container
@@ -41,6 +42,7 @@ pub const DEFAULT_INGEST_QUEUE_MAX: usize = 256;
 pub const DEFAULT_RETENTION_DAYS: u32 = 90;
 /// CloudTrail Lake's default retention (seven years).
 pub const DEFAULT_ARCHIVE_RETENTION_DAYS: u32 = 2555;
+pub const DEFAULT_ARCHIVE_SEAL_AGE_SECS: u32 = 300;
 
 const INGEST_BODY_BYTES_MAX_LIMIT: usize = 1024 * 1024 * 1024;
 const INGEST_QUEUE_MAX_LIMIT: usize = 65_536;
@@ -67,6 +69,9 @@ pub struct Config {
     pub retention_days: u32,
     /// The columnar archive keeps events this many days.
     pub archive_retention_days: u32,
+    /// Events reach the Parquet archive at the latest this long after they were recorded
+    /// (sooner when enough events are waiting).
+    pub archive_seal_age_secs: u32,
     /// `None` means LookupEvents is not rate limited (CloudTrail allows 2 per second).
     pub lookup_rate_limit_per_key_per_second: Option<u32>,
 }
@@ -83,6 +88,7 @@ impl Default for Config {
             record_ingest_calls: false,
             retention_days: DEFAULT_RETENTION_DAYS,
             archive_retention_days: DEFAULT_ARCHIVE_RETENTION_DAYS,
+            archive_seal_age_secs: DEFAULT_ARCHIVE_SEAL_AGE_SECS,
             lookup_rate_limit_per_key_per_second: None,
         }
     }
@@ -104,6 +110,7 @@ pub struct ConfigLayer {
     pub record_ingest_calls: Option<bool>,
     pub retention_days: Option<u32>,
     pub archive_retention_days: Option<u32>,
+    pub archive_seal_age_secs: Option<u32>,
     /// `Some(None)` explicitly turns a lower layer's limit off (environment value `none`).
     pub lookup_rate_limit_per_key_per_second: Option<Option<u32>>,
 }
@@ -205,6 +212,7 @@ impl Config {
             1,
             RETENTION_DAYS_LIMIT,
         )?;
+        check_range("archive_seal_age_secs", self.archive_seal_age_secs, 1, 86_400)?;
         if let Some(rate) = self.lookup_rate_limit_per_key_per_second {
             check_range(
                 "lookup_rate_limit_per_key_per_second",
@@ -273,6 +281,11 @@ impl ConfigLayer {
                 "OPENTRAIL_ARCHIVE_RETENTION_DAYS",
                 parse_number::<u32>,
             )?,
+            archive_seal_age_secs: parse_environment_variable(
+                &read,
+                "OPENTRAIL_ARCHIVE_SEAL_AGE_SECS",
+                parse_number::<u32>,
+            )?,
             lookup_rate_limit_per_key_per_second: parse_environment_variable(
                 &read,
                 "OPENTRAIL_LOOKUP_RATE_LIMIT_PER_KEY_PER_SECOND",
@@ -293,6 +306,7 @@ impl ConfigLayer {
             record_ingest_calls,
             retention_days,
             archive_retention_days,
+            archive_seal_age_secs,
             lookup_rate_limit_per_key_per_second,
         } = self;
         // Destructuring above makes adding a field without handling it here a compile error.
@@ -322,6 +336,9 @@ impl ConfigLayer {
         }
         if let Some(value) = archive_retention_days {
             config.archive_retention_days = value;
+        }
+        if let Some(value) = archive_seal_age_secs {
+            config.archive_seal_age_secs = value;
         }
         if let Some(value) = lookup_rate_limit_per_key_per_second {
             config.lookup_rate_limit_per_key_per_second = value;
@@ -498,6 +515,7 @@ mod tests {
                 record_ingest_calls: true,
                 retention_days: 30,
                 archive_retention_days: 365,
+                archive_seal_age_secs: DEFAULT_ARCHIVE_SEAL_AGE_SECS,
                 lookup_rate_limit_per_key_per_second: Some(2),
             }
         );
