@@ -131,6 +131,15 @@ pub(crate) fn index_prefix(field: u8, scope: &Scope, value: &str) -> Vec<u8> {
     key
 }
 
+/// Fields answered without index entries of their own: the account and region are part of
+/// every index key's scope, and an event id is found through the dedup map.
+pub(crate) fn is_indexed(field: FilterField) -> bool {
+    !matches!(
+        field,
+        FilterField::EventId | FilterField::AwsRegion | FilterField::RecipientAccountId
+    )
+}
+
 pub(crate) fn field_byte(field: FilterField) -> u8 {
     field as u8
 }

@@ -132,6 +132,36 @@ pub(crate) fn run(
         });
     }
 
+    // Account and region are part of every index key's scope, and an event id is found
+    // through the dedup map: such filters narrow the scopes instead of walking an index.
+    let mut account_id = query.account_id.clone();
+    let mut region = query.region.clone();
+    let mut event_id: Option<&str> = None;
+    let mut index_filters: Vec<(FilterField, String)> = Vec::with_capacity(query.filters.len());
+    for (field, value) in &query.filters {
+        let narrowed = match field {
+            FilterField::RecipientAccountId => narrow(&mut account_id, value),
+            FilterField::AwsRegion => narrow(&mut region, value),
+            FilterField::EventId => match event_id {
+                Some(existing) if existing != value => false,
+                _ => {
+                    event_id = Some(value);
+                    true
+                }
+            },
+            _ => {
+                index_filters.push((*field, value.clone()));
+                true
+            }
+        };
+        if !narrowed {
+            return Ok(LookupPage {
+                events: Vec::new(),
+                next: None,
+            });
+        }
+    }
+
     let scopes: Vec<Scope> = {
         let all = match shared.scopes.read() {
             Ok(scopes) => scopes.clone(),
@@ -140,22 +170,27 @@ pub(crate) fn run(
         all.into_iter()
             .filter(|scope| scope.lane == query.lane)
             .filter(|scope| {
-                query
-                    .account_id
+                account_id
                     .as_ref()
                     .is_none_or(|account| *account == scope.account_id)
             })
-            .filter(|scope| {
-                query
-                    .region
-                    .as_ref()
-                    .is_none_or(|region| *region == scope.region)
-            })
+            .filter(|scope| region.as_ref().is_none_or(|region| *region == scope.region))
             .collect()
     };
+    if let Some(event_id) = event_id {
+        return lookup_by_event_id(
+            shared,
+            &scopes,
+            event_id,
+            &index_filters,
+            &bounds,
+            limit,
+            now_ms,
+        );
+    }
     let mut scope_matches: Vec<ScopeMatches> = scopes
         .iter()
-        .map(|scope| ScopeMatches::new(scope, &query.filters, &bounds))
+        .map(|scope| ScopeMatches::new(scope, &index_filters, &bounds))
         .collect();
 
     let mut events = Vec::with_capacity(limit);
@@ -194,6 +229,78 @@ pub(crate) fn run(
         None
     };
     Ok(LookupPage { events, next })
+}
+
+/// Applies an equality filter to a scope dimension; false when it contradicts it.
+fn narrow(dimension: &mut Option<String>, value: &str) -> bool {
+    match dimension {
+        Some(existing) => existing == value,
+        None => {
+            *dimension = Some(value.to_owned());
+            true
+        }
+    }
+}
+
+/// EventId lookups: at most one event per account, found through the dedup map, then
+/// checked against the rest of the query.
+fn lookup_by_event_id(
+    shared: &Shared,
+    scopes: &[Scope],
+    event_id: &str,
+    other_filters: &[(FilterField, String)],
+    bounds: &PositionBounds,
+    limit: usize,
+    now_ms: i64,
+) -> Result<LookupPage, StoreError> {
+    let accounts: std::collections::BTreeSet<&str> = scopes
+        .iter()
+        .map(|scope| scope.account_id.as_str())
+        .collect();
+    let mut found: Vec<(Position, StoredEvent)> = Vec::new();
+    for account in accounts {
+        let Some(seq_bytes) = shared
+            .dedup
+            .get(keys::dedup_key(account, event_id))
+            .map_err(|error| shared.engine_error(error))?
+        else {
+            continue;
+        };
+        let Some(seq) = keys::seq_from_key(&seq_bytes) else {
+            return Err(StoreError::Corrupt {
+                what: "dedup entry",
+                location: format!("account {account} event {event_id}"),
+                detail: format!("expected 8 bytes, found {}", seq_bytes.len()),
+            });
+        };
+        let Some(event) = shared.read_event(seq, now_ms)? else {
+            continue;
+        };
+        let position = keys::position(event.record.event_time_ms, seq);
+        let in_scope = scopes.contains(&crate::writer::scope_of(&event.record));
+        let values = event.record.attributes.index_values();
+        let matches_filters = other_filters
+            .iter()
+            .all(|(field, value)| values.contains(&(*field, value.as_str())));
+        if in_scope && matches_filters && position >= bounds.first && position <= bounds.last {
+            found.push((position, event));
+        }
+    }
+    found.sort_by_key(|(position, _)| *position);
+    let has_more = found.len() > limit;
+    found.truncate(limit);
+    let next = has_more
+        .then(|| {
+            found.last().map(|(_, event)| PageCursor {
+                event_time_ms: event.record.event_time_ms,
+                seq: event.seq,
+            })
+        })
+        .flatten();
+    Ok(LookupPage {
+        events: found.into_iter().map(|(_, event)| event).collect(),
+        next,
+    })
 }
 
 /// The slice of newest-first positions a query may return: from the newest allowed

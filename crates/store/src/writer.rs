@@ -410,7 +410,7 @@ fn index_keys(attributes: &LookupAttributes, scope: &Scope, position: &Position)
     time_key.extend_from_slice(position);
     index_keys.push(time_key);
     for (field, value) in values {
-        if value.len() > keys::INDEX_VALUE_BYTES_MAX {
+        if value.len() > keys::INDEX_VALUE_BYTES_MAX || !keys::is_indexed(field) {
             continue;
         }
         let mut key = keys::index_prefix(keys::field_byte(field), scope, value);

@@ -257,7 +257,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         store.stats()?.last_seq
     );
     drop(store);
-    println!("| peak RSS of this process (ingest + lookups) | {} |", peak_rss());
+    println!(
+        "| peak RSS of this process (ingest + lookups) | {} |",
+        peak_rss()
+    );
     let _ = std::fs::remove_dir_all(&base_dir);
     Ok(())
 }
@@ -266,7 +269,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 fn peak_rss() -> String {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|status| status.lines().find(|line| line.starts_with("VmHWM:")).map(|line| line["VmHWM:".len()..].trim().to_owned()))
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|line| line.starts_with("VmHWM:"))
+                .map(|line| line["VmHWM:".len()..].trim().to_owned())
+        })
         .unwrap_or_else(|| "unknown".to_owned())
 }
 

@@ -47,6 +47,7 @@ fn append_events(store: &Store, prefix: &str, count: usize) {
 }
 
 fn read_everything(store: &Store) -> Result<usize, StoreError> {
+    store.verify()?;
     let mut count = 0;
     let mut after = 0;
     loop {
