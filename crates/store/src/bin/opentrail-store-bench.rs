@@ -59,7 +59,7 @@ impl Generator {
         let user = self.skewed(500);
         let resource = self.skewed(20_000);
         let ip = self.skewed(2_000);
-        let error = if self.next() % 10 == 0 {
+        let error = if self.next().is_multiple_of(10) {
             r#","errorCode":"AccessDenied","errorMessage":"User is not authorized to perform this action on the requested resource""#
         } else {
             ""

@@ -9,6 +9,8 @@ use opentrail_store::{AppendOutcome, LookupQuery};
 
 use crate::support::open;
 
+type Match = (i64, u64, String);
+
 fn corpus_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus/cloudtrail")
 }
@@ -82,7 +84,8 @@ fn corpus_loads_and_every_attribute_lookup_equals_brute_force() {
     }
 
     // Brute force: for each (field, value), the matching events newest first.
-    let mut expected: HashMap<(FilterField, String), Vec<(i64, u64, String)>> = HashMap::new();
+    // (field, value) -> [(event time, seq, account/eventID)] of the matching events.
+    let mut expected: HashMap<(FilterField, String), Vec<Match>> = HashMap::new();
     for (seq, record) in &stored {
         if record.attributes.event_category == "Insight" {
             continue;
@@ -112,7 +115,7 @@ fn corpus_loads_and_every_attribute_lookup_equals_brute_force() {
         }
         *count += 1;
         let mut want = expected[key].clone();
-        want.sort_by(|a, b| (b.0, b.1).cmp(&(a.0, a.1)));
+        want.sort_by_key(|&(time, seq, _)| std::cmp::Reverse((time, seq)));
         let want: Vec<String> = want.into_iter().map(|(_, _, id)| id).collect();
         let mut query = LookupQuery::new(None, None, 50);
         query.filters = vec![key.clone()];
