@@ -1,6 +1,6 @@
 //! The store: fjall keyspaces for the log, the dedup map, the lookup index and metadata.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use opentrail_event::EventRecord;
 
-use crate::keys::{self, seq_from_key, seq_key};
+use crate::keys::{self, ScopeId, seq_from_key, seq_key};
 use crate::lookup::{LookupPage, LookupQuery, Scope, StoredEvent};
 use crate::writer::WriterHandle;
 
@@ -143,7 +143,7 @@ pub(crate) struct Shared {
     pub(crate) dedup: fjall::Keyspace,
     pub(crate) index: fjall::Keyspace,
     pub(crate) meta: fjall::Keyspace,
-    pub(crate) scopes: RwLock<BTreeSet<Scope>>,
+    pub(crate) scopes: RwLock<BTreeMap<Scope, ScopeId>>,
     pub(crate) retention_ms: i64,
     pub(crate) last_seq: AtomicU64,
     pub(crate) expired_through_seq: AtomicU64,
@@ -239,22 +239,24 @@ impl Store {
         let last_seq = last_log_seq.max(expired_through_seq);
         check_high_water_mark(dir, last_seq)?;
 
-        let mut scopes = BTreeSet::new();
+        let mut scopes = BTreeMap::new();
         for guard in meta.prefix(keys::META_SCOPE_PREFIX) {
-            let key = guard
-                .key()
+            let (key, value) = guard
+                .into_inner()
                 .map_err(|error| StoreError::engine(&engine_dir, error))?;
-            let scope =
-                keys::decode_scope(&key[keys::META_SCOPE_PREFIX.len()..]).ok_or_else(|| {
-                    StoreError::Corrupt {
-                        what: "scope metadata",
-                        location: engine_dir.display().to_string(),
-                        detail: format!("undecodable key {key:?}"),
-                    }
-                })?;
-            scopes.insert(scope);
+            let scope = keys::decode_scope(&key[keys::META_SCOPE_PREFIX.len()..]);
+            let scope_id = <[u8; 4]>::try_from(&value[..])
+                .ok()
+                .map(ScopeId::from_be_bytes);
+            let (Some(scope), Some(scope_id)) = (scope, scope_id) else {
+                return Err(StoreError::Corrupt {
+                    what: "scope metadata",
+                    location: engine_dir.display().to_string(),
+                    detail: format!("undecodable entry {key:?} -> {value:?}"),
+                });
+            };
+            scopes.insert(scope, scope_id);
         }
-
         let shared = Arc::new(Shared {
             dir: dir.to_path_buf(),
             database,
@@ -398,8 +400,8 @@ impl Store {
     /// Every scope (account, region, lane) that has ever held an event.
     pub fn scopes(&self) -> Vec<Scope> {
         match self.shared.scopes.read() {
-            Ok(scopes) => scopes.iter().cloned().collect(),
-            Err(poisoned) => poisoned.into_inner().iter().cloned().collect(),
+            Ok(scopes) => scopes.keys().cloned().collect(),
+            Err(poisoned) => poisoned.into_inner().keys().cloned().collect(),
         }
     }
 
@@ -525,6 +527,13 @@ impl Shared {
             ingest_time_ms,
             record,
         }))
+    }
+
+    pub(crate) fn scope_id(&self, scope: &Scope) -> Option<ScopeId> {
+        match self.scopes.read() {
+            Ok(scopes) => scopes.get(scope).copied(),
+            Err(poisoned) => poisoned.into_inner().get(scope).copied(),
+        }
     }
 
     pub(crate) fn is_expired(&self, ingest_time_ms: i64, now_ms: i64) -> bool {

@@ -3,10 +3,10 @@
 //! ```text
 //! log      seq:u64be                                  -> ingest_ms:i64be ‖ crc32(json):u32be ‖ json
 //! dedup    len:u8 ‖ account ‖ event_id                 -> seq:u64be
-//! index    field:u8 ‖ scope ‖ len:u16be ‖ value ‖ pos  -> (empty)
+//! index    field:u8 ‖ scope_id:u32be ‖ len:u16be ‖ value ‖ pos  -> (empty)
 //! meta     utf-8 name                                  -> value (cursors, scopes, expiry floor)
 //!
-//! scope    lane:u8 ‖ len:u8 ‖ account ‖ len:u8 ‖ region
+//! scope    lane:u8 ‖ len:u8 ‖ account ‖ len:u8 ‖ region   (meta "scope/<scope>" -> scope_id:u32be)
 //! pos      !(event_time_ms as order-preserving u64) ‖ !seq   (so ascending keys = newest first)
 //! ```
 //!
@@ -23,6 +23,9 @@ pub(crate) const TIME_FIELD: u8 = 0;
 /// Index values longer than this are not indexed (LookupEvents values are at most 2,000
 /// characters, so no lookup can ask for them).
 pub(crate) const INDEX_VALUE_BYTES_MAX: usize = 4096;
+
+/// A scope's compact id in index keys, assigned in order of first appearance.
+pub(crate) type ScopeId = u32;
 
 /// Bytes in an encoded newest-first position.
 pub(crate) const POSITION_LEN: usize = 16;
@@ -121,11 +124,14 @@ fn split_u8_prefixed(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
 }
 
 /// The prefix shared by every index entry of (field, scope, value); positions follow it.
-pub(crate) fn index_prefix(field: u8, scope: &Scope, value: &str) -> Vec<u8> {
+///
+/// Scopes appear as 4-byte ids rather than their account and region text: index keys are
+/// compared on every memtable insert, and a short common prefix keeps that cheap.
+pub(crate) fn index_prefix(field: u8, scope_id: ScopeId, value: &str) -> Vec<u8> {
     let value = &value.as_bytes()[..value.len().min(INDEX_VALUE_BYTES_MAX)];
-    let mut key = Vec::with_capacity(1 + 2 + 40 + 2 + value.len() + POSITION_LEN);
+    let mut key = Vec::with_capacity(1 + 4 + 2 + value.len() + POSITION_LEN);
     key.push(field);
-    encode_scope(scope, &mut key);
+    key.extend_from_slice(&scope_id.to_be_bytes());
     key.extend_from_slice(&(value.len() as u16).to_be_bytes());
     key.extend_from_slice(value);
     key

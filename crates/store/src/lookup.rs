@@ -98,7 +98,7 @@ pub struct LookupPage {
 }
 
 use crate::engine::{Shared, StoreError};
-use crate::keys::{self, POSITION_LEN, Position};
+use crate::keys::{self, POSITION_LEN, Position, ScopeId};
 
 /// How many steps a filter cursor walks forward before it re-seeks instead. Walking is
 /// cheap for dense matches; re-seeking skips long runs of non-matches in O(log n).
@@ -162,19 +162,19 @@ pub(crate) fn run(
         }
     }
 
-    let scopes: Vec<Scope> = {
+    let scopes: Vec<(Scope, ScopeId)> = {
         let all = match shared.scopes.read() {
             Ok(scopes) => scopes.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         };
         all.into_iter()
-            .filter(|scope| scope.lane == query.lane)
-            .filter(|scope| {
+            .filter(|(scope, _)| scope.lane == query.lane)
+            .filter(|(scope, _)| {
                 account_id
                     .as_ref()
                     .is_none_or(|account| *account == scope.account_id)
             })
-            .filter(|scope| region.as_ref().is_none_or(|region| *region == scope.region))
+            .filter(|(scope, _)| region.as_ref().is_none_or(|region| *region == scope.region))
             .collect()
     };
     if let Some(event_id) = event_id {
@@ -190,7 +190,7 @@ pub(crate) fn run(
     }
     let mut scope_matches: Vec<ScopeMatches> = scopes
         .iter()
-        .map(|scope| ScopeMatches::new(scope, &index_filters, &bounds))
+        .map(|(_, scope_id)| ScopeMatches::new(*scope_id, &index_filters, &bounds))
         .collect();
 
     let mut events = Vec::with_capacity(limit);
@@ -246,7 +246,7 @@ fn narrow(dimension: &mut Option<String>, value: &str) -> bool {
 /// checked against the rest of the query.
 fn lookup_by_event_id(
     shared: &Shared,
-    scopes: &[Scope],
+    scopes: &[(Scope, ScopeId)],
     event_id: &str,
     other_filters: &[(FilterField, String)],
     bounds: &PositionBounds,
@@ -255,7 +255,7 @@ fn lookup_by_event_id(
 ) -> Result<LookupPage, StoreError> {
     let accounts: std::collections::BTreeSet<&str> = scopes
         .iter()
-        .map(|scope| scope.account_id.as_str())
+        .map(|(scope, _)| scope.account_id.as_str())
         .collect();
     let mut found: Vec<(Position, StoredEvent)> = Vec::new();
     for account in accounts {
@@ -277,7 +277,8 @@ fn lookup_by_event_id(
             continue;
         };
         let position = keys::position(event.record.event_time_ms, seq);
-        let in_scope = scopes.contains(&crate::writer::scope_of(&event.record));
+        let event_scope = crate::writer::scope_of(&event.record);
+        let in_scope = scopes.iter().any(|(scope, _)| *scope == event_scope);
         let values = event.record.attributes.index_values();
         let matches_filters = other_filters
             .iter()
@@ -332,20 +333,24 @@ struct ScopeMatches {
 
 impl ScopeMatches {
     fn new(
-        scope: &Scope,
+        scope_id: ScopeId,
         filters: &[(opentrail_event::FilterField, String)],
         bounds: &PositionBounds,
     ) -> Self {
         let mut cursors: Vec<FilterCursor> = filters
             .iter()
             .map(|(field, value)| {
-                FilterCursor::new(keys::index_prefix(keys::field_byte(*field), scope, value))
+                FilterCursor::new(keys::index_prefix(
+                    keys::field_byte(*field),
+                    scope_id,
+                    value,
+                ))
             })
             .collect();
         if cursors.is_empty() {
             cursors.push(FilterCursor::new(keys::index_prefix(
                 keys::TIME_FIELD,
-                scope,
+                scope_id,
                 "",
             )));
         }

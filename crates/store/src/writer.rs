@@ -22,7 +22,7 @@ use crate::engine::{
     AppendOutcome, ExpireReport, HIGH_WATER_FILE_NAME, Shared, StoreError, StoreOptions,
     decode_log_value, encode_log_value, now_ms,
 };
-use crate::keys::{self, Position, seq_from_key, seq_key};
+use crate::keys::{self, Position, ScopeId, seq_from_key, seq_key};
 use crate::lookup::{EventLane, Scope};
 
 /// Events removed per retention batch: bounds the size of one atomic delete.
@@ -220,7 +220,7 @@ impl Writer {
             Ok(scopes) => scopes.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         };
-        let mut new_scopes = Vec::new();
+        let mut new_scopes: Vec<(Scope, ScopeId)> = Vec::new();
         let mut outcomes = Vec::with_capacity(group.len());
 
         for append in group {
@@ -258,12 +258,32 @@ impl Writer {
                 stored_in_this_group.insert(dedup_key, seq);
 
                 let scope = scope_of(record);
-                if !known_scopes.contains(&scope) && !new_scopes.contains(&scope) {
-                    batch.insert(&shared.meta, keys::meta_scope_key(&scope), Vec::new());
-                    new_scopes.push(scope.clone());
-                }
+                let known_id = known_scopes.get(&scope).copied().or_else(|| {
+                    new_scopes
+                        .iter()
+                        .find(|(new, _)| *new == scope)
+                        .map(|(_, id)| *id)
+                });
+                let scope_id = match known_id {
+                    Some(scope_id) => scope_id,
+                    None => {
+                        let scope_id = ScopeId::try_from(known_scopes.len() + new_scopes.len())
+                            .map_err(|_| StoreError::Corrupt {
+                                what: "scope table",
+                                location: shared.engine_dir().display().to_string(),
+                                detail: "more than 2^32 (account, region) scopes".into(),
+                            })?;
+                        batch.insert(
+                            &shared.meta,
+                            keys::meta_scope_key(&scope),
+                            scope_id.to_be_bytes().to_vec(),
+                        );
+                        new_scopes.push((scope, scope_id));
+                        scope_id
+                    }
+                };
                 let position = keys::position(record.event_time_ms, seq);
-                for index_key in index_keys(&record.attributes, &scope, &position) {
+                for index_key in index_keys(&record.attributes, scope_id, &position) {
                     batch.insert(&shared.index, index_key, Vec::new());
                 }
                 append_outcomes.push(AppendOutcome::Stored { seq });
@@ -335,8 +355,15 @@ impl Writer {
                         detail: format!("{error:?}"),
                     })?;
                 let scope = scope_of(&record);
+                let Some(scope_id) = shared.scope_id(&scope) else {
+                    return Err(StoreError::Corrupt {
+                        what: "scope table",
+                        location: format!("log seq {seq}"),
+                        detail: format!("no id for the event's scope {scope:?}"),
+                    });
+                };
                 let position = keys::position(record.event_time_ms, seq);
-                for index_key in index_keys(&record.attributes, &scope, &position) {
+                for index_key in index_keys(&record.attributes, scope_id, &position) {
                     batch.remove(&shared.index, index_key);
                 }
                 batch.remove(
@@ -403,17 +430,21 @@ pub(crate) fn scope_of(record: &EventRecord) -> Scope {
 }
 
 /// Every index key of one event: the time-only entry plus one per attribute value.
-fn index_keys(attributes: &LookupAttributes, scope: &Scope, position: &Position) -> Vec<Vec<u8>> {
+fn index_keys(
+    attributes: &LookupAttributes,
+    scope_id: ScopeId,
+    position: &Position,
+) -> Vec<Vec<u8>> {
     let values = attributes.index_values();
     let mut index_keys = Vec::with_capacity(values.len() + 1);
-    let mut time_key = keys::index_prefix(keys::TIME_FIELD, scope, "");
+    let mut time_key = keys::index_prefix(keys::TIME_FIELD, scope_id, "");
     time_key.extend_from_slice(position);
     index_keys.push(time_key);
     for (field, value) in values {
         if value.len() > keys::INDEX_VALUE_BYTES_MAX || !keys::is_indexed(field) {
             continue;
         }
-        let mut key = keys::index_prefix(keys::field_byte(field), scope, value);
+        let mut key = keys::index_prefix(keys::field_byte(field), scope_id, value);
         key.extend_from_slice(position);
         index_keys.push(key);
     }
