@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import time
 
+import datafusion
 import duckdb
+import pyarrow
 
 import otlib
 
@@ -49,3 +51,27 @@ def test_ingested_events_are_archived_as_parquet_that_duckdb_reads(server_factor
     assert row[2] is False
     assert row[3] == "alice" and row[4] == "alice"
     assert row[5].year == 2024
+
+
+def test_datafusion_reads_the_archive_as_it_is(server_factory):
+    server = server_factory(extra_env={"OPENTRAIL_ARCHIVE_SEAL_AGE_SECS": "1"})
+    name = otlib.uniq("Fusion")
+    when = otlib.utcnow().replace(year=2023, month=7, day=10)
+    server.ingest_ok([otlib.cloudtrail_event(name, event_time=when, event_id=f"{name}-{i}") for i in range(7)])
+    archive = server.data_dir / "archive"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and _archived_rows(archive, f"eventname = '{name}'") < 7:
+        time.sleep(0.5)
+
+    context = datafusion.SessionContext()
+    context.register_parquet(
+        "events",
+        str(archive),
+        table_partition_cols=[("event_date", pyarrow.string())],
+        file_extension=".parquet",
+    )
+    rows = context.sql(
+        f"SELECT event_date, count(*) AS n, min(useridentity_username) AS who "
+        f"FROM events WHERE eventname = '{name}' GROUP BY event_date"
+    ).to_pylist()
+    assert rows == [{"event_date": "2023-07-10", "n": 7, "who": "alice"}], rows
