@@ -7,6 +7,7 @@
 //! - [`routes`]: the router; new APIs are added in [`routes::authenticated_routes`].
 //! - [`app`]: startup ([`Server::start`]), serving and graceful shutdown ([`serve`]).
 //! - [`observability`]: request ids, request logs, Prometheus metrics.
+//! - [`console`]: the web console at `/console` (cookie sessions, embedded assets).
 //!
 //! Wire shapes and AWS error codes come from `opentrail-protocol`; events are stored by
 //! `opentrail-store`. This crate only connects them to HTTP.
@@ -17,6 +18,7 @@ pub mod audit;
 pub mod auth;
 pub mod channels;
 pub mod config;
+pub mod console;
 mod durable_files;
 pub mod ingest;
 pub mod keys;

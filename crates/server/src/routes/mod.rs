@@ -37,6 +37,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(operations::health))
         .merge(authenticated_routes(state.clone()))
+        // The console authenticates by session cookie, so it sits outside the SigV4 layer.
+        .merge(crate::console::router(state.clone()))
         .route_layer(middleware::from_fn(observability::record_matched_route))
         .fallback(operations::not_found)
         .layer(DefaultBodyLimit::max(body_bytes_max))

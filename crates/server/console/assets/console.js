@@ -1,0 +1,1007 @@
+// The OpenTrail console: a small single-page app in plain JavaScript, with no
+// dependencies and no build step, served from the binary at /console.
+//
+// Safety rule for this file: event data is written by whoever produced the event, so it
+// only ever reaches the page as text (the h() helper appends strings as text nodes);
+// nothing here assigns innerHTML. The server's Content-Security-Policy backs this up.
+//
+// Pages are listed in PAGES. Adding one (the trails page, once its API exists) means
+// adding an entry there and its data routes on the server (console/mod.rs).
+
+const BASE = '/console';
+const API = BASE + '/api';
+const PAGE_SIZE = 50;
+const POLL_MS = 1000;
+
+// Every lookup attribute a view can filter on, by its native API name.
+const FILTERS = [
+  ['eventName', 'Event name'],
+  ['eventSource', 'Event source'],
+  ['username', 'User name'],
+  ['resourceName', 'Resource name'],
+  ['resourceType', 'Resource type'],
+  ['accessKeyId', 'Access key ID'],
+  ['sourceIPAddress', 'Source IP address'],
+  ['errorCode', 'Error code'],
+  ['invokedBy', 'Invoked by'],
+  ['userArn', 'User ARN'],
+  ['awsRegion', 'AWS region'],
+  ['recipientAccountId', 'Account ID'],
+  ['eventCategory', 'Event category'],
+  ['eventId', 'Event ID'],
+].map(([name, label]) => ({ name, label }));
+const FILTER_NAMES = new Set(FILTERS.map((filter) => filter.name));
+
+const RANGES = [
+  { value: '', label: 'Any time' },
+  { value: '1h', label: 'Last hour', ms: 3600e3 },
+  { value: '1d', label: 'Last day', ms: 86400e3 },
+  { value: '7d', label: 'Last week', ms: 7 * 86400e3 },
+  { value: '90d', label: 'Last 90 days', ms: 90 * 86400e3 },
+  { value: 'custom', label: 'Custom range' },
+];
+
+const PAGES = [
+  { path: '/sign-in', render: renderSignIn, public: true, title: 'Sign in' },
+  { path: '/events', render: renderHistory, nav: 'Event history', title: 'Event history' },
+  { path: '/event', render: renderDetail, title: 'Event' },
+  { path: '/keys', render: renderKeys, nav: 'Access keys', title: 'Access keys', admin: true },
+  // { path: '/trails', render: renderTrails, nav: 'Trails', title: 'Trails' },
+  //   ↑ the trails page: list, create, start/stop, status with last delivery and error.
+];
+
+let session = null; // the answer of GET /api/session
+let cleanup = () => {}; // stops the current page's timers and observers
+
+// ------------------------------------------------------------------ small helpers
+
+function h(tag, props, ...children) {
+  const element = document.createElement(tag);
+  for (const [key, value] of Object.entries(props || {})) {
+    if (value === null || value === undefined || value === false) continue;
+    if (key === 'class') element.className = value;
+    else if (key.startsWith('on')) element.addEventListener(key.slice(2), value);
+    else if (value === true) element.setAttribute(key, '');
+    else element.setAttribute(key, String(value));
+  }
+  add(element, ...children);
+  return element;
+}
+
+function add(element, ...children) {
+  for (const child of children.flat(Infinity)) {
+    if (child === null || child === undefined || child === false) continue;
+    element.append(child instanceof Node ? child : String(child));
+  }
+  return element;
+}
+
+function svgLogo() {
+  const ns = 'http://www.w3.org/2000/svg';
+  const svg = document.createElementNS(ns, 'svg');
+  svg.setAttribute('viewBox', '0 0 32 32');
+  svg.setAttribute('aria-hidden', 'true');
+  const parts = [
+    ['rect', { width: 32, height: 32, rx: 7, fill: '#0b5cad' }],
+    ['path', { d: 'M7 23 L13 15 L18 19 L25 9', fill: 'none', stroke: '#fff', 'stroke-width': 3, 'stroke-linecap': 'round', 'stroke-linejoin': 'round' }],
+    ['circle', { cx: 25, cy: 9, r: 2.6, fill: '#ffd166' }],
+  ];
+  for (const [tag, attributes] of parts) {
+    const part = document.createElementNS(ns, tag);
+    for (const [name, value] of Object.entries(attributes)) part.setAttribute(name, String(value));
+    svg.append(part);
+  }
+  return svg;
+}
+
+function announce(message) {
+  const announcer = document.getElementById('announcer');
+  announcer.textContent = '';
+  // A fresh text node makes screen readers speak a repeated message again.
+  setTimeout(() => { announcer.textContent = message; }, 50);
+}
+
+function formatTime(iso) {
+  // Server times are UTC RFC 3339; shown as "2026-11-25 09:14:03".
+  return (iso || '').replace('T', ' ').replace(/\.\d+/, '').replace('Z', '');
+}
+
+function relativeTime(iso) {
+  const seconds = (Date.parse(iso) - Date.now()) / 1000;
+  if (!Number.isFinite(seconds)) return '';
+  const format = new Intl.RelativeTimeFormat('en', { numeric: 'auto' });
+  const units = [['year', 31536000], ['month', 2592000], ['week', 604800], ['day', 86400], ['hour', 3600], ['minute', 60], ['second', 1]];
+  for (const [unit, size] of units) {
+    if (Math.abs(seconds) >= size || unit === 'second') return format.format(Math.round(seconds / size), unit);
+  }
+  return '';
+}
+
+function shortSource(eventSource) {
+  return (eventSource || '').replace(/\.amazonaws\.com$/, '');
+}
+
+function eventHref(row) {
+  return `${BASE}/event?${new URLSearchParams({ account: row.accountId, id: row.eventId })}`;
+}
+
+function historyHref(filters) {
+  return `${BASE}/events?${new URLSearchParams(filters)}`;
+}
+
+async function copyText(text) {
+  if (navigator.clipboard && window.isSecureContext) {
+    await navigator.clipboard.writeText(text);
+    return;
+  }
+  // Plain-HTTP origins other than localhost have no clipboard API.
+  const area = h('textarea', { class: 'visually-hidden', readonly: true });
+  area.value = text;
+  document.body.append(area);
+  area.select();
+  document.execCommand('copy');
+  area.remove();
+}
+
+function copyButton(label, text) {
+  const button = h('button', { type: 'button', class: 'small' }, label);
+  button.addEventListener('click', async () => {
+    try {
+      await copyText(typeof text === 'function' ? text() : text);
+      button.textContent = 'Copied';
+      announce('Copied to the clipboard');
+    } catch {
+      button.textContent = 'Copy failed';
+    }
+    setTimeout(() => { button.textContent = label; }, 1500);
+  });
+  return button;
+}
+
+// ------------------------------------------------------------------ API
+
+class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+async function api(path, { method = 'GET', body, text = false } = {}) {
+  const headers = {};
+  if (method !== 'GET') {
+    headers['Content-Type'] = 'application/json';
+    headers['X-CSRF-Token'] = session ? session.csrfToken : '';
+  }
+  const response = await fetch(API + path, {
+    method,
+    headers,
+    credentials: 'same-origin',
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const payload = await response.text();
+  if (!response.ok) {
+    let code = '';
+    let message = `The server answered ${response.status}.`;
+    try {
+      const error = JSON.parse(payload);
+      code = error.__type || '';
+      message = error.message || message;
+    } catch { /* not JSON: keep the status message */ }
+    if (response.status === 401 && code === 'NotSignedInException') {
+      signedOut('Your session has ended. Sign in again.');
+    }
+    throw new ApiError(response.status, code, message);
+  }
+  if (text) return payload;
+  return payload ? JSON.parse(payload) : null;
+}
+
+function signedOut(message) {
+  session = null;
+  const here = location.pathname + location.search;
+  const next = here.startsWith(`${BASE}/sign-in`) ? '' : here;
+  navigate(`${BASE}/sign-in?${new URLSearchParams({ ...(next ? { next } : {}), ...(message ? { reason: message } : {}) })}`, { replace: true });
+}
+
+// ------------------------------------------------------------------ routing
+
+function navigate(url, { replace = false } = {}) {
+  if (replace) history.replaceState(null, '', url);
+  else history.pushState(null, '', url);
+  render();
+}
+
+document.addEventListener('click', (event) => {
+  const link = event.target.closest('a[href]');
+  if (!link || event.defaultPrevented || event.button !== 0) return;
+  if (event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
+  if (link.hasAttribute('download') || link.target) return;
+  const url = new URL(link.href, location.href);
+  if (url.origin !== location.origin || !url.pathname.startsWith(`${BASE}/`) || url.pathname.startsWith(`${API}/`)) return;
+  event.preventDefault();
+  navigate(url.pathname + url.search);
+});
+window.addEventListener('popstate', () => render());
+
+async function render() {
+  cleanup();
+  cleanup = () => {};
+  let path = location.pathname.slice(BASE.length) || '/';
+  if (path === '/' || path === '') {
+    history.replaceState(null, '', `${BASE}/events`);
+    path = '/events';
+  }
+  const page = PAGES.find((candidate) => candidate.path === path);
+  if (!session) {
+    try {
+      session = await api('/session');
+    } catch (error) {
+      showFatal(error);
+      return;
+    }
+  }
+  if (!page) {
+    layout('Not found', (main) => {
+      add(main, h('h1', null, 'Page not found'), h('p', null, h('a', { href: `${BASE}/events` }, 'Go to Event history')));
+    });
+    return;
+  }
+  if (!page.public && !session.signedIn) {
+    signedOut('');
+    return;
+  }
+  if (page.public && session.signedIn) {
+    navigate(safeNext(new URLSearchParams(location.search).get('next')), { replace: true });
+    return;
+  }
+  document.title = `${page.title} · OpenTrail`;
+  if (page.public) {
+    const app = document.getElementById('app');
+    app.replaceChildren();
+    page.render(app);
+    return;
+  }
+  layout(page.title, (main) => page.render(main), page);
+}
+
+function safeNext(next) {
+  // Only paths inside the console: a `next` parameter must not become an open redirect.
+  if (next && next.startsWith(`${BASE}/`) && !next.startsWith('//') && !next.startsWith(`${BASE}/sign-in`)) return next;
+  return `${BASE}/events`;
+}
+
+function layout(title, fill, current) {
+  document.title = `${title} · OpenTrail`;
+  const app = document.getElementById('app');
+  const nav = h('nav', { 'aria-label': 'Main' },
+    PAGES.filter((page) => page.nav && (!page.admin || session.role === 'admin')).map((page) =>
+      h('a', { href: BASE + page.path, 'aria-current': current === page ? 'page' : null }, page.nav)));
+  const signOut = h('button', { type: 'button', class: 'ghost small' }, 'Sign out');
+  signOut.addEventListener('click', async () => {
+    signOut.disabled = true;
+    try {
+      await api('/sign-out', { method: 'POST', body: {} });
+    } catch { /* signed out either way */ }
+    session = null;
+    navigate(`${BASE}/sign-in`, { replace: true });
+  });
+  const header = h('header', { class: 'topbar' },
+    h('a', { class: 'brand', href: `${BASE}/events` }, svgLogo(), 'OpenTrail'),
+    nav,
+    h('div', { class: 'who' },
+      h('span', { class: 'key', title: `Signed in with access key ${session.accessKeyId} (account ${session.accountId})` }, session.accessKeyId),
+      h('span', { class: 'badge role', title: 'Role of this key' }, session.role),
+      signOut));
+  const main = h('main', { id: 'main', class: 'page', tabindex: '-1' });
+  app.replaceChildren(header, main);
+  fill(main);
+}
+
+function showFatal(error) {
+  const app = document.getElementById('app');
+  app.replaceChildren(h('main', { id: 'main', class: 'page' },
+    h('p', { class: 'notice error', role: 'alert' }, `The console could not reach the server: ${error.message}`)));
+}
+
+function focusHeading(main) {
+  // Move focus to the new page's heading so screen readers announce the navigation.
+  const heading = main.querySelector('h1');
+  if (heading) {
+    heading.setAttribute('tabindex', '-1');
+    heading.focus({ preventScroll: true });
+  }
+}
+
+// ------------------------------------------------------------------ sign-in
+
+function renderSignIn(app) {
+  const params = new URLSearchParams(location.search);
+  const error = h('div', { class: 'form-error', role: 'alert', id: 'sign-in-error' }, params.get('reason') || '');
+  const keyId = h('input', { id: 'access-key-id', name: 'accessKeyId', autocomplete: 'username', required: true, spellcheck: 'false', autocapitalize: 'off', 'aria-describedby': 'sign-in-error' });
+  const secret = h('input', { id: 'secret-access-key', name: 'secretAccessKey', type: 'password', autocomplete: 'current-password', required: true, 'aria-describedby': 'sign-in-error' });
+  const submit = h('button', { type: 'submit', class: 'primary' }, 'Sign in');
+  const form = h('form', { novalidate: true },
+    h('div', { class: 'field' }, h('label', { for: 'access-key-id' }, 'Access key ID'), keyId),
+    h('div', { class: 'field' }, h('label', { for: 'secret-access-key' }, 'Secret access key'), secret),
+    error,
+    submit);
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    if (!keyId.value.trim() || !secret.value) {
+      error.textContent = 'Enter an access key ID and its secret access key.';
+      (keyId.value.trim() ? secret : keyId).focus();
+      return;
+    }
+    submit.disabled = true;
+    submit.textContent = 'Signing in…';
+    try {
+      // A stale form token was dropped after a failure: fetch a fresh one first.
+      if (!session) session = await api('/session');
+      // session holds the pre-sign-in CSRF token until a session replaces it.
+      session = await api('/sign-in', { method: 'POST', body: { accessKeyId: keyId.value.trim(), secretAccessKey: secret.value } });
+      navigate(safeNext(params.get('next')), { replace: true });
+    } catch (failure) {
+      error.textContent = failure.message;
+      submit.disabled = false;
+      submit.textContent = 'Sign in';
+      secret.value = '';
+      secret.focus();
+      if (failure.code === 'InvalidCsrfTokenException') session = null;
+    }
+  });
+  app.append(h('main', { id: 'main', class: 'signin' },
+    h('div', { class: 'signin-card' },
+      h('div', { class: 'brand' }, svgLogo(), 'OpenTrail'),
+      h('h1', null, 'Sign in'),
+      h('p', { class: 'muted' }, 'Use an access key with the read or admin role. Ingest keys cannot sign in.'),
+      form,
+      h('p', { class: 'hint' }, 'The first admin key is in ', h('code', null, 'opentrail-data/credentials'), '. Create more with ', h('code', null, 'opentrail keys create'), '.'))));
+  keyId.focus();
+}
+
+// ------------------------------------------------------------------ event history
+
+// The view a URL describes: filters, time range, read/write, errors only.
+function viewFromUrl(search) {
+  const params = new URLSearchParams(search);
+  const view = { filters: [], range: params.get('range') || '', start: params.get('start') || '', end: params.get('end') || '', readOnly: params.get('readOnly') || '', errors: params.get('errors') === '1' };
+  for (const [name, value] of params) {
+    if (FILTER_NAMES.has(name) && value) view.filters.push({ name, value });
+  }
+  if ((view.start || view.end) && !view.range) view.range = 'custom';
+  if (!['', 'true', 'false'].includes(view.readOnly)) view.readOnly = '';
+  return view;
+}
+
+function viewToUrl(view) {
+  const params = new URLSearchParams();
+  for (const filter of view.filters) params.append(filter.name, filter.value);
+  if (view.range && view.range !== 'custom') params.set('range', view.range);
+  if (view.range === 'custom') {
+    if (view.start) params.set('start', view.start);
+    if (view.end) params.set('end', view.end);
+  }
+  if (view.readOnly) params.set('readOnly', view.readOnly);
+  if (view.errors) params.set('errors', '1');
+  const query = params.toString();
+  return `${BASE}/events${query ? `?${query}` : ''}`;
+}
+
+// The lookup query of a view, with relative ranges fixed at `now`.
+function lookupParams(view, now) {
+  const params = new URLSearchParams();
+  for (const filter of view.filters) params.append(filter.name, filter.value);
+  const preset = RANGES.find((range) => range.value === view.range && range.ms);
+  if (preset) params.set('start', new Date(now - preset.ms).toISOString());
+  if (view.range === 'custom') {
+    if (view.start) params.set('start', view.start);
+    if (view.end) params.set('end', view.end);
+  }
+  if (view.readOnly) params.set('readOnly', view.readOnly);
+  if (view.errors) params.set('errors', '1');
+  return params;
+}
+
+// "2026-11-25T09:14:03Z" ⇄ the value of a datetime-local input, both in UTC.
+function isoToInput(iso) {
+  const time = Date.parse(iso);
+  return Number.isFinite(time) ? new Date(time).toISOString().slice(0, 19) : '';
+}
+function inputToIso(value) {
+  if (!value) return '';
+  const time = Date.parse(`${value.length === 16 ? `${value}:00` : value}Z`);
+  return Number.isFinite(time) ? new Date(time).toISOString().replace('.000Z', 'Z') : '';
+}
+
+function renderHistory(main) {
+  const view = viewFromUrl(location.search);
+  const state = { rows: [], keys: new Set(), cursor: null, tailSeq: null, loading: false, live: true, polling: false, timer: null, stopped: false, lastLoadFailed: false };
+  const params = lookupParams(view, Date.now());
+  const rangeEnded = view.range === 'custom' && view.end && Date.parse(view.end) < Date.now();
+
+  // ---- filter form
+  const rows = h('div', { class: 'filter-rows' });
+  const datalists = h('div', { hidden: true });
+  const addRow = (filter) => {
+    const index = rows.children.length + 1;
+    const select = h('select', { 'aria-label': `Filter ${index}: attribute`, name: 'attribute' },
+      FILTERS.map((option) => h('option', { value: option.name, selected: option.name === filter.name }, option.label)));
+    const input = h('input', { type: 'text', 'aria-label': `Filter ${index}: value`, name: 'value', value: filter.value, placeholder: 'Exact value, e.g. dynamodb.amazonaws.com', spellcheck: 'false', autocapitalize: 'off', list: `values-${filter.name}` });
+    select.addEventListener('change', () => input.setAttribute('list', `values-${select.value}`));
+    const remove = h('button', { type: 'button', 'aria-label': `Remove filter ${index}`, title: 'Remove filter' }, '×');
+    const row = h('div', { class: 'filter-row' }, select, input, remove);
+    remove.addEventListener('click', () => {
+      row.remove();
+      if (!rows.children.length) addRow({ name: 'eventSource', value: '' });
+      rows.querySelector('input')?.focus();
+    });
+    rows.append(row);
+    return input;
+  };
+  for (const filter of view.filters) addRow(filter);
+  if (!view.filters.length) addRow({ name: 'eventSource', value: '' });
+
+  const rangeSelect = h('select', { id: 'range', name: 'range' }, RANGES.map((range) => h('option', { value: range.value, selected: range.value === view.range }, range.label)));
+  const startInput = h('input', { id: 'start', type: 'datetime-local', step: '1', value: isoToInput(view.start) });
+  const endInput = h('input', { id: 'end', type: 'datetime-local', step: '1', value: isoToInput(view.end) });
+  const custom = h('div', { class: 'custom-range', hidden: view.range !== 'custom' },
+    h('div', { class: 'field' }, h('label', { for: 'start' }, 'From (UTC)'), startInput),
+    h('div', { class: 'field' }, h('label', { for: 'end' }, 'To (UTC)'), endInput));
+  rangeSelect.addEventListener('change', () => { custom.hidden = rangeSelect.value !== 'custom'; });
+  const readOnlySelect = h('select', { id: 'read-only', name: 'readOnly' },
+    [['', 'Read and write'], ['true', 'Read-only'], ['false', 'Write only']].map(([value, label]) => h('option', { value, selected: value === view.readOnly }, label)));
+  const errorsBox = h('input', { type: 'checkbox', id: 'errors-only', name: 'errors', checked: view.errors });
+  const addButton = h('button', { type: 'button', class: 'link' }, '+ Add filter');
+  addButton.addEventListener('click', () => {
+    const used = new Set([...rows.querySelectorAll('select')].map((select) => select.value));
+    const next = FILTERS.find((filter) => !used.has(filter.name)) || FILTERS[0];
+    addRow({ name: next.name, value: '' }).focus();
+  });
+  const formError = h('p', { class: 'form-error', role: 'alert' });
+  const form = h('form', { class: 'filters card', role: 'search', 'aria-label': 'Filter events' },
+    rows,
+    h('div', null, addButton),
+    h('div', { class: 'filter-options' },
+      h('div', { class: 'field' }, h('label', { for: 'range' }, 'Time range'), rangeSelect),
+      custom,
+      h('div', { class: 'field' }, h('label', { for: 'read-only' }, 'Read or write'), readOnlySelect),
+      h('label', { class: 'check', for: 'errors-only' }, errorsBox, 'Errors only'),
+      h('span', { class: 'spacer' }),
+      h('a', { class: 'button', href: `${BASE}/events` }, 'Clear'),
+      h('button', { type: 'submit', class: 'primary' }, 'Apply filters')),
+    formError,
+    datalists);
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    const next = { filters: [], range: rangeSelect.value, start: '', end: '', readOnly: readOnlySelect.value, errors: errorsBox.checked };
+    const seen = new Set();
+    for (const row of rows.children) {
+      const name = row.querySelector('select').value;
+      const value = row.querySelector('input').value.trim();
+      if (!value) continue;
+      if (seen.has(name)) {
+        formError.textContent = `${FILTERS.find((filter) => filter.name === name).label} is used twice; an event has one value per attribute.`;
+        row.querySelector('input').focus();
+        return;
+      }
+      seen.add(name);
+      next.filters.push({ name, value });
+    }
+    if (next.range === 'custom') {
+      next.start = inputToIso(startInput.value);
+      next.end = inputToIso(endInput.value);
+      if (next.start && next.end && next.start > next.end) {
+        formError.textContent = 'The start of the range is after its end.';
+        startInput.focus();
+        return;
+      }
+    }
+    navigate(viewToUrl(next));
+  });
+
+  // ---- toolbar, table
+  const count = h('p', { class: 'count', 'aria-live': 'polite' }, 'Loading events…');
+  const liveButton = h('button', { type: 'button', class: 'live small', 'aria-pressed': String(!rangeEnded), title: 'Show new events as they arrive' }, h('span', { class: 'dot', 'aria-hidden': 'true' }), 'Live');
+  const exportQuery = (format) => {
+    const query = new URLSearchParams(params);
+    query.set('format', format);
+    return `${API}/export?${query}`;
+  };
+  const toolbar = h('div', { class: 'toolbar' },
+    count,
+    h('div', { class: 'actions' },
+      liveButton,
+      h('a', { class: 'button small', href: exportQuery('csv'), download: '', id: 'export-csv' }, 'Download CSV'),
+      h('a', { class: 'button small', href: exportQuery('json'), download: '', id: 'export-json' }, 'Download JSON')));
+  const banner = h('div', { class: 'notice banner', hidden: true });
+  const columns = [
+    ['col-time', 'Time (UTC)'], ['col-name', 'Event name'], ['col-user', 'User name'], ['col-source', 'Event source'],
+    ['col-rtype', 'Resource type'], ['col-rname', 'Resource name'], ['col-ip', 'Source IP'], ['col-error', 'Error code'], ['col-auto', 'Automation'],
+  ];
+  const tbody = h('tbody');
+  const table = h('table', { class: 'events' },
+    h('caption', { class: 'visually-hidden' }, 'Events, newest first. Select an event name for its details.'),
+    h('colgroup', null, columns.map(([name]) => h('col', { class: name }))),
+    h('thead', null, h('tr', null, columns.map(([, label]) => h('th', { scope: 'col' }, label)))),
+    tbody);
+  const empty = h('div', { class: 'empty', hidden: true });
+  const moreButton = h('button', { type: 'button' }, 'Load more');
+  const foot = h('div', { class: 'table-foot', hidden: true }, moreButton);
+  const wrap = h('div', { class: 'table-wrap' }, table, empty, foot);
+
+  add(main,
+    h('div', { class: 'page-head' },
+      h('div', null, h('h1', null, 'Event history'),
+        h('p', { class: 'lead' }, 'Every recorded action, newest first. Filter by any attribute; the URL keeps the view, so it can be shared.'))),
+    form, toolbar, banner, wrap);
+
+  tbody.addEventListener('click', (event) => {
+    if (event.target.closest('a, button')) return;
+    const row = event.target.closest('tr[data-href]');
+    // A click that ends a text selection is not a request to open the event.
+    if (row && !String(window.getSelection())) navigate(row.dataset.href);
+  });
+
+  // Cells keep to one line (the full value is in the title): rows stay scannable and all
+  // nine columns fit at 1280 px.
+  const cell = (name, label, title, ...content) => {
+    const isEmpty = content.every((item) => item === null || item === undefined || item === '');
+    return h('td', { class: `${name}${isEmpty ? ' empty-cell' : ''}`, 'data-label': label, title: isEmpty ? null : title },
+      isEmpty ? h('span', { class: 'none', 'aria-label': 'none' }, '—') : content);
+  };
+  const rowElement = (row) => {
+    const resources = row.resources || [];
+    const first = resources[0] || {};
+    const extra = resources.length > 1 ? `${resources.length - 1} more` : '';
+    const more = extra ? h('span', { class: 'more' }, `+${resources.length - 1}`) : null;
+    const allNames = resources.map((resource) => resource.name).filter(Boolean).join('\n');
+    const allTypes = resources.map((resource) => resource.type).filter(Boolean).join('\n');
+    return h('tr', { 'data-href': eventHref(row), 'data-key': `${row.accountId}/${row.eventId}` },
+      cell('col-time', 'Time (UTC)', row.eventTime, h('time', { datetime: row.eventTime }, formatTime(row.eventTime))),
+      cell('col-name', 'Event name', row.eventName, h('a', { href: eventHref(row) }, row.eventName)),
+      cell('col-user', 'User name', row.username, row.username),
+      // Shortened for the table ("dynamodb", "DynamoDB::Table"); titles and the detail
+      // page carry the full values, which are what filters match.
+      cell('col-source', 'Event source', row.eventSource, shortSource(row.eventSource)),
+      cell('col-rtype', 'Resource type', allTypes, first.type ? [first.type.replace(/^AWS::/, ''), more] : null),
+      cell('col-rname', 'Resource name', allNames, first.name ? [first.shortName || first.name, more && more.cloneNode(true)] : null),
+      cell('col-ip', 'Source IP', row.sourceIPAddress, row.sourceIPAddress),
+      cell('col-error', 'Error code', row.errorCode, row.errorCode),
+      cell('col-auto', 'Automation', row.invokedBy ? `Invoked by ${row.invokedBy}` : null,
+        row.invokedBy ? shortSource(row.invokedBy) : null));
+  };
+  const order = (left, right) => (right.eventTimeMs - left.eventTimeMs) || (right.seq - left.seq);
+
+  const suggestions = new Map();
+  const suggest = (rowsToAdd) => {
+    const take = (name, value) => {
+      if (!value) return;
+      if (!suggestions.has(name)) suggestions.set(name, new Set());
+      const values = suggestions.get(name);
+      if (values.size < 200) values.add(value);
+    };
+    for (const row of rowsToAdd) {
+      take('eventName', row.eventName); take('eventSource', row.eventSource); take('username', row.username);
+      take('sourceIPAddress', row.sourceIPAddress); take('errorCode', row.errorCode); take('invokedBy', row.invokedBy);
+      take('accessKeyId', row.accessKeyId); take('awsRegion', row.region); take('recipientAccountId', row.accountId);
+      for (const resource of row.resources || []) { take('resourceType', resource.type); take('resourceName', resource.shortName || resource.name); }
+    }
+    datalists.replaceChildren(...[...suggestions].map(([name, values]) =>
+      h('datalist', { id: `values-${name}` }, [...values].sort().map((value) => h('option', { value })))));
+  };
+
+  const updateCount = () => {
+    const shown = state.rows.length;
+    const more = state.cursor ? ' · scroll for more' : '';
+    count.textContent = shown === 0 && state.cursor ? 'No matching events yet in the events searched so far' : `Showing ${shown.toLocaleString('en')} event${shown === 1 ? '' : 's'}${more}`;
+    foot.hidden = !state.cursor;
+    moreButton.textContent = view.errors && state.cursor ? 'Search further' : 'Load more';
+    empty.hidden = shown > 0 || Boolean(state.cursor);
+    empty.replaceChildren(h('p', null, 'No events match this view.'), h('p', null, view.filters.length || view.range || view.errors || view.readOnly ? 'Filter values match exactly; try removing a filter or widening the time range.' : 'Send events to POST /v1/events, or with the aws CLI, and they appear here within a second.'));
+  };
+
+  const appendRows = (newRows) => {
+    const fragment = document.createDocumentFragment();
+    for (const row of newRows) {
+      const key = `${row.accountId}/${row.eventId}`;
+      if (state.keys.has(key)) continue;
+      state.keys.add(key);
+      state.rows.push(row);
+      fragment.append(rowElement(row));
+    }
+    tbody.append(fragment);
+    suggest(newRows);
+  };
+
+  // Events from the tail go where their time puts them; an event older than everything
+  // loaded so far waits for paging, which will reach it.
+  const insertLive = (newRows) => {
+    let added = 0;
+    for (const row of [...newRows].sort(order).reverse()) {
+      const key = `${row.accountId}/${row.eventId}`;
+      if (state.keys.has(key)) continue;
+      let index = state.rows.findIndex((existing) => order(row, existing) < 0);
+      if (index === -1) {
+        if (state.cursor) continue;
+        index = state.rows.length;
+      }
+      state.keys.add(key);
+      state.rows.splice(index, 0, row);
+      const element = rowElement(row);
+      element.classList.add('is-new');
+      tbody.insertBefore(element, tbody.children[index] || null);
+      added += 1;
+    }
+    if (added) {
+      suggest(newRows);
+      updateCount();
+      announce(`${added} new event${added === 1 ? '' : 's'}`);
+    }
+  };
+
+  const loadPage = async () => {
+    if (state.loading || state.stopped) return;
+    state.loading = true;
+    moreButton.disabled = true;
+    const query = new URLSearchParams(params);
+    query.set('limit', String(PAGE_SIZE));
+    if (state.cursor) query.set('cursor', state.cursor);
+    try {
+      const page = await api(`/events?${query}`);
+      if (state.stopped) return;
+      if (page.tailSeq !== undefined && state.tailSeq === null) state.tailSeq = page.tailSeq;
+      state.cursor = page.nextCursor || null;
+      appendRows(page.events);
+      updateCount();
+      state.lastLoadFailed = false;
+    } catch (error) {
+      if (state.stopped) return;
+      state.lastLoadFailed = true;
+      count.textContent = '';
+      banner.hidden = false;
+      banner.replaceChildren(h('span', { role: 'alert' }, error.message));
+    } finally {
+      state.loading = false;
+      moreButton.disabled = false;
+    }
+  };
+  moreButton.addEventListener('click', loadPage);
+
+  // Infinite scroll: the footer coming into view loads the next page.
+  const observer = new IntersectionObserver((entries) => {
+    if (entries.some((entry) => entry.isIntersecting) && state.cursor && !state.lastLoadFailed) loadPage();
+  }, { rootMargin: '400px' });
+  observer.observe(foot);
+
+  const schedule = () => {
+    clearTimeout(state.timer);
+    if (!state.stopped && state.live) state.timer = setTimeout(poll, POLL_MS);
+  };
+  const poll = async () => {
+    // One poll at a time: the live toggle and the tab becoming visible also start one.
+    if (state.stopped || !state.live || state.polling) return;
+    if (document.hidden || state.tailSeq === null) {
+      schedule();
+      return;
+    }
+    const query = new URLSearchParams(params);
+    query.set('after', String(state.tailSeq));
+    state.polling = true;
+    try {
+      const tail = await api(`/events/tail?${query}`);
+      if (state.stopped) return;
+      state.tailSeq = tail.tailSeq;
+      insertLive(tail.events);
+      if (tail.behind && banner.hidden) {
+        // The server skipped ahead to the newest events: say so, and keep going.
+        const reload = h('button', { type: 'button', class: 'small primary' }, 'Reload view');
+        reload.addEventListener('click', () => render());
+        banner.hidden = false;
+        banner.replaceChildren(h('span', null, 'Events are arriving faster than live updates list them: the newest are shown, some in between may be missing.'), reload);
+      }
+    } catch (error) {
+      if (error.status === 401) return;
+      // A failed poll (server restarting, network blip) is retried on the next tick.
+    } finally {
+      state.polling = false;
+    }
+    schedule();
+  };
+  liveButton.addEventListener('click', () => {
+    state.live = liveButton.getAttribute('aria-pressed') !== 'true';
+    liveButton.setAttribute('aria-pressed', String(state.live));
+    announce(state.live ? 'Live updates on' : 'Live updates paused');
+    if (state.live) poll();
+    else clearTimeout(state.timer);
+  });
+  if (rangeEnded) {
+    state.live = false;
+    liveButton.disabled = true;
+    liveButton.title = 'This time range has ended: no new events can match it.';
+  }
+  const onVisible = () => { if (!document.hidden && state.live) poll(); };
+  document.addEventListener('visibilitychange', onVisible);
+
+  cleanup = () => {
+    state.stopped = true;
+    clearTimeout(state.timer);
+    observer.disconnect();
+    document.removeEventListener('visibilitychange', onVisible);
+  };
+
+  updateCount();
+  count.textContent = 'Loading events…';
+  loadPage().then(() => schedule());
+  if (document.activeElement === document.body) focusHeading(main);
+}
+
+// ------------------------------------------------------------------ event detail
+
+// Pretty-prints JSON text token by token, without parsing it into numbers and objects,
+// so what is shown is exactly what is stored (big numbers, key order, duplicates).
+function highlightJson(text) {
+  const fragment = document.createDocumentFragment();
+  let pretty = '';
+  let indent = 0;
+  let i = 0;
+  const emit = (cls, value) => {
+    pretty += value;
+    fragment.append(cls ? h('span', { class: cls }, value) : value);
+  };
+  const newline = () => emit(null, `\n${'  '.repeat(indent)}`);
+  const skipSpace = () => { while (i < text.length && ' \t\r\n'.includes(text[i])) i += 1; };
+  while (i < text.length) {
+    skipSpace();
+    if (i >= text.length) break;
+    const char = text[i];
+    if (char === '{' || char === '[') {
+      const close = char === '{' ? '}' : ']';
+      i += 1;
+      skipSpace();
+      if (text[i] === close) {
+        emit('p', char + close);
+        i += 1;
+      } else {
+        emit('p', char);
+        indent += 1;
+        newline();
+      }
+    } else if (char === '}' || char === ']') {
+      indent = Math.max(0, indent - 1);
+      newline();
+      emit('p', char);
+      i += 1;
+    } else if (char === ',') {
+      emit('p', ',');
+      i += 1;
+      newline();
+    } else if (char === ':') {
+      emit('p', ': ');
+      i += 1;
+    } else if (char === '"') {
+      let end = i + 1;
+      while (end < text.length && text[end] !== '"') end += text[end] === '\\' ? 2 : 1;
+      const token = text.slice(i, end + 1);
+      i = end + 1;
+      let look = i;
+      while (look < text.length && ' \t\r\n'.includes(text[look])) look += 1;
+      emit(text[look] === ':' ? 'k' : 's', token);
+    } else {
+      const match = /^(?:-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?|true|false|null)/.exec(text.slice(i, i + 400));
+      const token = match ? match[0] : text.slice(i);
+      i += token.length || 1;
+      emit(token === 'null' ? 'z' : (token === 'true' || token === 'false') ? 'b' : 'n', token);
+    }
+  }
+  return { fragment, pretty };
+}
+
+// How the call was made: automation (invokedBy, AWS services, infrastructure tools),
+// the console, the CLI, or an SDK, from userIdentity and userAgent.
+function howMade(record) {
+  const identity = record.userIdentity || {};
+  const agent = record.userAgent || '';
+  const ip = record.sourceIPAddress || '';
+  if (identity.invokedBy) {
+    const principal = identity.userName || identity.sessionContext?.sessionIssuer?.userName || 'the caller';
+    return { kind: 'Automation', detail: `${identity.invokedBy} acted on behalf of ${principal}` };
+  }
+  if (identity.type === 'AWSService') return { kind: 'Automation', detail: `AWS service ${identity.invokedBy || ip || agent}` };
+  if (/\.amazonaws\.com$/.test(ip) && (agent === ip || !agent)) return { kind: 'Automation', detail: `AWS service ${ip}` };
+  const tool = /(Terraform|Pulumi|aws-cdk|CloudFormation|HashiCorp)[/ ]?([\w.-]*)/i.exec(agent);
+  if (tool) return { kind: 'Automation', detail: `${tool[1]}${tool[2] ? ` ${tool[2]}` : ''} (infrastructure as code)` };
+  if (record.eventType === 'AwsConsoleSignIn') return { kind: 'Console', detail: 'Console sign-in from a web browser' };
+  if (/console\.(aws\.)?amazonaws\.com|signin\.amazonaws\.com|AWS Internal|^Mozilla\//.test(agent)) return { kind: 'Console', detail: 'Web console (by hand)' };
+  const cli = /^aws-cli\/([\w.]+)/.exec(agent);
+  if (cli) {
+    const command = /command\/([\w.-]+)/.exec(agent);
+    return { kind: 'CLI', detail: `aws-cli ${cli[1]}${command ? `, command ${command[1]}` : ''} (by hand or a script)` };
+  }
+  if (/^opentrail(-cli)?\//.test(agent)) return { kind: 'CLI', detail: `OpenTrail CLI (${agent.split(' ')[0]})` };
+  const sdk = /(Boto3|botocore|aws-sdk-[\w-]+|aws-sdk|AWSPowerShell|aws-chalice)\/([\w.]+)/.exec(agent);
+  if (sdk) return { kind: 'SDK', detail: `${sdk[1]} ${sdk[2]} (a program)` };
+  if (!agent) return { kind: 'Unknown', detail: 'No user agent was recorded' };
+  return { kind: 'Other', detail: agent.length > 80 ? `${agent.slice(0, 80)}…` : agent };
+}
+
+function renderDetail(main) {
+  const params = new URLSearchParams(location.search);
+  const id = params.get('id') || '';
+  const account = params.get('account') || '';
+  const crumb = h('nav', { class: 'breadcrumb', 'aria-label': 'Breadcrumb' }, h('a', { href: `${BASE}/events` }, 'Event history'), ' › ', id);
+  const body = h('div', null, h('p', { class: 'loading', role: 'status' }, 'Loading the event…'));
+  add(main, crumb, body);
+  const query = new URLSearchParams({ id });
+  if (account) query.set('account', account);
+  api(`/event?${query}`, { text: true }).then((text) => {
+    let record;
+    try {
+      record = JSON.parse(text);
+    } catch {
+      record = {};
+    }
+    document.title = `${record.eventName || 'Event'} · OpenTrail`;
+    body.replaceChildren(...detailContent(record, text));
+    focusHeading(main);
+  }).catch((error) => {
+    if (error.status === 401) return;
+    body.replaceChildren(h('h1', null, 'Event not found'), h('p', { class: 'notice error', role: 'alert' }, error.message), h('p', null, h('a', { href: `${BASE}/events` }, 'Back to Event history')));
+  });
+}
+
+function filterLink(name, value, text) {
+  return h('a', { href: historyHref({ [name]: value }), title: `Show every event with this ${FILTERS.find((filter) => filter.name === name)?.label.toLowerCase() || name}` }, text || value);
+}
+
+function detailContent(record, text) {
+  const identity = record.userIdentity || {};
+  const how = howMade(record);
+  const resources = Array.isArray(record.resources) ? record.resources : [];
+  const issuer = identity.sessionContext?.sessionIssuer;
+  const userName = identity.userName || (identity.arn ? identity.arn.split('/').pop() : '') || identity.invokedBy || '';
+  const failed = Boolean(record.errorCode);
+  const readOnly = record.readOnly === true || record.readOnly === 'true';
+
+  const row = (term, ...content) => h('div', null, h('dt', null, term), h('dd', null, content));
+  const line = (...content) => h('span', { class: 'line' }, content);
+  const sub = (...content) => h('span', { class: 'sub' }, content);
+
+  const who = [
+    line(userName ? filterLink('username', userName) : h('span', { class: 'none' }, 'unknown'), ' ', h('span', { class: 'muted' }, `(${identity.type || 'unknown identity type'})`)),
+    issuer?.userName ? sub('Role ', issuer.userName) : null,
+    identity.arn ? sub('ARN ', filterLink('userArn', identity.arn)) : null,
+    identity.accessKeyId ? sub('Access key ', filterLink('accessKeyId', identity.accessKeyId)) : null,
+    identity.accountId ? sub('Account ', identity.accountId) : null,
+  ];
+  const what = [
+    line(h('strong', null, record.eventName || '?'), ' on ', filterLink('eventSource', record.eventSource || '')),
+    ...resources.map((resource) => {
+      const name = resource.ARN || resource.ARNPrefix || '';
+      return sub(resource.type ? `${resource.type} ` : '', name ? filterLink('resourceName', name) : '');
+    }),
+    sub(failed ? h('span', { class: 'badge error' }, `Failed: ${record.errorCode}`) : h('span', { class: 'badge ok' }, 'Succeeded'),
+      ' ', h('span', { class: `badge ${readOnly ? 'read' : 'write'}` }, readOnly ? 'Read-only' : 'Write')),
+    failed && record.errorMessage ? sub(record.errorMessage) : null,
+  ];
+  const when = [
+    line(`${formatTime(record.eventTime)} UTC`),
+    sub(relativeTime(record.eventTime), record.eventTime ? ` · ${new Date(record.eventTime).toLocaleString()} local` : ''),
+  ];
+  const where = [
+    line(record.sourceIPAddress ? filterLink('sourceIPAddress', record.sourceIPAddress) : h('span', { class: 'none' }, 'unknown')),
+    sub('Region ', record.awsRegion || '?'),
+    record.userAgent ? sub('User agent ', h('code', null, record.userAgent)) : null,
+  ];
+  const howLine = [line(h('span', { class: 'how' }, how.kind)), sub(how.detail)];
+
+  const { fragment, pretty } = highlightJson(text);
+  const title = h('div', { class: 'detail-title' },
+    h('h1', null, record.eventName || 'Event'),
+    record.errorCode ? h('span', { class: 'badge error' }, record.errorCode) : null,
+    identity.invokedBy ? h('span', { class: 'badge auto' }, `via ${identity.invokedBy}`) : null);
+  return [
+    h('div', { class: 'page-head' }, h('div', null, title, h('p', { class: 'lead' }, `${record.eventSource || ''} · event ID `, h('code', null, record.eventID || '')))),
+    h('div', { class: 'detail-grid' },
+      h('section', { class: 'card summary', 'aria-labelledby': 'summary-heading' },
+        h('h2', { id: 'summary-heading' }, 'Summary'),
+        h('dl', null, row('Who', who), row('What', what), row('When', when), row('From where', where), row('How', howLine))),
+      h('section', { class: 'card', 'aria-labelledby': 'record-heading' },
+        h('div', { class: 'card-head' }, h('h2', { id: 'record-heading' }, 'Event record'), copyButton('Copy JSON', pretty)),
+        h('pre', { class: 'json', tabindex: '0', 'aria-label': 'Event record as JSON' }, h('code', null, fragment)))),
+  ];
+}
+
+// ------------------------------------------------------------------ access keys
+
+function renderKeys(main) {
+  add(main, h('div', { class: 'page-head' }, h('div', null, h('h1', null, 'Access keys'),
+    h('p', { class: 'lead' }, 'Keys sign API calls and console sign-ins. A secret is shown once, when its key is created.'))));
+  if (session.role !== 'admin') {
+    add(main, h('p', { class: 'notice', role: 'alert' }, `Managing keys needs an admin key; this session's key has the ${session.role} role.`));
+    focusHeading(main);
+    return;
+  }
+  const role = h('select', { id: 'new-role' }, [['read', 'read — look up events'], ['ingest', 'ingest — write events'], ['admin', 'admin — everything']].map(([value, label]) => h('option', { value }, label)));
+  const account = h('input', { id: 'new-account', inputmode: 'numeric', placeholder: session.accountId, pattern: '[0-9]{12}', maxlength: '12', 'aria-describedby': 'account-hint' });
+  const created = h('div', { 'aria-live': 'polite' });
+  const error = h('p', { class: 'form-error', role: 'alert' });
+  const submit = h('button', { type: 'submit', class: 'primary' }, 'Create key');
+  const form = h('form', { class: 'create-form' },
+    h('div', { class: 'field' }, h('label', { for: 'new-role' }, 'Role'), role),
+    h('div', { class: 'field' }, h('label', { for: 'new-account' }, 'Account ID'), account, h('span', { id: 'account-hint', class: 'visually-hidden' }, 'Twelve digits; empty means this key\'s account')),
+    submit);
+  const tbody = h('tbody');
+  const list = h('div', null, h('p', { class: 'loading', role: 'status' }, 'Loading keys…'));
+  add(main, h('div', { class: 'keys-grid' },
+    h('section', { class: 'card', 'aria-labelledby': 'create-heading' }, h('h2', { id: 'create-heading' }, 'Create a key'), form, error, created),
+    h('section', { class: 'card', 'aria-labelledby': 'list-heading' }, h('h2', { id: 'list-heading' }, 'Keys'), list)));
+
+  const load = async () => {
+    try {
+      const answer = await api('/keys');
+      const keys = [...answer.keys].sort((left, right) => (left.status === right.status ? right.createdAt.localeCompare(left.createdAt) : left.status === 'Active' ? -1 : 1));
+      tbody.replaceChildren(...keys.map(keyRow));
+      list.replaceChildren(h('div', { class: 'table-wrap' }, h('table', { class: 'keys' },
+        h('caption', { class: 'visually-hidden' }, 'Access keys'),
+        h('thead', null, h('tr', null, ['Access key ID', 'Role', 'Account', 'Status', 'Created', ''].map((label) => h('th', { scope: 'col' }, label)))),
+        tbody)));
+    } catch (failure) {
+      if (failure.status !== 401) list.replaceChildren(h('p', { class: 'notice error', role: 'alert' }, failure.message));
+    }
+  };
+  const keyRow = (key) => {
+    const revoke = key.status === 'Active' ? h('button', { type: 'button', class: 'danger small', 'aria-label': `Revoke ${key.accessKeyId}` }, 'Revoke') : null;
+    revoke?.addEventListener('click', async () => {
+      const own = key.accessKeyId === session.accessKeyId;
+      const question = `Revoke ${key.accessKeyId}? Its signatures, token and console sessions stop working at once.${own ? ' This is the key you are signed in with: you will be signed out.' : ''}`;
+      if (!window.confirm(question)) return;
+      revoke.disabled = true;
+      try {
+        await api(`/keys/${encodeURIComponent(key.accessKeyId)}`, { method: 'DELETE' });
+        announce(`${key.accessKeyId} revoked`);
+        if (own) signedOut('You revoked the key you were signed in with.');
+        else load();
+      } catch (failure) {
+        revoke.disabled = false;
+        error.textContent = failure.message;
+      }
+    });
+    return h('tr', null,
+      h('td', { class: 'mono', 'data-label': 'Access key ID' }, key.accessKeyId, key.accessKeyId === session.accessKeyId ? h('span', { class: 'muted' }, ' (you)') : null),
+      h('td', { 'data-label': 'Role' }, key.role),
+      h('td', { class: 'mono', 'data-label': 'Account' }, key.accountId),
+      h('td', { 'data-label': 'Status' }, h('span', { class: `badge ${key.status === 'Active' ? 'ok' : 'error'}` }, key.status), key.revokedAt ? h('span', { class: 'muted' }, ` ${formatTime(key.revokedAt).slice(0, 16)}`) : null),
+      h('td', { 'data-label': 'Created' }, formatTime(key.createdAt).slice(0, 16)),
+      h('td', null, revoke));
+  };
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    error.textContent = '';
+    const accountId = account.value.trim();
+    if (accountId && !/^\d{12}$/.test(accountId)) {
+      error.textContent = 'An account ID is exactly 12 digits.';
+      account.focus();
+      return;
+    }
+    submit.disabled = true;
+    try {
+      const key = await api('/keys', { method: 'POST', body: accountId ? { role: role.value, accountId } : { role: role.value } });
+      const items = [['Access key ID', key.accessKeyId], ['Secret access key', key.secretAccessKey]];
+      if (key.token) items.push(['Bearer token', key.token]);
+      created.replaceChildren(h('div', { class: 'created' },
+        h('strong', null, `Created a ${key.role} key for account ${key.accountId}. Copy the secret now: it is not shown again.`),
+        h('dl', null, items.map(([label, value]) => [h('dt', null, label), h('dd', null, value), copyButton('Copy', value)]))));
+      load();
+    } catch (failure) {
+      error.textContent = failure.message;
+    } finally {
+      submit.disabled = false;
+    }
+  });
+  load();
+  focusHeading(main);
+}
+
+render();

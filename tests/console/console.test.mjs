@@ -1,0 +1,373 @@
+// End-to-end tests of the web console in Debian's Chromium against a real
+// `opentrail serve`. They follow the classic investigation: someone deleted the DynamoDB
+// table `orders`; who was it, from where, and by hand or by automation?
+//
+// Run with scripts/console-test (it builds the binary, installs Chromium and npm deps).
+// OPENTRAIL_BIN names the binary; screenshots go to target/console-screenshots/.
+
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+
+import { chromium } from 'playwright-core';
+
+import {
+  OpenTrail, chromiumArgs, chromiumPath, cloudFormationRunInstances, ensureScreenshotDir, repo,
+  screenshotDir, seedEvents,
+} from './harness.mjs';
+
+const bin = process.env.OPENTRAIL_BIN || path.join(repo, 'target', 'debug', 'opentrail');
+const SEEDED = 300;
+
+let server;
+let browser;
+let admin; // { context, page } signed in as the admin, 1280 px wide
+const externalRequests = [];
+const pageErrors = [];
+
+async function newPage(width = 1280, height = 860) {
+  const context = await browser.newContext({ viewport: { width, height }, acceptDownloads: true, timezoneId: 'UTC', locale: 'en-US' });
+  const page = await context.newPage();
+  page.setDefaultTimeout(10_000);
+  // The console must make no request outside its own origin.
+  page.on('request', (request) => {
+    const url = request.url();
+    if (!url.startsWith(server.url) && !url.startsWith('data:') && !url.startsWith('blob:')) externalRequests.push(url);
+  });
+  page.on('pageerror', (error) => pageErrors.push(String(error)));
+  page.on('console', (message) => {
+    // A CSP violation or a script error, not a 401 the page expects and handles.
+    if (message.type() === 'error' && !message.text().startsWith('Failed to load resource')) pageErrors.push(message.text());
+  });
+  return { context, page };
+}
+
+async function signIn(page, key) {
+  await page.goto(`${server.url}/console/`);
+  await page.waitForURL(/\/console\/sign-in/);
+  await page.getByLabel('Access key ID').fill(key.accessKeyId);
+  await page.getByLabel('Secret access key').fill(key.secretAccessKey);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.waitForURL(/\/console\/events/);
+  await page.locator('table.events tbody tr').first().waitFor();
+}
+
+async function shot(page, name, options = {}) {
+  await page.screenshot({ path: path.join(screenshotDir, `${name}.png`), ...options });
+}
+
+async function rowTexts(page) {
+  return page.locator('table.events tbody tr').evaluateAll((rows) => rows.map((row) => row.innerText.replace(/\s+/g, ' ')));
+}
+
+describe('OpenTrail console', () => {
+  before(async () => {
+    await ensureScreenshotDir();
+    server = await new OpenTrail(bin).start();
+    await server.ingestFile(path.join(repo, 'examples', 'delete-table.json'));
+    await server.ingest([cloudFormationRunInstances()]);
+    await server.ingest(seedEvents(SEEDED));
+    browser = await chromium.launch({ executablePath: chromiumPath, headless: true, args: chromiumArgs });
+    admin = await newPage();
+  });
+
+  after(async () => {
+    await browser?.close();
+    await server?.stop();
+  });
+
+  it('signs in with an access key and refuses a wrong secret', async () => {
+    const { page } = admin;
+    await page.goto(`${server.url}/console/`);
+    await page.waitForURL(/\/console\/sign-in/);
+    await shot(page, 'sign-in');
+    await page.getByLabel('Access key ID').fill(server.admin.accessKeyId);
+    await page.getByLabel('Secret access key').fill('not-the-secret');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('alert').filter({ hasText: 'wrong' }).waitFor();
+    assert.match(page.url(), /sign-in/);
+
+    await page.getByLabel('Secret access key').fill(server.admin.secretAccessKey);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.waitForURL(/\/console\/events/);
+    await page.locator('table.events tbody tr').first().waitFor();
+    assert.equal(await page.locator('table.events tbody tr').count(), 50, 'a first page of 50');
+    await shot(page, 'history');
+    const overflow = await page.locator('.table-wrap').evaluate((wrap) => wrap.scrollWidth - wrap.clientWidth);
+    const widths = await page.locator('table.events thead th').evaluateAll((cells) => cells.map((cell) => `${cell.innerText}=${Math.round(cell.getBoundingClientRect().width)}`));
+    assert.ok(overflow <= 0, `every column fits at 1280 px (${overflow}px too wide: ${widths.join(', ')})`);
+    const cookies = await admin.context.cookies();
+    const sessionCookie = cookies.find((cookie) => cookie.name === 'opentrail_session');
+    assert.ok(sessionCookie, 'a session cookie');
+    assert.equal(sessionCookie.httpOnly, true);
+    assert.equal(sessionCookie.sameSite, 'Strict');
+    assert.equal(await page.evaluate(() => document.cookie.includes('opentrail_session')), false, 'not readable by scripts');
+  });
+
+  it('renders the first page quickly', async (t) => {
+    const { page } = admin;
+    const started = Date.now();
+    await page.goto(`${server.url}/console/events`);
+    await page.locator('table.events tbody tr').first().waitFor();
+    const elapsed = Date.now() - started;
+    t.diagnostic(`first page rendered in ${elapsed} ms`);
+    assert.ok(elapsed < 1500, `first render took ${elapsed} ms`);
+  });
+
+  it('pages through the history with infinite scroll', async () => {
+    const { page } = admin;
+    await page.locator('.table-foot').scrollIntoViewIfNeeded();
+    await page.waitForFunction(() => document.querySelectorAll('table.events tbody tr').length >= 100);
+    const times = await page.locator('table.events tbody time').evaluateAll((nodes) => nodes.map((node) => node.getAttribute('datetime')));
+    const sorted = [...times].sort().reverse();
+    assert.deepEqual(times, sorted, 'newest first');
+  });
+
+  it('filters by event source and resource name to find the DeleteTable event', async () => {
+    const { page } = admin;
+    await page.goto(`${server.url}/console/events`);
+    await page.getByLabel('Filter 1: attribute').selectOption('eventSource');
+    await page.getByLabel('Filter 1: value').fill('dynamodb.amazonaws.com');
+    await page.getByRole('button', { name: '+ Add filter' }).click();
+    await page.getByLabel('Filter 2: attribute').selectOption('resourceName');
+    await page.getByLabel('Filter 2: value').fill('orders');
+    await page.getByRole('button', { name: 'Apply filters' }).click();
+    await page.waitForURL(/eventSource=dynamodb.amazonaws.com&resourceName=orders/);
+    await page.locator('table.events tbody tr').first().waitFor();
+    const rows = await rowTexts(page);
+    assert.equal(rows.length, 1, `only the DeleteTable event: ${rows.join(' | ')}`);
+    assert.match(rows[0], /DeleteTable/);
+    assert.match(rows[0], /alice/);
+    assert.match(rows[0], /203\.0\.113\.7/);
+    assert.match(rows[0], /DynamoDB::Table/);
+    assert.equal(await page.locator('td.col-rtype').first().getAttribute('title'), 'AWS::DynamoDB::Table', 'the full type on hover');
+    assert.equal(await page.locator('td.col-source').first().getAttribute('title'), 'dynamodb.amazonaws.com');
+    admin.filteredUrl = page.url();
+    admin.filteredRows = rows;
+    await shot(page, 'history-filtered');
+  });
+
+  it('combines a time preset, write-only and errors-only, and custom dates', async () => {
+    const { page } = admin;
+    await page.goto(`${server.url}/console/events`);
+    await page.getByLabel('Time range').selectOption('7d');
+    await page.getByLabel('Read or write').selectOption('false');
+    await page.getByLabel('Errors only').check();
+    await page.getByRole('button', { name: 'Apply filters' }).click();
+    await page.waitForURL(/range=7d&readOnly=false&errors=1/);
+    await page.locator('table.events tbody tr').first().waitFor();
+    const errors = await page.locator('table.events tbody td.col-error').allInnerTexts();
+    assert.ok(errors.length > 0 && errors.every((text) => /\w+/.test(text) && text !== '—'), `only failed calls: ${errors}`);
+    const names = await page.locator('table.events tbody td.col-name').allInnerTexts();
+    assert.ok(names.every((name) => !/^(Get|List|Describe)/.test(name)), `only writes: ${names}`);
+
+    await page.goto(`${server.url}/console/events`);
+    await page.getByLabel('Time range').selectOption('custom');
+    await page.getByLabel('From (UTC)').fill('2026-11-25T09:14:00');
+    await page.getByLabel('To (UTC)').fill('2026-11-25T09:14:10');
+    await page.getByRole('button', { name: 'Apply filters' }).click();
+    await page.waitForURL(/start=2026-11-25T09%3A14%3A00Z&end=2026-11-25T09%3A14%3A10Z/);
+    await page.locator('table.events tbody tr').first().waitFor();
+    assert.deepEqual(await page.locator('table.events tbody td.col-name').allInnerTexts(), ['DeleteTable']);
+  });
+
+  it('opens the event detail: the IP, the IAM user, and how it was done', async () => {
+    const { page } = admin;
+    await page.goto(admin.filteredUrl);
+    await page.getByRole('link', { name: 'DeleteTable' }).click();
+    await page.waitForURL(/\/console\/event\?/);
+    const summary = page.locator('section.summary');
+    await summary.waitFor();
+    const text = await summary.innerText();
+    assert.match(text, /203\.0\.113\.7/);
+    assert.match(text, /alice/);
+    assert.match(text, /IAMUser/);
+    assert.match(text, /CLI/, 'made with the aws CLI');
+    assert.match(text, /arn:aws:dynamodb:us-east-1:123456789012:table\/orders/);
+    const userLink = summary.getByRole('link', { name: 'alice', exact: true });
+    assert.match(await userLink.getAttribute('href'), /username=alice/);
+    const json = await page.locator('pre.json').innerText();
+    assert.match(json, /"eventName": "DeleteTable"/);
+    assert.ok(await page.locator('pre.json .k').count() > 10, 'keys are highlighted');
+    await shot(page, 'detail', { fullPage: true });
+
+    await userLink.click();
+    await page.waitForURL(/\/console\/events\?username=alice/);
+    await page.locator('table.events tbody tr').first().waitFor();
+    const rows = await rowTexts(page);
+    assert.ok(rows.every((row) => row.includes('alice')), 'the link filters to the same user');
+  });
+
+  it('works from the keyboard and labels every control', async () => {
+    const { page } = admin;
+    await page.goto(admin.filteredUrl);
+    await page.locator('table.events tbody tr').first().waitFor();
+    const unlabelled = await page.locator('form.filters select, form.filters input:not([type=hidden])').evaluateAll((controls) =>
+      controls.filter((control) => !(control.labels && control.labels.length) && !control.getAttribute('aria-label')).map((control) => control.outerHTML));
+    assert.deepEqual(unlabelled, []);
+    assert.equal(await page.locator('a.skip-link').getAttribute('href'), '#main');
+    await page.getByLabel('Filter 2: value').focus();
+    await page.keyboard.press('Enter');
+    await page.waitForURL(/resourceName=orders/);
+    await page.getByRole('link', { name: 'DeleteTable' }).focus();
+    await page.keyboard.press('Enter');
+    await page.locator('section.summary').waitFor();
+    assert.match(page.url(), /\/console\/event\?/);
+  });
+
+  it('reproduces a view from a URL with filters', async () => {
+    const { context } = admin;
+    const page = await context.newPage();
+    await page.goto(admin.filteredUrl);
+    await page.locator('table.events tbody tr').first().waitFor();
+    assert.deepEqual(await rowTexts(page), admin.filteredRows);
+    assert.equal(await page.getByLabel('Filter 1: value').inputValue(), 'dynamodb.amazonaws.com');
+    assert.equal(await page.getByLabel('Filter 2: value').inputValue(), 'orders');
+    await page.close();
+  });
+
+  it('exports the filtered view and the whole history as CSV, without a 50-event cap', async () => {
+    const { page } = admin;
+    await page.goto(admin.filteredUrl);
+    await page.locator('table.events tbody tr').first().waitFor();
+    const [download] = await Promise.all([page.waitForEvent('download'), page.locator('#export-csv').click()]);
+    assert.match(download.suggestedFilename(), /^opentrail-events-.*\.csv$/);
+    const csv = await readFile(await download.path(), 'utf8');
+    const lines = csv.trim().split('\r\n');
+    assert.equal(lines[0], 'Event time,Event name,User name,Event source,Resource type,Resource name,Source IP address,Error code,Invoked by,Read only,Access key ID,AWS region,Account ID,Event ID');
+    assert.equal(lines.length, 2);
+    assert.equal(lines[1], '"2026-11-25T09:14:03Z","DeleteTable","alice","dynamodb.amazonaws.com","AWS::DynamoDB::Table","arn:aws:dynamodb:us-east-1:123456789012:table/orders","203.0.113.7","","","false","AKIAEXAMPLEALICE0001","us-east-1","123456789012","2f6f2b6e-1c3a-4a8e-9d0b-5e7f3a1c9d20"');
+
+    await page.goto(`${server.url}/console/events`);
+    await page.locator('table.events tbody tr').first().waitFor();
+    const [all] = await Promise.all([page.waitForEvent('download'), page.locator('#export-csv').click()]);
+    const allLines = (await readFile(await all.path(), 'utf8')).trim().split('\r\n');
+    assert.ok(allLines.length - 1 >= SEEDED + 2, `every event, not a page: ${allLines.length - 1}`);
+
+    const [json] = await Promise.all([page.waitForEvent('download'), page.locator('#export-json').click()]);
+    const records = JSON.parse(await readFile(await json.path(), 'utf8')).Records;
+    assert.ok(records.length >= SEEDED + 2, `every event as JSON: ${records.length}`);
+    assert.ok(records.some((record) => record.eventID === '2f6f2b6e-1c3a-4a8e-9d0b-5e7f3a1c9d20'));
+  });
+
+  it('shows automation: RunInstances by CloudFormation on behalf of bob', async () => {
+    const { page } = admin;
+    await page.goto(`${server.url}/console/events?eventName=RunInstances`);
+    await page.locator('table.events tbody tr').first().waitFor();
+    const rows = await rowTexts(page);
+    assert.equal(rows.length, 1);
+    assert.match(rows[0], /bob/);
+    assert.match(rows[0], /cloudformation/);
+    await page.getByRole('link', { name: 'RunInstances' }).click();
+    const summary = page.locator('section.summary');
+    await summary.waitFor();
+    const text = await summary.innerText();
+    assert.match(text, /Automation/);
+    assert.match(text, /cloudformation\.amazonaws\.com acted on behalf of bob/);
+    assert.match(text, /bob/);
+    await shot(page, 'detail-automation');
+  });
+
+  it('shows a new event live, within 2 seconds, without a reload', async (t) => {
+    const { page } = admin;
+    await page.goto(`${server.url}/console/events?eventSource=dynamodb.amazonaws.com`);
+    await page.locator('table.events tbody tr').first().waitFor();
+    const navigations = [];
+    page.on('framenavigated', (frame) => { if (frame === page.mainFrame()) navigations.push(frame.url()); });
+    const live = {
+      ...cloudFormationRunInstances(),
+      eventSource: 'dynamodb.amazonaws.com',
+      eventName: 'DeleteBackup',
+      eventID: `live-${Date.now()}`,
+      eventTime: new Date().toISOString(),
+      userIdentity: { type: 'IAMUser', accountId: '123456789012', userName: 'mallory', arn: 'arn:aws:iam::123456789012:user/mallory' },
+      sourceIPAddress: '198.51.100.66',
+      resources: [{ type: 'AWS::DynamoDB::Backup', ARN: 'arn:aws:dynamodb:us-east-1:123456789012:table/orders/backup/01' }],
+    };
+    await server.ingest([live]);
+    const acknowledged = Date.now();
+    const row = page.locator('table.events tbody tr', { hasText: 'DeleteBackup' });
+    await row.waitFor({ timeout: 2000 });
+    const latency = Date.now() - acknowledged;
+    t.diagnostic(`the live event appeared ${latency} ms after its ingest was acknowledged`);
+    assert.ok(latency < 2000, `appeared after ${latency} ms`);
+    assert.match(await row.innerText(), /mallory/);
+    assert.deepEqual(navigations, [], 'no reload');
+    // A late event with an old eventTime, outside what is loaded, must not break the view.
+    await server.ingest([{ ...live, eventID: `late-${Date.now()}`, eventName: 'DeleteBackup', eventTime: '2020-01-01T00:00:00Z' }]);
+    await page.waitForTimeout(1500);
+    assert.equal(await page.locator('table.events tbody tr', { hasText: 'DeleteBackup' }).count() >= 1, true);
+  });
+
+  it('manages keys as an admin: list, create, revoke', async () => {
+    const { page } = admin;
+    page.on('dialog', (dialog) => dialog.accept());
+    await page.getByRole('link', { name: 'Access keys' }).click();
+    await page.waitForURL(/\/console\/keys/);
+    await page.locator('table.keys tbody tr').first().waitFor();
+    const before = await page.locator('table.keys tbody tr').count();
+    assert.ok(before >= 3, 'admin, ingest and read keys');
+    await page.getByLabel('Role').selectOption('read');
+    await page.getByRole('button', { name: 'Create key' }).click();
+    const created = page.locator('.created');
+    await created.waitFor();
+    const createdText = await created.innerText();
+    assert.match(createdText, /Secret access key/);
+    await page.waitForFunction((count) => document.querySelectorAll('table.keys tbody tr').length === count + 1, before);
+    await shot(page, 'keys', { fullPage: true });
+    const newId = /OTAK\w+/.exec(createdText)?.[0];
+    assert.ok(newId, createdText);
+    await page.getByRole('button', { name: `Revoke ${newId}` }).click();
+    await page.locator('table.keys tbody tr', { hasText: newId }).filter({ hasText: 'Revoked' }).waitFor();
+  });
+
+  it('does not show the keys page to a read key, and the server refuses it too', async () => {
+    const reader = await newPage();
+    await signIn(reader.page, server.readKey);
+    const nav = reader.page.getByRole('navigation', { name: 'Main' });
+    assert.equal(await nav.getByRole('link', { name: 'Access keys' }).count(), 0);
+    await reader.page.goto(`${server.url}/console/keys`);
+    await reader.page.getByRole('alert').filter({ hasText: 'admin key' }).waitFor();
+    assert.equal(await reader.page.locator('table.keys').count(), 0);
+    const answer = await reader.context.request.get(`${server.url}/console/api/keys`);
+    assert.equal(answer.status(), 403);
+    await reader.context.close();
+  });
+
+  it('is usable at 390 px', async () => {
+    const phone = await newPage(390, 844);
+    await signIn(phone.page, server.admin);
+    const width = await phone.page.evaluate(() => document.documentElement.scrollWidth);
+    assert.ok(width <= 390, `no horizontal scrolling (${width}px)`);
+    await shot(phone.page, 'history-390');
+    await phone.page.goto(admin.filteredUrl);
+    await phone.page.getByRole('link', { name: 'DeleteTable' }).click();
+    await phone.page.locator('section.summary').waitFor();
+    const detailWidth = await phone.page.evaluate(() => document.documentElement.scrollWidth);
+    assert.ok(detailWidth <= 390, `no horizontal scrolling on the detail (${detailWidth}px)`);
+    await shot(phone.page, 'detail-390', { fullPage: true });
+    await phone.context.close();
+  });
+
+  it('records sign-in and sign-out as console sign-in events', async () => {
+    const { page } = admin;
+    await page.goto(`${server.url}/console/events`);
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.waitForURL(/\/console\/sign-in/);
+    const answer = await admin.context.request.get(`${server.url}/console/api/events`);
+    assert.equal(answer.status(), 401, 'the session is gone');
+    await signIn(page, server.admin);
+    await page.goto(`${server.url}/console/events?eventSource=signin.amazonaws.com`);
+    await page.locator('table.events tbody tr').first().waitFor();
+    const rows = await rowTexts(page);
+    assert.ok(rows.some((row) => row.includes('ConsoleLogout')), rows.join(' | '));
+    assert.ok(rows.filter((row) => row.includes('ConsoleLogin')).length >= 3, 'admin twice, reader, phone');
+    assert.ok(rows.some((row) => row.includes('ConsoleLogin') && row.includes('FailedAuthentication')), 'the wrong secret too');
+  });
+
+  it('made no external requests and raised no script errors', () => {
+    assert.deepEqual(externalRequests, []);
+    assert.deepEqual(pageErrors, []);
+  });
+});
