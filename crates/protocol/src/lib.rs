@@ -14,6 +14,8 @@
 //! - [`channels`]: CreateChannel / GetChannel / ListChannels / UpdateChannel /
 //!   DeleteChannel shapes.
 //! - [`time`]: epoch-seconds numbers, milliseconds and RFC 3339 text.
+//! - [`trails`]: the trail operations' shapes and their validation (names, ARNs, buckets,
+//!   prefixes, selectors).
 
 pub mod channels;
 pub mod cloudtrail_data;
@@ -24,5 +26,6 @@ pub mod native;
 pub mod sigv4;
 pub mod time;
 pub mod token;
+pub mod trails;
 
 pub use error::{AwsError, WireResponse};

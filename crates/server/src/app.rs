@@ -20,6 +20,7 @@ use opentrail_store::{Store, StoreError, StoreOptions};
 use tokio::net::TcpListener;
 
 use opentrail_archive::{ArchiveError, ArchiveOptions, Archiver};
+use opentrail_trails::{Trails, TrailsError};
 
 use crate::audit::AuditRecorder;
 use crate::channels::{ChannelRegistry, ChannelRegistryError};
@@ -53,6 +54,8 @@ pub struct AppState {
     pub audit: AuditRecorder,
     pub ingest: IngestLimiter,
     pub rate_limiter: RateLimiter,
+    /// Trails and their delivery workers (started by [`Server::run_until`]).
+    pub trails: Trails,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +80,8 @@ pub enum ServeError {
         #[source]
         source: ArchiveError,
     },
+    #[error("cannot open the trails: {0}")]
+    Trails(#[from] TrailsError),
     #[error("cannot start the archiver: {0}")]
     ArchiveWorker(#[source] ArchiveError),
     #[error("cannot open the channels: {0}")]
@@ -143,6 +148,7 @@ impl Server {
                 channels: opened.channels,
                 ingest: IngestLimiter::default(),
                 rate_limiter: RateLimiter::default(),
+                trails: opened.trails,
             },
             listener,
             local_addr,
@@ -189,8 +195,11 @@ impl Server {
             ..
         } = self;
         let upkeep = observability::spawn_metrics_upkeep(state.metrics.clone());
-        let archiver = archiver.spawn(ARCHIVE_CHECK_INTERVAL).map_err(ServeError::ArchiveWorker)?;
+        let archiver = archiver
+            .spawn(ARCHIVE_CHECK_INTERVAL)
+            .map_err(ServeError::ArchiveWorker)?;
         let retention = spawn_retention(state.store.clone());
+        state.trails.start();
         let app = routes::router(state.clone());
 
         let (shutdown_started_sender, shutdown_started) = tokio::sync::oneshot::channel::<()>();
@@ -226,6 +235,8 @@ impl Server {
         retention.abort();
         // Self-audit records of the last requests go in before the store closes.
         state.audit.close().await;
+        // Delivery workers finish (or abandon, to be redone) their batch while the store is open.
+        state.trails.shutdown().await;
         // A seal in progress finishes; unsealed events wait in the log for the next start.
         match tokio::task::spawn_blocking(move || archiver.shutdown()).await {
             Ok(Ok(())) => {}
@@ -252,8 +263,13 @@ fn spawn_retention(store: Store) -> tokio::task::JoinHandle<()> {
             let now_ms = jiff::Timestamp::now().as_millisecond();
             match tokio::task::spawn_blocking(move || store.expire(now_ms)).await {
                 Ok(Ok(report)) if report.events_removed > 0 => {
-                    metrics::counter!("opentrail_events_expired_total").increment(report.events_removed);
-                    tracing::info!(removed = report.events_removed, through_seq = report.expired_through_seq, "retention pass");
+                    metrics::counter!("opentrail_events_expired_total")
+                        .increment(report.events_removed);
+                    tracing::info!(
+                        removed = report.events_removed,
+                        through_seq = report.expired_through_seq,
+                        "retention pass"
+                    );
                 }
                 Ok(Ok(_)) => {}
                 Ok(Err(error)) => tracing::error!(%error, "retention pass failed"),
@@ -326,6 +342,7 @@ pub fn endpoint_url(listen: SocketAddr) -> String {
 struct OpenedDataDirectory {
     store: Store,
     archiver: Archiver,
+    trails: Trails,
     channels: ChannelRegistry,
     keys: KeyStore,
     credentials_file: PathBuf,
@@ -348,8 +365,13 @@ fn open_data_directory(config: &Config) -> Result<OpenedDataDirectory, ServeErro
         seal_age_max: Duration::from_secs(u64::from(config.archive_seal_age_secs)),
         ..ArchiveOptions::default()
     };
-    let archiver = Archiver::open(store.clone(), &archive_dir, archive_options)
-        .map_err(|source| ServeError::Archive { path: archive_dir.clone(), source })?;
+    let archiver =
+        Archiver::open(store.clone(), &archive_dir, archive_options).map_err(|source| {
+            ServeError::Archive {
+                path: archive_dir.clone(),
+                source,
+            }
+        })?;
     let keys = KeyStore::open(&config.data_dir)?;
     let credentials_file = config.data_dir.join(CREDENTIALS_FILE_NAME);
     let first_admin_key =
@@ -363,7 +385,9 @@ fn open_data_directory(config: &Config) -> Result<OpenedDataDirectory, ServeErro
         );
     }
     let channels = ChannelRegistry::open(&config.data_dir)?;
+    let trails = Trails::open(store.clone(), routes::trails::options_from_config(config))?;
     Ok(OpenedDataDirectory {
+        trails,
         store,
         archiver,
         channels,

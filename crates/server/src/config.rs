@@ -18,13 +18,23 @@
 //! | `archive_retention_days` | `OPENTRAIL_ARCHIVE_RETENTION_DAYS` | 2555 |
 //! | `archive_seal_age_secs` | `OPENTRAIL_ARCHIVE_SEAL_AGE_SECS` | 300 |
 //! | `lookup_rate_limit_per_key_per_second` | `OPENTRAIL_LOOKUP_RATE_LIMIT_PER_KEY_PER_SECOND` | none |
+//! | `s3_endpoint` | `OPENTRAIL_S3_ENDPOINT` | none: trail buckets are directories under `<data_dir>/buckets` |
+//! | `s3_region` | `OPENTRAIL_S3_REGION` | the `region` setting |
+//! | `s3_access_key_id` | `OPENTRAIL_S3_ACCESS_KEY_ID` | none (requests to the endpoint are unsigned) |
+//! | `s3_secret_access_key` | `OPENTRAIL_S3_SECRET_ACCESS_KEY` | none |
+//! | `delivery_interval_secs` | `OPENTRAIL_DELIVERY_INTERVAL_SECS` | 60 (at least 1): a trail's log file is written at most this long after its first event |
+//! | `trails_per_region_max` | `OPENTRAIL_TRAILS_PER_REGION_MAX` | 5 (CloudTrail's quota) |
+//! | `[sns_topics]` table | (TOML only) | empty: topic ARN or name = webhook URL that gets each delivery's SNS-shaped notification |
+//! | `[cloudwatch_log_groups."<log group ARN>"]` tables | (TOML only) | empty: the stream sink of a log group, `kind = "webhook"` (`url`, `secret`), `"file"` (`path`, `rotate_bytes`, `keep_files`) or `"syslog"` (`address`) |
 //!
 //! An environment variable set to the empty string counts as unset, because container
 //! runtimes often pass every declared variable, set or not.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use opentrail_trails::StreamSinkConfig;
 use serde::Deserialize;
 
 /// Where events, keys and the master key live unless configured otherwise.
@@ -74,7 +84,60 @@ pub struct Config {
     pub archive_seal_age_secs: u32,
     /// `None` means LookupEvents is not rate limited (CloudTrail allows 2 per second).
     pub lookup_rate_limit_per_key_per_second: Option<u32>,
+    /// Where trails deliver log files, how often, and their notification and stream sinks.
+    pub trail_delivery: TrailDeliveryConfig,
 }
+
+/// Trail delivery settings (see the module table).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrailDeliveryConfig {
+    /// `None`: buckets are directories under `<data_dir>/buckets`.
+    pub s3_endpoint: Option<String>,
+    /// `None`: the `region` setting.
+    pub s3_region: Option<String>,
+    pub s3_access_key_id: Option<String>,
+    pub s3_secret_access_key: Option<Secret>,
+    pub delivery_interval_secs: u64,
+    pub trails_per_region_max: usize,
+    /// SNS topic ARN or name → webhook URL.
+    pub sns_topics: BTreeMap<String, String>,
+    /// CloudWatch Logs log group ARN → stream sink.
+    pub cloudwatch_log_groups: BTreeMap<String, StreamSinkConfig>,
+}
+
+impl Default for TrailDeliveryConfig {
+    fn default() -> Self {
+        TrailDeliveryConfig {
+            s3_endpoint: None,
+            s3_region: None,
+            s3_access_key_id: None,
+            s3_secret_access_key: None,
+            delivery_interval_secs: DEFAULT_DELIVERY_INTERVAL_SECS,
+            trails_per_region_max: DEFAULT_TRAILS_PER_REGION_MAX,
+            sns_topics: BTreeMap::new(),
+            cloudwatch_log_groups: BTreeMap::new(),
+        }
+    }
+}
+
+/// A secret setting: kept out of `Debug` output, so logging a config never leaks it.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("Secret(…)")
+    }
+}
+
+/// CloudTrail's default delivery cadence is about 5 minutes; a minute keeps files close
+/// to real time without producing thousands of tiny files a day.
+pub const DEFAULT_DELIVERY_INTERVAL_SECS: u64 = 60;
+/// CloudTrail's quota of trails per region.
+pub const DEFAULT_TRAILS_PER_REGION_MAX: usize = 5;
+const DELIVERY_INTERVAL_SECS_LIMIT: u64 = 24 * 3600;
+const TRAILS_PER_REGION_LIMIT: usize = 1000;
 
 impl Default for Config {
     fn default() -> Self {
@@ -90,6 +153,7 @@ impl Default for Config {
             archive_retention_days: DEFAULT_ARCHIVE_RETENTION_DAYS,
             archive_seal_age_secs: DEFAULT_ARCHIVE_SEAL_AGE_SECS,
             lookup_rate_limit_per_key_per_second: None,
+            trail_delivery: TrailDeliveryConfig::default(),
         }
     }
 }
@@ -113,6 +177,14 @@ pub struct ConfigLayer {
     pub archive_seal_age_secs: Option<u32>,
     /// `Some(None)` explicitly turns a lower layer's limit off (environment value `none`).
     pub lookup_rate_limit_per_key_per_second: Option<Option<u32>>,
+    pub s3_endpoint: Option<String>,
+    pub s3_region: Option<String>,
+    pub s3_access_key_id: Option<String>,
+    pub s3_secret_access_key: Option<Secret>,
+    pub delivery_interval_secs: Option<u64>,
+    pub trails_per_region_max: Option<usize>,
+    pub sns_topics: Option<BTreeMap<String, String>>,
+    pub cloudwatch_log_groups: Option<BTreeMap<String, StreamSinkConfig>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -212,7 +284,12 @@ impl Config {
             1,
             RETENTION_DAYS_LIMIT,
         )?;
-        check_range("archive_seal_age_secs", self.archive_seal_age_secs, 1, 86_400)?;
+        check_range(
+            "archive_seal_age_secs",
+            self.archive_seal_age_secs,
+            1,
+            86_400,
+        )?;
         if let Some(rate) = self.lookup_rate_limit_per_key_per_second {
             check_range(
                 "lookup_rate_limit_per_key_per_second",
@@ -220,6 +297,59 @@ impl Config {
                 1,
                 LOOKUP_RATE_LIMIT_PER_SECOND_LIMIT,
             )?;
+        }
+        self.validate_trail_delivery()
+    }
+
+    /// Trail delivery settings that TOML types cannot check.
+    fn validate_trail_delivery(&self) -> Result<(), ConfigError> {
+        let delivery = &self.trail_delivery;
+        check_range(
+            "delivery_interval_secs",
+            delivery.delivery_interval_secs,
+            1,
+            DELIVERY_INTERVAL_SECS_LIMIT,
+        )?;
+        check_range(
+            "trails_per_region_max",
+            delivery.trails_per_region_max,
+            1,
+            TRAILS_PER_REGION_LIMIT,
+        )?;
+        if let Some(endpoint) = &delivery.s3_endpoint
+            && !is_http_url(endpoint)
+        {
+            return Err(invalid_setting(
+                "s3_endpoint",
+                endpoint,
+                "an endpoint is an http:// or https:// URL, like http://127.0.0.1:9000",
+            ));
+        }
+        if let Some(region) = &delivery.s3_region
+            && region.is_empty()
+        {
+            return Err(invalid_setting("s3_region", region, "must not be empty"));
+        }
+        if delivery.s3_access_key_id.is_some() != delivery.s3_secret_access_key.is_some() {
+            return Err(invalid_setting(
+                "s3_access_key_id",
+                "",
+                "set both s3_access_key_id and s3_secret_access_key, or neither",
+            ));
+        }
+        for (topic, url) in &delivery.sns_topics {
+            if !is_http_url(url) {
+                return Err(invalid_setting(
+                    "sns_topics",
+                    topic,
+                    "each topic maps to an http:// or https:// webhook URL",
+                ));
+            }
+        }
+        for (log_group, sink) in &delivery.cloudwatch_log_groups {
+            if let Err(reason) = sink.validate() {
+                return Err(invalid_setting("cloudwatch_log_groups", log_group, &reason));
+            }
         }
         Ok(())
     }
@@ -291,6 +421,23 @@ impl ConfigLayer {
                 "OPENTRAIL_LOOKUP_RATE_LIMIT_PER_KEY_PER_SECOND",
                 parse_optional_rate_limit,
             )?,
+            s3_endpoint: read("OPENTRAIL_S3_ENDPOINT"),
+            s3_region: read("OPENTRAIL_S3_REGION"),
+            s3_access_key_id: read("OPENTRAIL_S3_ACCESS_KEY_ID"),
+            s3_secret_access_key: read("OPENTRAIL_S3_SECRET_ACCESS_KEY").map(Secret),
+            delivery_interval_secs: parse_environment_variable(
+                &read,
+                "OPENTRAIL_DELIVERY_INTERVAL_SECS",
+                parse_number::<u64>,
+            )?,
+            trails_per_region_max: parse_environment_variable(
+                &read,
+                "OPENTRAIL_TRAILS_PER_REGION_MAX",
+                parse_number::<usize>,
+            )?,
+            // Maps have no sensible one-variable form: they come from the TOML file.
+            sns_topics: None,
+            cloudwatch_log_groups: None,
         })
     }
 
@@ -308,6 +455,14 @@ impl ConfigLayer {
             archive_retention_days,
             archive_seal_age_secs,
             lookup_rate_limit_per_key_per_second,
+            s3_endpoint,
+            s3_region,
+            s3_access_key_id,
+            s3_secret_access_key,
+            delivery_interval_secs,
+            trails_per_region_max,
+            sns_topics,
+            cloudwatch_log_groups,
         } = self;
         // Destructuring above makes adding a field without handling it here a compile error.
         if let Some(value) = data_dir {
@@ -343,7 +498,37 @@ impl ConfigLayer {
         if let Some(value) = lookup_rate_limit_per_key_per_second {
             config.lookup_rate_limit_per_key_per_second = value;
         }
+        let delivery = &mut config.trail_delivery;
+        if let Some(value) = s3_endpoint {
+            delivery.s3_endpoint = Some(value);
+        }
+        if let Some(value) = s3_region {
+            delivery.s3_region = Some(value);
+        }
+        if let Some(value) = s3_access_key_id {
+            delivery.s3_access_key_id = Some(value);
+        }
+        if let Some(value) = s3_secret_access_key {
+            delivery.s3_secret_access_key = Some(value);
+        }
+        if let Some(value) = delivery_interval_secs {
+            delivery.delivery_interval_secs = value;
+        }
+        if let Some(value) = trails_per_region_max {
+            delivery.trails_per_region_max = value;
+        }
+        if let Some(value) = sns_topics {
+            delivery.sns_topics = value;
+        }
+        if let Some(value) = cloudwatch_log_groups {
+            delivery.cloudwatch_log_groups = value;
+        }
     }
+}
+
+fn is_http_url(text: &str) -> bool {
+    (text.starts_with("http://") || text.starts_with("https://"))
+        && !text.contains(char::is_whitespace)
 }
 
 /// An AWS account id: exactly 12 ASCII digits (leading zeros allowed).
@@ -517,6 +702,7 @@ mod tests {
                 archive_retention_days: 365,
                 archive_seal_age_secs: DEFAULT_ARCHIVE_SEAL_AGE_SECS,
                 lookup_rate_limit_per_key_per_second: Some(2),
+                trail_delivery: TrailDeliveryConfig::default(),
             }
         );
     }
@@ -696,5 +882,64 @@ mod tests {
                 "{name}: {error}"
             );
         }
+    }
+
+    #[test]
+    fn trail_delivery_settings_come_from_file_and_environment() {
+        let file = write_config_file(
+            r#"
+            s3_endpoint = "http://127.0.0.1:9000"
+            delivery_interval_secs = 5
+
+            [sns_topics]
+            "arn:aws:sns:us-east-1:111122223333:trail-topic" = "http://127.0.0.1:9100/sns"
+
+            [cloudwatch_log_groups."arn:aws:logs:us-east-1:111122223333:log-group:audit:*"]
+            kind = "webhook"
+            url = "http://127.0.0.1:9200/logs"
+            secret = "s3cr3t"
+
+            [cloudwatch_log_groups."arn:aws:logs:us-east-1:111122223333:log-group:local"]
+            kind = "file"
+            path = "/tmp/opentrail-audit.ndjson"
+            "#,
+        );
+        let environment = environment_of(&[
+            ("OPENTRAIL_S3_REGION", "eu-west-1"),
+            ("OPENTRAIL_S3_ACCESS_KEY_ID", "AKID"),
+            ("OPENTRAIL_S3_SECRET_ACCESS_KEY", "SECRET"),
+            ("OPENTRAIL_DELIVERY_INTERVAL_SECS", "1"),
+            ("OPENTRAIL_TRAILS_PER_REGION_MAX", "7"),
+        ]);
+        let config =
+            Config::load_with_environment(Some(file.path()), environment, ConfigLayer::default())
+                .expect("loads");
+        let delivery = &config.trail_delivery;
+        assert_eq!(
+            delivery.s3_endpoint.as_deref(),
+            Some("http://127.0.0.1:9000")
+        );
+        assert_eq!(delivery.s3_region.as_deref(), Some("eu-west-1"));
+        assert_eq!(delivery.s3_access_key_id.as_deref(), Some("AKID"));
+        assert_eq!(delivery.delivery_interval_secs, 1);
+        assert_eq!(delivery.trails_per_region_max, 7);
+        assert_eq!(delivery.sns_topics.len(), 1);
+        assert_eq!(delivery.cloudwatch_log_groups.len(), 2);
+        assert!(!format!("{config:?}").contains("SECRET"));
+        for (name, value) in [
+            ("OPENTRAIL_DELIVERY_INTERVAL_SECS", "0"),
+            ("OPENTRAIL_S3_ENDPOINT", "127.0.0.1:9000"),
+            ("OPENTRAIL_S3_ACCESS_KEY_ID", "only-half"),
+        ] {
+            let environment = environment_of(&[(name, value)]);
+            let error = Config::load_with_environment(None, environment, ConfigLayer::default())
+                .expect_err(name);
+            assert!(
+                matches!(error, ConfigError::InvalidSetting { .. }),
+                "{name}: {error}"
+            );
+        }
+        assert_eq!(Config::default().trail_delivery.delivery_interval_secs, 60);
+        assert_eq!(Config::default().trail_delivery.trails_per_region_max, 5);
     }
 }

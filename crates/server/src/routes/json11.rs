@@ -41,6 +41,22 @@ pub async fn dispatch(
         | Operation::DeleteChannel => {
             crate::routes::channels::handle(&state, &caller, operation, &body).await
         }
+        Operation::CreateTrail
+        | Operation::GetTrail
+        | Operation::DescribeTrails
+        | Operation::ListTrails
+        | Operation::UpdateTrail
+        | Operation::DeleteTrail
+        | Operation::StartLogging
+        | Operation::StopLogging
+        | Operation::GetTrailStatus
+        | Operation::PutEventSelectors
+        | Operation::GetEventSelectors
+        | Operation::AddTags
+        | Operation::ListTags
+        | Operation::RemoveTags => {
+            crate::routes::trails::handle(&state, &caller, operation, &body).await
+        }
         other => Err(ApiError(AwsError::unknown_operation(format!(
             "The operation {} is not implemented by OpenTrail.",
             other.name()

@@ -20,6 +20,7 @@ pub mod json11;
 pub mod keys;
 pub mod operations;
 pub mod put_audit_events;
+pub mod trails;
 #[cfg(test)]
 mod tests;
 

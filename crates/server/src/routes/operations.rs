@@ -30,7 +30,8 @@ pub async fn metrics(State(state): State<AppState>, _caller: Caller) -> impl Int
     let store = state.store.clone();
     if let Ok(Ok(stats)) = tokio::task::spawn_blocking(move || store.stats()).await {
         metrics::gauge!("opentrail_store_last_seq").set(stats.last_seq as f64);
-        metrics::gauge!("opentrail_store_expired_through_seq").set(stats.expired_through_seq as f64);
+        metrics::gauge!("opentrail_store_expired_through_seq")
+            .set(stats.expired_through_seq as f64);
         metrics::gauge!("opentrail_store_disk_bytes").set(stats.disk_bytes as f64);
         metrics::gauge!("opentrail_store_table_bytes").set(stats.table_bytes as f64);
     }

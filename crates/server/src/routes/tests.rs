@@ -53,6 +53,11 @@ impl TestServer {
             )
             .expect("bootstrap")
             .expect("first admin");
+        let trails = opentrail_trails::Trails::open(
+            store.clone(),
+            crate::routes::trails::options_from_config(&config),
+        )
+        .expect("trails");
         let state = AppState {
             config: Arc::new(config),
             keys: keys.clone(),
@@ -62,6 +67,7 @@ impl TestServer {
             rate_limiter: crate::rate_limit::RateLimiter::default(),
             store,
             metrics: prometheus_handle().expect("metrics"),
+            trails,
         };
         TestServer {
             router: super::router(state).layer(axum::extract::connect_info::MockConnectInfo(
@@ -464,7 +470,7 @@ async fn json11_operations_not_implemented_yet_are_unknown_operations() {
     );
     request.headers_mut().insert(
         "x-amz-target",
-        "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.ListTrails"
+        "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.GetInsightSelectors"
             .parse()
             .expect("header"),
     );

@@ -1,0 +1,94 @@
+//! Trails: which events a trail logs, and the delivery of CloudTrail log files.
+//!
+//! - [`model`]: the trail as persisted (settings, selectors, tags, logging history).
+//! - [`registry`]: `DATA_DIR/trails/trails.json`, written atomically and durably.
+//! - [`selectors`]: basic and advanced event selectors, and a trail's whole filter.
+//! - [`log_file`]: CloudTrail's key layout and file naming, gzip `{"Records":[…]}`.
+//! - [`destination`]: buckets in an S3-compatible store or a local directory
+//!   (`object_store`).
+//! - [`delivery`]: the per-trail delivery consumer: plan, write, record, advance.
+//! - [`manifest`]: the durable record of delivered files that digests (issue 6) consume.
+//! - [`notify`]: SNS-shaped notifications to configured webhooks.
+//! - [`streams`]: the CloudWatch Logs stand-in: stream sinks and their consumer.
+//! - [`service`]: [`Trails`], the handle the server uses: trail operations plus the
+//!   background workers.
+//!
+//! Every view here is a consumer of the event log with a durable cursor in the store
+//! (`trail/<arn>` for log files, `trail/<arn>/cloudwatch-logs` for streams), so recovery
+//! is replay. A delivered file is a pure function of (trail, log range): its key and
+//! bytes are fixed by a plan recorded durably before the object is written, so a crash
+//! anywhere rewrites the same key with the same records.
+//!
+//! This crate knows CloudTrail's file formats but not its API: wire shapes and error codes
+//! live in the protocol crate, and the server converts.
+
+pub mod delivery;
+pub mod destination;
+mod durable;
+pub mod log_file;
+pub mod manifest;
+pub mod model;
+pub mod notify;
+pub mod registry;
+pub mod selectors;
+pub mod service;
+pub mod streams;
+
+use std::path::PathBuf;
+
+pub use delivery::{CrashPoint, DeliveryOptions, TrailStatus};
+pub use destination::{DestinationConfig, DestinationError, Destinations};
+pub use manifest::{DeliveredFile, Manifest};
+pub use model::{
+    AdvancedSelector, BasicSelector, DataResource, EventSelectors, FieldSelector, LoggingHistory,
+    ReadWriteType, SnsTopic, Tag, Trail, TrailSettings,
+};
+pub use service::{NewTrail, Scope, TrailRef, TrailUpdate, Trails, TrailsOptions};
+pub use streams::{StreamOptions, StreamSinkConfig};
+
+/// Why a trail operation failed. The server maps each kind to CloudTrail's error code.
+#[derive(Debug, thiserror::Error)]
+pub enum TrailsError {
+    #[error("trail {0} does not exist")]
+    NotFound(String),
+    #[error("a trail named {0} already exists")]
+    AlreadyExists(String),
+    #[error("account {account_id} already has {limit} trails in region {region}")]
+    LimitExceeded {
+        account_id: String,
+        region: String,
+        limit: usize,
+    },
+    #[error("trail {arn} can only be changed in its home region {home_region}")]
+    InvalidHomeRegion { arn: String, home_region: String },
+    #[error("bucket {0} does not exist")]
+    BucketDoesNotExist(String),
+    #[error("the object store cannot be reached: {0}")]
+    DestinationUnavailable(String),
+    #[error("SNS topic {0} is not configured (add it to sns_topics in the configuration)")]
+    SnsTopicNotConfigured(String),
+    #[error(
+        "log group {0} is not configured (add it to cloudwatch_log_groups in the configuration)"
+    )]
+    LogGroupNotConfigured(String),
+    #[error("a resource holds at most {limit} tags")]
+    TagsLimitExceeded { limit: usize },
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is not valid: {reason}")]
+    Corrupt { path: PathBuf, reason: String },
+    #[error("event store: {0}")]
+    Store(#[from] opentrail_store::StoreError),
+    #[error("a background task failed: {0}")]
+    Task(String),
+}

@@ -1,0 +1,141 @@
+//! The trails of this server, in memory and in `DATA_DIR/trails/trails.json`.
+//!
+//! Reads clone an `Arc` of the current list under a read lock and never wait for disk.
+//! Writes are serialised by a mutex, build the new list aside, persist it atomically and
+//! durably (temporary file, fsync, rename, directory fsync), and only then publish it, so
+//! memory never shows a trail the file does not hold and a failed write changes nothing.
+//! Writes block on fsync: async callers run them on `spawn_blocking`.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+use serde::{Deserialize, Serialize};
+
+use crate::TrailsError;
+use crate::durable;
+use crate::model::Trail;
+
+const TRAILS_FILE_NAME: &str = "trails.json";
+/// Bumped if the file layout changes, so an older server refuses a newer file instead of
+/// dropping fields it does not know.
+const FILE_VERSION: u32 = 1;
+
+#[derive(Serialize, Deserialize)]
+struct TrailsFile {
+    version: u32,
+    #[serde(flatten)]
+    contents: RegistryContents,
+}
+
+/// Everything the registry persists.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RegistryContents {
+    pub trails: Vec<Trail>,
+    /// Deleted trails whose store cursors and state directory may still exist. A deletion
+    /// records this in the same write that removes the trail, so a crash in the middle of
+    /// the cleanup is finished at the next start, and no orphaned cursor holds back the
+    /// store's retention.
+    #[serde(default)]
+    pub cleanups: Vec<PendingCleanup>,
+}
+
+/// What remains to remove of a deleted trail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingCleanup {
+    pub trail_id: String,
+    pub consumers: Vec<String>,
+}
+
+/// The registry. Cheap to share behind an `Arc`.
+#[derive(Debug)]
+pub struct TrailRegistry {
+    path: PathBuf,
+    contents: RwLock<Arc<RegistryContents>>,
+    write_lock: Mutex<()>,
+}
+
+impl TrailRegistry {
+    /// Opens (creating the directory if needed) the registry in `trails_dir`. Blocking.
+    pub fn open(trails_dir: &Path) -> Result<TrailRegistry, TrailsError> {
+        std::fs::create_dir_all(trails_dir).map_err(|source| TrailsError::Write {
+            path: trails_dir.to_owned(),
+            source,
+        })?;
+        let path = trails_dir.join(TRAILS_FILE_NAME);
+        let contents = match durable::read_optional(&path) {
+            Ok(None) => RegistryContents::default(),
+            Ok(Some(bytes)) => {
+                let file: TrailsFile =
+                    serde_json::from_slice(&bytes).map_err(|error| TrailsError::Corrupt {
+                        path: path.clone(),
+                        reason: error.to_string(),
+                    })?;
+                if file.version > FILE_VERSION {
+                    return Err(TrailsError::Corrupt {
+                        path,
+                        reason: format!(
+                            "version {} is newer than this server's {FILE_VERSION}",
+                            file.version
+                        ),
+                    });
+                }
+                file.contents
+            }
+            Err(source) => return Err(TrailsError::Read { path, source }),
+        };
+        Ok(TrailRegistry {
+            path,
+            contents: RwLock::new(Arc::new(contents)),
+            write_lock: Mutex::new(()),
+        })
+    }
+
+    /// The current contents.
+    pub fn snapshot(&self) -> Arc<RegistryContents> {
+        Arc::clone(&self.contents.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// The current trails.
+    pub fn trails(&self) -> Vec<Trail> {
+        self.snapshot().trails.clone()
+    }
+
+    /// Applies `change` to a copy of the list, persists the copy, then publishes it.
+    /// `change` decides the result (and may refuse with an error, which changes nothing).
+    /// Blocking.
+    pub fn mutate<R>(
+        &self,
+        change: impl FnOnce(&mut RegistryContents) -> Result<R, TrailsError>,
+    ) -> Result<R, TrailsError> {
+        let _writing = self
+            .write_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut contents = (*self.snapshot()).clone();
+        let result = change(&mut contents)?;
+        if contents == *self.snapshot() {
+            return Ok(result);
+        }
+        let bytes = serde_json::to_vec_pretty(&TrailsFile {
+            version: FILE_VERSION,
+            contents: contents.clone(),
+        })
+        .map_err(|error| TrailsError::Corrupt {
+            path: self.path.clone(),
+            reason: error.to_string(),
+        })?;
+        durable::write_file_atomically(&self.path, &bytes, true).map_err(|source| {
+            TrailsError::Write {
+                path: self.path.clone(),
+                source,
+            }
+        })?;
+        *self
+            .contents
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Arc::new(contents);
+        Ok(result)
+    }
+}

@@ -1,0 +1,1085 @@
+//! [`Trails`]: the trail operations the server exposes, and the background workers.
+//!
+//! Rules (spec §2.2):
+//! - A trail belongs to one account and has a home region (where it was created). It is
+//!   visible in its home region and, when multi-region, as a shadow trail everywhere.
+//! - A name resolves among the caller's trails visible in the caller's region (the home
+//!   trail first); an ARN resolves among the caller's trails in any region.
+//! - Changes (update, delete, start, stop, selectors) must happen in the home region.
+//! - Names are unique per account among trails visible in a region; at most
+//!   [`TrailsOptions::trails_per_region_max`] trails are visible per account and region.
+//! - A trail is not logging until StartLogging.
+//!
+//! Workers: each trail has a delivery worker ([`crate::delivery::DeliveryWorker`]) and,
+//! when it has a log group, a stream worker ([`crate::streams::StreamWorker`]). Each
+//! watches its trail through a `watch` channel, so changes reach it without a restart.
+//! [`Trails::shutdown`] signals every worker and waits for them; it must run before the
+//! store closes.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use opentrail_store::Store;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::TrailsError;
+use crate::delivery::{
+    DeliveryContext, DeliveryOptions, DeliveryWorker, StatusHandle, TrailStatus, load_state,
+    status_snapshot, update_status,
+};
+use crate::destination::{DestinationConfig, DestinationError, Destinations};
+use crate::manifest::Manifest;
+use crate::model::{
+    EventSelectors, LoggingHistory, SnsTopic, Tag, Trail, TrailSettings, trail_arn,
+};
+use crate::notify::Notifier;
+use crate::registry::{PendingCleanup, TrailRegistry};
+use crate::streams::{
+    StreamContext, StreamOptions, StreamSinkConfig, StreamWorker, load_stream_status,
+};
+
+/// Tags per resource (CloudTrail's limit).
+pub const TAGS_PER_RESOURCE_MAX: usize = 50;
+/// How long shutdown waits for workers to finish their current step.
+const WORKER_STOP_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Everything [`Trails`] needs, from the server's configuration.
+#[derive(Debug, Clone)]
+pub struct TrailsOptions {
+    /// Trail state lives in `<data_dir>/trails`; local buckets in `<data_dir>/buckets`
+    /// unless `destination` says otherwise.
+    pub data_dir: PathBuf,
+    pub destination: DestinationConfig,
+    /// The operator's account: its trails deliver every account's events.
+    pub default_account_id: String,
+    pub trails_per_region_max: usize,
+    pub delivery: DeliveryOptions,
+    pub streams: StreamOptions,
+    /// SNS topic (ARN or name) → webhook URL.
+    pub sns_topics: BTreeMap<String, String>,
+    /// CloudWatch Logs log group ARN → sink.
+    pub log_groups: BTreeMap<String, StreamSinkConfig>,
+}
+
+/// Which trail a request names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TrailRef {
+    Name(String),
+    Arn {
+        region: String,
+        account_id: String,
+        name: String,
+    },
+}
+
+impl TrailRef {
+    /// How the request named the trail, for error messages.
+    pub fn display(&self) -> String {
+        match self {
+            TrailRef::Name(name) => name.clone(),
+            TrailRef::Arn {
+                region,
+                account_id,
+                name,
+            } => trail_arn(region, account_id, name),
+        }
+    }
+}
+
+/// Who is asking: the caller's account and signing region.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scope {
+    pub account_id: String,
+    pub region: String,
+}
+
+/// What CreateTrail asks for, validated and with defaults applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewTrail {
+    pub name: String,
+    pub s3_bucket_name: String,
+    pub s3_key_prefix: Option<String>,
+    /// A topic name or ARN.
+    pub sns_topic_name: Option<String>,
+    pub include_global_service_events: bool,
+    pub is_multi_region_trail: bool,
+    pub enable_log_file_validation: bool,
+    pub cloud_watch_logs_log_group_arn: Option<String>,
+    pub cloud_watch_logs_role_arn: Option<String>,
+    pub recursive_logging: bool,
+    pub tags: Vec<Tag>,
+}
+
+/// What UpdateTrail may change: `None` keeps a setting; `Some(None)` clears an optional
+/// one (the API's empty string).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrailUpdate {
+    pub s3_bucket_name: Option<String>,
+    pub s3_key_prefix: Option<Option<String>>,
+    pub sns_topic_name: Option<Option<String>>,
+    pub include_global_service_events: Option<bool>,
+    pub is_multi_region_trail: Option<bool>,
+    pub enable_log_file_validation: Option<bool>,
+    pub cloud_watch_logs_log_group_arn: Option<Option<String>>,
+    pub cloud_watch_logs_role_arn: Option<Option<String>>,
+    pub recursive_logging: Option<bool>,
+}
+
+/// The handle the server keeps. Cheap to clone.
+#[derive(Clone)]
+pub struct Trails {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    registry: TrailRegistry,
+    store: Store,
+    options: TrailsOptions,
+    destinations: Arc<Destinations>,
+    notifier: Notifier,
+    http: reqwest::Client,
+    statuses: Mutex<HashMap<String, StatusHandle>>,
+    workers: Mutex<HashMap<String, TrailWorkers>>,
+    started: AtomicBool,
+}
+
+/// The running workers of one trail.
+struct TrailWorkers {
+    trail: watch::Sender<Arc<Trail>>,
+    shutdown: watch::Sender<bool>,
+    delivery: JoinHandle<()>,
+    /// The log group the stream worker sends, and the worker.
+    stream: Option<(String, watch::Sender<bool>, JoinHandle<()>)>,
+}
+
+impl Trails {
+    /// Opens the registry and finishes interrupted deletions. Blocking. Workers start
+    /// with [`Trails::start`].
+    pub fn open(store: Store, options: TrailsOptions) -> Result<Trails, TrailsError> {
+        let trails_dir = options.data_dir.join("trails");
+        let registry = TrailRegistry::open(&trails_dir)?;
+        let http = reqwest::Client::builder()
+            .build()
+            .map_err(|error| TrailsError::Task(format!("cannot build the HTTP client: {error}")))?;
+        let notifier = Notifier::new(http.clone(), options.sns_topics.clone());
+        let trails = Trails {
+            inner: Arc::new(Inner {
+                destinations: Arc::new(Destinations::new(options.destination.clone())),
+                registry,
+                store,
+                notifier,
+                http,
+                options,
+                statuses: Mutex::new(HashMap::new()),
+                workers: Mutex::new(HashMap::new()),
+                started: AtomicBool::new(false),
+            }),
+        };
+        trails.finish_cleanups()?;
+        for trail in trails.inner.registry.trails() {
+            let status = trails.status_handle(&trail.id);
+            let trail_dir = trails.trail_dir(&trail.id);
+            match load_state(&trail_dir) {
+                Ok(state) => update_status(&status, |current| {
+                    current.latest_delivery_time_ms = state.status.latest_delivery_time_ms;
+                    current.latest_delivery_error = state.status.latest_delivery_error.clone();
+                    current.latest_delivery_attempt_time_ms =
+                        state.status.latest_delivery_attempt_time_ms;
+                    current.latest_notification_time_ms = state.status.latest_notification_time_ms;
+                    current.latest_notification_error =
+                        state.status.latest_notification_error.clone();
+                    current.latest_notification_attempt_time_ms =
+                        state.status.latest_notification_attempt_time_ms;
+                }),
+                Err(error) => {
+                    tracing::error!(trail = trail.arn().as_str(), %error, "cannot read the delivery state")
+                }
+            }
+            load_stream_status(&trail_dir, &status);
+        }
+        Ok(trails)
+    }
+
+    /// The destinations (buckets) trails deliver to.
+    pub fn destinations(&self) -> Arc<Destinations> {
+        Arc::clone(&self.inner.destinations)
+    }
+
+    pub fn options(&self) -> &TrailsOptions {
+        &self.inner.options
+    }
+
+    /// A trail's state directory: `DATA_DIR/trails/<trail id>`.
+    pub fn trail_dir(&self, trail_id: &str) -> PathBuf {
+        self.inner.options.data_dir.join("trails").join(trail_id)
+    }
+
+    /// The manifest of delivered files of a trail (for the digest writer).
+    pub fn manifest(&self, trail_id: &str) -> Manifest {
+        Manifest::new(&self.trail_dir(trail_id))
+    }
+
+    /// Every trail, in creation order.
+    pub fn all_trails(&self) -> Vec<Trail> {
+        self.inner.registry.trails()
+    }
+
+    fn status_handle(&self, trail_id: &str) -> StatusHandle {
+        let mut statuses = self
+            .inner
+            .statuses
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(statuses.entry(trail_id.to_owned()).or_default())
+    }
+
+    /// Removes what deleted trails left behind (cursors, state directories). Blocking.
+    fn finish_cleanups(&self) -> Result<(), TrailsError> {
+        let cleanups = self.inner.registry.snapshot().cleanups.clone();
+        for cleanup in &cleanups {
+            for consumer in &cleanup.consumers {
+                self.inner.store.delete_cursor(consumer)?;
+            }
+            let dir = self.trail_dir(&cleanup.trail_id);
+            match std::fs::remove_dir_all(&dir) {
+                Ok(()) => {}
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => return Err(TrailsError::Write { path: dir, source }),
+            }
+        }
+        if !cleanups.is_empty() {
+            self.inner.registry.mutate(|contents| {
+                contents.cleanups.retain(|pending| {
+                    !cleanups
+                        .iter()
+                        .any(|done| done.trail_id == pending.trail_id)
+                });
+                Ok(())
+            })?;
+        }
+        Ok(())
+    }
+
+    // ------------------------------------------------------------------ workers
+
+    /// Starts the workers of every trail on the current tokio runtime.
+    pub fn start(&self) {
+        if self.inner.started.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        for trail in self.inner.registry.trails() {
+            self.spawn_workers(trail);
+        }
+    }
+
+    /// Signals every worker to stop and waits for them (each finishes or abandons its
+    /// current step; an abandoned batch is redone at the next start).
+    pub async fn shutdown(&self) {
+        self.inner.started.store(false, Ordering::SeqCst);
+        let workers: Vec<TrailWorkers> = {
+            let mut workers = self
+                .inner
+                .workers
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            workers.drain().map(|(_, workers)| workers).collect()
+        };
+        let mut handles = Vec::new();
+        for trail_workers in workers {
+            let _ = trail_workers.shutdown.send(true);
+            handles.push(trail_workers.delivery);
+            if let Some((_, stream_shutdown, stream)) = trail_workers.stream {
+                let _ = stream_shutdown.send(true);
+                handles.push(stream);
+            }
+        }
+        for handle in handles {
+            stop_worker(handle).await;
+        }
+    }
+
+    fn delivery_context(&self) -> Arc<DeliveryContext> {
+        Arc::new(DeliveryContext {
+            store: self.inner.store.clone(),
+            destinations: Arc::clone(&self.inner.destinations),
+            notifier: self.inner.notifier.clone(),
+            options: self.inner.options.delivery.clone(),
+            default_account_id: self.inner.options.default_account_id.clone(),
+        })
+    }
+
+    fn spawn_workers(&self, trail: Trail) {
+        if !self.inner.started.load(Ordering::SeqCst) {
+            return;
+        }
+        let trail_id = trail.id.clone();
+        let status = self.status_handle(&trail_id);
+        let trail_dir = self.trail_dir(&trail_id);
+        let log_group = trail.settings.cloud_watch_logs_log_group_arn.clone();
+        let (trail_sender, trail_receiver) = watch::channel(Arc::new(trail));
+        let (shutdown_sender, shutdown_receiver) = watch::channel(false);
+        let context = self.delivery_context();
+        let delivery = {
+            let trail_receiver = trail_receiver.clone();
+            let status = Arc::clone(&status);
+            let trail_dir = trail_dir.clone();
+            tokio::spawn(async move {
+                let opened = tokio::task::spawn_blocking(move || {
+                    DeliveryWorker::open(
+                        context,
+                        trail_receiver,
+                        trail_dir,
+                        status.clone(),
+                        shutdown_receiver,
+                    )
+                    .map_err(|error| (error, status))
+                })
+                .await;
+                match opened {
+                    Ok(Ok(worker)) => worker.run().await,
+                    Ok(Err((error, status))) => {
+                        tracing::error!(%error, "cannot start trail delivery");
+                        update_status(&status, |current| {
+                            current.latest_delivery_error =
+                                Some(format!("cannot start delivery: {error}"));
+                        });
+                    }
+                    Err(error) => tracing::error!(%error, "trail delivery task failed"),
+                }
+            })
+        };
+        let stream = log_group.and_then(|log_group| {
+            self.spawn_stream_worker(&log_group, trail_receiver, trail_dir, status)
+                .map(|(stop, handle)| (log_group, stop, handle))
+        });
+        let mut workers = self
+            .inner
+            .workers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        workers.insert(
+            trail_id,
+            TrailWorkers {
+                trail: trail_sender,
+                shutdown: shutdown_sender,
+                delivery,
+                stream,
+            },
+        );
+    }
+
+    fn spawn_stream_worker(
+        &self,
+        log_group: &str,
+        trail_receiver: watch::Receiver<Arc<Trail>>,
+        trail_dir: PathBuf,
+        status: StatusHandle,
+    ) -> Option<(watch::Sender<bool>, JoinHandle<()>)> {
+        let Some(sink) = self.sink_for(log_group).cloned() else {
+            update_status(&status, |current| {
+                current.latest_cloud_watch_logs_delivery_error =
+                    Some(format!("log group {log_group} is not configured"));
+            });
+            return None;
+        };
+        let context = Arc::new(StreamContext {
+            store: self.inner.store.clone(),
+            client: self.inner.http.clone(),
+            options: self.inner.options.streams.clone(),
+            default_account_id: self.inner.options.default_account_id.clone(),
+        });
+        let (stop_sender, stop_receiver) = watch::channel(false);
+        let log_group = log_group.to_owned();
+        let handle = tokio::spawn(async move {
+            let opened = tokio::task::spawn_blocking(move || {
+                StreamWorker::open(
+                    context,
+                    trail_receiver,
+                    log_group,
+                    &sink,
+                    trail_dir,
+                    status,
+                    stop_receiver,
+                )
+            })
+            .await;
+            match opened {
+                Ok(Ok(worker)) => worker.run().await,
+                Ok(Err(error)) => tracing::error!(%error, "cannot start stream delivery"),
+                Err(error) => tracing::error!(%error, "stream delivery task failed"),
+            }
+        });
+        Some((stop_sender, handle))
+    }
+
+    /// The sink of a log group ARN (`…:log-group:name` with or without a trailing `:*`).
+    fn sink_for(&self, log_group_arn: &str) -> Option<&StreamSinkConfig> {
+        let groups = &self.inner.options.log_groups;
+        let bare = log_group_arn.strip_suffix(":*").unwrap_or(log_group_arn);
+        groups
+            .get(log_group_arn)
+            .or_else(|| groups.get(bare))
+            .or_else(|| groups.get(&format!("{bare}:*")))
+    }
+
+    /// Tells a trail's workers about its new version, and starts or stops its stream
+    /// worker when the log group changed.
+    async fn publish(&self, changed: &Trail) {
+        // The registry's current version, not the caller's: two concurrent changes may
+        // publish in the other order than they were written, and the last word must be
+        // the registry's.
+        let Some(current) = self
+            .inner
+            .registry
+            .trails()
+            .into_iter()
+            .find(|trail| trail.id == changed.id)
+        else {
+            return;
+        };
+        let trail = &current;
+        let stopped_stream = {
+            let mut workers = self
+                .inner
+                .workers
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let Some(trail_workers) = workers.get_mut(&trail.id) else {
+                drop(workers);
+                self.spawn_workers(trail.clone());
+                return;
+            };
+            trail_workers.trail.send_replace(Arc::new(trail.clone()));
+            let wanted = trail.settings.cloud_watch_logs_log_group_arn.as_deref();
+            let running = trail_workers
+                .stream
+                .as_ref()
+                .map(|(group, _, _)| group.as_str());
+            if wanted == running {
+                None
+            } else {
+                let stopped = trail_workers.stream.take();
+                if let Some(log_group) = wanted {
+                    trail_workers.stream = self
+                        .spawn_stream_worker(
+                            log_group,
+                            trail_workers.trail.subscribe(),
+                            self.trail_dir(&trail.id),
+                            self.status_handle(&trail.id),
+                        )
+                        .map(|(stop, handle)| (log_group.to_owned(), stop, handle));
+                }
+                stopped
+            }
+        };
+        if let Some((_, stop, handle)) = stopped_stream {
+            let _ = stop.send(true);
+            stop_worker(handle).await;
+        }
+    }
+
+    /// Stops a trail's workers and waits for them.
+    async fn stop_workers(&self, trail_id: &str) {
+        let removed = self
+            .inner
+            .workers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(trail_id);
+        if let Some(trail_workers) = removed {
+            let _ = trail_workers.shutdown.send(true);
+            stop_worker(trail_workers.delivery).await;
+            if let Some((_, stop, handle)) = trail_workers.stream {
+                let _ = stop.send(true);
+                stop_worker(handle).await;
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ lookups
+
+    fn resolve(
+        &self,
+        trails: &[Trail],
+        scope: &Scope,
+        reference: &TrailRef,
+    ) -> Result<Trail, TrailsError> {
+        let found = match reference {
+            TrailRef::Name(name) => trails
+                .iter()
+                .filter(|trail| trail.account_id == scope.account_id && &trail.name == name)
+                .filter(|trail| trail.is_visible_in(&scope.region))
+                .min_by_key(|trail| trail.home_region != scope.region),
+            TrailRef::Arn {
+                region,
+                account_id,
+                name,
+            } => trails.iter().find(|trail| {
+                account_id == &scope.account_id
+                    && &trail.account_id == account_id
+                    && &trail.home_region == region
+                    && &trail.name == name
+            }),
+        };
+        found
+            .cloned()
+            .ok_or_else(|| TrailsError::NotFound(unknown_trail_message(reference, scope)))
+    }
+
+    /// A trail the caller may see (shadow trails included).
+    pub fn get_trail(&self, scope: &Scope, reference: &TrailRef) -> Result<Trail, TrailsError> {
+        self.resolve(&self.inner.registry.trails(), scope, reference)
+    }
+
+    /// DescribeTrails: the named trails (unknown names are left out, as in CloudTrail),
+    /// or every trail visible in the region (shadow trails only when asked).
+    pub fn describe_trails(
+        &self,
+        scope: &Scope,
+        references: &[TrailRef],
+        include_shadow_trails: bool,
+    ) -> Vec<Trail> {
+        let trails = self.inner.registry.trails();
+        if references.is_empty() {
+            return trails
+                .into_iter()
+                .filter(|trail| trail.account_id == scope.account_id)
+                .filter(|trail| {
+                    trail.home_region == scope.region
+                        || (include_shadow_trails && trail.is_visible_in(&scope.region))
+                })
+                .collect();
+        }
+        let mut found: Vec<Trail> = Vec::new();
+        for reference in references {
+            if let Ok(trail) = self.resolve(&trails, scope, reference)
+                && !found.iter().any(|seen| seen.id == trail.id)
+            {
+                found.push(trail);
+            }
+        }
+        found
+    }
+
+    /// ListTrails: every trail of the account, in every region.
+    pub fn list_trails(&self, account_id: &str) -> Vec<Trail> {
+        self.inner
+            .registry
+            .trails()
+            .into_iter()
+            .filter(|trail| trail.account_id == account_id)
+            .collect()
+    }
+
+    /// GetTrailStatus.
+    pub fn status(
+        &self,
+        scope: &Scope,
+        reference: &TrailRef,
+    ) -> Result<(Trail, TrailStatus), TrailsError> {
+        let trail = self.get_trail(scope, reference)?;
+        let status = status_snapshot(&self.status_handle(&trail.id));
+        Ok((trail, status))
+    }
+
+    /// The status handle of a trail, for the digest writer to report into.
+    pub fn status_of(&self, trail_id: &str) -> StatusHandle {
+        self.status_handle(trail_id)
+    }
+
+    // ------------------------------------------------------------------ changes
+
+    fn check_notification_and_streams(
+        &self,
+        sns_topic: Option<&SnsTopic>,
+        log_group: Option<&str>,
+    ) -> Result<(), TrailsError> {
+        if let Some(topic) = sns_topic
+            && !self.inner.notifier.is_configured(topic)
+        {
+            return Err(TrailsError::SnsTopicNotConfigured(topic.given.clone()));
+        }
+        if let Some(log_group) = log_group
+            && self.sink_for(log_group).is_none()
+        {
+            return Err(TrailsError::LogGroupNotConfigured(log_group.to_owned()));
+        }
+        Ok(())
+    }
+
+    async fn prepare_bucket(&self, bucket: &str) -> Result<(), TrailsError> {
+        self.inner
+            .destinations
+            .prepare_bucket(bucket)
+            .await
+            .map_err(|error| match error {
+                DestinationError::BucketDoesNotExist { bucket } => {
+                    TrailsError::BucketDoesNotExist(bucket)
+                }
+                other => TrailsError::DestinationUnavailable(other.to_string()),
+            })
+    }
+
+    /// The log position now: StartLogging/StopLogging record it.
+    async fn last_seq(&self) -> Result<u64, TrailsError> {
+        let store = self.inner.store.clone();
+        let stats = tokio::task::spawn_blocking(move || store.stats())
+            .await
+            .map_err(|error| TrailsError::Task(error.to_string()))??;
+        Ok(stats.last_seq)
+    }
+
+    async fn mutate<R: Send + 'static>(
+        &self,
+        change: impl FnOnce(&mut crate::registry::RegistryContents) -> Result<R, TrailsError>
+        + Send
+        + 'static,
+    ) -> Result<R, TrailsError> {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || inner.registry.mutate(change))
+            .await
+            .map_err(|error| TrailsError::Task(error.to_string()))?
+    }
+
+    /// CreateTrail.
+    pub async fn create_trail(&self, scope: &Scope, new: NewTrail) -> Result<Trail, TrailsError> {
+        let sns_topic = new
+            .sns_topic_name
+            .as_deref()
+            .map(|given| sns_topic(given, &scope.region, &scope.account_id));
+        self.check_notification_and_streams(
+            sns_topic.as_ref(),
+            new.cloud_watch_logs_log_group_arn.as_deref(),
+        )?;
+        if new.tags.len() > TAGS_PER_RESOURCE_MAX {
+            return Err(TrailsError::TagsLimitExceeded {
+                limit: TAGS_PER_RESOURCE_MAX,
+            });
+        }
+        self.check_create_rules(&self.inner.registry.trails(), scope, &new)?;
+        self.prepare_bucket(&new.s3_bucket_name).await?;
+        let trail = Trail {
+            id: uuid::Uuid::new_v4().to_string(),
+            name: new.name.clone(),
+            account_id: scope.account_id.clone(),
+            home_region: scope.region.clone(),
+            settings: TrailSettings {
+                s3_bucket_name: new.s3_bucket_name,
+                s3_key_prefix: new.s3_key_prefix,
+                sns_topic,
+                include_global_service_events: new.include_global_service_events,
+                is_multi_region_trail: new.is_multi_region_trail,
+                log_file_validation_enabled: new.enable_log_file_validation,
+                cloud_watch_logs_log_group_arn: new.cloud_watch_logs_log_group_arn,
+                cloud_watch_logs_role_arn: new.cloud_watch_logs_role_arn,
+                recursive_logging: new.recursive_logging,
+            },
+            selectors: EventSelectors::Default,
+            tags: dedup_tags(new.tags),
+            logging: LoggingHistory::default(),
+            created_time_ms: jiff::Timestamp::now().as_millisecond(),
+        };
+        let this = self.clone();
+        let scope_for_check = scope.clone();
+        let to_insert = trail.clone();
+        let new_for_check = NewTrail {
+            name: trail.name.clone(),
+            is_multi_region_trail: trail.settings.is_multi_region_trail,
+            ..blank_new_trail()
+        };
+        self.mutate(move |contents| {
+            // Checked again under the write lock: a concurrent CreateTrail may have won.
+            this.check_create_rules(&contents.trails, &scope_for_check, &new_for_check)?;
+            contents.trails.push(to_insert);
+            Ok(())
+        })
+        .await?;
+        self.publish(&trail).await;
+        tracing::info!(trail = trail.arn().as_str(), "trail created");
+        Ok(trail)
+    }
+
+    fn check_create_rules(
+        &self,
+        trails: &[Trail],
+        scope: &Scope,
+        new: &NewTrail,
+    ) -> Result<(), TrailsError> {
+        let account_trails = trails
+            .iter()
+            .filter(|trail| trail.account_id == scope.account_id);
+        for existing in account_trails.clone() {
+            let overlaps = existing.is_visible_in(&scope.region) || new.is_multi_region_trail;
+            if existing.name == new.name && overlaps {
+                return Err(TrailsError::AlreadyExists(new.name.clone()));
+            }
+        }
+        let visible = account_trails
+            .filter(|trail| trail.is_visible_in(&scope.region))
+            .count();
+        let limit = self.inner.options.trails_per_region_max;
+        if visible >= limit {
+            return Err(TrailsError::LimitExceeded {
+                account_id: scope.account_id.clone(),
+                region: scope.region.clone(),
+                limit,
+            });
+        }
+        Ok(())
+    }
+
+    /// Resolves a trail for a change that must happen in its home region.
+    fn resolve_for_change(
+        &self,
+        scope: &Scope,
+        reference: &TrailRef,
+    ) -> Result<Trail, TrailsError> {
+        let trail = self.get_trail(scope, reference)?;
+        if trail.home_region != scope.region {
+            return Err(TrailsError::InvalidHomeRegion {
+                arn: trail.arn(),
+                home_region: trail.home_region,
+            });
+        }
+        Ok(trail)
+    }
+
+    /// Replaces the trail with id `trail_id` by `change(trail)` in the registry.
+    async fn change_trail(
+        &self,
+        trail_id: &str,
+        change: impl FnOnce(&mut Trail) -> Result<(), TrailsError> + Send + 'static,
+    ) -> Result<Trail, TrailsError> {
+        let trail_id = trail_id.to_owned();
+        let changed = self
+            .mutate(move |contents| {
+                let trail = contents
+                    .trails
+                    .iter_mut()
+                    .find(|trail| trail.id == trail_id)
+                    .ok_or_else(|| TrailsError::NotFound(trail_id.clone()))?;
+                change(trail)?;
+                Ok(trail.clone())
+            })
+            .await?;
+        self.publish(&changed).await;
+        Ok(changed)
+    }
+
+    /// UpdateTrail.
+    pub async fn update_trail(
+        &self,
+        scope: &Scope,
+        reference: &TrailRef,
+        update: TrailUpdate,
+    ) -> Result<Trail, TrailsError> {
+        let trail = self.resolve_for_change(scope, reference)?;
+        let sns_topic = update.sns_topic_name.as_ref().map(|given| {
+            given
+                .as_deref()
+                .map(|given| sns_topic(given, &trail.home_region, &trail.account_id))
+        });
+        self.check_notification_and_streams(
+            sns_topic.as_ref().and_then(Option::as_ref),
+            update
+                .cloud_watch_logs_log_group_arn
+                .as_ref()
+                .and_then(|group| group.as_deref()),
+        )?;
+        if let Some(bucket) = &update.s3_bucket_name {
+            self.prepare_bucket(bucket).await?;
+        }
+        let log_group_added = matches!(
+            &update.cloud_watch_logs_log_group_arn,
+            Some(Some(group)) if trail.settings.cloud_watch_logs_log_group_arn.as_deref() != Some(group.as_str())
+        );
+        if log_group_added {
+            self.start_stream_cursor_at_now(&trail).await?;
+        }
+        let updated = self
+            .change_trail(&trail.id, move |trail| {
+                let settings = &mut trail.settings;
+                if let Some(bucket) = update.s3_bucket_name {
+                    settings.s3_bucket_name = bucket;
+                }
+                if let Some(prefix) = update.s3_key_prefix {
+                    settings.s3_key_prefix = prefix;
+                }
+                if let Some(topic) = sns_topic {
+                    settings.sns_topic = topic;
+                }
+                if let Some(value) = update.include_global_service_events {
+                    settings.include_global_service_events = value;
+                }
+                if let Some(value) = update.is_multi_region_trail {
+                    settings.is_multi_region_trail = value;
+                }
+                if let Some(value) = update.enable_log_file_validation {
+                    settings.log_file_validation_enabled = value;
+                }
+                if let Some(group) = update.cloud_watch_logs_log_group_arn {
+                    settings.cloud_watch_logs_log_group_arn = group;
+                }
+                if let Some(role) = update.cloud_watch_logs_role_arn {
+                    settings.cloud_watch_logs_role_arn = role;
+                }
+                if let Some(value) = update.recursive_logging {
+                    settings.recursive_logging = value;
+                }
+                Ok(())
+            })
+            .await?;
+        if updated.settings.cloud_watch_logs_log_group_arn.is_none()
+            && trail.settings.cloud_watch_logs_log_group_arn.is_some()
+        {
+            let store = self.inner.store.clone();
+            let consumer = updated.stream_consumer();
+            tokio::task::spawn_blocking(move || store.delete_cursor(&consumer))
+                .await
+                .map_err(|error| TrailsError::Task(error.to_string()))??;
+        }
+        Ok(updated)
+    }
+
+    /// A log group added to a trail streams events from now on (CloudTrail does not
+    /// back-fill a new log group).
+    async fn start_stream_cursor_at_now(&self, trail: &Trail) -> Result<(), TrailsError> {
+        let last_seq = self.last_seq().await?;
+        let store = self.inner.store.clone();
+        let consumer = trail.stream_consumer();
+        tokio::task::spawn_blocking(move || store.save_cursor(&consumer, last_seq))
+            .await
+            .map_err(|error| TrailsError::Task(error.to_string()))??;
+        Ok(())
+    }
+
+    /// DeleteTrail. Delivered files stay in the bucket.
+    pub async fn delete_trail(
+        &self,
+        scope: &Scope,
+        reference: &TrailRef,
+    ) -> Result<(), TrailsError> {
+        let trail = self.resolve_for_change(scope, reference)?;
+        self.stop_workers(&trail.id).await;
+        let trail_id = trail.id.clone();
+        let consumers = vec![trail.delivery_consumer(), trail.stream_consumer()];
+        self.mutate(move |contents| {
+            contents.trails.retain(|existing| existing.id != trail_id);
+            contents.cleanups.push(PendingCleanup {
+                trail_id,
+                consumers,
+            });
+            Ok(())
+        })
+        .await?;
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.finish_cleanups())
+            .await
+            .map_err(|error| TrailsError::Task(error.to_string()))??;
+        self.inner
+            .statuses
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&trail.id);
+        tracing::info!(trail = trail.arn().as_str(), "trail deleted");
+        Ok(())
+    }
+
+    /// StartLogging: events accepted from now on are delivered.
+    pub async fn start_logging(
+        &self,
+        scope: &Scope,
+        reference: &TrailRef,
+    ) -> Result<Trail, TrailsError> {
+        let trail = self.resolve_for_change(scope, reference)?;
+        if trail.logging.is_logging {
+            return Ok(trail);
+        }
+        let last_seq = self.last_seq().await?;
+        // Periods every consumer has passed are dropped, so the history stays short.
+        let store = self.inner.store.clone();
+        let consumers = [trail.delivery_consumer(), trail.stream_consumer()];
+        let has_stream = trail.settings.cloud_watch_logs_log_group_arn.is_some();
+        let delivered_through = tokio::task::spawn_blocking(move || -> Result<u64, TrailsError> {
+            let delivery = store.load_cursor(&consumers[0])?;
+            if has_stream {
+                Ok(delivery.min(store.load_cursor(&consumers[1])?))
+            } else {
+                Ok(delivery)
+            }
+        })
+        .await
+        .map_err(|error| TrailsError::Task(error.to_string()))??;
+        let now_ms = jiff::Timestamp::now().as_millisecond();
+        let started = self
+            .change_trail(&trail.id, move |trail| {
+                trail.logging.prune_through(delivered_through);
+                trail.logging.start(last_seq, now_ms);
+                Ok(())
+            })
+            .await?;
+        tracing::info!(
+            trail = started.arn().as_str(),
+            after_seq = last_seq,
+            "trail logging started"
+        );
+        Ok(started)
+    }
+
+    /// StopLogging: events accepted from now on are not delivered; those accepted before
+    /// still are.
+    pub async fn stop_logging(
+        &self,
+        scope: &Scope,
+        reference: &TrailRef,
+    ) -> Result<Trail, TrailsError> {
+        let trail = self.resolve_for_change(scope, reference)?;
+        if !trail.logging.is_logging {
+            return Ok(trail);
+        }
+        let last_seq = self.last_seq().await?;
+        let now_ms = jiff::Timestamp::now().as_millisecond();
+        let stopped = self
+            .change_trail(&trail.id, move |trail| {
+                trail.logging.stop(last_seq, now_ms);
+                Ok(())
+            })
+            .await?;
+        tracing::info!(
+            trail = stopped.arn().as_str(),
+            through_seq = last_seq,
+            "trail logging stopped"
+        );
+        Ok(stopped)
+    }
+
+    /// PutEventSelectors: replaces the trail's selectors (either kind replaces the other).
+    pub async fn put_event_selectors(
+        &self,
+        scope: &Scope,
+        reference: &TrailRef,
+        selectors: EventSelectors,
+    ) -> Result<Trail, TrailsError> {
+        let trail = self.resolve_for_change(scope, reference)?;
+        self.change_trail(&trail.id, move |trail| {
+            trail.selectors = selectors;
+            Ok(())
+        })
+        .await
+    }
+
+    /// AddTags: sets (or overwrites) tags on a trail named by ARN.
+    pub async fn add_tags(
+        &self,
+        scope: &Scope,
+        reference: &TrailRef,
+        tags: Vec<Tag>,
+    ) -> Result<(), TrailsError> {
+        let trail = self.get_trail(scope, reference)?;
+        self.change_trail(&trail.id, move |trail| {
+            for tag in dedup_tags(tags) {
+                match trail
+                    .tags
+                    .iter_mut()
+                    .find(|existing| existing.key == tag.key)
+                {
+                    Some(existing) => existing.value = tag.value,
+                    None => trail.tags.push(tag),
+                }
+            }
+            if trail.tags.len() > TAGS_PER_RESOURCE_MAX {
+                return Err(TrailsError::TagsLimitExceeded {
+                    limit: TAGS_PER_RESOURCE_MAX,
+                });
+            }
+            Ok(())
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// RemoveTags: removes tags by key.
+    pub async fn remove_tags(
+        &self,
+        scope: &Scope,
+        reference: &TrailRef,
+        keys: Vec<String>,
+    ) -> Result<(), TrailsError> {
+        let trail = self.get_trail(scope, reference)?;
+        self.change_trail(&trail.id, move |trail| {
+            trail.tags.retain(|tag| !keys.contains(&tag.key));
+            Ok(())
+        })
+        .await
+        .map(|_| ())
+    }
+}
+
+async fn stop_worker(handle: JoinHandle<()>) {
+    let abort = handle.abort_handle();
+    match tokio::time::timeout(WORKER_STOP_TIMEOUT, handle).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) if error.is_cancelled() => {}
+        Ok(Err(error)) => tracing::error!(%error, "a trail worker failed"),
+        Err(_) => {
+            tracing::warn!(
+                "a trail worker did not stop in time; aborting it (its batch is redone at the next start)"
+            );
+            abort.abort();
+        }
+    }
+}
+
+/// CloudTrail's message for an unknown trail.
+fn unknown_trail_message(reference: &TrailRef, scope: &Scope) -> String {
+    let arn = match reference {
+        TrailRef::Name(name) => trail_arn(&scope.region, &scope.account_id, name),
+        arn @ TrailRef::Arn { .. } => arn.display(),
+    };
+    format!("Unknown trail: {arn} for the user: {}", scope.account_id)
+}
+
+/// A topic as given (name or ARN), with its ARN.
+fn sns_topic(given: &str, region: &str, account_id: &str) -> SnsTopic {
+    let arn = if given.starts_with("arn:") {
+        given.to_owned()
+    } else {
+        format!("arn:aws:sns:{region}:{account_id}:{given}")
+    };
+    SnsTopic {
+        given: given.to_owned(),
+        arn,
+    }
+}
+
+/// The last value of each key wins, keys keep their first position.
+fn dedup_tags(tags: Vec<Tag>) -> Vec<Tag> {
+    let mut unique: Vec<Tag> = Vec::with_capacity(tags.len());
+    for tag in tags {
+        match unique.iter_mut().find(|existing| existing.key == tag.key) {
+            Some(existing) => existing.value = tag.value,
+            None => unique.push(tag),
+        }
+    }
+    unique
+}
+
+fn blank_new_trail() -> NewTrail {
+    NewTrail {
+        name: String::new(),
+        s3_bucket_name: String::new(),
+        s3_key_prefix: None,
+        sns_topic_name: None,
+        include_global_service_events: true,
+        is_multi_region_trail: false,
+        enable_log_file_validation: false,
+        cloud_watch_logs_log_group_arn: None,
+        cloud_watch_logs_role_arn: None,
+        recursive_logging: true,
+        tags: Vec::new(),
+    }
+}

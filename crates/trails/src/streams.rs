@@ -1,0 +1,668 @@
+//! Streams: the CloudWatch Logs part of a trail.
+//!
+//! A trail's `CloudWatchLogsLogGroupArn` maps, through the `cloudwatch_log_groups`
+//! configuration table, to a sink. Each event the trail delivers is also sent to the sink
+//! as one CloudTrail JSON record, in a stream named like CloudTrail's
+//! (`<account>_CloudTrail_<region>`, spec §5). Sinks:
+//!
+//! - `webhook`: `POST` of a batch as NDJSON (`application/x-ndjson`, one record per line)
+//!   with `X-OpenTrail-Log-Group`, `X-OpenTrail-Log-Stream` and, when a `secret` is set,
+//!   `X-OpenTrail-Signature-256: sha256=<hex HMAC-SHA256(secret, body)>` (GitHub's
+//!   convention). Any 2xx is success.
+//! - `file`: NDJSON appended to `path` and fsynced per batch; when the file would pass
+//!   `rotate_bytes` it is renamed to `path.1` (older ones shift to `path.2`…, at most
+//!   `keep_files` are kept).
+//! - `syslog`: RFC 5424 messages over TCP with octet-counting framing (RFC 6587), facility
+//!   local0, severity informational, `APP-NAME` `opentrail`, `MSGID` `CloudTrail`, the log
+//!   group and stream as structured data, and the record as the message.
+//!
+//! The stream consumer has its own store cursor (`trail/<arn>/cloudwatch-logs`), so it
+//! is independent of log-file delivery and resumes after a restart. The bounded buffer is
+//! one read batch (at most [`StreamOptions::batch_events_max`] events and
+//! [`StreamOptions::batch_bytes_max`] bytes); beyond it the log itself is the buffer: a
+//! failing sink is retried with backoff and the cursor waits, so nothing is dropped. A
+//! batch that was sent but whose cursor was not saved is sent again after a crash, so
+//! sinks see every event at least once (each line carries its `eventID`). Events over
+//! 256 KB are not sent, as in CloudTrail.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hmac::{Hmac, KeyInit, Mac};
+use opentrail_store::Store;
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use crate::TrailsError;
+use crate::delivery::{StatusHandle, WorkerStop, update_status};
+use crate::durable;
+use crate::model::Trail;
+use crate::selectors::{Decision, TrailFilter};
+
+/// Time for one webhook request or one syslog connection attempt.
+const SINK_REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+const STREAM_STATUS_FILE_NAME: &str = "stream_status.json";
+/// Rotate the file sink at 100 MiB unless configured otherwise.
+pub const DEFAULT_ROTATE_BYTES: u64 = 100 * 1024 * 1024;
+/// Rotated files kept unless configured otherwise.
+pub const DEFAULT_KEEP_FILES: usize = 5;
+
+/// Where a log group's events go (a `cloudwatch_log_groups` table entry).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum StreamSinkConfig {
+    Webhook {
+        url: String,
+        /// The HMAC-SHA256 key of the signature header; no header without it.
+        #[serde(default)]
+        secret: Option<String>,
+    },
+    File {
+        path: PathBuf,
+        #[serde(default = "default_rotate_bytes")]
+        rotate_bytes: u64,
+        #[serde(default = "default_keep_files")]
+        keep_files: usize,
+    },
+    Syslog {
+        /// `host:port` of an RFC 5424 receiver over TCP.
+        address: String,
+    },
+}
+
+fn default_rotate_bytes() -> u64 {
+    DEFAULT_ROTATE_BYTES
+}
+
+fn default_keep_files() -> usize {
+    DEFAULT_KEEP_FILES
+}
+
+impl StreamSinkConfig {
+    /// Checks what TOML cannot: a usable URL, address, and limits.
+    pub fn validate(&self) -> Result<(), String> {
+        match self {
+            StreamSinkConfig::Webhook { url, .. } => {
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    return Err(format!(
+                        "webhook url {url:?} must start with http:// or https://"
+                    ));
+                }
+            }
+            StreamSinkConfig::File {
+                path,
+                rotate_bytes,
+                keep_files,
+            } => {
+                if path.as_os_str().is_empty() {
+                    return Err("file sink path must not be empty".to_owned());
+                }
+                if *rotate_bytes < 1024 {
+                    return Err("rotate_bytes must be at least 1024".to_owned());
+                }
+                if !(1..=1000).contains(keep_files) {
+                    return Err("keep_files must be between 1 and 1000".to_owned());
+                }
+            }
+            StreamSinkConfig::Syslog { address } => {
+                if address
+                    .rsplit_once(':')
+                    .is_none_or(|(_, port)| port.parse::<u16>().is_err())
+                {
+                    return Err(format!("syslog address {address:?} must be host:port"));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Tunables of stream delivery.
+#[derive(Debug, Clone)]
+pub struct StreamOptions {
+    /// How often new log entries are looked for.
+    pub poll_interval: Duration,
+    /// One batch (one webhook request per stream) holds at most this many events…
+    pub batch_events_max: usize,
+    /// …and this many bytes (CloudWatch Logs' PutLogEvents limit is 1 MiB).
+    pub batch_bytes_max: usize,
+    /// Larger events are not sent (CloudTrail's limit for CloudWatch Logs).
+    pub event_bytes_max: usize,
+    pub retry_backoff_initial: Duration,
+    pub retry_backoff_max: Duration,
+    /// The cursor is saved at least this often while only skipped entries arrive.
+    pub idle_cursor_save_interval: Duration,
+}
+
+impl Default for StreamOptions {
+    fn default() -> Self {
+        StreamOptions {
+            poll_interval: Duration::from_millis(250),
+            batch_events_max: 1000,
+            batch_bytes_max: 1024 * 1024,
+            event_bytes_max: 256 * 1024,
+            retry_backoff_initial: Duration::from_secs(1),
+            retry_backoff_max: Duration::from_secs(60),
+            idle_cursor_save_interval: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What every stream worker shares.
+pub struct StreamContext {
+    pub store: Store,
+    pub client: reqwest::Client,
+    pub options: StreamOptions,
+    pub default_account_id: String,
+}
+
+/// The stream name CloudTrail uses in CloudWatch Logs.
+pub fn stream_name(account_id: &str, region: &str) -> String {
+    format!("{account_id}_CloudTrail_{region}")
+}
+
+/// A connected sink.
+enum Sink {
+    Webhook {
+        url: String,
+        secret: Option<String>,
+    },
+    File {
+        path: PathBuf,
+        rotate_bytes: u64,
+        keep_files: usize,
+    },
+    Syslog {
+        address: String,
+        connection: Option<TcpStream>,
+    },
+}
+
+impl Sink {
+    fn new(config: &StreamSinkConfig) -> Sink {
+        match config.clone() {
+            StreamSinkConfig::Webhook { url, secret } => Sink::Webhook { url, secret },
+            StreamSinkConfig::File {
+                path,
+                rotate_bytes,
+                keep_files,
+            } => Sink::File {
+                path,
+                rotate_bytes,
+                keep_files,
+            },
+            StreamSinkConfig::Syslog { address } => Sink::Syslog {
+                address,
+                connection: None,
+            },
+        }
+    }
+
+    async fn send(
+        &mut self,
+        client: &reqwest::Client,
+        log_group: &str,
+        stream: &str,
+        lines: &[String],
+    ) -> Result<(), String> {
+        match self {
+            Sink::Webhook { url, secret } => {
+                let body = ndjson(lines);
+                let mut request = client
+                    .post(url.as_str())
+                    .timeout(SINK_REQUEST_TIMEOUT)
+                    .header("content-type", "application/x-ndjson")
+                    .header("x-opentrail-log-group", log_group)
+                    .header("x-opentrail-log-stream", stream);
+                if let Some(secret) = secret {
+                    request = request
+                        .header("x-opentrail-signature-256", signature_header(secret, &body));
+                }
+                match request.body(body).send().await {
+                    Ok(response) if response.status().is_success() => Ok(()),
+                    Ok(response) => {
+                        Err(format!("webhook {url} answered HTTP {}", response.status()))
+                    }
+                    Err(error) => Err(format!("webhook {url} failed: {error}")),
+                }
+            }
+            Sink::File {
+                path,
+                rotate_bytes,
+                keep_files,
+            } => {
+                let lines = lines.to_vec();
+                let path = path.clone();
+                let rotate_bytes = *rotate_bytes;
+                let keep_files = *keep_files;
+                tokio::task::spawn_blocking(move || {
+                    append_with_rotation(&path, &lines, rotate_bytes, keep_files)
+                        .map_err(|error| format!("file sink {}: {error}", path.display()))
+                })
+                .await
+                .map_err(|error| error.to_string())?
+            }
+            Sink::Syslog {
+                address,
+                connection,
+            } => {
+                let mut frames = Vec::new();
+                for line in lines {
+                    frames.extend_from_slice(&syslog_frame(log_group, stream, line));
+                }
+                if connection.is_none() {
+                    let connected = tokio::time::timeout(
+                        SINK_REQUEST_TIMEOUT,
+                        TcpStream::connect(address.as_str()),
+                    )
+                    .await
+                    .map_err(|_| format!("syslog {address}: connection timed out"))?
+                    .map_err(|error| format!("syslog {address}: {error}"))?;
+                    *connection = Some(connected);
+                }
+                let Some(stream_connection) = connection.as_mut() else {
+                    return Err(format!("syslog {address}: not connected"));
+                };
+                let written = tokio::time::timeout(SINK_REQUEST_TIMEOUT, async {
+                    stream_connection.write_all(&frames).await?;
+                    stream_connection.flush().await
+                })
+                .await;
+                match written {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(error)) => {
+                        *connection = None;
+                        Err(format!("syslog {address}: {error}"))
+                    }
+                    Err(_) => {
+                        *connection = None;
+                        Err(format!("syslog {address}: write timed out"))
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn ndjson(lines: &[String]) -> Vec<u8> {
+    let mut body = Vec::with_capacity(lines.iter().map(|line| line.len() + 1).sum());
+    for line in lines {
+        body.extend_from_slice(line.as_bytes());
+        body.push(b'\n');
+    }
+    body
+}
+
+/// `sha256=<lower-case hex HMAC-SHA256(secret, body)>`.
+pub fn signature_header(secret: &str, body: &[u8]) -> String {
+    // HMAC accepts keys of any length, so this never fails; the fallback keeps it total.
+    match <Hmac<Sha256> as KeyInit>::new_from_slice(secret.as_bytes()) {
+        Ok(mut mac) => {
+            mac.update(body);
+            format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+        }
+        Err(_) => "sha256=".to_owned(),
+    }
+}
+
+/// One RFC 5424 message with RFC 6587 octet-counting framing.
+fn syslog_frame(log_group: &str, stream: &str, record: &str) -> Vec<u8> {
+    let escape = |value: &str| {
+        value
+            .replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace(']', "\\]")
+    };
+    let timestamp = jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string();
+    // PRI 134 = facility local0 (16) * 8 + severity informational (6).
+    let message = format!(
+        "<134>1 {timestamp} - opentrail - CloudTrail [opentrail@32473 logGroup=\"{}\" logStream=\"{}\"] {record}",
+        escape(log_group),
+        escape(stream)
+    );
+    format!("{} {message}", message.len()).into_bytes()
+}
+
+/// Appends NDJSON lines, rotating whenever the next line would take the file past
+/// `rotate_bytes` (a single longer line gets a file of its own). Each file's part is
+/// fsynced before the file is rotated away. Blocking.
+fn append_with_rotation(
+    path: &Path,
+    lines: &[String],
+    rotate_bytes: u64,
+    keep_files: usize,
+) -> std::io::Result<()> {
+    if let Some(parent) = path.parent()
+        && !parent.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(parent)?;
+    }
+    let mut size = match std::fs::metadata(path) {
+        Ok(metadata) => metadata.len(),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => 0,
+        Err(error) => return Err(error),
+    };
+    let mut pending: Vec<u8> = Vec::new();
+    for line in lines {
+        let line_bytes = line.len() as u64 + 1;
+        if size + pending.len() as u64 > 0
+            && size + pending.len() as u64 + line_bytes > rotate_bytes
+        {
+            if !pending.is_empty() {
+                durable::append_durably(path, &pending)?;
+                pending.clear();
+            }
+            rotate(path, keep_files)?;
+            size = 0;
+        }
+        pending.extend_from_slice(line.as_bytes());
+        pending.push(b'\n');
+    }
+    if pending.is_empty() {
+        return Ok(());
+    }
+    durable::append_durably(path, &pending)
+}
+
+/// `path` becomes `path.1`, `path.1` becomes `path.2`…; the oldest beyond `keep_files`
+/// is deleted.
+fn rotate(path: &Path, keep_files: usize) -> std::io::Result<()> {
+    let rotated = |index: usize| {
+        let mut name = path.as_os_str().to_owned();
+        name.push(format!(".{index}"));
+        PathBuf::from(name)
+    };
+    match std::fs::remove_file(rotated(keep_files)) {
+        Ok(()) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => return Err(error),
+    }
+    for index in (1..keep_files).rev() {
+        match std::fs::rename(rotated(index), rotated(index + 1)) {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => return Err(error),
+        }
+    }
+    match std::fs::rename(path, rotated(1)) {
+        Ok(()) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(error) => Err(error),
+    }
+}
+
+/// The persisted part of the status the stream worker owns.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StreamStatus {
+    latest_delivery_time_ms: Option<i64>,
+    latest_delivery_error: Option<String>,
+}
+
+/// Loads the stream status of a trail into `status`. Blocking.
+pub fn load_stream_status(trail_dir: &Path, status: &StatusHandle) {
+    let path = trail_dir.join(STREAM_STATUS_FILE_NAME);
+    let Ok(Some(bytes)) = durable::read_optional(&path) else {
+        return;
+    };
+    if let Ok(saved) = serde_json::from_slice::<StreamStatus>(&bytes) {
+        update_status(status, |current| {
+            current.latest_cloud_watch_logs_delivery_time_ms = saved.latest_delivery_time_ms;
+            current.latest_cloud_watch_logs_delivery_error = saved.latest_delivery_error;
+        });
+    }
+}
+
+/// The stream consumer of one trail.
+pub struct StreamWorker {
+    context: Arc<StreamContext>,
+    trail_updates: watch::Receiver<Arc<Trail>>,
+    trail: Arc<Trail>,
+    filter: TrailFilter,
+    log_group_arn: String,
+    sink: Sink,
+    trail_dir: PathBuf,
+    status: StatusHandle,
+    cursor: u64,
+    last_cursor_save: Instant,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl StreamWorker {
+    /// Opens the worker (blocking: reads the cursor).
+    pub fn open(
+        context: Arc<StreamContext>,
+        trail_updates: watch::Receiver<Arc<Trail>>,
+        log_group_arn: String,
+        sink_config: &StreamSinkConfig,
+        trail_dir: PathBuf,
+        status: StatusHandle,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<StreamWorker, TrailsError> {
+        let trail = Arc::clone(&trail_updates.borrow());
+        let filter = TrailFilter::new(&trail, &context.default_account_id);
+        let mut cursor = context.store.load_cursor(&trail.stream_consumer())?;
+        if let Some(first) = filter.logging().first_deliverable_after() {
+            cursor = cursor.max(first);
+        }
+        Ok(StreamWorker {
+            sink: Sink::new(sink_config),
+            context,
+            trail_updates,
+            trail,
+            filter,
+            log_group_arn,
+            trail_dir,
+            status,
+            cursor,
+            last_cursor_save: Instant::now(),
+            shutdown,
+        })
+    }
+
+    pub async fn run(mut self) {
+        let poll_interval = self.context.options.poll_interval;
+        loop {
+            tokio::select! {
+                _ = self.shutdown.changed() => {}
+                _ = self.trail_updates.changed() => {}
+                () = tokio::time::sleep(poll_interval) => {}
+            }
+            if *self.shutdown.borrow() {
+                return;
+            }
+            match self.poll().await {
+                Ok(_) => {}
+                Err(WorkerStop::Shutdown | WorkerStop::SimulatedCrash(_)) => return,
+                Err(WorkerStop::Failed(error)) => {
+                    tracing::error!(trail = self.trail.arn().as_str(), %error, "stream delivery failed");
+                    if self
+                        .pause(self.context.options.retry_backoff_max)
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn pause(&mut self, duration: Duration) -> Result<(), WorkerStop> {
+        if *self.shutdown.borrow() {
+            return Err(WorkerStop::Shutdown);
+        }
+        tokio::select! {
+            _ = self.shutdown.changed() => Err(WorkerStop::Shutdown),
+            () = tokio::time::sleep(duration) => Ok(()),
+        }
+    }
+
+    /// Sends whatever is new; returns the number of events sent.
+    pub async fn poll(&mut self) -> Result<usize, WorkerStop> {
+        // Compared by version: `run`'s `changed()` already marks a new version as seen.
+        let latest = Arc::clone(&self.trail_updates.borrow_and_update());
+        if !Arc::ptr_eq(&latest, &self.trail) {
+            self.trail = latest;
+            self.filter = TrailFilter::new(&self.trail, &self.context.default_account_id);
+            if let Some(first) = self.filter.logging().first_deliverable_after() {
+                self.cursor = self.cursor.max(first);
+            }
+        }
+        if self.filter.logging().periods.is_empty() {
+            return Ok(0);
+        }
+        let store = self.context.store.clone();
+        let filter = self.filter.clone();
+        let after = self.cursor;
+        let options = self.context.options.clone();
+        let (streams, through_seq) = tokio::task::spawn_blocking(move || {
+            read_stream_batch(&store, &filter, after, &options)
+        })
+        .await
+        .map_err(|error| TrailsError::Task(error.to_string()))??;
+        if through_seq <= self.cursor {
+            return Ok(0);
+        }
+        let sent: usize = streams.values().map(Vec::len).sum();
+        if sent == 0
+            && self.last_cursor_save.elapsed() < self.context.options.idle_cursor_save_interval
+        {
+            // Only skipped entries: no need for an fsync on every poll.
+            return Ok(0);
+        }
+        for ((account_id, region), lines) in &streams {
+            let stream = stream_name(account_id, region);
+            self.send_with_retries(&stream, lines).await?;
+        }
+        let store = self.context.store.clone();
+        let consumer = self.trail.stream_consumer();
+        tokio::task::spawn_blocking(move || store.save_cursor(&consumer, through_seq))
+            .await
+            .map_err(|error| TrailsError::Task(error.to_string()))?
+            .map_err(TrailsError::from)?;
+        self.cursor = through_seq;
+        self.last_cursor_save = Instant::now();
+        if sent > 0 {
+            let now_ms = jiff::Timestamp::now().as_millisecond();
+            update_status(&self.status, |status| {
+                status.latest_cloud_watch_logs_delivery_time_ms = Some(now_ms);
+                status.latest_cloud_watch_logs_delivery_error = None;
+            });
+            metrics::counter!("opentrail_trail_stream_events_total").increment(sent as u64);
+            self.persist_status().await;
+        }
+        Ok(sent)
+    }
+
+    async fn send_with_retries(
+        &mut self,
+        stream: &str,
+        lines: &[String],
+    ) -> Result<(), WorkerStop> {
+        let mut pause = self.context.options.retry_backoff_initial;
+        loop {
+            let client = self.context.client.clone();
+            match self
+                .sink
+                .send(&client, &self.log_group_arn, stream, lines)
+                .await
+            {
+                Ok(()) => return Ok(()),
+                Err(error) => {
+                    tracing::warn!(
+                        trail = self.trail.arn().as_str(),
+                        error = error.as_str(),
+                        "stream sink failed; retrying"
+                    );
+                    metrics::counter!("opentrail_trail_stream_failures_total").increment(1);
+                    update_status(&self.status, |status| {
+                        status.latest_cloud_watch_logs_delivery_error = Some(error);
+                    });
+                    self.persist_status().await;
+                    self.pause(pause).await?;
+                    pause = pause
+                        .saturating_mul(2)
+                        .min(self.context.options.retry_backoff_max);
+                }
+            }
+        }
+    }
+
+    /// Writes the stream status (atomically, without fsync: it is bookkeeping, not data).
+    async fn persist_status(&self) {
+        let snapshot = crate::delivery::status_snapshot(&self.status);
+        let saved = StreamStatus {
+            latest_delivery_time_ms: snapshot.latest_cloud_watch_logs_delivery_time_ms,
+            latest_delivery_error: snapshot.latest_cloud_watch_logs_delivery_error,
+        };
+        let path = self.trail_dir.join(STREAM_STATUS_FILE_NAME);
+        let trail_dir = self.trail_dir.clone();
+        let written = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            std::fs::create_dir_all(&trail_dir)?;
+            let bytes = serde_json::to_vec(&saved).map_err(std::io::Error::other)?;
+            durable::write_file_atomically(&path, &bytes, false)
+        })
+        .await;
+        if !matches!(written, Ok(Ok(()))) {
+            tracing::warn!(
+                trail = self.trail.arn().as_str(),
+                "could not save the stream status"
+            );
+        }
+    }
+}
+
+type StreamBatch = BTreeMap<(String, String), Vec<String>>;
+
+/// Reads one bounded batch after `after_seq`, grouped by stream. Blocking.
+fn read_stream_batch(
+    store: &Store,
+    filter: &TrailFilter,
+    after_seq: u64,
+    options: &StreamOptions,
+) -> Result<(StreamBatch, u64), TrailsError> {
+    let mut streams = StreamBatch::new();
+    let mut events = 0usize;
+    let mut bytes = 0usize;
+    let mut through_seq = after_seq;
+    let chunk = options.batch_events_max.max(1);
+    // Bounds the time one poll holds a blocking thread over skipped entries.
+    let mut chunks_left = 64usize;
+    loop {
+        let entries = store.read_log(through_seq, chunk)?;
+        chunks_left -= 1;
+        let exhausted = entries.len() < chunk || chunks_left == 0;
+        for entry in entries {
+            if let Decision::Deliver { account_id, region } = filter.decide(entry.seq, &entry.json)
+            {
+                if entry.json.len() > options.event_bytes_max {
+                    metrics::counter!("opentrail_trail_stream_oversized_events_total").increment(1);
+                } else {
+                    if events >= options.batch_events_max
+                        || (events > 0 && bytes + entry.json.len() + 1 > options.batch_bytes_max)
+                    {
+                        return Ok((streams, through_seq));
+                    }
+                    events += 1;
+                    bytes += entry.json.len() + 1;
+                    streams
+                        .entry((account_id, region))
+                        .or_default()
+                        .push(entry.json);
+                }
+            }
+            through_seq = entry.seq;
+        }
+        if exhausted {
+            return Ok((streams, through_seq));
+        }
+    }
+}
