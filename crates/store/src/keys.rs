@@ -3,12 +3,18 @@
 //! ```text
 //! log      seq:u64be                                  -> ingest_ms:i64be ‖ crc32(json):u32be ‖ json
 //! dedup    len:u8 ‖ account ‖ event_id                 -> seq:u64be
-//! index    field:u8 ‖ scope_id:u32be ‖ len:u16be ‖ value ‖ pos  -> (empty)
+//! index    day ‖ field:u8 ‖ scope_id:u32be ‖ len:u16be ‖ value ‖ pos  -> (empty)
 //! meta     utf-8 name                                  -> value (cursors, scopes, expiry floor)
 //!
 //! scope    lane:u8 ‖ len:u8 ‖ account ‖ len:u8 ‖ region   (meta "scope/<scope>" -> scope_id:u32be)
 //! pos      !(event_time_ms as order-preserving u64) ‖ !seq   (so ascending keys = newest first)
+//! day      !(UTC day of event_time_ms as order-preserving u32)  (newest day first)
 //! ```
+//!
+//! Index keys start with the event's day: live ingest then writes into one narrow, newest
+//! key range, so the LSM's compactions stay within today's entries instead of rewriting
+//! every field's whole history on each flush (they dominated ingest CPU). A lookup walks
+//! the days newest first, finding the next day that holds entries with one seek.
 //!
 //! Field 0 (`TIME_FIELD`) with an empty value indexes every event, which serves queries
 //! with no attribute filter through the same code path as filtered ones.
@@ -123,13 +129,29 @@ fn split_u8_prefixed(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
     (rest.len() >= len).then(|| rest.split_at(len))
 }
 
-/// The prefix shared by every index entry of (field, scope, value); positions follow it.
+/// The day part of index keys, in key order: a larger key is an older day.
+pub(crate) type DayKey = u32;
+
+const MS_PER_DAY: i64 = 24 * 3600 * 1000;
+
+pub(crate) fn day_key(event_time_ms: i64) -> DayKey {
+    let day = event_time_ms.div_euclid(MS_PER_DAY);
+    let clamped = day.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32;
+    !((clamped as u32) ^ (1 << 31))
+}
+
+pub(crate) fn day_key_from_index_key(key: &[u8]) -> Option<DayKey> {
+    Some(DayKey::from_be_bytes(key.get(..4)?.try_into().ok()?))
+}
+
+/// The prefix shared by every index entry of (day, field, scope, value); positions follow.
 ///
 /// Scopes appear as 4-byte ids rather than their account and region text: index keys are
 /// compared on every memtable insert, and a short common prefix keeps that cheap.
-pub(crate) fn index_prefix(field: u8, scope_id: ScopeId, value: &str) -> Vec<u8> {
+pub(crate) fn index_prefix(day: DayKey, field: u8, scope_id: ScopeId, value: &str) -> Vec<u8> {
     let value = &value.as_bytes()[..value.len().min(INDEX_VALUE_BYTES_MAX)];
-    let mut key = Vec::with_capacity(1 + 4 + 2 + value.len() + POSITION_LEN);
+    let mut key = Vec::with_capacity(4 + 1 + 4 + 2 + value.len() + POSITION_LEN);
+    key.extend_from_slice(&day.to_be_bytes());
     key.push(field);
     key.extend_from_slice(&scope_id.to_be_bytes());
     key.extend_from_slice(&(value.len() as u16).to_be_bytes());
@@ -175,6 +197,19 @@ mod tests {
             position(-5, 1) > position(5, 1),
             "negative times sort after"
         );
+    }
+
+    #[test]
+    fn day_keys_sort_newest_first() {
+        let today = day_key(1_700_000_000_000);
+        assert!(day_key(1_700_100_000_000) < today);
+        assert!(day_key(-1) > day_key(0), "1969 sorts after 1970");
+        assert_eq!(
+            day_key(1_700_000_000_000),
+            day_key(1_700_000_000_000 - 3_600_000 * 5)
+        );
+        let prefix = index_prefix(today, 3, 7, "x");
+        assert_eq!(day_key_from_index_key(&prefix), Some(today));
     }
 
     #[test]

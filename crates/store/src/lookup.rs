@@ -188,37 +188,49 @@ pub(crate) fn run(
             now_ms,
         );
     }
-    let mut scope_matches: Vec<ScopeMatches> = scopes
-        .iter()
-        .map(|(_, scope_id)| ScopeMatches::new(*scope_id, &index_filters, &bounds))
-        .collect();
-
     let mut events = Vec::with_capacity(limit);
-    let mut heads: Vec<Option<Position>> = Vec::with_capacity(scope_matches.len());
-    for matches in &mut scope_matches {
-        heads.push(matches.next_match(shared)?);
-    }
     let mut has_more = false;
-    loop {
-        let newest = heads
-            .iter()
-            .enumerate()
-            .filter_map(|(slot, head)| head.map(|position| (position, slot)))
-            .min();
-        let Some((position, slot)) = newest else {
-            break;
-        };
-        heads[slot] = scope_matches[slot].next_match(shared)?;
-        let (_, seq) = keys::position_parts(&position);
-        let Some(event) = shared.read_event(seq, now_ms)? else {
-            // Expired but not yet removed: never returned.
-            continue;
-        };
-        if events.len() == limit {
-            has_more = true;
+    // Days newest first, from the day of the newest allowed position to the oldest's; each
+    // step finds the next day that has any entry with one seek, so empty days cost nothing.
+    let mut day = keys::day_key(keys::position_parts(&bounds.first).0);
+    let last_day = keys::day_key(keys::position_parts(&bounds.last).0);
+    'days: while let Some(found_day) = next_day_with_entries(shared, day)? {
+        if found_day > last_day {
             break;
         }
-        events.push(event);
+        let mut scope_matches: Vec<ScopeMatches> = scopes
+            .iter()
+            .map(|(_, scope_id)| ScopeMatches::new(found_day, *scope_id, &index_filters, &bounds))
+            .collect();
+        let mut heads: Vec<Option<Position>> = Vec::with_capacity(scope_matches.len());
+        for matches in &mut scope_matches {
+            heads.push(matches.next_match(shared)?);
+        }
+        loop {
+            let newest = heads
+                .iter()
+                .enumerate()
+                .filter_map(|(slot, head)| head.map(|position| (position, slot)))
+                .min();
+            let Some((position, slot)) = newest else {
+                break;
+            };
+            heads[slot] = scope_matches[slot].next_match(shared)?;
+            let (_, seq) = keys::position_parts(&position);
+            let Some(event) = shared.read_event(seq, now_ms)? else {
+                // Expired but not yet removed: never returned.
+                continue;
+            };
+            if events.len() == limit {
+                has_more = true;
+                break 'days;
+            }
+            events.push(event);
+        }
+        match found_day.checked_add(1) {
+            Some(next) => day = next,
+            None => break,
+        }
     }
     let next = if has_more {
         events.last().map(|event: &StoredEvent| PageCursor {
@@ -229,6 +241,25 @@ pub(crate) fn run(
         None
     };
     Ok(LookupPage { events, next })
+}
+
+/// The first day at or after `from` (in key order, so the same day or older) that holds
+/// any index entry.
+fn next_day_with_entries(
+    shared: &Shared,
+    from: keys::DayKey,
+) -> Result<Option<keys::DayKey>, StoreError> {
+    let Some(guard) = shared.index.range(from.to_be_bytes()..).next() else {
+        return Ok(None);
+    };
+    let key = guard.key().map_err(|error| shared.engine_error(error))?;
+    keys::day_key_from_index_key(&key)
+        .map(Some)
+        .ok_or_else(|| StoreError::Corrupt {
+            what: "index key",
+            location: shared.engine_dir().display().to_string(),
+            detail: format!("key of {} bytes has no day", key.len()),
+        })
 }
 
 /// Applies an equality filter to a scope dimension; false when it contradicts it.
@@ -333,6 +364,7 @@ struct ScopeMatches {
 
 impl ScopeMatches {
     fn new(
+        day: keys::DayKey,
         scope_id: ScopeId,
         filters: &[(opentrail_event::FilterField, String)],
         bounds: &PositionBounds,
@@ -341,6 +373,7 @@ impl ScopeMatches {
             .iter()
             .map(|(field, value)| {
                 FilterCursor::new(keys::index_prefix(
+                    day,
                     keys::field_byte(*field),
                     scope_id,
                     value,
@@ -349,6 +382,7 @@ impl ScopeMatches {
             .collect();
         if cursors.is_empty() {
             cursors.push(FilterCursor::new(keys::index_prefix(
+                day,
                 keys::TIME_FIELD,
                 scope_id,
                 "",

@@ -283,7 +283,12 @@ impl Writer {
                     }
                 };
                 let position = keys::position(record.event_time_ms, seq);
-                for index_key in index_keys(&record.attributes, scope_id, &position) {
+                for index_key in index_keys(
+                    &record.attributes,
+                    scope_id,
+                    record.event_time_ms,
+                    &position,
+                ) {
                     batch.insert(&shared.index, index_key, Vec::new());
                 }
                 append_outcomes.push(AppendOutcome::Stored { seq });
@@ -363,7 +368,12 @@ impl Writer {
                     });
                 };
                 let position = keys::position(record.event_time_ms, seq);
-                for index_key in index_keys(&record.attributes, scope_id, &position) {
+                for index_key in index_keys(
+                    &record.attributes,
+                    scope_id,
+                    record.event_time_ms,
+                    &position,
+                ) {
                     batch.remove(&shared.index, index_key);
                 }
                 batch.remove(
@@ -433,18 +443,20 @@ pub(crate) fn scope_of(record: &EventRecord) -> Scope {
 fn index_keys(
     attributes: &LookupAttributes,
     scope_id: ScopeId,
+    event_time_ms: i64,
     position: &Position,
 ) -> Vec<Vec<u8>> {
+    let day = keys::day_key(event_time_ms);
     let values = attributes.index_values();
     let mut index_keys = Vec::with_capacity(values.len() + 1);
-    let mut time_key = keys::index_prefix(keys::TIME_FIELD, scope_id, "");
+    let mut time_key = keys::index_prefix(day, keys::TIME_FIELD, scope_id, "");
     time_key.extend_from_slice(position);
     index_keys.push(time_key);
     for (field, value) in values {
         if value.len() > keys::INDEX_VALUE_BYTES_MAX || !keys::is_indexed(field) {
             continue;
         }
-        let mut key = keys::index_prefix(keys::field_byte(field), scope_id, value);
+        let mut key = keys::index_prefix(day, keys::field_byte(field), scope_id, value);
         key.extend_from_slice(position);
         index_keys.push(key);
     }

@@ -44,9 +44,11 @@ struct ModelEvent {
 }
 
 const BASE_S: i64 = 1_700_000_000;
+/// Model time units are ~5.5 hours apart, so a run spans many UTC days.
+const TIME_UNIT_S: i64 = 20_000;
 
 fn json(id: &str, name: u8, user: u8, time_s: i64) -> String {
-    let time = jiff::Timestamp::from_second(BASE_S + time_s).expect("valid time");
+    let time = jiff::Timestamp::from_second(BASE_S + time_s * TIME_UNIT_S).expect("valid time");
     format!(
         r#"{{"eventID":"{id}","eventName":"Op{name}","eventSource":"s3.amazonaws.com","eventTime":"{time}","recipientAccountId":"{ACCOUNT}","awsRegion":"{REGION}","userIdentity":{{"type":"IAMUser","userName":"user{user}"}}}}"#
     )
@@ -86,8 +88,8 @@ proptest! {
                     let mut query = LookupQuery::new(Some(ACCOUNT.into()), Some(REGION.into()), page);
                     if let Some(name) = name { query.filters.push((FilterField::EventName, format!("Op{name}"))); }
                     if let Some(user) = user { query.filters.push((FilterField::Username, format!("user{user}"))); }
-                    query.start_time_ms = start.map(|s| (BASE_S + s) * 1000);
-                    query.end_time_ms = end.map(|s| (BASE_S + s) * 1000);
+                    query.start_time_ms = start.map(|s| (BASE_S + s * TIME_UNIT_S) * 1000);
+                    query.end_time_ms = end.map(|s| (BASE_S + s * TIME_UNIT_S) * 1000);
                     let mut expected: Vec<&ModelEvent> = model.values()
                         .filter(|e| name.is_none_or(|n| e.name == n))
                         .filter(|e| user.is_none_or(|u| e.user == u))
