@@ -13,6 +13,7 @@
 //!   channel event.
 //! - [`channels`]: CreateChannel / GetChannel / ListChannels / UpdateChannel /
 //!   DeleteChannel shapes.
+//! - [`public_keys`]: ListPublicKeys (digest signing keys, PKCS#1 DER in base64).
 //! - [`time`]: epoch-seconds numbers, milliseconds and RFC 3339 text.
 //! - [`trails`]: the trail operations' shapes and their validation (names, ARNs, buckets,
 //!   prefixes, selectors).
@@ -23,6 +24,7 @@ pub mod error;
 pub mod json11;
 pub mod lookup_events;
 pub mod native;
+pub mod public_keys;
 pub mod sigv4;
 pub mod time;
 pub mod token;

@@ -23,6 +23,8 @@
 //! | `s3_access_key_id` | `OPENTRAIL_S3_ACCESS_KEY_ID` | none (requests to the endpoint are unsigned) |
 //! | `s3_secret_access_key` | `OPENTRAIL_S3_SECRET_ACCESS_KEY` | none |
 //! | `delivery_interval_secs` | `OPENTRAIL_DELIVERY_INTERVAL_SECS` | 60 (at least 1): a trail's log file is written at most this long after its first event |
+//! | `digest_interval_secs` | `OPENTRAIL_DIGEST_INTERVAL_SECS` | 3600 (at least 1): a trail with log file validation writes a digest file per region this often |
+//! | `digest_key_rotation_days` | `OPENTRAIL_DIGEST_KEY_ROTATION_DAYS` | 30: digest signing keys (one per region, in `<data_dir>/digest-keys`) are replaced this often; old public keys stay listed |
 //! | `trails_per_region_max` | `OPENTRAIL_TRAILS_PER_REGION_MAX` | 5 (CloudTrail's quota) |
 //! | `[sns_topics]` table | (TOML only) | empty: topic ARN or name = webhook URL that gets each delivery's SNS-shaped notification |
 //! | `[cloudwatch_log_groups."<log group ARN>"]` tables | (TOML only) | empty: the stream sink of a log group, `kind = "webhook"` (`url`, `secret`), `"file"` (`path`, `rotate_bytes`, `keep_files`) or `"syslog"` (`address`) |
@@ -98,6 +100,8 @@ pub struct TrailDeliveryConfig {
     pub s3_access_key_id: Option<String>,
     pub s3_secret_access_key: Option<Secret>,
     pub delivery_interval_secs: u64,
+    pub digest_interval_secs: u64,
+    pub digest_key_rotation_days: u32,
     pub trails_per_region_max: usize,
     /// SNS topic ARN or name → webhook URL.
     pub sns_topics: BTreeMap<String, String>,
@@ -113,6 +117,8 @@ impl Default for TrailDeliveryConfig {
             s3_access_key_id: None,
             s3_secret_access_key: None,
             delivery_interval_secs: DEFAULT_DELIVERY_INTERVAL_SECS,
+            digest_interval_secs: DEFAULT_DIGEST_INTERVAL_SECS,
+            digest_key_rotation_days: DEFAULT_DIGEST_KEY_ROTATION_DAYS,
             trails_per_region_max: DEFAULT_TRAILS_PER_REGION_MAX,
             sns_topics: BTreeMap::new(),
             cloudwatch_log_groups: BTreeMap::new(),
@@ -134,6 +140,11 @@ impl std::fmt::Debug for Secret {
 /// CloudTrail's default delivery cadence is about 5 minutes; a minute keeps files close
 /// to real time without producing thousands of tiny files a day.
 pub const DEFAULT_DELIVERY_INTERVAL_SECS: u64 = 60;
+/// CloudTrail writes digest files hourly.
+pub const DEFAULT_DIGEST_INTERVAL_SECS: u64 = 3600;
+/// CloudTrail's documented public keys are valid for 30 days.
+pub const DEFAULT_DIGEST_KEY_ROTATION_DAYS: u32 = 30;
+const DIGEST_KEY_ROTATION_DAYS_LIMIT: u32 = 3650;
 /// CloudTrail's quota of trails per region.
 pub const DEFAULT_TRAILS_PER_REGION_MAX: usize = 5;
 const DELIVERY_INTERVAL_SECS_LIMIT: u64 = 24 * 3600;
@@ -182,6 +193,8 @@ pub struct ConfigLayer {
     pub s3_access_key_id: Option<String>,
     pub s3_secret_access_key: Option<Secret>,
     pub delivery_interval_secs: Option<u64>,
+    pub digest_interval_secs: Option<u64>,
+    pub digest_key_rotation_days: Option<u32>,
     pub trails_per_region_max: Option<usize>,
     pub sns_topics: Option<BTreeMap<String, String>>,
     pub cloudwatch_log_groups: Option<BTreeMap<String, StreamSinkConfig>>,
@@ -311,6 +324,18 @@ impl Config {
             DELIVERY_INTERVAL_SECS_LIMIT,
         )?;
         check_range(
+            "digest_interval_secs",
+            delivery.digest_interval_secs,
+            1,
+            DELIVERY_INTERVAL_SECS_LIMIT,
+        )?;
+        check_range(
+            "digest_key_rotation_days",
+            delivery.digest_key_rotation_days,
+            1,
+            DIGEST_KEY_ROTATION_DAYS_LIMIT,
+        )?;
+        check_range(
             "trails_per_region_max",
             delivery.trails_per_region_max,
             1,
@@ -430,6 +455,16 @@ impl ConfigLayer {
                 "OPENTRAIL_DELIVERY_INTERVAL_SECS",
                 parse_number::<u64>,
             )?,
+            digest_interval_secs: parse_environment_variable(
+                &read,
+                "OPENTRAIL_DIGEST_INTERVAL_SECS",
+                parse_number::<u64>,
+            )?,
+            digest_key_rotation_days: parse_environment_variable(
+                &read,
+                "OPENTRAIL_DIGEST_KEY_ROTATION_DAYS",
+                parse_number::<u32>,
+            )?,
             trails_per_region_max: parse_environment_variable(
                 &read,
                 "OPENTRAIL_TRAILS_PER_REGION_MAX",
@@ -460,6 +495,8 @@ impl ConfigLayer {
             s3_access_key_id,
             s3_secret_access_key,
             delivery_interval_secs,
+            digest_interval_secs,
+            digest_key_rotation_days,
             trails_per_region_max,
             sns_topics,
             cloudwatch_log_groups,
@@ -513,6 +550,12 @@ impl ConfigLayer {
         }
         if let Some(value) = delivery_interval_secs {
             delivery.delivery_interval_secs = value;
+        }
+        if let Some(value) = digest_interval_secs {
+            delivery.digest_interval_secs = value;
+        }
+        if let Some(value) = digest_key_rotation_days {
+            delivery.digest_key_rotation_days = value;
         }
         if let Some(value) = trails_per_region_max {
             delivery.trails_per_region_max = value;

@@ -900,7 +900,10 @@ impl DeliveryWorker {
         let keep_from_ms = jiff::Timestamp::now()
             .as_millisecond()
             .saturating_sub(retention_ms);
-        match tokio::task::spawn_blocking(move || manifest.prune(keep_from_ms, None)).await {
+        let trail_dir = self.trail_dir.clone();
+        // Files the digest writer has not put in a digest yet must stay.
+        let prune = move || manifest.prune(keep_from_ms, crate::digest::manifest_hold(&trail_dir));
+        match tokio::task::spawn_blocking(prune).await {
             Ok(Ok(_)) => {}
             Ok(Err(error)) => tracing::warn!(%error, "could not prune the delivery manifest"),
             Err(error) => tracing::warn!(%error, "manifest pruning task failed"),

@@ -271,6 +271,98 @@ impl Bucket {
         Ok(())
     }
 
+    /// Writes a digest file with its signature: as S3 user metadata
+    /// (`x-amz-meta-signature`, `x-amz-meta-signature-algorithm`), or in a sidecar
+    /// `<key>.signature.json` for a local directory, whose store refuses attributes. The
+    /// sidecar is written first, so a digest never exists without its signature.
+    pub async fn put_signed(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        signature: &str,
+        algorithm: &str,
+    ) -> Result<(), DestinationError> {
+        if self.local_root.is_some() {
+            let sidecar = serde_json::json!({
+                "signature": signature,
+                "signatureAlgorithm": algorithm,
+            })
+            .to_string();
+            let sidecar_key = format!("{key}{}", crate::digest::SIGNATURE_SIDECAR_SUFFIX);
+            self.put(&sidecar_key, sidecar.into_bytes()).await?;
+            return self.put(key, bytes).await;
+        }
+        let mut attributes = Attributes::new();
+        attributes.insert(Attribute::ContentType, "application/x-gzip".into());
+        attributes.insert(
+            Attribute::Metadata("signature".into()),
+            signature.to_owned().into(),
+        );
+        attributes.insert(
+            Attribute::Metadata("signature-algorithm".into()),
+            algorithm.to_owned().into(),
+        );
+        let options = PutOptions {
+            attributes,
+            ..PutOptions::default()
+        };
+        self.store
+            .put_opts(&ObjectPath::from(key), PutPayload::from(bytes), options)
+            .await
+            .map_err(|source| DestinationError::Put {
+                bucket: self.name.clone(),
+                key: key.to_owned(),
+                source,
+            })?;
+        Ok(())
+    }
+
+    /// Reads a digest file and its signature (metadata or sidecar). `Ok(None)` when the
+    /// object does not exist; the signature is `None` when it has none.
+    pub async fn get_signed(
+        &self,
+        key: &str,
+    ) -> Result<Option<(Vec<u8>, Option<String>)>, DestinationError> {
+        let location = ObjectPath::from(key);
+        let get_error = |source| DestinationError::Get {
+            bucket: self.name.clone(),
+            key: key.to_owned(),
+            source,
+        };
+        let result = match self.store.get(&location).await {
+            Ok(result) => result,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(source) => return Err(get_error(source)),
+        };
+        let mut signature = result
+            .attributes
+            .get(&Attribute::Metadata("signature".into()))
+            .map(|value| value.to_string());
+        let bytes = result.bytes().await.map_err(get_error)?.to_vec();
+        if self.local_root.is_some() {
+            let sidecar_key = format!("{key}{}", crate::digest::SIGNATURE_SIDECAR_SUFFIX);
+            signature = match self.get_optional(&sidecar_key).await? {
+                Some(sidecar) => serde_json::from_slice::<serde_json::Value>(&sidecar)
+                    .ok()
+                    .and_then(|value| value.get("signature")?.as_str().map(str::to_owned)),
+                None => None,
+            };
+        }
+        Ok(Some((bytes, signature)))
+    }
+
+    /// Reads one object whole; `Ok(None)` when it does not exist.
+    pub async fn get_optional(&self, key: &str) -> Result<Option<Vec<u8>>, DestinationError> {
+        match self.get(key).await {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(DestinationError::Get {
+                source: object_store::Error::NotFound { .. },
+                ..
+            }) => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
     /// Reads one object whole.
     pub async fn get(&self, key: &str) -> Result<Vec<u8>, DestinationError> {
         let location = ObjectPath::from(key);

@@ -8,6 +8,11 @@
 //!   (`object_store`).
 //! - [`delivery`]: the per-trail delivery consumer: plan, write, record, advance.
 //! - [`manifest`]: the durable record of delivered files that digests (issue 6) consume.
+//! - [`digest`]: log file integrity: digest files, their signatures, and the per-trail
+//!   digest writer (a consumer of the manifest with its own durable state).
+//! - [`digest_keys`]: the per-region RSA signing keys, rotated, old public keys kept.
+//! - [`validate`]: checks a trail's digests and log files in its bucket (what
+//!   `opentrail validate` runs), stricter than `aws cloudtrail validate-logs`.
 //! - [`notify`]: SNS-shaped notifications to configured webhooks.
 //! - [`streams`]: the CloudWatch Logs stand-in: stream sinks and their consumer.
 //! - [`service`]: [`Trails`], the handle the server uses: trail operations plus the
@@ -24,6 +29,8 @@
 
 pub mod delivery;
 pub mod destination;
+pub mod digest;
+pub mod digest_keys;
 mod durable;
 pub mod log_file;
 pub mod manifest;
@@ -33,11 +40,14 @@ pub mod registry;
 pub mod selectors;
 pub mod service;
 pub mod streams;
+pub mod validate;
 
 use std::path::PathBuf;
 
 pub use delivery::{CrashPoint, DeliveryOptions, TrailStatus};
 pub use destination::{DestinationConfig, DestinationError, Destinations};
+pub use digest::DigestOptions;
+pub use digest_keys::PublicKeyInfo;
 pub use manifest::{DeliveredFile, Manifest};
 pub use model::{
     AdvancedSelector, BasicSelector, DataResource, EventSelectors, FieldSelector, LoggingHistory,

@@ -32,6 +32,8 @@ use crate::delivery::{
     status_snapshot, update_status,
 };
 use crate::destination::{DestinationConfig, DestinationError, Destinations};
+use crate::digest::{DigestContext, DigestOptions, DigestStop, DigestWorker};
+use crate::digest_keys::{DigestKeys, PublicKeyInfo};
 use crate::manifest::Manifest;
 use crate::model::{
     EventSelectors, LoggingHistory, SnsTopic, Tag, Trail, TrailSettings, trail_arn,
@@ -44,6 +46,8 @@ use crate::streams::{
 
 /// Tags per resource (CloudTrail's limit).
 pub const TAGS_PER_RESOURCE_MAX: usize = 50;
+/// Digest signing keys live in `DATA_DIR/digest-keys`.
+pub const DIGEST_KEYS_DIR_NAME: &str = "digest-keys";
 /// How long shutdown waits for workers to finish their current step.
 const WORKER_STOP_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -63,6 +67,8 @@ pub struct TrailsOptions {
     pub sns_topics: BTreeMap<String, String>,
     /// CloudWatch Logs log group ARN → sink.
     pub log_groups: BTreeMap<String, StreamSinkConfig>,
+    /// Digest files (log file integrity); keys live in `<data_dir>/digest-keys`.
+    pub digest: DigestOptions,
 }
 
 /// Which trail a request names.
@@ -140,6 +146,7 @@ struct Inner {
     store: Store,
     options: TrailsOptions,
     destinations: Arc<Destinations>,
+    digest_keys: Arc<DigestKeys>,
     notifier: Notifier,
     http: reqwest::Client,
     statuses: Mutex<HashMap<String, StatusHandle>>,
@@ -152,6 +159,8 @@ struct TrailWorkers {
     trail: watch::Sender<Arc<Trail>>,
     shutdown: watch::Sender<bool>,
     delivery: JoinHandle<()>,
+    /// The digest writer and how to stop it.
+    digest: (watch::Sender<DigestStop>, JoinHandle<()>),
     /// The log group the stream worker sends, and the worker.
     stream: Option<(String, watch::Sender<bool>, JoinHandle<()>)>,
 }
@@ -166,9 +175,14 @@ impl Trails {
             .build()
             .map_err(|error| TrailsError::Task(format!("cannot build the HTTP client: {error}")))?;
         let notifier = Notifier::new(http.clone(), options.sns_topics.clone());
+        let digest_keys = DigestKeys::open(
+            &options.data_dir.join(DIGEST_KEYS_DIR_NAME),
+            options.digest.key_rotation,
+        )?;
         let trails = Trails {
             inner: Arc::new(Inner {
                 destinations: Arc::new(Destinations::new(options.destination.clone())),
+                digest_keys: Arc::new(digest_keys),
                 registry,
                 store,
                 notifier,
@@ -292,6 +306,9 @@ impl Trails {
         for trail_workers in workers {
             let _ = trail_workers.shutdown.send(true);
             handles.push(trail_workers.delivery);
+            let (digest_stop, digest) = trail_workers.digest;
+            let _ = digest_stop.send(DigestStop::Stop);
+            handles.push(digest);
             if let Some((_, stream_shutdown, stream)) = trail_workers.stream {
                 let _ = stream_shutdown.send(true);
                 handles.push(stream);
@@ -352,6 +369,11 @@ impl Trails {
                 }
             })
         };
+        let digest = self.spawn_digest_worker(
+            trail_receiver.clone(),
+            trail_dir.clone(),
+            Arc::clone(&status),
+        );
         let stream = log_group.and_then(|log_group| {
             self.spawn_stream_worker(&log_group, trail_receiver, trail_dir, status)
                 .map(|(stop, handle)| (log_group, stop, handle))
@@ -367,9 +389,48 @@ impl Trails {
                 trail: trail_sender,
                 shutdown: shutdown_sender,
                 delivery,
+                digest,
                 stream,
             },
         );
+    }
+
+    fn spawn_digest_worker(
+        &self,
+        trail_receiver: watch::Receiver<Arc<Trail>>,
+        trail_dir: PathBuf,
+        status: StatusHandle,
+    ) -> (watch::Sender<DigestStop>, JoinHandle<()>) {
+        let context = Arc::new(DigestContext {
+            store: self.inner.store.clone(),
+            destinations: Arc::clone(&self.inner.destinations),
+            keys: Arc::clone(&self.inner.digest_keys),
+            options: self.inner.options.digest.clone(),
+        });
+        let (stop_sender, stop_receiver) = watch::channel(DigestStop::Run);
+        let handle = tokio::spawn(async move {
+            let opened = tokio::task::spawn_blocking(move || {
+                DigestWorker::open(context, trail_receiver, trail_dir, status, stop_receiver)
+            })
+            .await;
+            match opened {
+                Ok(Ok(worker)) => worker.run().await,
+                Ok(Err(error)) => tracing::error!(%error, "cannot start the digest writer"),
+                Err(error) => tracing::error!(%error, "digest writer task failed"),
+            }
+        });
+        (stop_sender, handle)
+    }
+
+    /// The digest signing keys of this server.
+    pub fn digest_keys(&self) -> Arc<DigestKeys> {
+        Arc::clone(&self.inner.digest_keys)
+    }
+
+    /// ListPublicKeys: the digest public keys of `region` valid at some time in
+    /// `[start_ms, end_ms]`.
+    pub fn list_public_keys(&self, region: &str, start_ms: i64, end_ms: i64) -> Vec<PublicKeyInfo> {
+        self.inner.digest_keys.public_keys(region, start_ms, end_ms)
     }
 
     fn spawn_stream_worker(
@@ -482,7 +543,9 @@ impl Trails {
         }
     }
 
-    /// Stops a trail's workers and waits for them.
+    /// Stops a trail's workers and waits for them. Delivery stops first (it flushes what
+    /// it holds), then the digest writer closes the chain with a final digest that
+    /// covers those files (DeleteTrail).
     async fn stop_workers(&self, trail_id: &str) {
         let removed = self
             .inner
@@ -493,6 +556,9 @@ impl Trails {
         if let Some(trail_workers) = removed {
             let _ = trail_workers.shutdown.send(true);
             stop_worker(trail_workers.delivery).await;
+            let (digest_stop, digest) = trail_workers.digest;
+            let _ = digest_stop.send(DigestStop::FinalThenStop);
+            stop_worker(digest).await;
             if let Some((_, stop, handle)) = trail_workers.stream {
                 let _ = stop.send(true);
                 stop_worker(handle).await;

@@ -54,7 +54,8 @@ pub async fn dispatch(
         | Operation::GetEventSelectors
         | Operation::AddTags
         | Operation::ListTags
-        | Operation::RemoveTags => {
+        | Operation::RemoveTags
+        | Operation::ListPublicKeys => {
             crate::routes::trails::handle(&state, &caller, operation, &body).await
         }
         other => Err(ApiError(AwsError::unknown_operation(format!(

@@ -28,8 +28,8 @@ use opentrail_trails::model::{
     Tag, Trail,
 };
 use opentrail_trails::{
-    DeliveryOptions, DestinationConfig, NewTrail, Scope, StreamOptions, TrailRef, TrailStatus,
-    TrailUpdate, Trails, TrailsError, TrailsOptions,
+    DeliveryOptions, DestinationConfig, DigestOptions, NewTrail, Scope, StreamOptions, TrailRef,
+    TrailStatus, TrailUpdate, Trails, TrailsError, TrailsOptions,
 };
 
 use crate::api_error::{ApiError, wire_response_into_http};
@@ -74,6 +74,13 @@ pub fn options_from_config(config: &Config) -> TrailsOptions {
         streams: StreamOptions::default(),
         sns_topics: delivery.sns_topics.clone(),
         log_groups: delivery.cloudwatch_log_groups.clone(),
+        digest: DigestOptions {
+            interval: Duration::from_secs(delivery.digest_interval_secs)
+                .max(DigestOptions::INTERVAL_MIN),
+            key_rotation: Duration::from_secs(
+                u64::from(delivery.digest_key_rotation_days) * 24 * 3600,
+            ),
+        },
     }
 }
 
@@ -211,6 +218,10 @@ pub(crate) async fn handle_operation(
                 .map_err(trail_error)?;
             Ok(ok_response(&status_response(&found, &status)))
         }
+        Operation::ListPublicKeys => {
+            caller.require_read()?;
+            list_public_keys(trails, &scope, body)
+        }
         Operation::GetEventSelectors => {
             caller.require_read()?;
             let trail = parse_body::<GetEventSelectorsRequest>(body)?.trail()?;
@@ -313,6 +324,32 @@ async fn put_event_selectors(
 }
 
 // ------------------------------------------------------------------ conversions
+
+/// ListPublicKeys: the digest keys of the caller's region valid in the window. Keys are
+/// per region (as in CloudTrail), not per account: they only ever sign digests.
+fn list_public_keys(trails: &Trails, scope: &Scope, body: &[u8]) -> Result<WireResponse, ApiError> {
+    use opentrail_protocol::public_keys::{
+        ListPublicKeysRequest, ListPublicKeysResponse, PublicKey, PublicKeyInput,
+    };
+    let request = parse_body::<ListPublicKeysRequest>(body)?;
+    let (start_ms, end_ms) = request.window(jiff::Timestamp::now().as_millisecond())?;
+    let keys = trails.list_public_keys(&scope.region, start_ms, end_ms);
+    let response = ListPublicKeysResponse {
+        public_key_list: keys
+            .iter()
+            .map(|key| {
+                PublicKey::from_input(&PublicKeyInput {
+                    public_der: &key.public_der,
+                    valid_from_ms: key.valid_from_ms,
+                    valid_until_ms: key.valid_until_ms,
+                    fingerprint: &key.fingerprint,
+                })
+            })
+            .collect(),
+        next_token: None,
+    };
+    Ok(ok_response(&response))
+}
 
 fn trail_ref(name: TrailName) -> TrailRef {
     match name {

@@ -304,6 +304,7 @@ fn service_options(test_store: &TestStore, interval: Duration) -> TrailsOptions 
         streams: StreamOptions::default(),
         sns_topics: Default::default(),
         log_groups: Default::default(),
+        digest: Default::default(),
     }
 }
 

@@ -4,6 +4,7 @@
 //! One test binary for the crate: each extra binary would relink the whole graph.
 
 mod delivery;
+mod digests;
 mod log_files;
 mod selectors;
 mod streams;
