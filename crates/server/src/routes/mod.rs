@@ -20,9 +20,9 @@ pub mod json11;
 pub mod keys;
 pub mod operations;
 pub mod put_audit_events;
-pub mod trails;
 #[cfg(test)]
 mod tests;
+pub mod trails;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
