@@ -226,32 +226,8 @@ pub struct SourceConfig {
     pub advanced_event_selectors: Option<Vec<AdvancedEventSelector>>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct AdvancedEventSelector {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    #[serde(default)]
-    pub field_selectors: Vec<AdvancedFieldSelector>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct AdvancedFieldSelector {
-    pub field: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub equals: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub starts_with: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ends_with: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub not_equals: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub not_starts_with: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub not_ends_with: Option<Vec<String>>,
-}
+// Channels take the same advanced selectors as trails: one wire definition serves both.
+pub use crate::trails::{AdvancedEventSelector, AdvancedFieldSelector};
 
 /// Ingestion state of a channel. Times are epoch-seconds numbers
 /// ([`crate::time::ms_to_epoch_seconds`]).
