@@ -205,32 +205,20 @@ impl PlannedFile {
 
 /// Loads a trail's delivery state (default when none yet). Blocking.
 pub fn load_state(trail_dir: &Path) -> Result<DeliveryState, TrailsError> {
-    let path = trail_dir.join(STATE_FILE_NAME);
-    let bytes = durable::read_optional(&path).map_err(|source| TrailsError::Read {
-        path: path.clone(),
-        source,
-    })?;
-    let Some(bytes) = bytes else {
-        return Ok(DeliveryState {
-            format: STATE_FORMAT,
-            ..DeliveryState::default()
-        });
-    };
-    let state: DeliveryState =
-        serde_json::from_slice(&bytes).map_err(|error| TrailsError::Corrupt {
-            path: path.clone(),
-            reason: error.to_string(),
-        })?;
-    if state.format > STATE_FORMAT {
-        return Err(TrailsError::Corrupt {
-            path,
-            reason: format!(
-                "format {} is newer than this server's {STATE_FORMAT}",
-                state.format
-            ),
-        });
+    durable::load_versioned_state(&trail_dir.join(STATE_FILE_NAME), STATE_FORMAT)
+}
+
+impl durable::VersionedState for DeliveryState {
+    fn format(&self) -> u32 {
+        self.format
     }
-    Ok(state)
+
+    fn with_format(format: u32) -> Self {
+        DeliveryState {
+            format,
+            ..DeliveryState::default()
+        }
+    }
 }
 
 fn save_state(trail_dir: &Path, state: &DeliveryState, sync: bool) -> Result<(), TrailsError> {

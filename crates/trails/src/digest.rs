@@ -300,32 +300,20 @@ pub struct PlannedDigest {
 
 /// Loads a trail's digest state (default when none yet). Blocking.
 pub fn load_digest_state(trail_dir: &Path) -> Result<DigestState, TrailsError> {
-    let path = trail_dir.join(STATE_FILE_NAME);
-    let bytes = durable::read_optional(&path).map_err(|source| TrailsError::Read {
-        path: path.clone(),
-        source,
-    })?;
-    let Some(bytes) = bytes else {
-        return Ok(DigestState {
-            format: STATE_FORMAT,
-            ..DigestState::default()
-        });
-    };
-    let state: DigestState =
-        serde_json::from_slice(&bytes).map_err(|error| TrailsError::Corrupt {
-            path: path.clone(),
-            reason: error.to_string(),
-        })?;
-    if state.format > STATE_FORMAT {
-        return Err(TrailsError::Corrupt {
-            path,
-            reason: format!(
-                "format {} is newer than this server's {STATE_FORMAT}",
-                state.format
-            ),
-        });
+    durable::load_versioned_state(&trail_dir.join(STATE_FILE_NAME), STATE_FORMAT)
+}
+
+impl durable::VersionedState for DigestState {
+    fn format(&self) -> u32 {
+        self.format
     }
-    Ok(state)
+
+    fn with_format(format: u32) -> Self {
+        DigestState {
+            format,
+            ..DigestState::default()
+        }
+    }
 }
 
 /// The manifest position delivery must keep files after (not yet digested), if a chain
