@@ -1,6 +1,6 @@
-//! The HTTP client every server-talking subcommand uses (`keys`, and later `lookup` and
-//! `ingest`): where the server is, which credentials to sign with, SigV4 signing, and
-//! turning error responses into one readable line.
+//! The HTTP client every server-talking subcommand uses (`keys`, `lookup`, `ingest`):
+//! where the server is, which credentials to sign with, SigV4 signing, and turning error
+//! responses into one readable line.
 //!
 //! Resolution order, first found wins:
 //! - endpoint: `--endpoint`, `OPENTRAIL_ENDPOINT`, `http://127.0.0.1:4580`;
@@ -45,7 +45,8 @@ pub struct ConnectionArgs {
     #[arg(long, global = true, value_name = "SECRET")]
     pub secret_access_key: Option<String>,
     /// Region to sign for (else AWS_REGION, AWS_DEFAULT_REGION, OPENTRAIL_REGION, the
-    /// credentials file, us-east-1). Lookups are scoped to it.
+    /// credentials file, us-east-1). Ingested events without awsRegion get it; `lookup`
+    /// still covers every region unless --aws-region narrows it.
     #[arg(long, global = true, value_name = "REGION")]
     pub region: Option<String>,
     /// Data directory whose credentials file is the last credentials fallback.
@@ -76,6 +77,25 @@ pub struct ServerError {
     pub code: String,
     pub message: String,
     pub request_id: Option<String>,
+    /// The `Retry-After` header (delay in seconds) an overloaded server answers with.
+    pub retry_after: Option<Duration>,
+}
+
+impl ServerError {
+    /// Whether sending the same request again later may succeed: throttling (429) and
+    /// server-side failures (5xx, among them 503 under overload).
+    pub fn is_retryable(&self) -> bool {
+        self.status == 429 || self.status >= 500
+    }
+}
+
+/// A request body: its media type, an optional `Content-Encoding` (the payload is then
+/// already encoded, and the signature covers the encoded bytes), and the bytes.
+#[derive(Debug, Clone)]
+pub struct RequestBody<'a> {
+    pub content_type: &'a str,
+    pub content_encoding: Option<&'a str>,
+    pub payload: Vec<u8>,
 }
 
 impl std::fmt::Display for ServerError {
@@ -184,6 +204,23 @@ impl ApiClient {
         path_and_query: &str,
         body: Option<(&str, Vec<u8>)>,
     ) -> anyhow::Result<Vec<u8>> {
+        let body = body.map(|(content_type, payload)| RequestBody {
+            content_type,
+            content_encoding: None,
+            payload,
+        });
+        self.send_body(method, path_and_query, body).await
+    }
+
+    /// [`ApiClient::send`] with any [`RequestBody`]. Failures to reach the server or to
+    /// read its answer keep their `reqwest::Error` as the source, so callers can tell them
+    /// apart from a [`ServerError`] by downcasting.
+    pub async fn send_body(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        body: Option<RequestBody<'_>>,
+    ) -> anyhow::Result<Vec<u8>> {
         let url = self
             .endpoint
             .join(path_and_query)
@@ -194,13 +231,16 @@ impl ApiClient {
             None => url.path().to_owned(),
         };
         let host = host_header_value(&url);
-        let (content_type, payload) = match body {
-            Some((content_type, payload)) => (Some(content_type), payload),
-            None => (None, Vec::new()),
+        let (content_type, content_encoding, payload) = match body {
+            Some(body) => (Some(body.content_type), body.content_encoding, body.payload),
+            None => (None, None, Vec::new()),
         };
         let mut signed_headers: Vec<(&str, &str)> = vec![("host", host.as_str())];
         if let Some(content_type) = content_type {
             signed_headers.push(("content-type", content_type));
+        }
+        if let Some(content_encoding) = content_encoding {
+            signed_headers.push(("content-encoding", content_encoding));
         }
         let signature_headers = sigv4::sign(
             method.as_str(),
@@ -221,6 +261,9 @@ impl ApiClient {
         if let Some(content_type) = content_type {
             request = request.header("content-type", content_type);
         }
+        if let Some(content_encoding) = content_encoding {
+            request = request.header("content-encoding", content_encoding);
+        }
         for (name, value) in &signature_headers {
             request = request.header(name.as_str(), value.as_str());
         }
@@ -240,6 +283,11 @@ impl ApiClient {
             .get("x-amzn-errortype")
             .and_then(|value| value.to_str().ok())
             .map(str::to_owned);
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|value| value.to_str().ok())
+            .and_then(parse_retry_after);
         let bytes = response.bytes().await.with_context(|| {
             format!(
                 "the connection to {} broke while reading the answer",
@@ -249,8 +297,16 @@ impl ApiClient {
         if status.is_success() {
             return Ok(bytes.to_vec());
         }
-        Err(server_error(status.as_u16(), error_type_header, request_id, &bytes).into())
+        let mut error = server_error(status.as_u16(), error_type_header, request_id, &bytes);
+        error.retry_after = retry_after;
+        Err(error.into())
     }
+}
+
+/// `Retry-After` as delay-seconds. The HTTP-date form is not used by OpenTrail, and a
+/// caller without a delay falls back to its own backoff, so it is not parsed.
+fn parse_retry_after(value: &str) -> Option<Duration> {
+    value.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 
 fn parse_json_body<T: DeserializeOwned>(body: &[u8]) -> anyhow::Result<T> {
@@ -301,6 +357,7 @@ fn server_error(
         code,
         message,
         request_id,
+        retry_after: None,
     }
 }
 
@@ -533,6 +590,17 @@ mod tests {
         );
         let plain = server_error(502, None, None, b"Bad Gateway");
         assert_eq!(plain.to_string(), "HTTP502: Bad Gateway (HTTP 502)");
+    }
+
+    #[test]
+    fn retry_after_is_read_as_seconds() {
+        assert_eq!(parse_retry_after(" 3 "), Some(Duration::from_secs(3)));
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+        let overloaded = server_error(503, None, None, b"{}");
+        assert!(overloaded.is_retryable());
+        assert!(server_error(429, None, None, b"{}").is_retryable());
+        assert!(!server_error(400, None, None, b"{}").is_retryable());
+        assert!(!server_error(413, None, None, b"{}").is_retryable());
     }
 
     #[test]

@@ -4,8 +4,15 @@
 //! environment-variable fallbacks all come from those declarations.
 
 mod client;
+mod demo;
+mod import_command;
+mod ingest_command;
+mod ingest_files;
 mod keys_command;
+mod lookup_command;
 mod output;
+mod time_arg;
+mod validate_command;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -15,7 +22,9 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 use opentrail_server::{Config, ConfigLayer, Server, shutdown_signal};
 
+use crate::ingest_command::IngestArgs;
 use crate::keys_command::KeysArgs;
+use crate::lookup_command::LookupArgs;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -38,8 +47,36 @@ enum Command {
     /// OPENTRAIL_LISTEN, OPENTRAIL_ACCOUNT_ID, OPENTRAIL_REGION, …), then these flags.
     /// On first start an admin key is created and written to DATA_DIR/credentials.
     Serve(ServeArgs),
+    /// Find events: filters, a time range, newest first; pages are followed for you.
+    ///
+    /// Filters combine (all must match). Times: now, -15m, -1h, -7d, 2024-01-02,
+    /// 2024-01-02T03:04:05Z or epoch seconds. Example, who deleted the table:
+    /// opentrail lookup --event-name DeleteTable --start -7d
+    // Boxed: its many filter flags make it much larger than the other variants.
+    Lookup(Box<LookupArgs>),
+    /// Send event files to a server: CloudTrail log files, JSON arrays, NDJSON, gzip.
+    ///
+    /// Directories are searched recursively. Prints a summary: files, events accepted,
+    /// duplicates, failed records (by file and zero-based index), files skipped; exits
+    /// non-zero when a file (or part of one) could not be sent.
+    Ingest(IngestArgs),
+    /// Bulk-import CloudTrail log files: AWSLogs trees, folders, s3://BUCKET/PREFIX.
+    ///
+    /// Straight into a data directory while no server runs on it (--data-dir), or through
+    /// a server (--endpoint). Safe to repeat and to interrupt: events are deduplicated, and
+    /// a re-run skips the files a checkpoint lists as imported. Prints a summary (files,
+    /// events imported, duplicates, files skipped, errors per file); exits non-zero when a
+    /// file could not be imported completely.
+    // Boxed: its many flags make it much larger than the other variants.
+    Import(Box<import_command::ImportArgs>),
     /// Create, list and revoke access keys (admin credentials required).
     Keys(KeysArgs),
+    /// Check a trail's digest files and log files (log file integrity validation).
+    ///
+    /// Like `aws cloudtrail validate-logs`: one line per digest and log file (valid, or
+    /// INVALID with the reason), a summary, exit status 1 when anything is invalid. Also
+    /// reports gaps and several consecutive deleted digests.
+    Validate(Box<validate_command::ValidateArgs>),
 }
 
 #[derive(Debug, clap::Args)]
@@ -57,6 +94,12 @@ struct ServeArgs {
     /// Log line format on stderr.
     #[arg(long, value_enum, env = "OPENTRAIL_LOG_FORMAT", default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// Fill a fresh data directory with a realistic day of generated events (about
+    /// 100,000, ending now), with the classic stories: a DynamoDB table deleted by
+    /// `alice` from 203.0.113.7, and instances CloudFormation launched for `bob`. A data
+    /// directory that already holds events is left as it is.
+    #[arg(long)]
+    demo: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -87,10 +130,30 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             init_logging(args.log_format, "info,fjall=warn,lsm_tree=warn");
             runtime.block_on(serve(args))
         }
-        Command::Keys(args) => {
+        Command::Lookup(args) => {
             // Client commands keep stderr quiet unless RUST_LOG asks for more.
             init_logging(LogFormat::Text, "warn");
+            runtime.block_on(lookup_command::run(*args))
+        }
+        Command::Ingest(args) => {
+            init_logging(LogFormat::Text, "warn");
+            runtime.block_on(ingest_command::run(args))
+        }
+        Command::Import(args) => {
+            init_logging(LogFormat::Text, "warn");
+            // Not inside `block_on`: the import runs its own threads and blocks on them.
+            import_command::run(*args, runtime.handle())
+        }
+        Command::Keys(args) => {
+            init_logging(LogFormat::Text, "warn");
             runtime.block_on(keys_command::run(args))
+        }
+        Command::Validate(args) => {
+            init_logging(LogFormat::Text, "warn");
+            match runtime.block_on(validate_command::run(*args))? {
+                true => Ok(()),
+                false => anyhow::bail!("validation found invalid or missing files"),
+            }
         }
     }
 }
@@ -103,6 +166,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     let config = Config::load(args.config.as_deref(), flags)?;
     let server = Server::start(config).await?;
+    if args.demo {
+        match demo::fill_if_fresh(&server).await? {
+            Some(events) => println!(
+                "Loaded a demo day of {events} events (try: opentrail lookup --event-name DeleteTable)"
+            ),
+            None => println!("The data directory already holds events; --demo added none"),
+        }
+    }
     let endpoint = opentrail_server::app::endpoint_url(server.local_addr());
     if server.created_first_admin_key() {
         println!(
@@ -137,7 +208,7 @@ fn init_logging(format: LogFormat, default_directive: &str) {
 
 /// The error and its causes on one line. A cause whose text the line already contains is
 /// skipped, because some errors repeat their source in their own message.
-fn one_line(error: &anyhow::Error) -> String {
+pub(crate) fn one_line(error: &anyhow::Error) -> String {
     let mut line = String::new();
     for cause in error.chain() {
         let text = cause.to_string();

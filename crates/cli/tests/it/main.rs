@@ -11,6 +11,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail, ensure};
 use serde_json::Value;
 
+mod import;
+mod ingest_lookup;
+
 const BINARY: &str = env!("CARGO_BIN_EXE_opentrail");
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);

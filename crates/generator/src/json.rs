@@ -1,0 +1,82 @@
+//! Appending JSON text to a `String` without building a tree: generating millions of
+//! records must cost far less than parsing them, or the generator would distort the
+//! benchmark it feeds.
+
+use std::fmt::Write as _;
+
+/// Appends `value` as a JSON string (with quotes), escaping what JSON requires. Generated
+/// values are plain ASCII, so the escape branch is only a safety net.
+pub fn push_str(out: &mut String, value: &str) {
+    out.push('"');
+    if value
+        .bytes()
+        .all(|byte| byte >= 0x20 && byte != b'"' && byte != b'\\')
+    {
+        out.push_str(value);
+    } else {
+        for character in value.chars() {
+            match character {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                control if (control as u32) < 0x20 => {
+                    // Writing to a String cannot fail.
+                    let _ = write!(out, "\\u{:04x}", control as u32);
+                }
+                other => out.push(other),
+            }
+        }
+    }
+    out.push('"');
+}
+
+/// Appends `,"key":"value"`.
+pub fn field(out: &mut String, key: &str, value: &str) {
+    out.push_str(",\"");
+    out.push_str(key);
+    out.push_str("\":");
+    push_str(out, value);
+}
+
+/// Appends `"key":"value"` (the first member of an object, no comma).
+pub fn first_field(out: &mut String, key: &str, value: &str) {
+    out.push('"');
+    out.push_str(key);
+    out.push_str("\":");
+    push_str(out, value);
+}
+
+/// Appends `,"key":` followed by raw JSON text (a number, `true`, an object…).
+pub fn raw_field(out: &mut String, key: &str, raw: &str) {
+    out.push_str(",\"");
+    out.push_str(key);
+    out.push_str("\":");
+    out.push_str(raw);
+}
+
+/// Appends `,"key":N`.
+pub fn number_field(out: &mut String, key: &str, value: u64) {
+    out.push_str(",\"");
+    out.push_str(key);
+    out.push_str("\":");
+    let _ = write!(out, "{value}");
+}
+
+/// Appends `,"key":true|false`.
+pub fn bool_field(out: &mut String, key: &str, value: bool) {
+    raw_field(out, key, if value { "true" } else { "false" });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_what_json_requires() {
+        let mut out = String::new();
+        push_str(&mut out, "a\"b\\c\nd\u{1}");
+        assert_eq!(out, r#""a\"b\\c\nd\u0001""#);
+    }
+}
