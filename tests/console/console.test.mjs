@@ -335,6 +335,67 @@ describe('OpenTrail console', () => {
     await reader.context.close();
   });
 
+  it('manages trails as an admin: create, start, see it logging, stop; a read key only sees them', async () => {
+    const { page } = admin;
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Trails' }).click();
+    await page.waitForURL(/\/console\/trails/);
+    await page.getByLabel('Trail name').fill('console-trail');
+    await page.getByLabel('Bucket').fill('console-bucket');
+    await page.getByLabel('Key prefix').fill('audit');
+    assert.equal(await page.getByLabel('Log file validation (digest files)').isChecked(), true);
+    await page.getByRole('button', { name: 'Create trail' }).click();
+    const row = page.locator('table.trails tbody tr[data-name="console-trail"]');
+    await row.getByText('Stopped').waitFor();
+    assert.match(await row.innerText(), /console-bucket\/audit/);
+    await page.getByRole('button', { name: 'Start logging for console-trail' }).click();
+    await row.getByText('Logging', { exact: true }).waitFor();
+    assert.match(await row.innerText(), /since \d{4}-\d\d-\d\d \d\d:\d\d/);
+    // An event arriving while it logs is delivered (the harness sets a 1 s interval); the
+    // page refreshes the status by itself and shows when.
+    await server.ingest(seedEvents(1).map((record) => ({ ...record, eventID: crypto.randomUUID() })));
+    await row.locator('td[data-label="Last delivery"] time').waitFor({ timeout: 20_000 });
+    assert.match(await row.locator('td[data-label="Last error"]').innerText(), /None/);
+    await shot(page, 'trails', { fullPage: true });
+    // Keyboard focus stays on the trail's button, which now stops it.
+    const focused = await page.evaluate(() => document.activeElement?.getAttribute('aria-label'));
+    assert.equal(focused, 'Stop logging for console-trail');
+    await page.getByRole('button', { name: 'Stop logging for console-trail' }).click();
+    await row.getByText('Stopped').waitFor();
+    // A duplicate name shows the API's own error in the form.
+    await page.getByLabel('Trail name').fill('console-trail');
+    await page.getByLabel('Bucket').fill('console-bucket');
+    await page.getByRole('button', { name: 'Create trail' }).click();
+    await page.getByRole('alert').filter({ hasText: 'already exists' }).waitFor();
+
+    const reader = await newPage();
+    await signIn(reader.page, server.readKey);
+    await reader.page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Trails' }).click();
+    const readerRow = reader.page.locator('table.trails tbody tr[data-name="console-trail"]');
+    await readerRow.getByText('Stopped').waitFor();
+    assert.equal(await reader.page.getByRole('button', { name: 'Create trail' }).count(), 0, 'no create form');
+    assert.equal(await reader.page.getByLabel('Trail name').count(), 0, 'no create form');
+    assert.equal(await reader.page.locator('table.trails button').count(), 0, 'no start or stop buttons');
+    await reader.page.getByText('needs an admin key').waitFor();
+    // With the session's own CSRF token, so it is the role that the server refuses.
+    const refused = await reader.page.evaluate(async () => {
+      const { csrfToken } = await (await fetch('/console/api/session')).json();
+      const answer = await fetch('/console/api/trails/start', { method: 'POST', headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': csrfToken }, body: '{"name":"console-trail"}' });
+      return [answer.status, (await answer.json()).__type];
+    });
+    assert.deepEqual(refused, [403, 'AccessDeniedException']);
+    await shot(reader.page, 'trails-read', { fullPage: true });
+    await reader.context.close();
+
+    const phone = await newPage(390, 844);
+    await signIn(phone.page, server.admin);
+    await phone.page.goto(`${server.url}/console/trails`);
+    await phone.page.locator('table.trails tbody tr[data-name="console-trail"]').waitFor();
+    const width = await phone.page.evaluate(() => document.documentElement.scrollWidth);
+    assert.ok(width <= 390, `no horizontal scrolling on trails (${width}px)`);
+    await shot(phone.page, 'trails-390', { fullPage: true });
+    await phone.context.close();
+  });
+
   it('is usable at 390 px', async () => {
     const phone = await newPage(390, 844);
     await signIn(phone.page, server.admin);
@@ -362,7 +423,7 @@ describe('OpenTrail console', () => {
     await page.locator('table.events tbody tr').first().waitFor();
     const rows = await rowTexts(page);
     assert.ok(rows.some((row) => row.includes('ConsoleLogout')), rows.join(' | '));
-    assert.ok(rows.filter((row) => row.includes('ConsoleLogin')).length >= 3, 'admin twice, reader, phone');
+    assert.ok(rows.filter((row) => row.includes('ConsoleLogin')).length >= 3, 'admin twice, readers, phones');
     assert.ok(rows.some((row) => row.includes('ConsoleLogin') && row.includes('FailedAuthentication')), 'the wrong secret too');
   });
 

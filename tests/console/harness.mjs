@@ -50,6 +50,8 @@ export class OpenTrail {
     this.url = `http://127.0.0.1:${this.port}`;
     const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('OPENTRAIL_') && !name.startsWith('AWS_')));
     env.RUST_LOG = env.RUST_LOG || 'warn';
+    // Trails deliver within a second, so the trails test sees a last delivery quickly.
+    env.OPENTRAIL_DELIVERY_INTERVAL_SECS = '1';
     this.process = spawn(this.bin, ['serve', '--data-dir', path.join(this.dataDir, 'data'), '--listen', `127.0.0.1:${this.port}`], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     for (const stream of [this.process.stdout, this.process.stderr]) {
       stream.setEncoding('utf8');

@@ -5,7 +5,7 @@
 // only ever reaches the page as text (the h() helper appends strings as text nodes);
 // nothing here assigns innerHTML. The server's Content-Security-Policy backs this up.
 //
-// Pages are listed in PAGES. Adding one (the trails page, once its API exists) means
+// Pages are listed in PAGES. Adding one means
 // adding an entry there and its data routes on the server (console/mod.rs).
 
 const BASE = '/console';
@@ -46,8 +46,7 @@ const PAGES = [
   { path: '/events', render: renderHistory, nav: 'Event history', title: 'Event history' },
   { path: '/event', render: renderDetail, title: 'Event' },
   { path: '/keys', render: renderKeys, nav: 'Access keys', title: 'Access keys', admin: true },
-  // { path: '/trails', render: renderTrails, nav: 'Trails', title: 'Trails' },
-  //   ↑ the trails page: list, create, start/stop, status with last delivery and error.
+  { path: '/trails', render: renderTrails, nav: 'Trails', title: 'Trails' },
 ];
 
 let session = null; // the answer of GET /api/session
@@ -911,6 +910,117 @@ function detailContent(record, text) {
         h('div', { class: 'card-head' }, h('h2', { id: 'record-heading' }, 'Event record'), copyButton('Copy JSON', pretty)),
         h('pre', { class: 'json', tabindex: '0', 'aria-label': 'Event record as JSON' }, h('code', null, fragment)))),
   ];
+}
+
+// ------------------------------------------------------------------ trails
+
+function epochToIso(seconds) {
+  // The trails API sends times as epoch seconds, as CloudTrail does.
+  return typeof seconds === 'number' && Number.isFinite(seconds) ? new Date(seconds * 1000).toISOString() : '';
+}
+
+function renderTrails(main) {
+  const admin = session.role === 'admin';
+  add(main, h('div', { class: 'page-head' }, h('div', null, h('h1', null, 'Trails'),
+    h('p', { class: 'lead' }, 'A trail delivers this account\'s events to a bucket as CloudTrail log files while it is logging.'))));
+  const error = h('p', { class: 'form-error', role: 'alert' });
+  const list = h('div', null, h('p', { class: 'loading', role: 'status' }, 'Loading trails…'));
+  const sections = [];
+  let form = null;
+  if (admin) {
+    const name = h('input', { id: 'trail-name', name: 'name', required: true, maxlength: '128', autocomplete: 'off', 'aria-describedby': 'trail-name-hint' });
+    const bucket = h('input', { id: 'trail-bucket', name: 'bucket', required: true, maxlength: '63', autocomplete: 'off' });
+    const prefix = h('input', { id: 'trail-prefix', name: 'prefix', maxlength: '200', autocomplete: 'off', placeholder: 'optional' });
+    const validation = h('input', { id: 'trail-validation', name: 'validation', type: 'checkbox', checked: true });
+    const submit = h('button', { type: 'submit', class: 'primary' }, 'Create trail');
+    form = h('form', { class: 'create-form trail-form', 'aria-labelledby': 'create-trail-heading' },
+      h('div', { class: 'field' }, h('label', { for: 'trail-name' }, 'Trail name'), name,
+        h('span', { id: 'trail-name-hint', class: 'hint' }, '3–128 letters, digits, ., _ or -')),
+      h('div', { class: 'field' }, h('label', { for: 'trail-bucket' }, 'Bucket'), bucket),
+      h('div', { class: 'field' }, h('label', { for: 'trail-prefix' }, 'Key prefix'), prefix),
+      h('div', { class: 'field check' }, validation, h('label', { for: 'trail-validation' }, 'Log file validation (digest files)')),
+      submit);
+    form.addEventListener('submit', async (event) => {
+      event.preventDefault();
+      error.textContent = '';
+      submit.disabled = true;
+      try {
+        const created = await api('/trails', { method: 'POST', body: { name: name.value, bucket: bucket.value, prefix: prefix.value, logFileValidation: validation.checked } });
+        announce(`Trail ${created.Name} created. It is not logging until you start it.`);
+        form.reset();
+        await load({ refresh: true });
+      } catch (failure) {
+        error.textContent = failure.message;
+      } finally {
+        submit.disabled = false;
+      }
+    });
+    sections.push(h('section', { class: 'card', 'aria-labelledby': 'create-trail-heading' }, h('h2', { id: 'create-trail-heading' }, 'Create a trail'), form, error));
+  } else {
+    // Read keys see the trails but not the controls: the server would refuse them anyway.
+    sections.push(h('p', { class: 'notice', role: 'note' }, `Creating, starting and stopping trails needs an admin key; this session's key has the ${session.role} role.`));
+  }
+  sections.push(h('section', { class: 'card', 'aria-labelledby': 'trails-heading' }, h('h2', { id: 'trails-heading' }, 'Trails'), list, admin ? null : error));
+  add(main, h('div', { class: 'keys-grid' }, sections));
+
+  const toggle = async (trail, button) => {
+    const operation = trail.Status.IsLogging ? 'stop' : 'start';
+    error.textContent = '';
+    button.disabled = true;
+    try {
+      await api(`/trails/${operation}`, { method: 'POST', body: { name: trail.TrailARN } });
+      announce(`${trail.Name} ${operation === 'start' ? 'is logging' : 'stopped logging'}`);
+      await load({ refresh: true });
+      // The clicked button was disabled (which may drop focus): put it back on the trail's new one.
+      list.querySelector(`button[data-trail="${CSS.escape(trail.TrailARN)}"]`)?.focus();
+    } catch (failure) {
+      button.disabled = false;
+      error.textContent = failure.message;
+    }
+  };
+  const trailRow = (trail) => {
+    const status = trail.Status || {};
+    const delivered = epochToIso(status.LatestDeliveryTime);
+    const since = epochToIso(status.IsLogging ? status.StartLoggingTime : status.StopLoggingTime);
+    const button = admin ? h('button', { type: 'button', class: `${status.IsLogging ? 'danger' : 'primary'} small`, 'data-trail': trail.TrailARN, 'aria-label': `${status.IsLogging ? 'Stop' : 'Start'} logging for ${trail.Name}` }, status.IsLogging ? 'Stop' : 'Start') : null;
+    button?.addEventListener('click', () => toggle(trail, button));
+    return h('tr', { 'data-name': trail.Name },
+      h('td', { class: 'col-trail', 'data-label': 'Name' }, h('strong', null, trail.Name), h('span', { class: 'muted mono arn' }, trail.TrailARN)),
+      h('td', { 'data-label': 'Status' },
+        h('span', { class: `badge ${status.IsLogging ? 'ok' : 'off'}` }, status.IsLogging ? 'Logging' : 'Stopped'),
+        since ? h('span', { class: 'muted', title: since }, ` since ${formatTime(since).slice(0, 16)}`) : null),
+      h('td', { class: 'mono', 'data-label': 'Destination' }, `${trail.S3BucketName || ''}${trail.S3KeyPrefix ? `/${trail.S3KeyPrefix}` : ''}`),
+      h('td', { 'data-label': 'Validation' }, trail.LogFileValidationEnabled ? 'On' : 'Off'),
+      h('td', { 'data-label': 'Last delivery' }, delivered ? h('time', { datetime: delivered, title: formatTime(delivered) }, relativeTime(delivered)) : h('span', { class: 'muted' }, 'None yet')),
+      h('td', { class: 'col-error', 'data-label': 'Last error' }, status.LatestDeliveryError ? h('span', { class: 'badge error' }, status.LatestDeliveryError) : h('span', { class: 'muted' }, 'None')),
+      admin ? h('td', { class: 'col-actions' }, button) : null);
+  };
+  const load = async ({ refresh = false } = {}) => {
+    // The table is rebuilt on every refresh: keep keyboard focus on the same trail's button.
+    const focused = list.contains(document.activeElement) ? document.activeElement.getAttribute('data-trail') : null;
+    try {
+      // Background refreshes are not recorded by self-audit (see console/trails.rs).
+      const answer = await api(refresh ? '/trails?refresh=1' : '/trails');
+      if (!answer.trails.length) {
+        list.replaceChildren(h('p', { class: 'muted' }, admin ? 'No trails yet. Create one to deliver events to a bucket.' : 'No trails yet.'));
+        return;
+      }
+      const headings = ['Name', 'Status', 'Destination', 'Validation', 'Last delivery', 'Last error'];
+      if (admin) headings.push('Actions');
+      list.replaceChildren(h('div', { class: 'table-wrap' }, h('table', { class: 'keys trails' },
+        h('caption', { class: 'visually-hidden' }, 'Trails with their logging status'),
+        h('thead', null, h('tr', null, headings.map((label) => h('th', { scope: 'col' }, label === 'Actions' ? h('span', { class: 'visually-hidden' }, label) : label)))),
+        h('tbody', null, answer.trails.map(trailRow)))));
+      if (focused) list.querySelector(`button[data-trail="${CSS.escape(focused)}"]`)?.focus();
+    } catch (failure) {
+      if (failure.status !== 401) list.replaceChildren(h('p', { class: 'notice error', role: 'alert' }, failure.message));
+    }
+  };
+  load();
+  // Delivery happens in the background: refresh the status while the page is open.
+  const timer = setInterval(() => { if (!document.hidden) load({ refresh: true }); }, 5_000);
+  cleanup = () => clearInterval(timer);
+  focusHeading(main);
 }
 
 // ------------------------------------------------------------------ access keys

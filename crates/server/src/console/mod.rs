@@ -1,5 +1,5 @@
 //! The web console at `/console`: sign-in with an access key, Event history, event
-//! detail, export, and key management, served from files embedded in the binary.
+//! detail, export, trails and key management, served from files embedded in the binary.
 //!
 //! - [`assets`]: the embedded HTML, CSS and JavaScript (`crates/server/console/`).
 //! - [`session`]: the server-side session table, cookies and CSRF tokens.
@@ -9,13 +9,15 @@
 //!   `AwsConsoleSignIn`, as AWS records console sign-ins).
 //! - [`events`]: the data endpoints: a page of rows, the live tail, one record, and
 //!   streamed CSV or JSON export.
+//! - [`trails`]: list with status, create, start and stop, through the JSON 1.1 trail
+//!   handler with the session's caller.
 //!
 //! The console authenticates by cookie, so it is merged beside, not behind, the SigV4
 //! layer. [`require_session`] turns a session into the same [`Caller`] the API's
 //! authentication produces, so every data endpoint checks roles and account scoping with
 //! the same code as the API; the keys endpoints *are* the API's handlers.
 //!
-//! **Adding a page** (the trails page, once its API exists): add its data routes to
+//! **Adding a page**: add its data routes to
 //! `signed_in` in [`router`] (handlers take `caller: Caller` and check the role like any
 //! API handler), and register the page in `PAGES` in `console/assets/console.js`.
 
@@ -25,6 +27,7 @@ pub mod session;
 pub mod sign_in;
 #[cfg(test)]
 mod tests;
+pub mod trails;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRef, Request, State};
@@ -100,6 +103,10 @@ fn console_routes(app: AppState, sessions: SessionStore) -> Router<AppState> {
         // The API's own handlers: the same admin check and account scoping as /v1/keys.
         .route("/api/keys", get(keys::list_keys).post(keys::create_key))
         .route("/api/keys/{access_key_id}", delete(keys::revoke_key))
+        // The trails API's own handler behind each, with the session's caller.
+        .route("/api/trails", get(trails::list).post(trails::create))
+        .route("/api/trails/start", post(trails::start))
+        .route("/api/trails/stop", post(trails::stop))
         .route("/api/sign-out", post(sign_in::sign_out))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),

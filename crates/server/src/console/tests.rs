@@ -995,3 +995,131 @@ async fn export_streams_every_matching_event_as_csv_and_json() {
         .await;
     assert_eq!(bad_format.status, StatusCode::BAD_REQUEST);
 }
+
+/// Trails through the console obey the API's rules: an admin creates, starts and stops a
+/// trail; a read key lists it with its status but every change is refused (and a change
+/// without the CSRF token is refused before the role is even looked at).
+#[tokio::test]
+async fn trails_need_an_admin_to_change_and_a_read_key_to_view() {
+    let console = Console::start();
+    let admin = console.sign_in(&console.admin).await;
+    let created = console
+        .change(
+            "POST",
+            "/console/api/trails",
+            &admin,
+            Some(&admin.csrf_token),
+            json!({"name": "audit", "bucket": "audit-logs", "prefix": "", "logFileValidation": true}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::OK, "{}", created.text);
+    assert_eq!(created.json["Name"], "audit");
+    assert_eq!(created.json["LogFileValidationEnabled"], true);
+    assert!(created.json.get("S3KeyPrefix").is_none_or(Value::is_null));
+    let arn = created.json["TrailARN"].as_str().expect("arn").to_owned();
+
+    let no_token = console
+        .change(
+            "POST",
+            "/console/api/trails/start",
+            &admin,
+            None,
+            json!({"name": "audit"}),
+        )
+        .await;
+    assert_eq!(no_token.status, StatusCode::FORBIDDEN);
+    assert_eq!(no_token.json["__type"], "InvalidCsrfTokenException");
+
+    let started = console
+        .change(
+            "POST",
+            "/console/api/trails/start",
+            &admin,
+            Some(&admin.csrf_token),
+            json!({"name": arn}),
+        )
+        .await;
+    assert_eq!(started.status, StatusCode::OK, "{}", started.text);
+
+    let reader_key = console.create_key(Role::Read, DEFAULT_ACCOUNT);
+    let reader = console.sign_in(&reader_key).await;
+    let list = console.get("/console/api/trails", Some(&reader)).await;
+    assert_eq!(list.status, StatusCode::OK, "{}", list.text);
+    let trail = &list.json["trails"][0];
+    assert_eq!(trail["Name"], "audit");
+    assert_eq!(trail["Status"]["IsLogging"], true);
+    assert!(trail["Status"]["StartLoggingTime"].is_number());
+
+    for (path, body) in [
+        (
+            "/console/api/trails",
+            json!({"name": "mine", "bucket": "audit-logs"}),
+        ),
+        ("/console/api/trails/stop", json!({"name": "audit"})),
+        ("/console/api/trails/start", json!({"name": "audit"})),
+    ] {
+        let refused = console
+            .change("POST", path, &reader, Some(&reader.csrf_token), body)
+            .await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "{path}");
+        assert_eq!(refused.json["__type"], "AccessDeniedException", "{path}");
+    }
+    let after = console.get("/console/api/trails", Some(&reader)).await;
+    assert_eq!(after.json["trails"].as_array().map(Vec::len), Some(1));
+    assert_eq!(after.json["trails"][0]["Status"]["IsLogging"], true);
+
+    // The admin stops it; the refused calls were recorded with their error, like the API's.
+    let stopped = console
+        .change(
+            "POST",
+            "/console/api/trails/stop",
+            &admin,
+            Some(&admin.csrf_token),
+            json!({"name": "audit"}),
+        )
+        .await;
+    assert_eq!(stopped.status, StatusCode::OK, "{}", stopped.text);
+    let listed = console.get("/console/api/trails", Some(&admin)).await;
+    assert_eq!(listed.json["trails"][0]["Status"]["IsLogging"], false);
+    let stops = console.wait_for_events_named("StopLogging", 2).await;
+    assert!(stops.iter().any(|event| event["errorCode"].is_string()));
+    assert!(stops.iter().any(|event| event["errorCode"].is_null()));
+    console.wait_for_events_named("CreateTrail", 2).await;
+
+    let malformed = console
+        .change(
+            "POST",
+            "/console/api/trails",
+            &admin,
+            Some(&admin.csrf_token),
+            json!({"name": "x"}),
+        )
+        .await;
+    assert_eq!(malformed.status, StatusCode::BAD_REQUEST);
+}
+
+/// Opening the trails page is recorded; its background refreshes are not.
+#[tokio::test]
+async fn trail_list_refreshes_are_not_recorded() {
+    let console = Console::start();
+    let admin = console.sign_in(&console.admin).await;
+    let opened = console.get("/console/api/trails", Some(&admin)).await;
+    assert_eq!(opened.status, StatusCode::OK, "{}", opened.text);
+    assert_eq!(opened.json["trails"], json!([]));
+    console.wait_for_events_named("DescribeTrails", 1).await;
+    for _ in 0..3 {
+        let refreshed = console
+            .get("/console/api/trails?refresh=1", Some(&admin))
+            .await;
+        assert_eq!(refreshed.status, StatusCode::OK);
+    }
+    // A later recorded call, so anything the refreshes recorded would be stored by then.
+    console.get("/console/api/trails", Some(&admin)).await;
+    let recorded = console.wait_for_events_named("DescribeTrails", 2).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        console.events_named("DescribeTrails").len(),
+        2,
+        "{recorded:?}"
+    );
+}
