@@ -1,0 +1,214 @@
+//! The two calls the harness makes, SigV4-signed as any AWS client would sign them:
+//! `POST /v1/events` (native ingest) and `POST /` LookupEvents (AWS JSON 1.1).
+
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use opentrail_protocol::sigv4::{self, SigningParams};
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+
+use crate::server::Credentials;
+
+const SERVICE: &str = "cloudtrail";
+const LOOKUP_TARGET: &str = "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.LookupEvents";
+/// An overloaded server answers 503 with Retry-After; the harness waits and resends.
+const RETRIES_MAX: u32 = 20;
+
+pub struct Api {
+    http: reqwest::Client,
+    endpoint: String,
+    host: String,
+    credentials: Credentials,
+}
+
+/// The counts of an ingest answer.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct IngestCounts {
+    pub accepted: usize,
+    pub duplicates: usize,
+    pub failed: usize,
+    pub retries: u32,
+}
+
+#[derive(Deserialize)]
+struct IngestAnswer {
+    accepted: Vec<IgnoredAny>,
+    duplicates: Vec<IgnoredAny>,
+    failed: Vec<IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+struct LookupAnswer {
+    #[serde(rename = "Events", default)]
+    events: Vec<LookupEvent>,
+}
+
+#[derive(Deserialize)]
+struct LookupEvent {
+    #[serde(rename = "EventId")]
+    event_id: String,
+}
+
+/// One LookupEvents request: a single attribute, a time window, a page size.
+#[derive(Debug, Clone)]
+pub struct Lookup<'a> {
+    pub region: &'a str,
+    pub attribute: &'a str,
+    pub value: &'a str,
+    /// Epoch seconds, inclusive; `None` leaves CloudTrail's default.
+    pub start_s: Option<i64>,
+    pub end_s: Option<i64>,
+    pub max_results: u32,
+}
+
+impl Api {
+    pub fn new(endpoint: &str, host: &str, credentials: Credentials) -> anyhow::Result<Api> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(300))
+            .pool_max_idle_per_host(256)
+            .build()
+            .context("cannot set up the HTTP client")?;
+        Ok(Api {
+            http,
+            endpoint: endpoint.to_owned(),
+            host: host.to_owned(),
+            credentials,
+        })
+    }
+
+    /// Ingests one NDJSON body; answers once the server acknowledged it (after fsync).
+    pub async fn ingest(&self, body: Vec<u8>) -> anyhow::Result<IngestCounts> {
+        let mut retries = 0;
+        loop {
+            let response = self
+                .send(
+                    "/v1/events",
+                    "us-east-1",
+                    "application/x-ndjson",
+                    None,
+                    body.clone(),
+                )
+                .await?;
+            let status = response.status();
+            let retry_after = response
+                .headers()
+                .get("retry-after")
+                .and_then(|value| value.to_str().ok())
+                .and_then(|value| value.trim().parse::<u64>().ok());
+            let bytes = response
+                .bytes()
+                .await
+                .context("cannot read the ingest answer")?;
+            if status.as_u16() == 503 || status.as_u16() == 429 {
+                retries += 1;
+                if retries > RETRIES_MAX {
+                    bail!("the server stayed overloaded after {RETRIES_MAX} retries");
+                }
+                let wait = retry_after.map_or(
+                    Duration::from_millis(50 * u64::from(retries)),
+                    Duration::from_secs,
+                );
+                tokio::time::sleep(wait.min(Duration::from_secs(2))).await;
+                continue;
+            }
+            if !status.is_success() {
+                bail!(
+                    "ingest failed with HTTP {status}: {}",
+                    String::from_utf8_lossy(&bytes[..bytes.len().min(500)])
+                );
+            }
+            let answer: IngestAnswer = serde_json::from_slice(&bytes)
+                .context("the ingest answer is not the expected JSON")?;
+            return Ok(IngestCounts {
+                accepted: answer.accepted.len(),
+                duplicates: answer.duplicates.len(),
+                failed: answer.failed.len(),
+                retries,
+            });
+        }
+    }
+
+    /// LookupEvents; returns the page's event ids, newest first.
+    pub async fn lookup(&self, lookup: &Lookup<'_>) -> anyhow::Result<Vec<String>> {
+        let mut request = serde_json::json!({
+            "LookupAttributes": [{"AttributeKey": lookup.attribute, "AttributeValue": lookup.value}],
+            "MaxResults": lookup.max_results,
+        });
+        if let Some(start) = lookup.start_s {
+            request["StartTime"] = start.into();
+        }
+        if let Some(end) = lookup.end_s {
+            request["EndTime"] = end.into();
+        }
+        let body = serde_json::to_vec(&request).context("cannot encode LookupEvents")?;
+        let response = self
+            .send(
+                "/",
+                lookup.region,
+                "application/x-amz-json-1.1",
+                Some(LOOKUP_TARGET),
+                body,
+            )
+            .await?;
+        let status = response.status();
+        let bytes = response
+            .bytes()
+            .await
+            .context("cannot read the LookupEvents answer")?;
+        if !status.is_success() {
+            bail!(
+                "LookupEvents failed with HTTP {status}: {}",
+                String::from_utf8_lossy(&bytes[..bytes.len().min(500)])
+            );
+        }
+        let answer: LookupAnswer = serde_json::from_slice(&bytes)
+            .context("the LookupEvents answer is not the expected JSON")?;
+        Ok(answer
+            .events
+            .into_iter()
+            .map(|event| event.event_id)
+            .collect())
+    }
+
+    async fn send(
+        &self,
+        path: &str,
+        region: &str,
+        content_type: &str,
+        target: Option<&str>,
+        body: Vec<u8>,
+    ) -> anyhow::Result<reqwest::Response> {
+        let mut headers: Vec<(&str, &str)> =
+            vec![("host", &self.host), ("content-type", content_type)];
+        if let Some(target) = target {
+            headers.push(("x-amz-target", target));
+        }
+        let signature = sigv4::sign(
+            "POST",
+            path,
+            &headers,
+            &body,
+            &SigningParams {
+                access_key_id: &self.credentials.access_key_id,
+                secret_access_key: &self.credentials.secret_access_key,
+                region,
+                service: SERVICE,
+                now: jiff::Timestamp::now(),
+                include_content_sha256: false,
+            },
+        );
+        let mut request = self.http.post(format!("{}{path}", self.endpoint));
+        for (name, value) in &headers {
+            request = request.header(*name, *value);
+        }
+        for (name, value) in &signature {
+            request = request.header(name.as_str(), value.as_str());
+        }
+        request
+            .body(body)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the server at {}", self.endpoint))
+    }
+}

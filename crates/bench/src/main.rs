@@ -1,0 +1,431 @@
+//! `opentrail-bench`: OpenTrail against DuckDB and the JSON parse ceiling, side by side in
+//! one run, on the same generated events (issue 4; see BENCHMARKS.md).
+//!
+//! ```text
+//! cargo build --release -p opentrail -p opentrail-bench
+//! cargo run --release -p opentrail-bench -- [--events N] [--clients C] [--corpus DIR] [--out FILE] [--quick]
+//! ```
+//!
+//! Phases, one after the other so none measures another's load:
+//! 1. generate N events (seeded) into CloudTrail gz log files in the AWSLogs layout;
+//! 2. the parse ceiling on the same events (serde_json, sonic-rs; 1 thread and all cores);
+//! 3. the real `opentrail serve` on a fresh data dir: durable ingest over HTTP with C
+//!    clients and batches of 500 (the same events, regenerated), freshness probes during
+//!    it, LookupEvents latency per attribute and lookups/s, disk, peak RSS;
+//! 4. `opentrail import` of the log files into another fresh data dir, when it exists;
+//! 5. DuckDB over the gz files and over a native table, the same lookups, results checked
+//!    against OpenTrail's.
+
+mod api;
+mod corpus;
+mod duckdb;
+mod ingest;
+mod lookups;
+mod parse;
+mod report;
+mod server;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use clap::Parser;
+use opentrail_event::IngestContext;
+use opentrail_generator::{Generator, GeneratorConfig, LogFileWriter, format_event_time};
+
+use crate::report::Report;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "opentrail-bench",
+    about = "OpenTrail against DuckDB and the JSON parse ceiling, side by side in one run."
+)]
+struct Args {
+    /// Events to generate and ingest [default: 10,000,000; 200,000 with --quick].
+    #[arg(long, value_name = "N")]
+    events: Option<u64>,
+    /// Concurrent HTTP clients for ingest and for the lookups/s phase.
+    #[arg(long, value_name = "C", default_value_t = 4)]
+    clients: usize,
+    /// The real CloudTrail corpus, read in place, to compare the generated shape with
+    /// [default: ../shared/corpus/cloudtrail when it exists].
+    #[arg(long, value_name = "DIR")]
+    corpus: Option<PathBuf>,
+    /// Write the JSON report here.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// A routine check: about 200k events, under 3 minutes.
+    #[arg(long)]
+    quick: bool,
+    /// Generator seed.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Working directory for log files and data dirs [default: a new temp dir, removed
+    /// afterwards unless --keep].
+    #[arg(long, value_name = "DIR")]
+    work_dir: Option<PathBuf>,
+    /// Keep the working directory.
+    #[arg(long)]
+    keep: bool,
+    /// The opentrail binary [default: `opentrail` next to this executable, i.e.
+    /// target/release/opentrail].
+    #[arg(long, value_name = "FILE")]
+    binary: Option<PathBuf>,
+    /// Skip the DuckDB baseline (no Python needed).
+    #[arg(long)]
+    skip_duckdb: bool,
+    /// Sequential lookups timed per attribute [default: 200; 100 with --quick].
+    #[arg(long, value_name = "N")]
+    lookups_per_attribute: Option<usize>,
+    /// Lookup values per attribute run with DuckDB (over the gz files, each query reads
+    /// every log file) [default: 1; 2 with --quick].
+    #[arg(long, value_name = "N")]
+    duckdb_queries_per_attribute: Option<usize>,
+}
+
+const BATCH_EVENTS: usize = 500;
+/// The attributes --quick also runs over the gz files with DuckDB: who, on what, with
+/// which key, doing what.
+const QUICK_GZ_ATTRIBUTES: [&str; 4] = ["EventName", "Username", "ResourceName", "AccessKeyId"];
+/// Events kept in memory for the parse ceiling (the first ones of the stream); fewer with
+/// --quick.
+const PARSE_SAMPLE_MAX: u64 = 200_000;
+const PARSE_SAMPLE_QUICK: u64 = 50_000;
+/// Every how many events a lookup value is sampled: about this many samples in all.
+const LOOKUP_SAMPLE_TARGET: u64 = 600;
+
+fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("opentrail-bench: cannot start the async runtime: {error}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("opentrail-bench: error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let total_started = Instant::now();
+    let events = args
+        .events
+        .unwrap_or(if args.quick { 200_000 } else { 10_000_000 });
+    if events < opentrail_generator::stories::EVENT_COUNT as u64 {
+        bail!(
+            "--events must be at least {}",
+            opentrail_generator::stories::EVENT_COUNT
+        );
+    }
+    let clients = args.clients.max(1);
+    let binary = match &args.binary {
+        Some(binary) => binary.clone(),
+        None => std::env::current_exe()
+            .context("cannot find this executable")?
+            .with_file_name("opentrail"),
+    };
+    if !binary.exists() {
+        bail!(
+            "{} does not exist: build it with `cargo build --release -p opentrail`",
+            binary.display()
+        );
+    }
+    let (work_dir, remove_work_dir) = match &args.work_dir {
+        Some(dir) => (dir.clone(), false),
+        None => (
+            std::env::temp_dir().join(format!("opentrail-bench-{}", std::process::id())),
+            !args.keep,
+        ),
+    };
+    std::fs::create_dir_all(&work_dir)
+        .with_context(|| format!("cannot create {}", work_dir.display()))?;
+    let logs_dir = work_dir.join("logs");
+    if logs_dir.exists() {
+        std::fs::remove_dir_all(&logs_dir)
+            .with_context(|| format!("cannot clear {}", logs_dir.display()))?;
+    }
+    let mut report = Report::new(
+        events,
+        clients,
+        BATCH_EVENTS,
+        args.seed,
+        args.quick,
+        &binary,
+    );
+    let config = GeneratorConfig::new(args.seed, events);
+    let scope = lookups::Scope {
+        region: config.primary_region.clone(),
+        // An hour of margin each side: the window holds every generated event and none of
+        // the server's own self-audit records (they are stamped with today's time).
+        start_s: config.start_ms / 1000 - 3600,
+        end_s: config.end_ms() / 1000 + 3600,
+    };
+    eprintln!(
+        "opentrail-bench: {events} events, {clients} clients, work dir {}",
+        work_dir.display()
+    );
+
+    // 1. Generate the log files, sampling lookup values and keeping the parse sample.
+    let phase = Instant::now();
+    let context = IngestContext {
+        account_id: config.primary_account.clone(),
+        region: config.primary_region.clone(),
+    };
+    let mut samples = lookups::Samples::default();
+    let mut parse_sample: Vec<String> = Vec::new();
+    let stride = (events / LOOKUP_SAMPLE_TARGET).max(1);
+    let mut writer = LogFileWriter::new(&logs_dir, args.seed);
+    let mut generator = Generator::new(config.clone());
+    let mut line = String::with_capacity(4096);
+    let parse_sample_max = if args.quick {
+        PARSE_SAMPLE_QUICK
+    } else {
+        PARSE_SAMPLE_MAX
+    };
+    let mut index = 0u64;
+    while let Some(meta) = {
+        line.clear();
+        generator.next_into(&mut line)
+    } {
+        writer.write(&meta, &line)?;
+        if index % stride == stride / 2 {
+            samples.add(&line, &scope, &context);
+        }
+        if index < parse_sample_max {
+            parse_sample.push(line.clone());
+        }
+        index += 1;
+    }
+    let log_files = writer.finish()?;
+    report.log_files(&log_files);
+    report.phase("generate", phase);
+    eprintln!(
+        "opentrail-bench: wrote {} log files ({:.0} MB gz, {:.0} MB JSON) in {:.1} s",
+        log_files.files,
+        log_files.compressed_bytes as f64 / 1e6,
+        log_files.raw_bytes as f64 / 1e6,
+        phase.elapsed().as_secs_f64()
+    );
+
+    // 2. The parse ceiling, and the shape against the corpus.
+    let phase = Instant::now();
+    let ceiling = parse::measure(&parse_sample);
+    report.parse_ceiling(ceiling);
+    let generated_shape = corpus::shape_of(parse_sample.iter().take(50_000).map(String::as_str));
+    drop(parse_sample);
+    let corpus_dir = args.corpus.clone().or_else(|| {
+        let default = PathBuf::from("../shared/corpus/cloudtrail");
+        default.is_dir().then_some(default)
+    });
+    let corpus_shape = corpus_dir.as_deref().map(|dir| {
+        let records = corpus::read_corpus(dir);
+        corpus::shape_of(records.iter().map(String::as_str))
+    });
+    report.shapes(generated_shape, corpus_shape);
+    report.phase("parse_ceiling", phase);
+    eprintln!(
+        "opentrail-bench: parse ceiling {:.0} events/s on all cores",
+        ceiling.all_cores_events_per_s()
+    );
+
+    // 3. The server.
+    let data_dir = work_dir.join("data");
+    if data_dir.exists() {
+        std::fs::remove_dir_all(&data_dir)
+            .with_context(|| format!("cannot clear {}", data_dir.display()))?;
+    }
+    let mut server =
+        server::ServerProcess::start(&binary, &data_dir, &work_dir.join("server.log")).await?;
+    let api = Arc::new(api::Api::new(
+        &server.endpoint,
+        &server.host,
+        server.credentials.clone(),
+    )?);
+
+    let phase = Instant::now();
+    let outcome = ingest::run(Arc::clone(&api), config.clone(), clients, BATCH_EVENTS).await?;
+    report.ingest(&outcome);
+    report.phase("ingest", phase);
+    eprintln!(
+        "opentrail-bench: ingested {} events in {:.1} s ({:.0} events/s)",
+        outcome.events,
+        outcome.seconds,
+        outcome.events as f64 / outcome.seconds
+    );
+    if outcome.accepted != events {
+        bail!(
+            "the server accepted {} of {events} events ({} duplicates, {} failed)",
+            outcome.accepted,
+            outcome.duplicates,
+            outcome.failed
+        );
+    }
+    report.disk_live(server::disk_bytes(&data_dir));
+
+    let phase = Instant::now();
+    let per_attribute = args
+        .lookups_per_attribute
+        .unwrap_or(if args.quick { 100 } else { 200 });
+    let latencies = lookups::latencies(&api, &samples, &scope, per_attribute).await?;
+    report.lookup_latencies(&latencies);
+    let (done, seconds) = lookups::throughput(
+        Arc::clone(&api),
+        &samples,
+        &scope,
+        clients,
+        if args.quick { 4_000 } else { 20_000 },
+        Duration::from_secs(if args.quick { 10 } else { 30 }),
+    )
+    .await?;
+    report.lookup_throughput(done, seconds);
+    report.phase("lookups", phase);
+
+    // The pages DuckDB's answers are checked against, fetched while the server is up.
+    let duckdb_per_attribute =
+        args.duckdb_queries_per_attribute
+            .unwrap_or(if args.quick { 2 } else { 1 });
+    let mut compared: Vec<(String, String, Vec<String>)> = Vec::new();
+    for attribute in lookups::ATTRIBUTES {
+        for value in samples.distinct(attribute, duckdb_per_attribute) {
+            let page = lookups::page(&api, &scope, attribute, &value).await?;
+            compared.push((attribute.to_owned(), value, page));
+        }
+    }
+    report.server_rss(server.peak_rss_mb());
+    server.stop()?;
+    report.disk_stopped(
+        server::disk_bytes(&data_dir),
+        server::disk_bytes(&data_dir.join("store")),
+        server::disk_bytes(&data_dir.join("archive")),
+    );
+    drop(server);
+
+    // 4. Import, once `opentrail import` exists.
+    let phase = Instant::now();
+    let import_dir = work_dir.join("import-data");
+    match import(&binary, &logs_dir, &import_dir) {
+        Ok(Some(result)) => report.import(result),
+        Ok(None) => {
+            eprintln!("opentrail-bench: `opentrail import` is not available; import not measured")
+        }
+        Err(error) => eprintln!("opentrail-bench: import failed, not measured: {error:#}"),
+    }
+    let _ = std::fs::remove_dir_all(&import_dir);
+    report.phase("import", phase);
+
+    // 5. DuckDB.
+    if !args.skip_duckdb {
+        let phase = Instant::now();
+        let python = duckdb::ensure_venv(&duckdb::venv_dir())?;
+        // Over the gz files every query reads every file; --quick does that for the
+        // classic responder questions only, to stay within its time budget.
+        let queries: Vec<(String, String, bool)> = compared
+            .iter()
+            .map(|(attribute, value, _)| {
+                let gz = !args.quick || QUICK_GZ_ATTRIBUTES.contains(&attribute.as_str());
+                (attribute.clone(), value.clone(), gz)
+            })
+            .collect();
+        let results = duckdb::run(
+            &python,
+            &work_dir,
+            &logs_dir,
+            &scope.region,
+            &format_event_time(scope.start_s * 1000),
+            &format_event_time(scope.end_s * 1000),
+            lookups::PAGE,
+            5,
+            &queries,
+        )?;
+        if results.native_rows != events {
+            bail!(
+                "DuckDB loaded {} rows, expected {events}",
+                results.native_rows
+            );
+        }
+        report.duckdb(&results, &compared);
+        report.phase("duckdb", phase);
+    }
+
+    report.finish(total_started);
+    println!("{}", report.markdown());
+    if let Some(out) = &args.out {
+        if let Some(parent) = out.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create {}", parent.display()))?;
+        }
+        std::fs::write(out, report.json()?)
+            .with_context(|| format!("cannot write {}", out.display()))?;
+        eprintln!("opentrail-bench: report written to {}", out.display());
+    }
+    if remove_work_dir {
+        let _ = std::fs::remove_dir_all(&work_dir);
+    }
+    if !report.results_agree() {
+        bail!("OpenTrail's and DuckDB's results differ (see result_mismatches)");
+    }
+    Ok(())
+}
+
+/// What `opentrail import` reported, and how long it took.
+pub struct ImportResult {
+    pub seconds: f64,
+    pub events: u64,
+    pub json_bytes: u64,
+    pub bytes_read: u64,
+}
+
+/// Imports the log files into a fresh data dir with `opentrail import`, if the binary has
+/// that subcommand; `None` if it does not.
+fn import(binary: &Path, logs_dir: &Path, data_dir: &Path) -> anyhow::Result<Option<ImportResult>> {
+    let help = Command::new(binary)
+        .args(["import", "--help"])
+        .output()
+        .context("cannot run opentrail import --help")?;
+    if !help.status.success() {
+        return Ok(None);
+    }
+    let started = Instant::now();
+    let output = Command::new(binary)
+        .arg("import")
+        .arg(logs_dir)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["--quiet", "--output", "json"])
+        .output()
+        .context("cannot run opentrail import")?;
+    let seconds = started.elapsed().as_secs_f64();
+    if !output.status.success() {
+        bail!(
+            "opentrail import failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    let summary: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .context("opentrail import did not print a JSON summary")?;
+    let number = |key: &str| {
+        summary
+            .get(key)
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0)
+    };
+    Ok(Some(ImportResult {
+        seconds,
+        events: number("events_imported"),
+        json_bytes: number("json_bytes"),
+        bytes_read: number("bytes_read"),
+    }))
+}

@@ -1,0 +1,223 @@
+//! The real `opentrail serve` as a child process on a fresh data directory: start it, wait
+//! until it answers, read the admin credentials it wrote, watch its peak RSS, stop it.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+
+const READY_TIMEOUT: Duration = Duration::from_secs(120);
+const STOP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The admin key the server created on first start.
+#[derive(Clone)]
+pub struct Credentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+}
+
+pub struct ServerProcess {
+    child: Option<Child>,
+    pub pid: u32,
+    pub endpoint: String,
+    pub host: String,
+    pub credentials: Credentials,
+}
+
+impl ServerProcess {
+    /// Starts `binary serve` on `data_dir` (which must not exist yet, so every run starts
+    /// fresh) and waits until `/health` answers and the credentials file exists.
+    pub async fn start(
+        binary: &Path,
+        data_dir: &Path,
+        log: &Path,
+    ) -> anyhow::Result<ServerProcess> {
+        if data_dir.exists() {
+            bail!(
+                "{} already exists; the benchmark needs a fresh data directory",
+                data_dir.display()
+            );
+        }
+        let port = free_port()?;
+        let host = format!("127.0.0.1:{port}");
+        let log_file = std::fs::File::create(log)
+            .with_context(|| format!("cannot create {}", log.display()))?;
+        let child = Command::new(binary)
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .arg("--listen")
+            .arg(&host)
+            .env("OPENTRAIL_LOG_FORMAT", "text")
+            .stdin(Stdio::null())
+            .stdout(
+                log_file
+                    .try_clone()
+                    .context("cannot share the server log file")?,
+            )
+            .stderr(log_file)
+            .spawn()
+            .with_context(|| format!("cannot start {}", binary.display()))?;
+        let pid = child.id();
+        let mut server = ServerProcess {
+            child: Some(child),
+            pid,
+            endpoint: format!("http://{host}"),
+            host,
+            credentials: Credentials {
+                access_key_id: String::new(),
+                secret_access_key: String::new(),
+            },
+        };
+        let http = reqwest::Client::new();
+        let started = Instant::now();
+        let credentials_file = data_dir.join("credentials");
+        loop {
+            if let Some(child) = server.child.as_mut()
+                && let Some(status) = child.try_wait().context("cannot watch the server")?
+            {
+                bail!(
+                    "the server exited during start-up ({status}); see {}",
+                    log.display()
+                );
+            }
+            let healthy = matches!(
+                http.get(format!("{}/health", server.endpoint)).send().await,
+                Ok(response) if response.status().is_success()
+            );
+            if healthy && credentials_file.exists() {
+                break;
+            }
+            if started.elapsed() > READY_TIMEOUT {
+                bail!(
+                    "the server did not become ready in {READY_TIMEOUT:?}; see {}",
+                    log.display()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        server.credentials = read_credentials(&credentials_file)?;
+        Ok(server)
+    }
+
+    /// The server's resident-set high-water mark (VmHWM), in MB.
+    pub fn peak_rss_mb(&self) -> Option<f64> {
+        peak_rss_kb(self.pid).map(|kb| kb as f64 / 1024.0)
+    }
+
+    /// SIGTERM (graceful: drains and closes the store), then waits for the exit.
+    pub fn stop(&mut self) -> anyhow::Result<()> {
+        let Some(mut child) = self.child.take() else {
+            return Ok(());
+        };
+        // std has no portable kill(SIGTERM); the kill(1) utility is everywhere this runs.
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.pid.to_string())
+            .status()
+            .context("cannot run kill -TERM")?;
+        if !status.success() {
+            let _ = child.kill();
+        }
+        let started = Instant::now();
+        loop {
+            if child
+                .try_wait()
+                .context("cannot wait for the server")?
+                .is_some()
+            {
+                return Ok(());
+            }
+            if started.elapsed() > STOP_TIMEOUT {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("the server did not stop within {STOP_TIMEOUT:?} of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        // Never leave a server behind when the harness fails half-way.
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// VmHWM of a process, in kB.
+pub fn peak_rss_kb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+    line["VmHWM:".len()..]
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// A port that was free a moment ago (the server binds it right after).
+fn free_port() -> anyhow::Result<u16> {
+    let listener = TcpListener::bind("127.0.0.1:0").context("cannot find a free port")?;
+    Ok(listener
+        .local_addr()
+        .context("cannot read the free port")?
+        .port())
+}
+
+/// The `[default]` profile of an AWS shared-credentials file.
+fn read_credentials(path: &Path) -> anyhow::Result<Credentials> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut access_key_id = None;
+    let mut secret_access_key = None;
+    for line in text.lines() {
+        if let Some((name, value)) = line.split_once('=') {
+            match name.trim() {
+                "aws_access_key_id" => access_key_id = Some(value.trim().to_owned()),
+                "aws_secret_access_key" => secret_access_key = Some(value.trim().to_owned()),
+                _ => {}
+            }
+        }
+    }
+    match (access_key_id, secret_access_key) {
+        (Some(access_key_id), Some(secret_access_key)) => Ok(Credentials {
+            access_key_id,
+            secret_access_key,
+        }),
+        _ => bail!(
+            "{} has no aws_access_key_id/aws_secret_access_key",
+            path.display()
+        ),
+    }
+}
+
+/// Bytes a directory tree occupies on disk (allocated blocks, not apparent sizes, so
+/// preallocated journal space counts as what it costs).
+pub fn disk_bytes(path: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt as _;
+    let mut total = 0;
+    let mut pending: Vec<PathBuf> = vec![path.to_owned()];
+    while let Some(directory) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&directory) else {
+            continue;
+        };
+        for entry in entries.filter_map(Result::ok) {
+            let Ok(metadata) = entry.metadata() else {
+                continue;
+            };
+            if metadata.is_dir() {
+                pending.push(entry.path());
+            } else {
+                total += metadata.blocks() * 512;
+            }
+        }
+    }
+    total
+}
