@@ -205,7 +205,10 @@ impl Store {
         )?;
         let index = open_keyspace(
             "index",
-            compressed_keyspace_options().max_memtable_size(memtable_bytes),
+            compressed_keyspace_options()
+                // Lookups only range-scan the index; bloom filters would never be read.
+                .filter_policy(fjall::config::FilterPolicy::disabled())
+                .max_memtable_size(memtable_bytes),
         )?;
         let meta = open_keyspace("meta", fjall::KeyspaceCreateOptions::default())?;
 
@@ -270,6 +273,7 @@ impl Store {
             expired_through_seq: AtomicU64::new(expired_through_seq),
             _lock_file: lock_file,
         });
+        crate::index_rebuild::rebuild_index_if_stale(&shared)?;
         let writer = Arc::new(WriterHandle::start(shared.clone(), &options)?);
         Ok(Store { shared, writer })
     }

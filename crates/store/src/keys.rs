@@ -3,7 +3,7 @@
 //! ```text
 //! log      seq:u64be                                  -> ingest_ms:i64be ‖ crc32(json):u32be ‖ json
 //! dedup    len:u8 ‖ account ‖ event_id                 -> seq:u64be
-//! index    day ‖ field:u8 ‖ scope_id:u32be ‖ len:u16be ‖ value ‖ pos  -> (empty)
+//! index    day ‖ field:u8 ‖ scope_id:u32be ‖ xxh3(value):u64be ‖ pos  -> (empty)
 //! meta     utf-8 name                                  -> value (cursors, scopes, expiry floor)
 //!
 //! scope    lane:u8 ‖ len:u8 ‖ account ‖ len:u8 ‖ region   (meta "scope/<scope>" -> scope_id:u32be)
@@ -18,6 +18,12 @@
 //!
 //! Field 0 (`TIME_FIELD`) with an empty value indexes every event, which serves queries
 //! with no attribute filter through the same code path as filtered ones.
+//!
+//! Index keys hold a 64-bit hash of the value rather than the value: every key is then 33
+//! bytes, whatever the length of the ARN or user agent it indexes, which keeps memtable
+//! inserts (a skiplist of key comparisons, the writer's main cost) and the disk footprint
+//! small. A lookup re-checks every candidate event's attributes, so a hash collision can
+//! never return a wrong event; it only costs one extra read.
 
 use opentrail_event::FilterField;
 
@@ -26,9 +32,12 @@ use crate::lookup::{EventLane, Scope};
 /// The pseudo-field that indexes every event by time alone.
 pub(crate) const TIME_FIELD: u8 = 0;
 
-/// Index values longer than this are not indexed (LookupEvents values are at most 2,000
-/// characters, so no lookup can ask for them).
-pub(crate) const INDEX_VALUE_BYTES_MAX: usize = 4096;
+/// The layout of index keys. A store whose index was written in another layout has its
+/// index rebuilt from the log when it opens.
+pub(crate) const INDEX_FORMAT: u64 = 2;
+
+/// Bytes of the prefix shared by one (day, field, scope, value) run of index entries.
+pub(crate) const INDEX_PREFIX_LEN: usize = 4 + 1 + 4 + 8;
 
 /// A scope's compact id in index keys, assigned in order of first appearance.
 pub(crate) type ScopeId = u32;
@@ -146,17 +155,38 @@ pub(crate) fn day_key_from_index_key(key: &[u8]) -> Option<DayKey> {
 
 /// The prefix shared by every index entry of (day, field, scope, value); positions follow.
 ///
-/// Scopes appear as 4-byte ids rather than their account and region text: index keys are
-/// compared on every memtable insert, and a short common prefix keeps that cheap.
-pub(crate) fn index_prefix(day: DayKey, field: u8, scope_id: ScopeId, value: &str) -> Vec<u8> {
-    let value = &value.as_bytes()[..value.len().min(INDEX_VALUE_BYTES_MAX)];
-    let mut key = Vec::with_capacity(4 + 1 + 4 + 2 + value.len() + POSITION_LEN);
-    key.extend_from_slice(&day.to_be_bytes());
-    key.push(field);
-    key.extend_from_slice(&scope_id.to_be_bytes());
-    key.extend_from_slice(&(value.len() as u16).to_be_bytes());
-    key.extend_from_slice(value);
+/// Scopes appear as 4-byte ids rather than their account and region text, and values as
+/// their hash: index keys are compared on every memtable insert, and short keys keep that
+/// cheap.
+pub(crate) fn index_prefix(
+    day: DayKey,
+    field: u8,
+    scope_id: ScopeId,
+    value: &str,
+) -> [u8; INDEX_PREFIX_LEN] {
+    let mut prefix = [0u8; INDEX_PREFIX_LEN];
+    prefix[..4].copy_from_slice(&day.to_be_bytes());
+    prefix[4] = field;
+    prefix[5..9].copy_from_slice(&scope_id.to_be_bytes());
+    prefix[9..].copy_from_slice(&value_hash(value).to_be_bytes());
+    prefix
+}
+
+/// A full index entry's key.
+pub(crate) type IndexKey = [u8; INDEX_PREFIX_LEN + POSITION_LEN];
+
+/// A full index key: the run's prefix, then the event's position.
+pub(crate) fn index_key(prefix: &[u8; INDEX_PREFIX_LEN], position: &Position) -> IndexKey {
+    let mut key = [0u8; INDEX_PREFIX_LEN + POSITION_LEN];
+    key[..INDEX_PREFIX_LEN].copy_from_slice(prefix);
+    key[INDEX_PREFIX_LEN..].copy_from_slice(position);
     key
+}
+
+/// The value's hash in index keys. xxh3 is stable across versions and platforms, which an
+/// on-disk key needs (std's hashers promise neither).
+fn value_hash(value: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(value.as_bytes())
 }
 
 /// Fields answered without index entries of their own: the account and region are part of
@@ -173,6 +203,7 @@ pub(crate) fn field_byte(field: FilterField) -> u8 {
 }
 
 pub(crate) const META_EXPIRED_THROUGH: &str = "expired_through";
+pub(crate) const META_INDEX_FORMAT: &str = "index_format";
 pub(crate) const META_SCOPE_PREFIX: &str = "scope/";
 pub(crate) const META_CURSOR_PREFIX: &str = "cursor/";
 

@@ -9,6 +9,7 @@
 //! This crate knows nothing about HTTP or AWS wire shapes.
 
 mod engine;
+mod index_rebuild;
 mod keys;
 mod lookup;
 mod writer;

@@ -98,7 +98,7 @@ pub struct LookupPage {
 }
 
 use crate::engine::{Shared, StoreError};
-use crate::keys::{self, POSITION_LEN, Position, ScopeId};
+use crate::keys::{self, INDEX_PREFIX_LEN, POSITION_LEN, Position, ScopeId};
 
 /// How many steps a filter cursor walks forward before it re-seeks instead. Walking is
 /// cheap for dense matches; re-seeking skips long runs of non-matches in O(log n).
@@ -121,17 +121,6 @@ pub(crate) fn run(
             next: None,
         });
     };
-    if query
-        .filters
-        .iter()
-        .any(|(_, value)| value.len() > keys::INDEX_VALUE_BYTES_MAX)
-    {
-        return Ok(LookupPage {
-            events: Vec::new(),
-            next: None,
-        });
-    }
-
     // Account and region are part of every index key's scope, and an event id is found
     // through the dedup map: such filters narrow the scopes instead of walking an index.
     let mut account_id = query.account_id.clone();
@@ -221,6 +210,10 @@ pub(crate) fn run(
                 // Expired but not yet removed: never returned.
                 continue;
             };
+            if !has_all_values(&event, &index_filters) {
+                // Index keys hold value hashes: a collision lands here, never in a page.
+                continue;
+            }
             if events.len() == limit {
                 has_more = true;
                 break 'days;
@@ -273,6 +266,17 @@ fn narrow(dimension: &mut Option<String>, value: &str) -> bool {
     }
 }
 
+/// Whether the event has every (field, value) of `filters` among its lookup attributes.
+fn has_all_values(event: &StoredEvent, filters: &[(FilterField, String)]) -> bool {
+    if filters.is_empty() {
+        return true;
+    }
+    let values = event.record.attributes.index_values();
+    filters
+        .iter()
+        .all(|(field, value)| values.contains(&(*field, value.as_str())))
+}
+
 /// EventId lookups: at most one event per account, found through the dedup map, then
 /// checked against the rest of the query.
 fn lookup_by_event_id(
@@ -310,11 +314,11 @@ fn lookup_by_event_id(
         let position = keys::position(event.record.event_time_ms, seq);
         let event_scope = crate::writer::scope_of(&event.record);
         let in_scope = scopes.iter().any(|(scope, _)| *scope == event_scope);
-        let values = event.record.attributes.index_values();
-        let matches_filters = other_filters
-            .iter()
-            .all(|(field, value)| values.contains(&(*field, value.as_str())));
-        if in_scope && matches_filters && position >= bounds.first && position <= bounds.last {
+        if in_scope
+            && has_all_values(&event, other_filters)
+            && position >= bounds.first
+            && position <= bounds.last
+        {
             found.push((position, event));
         }
     }
@@ -432,14 +436,14 @@ impl ScopeMatches {
 
 /// A forward cursor over one index run (one field, scope and value).
 struct FilterCursor {
-    prefix: Vec<u8>,
+    prefix: [u8; INDEX_PREFIX_LEN],
     iter: Option<fjall::Iter>,
     current: Option<Position>,
     exhausted: bool,
 }
 
 impl FilterCursor {
-    fn new(prefix: Vec<u8>) -> Self {
+    fn new(prefix: [u8; INDEX_PREFIX_LEN]) -> Self {
         FilterCursor {
             prefix,
             iter: None,
@@ -467,10 +471,8 @@ impl FilterCursor {
                 }
             }
         }
-        let mut start = self.prefix.clone();
-        start.extend_from_slice(target);
-        let mut end = self.prefix.clone();
-        end.extend_from_slice(&[u8::MAX; POSITION_LEN]);
+        let start = keys::index_key(&self.prefix, target);
+        let end = keys::index_key(&self.prefix, &[u8::MAX; POSITION_LEN]);
         self.iter = Some(shared.index.range(start..=end));
         self.step(shared)
     }

@@ -222,6 +222,7 @@ impl Writer {
         };
         let mut new_scopes: Vec<(Scope, ScopeId)> = Vec::new();
         let mut outcomes = Vec::with_capacity(group.len());
+        let mut group_index_keys: Vec<keys::IndexKey> = Vec::new();
 
         for append in group {
             let mut append_outcomes = Vec::with_capacity(append.records.len());
@@ -254,7 +255,6 @@ impl Writer {
                     seq_key(seq).to_vec(),
                     encode_log_value(ingest_time_ms, &record.json),
                 );
-                batch.insert(&shared.dedup, dedup_key.clone(), seq_key(seq).to_vec());
                 stored_in_this_group.insert(dedup_key, seq);
 
                 let scope = scope_of(record);
@@ -283,14 +283,12 @@ impl Writer {
                     }
                 };
                 let position = keys::position(record.event_time_ms, seq);
-                for index_key in index_keys(
+                group_index_keys.extend(index_keys(
                     &record.attributes,
                     scope_id,
                     record.event_time_ms,
                     &position,
-                ) {
-                    batch.insert(&shared.index, index_key, Vec::new());
-                }
+                ));
                 append_outcomes.push(AppendOutcome::Stored { seq });
             }
             outcomes.push(append_outcomes);
@@ -298,6 +296,17 @@ impl Writer {
 
         if next_seq == first_seq {
             return Ok(outcomes);
+        }
+        // Memtables are skiplists: inserting in key order keeps each search path in cache
+        // from one insert to the next, which roughly halves the writer's insert cost.
+        let mut dedup_entries: Vec<(Vec<u8>, u64)> = stored_in_this_group.into_iter().collect();
+        dedup_entries.sort_unstable();
+        for (dedup_key, seq) in dedup_entries {
+            batch.insert(&shared.dedup, dedup_key, &seq_key(seq)[..]);
+        }
+        group_index_keys.sort_unstable();
+        for index_key in &group_index_keys {
+            batch.insert(&shared.index, &index_key[..], &[][..]);
         }
         batch.commit().map_err(|error| shared.engine_error(error))?;
         let last_seq = next_seq - 1;
@@ -374,7 +383,7 @@ impl Writer {
                     record.event_time_ms,
                     &position,
                 ) {
-                    batch.remove(&shared.index, index_key);
+                    batch.remove(&shared.index, &index_key[..]);
                 }
                 batch.remove(
                     &shared.dedup,
@@ -440,25 +449,23 @@ pub(crate) fn scope_of(record: &EventRecord) -> Scope {
 }
 
 /// Every index key of one event: the time-only entry plus one per attribute value.
-fn index_keys(
+pub(crate) fn index_keys(
     attributes: &LookupAttributes,
     scope_id: ScopeId,
     event_time_ms: i64,
     position: &Position,
-) -> Vec<Vec<u8>> {
+) -> Vec<keys::IndexKey> {
     let day = keys::day_key(event_time_ms);
     let values = attributes.index_values();
     let mut index_keys = Vec::with_capacity(values.len() + 1);
-    let mut time_key = keys::index_prefix(day, keys::TIME_FIELD, scope_id, "");
-    time_key.extend_from_slice(position);
-    index_keys.push(time_key);
+    let time_prefix = keys::index_prefix(day, keys::TIME_FIELD, scope_id, "");
+    index_keys.push(keys::index_key(&time_prefix, position));
     for (field, value) in values {
-        if value.len() > keys::INDEX_VALUE_BYTES_MAX || !keys::is_indexed(field) {
+        if !keys::is_indexed(field) {
             continue;
         }
-        let mut key = keys::index_prefix(day, keys::field_byte(field), scope_id, value);
-        key.extend_from_slice(position);
-        index_keys.push(key);
+        let prefix = keys::index_prefix(day, keys::field_byte(field), scope_id, value);
+        index_keys.push(keys::index_key(&prefix, position));
     }
     index_keys
 }

@@ -3,6 +3,7 @@
 mod corpus;
 mod corruption;
 mod crash;
+mod index_rebuild;
 mod lookup;
 mod model;
 mod retention;
