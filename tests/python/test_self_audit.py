@@ -65,3 +65,46 @@ def test_ingest_is_not_recorded_by_default(server):
     server.client(reader).lookup_events(MaxResults=1)
     wait_for(lambda: _audit_events(server, reader.access_key_id), what="the barrier's self-audit event")
     assert lookup_attr(server.client(), "AccessKeyId", ingest.access_key_id) == []
+
+
+def test_key_management_is_recorded_without_secrets(server):
+    """Creating, listing and revoking keys are recorded under the admin's key, and a
+    refused attempt (a read key listing keys) is recorded with its error."""
+    created = server.create_key("read")
+    server.revoke_key(created.access_key_id)
+    reader = server.create_key("read")
+    refused = server.opentrail("keys", "list", "--endpoint", server.endpoint, creds=reader)
+    assert refused.returncode != 0, refused.stdout
+
+    def admin_events(name):
+        return _audit_events(server, server.admin.access_key_id, name)
+
+    creations = wait_for(
+        lambda: [
+            e for e in admin_events("CreateAccessKey")
+            if created.access_key_id in e["CloudTrailEvent"]
+        ],
+        what="the CreateAccessKey record",
+    )
+    record = json.loads(creations[0]["CloudTrailEvent"])
+    assert record["eventSource"] == "cloudtrail.amazonaws.com"
+    assert record["readOnly"] is False
+    assert record["requestParameters"]["request"]["role"] == "read"
+    assert created.secret_access_key not in creations[0]["CloudTrailEvent"]
+
+    revocations = wait_for(
+        lambda: [
+            e for e in admin_events("DeleteAccessKey")
+            if created.access_key_id in e["CloudTrailEvent"]
+        ],
+        what="the DeleteAccessKey record",
+    )
+    assert json.loads(revocations[0]["CloudTrailEvent"])["requestParameters"] == {
+        "accessKeyId": created.access_key_id
+    }
+
+    denied = wait_for(
+        lambda: _audit_events(server, reader.access_key_id, "ListAccessKeys"),
+        what="the refused ListAccessKeys record",
+    )
+    assert json.loads(denied[0]["CloudTrailEvent"])["errorCode"] == "AccessDeniedException"

@@ -9,18 +9,22 @@
 //! every account's. A key of another account answers 404, as if it did not exist, so its
 //! existence does not leak across accounts.
 
+use std::net::SocketAddr;
+
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, StatusCode};
 use opentrail_protocol::AwsError;
 use serde::{Deserialize, Serialize};
 
 use crate::api_error::ApiError;
 use crate::app::AppState;
+use crate::audit::AuditedCall;
 use crate::auth::Caller;
 use crate::config::is_valid_account_id;
 use crate::keys::{AccessKey, CreatedAccessKey, KeyStoreError, Role};
+use crate::observability::RequestId;
 
 /// The wire shapes are kept apart from [`AccessKey`], so an internal change never silently
 /// changes what clients receive.
@@ -64,11 +68,46 @@ pub struct ListKeysResponse {
 
 pub async fn create_key(
     State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    request_id: RequestId,
+    headers: HeaderMap,
     caller: Caller,
     body: Bytes,
 ) -> Result<(StatusCode, Json<CreatedKeyResponse>), ApiError> {
+    let result = create_key_for(&state, &caller, &body).await;
+    // The parameters name the role and account, never the secret.
+    let parameters = serde_json::from_slice::<serde_json::Value>(&body).ok();
+    let created_id = result
+        .as_ref()
+        .ok()
+        .map(|created| created.access_key_id.clone());
+    record_key_call(
+        &state,
+        KeyCall {
+            event_name: "CreateAccessKey",
+            caller: &caller,
+            request_id: &request_id,
+            client,
+            headers: &headers,
+            parameters: serde_json::json!({
+                "request": parameters,
+                "createdAccessKeyId": created_id,
+            }),
+            read_only: false,
+        },
+        result.as_ref().err(),
+    )
+    .await;
+    Ok((StatusCode::CREATED, Json(result?)))
+}
+
+async fn create_key_for(
+    state: &AppState,
+    caller: &Caller,
+    body: &Bytes,
+) -> Result<CreatedKeyResponse, ApiError> {
     caller.require_admin()?;
-    let request: CreateKeyRequest = serde_json::from_slice(&body).map_err(|error| {
+    let request: CreateKeyRequest = serde_json::from_slice(body).map_err(|error| {
         validation(format!(
             "The request body must be {{\"role\": \"admin|read|ingest\", \"accountId\": \"<12 digits>\"}}: {error}"
         ))
@@ -105,29 +144,104 @@ pub async fn create_key(
         account_id = created.key.account_id.as_str(),
         "access key created"
     );
-    Ok((StatusCode::CREATED, Json(created_key_response(created))))
+    Ok(created_key_response(created))
 }
 
 pub async fn list_keys(
     State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    request_id: RequestId,
+    headers: HeaderMap,
     caller: Caller,
 ) -> Result<Json<ListKeysResponse>, ApiError> {
-    caller.require_admin()?;
-    let keys = state
-        .keys
-        .list()
-        .into_iter()
-        .filter(|key| caller.may_access_account(&key.account_id, &state.config.account_id))
-        .map(key_response)
-        .collect();
-    Ok(Json(ListKeysResponse { keys }))
+    let result = caller.require_admin().map(|()| {
+        let keys = state
+            .keys
+            .list()
+            .into_iter()
+            .filter(|key| caller.may_access_account(&key.account_id, &state.config.account_id))
+            .map(key_response)
+            .collect();
+        ListKeysResponse { keys }
+    });
+    record_key_call(
+        &state,
+        KeyCall {
+            event_name: "ListAccessKeys",
+            caller: &caller,
+            request_id: &request_id,
+            client,
+            headers: &headers,
+            parameters: serde_json::Value::Null,
+            read_only: true,
+        },
+        result.as_ref().err(),
+    )
+    .await;
+    Ok(Json(result?))
 }
 
 pub async fn revoke_key(
     State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    request_id: RequestId,
+    headers: HeaderMap,
     caller: Caller,
     Path(access_key_id): Path<String>,
 ) -> Result<Json<KeyResponse>, ApiError> {
+    let parameters = serde_json::json!({ "accessKeyId": access_key_id });
+    let result = revoke_key_for(&state, &caller, access_key_id).await;
+    record_key_call(
+        &state,
+        KeyCall {
+            event_name: "DeleteAccessKey",
+            caller: &caller,
+            request_id: &request_id,
+            client,
+            headers: &headers,
+            parameters,
+            read_only: false,
+        },
+        result.as_ref().err(),
+    )
+    .await;
+    Ok(Json(result?))
+}
+
+/// What the self-audit record of one key-management call holds.
+struct KeyCall<'a> {
+    event_name: &'a str,
+    caller: &'a Caller,
+    request_id: &'a RequestId,
+    client: SocketAddr,
+    headers: &'a HeaderMap,
+    parameters: serde_json::Value,
+    read_only: bool,
+}
+
+/// Key management is the most sensitive thing an admin does: every call, refused or not,
+/// is recorded like any other management call.
+async fn record_key_call(state: &AppState, call: KeyCall<'_>, error: Option<&ApiError>) {
+    state
+        .audit
+        .record(AuditedCall {
+            event_name: call.event_name,
+            caller: call.caller,
+            request_id: call.request_id,
+            client: Some(call.client),
+            headers: call.headers,
+            request_parameters: (!call.parameters.is_null()).then_some(call.parameters),
+            error: error.map(|error| (error.code(), error.message())),
+            read_only: call.read_only,
+        })
+        .await;
+}
+
+async fn revoke_key_for(
+    state: &AppState,
+    caller: &Caller,
+    access_key_id: String,
+) -> Result<KeyResponse, ApiError> {
     caller.require_admin()?;
     let visible = state
         .keys
@@ -145,7 +259,7 @@ pub async fn revoke_key(
         revoked_access_key_id = revoked.access_key_id.as_str(),
         "access key revoked"
     );
-    Ok(Json(key_response(revoked)))
+    Ok(key_response(revoked))
 }
 
 fn created_key_response(created: CreatedAccessKey) -> CreatedKeyResponse {
