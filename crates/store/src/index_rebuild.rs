@@ -5,11 +5,9 @@
 //! are dropped and the log is replayed into the current layout before the writer starts,
 //! so an upgrade never needs a re-import.
 
-use opentrail_event::EventRecord;
-
 use crate::engine::{Shared, StoreError, decode_log_value};
 use crate::keys::{self, seq_from_key, seq_key};
-use crate::writer::{index_keys, scope_of};
+use crate::writer::stored_record_and_index_keys;
 
 /// Entries per batch while rebuilding: bounds the memory of one batch.
 const REBUILD_BATCH_ENTRIES: usize = 20_000;
@@ -79,26 +77,8 @@ fn index_whole_log(shared: &Shared) -> Result<(), StoreError> {
                 });
             };
             let (_, json) = decode_log_value(seq, &value)?;
-            let record = EventRecord::from_stored(json).map_err(|error| StoreError::Corrupt {
-                what: "stored record",
-                location: format!("log seq {seq}"),
-                detail: format!("{error:?}"),
-            })?;
-            let scope = scope_of(&record);
-            let Some(scope_id) = shared.scope_id(&scope) else {
-                return Err(StoreError::Corrupt {
-                    what: "scope table",
-                    location: format!("log seq {seq}"),
-                    detail: format!("no id for the event's scope {scope:?}"),
-                });
-            };
-            let position = keys::position(record.event_time_ms, seq);
-            for index_key in index_keys(
-                &record.attributes,
-                scope_id,
-                record.event_time_ms,
-                &position,
-            ) {
+            let (_, index_keys) = stored_record_and_index_keys(shared, seq, json)?;
+            for index_key in index_keys {
                 batch.insert(&shared.index, &index_key[..], &[][..]);
                 entries += 1;
             }

@@ -362,27 +362,8 @@ impl Writer {
                 if !shared.is_expired(ingest_time_ms, now_ms) {
                     break;
                 }
-                let record =
-                    EventRecord::from_stored(json).map_err(|error| StoreError::Corrupt {
-                        what: "stored record",
-                        location: format!("log seq {seq}"),
-                        detail: format!("{error:?}"),
-                    })?;
-                let scope = scope_of(&record);
-                let Some(scope_id) = shared.scope_id(&scope) else {
-                    return Err(StoreError::Corrupt {
-                        what: "scope table",
-                        location: format!("log seq {seq}"),
-                        detail: format!("no id for the event's scope {scope:?}"),
-                    });
-                };
-                let position = keys::position(record.event_time_ms, seq);
-                for index_key in index_keys(
-                    &record.attributes,
-                    scope_id,
-                    record.event_time_ms,
-                    &position,
-                ) {
+                let (record, index_keys) = stored_record_and_index_keys(&shared, seq, json)?;
+                for index_key in index_keys {
                     batch.remove(&shared.index, &index_key[..]);
                 }
                 batch.remove(
@@ -446,6 +427,36 @@ pub(crate) fn scope_of(record: &EventRecord) -> Scope {
         region: record.region.clone(),
         lane,
     }
+}
+
+/// A logged record and the index keys it has (or should have), for retention and for
+/// rebuilding the index.
+pub(crate) fn stored_record_and_index_keys(
+    shared: &Shared,
+    seq: u64,
+    json: &str,
+) -> Result<(EventRecord, Vec<keys::IndexKey>), StoreError> {
+    let record = EventRecord::from_stored(json).map_err(|error| StoreError::Corrupt {
+        what: "stored record",
+        location: format!("log seq {seq}"),
+        detail: format!("{error:?}"),
+    })?;
+    let scope = scope_of(&record);
+    let Some(scope_id) = shared.scope_id(&scope) else {
+        return Err(StoreError::Corrupt {
+            what: "scope table",
+            location: format!("log seq {seq}"),
+            detail: format!("no id for the event's scope {scope:?}"),
+        });
+    };
+    let position = keys::position(record.event_time_ms, seq);
+    let index_keys = index_keys(
+        &record.attributes,
+        scope_id,
+        record.event_time_ms,
+        &position,
+    );
+    Ok((record, index_keys))
 }
 
 /// Every index key of one event: the time-only entry plus one per attribute value.
