@@ -3,6 +3,7 @@
 // measurement, not a test: it prints figures and asserts nothing about time.
 //
 //   node tests/console/first-render.mjs --data-dir DIR [--bin target/release/opentrail] [--loads 20]
+//        [--view 'eventSource=dynamodb.amazonaws.com&resourceName=orders' ...]
 //
 // It starts `opentrail serve` on DIR, signs in with the admin key from DIR/credentials, then
 // loads each view `--loads` times in a fresh navigation and reports, per view, the time from
@@ -25,6 +26,8 @@ const { values: options } = parseArgs({
     bin: { type: 'string', default: path.join(repo, 'target', 'release', 'opentrail') },
     loads: { type: 'string', default: '20' },
     port: { type: 'string', default: '18765' },
+    // Extra views, as the query string of /console/events (e.g. `eventSource=s3.amazonaws.com`).
+    view: { type: 'string', multiple: true, default: [] },
   },
 });
 if (!options['data-dir']) {
@@ -103,6 +106,7 @@ try {
   for (const name of ['eventSource', 'eventName', 'username']) {
     if (newest?.[name]) views.push([`filtered by ${name}`, `?${name}=${encodeURIComponent(newest[name])}`]);
   }
+  for (const query of options.view) views.push([`filtered: ${query}`, `?${query}`]);
   console.log(`# first render of /console/events, ${loads} loads per view, data dir ${dataDir}`);
   console.log('| view | rows | p50 ms | p95 ms | max ms |\n|---|---|---|---|---|');
   for (const [name, query] of views) await measure(page, name, query);
