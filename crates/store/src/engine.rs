@@ -336,14 +336,7 @@ impl Store {
         let start = seq_key(after_seq.saturating_add(1));
         let mut entries = Vec::new();
         for guard in self.shared.log.range(start..).take(limit) {
-            let (key, value) = guard
-                .into_inner()
-                .map_err(|error| self.shared.engine_error(error))?;
-            let seq = seq_from_key(&key).ok_or_else(|| StoreError::Corrupt {
-                what: "log key",
-                location: self.shared.engine_dir().display().to_string(),
-                detail: format!("expected 8 bytes, found {}", key.len()),
-            })?;
+            let (seq, value) = self.shared.log_entry(guard)?;
             let (ingest_time_ms, json) = decode_log_value(seq, &value)?;
             entries.push(LogEntry {
                 seq,
@@ -468,14 +461,7 @@ impl Store {
     pub fn verify(&self) -> Result<u64, StoreError> {
         let mut records = 0;
         for guard in self.shared.log.iter() {
-            let (key, value) = guard
-                .into_inner()
-                .map_err(|error| self.shared.engine_error(error))?;
-            let seq = seq_from_key(&key).ok_or_else(|| StoreError::Corrupt {
-                what: "log key",
-                location: self.shared.engine_dir().display().to_string(),
-                detail: format!("expected 8 bytes, found {}", key.len()),
-            })?;
+            let (seq, value) = self.shared.log_entry(guard)?;
             decode_log_value(seq, &value)?;
             records += 1;
         }
@@ -502,6 +488,19 @@ impl Shared {
 
     pub(crate) fn engine_error(&self, error: fjall::Error) -> StoreError {
         StoreError::engine(&self.engine_dir(), error)
+    }
+
+    /// One item of an iterator over the log, as (seq, encoded value).
+    pub(crate) fn log_entry(&self, guard: fjall::Guard) -> Result<(u64, fjall::Slice), StoreError> {
+        let (key, value) = guard
+            .into_inner()
+            .map_err(|error| self.engine_error(error))?;
+        let seq = seq_from_key(&key).ok_or_else(|| StoreError::Corrupt {
+            what: "log key",
+            location: self.engine_dir().display().to_string(),
+            detail: format!("expected 8 bytes, found {}", key.len()),
+        })?;
+        Ok((seq, value))
     }
 
     /// Reads one event by sequence number; `None` when absent or past retention.

@@ -66,16 +66,7 @@ fn index_whole_log(shared: &Shared) -> Result<(), StoreError> {
         let mut entries = 0;
         let mut last_seq = None;
         for guard in shared.log.range(seq_key(next_seq)..) {
-            let (key, value) = guard
-                .into_inner()
-                .map_err(|error| shared.engine_error(error))?;
-            let Some(seq) = seq_from_key(&key) else {
-                return Err(StoreError::Corrupt {
-                    what: "log key",
-                    location: shared.engine_dir().display().to_string(),
-                    detail: format!("expected 8 bytes, found {}", key.len()),
-                });
-            };
+            let (seq, value) = shared.log_entry(guard)?;
             let (_, json) = decode_log_value(seq, &value)?;
             let (_, index_keys) = stored_record_and_index_keys(shared, seq, json)?;
             for index_key in index_keys {

@@ -345,16 +345,7 @@ impl Writer {
             let mut removed_in_batch = 0;
             let mut last_removed_seq = None;
             for guard in shared.log.range(start..).take(EXPIRE_BATCH_EVENTS_MAX) {
-                let (key, value) = guard
-                    .into_inner()
-                    .map_err(|error| shared.engine_error(error))?;
-                let Some(seq) = seq_from_key(&key) else {
-                    return Err(StoreError::Corrupt {
-                        what: "log key",
-                        location: shared.engine_dir().display().to_string(),
-                        detail: format!("expected 8 bytes, found {}", key.len()),
-                    });
-                };
+                let (seq, value) = shared.log_entry(guard)?;
                 if seq >= oldest_unconsumed_seq {
                     break;
                 }
@@ -370,7 +361,7 @@ impl Writer {
                     &shared.dedup,
                     keys::dedup_key(&record.account_id, &record.event_id),
                 );
-                batch.remove(&shared.log, key.to_vec());
+                batch.remove(&shared.log, &seq_key(seq)[..]);
                 removed_in_batch += 1;
                 last_removed_seq = Some(seq);
             }
