@@ -79,6 +79,11 @@ struct Args {
     /// Sequential lookups timed per attribute [default: 200; 100 with --quick].
     #[arg(long, value_name = "N")]
     lookups_per_attribute: Option<usize>,
+    /// Only the lookup phase, on the data dir (`WORK_DIR/data`) of an earlier run kept with
+    /// --keep, after its background work settled. Pass that run's --events and --seed: the
+    /// lookup values are sampled from the same regenerated stream.
+    #[arg(long, value_name = "DIR")]
+    lookups_on: Option<PathBuf>,
     /// Lookup values per attribute run with DuckDB (over the gz files, each query reads
     /// every log file) [default: 1; 2 with --quick].
     #[arg(long, value_name = "N")]
@@ -172,6 +177,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         start_s: config.start_ms / 1000 - 3600,
         end_s: config.end_ms() / 1000 + 3600,
     };
+    if let Some(data_dir) = &args.lookups_on {
+        return lookups_only(&args, &binary, data_dir, &config, &scope, clients).await;
+    }
     eprintln!(
         "opentrail-bench: {events} events, {clients} clients, work dir {}",
         work_dir.display()
@@ -428,4 +436,72 @@ fn import(binary: &Path, logs_dir: &Path, data_dir: &Path) -> anyhow::Result<Opt
         json_bytes: number("json_bytes"),
         bytes_read: number("bytes_read"),
     }))
+}
+
+/// `--lookups-on DIR`: the lookup phase alone, on a kept data dir, printed as a table.
+async fn lookups_only(
+    args: &Args,
+    binary: &Path,
+    data_dir: &Path,
+    config: &GeneratorConfig,
+    scope: &lookups::Scope,
+    clients: usize,
+) -> anyhow::Result<()> {
+    let context = IngestContext {
+        account_id: config.primary_account.clone(),
+        region: config.primary_region.clone(),
+    };
+    // The same values a full run samples: the stream is regenerated, not written.
+    let stride = (config.events / LOOKUP_SAMPLE_TARGET).max(1);
+    let mut samples = lookups::Samples::default();
+    let mut generator = Generator::new(config.clone());
+    let mut line = String::with_capacity(4096);
+    let mut index = 0u64;
+    while generator.next_into(&mut line).is_some() {
+        if index % stride == stride / 2 {
+            samples.add(&line, scope, &context);
+        }
+        index += 1;
+        line.clear();
+    }
+    let log = data_dir.with_file_name("server-lookups.log");
+    let mut server = server::ServerProcess::start_on(binary, data_dir, &log).await?;
+    let api = Arc::new(api::Api::new(
+        &server.endpoint,
+        &server.host,
+        server.credentials.clone(),
+    )?);
+    let per_attribute = args.lookups_per_attribute.unwrap_or(200);
+    let latencies = lookups::latencies(&api, &samples, scope, per_attribute).await?;
+    let (done, seconds) = lookups::throughput(
+        Arc::clone(&api),
+        &samples,
+        scope,
+        clients,
+        20_000,
+        Duration::from_secs(30),
+    )
+    .await?;
+    let rss_mb = server.peak_rss_mb();
+    server.stop()?;
+    println!(
+        "## opentrail-bench --lookups-on {}: {} events (seed {}), {per_attribute} lookups per attribute\n",
+        data_dir.display(),
+        config.events,
+        args.seed
+    );
+    println!("| attribute | p50 ms | p99 ms |\n|---|---|---|");
+    for (attribute, timings) in &latencies {
+        println!(
+            "| {attribute} | {:.2} | {:.2} |",
+            lookups::percentile(timings, 0.5),
+            lookups::percentile(timings, 0.99)
+        );
+    }
+    println!(
+        "\nlookups/s with {clients} clients: {:.0}; server peak RSS {}",
+        done as f64 / seconds.max(f64::EPSILON),
+        rss_mb.map_or_else(|| "unknown".to_owned(), |mb| format!("{mb:.0} MB"))
+    );
+    Ok(())
 }

@@ -40,6 +40,16 @@ impl ServerProcess {
                 data_dir.display()
             );
         }
+        ServerProcess::start_on(binary, data_dir, log).await
+    }
+
+    /// Starts `opentrail serve` on a data directory that may already hold events (a
+    /// directory an earlier run kept).
+    pub async fn start_on(
+        binary: &Path,
+        data_dir: &Path,
+        log: &Path,
+    ) -> anyhow::Result<ServerProcess> {
         let port = free_port()?;
         let host = format!("127.0.0.1:{port}");
         let log_file = std::fs::File::create(log)
