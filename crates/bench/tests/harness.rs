@@ -1,0 +1,94 @@
+//! The harness end to end on a small run: the real `opentrail` binary (the one built next
+//! to this bench), no DuckDB. Checks what a user of the report relies on, never timings.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use anyhow::{Context, ensure};
+use serde_json::Value;
+
+const EVENTS: u64 = 3_000;
+
+fn opentrail_binary() -> anyhow::Result<PathBuf> {
+    let bench = PathBuf::from(env!("CARGO_BIN_EXE_opentrail-bench"));
+    let binary = bench.with_file_name("opentrail");
+    ensure!(
+        binary.exists(),
+        "{} is missing: build the workspace first (`cargo build --workspace`)",
+        binary.display()
+    );
+    Ok(binary)
+}
+
+#[test]
+fn a_small_run_reports_every_figure_the_issue_names() -> anyhow::Result<()> {
+    let work = tempfile::tempdir()?;
+    let report_path = work.path().join("report.json");
+    let output = Command::new(env!("CARGO_BIN_EXE_opentrail-bench"))
+        .args(["--quick", "--skip-duckdb", "--clients", "2"])
+        .args(["--events", &EVENTS.to_string()])
+        .args(["--lookups-per-attribute", "5"])
+        .arg("--binary")
+        .arg(opentrail_binary()?)
+        .arg("--work-dir")
+        .arg(work.path().join("run"))
+        .arg("--out")
+        .arg(&report_path)
+        .output()
+        .context("run opentrail-bench")?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    ensure!(
+        output.status.success(),
+        "opentrail-bench failed: {}\n{stdout}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    ensure!(
+        stdout.contains("| durable ingest"),
+        "no markdown table:\n{stdout}"
+    );
+
+    let report: Value = serde_json::from_slice(&std::fs::read(&report_path)?)?;
+    ensure!(report["events"] == EVENTS, "events: {}", report["events"]);
+    for key in [
+        "ingest_events_per_s",
+        "parse_ceiling_events_per_s",
+        "freshness_p99_ms",
+        "lookups_per_s",
+        "bytes_per_event_on_disk",
+        "raw_bytes_per_event",
+        "server_rss_peak_mb",
+        "ingest_fraction_of_parse_ceiling",
+        "disk_compression_ratio",
+        "import_mb_per_s",
+    ] {
+        let value = report[key]
+            .as_f64()
+            .with_context(|| format!("{key} is not a number: {}", report[key]))?;
+        ensure!(value > 0.0, "{key} = {value}");
+    }
+    for key in ["lookup_p50_ms", "lookup_p99_ms"] {
+        let per_attribute = report[key]
+            .as_object()
+            .with_context(|| format!("{key} is not an object"))?;
+        for attribute in [
+            "EventId",
+            "EventName",
+            "ReadOnly",
+            "Username",
+            "ResourceType",
+            "ResourceName",
+            "EventSource",
+            "AccessKeyId",
+        ] {
+            ensure!(
+                per_attribute
+                    .get(attribute)
+                    .and_then(Value::as_f64)
+                    .is_some(),
+                "{key} lacks {attribute}: {per_attribute:?}"
+            );
+        }
+    }
+    Ok(())
+}
