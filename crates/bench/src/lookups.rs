@@ -15,16 +15,7 @@ use opentrail_event::{FilterField, IngestContext, parse_batch};
 use crate::api::{Api, Lookup};
 
 /// CloudTrail's eight lookup attributes, in the order reports list them.
-pub const ATTRIBUTES: [&str; 8] = [
-    "EventId",
-    "EventName",
-    "ReadOnly",
-    "Username",
-    "ResourceType",
-    "ResourceName",
-    "EventSource",
-    "AccessKeyId",
-];
+pub const ATTRIBUTES: [&str; 8] = opentrail_protocol::lookup_events::LOOKUP_ATTRIBUTE_KEYS;
 pub const PAGE: u32 = 50;
 /// Values kept per attribute.
 const SAMPLES_MAX: usize = 400;

@@ -71,16 +71,7 @@ fn a_small_run_reports_every_figure_the_issue_names() -> anyhow::Result<()> {
         let per_attribute = report[key]
             .as_object()
             .with_context(|| format!("{key} is not an object"))?;
-        for attribute in [
-            "EventId",
-            "EventName",
-            "ReadOnly",
-            "Username",
-            "ResourceType",
-            "ResourceName",
-            "EventSource",
-            "AccessKeyId",
-        ] {
+        for attribute in opentrail_protocol::lookup_events::LOOKUP_ATTRIBUTE_KEYS {
             ensure!(
                 per_attribute
                     .get(attribute)

@@ -65,6 +65,18 @@ pub struct ValidatedLookup {
     pub next_token: Option<String>,
 }
 
+/// The `LookupAttribute.AttributeKey` values of the botocore model, in its order.
+pub const LOOKUP_ATTRIBUTE_KEYS: [&str; 8] = [
+    "EventId",
+    "EventName",
+    "ReadOnly",
+    "Username",
+    "ResourceType",
+    "ResourceName",
+    "EventSource",
+    "AccessKeyId",
+];
+
 /// Maps a `LookupAttribute.AttributeKey` (case-sensitive, model enum) to its filter field.
 pub fn attribute_key_to_field(key: &str) -> Option<FilterField> {
     match key {
@@ -351,16 +363,7 @@ mod tests {
 
     #[test]
     fn every_attribute_key_maps_both_ways() {
-        for key in [
-            "EventId",
-            "EventName",
-            "ReadOnly",
-            "Username",
-            "ResourceType",
-            "ResourceName",
-            "EventSource",
-            "AccessKeyId",
-        ] {
+        for key in LOOKUP_ATTRIBUTE_KEYS {
             let field = attribute_key_to_field(key);
             assert_eq!(field.and_then(field_to_attribute_key), Some(key));
         }
