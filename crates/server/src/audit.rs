@@ -15,6 +15,7 @@ use opentrail_event::{ApiCall, EventRecord};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::api_error::ApiError;
 use crate::auth::Caller;
 use crate::observability::RequestId;
 
@@ -42,6 +43,39 @@ pub struct AuditedCall<'a> {
     /// The AWS error code and message when the call failed.
     pub error: Option<(&'a str, &'a str)>,
     pub read_only: bool,
+}
+
+/// Who made a management call and how, as a handler's extractors saw it: everything a
+/// self-audit record needs besides the call's name, parameters and outcome.
+pub struct CallContext<'a> {
+    pub audit: &'a AuditRecorder,
+    pub caller: &'a Caller,
+    pub request_id: &'a RequestId,
+    pub client: SocketAddr,
+    pub headers: &'a HeaderMap,
+}
+
+impl CallContext<'_> {
+    /// Records the call; read-only is inferred from its name, as for ingested events.
+    pub async fn record(
+        &self,
+        event_name: &str,
+        request_parameters: Option<serde_json::Value>,
+        error: Option<&ApiError>,
+    ) {
+        self.audit
+            .record(AuditedCall {
+                event_name,
+                caller: self.caller,
+                request_id: self.request_id,
+                client: Some(self.client),
+                headers: self.headers,
+                request_parameters,
+                error: error.map(|error| (error.code(), error.message())),
+                read_only: opentrail_event::infer_read_only(event_name),
+            })
+            .await;
+    }
 }
 
 impl AuditRecorder {

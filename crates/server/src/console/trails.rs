@@ -31,7 +31,7 @@ use serde_json::{Value, json};
 
 use crate::api_error::ApiError;
 use crate::app::AppState;
-use crate::audit::AuditedCall;
+use crate::audit::CallContext;
 use crate::auth::Caller;
 use crate::observability::RequestId;
 use crate::routes::trails::handle_operation;
@@ -71,17 +71,17 @@ pub async fn list(
     if refresh {
         return result.map(Json);
     }
-    let call = Call {
-        state: &state,
+    let call = CallContext {
+        audit: &state.audit,
         caller: &caller,
         request_id: &request_id,
         client,
         headers: &headers,
     };
     call.record(
-        Operation::DescribeTrails,
-        json!({ "console": "trails" }),
-        &result,
+        Operation::DescribeTrails.name(),
+        Some(json!({ "console": "trails" })),
+        result.as_ref().err(),
     )
     .await;
     result.map(Json)
@@ -129,8 +129,8 @@ pub async fn create(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let call = Call {
-        state: &state,
+    let call = CallContext {
+        audit: &state.audit,
         caller: &caller,
         request_id: &request_id,
         client,
@@ -145,8 +145,12 @@ pub async fn create(
         },
         Err(error) => Err(error),
     };
-    call.record(Operation::CreateTrail, parameters(&body), &result)
-        .await;
+    call.record(
+        Operation::CreateTrail.name(),
+        Some(parameters(&body)),
+        result.as_ref().err(),
+    )
+    .await;
     result.map(Json)
 }
 
@@ -226,8 +230,8 @@ async fn switch(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let call = Call {
-        state: &state,
+    let call = CallContext {
+        audit: &state.audit,
         caller: &caller,
         request_id: &request_id,
         client,
@@ -242,7 +246,12 @@ async fn switch(
         },
         Err(error) => Err(error),
     };
-    call.record(operation, parameters(&body), &result).await;
+    call.record(
+        operation.name(),
+        Some(parameters(&body)),
+        result.as_ref().err(),
+    )
+    .await;
     result.map(|_| Json(json!({})))
 }
 
@@ -266,39 +275,6 @@ pub(crate) async fn run(
 fn parameters(body: &[u8]) -> Value {
     let sent = serde_json::from_slice::<Value>(body).unwrap_or(Value::Null);
     json!({ "console": "trails", "request": sent })
-}
-
-/// What every recorded call shares.
-struct Call<'a> {
-    state: &'a AppState,
-    caller: &'a Caller,
-    request_id: &'a RequestId,
-    client: SocketAddr,
-    headers: &'a HeaderMap,
-}
-
-impl Call<'_> {
-    async fn record(
-        &self,
-        operation: Operation,
-        request_parameters: Value,
-        result: &Result<Value, ApiError>,
-    ) {
-        let error = result.as_ref().err();
-        self.state
-            .audit
-            .record(AuditedCall {
-                event_name: operation.name(),
-                caller: self.caller,
-                request_id: self.request_id,
-                client: Some(self.client),
-                headers: self.headers,
-                request_parameters: Some(request_parameters),
-                error: error.map(|error| (error.code(), error.message())),
-                read_only: opentrail_event::infer_read_only(operation.name()),
-            })
-            .await;
-    }
 }
 
 fn validation(message: String) -> ApiError {

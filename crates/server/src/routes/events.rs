@@ -16,7 +16,7 @@ use opentrail_store::{AppendOutcome, EventLane, LookupQuery, PageCursor};
 
 use crate::api_error::ApiError;
 use crate::app::AppState;
-use crate::audit::AuditedCall;
+use crate::audit::CallContext;
 use crate::auth::Caller;
 use crate::ingest::append_records;
 use crate::observability::RequestId;
@@ -35,26 +35,19 @@ pub async fn ingest(
     let _permit = state.ingest.admit()?;
     let result = ingest_body(&state, &caller, &body).await;
     if state.config.record_ingest_calls {
-        let (code, message) = match &result {
-            Ok(_) => (None, None),
-            Err(error) => (
-                Some(error.code().to_owned()),
-                Some(error.message().to_owned()),
-            ),
-        };
-        state
-            .audit
-            .record(AuditedCall {
-                event_name: "PutEvents",
-                caller: &caller,
-                request_id: &request_id,
-                client: Some(client),
-                headers: &headers,
-                request_parameters: Some(serde_json::json!({ "bodyBytes": body.len() })),
-                error: code.as_deref().zip(message.as_deref()),
-                read_only: false,
-            })
-            .await;
+        CallContext {
+            audit: &state.audit,
+            caller: &caller,
+            request_id: &request_id,
+            client,
+            headers: &headers,
+        }
+        .record(
+            "PutEvents",
+            Some(serde_json::json!({ "bodyBytes": body.len() })),
+            result.as_ref().err(),
+        )
+        .await;
     }
     let response = result?;
     let body = serde_json::to_vec(&response).map_err(ApiError::internal)?;
@@ -156,20 +149,19 @@ pub async fn lookup(
 ) -> Result<Response, ApiError> {
     let query_text = query.unwrap_or_default();
     let result = lookup_page(&state, &caller, &query_text).await;
-    let error = result.as_ref().err();
-    state
-        .audit
-        .record(AuditedCall {
-            event_name: "LookupEvents",
-            caller: &caller,
-            request_id: &request_id,
-            client: Some(client),
-            headers: &headers,
-            request_parameters: Some(serde_json::json!({ "query": query_text })),
-            error: error.map(|error| (error.code(), error.message())),
-            read_only: true,
-        })
-        .await;
+    CallContext {
+        audit: &state.audit,
+        caller: &caller,
+        request_id: &request_id,
+        client,
+        headers: &headers,
+    }
+    .record(
+        "LookupEvents",
+        Some(serde_json::json!({ "query": query_text })),
+        result.as_ref().err(),
+    )
+    .await;
     let body = result?;
     Ok((
         StatusCode::OK,

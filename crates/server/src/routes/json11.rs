@@ -18,7 +18,7 @@ use opentrail_store::{EventLane, LookupQuery};
 
 use crate::api_error::ApiError;
 use crate::app::AppState;
-use crate::audit::AuditedCall;
+use crate::audit::CallContext;
 use crate::auth::Caller;
 use crate::observability::RequestId;
 use crate::routes::events::{decode_page_cursor, run_lookup, scoped_account};
@@ -63,20 +63,19 @@ pub async fn dispatch(
             other.name()
         )))),
     };
-    let error = result.as_ref().err();
-    state
-        .audit
-        .record(AuditedCall {
-            event_name: operation.name(),
-            caller: &caller,
-            request_id: &request_id,
-            client: Some(client),
-            headers: &headers,
-            request_parameters: request_parameters(&body),
-            error: error.map(|error| (error.code(), error.message())),
-            read_only: opentrail_event::infer_read_only(operation.name()),
-        })
-        .await;
+    CallContext {
+        audit: &state.audit,
+        caller: &caller,
+        request_id: &request_id,
+        client,
+        headers: &headers,
+    }
+    .record(
+        operation.name(),
+        request_parameters(&body),
+        result.as_ref().err(),
+    )
+    .await;
     result
 }
 

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::api_error::ApiError;
 use crate::app::AppState;
-use crate::audit::AuditedCall;
+use crate::audit::CallContext;
 use crate::auth::Caller;
 use crate::config::is_valid_account_id;
 use crate::keys::{AccessKey, CreatedAccessKey, KeyStoreError, Role};
@@ -81,20 +81,19 @@ pub async fn create_key(
         .as_ref()
         .ok()
         .map(|created| created.access_key_id.clone());
-    record_key_call(
-        &state,
-        KeyCall {
-            event_name: "CreateAccessKey",
-            caller: &caller,
-            request_id: &request_id,
-            client,
-            headers: &headers,
-            parameters: serde_json::json!({
-                "request": parameters,
-                "createdAccessKeyId": created_id,
-            }),
-            read_only: false,
-        },
+    CallContext {
+        audit: &state.audit,
+        caller: &caller,
+        request_id: &request_id,
+        client,
+        headers: &headers,
+    }
+    .record(
+        "CreateAccessKey",
+        Some(serde_json::json!({
+            "request": parameters,
+            "createdAccessKeyId": created_id,
+        })),
         result.as_ref().err(),
     )
     .await;
@@ -164,19 +163,14 @@ pub async fn list_keys(
             .collect();
         ListKeysResponse { keys }
     });
-    record_key_call(
-        &state,
-        KeyCall {
-            event_name: "ListAccessKeys",
-            caller: &caller,
-            request_id: &request_id,
-            client,
-            headers: &headers,
-            parameters: serde_json::Value::Null,
-            read_only: true,
-        },
-        result.as_ref().err(),
-    )
+    CallContext {
+        audit: &state.audit,
+        caller: &caller,
+        request_id: &request_id,
+        client,
+        headers: &headers,
+    }
+    .record("ListAccessKeys", None, result.as_ref().err())
     .await;
     Ok(Json(result?))
 }
@@ -191,50 +185,16 @@ pub async fn revoke_key(
 ) -> Result<Json<KeyResponse>, ApiError> {
     let parameters = serde_json::json!({ "accessKeyId": access_key_id });
     let result = revoke_key_for(&state, &caller, access_key_id).await;
-    record_key_call(
-        &state,
-        KeyCall {
-            event_name: "DeleteAccessKey",
-            caller: &caller,
-            request_id: &request_id,
-            client,
-            headers: &headers,
-            parameters,
-            read_only: false,
-        },
-        result.as_ref().err(),
-    )
+    CallContext {
+        audit: &state.audit,
+        caller: &caller,
+        request_id: &request_id,
+        client,
+        headers: &headers,
+    }
+    .record("DeleteAccessKey", Some(parameters), result.as_ref().err())
     .await;
     Ok(Json(result?))
-}
-
-/// What the self-audit record of one key-management call holds.
-struct KeyCall<'a> {
-    event_name: &'a str,
-    caller: &'a Caller,
-    request_id: &'a RequestId,
-    client: SocketAddr,
-    headers: &'a HeaderMap,
-    parameters: serde_json::Value,
-    read_only: bool,
-}
-
-/// Key management is the most sensitive thing an admin does: every call, refused or not,
-/// is recorded like any other management call.
-async fn record_key_call(state: &AppState, call: KeyCall<'_>, error: Option<&ApiError>) {
-    state
-        .audit
-        .record(AuditedCall {
-            event_name: call.event_name,
-            caller: call.caller,
-            request_id: call.request_id,
-            client: Some(call.client),
-            headers: call.headers,
-            request_parameters: (!call.parameters.is_null()).then_some(call.parameters),
-            error: error.map(|error| (error.code(), error.message())),
-            read_only: call.read_only,
-        })
-        .await;
 }
 
 async fn revoke_key_for(
