@@ -182,6 +182,7 @@ impl Store {
         }
 
         let engine_dir = dir.join(ENGINE_DIR_NAME);
+        discard_unfinished_engine(&engine_dir)?;
         let database = fjall::Database::builder(&engine_dir)
             .cache_size(options.cache_bytes)
             // fjall's floor is 64 MiB of journal.
@@ -542,6 +543,24 @@ impl Shared {
     pub(crate) fn is_expired(&self, ingest_time_ms: i64, now_ms: i64) -> bool {
         ingest_time_ms < now_ms.saturating_sub(self.retention_ms)
     }
+}
+
+/// fjall writes its `version` marker last when it creates a database, and treats a folder
+/// without one as new, but a kill between creating the journal and writing the marker
+/// leaves files that make the next creation fail ("File exists"). Nothing can have been
+/// written to such a folder, so it is removed and created again.
+fn discard_unfinished_engine(engine_dir: &Path) -> Result<(), StoreError> {
+    const FJALL_VERSION_MARKER: &str = "version";
+    let marker = engine_dir.join(FJALL_VERSION_MARKER);
+    let unfinished = engine_dir.exists()
+        && !marker
+            .try_exists()
+            .map_err(|error| StoreError::io(&marker, error))?;
+    if unfinished {
+        tracing::warn!(path = %engine_dir.display(), "removing a storage engine whose creation was interrupted");
+        std::fs::remove_dir_all(engine_dir).map_err(|error| StoreError::io(engine_dir, error))?;
+    }
+    Ok(())
 }
 
 /// JSON compresses well: LZ4 at every level (fjall leaves the first two uncompressed by

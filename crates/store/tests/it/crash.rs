@@ -9,7 +9,7 @@ use std::time::Duration;
 use opentrail_event::FilterField;
 use opentrail_store::LookupQuery;
 
-use crate::support::{ACCOUNT, REGION, all_ids, open};
+use crate::support::{ACCOUNT, REGION, all_ids, event, open, records};
 
 const CYCLES: u64 = 20;
 
@@ -92,4 +92,19 @@ fn every_acknowledged_event_survives_kill_dash_nine_exactly_once() {
         "the writer made progress: {}",
         acknowledged.len()
     );
+}
+
+#[test]
+fn a_store_killed_while_its_engine_was_being_created_opens() {
+    // What a kill between fjall creating its first journal and writing its version
+    // marker leaves behind: nothing was acknowledged, and the next open must not fail.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let engine = dir.path().join("engine");
+    std::fs::create_dir_all(engine.join("keyspaces")).expect("engine folders");
+    std::fs::write(engine.join("0.jnl"), b"").expect("journal file");
+    let store = open(dir.path());
+    store
+        .append(records(&event("e-1", "PutItem", "2024-05-01T10:00:00Z")))
+        .expect("append");
+    assert_eq!(store.stats().expect("stats").last_seq, 1);
 }
