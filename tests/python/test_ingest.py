@@ -170,6 +170,24 @@ def test_duplicate_inside_one_batch(server):
     _assert_stored_once(server, rec["eventID"])
 
 
+def test_resending_records_without_event_id_stores_them_once(server):
+    """A retried batch whose producer left eventID out is not stored twice: the
+    generated id is derived from the record's text."""
+    name = otlib.uniq("NoId")
+    recs = [
+        {"eventTime": otlib.iso(otlib.utcnow()), "eventSource": "example.amazonaws.com",
+         "eventName": name, "requestParameters": {"n": n}}
+        for n in range(3)
+    ]
+    first = server.ingest(recs)
+    generated = [a["eventId"] for a in first["accepted"]]
+    assert len(set(generated)) == 3, first
+    again = server.ingest(recs)
+    assert again["accepted"] == [] and again["failed"] == [], again
+    assert [(d["index"], d["eventId"]) for d in again["duplicates"]] == list(enumerate(generated))
+    assert sorted(ids(lookup_attr(server.client(), "EventName", name))) == sorted(generated)
+
+
 def test_same_event_id_in_two_accounts_is_two_events(server):
     """Dedup is by (recipientAccountId, eventID)."""
     eid = str(uuid.uuid4())

@@ -35,7 +35,7 @@
 //! | member | value when absent |
 //! |---|---|
 //! | `eventVersion` | [`DEFAULT_EVENT_VERSION`] (`"1.11"`) |
-//! | `eventID` | a new random (v4) UUID |
+//! | `eventID` | a name-based (v5) UUID of the caller's account and region and the record's text (see below) |
 //! | `eventType` | `"AwsApiCall"` |
 //! | `eventCategory` | `"Insight"` when `eventType` is `AwsCloudTrailInsight`, else `"Management"` |
 //! | `awsRegion` | [`IngestContext::region`] |
@@ -44,6 +44,12 @@
 //!
 //! So the stored object reads back as the input object plus the appended members; no
 //! present value is ever changed.
+//!
+//! The generated `eventID` depends only on what was sent, so a producer that retries a
+//! batch whose acknowledgement it never saw, or an import run twice, stores each record
+//! once (ids are deduplicated). The price: two records sent by the same account and region
+//! with byte-identical text and no `eventID` are one event. Producers that can emit such
+//! twins (the same call twice in one second) should send their own `eventID`.
 //!
 //! # `readOnly` inference
 //!
@@ -159,7 +165,9 @@ impl EventRecord {
             Cow::Borrowed(text)
         };
         let fields: RecordFields<'_> = serde_json::from_str(&single_line).map_err(invalid_json)?;
-        let (record, splices) = interpret(&fields, Some(context))?;
+        let (record, splices) = interpret(&fields, Some(context), || {
+            content_event_id(context, &single_line)
+        })?;
         let json = apply_splices(&single_line, &splices);
         check_size(json.len())?;
         Ok(EventRecord { json, ..record })
@@ -171,7 +179,8 @@ impl EventRecord {
     pub fn from_stored(json: &str) -> Result<EventRecord, InvalidRecord> {
         check_is_object(trim_json_whitespace(json))?;
         let fields: RecordFields<'_> = serde_json::from_str(json).map_err(invalid_json)?;
-        let (record, splices) = interpret(&fields, None)?;
+        // A stored record always has an id; a missing one is reported just below.
+        let (record, splices) = interpret(&fields, None, String::new)?;
         if let Some(splice) = splices.first() {
             return Err(InvalidRecord::new(
                 RecordErrorKind::MissingField,
@@ -183,6 +192,15 @@ impl EventRecord {
             ..record
         })
     }
+}
+
+/// The `eventID` of a record sent without one: a v5 UUID of the caller's account and region
+/// and the record's one-line text, so resending the same record yields the same id.
+fn content_event_id(context: &IngestContext, record_text: &str) -> String {
+    /// OpenTrail's namespace for these ids (a fixed random UUID).
+    const EVENT_ID_NAMESPACE: uuid::Uuid = uuid::uuid!("6f0c1a52-8d3e-4b7a-9c21-5e4d3f2a1b60");
+    let name = format!("{}\0{}\0{record_text}", context.account_id, context.region);
+    uuid::Uuid::new_v5(&EVENT_ID_NAMESPACE, name.as_bytes()).to_string()
 }
 
 /// Whether an event name is read-only, for records that carry no `readOnly`; the rule is
@@ -303,6 +321,7 @@ impl Resolved<'_> {
 fn interpret(
     fields: &RecordFields<'_>,
     context: Option<&IngestContext>,
+    generated_event_id: impl FnOnce() -> String,
 ) -> Result<(EventRecord, Vec<Splice>), InvalidRecord> {
     let event_name = fields.event_name.clone();
     let event_source = fields.event_source.clone();
@@ -337,9 +356,7 @@ fn interpret(
     let event_version = normalised_string(fields.event_version, "eventVersion", || {
         DEFAULT_EVENT_VERSION.to_owned()
     })?;
-    let event_id = normalised_string(fields.event_id, "eventID", || {
-        uuid::Uuid::new_v4().to_string()
-    })?;
+    let event_id = normalised_string(fields.event_id, "eventID", generated_event_id)?;
     let event_type = normalised_string(fields.event_type, "eventType", || "AwsApiCall".to_owned())?;
     let event_category = normalised_string(fields.event_category, "eventCategory", || {
         if event_type.as_str() == "AwsCloudTrailInsight" {

@@ -23,7 +23,7 @@ fn absent_members_are_appended_in_order() {
     assert!(record.json.starts_with(prefix), "{}", record.json);
     let appended = &record.json[prefix.len()..];
     let event_id = uuid::Uuid::parse_str(&record.event_id).expect("eventID is a UUID");
-    assert_eq!(event_id.get_version_num(), 4);
+    assert_eq!(event_id.get_version_num(), 5);
     assert_eq!(
         appended,
         format!(
@@ -39,8 +39,34 @@ fn absent_members_are_appended_in_order() {
 }
 
 #[test]
-fn generated_event_ids_differ() {
-    assert_ne!(normalise(MINIMAL).event_id, normalise(MINIMAL).event_id);
+fn a_resent_record_without_an_event_id_gets_the_same_id() {
+    assert_eq!(normalise(MINIMAL).event_id, normalise(MINIMAL).event_id);
+    let pretty = MINIMAL.replace(",\"", ",\n  \"").replace("\":", "\": ");
+    assert_eq!(
+        normalise(&pretty).event_id,
+        normalise(MINIMAL).event_id,
+        "the same object pretty-printed is the same record"
+    );
+}
+
+#[test]
+fn generated_event_ids_differ_by_text_account_and_region() {
+    let id = normalise(MINIMAL).event_id;
+    let other_time = MINIMAL.replace("10:00:00Z", "10:00:01Z");
+    assert_ne!(normalise(&other_time).event_id, id);
+    for other in [
+        IngestContext {
+            account_id: "444455556666".to_owned(),
+            ..context()
+        },
+        IngestContext {
+            region: "us-east-1".to_owned(),
+            ..context()
+        },
+    ] {
+        let record = EventRecord::from_json_object(MINIMAL, &other).expect("valid record");
+        assert_ne!(record.event_id, id);
+    }
 }
 
 #[test]
