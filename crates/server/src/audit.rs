@@ -10,12 +10,15 @@
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
+use axum::extract::{ConnectInfo, FromRef, FromRequestParts};
 use axum::http::HeaderMap;
+use axum::http::request::Parts;
 use opentrail_event::{ApiCall, EventRecord};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::api_error::ApiError;
+use crate::app::AppState;
 use crate::auth::Caller;
 use crate::observability::RequestId;
 
@@ -33,7 +36,7 @@ pub struct AuditRecorder {
 }
 
 /// What a handler knows about the call it just served.
-pub struct AuditedCall<'a> {
+struct AuditedCall<'a> {
     pub event_name: &'a str,
     pub caller: &'a Caller,
     pub request_id: &'a RequestId,
@@ -45,17 +48,47 @@ pub struct AuditedCall<'a> {
     pub read_only: bool,
 }
 
-/// Who made a management call and how, as a handler's extractors saw it: everything a
-/// self-audit record needs besides the call's name, parameters and outcome.
-pub struct CallContext<'a> {
-    pub audit: &'a AuditRecorder,
-    pub caller: &'a Caller,
-    pub request_id: &'a RequestId,
-    pub client: SocketAddr,
-    pub headers: &'a HeaderMap,
+/// Who made a management call and how: everything a self-audit record needs besides the
+/// call's name, parameters and outcome. Handlers take it as an extractor, in place of the
+/// caller, so no audited route can forget a part of the record.
+pub struct CallContext {
+    pub caller: Caller,
+    audit: AuditRecorder,
+    request_id: RequestId,
+    client: SocketAddr,
+    headers: HeaderMap,
 }
 
-impl CallContext<'_> {
+/// For the API's router (`AppState`) and the console's (whose state holds an `AppState`).
+impl<S> FromRequestParts<S> for CallContext
+where
+    AppState: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        let Ok(request_id) = RequestId::from_request_parts(parts, state).await;
+        let ConnectInfo(client) = ConnectInfo::<SocketAddr>::from_request_parts(parts, state)
+            .await
+            .map_err(ApiError::internal)?;
+        Ok(CallContext {
+            caller,
+            audit: AppState::from_ref(state).audit,
+            request_id,
+            client,
+            headers: parts.headers.clone(),
+        })
+    }
+}
+
+impl CallContext {
+    /// The request's headers.
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
     /// Records the call; read-only is inferred from its name, as for ingested events.
     pub async fn record(
         &self,
@@ -63,16 +96,39 @@ impl CallContext<'_> {
         request_parameters: Option<serde_json::Value>,
         error: Option<&ApiError>,
     ) {
+        let read_only = opentrail_event::infer_read_only(event_name);
+        self.record_as(event_name, request_parameters, error, read_only)
+            .await;
+    }
+
+    /// Records a call that only reads, whatever its name says (the console's export).
+    pub async fn record_read(
+        &self,
+        event_name: &str,
+        request_parameters: serde_json::Value,
+        error: Option<&ApiError>,
+    ) {
+        self.record_as(event_name, Some(request_parameters), error, true)
+            .await;
+    }
+
+    async fn record_as(
+        &self,
+        event_name: &str,
+        request_parameters: Option<serde_json::Value>,
+        error: Option<&ApiError>,
+        read_only: bool,
+    ) {
         self.audit
             .record(AuditedCall {
                 event_name,
-                caller: self.caller,
-                request_id: self.request_id,
+                caller: &self.caller,
+                request_id: &self.request_id,
                 client: Some(self.client),
-                headers: self.headers,
+                headers: &self.headers,
                 request_parameters,
                 error: error.map(|error| (error.code(), error.message())),
-                read_only: opentrail_event::infer_read_only(event_name),
+                read_only,
             })
             .await;
     }
@@ -111,7 +167,7 @@ impl AuditRecorder {
     }
 
     /// Queues the record of one management call.
-    pub async fn record(&self, call: AuditedCall<'_>) {
+    async fn record(&self, call: AuditedCall<'_>) {
         let user_agent = call
             .headers
             .get(axum::http::header::USER_AGENT)

@@ -30,11 +30,9 @@
 //! (`LookupEvents`, `LookupEvents`, `ExportEvents`). Further pages and the tail's polls
 //! are not: a page open for an hour would otherwise write 3,600 records about itself.
 
-use std::net::SocketAddr;
-
 use axum::body::{Body, Bytes};
-use axum::extract::{ConnectInfo, RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use http_body_util::channel::{Channel, Sender};
 use opentrail_event::{EventRecord, FilterField};
@@ -45,9 +43,8 @@ use serde::Serialize;
 
 use crate::api_error::ApiError;
 use crate::app::AppState;
-use crate::audit::AuditedCall;
+use crate::audit::CallContext;
 use crate::auth::Caller;
-use crate::observability::RequestId;
 use crate::routes::events::{decode_page_cursor, run_lookup, scoped_account};
 
 /// Events per store query when a request reads more than one page (errors-only, export).
@@ -305,23 +302,15 @@ struct TailResponse<'a> {
 /// `GET /console/api/events`.
 pub async fn list(
     State(state): State<AppState>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
-    request_id: RequestId,
-    caller: Caller,
-    headers: HeaderMap,
+    call: CallContext,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let raw = raw.unwrap_or_default();
-    let result = list_body(&state, &caller, &raw).await;
+    let result = list_body(&state, &call.caller, &raw).await;
     let first_page = !raw.split('&').any(|pair| pair.starts_with("cursor="));
     if first_page {
         let error = result.as_ref().err();
-        record_read(
-            &state,
-            &caller,
-            &request_id,
-            client,
-            &headers,
+        call.record_read(
             "LookupEvents",
             serde_json::json!({ "console": "history", "query": raw }),
             error,
@@ -544,10 +533,7 @@ pub async fn read_tail(
 /// out; the event id is then looked up within the caller's scope.
 pub async fn detail(
     State(state): State<AppState>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
-    request_id: RequestId,
-    caller: Caller,
-    headers: HeaderMap,
+    call: CallContext,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let raw = raw.unwrap_or_default();
@@ -563,15 +549,10 @@ pub async fn detail(
         }
     }
     let result = match &event_id {
-        Some(event_id) => find_event(&state, &caller, account.as_deref(), event_id).await,
+        Some(event_id) => find_event(&state, &call.caller, account.as_deref(), event_id).await,
         None => Err(validation("id (the event ID) is required.")),
     };
-    record_read(
-        &state,
-        &caller,
-        &request_id,
-        client,
-        &headers,
+    call.record_read(
         "LookupEvents",
         serde_json::json!({ "console": "detail", "eventId": event_id, "account": account }),
         result.as_ref().err(),
@@ -620,20 +601,12 @@ pub struct ExportAborted(String);
 /// `GET /console/api/export?format=csv|json&…`: every event of the view, newest first.
 pub async fn export(
     State(state): State<AppState>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
-    request_id: RequestId,
-    caller: Caller,
-    headers: HeaderMap,
+    call: CallContext,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let raw = raw.unwrap_or_default();
-    let prepared = prepare_export(&state, &caller, &raw);
-    record_read(
-        &state,
-        &caller,
-        &request_id,
-        client,
-        &headers,
+    let prepared = prepare_export(&state, &call.caller, &raw);
+    call.record_read(
         "ExportEvents",
         serde_json::json!({ "console": "export", "query": raw }),
         prepared.as_ref().err(),
@@ -795,32 +768,6 @@ pub fn write_csv_field(out: &mut Vec<u8>, value: &str) {
         out.push(byte);
     }
     out.push(b'"');
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn record_read(
-    state: &AppState,
-    caller: &Caller,
-    request_id: &RequestId,
-    client: SocketAddr,
-    headers: &HeaderMap,
-    event_name: &str,
-    request_parameters: serde_json::Value,
-    error: Option<&ApiError>,
-) {
-    state
-        .audit
-        .record(AuditedCall {
-            event_name,
-            caller,
-            request_id,
-            client: Some(client),
-            headers,
-            request_parameters: Some(request_parameters),
-            error: error.map(|error| (error.code(), error.message())),
-            read_only: true,
-        })
-        .await;
 }
 
 fn json_bytes_response(body: Vec<u8>) -> Response {

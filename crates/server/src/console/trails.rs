@@ -18,12 +18,9 @@
 //! refreshes (`?refresh=1`): an open page would otherwise write 720 records an hour about
 //! itself.
 
-use std::net::SocketAddr;
-
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, RawQuery, State};
-use axum::http::HeaderMap;
+use axum::extract::{RawQuery, State};
 use opentrail_protocol::AwsError;
 use opentrail_protocol::json11::Operation;
 use serde::Deserialize;
@@ -33,7 +30,6 @@ use crate::api_error::ApiError;
 use crate::app::AppState;
 use crate::audit::CallContext;
 use crate::auth::Caller;
-use crate::observability::RequestId;
 use crate::routes::trails::handle_operation;
 
 /// What the create form sends.
@@ -58,26 +54,16 @@ struct NameRequest {
 /// `GET /console/api/trails`: every trail of the caller's account and region with its status.
 pub async fn list(
     State(state): State<AppState>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
-    request_id: RequestId,
-    caller: Caller,
-    headers: HeaderMap,
+    call: CallContext,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    let result = list_with_status(&state, &caller).await;
+    let result = list_with_status(&state, &call.caller).await;
     let refresh = raw
         .as_deref()
         .is_some_and(|query| query.split('&').any(|pair| pair == "refresh=1"));
     if refresh {
         return result.map(Json);
     }
-    let call = CallContext {
-        audit: &state.audit,
-        caller: &caller,
-        request_id: &request_id,
-        client,
-        headers: &headers,
-    };
     call.record(
         Operation::DescribeTrails.name(),
         Some(json!({ "console": "trails" })),
@@ -123,24 +109,15 @@ pub(crate) async fn list_with_status(state: &AppState, caller: &Caller) -> Resul
 /// `POST /console/api/trails`: CreateTrail.
 pub async fn create(
     State(state): State<AppState>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
-    request_id: RequestId,
-    caller: Caller,
-    headers: HeaderMap,
+    call: CallContext,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let call = CallContext {
-        audit: &state.audit,
-        caller: &caller,
-        request_id: &request_id,
-        client,
-        headers: &headers,
-    };
+    let caller = &call.caller;
     // The role is checked again inside the handler; checking first means a read key
     // learns nothing from how its malformed form would have been validated.
     let result = match caller.require_admin() {
         Ok(()) => match create_body(&body) {
-            Ok(request) => run(&state, &caller, Operation::CreateTrail, &request).await,
+            Ok(request) => run(&state, caller, Operation::CreateTrail, &request).await,
             Err(error) => Err(error),
         },
         Err(error) => Err(error),
@@ -182,64 +159,31 @@ fn create_body(body: &[u8]) -> Result<Value, ApiError> {
 /// `POST /console/api/trails/start`: StartLogging.
 pub async fn start(
     state: State<AppState>,
-    client: ConnectInfo<SocketAddr>,
-    request_id: RequestId,
-    caller: Caller,
-    headers: HeaderMap,
+    call: CallContext,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    switch(
-        Operation::StartLogging,
-        state,
-        client,
-        request_id,
-        caller,
-        headers,
-        body,
-    )
-    .await
+    switch(Operation::StartLogging, state, call, body).await
 }
 
 /// `POST /console/api/trails/stop`: StopLogging.
 pub async fn stop(
     state: State<AppState>,
-    client: ConnectInfo<SocketAddr>,
-    request_id: RequestId,
-    caller: Caller,
-    headers: HeaderMap,
+    call: CallContext,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    switch(
-        Operation::StopLogging,
-        state,
-        client,
-        request_id,
-        caller,
-        headers,
-        body,
-    )
-    .await
+    switch(Operation::StopLogging, state, call, body).await
 }
 
 async fn switch(
     operation: Operation,
     State(state): State<AppState>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
-    request_id: RequestId,
-    caller: Caller,
-    headers: HeaderMap,
+    call: CallContext,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let call = CallContext {
-        audit: &state.audit,
-        caller: &caller,
-        request_id: &request_id,
-        client,
-        headers: &headers,
-    };
+    let caller = &call.caller;
     let result = match caller.require_admin() {
         Ok(()) => match serde_json::from_slice::<NameRequest>(&body) {
-            Ok(request) => run(&state, &caller, operation, &json!({ "Name": request.name })).await,
+            Ok(request) => run(&state, caller, operation, &json!({ "Name": request.name })).await,
             Err(error) => Err(validation(format!(
                 "The request body must be {{\"name\": \"<trail name or ARN>\"}}: {error}"
             ))),

@@ -1,11 +1,9 @@
 //! The native events API: `POST /v1/events` (ingest) and `GET /v1/events` (lookup with
 //! any number of filters). Wire shapes live in `opentrail_protocol::native`.
 
-use std::net::SocketAddr;
-
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{RawQuery, State};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use opentrail_event::{IngestContext, RecordErrorKind, parse_batch_with_limit};
 use opentrail_protocol::AwsError;
@@ -19,30 +17,19 @@ use crate::app::AppState;
 use crate::audit::CallContext;
 use crate::auth::Caller;
 use crate::ingest::append_records;
-use crate::observability::RequestId;
 
 /// `POST /v1/events`: any shape the store accepts, plain or gzip. Answers only once the
 /// accepted events are durable.
 pub async fn ingest(
     State(state): State<AppState>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
-    request_id: RequestId,
-    caller: Caller,
-    headers: HeaderMap,
+    call: CallContext,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    caller.require_ingest()?;
+    call.caller.require_ingest()?;
     let _permit = state.ingest.admit()?;
-    let result = ingest_body(&state, &caller, &body).await;
+    let result = ingest_body(&state, &call.caller, &body).await;
     if state.config.record_ingest_calls {
-        CallContext {
-            audit: &state.audit,
-            caller: &caller,
-            request_id: &request_id,
-            client,
-            headers: &headers,
-        }
-        .record(
+        call.record(
             "PutEvents",
             Some(serde_json::json!({ "bodyBytes": body.len() })),
             result.as_ref().err(),
@@ -141,22 +128,12 @@ fn error_code_for(kind: RecordErrorKind) -> &'static str {
 /// `GET /v1/events`: several filters at once, time range, paging.
 pub async fn lookup(
     State(state): State<AppState>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
-    request_id: RequestId,
-    caller: Caller,
-    headers: HeaderMap,
+    call: CallContext,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let query_text = query.unwrap_or_default();
-    let result = lookup_page(&state, &caller, &query_text).await;
-    CallContext {
-        audit: &state.audit,
-        caller: &caller,
-        request_id: &request_id,
-        client,
-        headers: &headers,
-    }
-    .record(
+    let result = lookup_page(&state, &call.caller, &query_text).await;
+    call.record(
         "LookupEvents",
         Some(serde_json::json!({ "query": query_text })),
         result.as_ref().err(),

@@ -3,11 +3,8 @@
 //! Every call is recorded by self-audit (with its error code when it failed).
 //! Operations OpenTrail does not implement answer `UnknownOperationException`.
 
-use std::net::SocketAddr;
-
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, State};
-use axum::http::HeaderMap;
+use axum::extract::State;
 use axum::response::Response;
 use opentrail_protocol::AwsError;
 use opentrail_protocol::json11::{self, Operation};
@@ -20,26 +17,23 @@ use crate::api_error::ApiError;
 use crate::app::AppState;
 use crate::audit::CallContext;
 use crate::auth::Caller;
-use crate::observability::RequestId;
 use crate::routes::events::{decode_page_cursor, run_lookup, scoped_account};
 
 pub async fn dispatch(
     State(state): State<AppState>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
-    request_id: RequestId,
-    caller: Caller,
-    headers: HeaderMap,
+    call: CallContext,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let operation = json11::operation_from_headers(&headers)?;
+    let operation = json11::operation_from_headers(call.headers())?;
+    let caller = &call.caller;
     let result = match operation {
-        Operation::LookupEvents => lookup_events(&state, &caller, &body).await,
+        Operation::LookupEvents => lookup_events(&state, caller, &body).await,
         Operation::CreateChannel
         | Operation::GetChannel
         | Operation::ListChannels
         | Operation::UpdateChannel
         | Operation::DeleteChannel => {
-            crate::routes::channels::handle(&state, &caller, operation, &body).await
+            crate::routes::channels::handle(&state, caller, operation, &body).await
         }
         Operation::CreateTrail
         | Operation::GetTrail
@@ -56,21 +50,14 @@ pub async fn dispatch(
         | Operation::ListTags
         | Operation::RemoveTags
         | Operation::ListPublicKeys => {
-            crate::routes::trails::handle(&state, &caller, operation, &body).await
+            crate::routes::trails::handle(&state, caller, operation, &body).await
         }
         other => Err(ApiError(AwsError::unknown_operation(format!(
             "The operation {} is not implemented by OpenTrail.",
             other.name()
         )))),
     };
-    CallContext {
-        audit: &state.audit,
-        caller: &caller,
-        request_id: &request_id,
-        client,
-        headers: &headers,
-    }
-    .record(
+    call.record(
         operation.name(),
         request_parameters(&body),
         result.as_ref().err(),

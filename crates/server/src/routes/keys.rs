@@ -9,12 +9,10 @@
 //! every account's. A key of another account answers 404, as if it did not exist, so its
 //! existence does not leak across accounts.
 
-use std::net::SocketAddr;
-
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use opentrail_protocol::AwsError;
 use serde::{Deserialize, Serialize};
 
@@ -24,7 +22,6 @@ use crate::audit::CallContext;
 use crate::auth::Caller;
 use crate::config::is_valid_account_id;
 use crate::keys::{AccessKey, CreatedAccessKey, KeyStoreError, Role};
-use crate::observability::RequestId;
 
 /// The wire shapes are kept apart from [`AccessKey`], so an internal change never silently
 /// changes what clients receive.
@@ -68,27 +65,17 @@ pub struct ListKeysResponse {
 
 pub async fn create_key(
     State(state): State<AppState>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
-    request_id: RequestId,
-    headers: HeaderMap,
-    caller: Caller,
+    call: CallContext,
     body: Bytes,
 ) -> Result<(StatusCode, Json<CreatedKeyResponse>), ApiError> {
-    let result = create_key_for(&state, &caller, &body).await;
+    let result = create_key_for(&state, &call.caller, &body).await;
     // The parameters name the role and account, never the secret.
     let parameters = serde_json::from_slice::<serde_json::Value>(&body).ok();
     let created_id = result
         .as_ref()
         .ok()
         .map(|created| created.access_key_id.clone());
-    CallContext {
-        audit: &state.audit,
-        caller: &caller,
-        request_id: &request_id,
-        client,
-        headers: &headers,
-    }
-    .record(
+    call.record(
         "CreateAccessKey",
         Some(serde_json::json!({
             "request": parameters,
@@ -148,52 +135,35 @@ async fn create_key_for(
 
 pub async fn list_keys(
     State(state): State<AppState>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
-    request_id: RequestId,
-    headers: HeaderMap,
-    caller: Caller,
+    call: CallContext,
 ) -> Result<Json<ListKeysResponse>, ApiError> {
-    let result = caller.require_admin().map(|()| {
+    let result = call.caller.require_admin().map(|()| {
         let keys = state
             .keys
             .list()
             .into_iter()
-            .filter(|key| caller.may_access_account(&key.account_id, &state.config.account_id))
+            .filter(|key| {
+                call.caller
+                    .may_access_account(&key.account_id, &state.config.account_id)
+            })
             .map(key_response)
             .collect();
         ListKeysResponse { keys }
     });
-    CallContext {
-        audit: &state.audit,
-        caller: &caller,
-        request_id: &request_id,
-        client,
-        headers: &headers,
-    }
-    .record("ListAccessKeys", None, result.as_ref().err())
-    .await;
+    call.record("ListAccessKeys", None, result.as_ref().err())
+        .await;
     Ok(Json(result?))
 }
 
 pub async fn revoke_key(
     State(state): State<AppState>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
-    request_id: RequestId,
-    headers: HeaderMap,
-    caller: Caller,
+    call: CallContext,
     Path(access_key_id): Path<String>,
 ) -> Result<Json<KeyResponse>, ApiError> {
     let parameters = serde_json::json!({ "accessKeyId": access_key_id });
-    let result = revoke_key_for(&state, &caller, access_key_id).await;
-    CallContext {
-        audit: &state.audit,
-        caller: &caller,
-        request_id: &request_id,
-        client,
-        headers: &headers,
-    }
-    .record("DeleteAccessKey", Some(parameters), result.as_ref().err())
-    .await;
+    let result = revoke_key_for(&state, &call.caller, access_key_id).await;
+    call.record("DeleteAccessKey", Some(parameters), result.as_ref().err())
+        .await;
     Ok(Json(result?))
 }
 
