@@ -24,6 +24,7 @@ mod lookups;
 mod parse;
 mod report;
 mod server;
+mod summary;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -93,6 +94,10 @@ struct Args {
     /// events here), so this adds about 20 minutes to a full run.
     #[arg(long)]
     duckdb_gz_all_attributes: bool,
+    /// Run nothing: print the median of these reports (written by earlier runs' --out),
+    /// figure by figure, and write the medians as a report to --out.
+    #[arg(long, value_name = "REPORT", num_args = 2..)]
+    summarize: Vec<PathBuf>,
 }
 
 const BATCH_EVENTS: usize = 500;
@@ -110,6 +115,15 @@ const LOOKUP_SAMPLE_TARGET: u64 = 600;
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
+    if !args.summarize.is_empty() {
+        return match write_summary(&args.summarize, args.out.as_deref()) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("opentrail-bench: error: {error:#}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -128,6 +142,16 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+fn write_summary(reports: &[PathBuf], out: Option<&Path>) -> anyhow::Result<()> {
+    let summary = summary::summarize(reports)?;
+    print!("{}", summary.markdown);
+    if let Some(out) = out {
+        let json = serde_json::to_string_pretty(&summary.medians)?;
+        std::fs::write(out, json).with_context(|| format!("cannot write {}", out.display()))?;
+    }
+    Ok(())
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
