@@ -24,9 +24,18 @@ pub struct StoreOptions {
     /// The engine's block cache.
     pub cache_bytes: u64,
     /// Memtables across the log, dedup and index keyspaces (a third each); a full one is
-    /// flushed to a table. With the cache, this bounds the store's memory regardless of how
-    /// many events it holds.
+    /// flushed to a table. Full memtables wait in memory for their flush, and when flushing
+    /// falls behind, the writer waits before its next group commit once active and
+    /// waiting memtables hold twice this. With the cache, this bounds the store's memory
+    /// regardless of how many events it holds or how fast they come.
     pub write_buffer_bytes: u64,
+}
+
+impl StoreOptions {
+    /// The memtable bytes (active and sealed) above which appends wait for flushes.
+    pub(crate) fn unflushed_bytes_max(&self) -> u64 {
+        self.write_buffer_bytes.saturating_mul(2)
+    }
 }
 
 impl Default for StoreOptions {
@@ -119,6 +128,8 @@ pub struct StoreStats {
     pub disk_bytes: u64,
     /// Bytes in table files alone: what retention and compaction shrink.
     pub table_bytes: u64,
+    /// Bytes in memtables not yet flushed to tables (active and sealed).
+    pub unflushed_bytes: u64,
 }
 
 /// What one retention pass removed.
@@ -421,6 +432,7 @@ impl Store {
             .iter()
             .map(|keyspace| keyspace.disk_space())
             .sum(),
+            unflushed_bytes: self.shared.database.write_buffer_size(),
         })
     }
 

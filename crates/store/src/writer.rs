@@ -15,6 +15,7 @@ use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use opentrail_event::{EventRecord, LookupAttributes};
 
@@ -27,6 +28,11 @@ use crate::lookup::{EventLane, Scope};
 
 /// Events removed per retention batch: bounds the size of one atomic delete.
 const EXPIRE_BATCH_EVENTS_MAX: usize = 1_000;
+/// How often a writer waiting for memtable flushes looks again.
+const FLUSH_WAIT_POLL: Duration = Duration::from_millis(2);
+/// A writer waits at most this long for flushes before it writes anyway (and warns): a
+/// flush that never finishes must show up as an error, not as a store that hangs.
+const FLUSH_WAIT_MAX: Duration = Duration::from_secs(30);
 
 type Reply<T> = mpsc::SyncSender<Result<T, StoreError>>;
 
@@ -65,6 +71,7 @@ impl WriterHandle {
             high_water_file,
             last_ingest_time_ms,
             group_commit_events_max: options.group_commit_events_max.max(1),
+            unflushed_bytes_max: options.unflushed_bytes_max(),
             poisoned: None,
         };
         let thread = std::thread::Builder::new()
@@ -137,6 +144,8 @@ struct Writer {
     /// Ingest times never go backwards, so retention can stop at the first young event.
     last_ingest_time_ms: i64,
     group_commit_events_max: usize,
+    /// Memtable bytes (active and sealed) above which the writer waits for flushes.
+    unflushed_bytes_max: u64,
     /// Set after a failed commit: like fjall, refuse further writes rather than pretend.
     poisoned: Option<String>,
 }
@@ -155,6 +164,8 @@ impl Writer {
                 Command::Append { records, reply } => group.push(PendingAppend { records, reply }),
                 Command::Expire { now_ms, reply } => deferred_expire = Some((now_ms, reply)),
             }
+            // Appends keep queuing meanwhile, so the group after a wait is a large one.
+            self.wait_for_flushes();
             let mut group_events: usize = group.iter().map(|append| append.records.len()).sum();
             while deferred_expire.is_none() && group_events < self.group_commit_events_max {
                 match receiver.try_recv() {
@@ -175,6 +186,35 @@ impl Writer {
                 let _ = reply.send(self.expire(now_ms));
             }
         }
+    }
+
+    /// Waits while the memtables not yet flushed hold more than the budget. fjall lets
+    /// four sealed memtables queue per keyspace before it halts writes; when flushing
+    /// falls behind a bulk ingest, that is several hundred MB of memory and of journal to
+    /// replay after a crash. Waiting here turns the backlog into backpressure on ingest.
+    fn wait_for_flushes(&self) {
+        // `write_buffer_size` is fjall's own count of unflushed memtable bytes (doc-hidden
+        // but public; fjall's global write buffer limit is not implemented yet).
+        let database = &self.shared.database;
+        if database.write_buffer_size() <= self.unflushed_bytes_max {
+            return;
+        }
+        let started = Instant::now();
+        while database.write_buffer_size() > self.unflushed_bytes_max {
+            if started.elapsed() > FLUSH_WAIT_MAX {
+                tracing::warn!(
+                    unflushed_bytes = database.write_buffer_size(),
+                    limit = self.unflushed_bytes_max,
+                    "memtable flushes are not keeping up; writing anyway"
+                );
+                return;
+            }
+            std::thread::sleep(FLUSH_WAIT_POLL);
+        }
+        tracing::debug!(
+            waited_ms = started.elapsed().as_millis() as u64,
+            "waited for memtable flushes"
+        );
     }
 
     fn commit_group(&mut self, group: Vec<PendingAppend>) {

@@ -34,6 +34,7 @@ pub async fn metrics(State(state): State<AppState>, _caller: Caller) -> impl Int
             .set(stats.expired_through_seq as f64);
         metrics::gauge!("opentrail_store_disk_bytes").set(stats.disk_bytes as f64);
         metrics::gauge!("opentrail_store_table_bytes").set(stats.table_bytes as f64);
+        metrics::gauge!("opentrail_store_unflushed_bytes").set(stats.unflushed_bytes as f64);
     }
     (
         [(

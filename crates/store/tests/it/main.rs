@@ -5,6 +5,7 @@ mod corruption;
 mod crash;
 mod index_rebuild;
 mod lookup;
+mod memory;
 mod model;
 mod retention;
 mod support;
