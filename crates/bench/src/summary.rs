@@ -32,14 +32,22 @@ const HEADLINE: [&str; 14] = [
     "lookup_speedup_vs_duckdb_native",
 ];
 
-/// Keys that describe the run rather than measure it.
-const NOT_FIGURES: [&str; 6] = [
+/// Keys (dotted paths) that describe the run or its input rather than measure it.
+const NOT_FIGURES: [&str; 14] = [
     "events",
     "clients",
     "batch_events",
     "seed",
+    "runs",
+    "machine",
     "lookups_timed_per_attribute",
     "lookups_concurrent",
+    "duckdb_queries",
+    "log_files",
+    "log_files_compressed_bytes",
+    "log_files_raw_bytes",
+    "parse.threads",
+    "parse.sample_events",
 ];
 
 pub struct Summary {
@@ -186,7 +194,7 @@ fn collect_rows(
         } else {
             format!("{prefix}.{key}")
         };
-        if prefix.is_empty() && (NOT_FIGURES.contains(&key.as_str()) || key == "runs") {
+        if NOT_FIGURES.contains(&path.as_str()) {
             continue;
         }
         match median {
@@ -231,7 +239,7 @@ mod tests {
     fn report(ingest: f64, p99: f64, gz: Option<f64>) -> Value {
         let mut value = json!({
             "events": 1000, "clients": 8, "batch_events": 500, "seed": 1, "quick": false,
-            "binary": "a", "ingest_events_per_s": ingest,
+            "binary": "a", "ingest_events_per_s": ingest, "machine": {"cpus": 2},
             "lookup_p99_ms": {"EventId": p99, "Username": p99 * 2.0},
             "duckdb_gz_lookup_p50_ms": {},
             "result_mismatches": [],
@@ -279,10 +287,13 @@ mod tests {
             "{}",
             summary.markdown
         );
-        assert!(
-            !summary.markdown.contains("| events |"),
-            "the workload is not a figure"
-        );
+        for not_a_figure in ["| events |", "| machine.cpus |"] {
+            assert!(
+                !summary.markdown.contains(not_a_figure),
+                "{not_a_figure} describes the run: {}",
+                summary.markdown
+            );
+        }
     }
 
     #[test]
