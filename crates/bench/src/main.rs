@@ -113,6 +113,21 @@ const PARSE_SAMPLE_QUICK: u64 = 50_000;
 /// Every how many events a lookup value is sampled: about this many samples in all.
 const LOOKUP_SAMPLE_TARGET: u64 = 600;
 
+/// Whether the event at `index` of an `events`-long stream gives lookup values: the same
+/// rule for a full run and for `--lookups-on`, so both ask for the same values.
+fn is_lookup_sample(index: u64, events: u64) -> bool {
+    let stride = (events / LOOKUP_SAMPLE_TARGET).max(1);
+    index % stride == stride / 2
+}
+
+/// Generated events are looked up as the primary account in the primary region.
+fn primary_context(config: &GeneratorConfig) -> IngestContext {
+    IngestContext {
+        account_id: config.primary_account.clone(),
+        region: config.primary_region.clone(),
+    }
+}
+
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
     if !args.summarize.is_empty() {
@@ -218,13 +233,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
     // 1. Generate the log files, sampling lookup values and keeping the parse sample.
     let phase = Instant::now();
-    let context = IngestContext {
-        account_id: config.primary_account.clone(),
-        region: config.primary_region.clone(),
-    };
+    let context = primary_context(&config);
     let mut samples = lookups::Samples::default();
     let mut parse_sample: Vec<String> = Vec::new();
-    let stride = (events / LOOKUP_SAMPLE_TARGET).max(1);
     let mut writer = LogFileWriter::new(&logs_dir, args.seed);
     let mut generator = Generator::new(config.clone());
     let mut line = String::with_capacity(4096);
@@ -239,7 +250,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         generator.next_into(&mut line)
     } {
         writer.write(&meta, &line)?;
-        if index % stride == stride / 2 {
+        if is_lookup_sample(index, events) {
             samples.add(&line, &scope, &context);
         }
         if index < parse_sample_max {
@@ -479,18 +490,14 @@ async fn lookups_only(
     scope: &lookups::Scope,
     clients: usize,
 ) -> anyhow::Result<()> {
-    let context = IngestContext {
-        account_id: config.primary_account.clone(),
-        region: config.primary_region.clone(),
-    };
+    let context = primary_context(config);
     // The same values a full run samples: the stream is regenerated, not written.
-    let stride = (config.events / LOOKUP_SAMPLE_TARGET).max(1);
     let mut samples = lookups::Samples::default();
     let mut generator = Generator::new(config.clone());
     let mut line = String::with_capacity(4096);
     let mut index = 0u64;
     while generator.next_into(&mut line).is_some() {
-        if index % stride == stride / 2 {
+        if is_lookup_sample(index, config.events) {
             samples.add(&line, scope, &context);
         }
         index += 1;

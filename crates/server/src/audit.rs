@@ -59,10 +59,10 @@ pub struct CallContext {
     headers: HeaderMap,
 }
 
-/// For the API's router (`AppState`) and the console's (whose state holds an `AppState`).
+/// For the API's router and the console's: any state the recorder can be taken from.
 impl<S> FromRequestParts<S> for CallContext
 where
-    AppState: FromRef<S>,
+    AuditRecorder: FromRef<S>,
     S: Send + Sync,
 {
     type Rejection = ApiError;
@@ -75,7 +75,7 @@ where
             .map_err(ApiError::internal)?;
         Ok(CallContext {
             caller,
-            audit: AppState::from_ref(state).audit,
+            audit: AuditRecorder::from_ref(state),
             request_id,
             client,
             headers: parts.headers.clone(),
@@ -131,6 +131,12 @@ impl CallContext {
                 read_only,
             })
             .await;
+    }
+}
+
+impl FromRef<AppState> for AuditRecorder {
+    fn from_ref(state: &AppState) -> AuditRecorder {
+        state.audit.clone()
     }
 }
 

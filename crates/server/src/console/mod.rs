@@ -39,6 +39,7 @@ use opentrail_protocol::AwsError;
 
 use crate::api_error::ApiError;
 use crate::app::AppState;
+use crate::audit::AuditRecorder;
 use crate::auth::{AuthenticationMethod, Caller};
 use crate::keys::AccessKey;
 use crate::rate_limit::RateLimiter;
@@ -68,6 +69,12 @@ pub struct ConsoleState {
 impl FromRef<ConsoleState> for AppState {
     fn from_ref(console: &ConsoleState) -> AppState {
         console.app.clone()
+    }
+}
+
+impl FromRef<ConsoleState> for AuditRecorder {
+    fn from_ref(console: &ConsoleState) -> AuditRecorder {
+        console.app.audit.clone()
     }
 }
 
