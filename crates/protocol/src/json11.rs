@@ -1,10 +1,17 @@
 //! awsJson1_1 dispatch for the CloudTrail control plane.
 //!
-//! Every operation is `POST /` with the operation named in `X-Amz-Target:
-//! com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.<Operation>` and a JSON body
-//! (`{}` when there are no parameters). Errors mirror the AWS service framework:
-//! a missing, foreign or unknown target is `UnknownOperationException`, an unparsable or
-//! mistyped body is `SerializationException`, both 400.
+//! Every operation is `POST /` with the operation named in `X-Amz-Target` and a JSON body
+//! (`{}` when there are no parameters). The target comes in two forms, and AWS accepts
+//! both, so OpenTrail does too for every operation:
+//!
+//! - `com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.<Operation>`, the model's
+//!   `targetPrefix` (botocore: boto3 and the aws CLI);
+//! - `CloudTrail_20131101.<Operation>`, the service shape's name alone (the Smithy-generated
+//!   SDKs: JavaScript v3, Rust, and the others built from the Smithy model).
+//!
+//! Errors mirror the AWS service framework: a missing, foreign or unknown target is
+//! `UnknownOperationException`, an unparsable or mistyped body is `SerializationException`,
+//! both 400.
 
 use http::HeaderMap;
 use serde::Serialize;
@@ -12,8 +19,14 @@ use serde::de::DeserializeOwned;
 
 use crate::error::{AwsError, JSON11_CONTENT_TYPE, WireResponse, serialize_or_fallback};
 
-/// The `X-Amz-Target` prefix (model `metadata.targetPrefix`).
+/// The `X-Amz-Target` prefix (model `metadata.targetPrefix`): [`TARGET_NAMESPACE`], a dot
+/// and [`SHORT_TARGET_PREFIX`]. botocore sends it.
 pub const TARGET_PREFIX: &str = "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101";
+/// The Smithy namespace that the full target form puts before the service name.
+pub const TARGET_NAMESPACE: &str = "com.amazonaws.cloudtrail.v20131101";
+/// The short `X-Amz-Target` prefix: the Smithy service shape's name, which the
+/// Smithy-generated SDKs (JavaScript v3, Rust, …) send without the namespace.
+pub const SHORT_TARGET_PREFIX: &str = "CloudTrail_20131101";
 /// The header naming the operation.
 pub const TARGET_HEADER: &str = "x-amz-target";
 /// The SigV4 signing name (credential scope service) of the control plane.
@@ -113,9 +126,15 @@ operations! {
 }
 
 impl Operation {
-    /// The full `X-Amz-Target` value for this operation, as a client sends it.
+    /// The full `X-Amz-Target` value for this operation, as botocore sends it.
     pub fn target(self) -> String {
         format!("{TARGET_PREFIX}.{}", self.name())
+    }
+
+    /// The short `X-Amz-Target` value for this operation, as the Smithy-generated SDKs
+    /// (JavaScript v3, Rust) send it.
+    pub fn short_target(self) -> String {
+        format!("{SHORT_TARGET_PREFIX}.{}", self.name())
     }
 }
 
@@ -128,13 +147,18 @@ pub fn operation_from_headers(headers: &HeaderMap) -> Result<Operation, AwsError
     parse_target(target)
 }
 
-/// Parses an `X-Amz-Target` value. The prefix must match exactly; the operation must be
-/// one of the model's 60 (whether the server implements it is the server's business:
-/// it answers `UnsupportedOperationException` or similar for those it does not).
+/// Parses an `X-Amz-Target` value in either form: `[TARGET_NAMESPACE.]SHORT_TARGET_PREFIX.Op`.
+/// The prefixes must match exactly (case included); the operation must be one of the
+/// model's 60 (whether the server implements it is the server's business: it answers
+/// `UnknownOperationException` for those it does not).
 pub fn parse_target(target: &str) -> Result<Operation, AwsError> {
     let unknown = || AwsError::unknown_operation(format!("Unknown operation: '{target}'."));
-    let name = target
-        .strip_prefix(TARGET_PREFIX)
+    let service_and_operation = target
+        .strip_prefix(TARGET_NAMESPACE)
+        .and_then(|rest| rest.strip_prefix('.'))
+        .unwrap_or(target);
+    let name = service_and_operation
+        .strip_prefix(SHORT_TARGET_PREFIX)
         .and_then(|rest| rest.strip_prefix('.'))
         .ok_or_else(unknown)?;
     Operation::from_name(name).ok_or_else(unknown)
@@ -189,6 +213,32 @@ mod tests {
     }
 
     #[test]
+    fn the_short_form_names_every_operation_too() -> Result<(), AwsError> {
+        assert_eq!(
+            TARGET_PREFIX,
+            format!("{TARGET_NAMESPACE}.{SHORT_TARGET_PREFIX}")
+        );
+        assert_eq!(
+            parse_target("CloudTrail_20131101.LookupEvents")?,
+            Operation::LookupEvents
+        );
+        for operation in Operation::ALL {
+            let short = operation.short_target();
+            assert_eq!(short, format!("CloudTrail_20131101.{}", operation.name()));
+            assert_eq!(parse_target(&short)?, *operation, "{short}");
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                TARGET_HEADER,
+                http::HeaderValue::from_str(&short).map_err(|e| {
+                    AwsError::unknown_operation(format!("{short} is no header value: {e}"))
+                })?,
+            );
+            assert_eq!(operation_from_headers(&headers)?, *operation, "{short}");
+        }
+        Ok(())
+    }
+
+    #[test]
     fn foreign_or_unknown_targets_are_unknown_operations() {
         for target in [
             "",
@@ -197,6 +247,24 @@ mod tests {
             "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.lookupEvents",
             "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101LookupEvents",
             "DynamoDB_20120810.ListTables",
+            // The short form: the service name must be exact and be followed by a dot and
+            // a model operation, and the namespace, when present, must be CloudTrail's.
+            "CloudTrail_20131101",
+            "CloudTrail_20131101.",
+            "CloudTrail_20131101.lookupEvents",
+            "CloudTrail_20131101.PutAuditEvents",
+            "CloudTrail_20131101LookupEvents",
+            "cloudtrail_20131101.LookupEvents",
+            "CloudTrail_20131101.LookupEvents ",
+            " CloudTrail_20131101.LookupEvents",
+            ".CloudTrail_20131101.LookupEvents",
+            "com.amazonaws.cloudtrail.v20131101.",
+            "com.amazonaws.cloudtrail.v20131101",
+            "com.amazonaws.cloudtrail.v20131101CloudTrail_20131101.LookupEvents",
+            "com.amazonaws.cloudtrail.v20131101.com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.LookupEvents",
+            "com.amazonaws.cloudtraildata.v20210801.CloudTrail_20131101.LookupEvents",
+            "com.amazonaws.dynamodb.v20120810.DynamoDB_20120810.ListTables",
+            "CloudTrailDataService.PutAuditEvents",
         ] {
             let error = parse_target(target).err();
             assert_eq!(

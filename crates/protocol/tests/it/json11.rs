@@ -24,6 +24,57 @@ fn target_header_names_the_operation() -> Result<()> {
 }
 
 #[test]
+fn smithy_sdks_short_target_names_the_same_operation() -> Result<()> {
+    // The AWS SDKs for JavaScript v3 and Rust send the service name without its namespace.
+    for (short, long) in [
+        (
+            "CloudTrail_20131101.LookupEvents",
+            "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.LookupEvents",
+        ),
+        (
+            "CloudTrail_20131101.ListPublicKeys",
+            "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.ListPublicKeys",
+        ),
+    ] {
+        let mut short_headers = HeaderMap::new();
+        short_headers.insert("x-amz-target", HeaderValue::from_static(short));
+        let mut long_headers = HeaderMap::new();
+        long_headers.insert("x-amz-target", HeaderValue::from_static(long));
+        let operation = json11::operation_from_headers(&short_headers)?;
+        ensure!(operation == json11::operation_from_headers(&long_headers)?);
+        ensure!(operation.short_target() == short && operation.target() == long);
+    }
+    Ok(())
+}
+
+#[test]
+fn a_short_target_naming_no_operation_is_unknown_operation() -> Result<()> {
+    for target in [
+        "CloudTrail_20131101.DescribeEverything",
+        "CloudTrail_20131102.LookupEvents",
+        "CloudTrailDataService.PutAuditEvents",
+    ] {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-amz-target", HeaderValue::from_static(target));
+        let rendered = match json11::operation_from_headers(&headers) {
+            Ok(operation) => anyhow::bail!("{target} accepted as {operation:?}"),
+            Err(error) => error.to_json11(),
+        };
+        ensure!(rendered.status == 400, "{target}");
+        let body: serde_json::Value = serde_json::from_slice(&rendered.body)?;
+        ensure!(
+            body["__type"] == codes::UNKNOWN_OPERATION,
+            "{target}: {body}"
+        );
+        ensure!(
+            body["message"] == format!("Unknown operation: '{target}'.").as_str(),
+            "{target}: {body}"
+        );
+    }
+    Ok(())
+}
+
+#[test]
 fn wrong_prefix_is_unknown_operation() -> Result<()> {
     let mut headers = HeaderMap::new();
     headers.insert(
