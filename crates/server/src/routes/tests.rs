@@ -483,6 +483,44 @@ async fn json11_operations_not_implemented_yet_are_unknown_operations() {
 }
 
 #[tokio::test]
+async fn json11_dispatch_accepts_the_short_target_of_the_smithy_sdks() {
+    let server = TestServer::start();
+    let call = |target: &str| {
+        let mut request = signed_request(
+            &server.admin.key.access_key_id,
+            &server.admin.secret_access_key,
+            "POST",
+            "/",
+            Some(b"{}".to_vec()),
+        );
+        request
+            .headers_mut()
+            .insert("x-amz-target", target.parse().expect("header"));
+        server.send(request)
+    };
+    // The JavaScript v3 and Rust SDKs' form, then botocore's: the same operation answers.
+    let short = call("CloudTrail_20131101.ListTrails").await;
+    assert_eq!(short.status, StatusCode::OK, "{}", short.json);
+    assert!(short.json["Trails"].is_array(), "{}", short.json);
+    let long = call("com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.ListTrails").await;
+    assert_eq!(long.status, StatusCode::OK, "{}", long.json);
+    assert_eq!(short.json, long.json);
+    // A short target that names no operation, or one OpenTrail does not implement.
+    for target in [
+        "CloudTrail_20131101.NoSuchOperation",
+        "CloudTrail_20131101.GetInsightSelectors",
+    ] {
+        let answer = call(target).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{target}");
+        assert_eq!(
+            answer.error_type.as_deref(),
+            Some("UnknownOperationException"),
+            "{target}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_signed_body_over_the_limit_is_413() {
     let server = TestServer::start();
     let oversized = vec![b' '; BODY_BYTES_MAX + 1];
