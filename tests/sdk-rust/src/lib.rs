@@ -28,7 +28,7 @@ pub struct Server {
     pub data_dir: PathBuf,
     binary: PathBuf,
     logs: PathBuf,
-    _temp: tempfile::TempDir,
+    temp: tempfile::TempDir,
 }
 
 pub fn opentrail_bin() -> PathBuf {
@@ -92,7 +92,7 @@ impl Server {
             data_dir,
             binary,
             logs,
-            _temp: temp,
+            temp,
         };
         server.wait_healthy(port)?;
         Ok(server)
@@ -175,7 +175,7 @@ impl Server {
     /// Sends CloudTrail records with the real `opentrail ingest` CLI (SigV4, the admin key
     /// of the data dir). It answers after the server stored them (fsync).
     pub fn ingest(&self, records: &[serde_json::Value]) -> Result<()> {
-        let file = self._temp.path().join(format!(
+        let file = self.temp.path().join(format!(
             "records-{}.json",
             SystemTime::now()
                 .duration_since(UNIX_EPOCH)
