@@ -1,20 +1,36 @@
 //! The event store: one durable, ordered event log and the views derived from it.
 //!
-//! Every accepted event gets a sequence number in the log before anyone is told
-//! "accepted". The lookup index is written in the same atomic, fsynced batch as the log,
-//! so a lookup sees an event as soon as its append returns. Slower views (Parquet, trail
-//! delivery, digests) read the log through [`Store::read_log`] and keep a durable cursor
+//! Every accepted event gets a sequence number in the write-ahead journal, fsynced, before
+//! anyone is told "accepted", and joins the in-memory head with its postings, so a lookup
+//! sees it as soon as its append returns. In the background the head is sealed into an
+//! immutable segment (records in zstd blocks with a trained dictionary, postings, an id
+//! table), and small segments are merged. Slower views (Parquet, trail delivery, digests)
+//! read the log through [`Store::read_log`] and keep a durable cursor
 //! ([`Store::load_cursor`] / [`Store::save_cursor`]), so recovery is replay.
+//!
+//! Data flows: `writer` (journal + head) → `sealer` (segments) → `lookup` / `read_log`.
 //!
 //! This crate knows nothing about HTTP or AWS wire shapes.
 
-mod engine;
-mod index_rebuild;
-mod keys;
+mod blocks;
+mod bloom;
+mod cache;
+mod codec;
+mod error;
+mod files;
+mod head;
+mod journal;
 mod lookup;
+mod meta;
+mod migrate;
+mod postings;
+mod query;
+mod sealer;
+mod segment;
+mod store;
+mod terms;
 mod writer;
 
-pub use engine::{
-    AppendOutcome, ExpireReport, LogEntry, Store, StoreError, StoreOptions, StoreStats,
-};
-pub use lookup::{EventLane, LookupPage, LookupQuery, PageCursor, Scope, StoredEvent};
+pub use error::{StoreError, StoreOptions};
+pub use query::{EventLane, LookupPage, LookupQuery, PageCursor, Scope, StoredEvent};
+pub use store::{AppendOutcome, ExpireReport, LogEntry, Store, StoreStats};

@@ -1,6 +1,8 @@
 //! A writer for crash tests: appends batches from several threads and prints
-//! `ack <eventID>` for each record only after `append` returned. The crash test kills it
-//! with SIGKILL at a random moment and checks every acknowledged id survived.
+//! `ack <eventID>` for each record only after `append` returned, while another thread
+//! keeps sealing and merging small segments. The crash test kills it with SIGKILL at a
+//! random moment (during an append, a seal or a merge) and checks every acknowledged id
+//! survived exactly once.
 //!
 //! Usage: `opentrail-store-torture DIR RUN_ID`
 
@@ -18,7 +20,15 @@ fn main() {
         eprintln!("usage: opentrail-store-torture DIR RUN_ID");
         std::process::exit(2);
     };
-    let store = match Store::open(std::path::Path::new(&dir), StoreOptions::default()) {
+    // Tiny segments, so seals and merges run all the time and kills land inside them.
+    let options = StoreOptions {
+        seal_events_max: 300,
+        seal_interval: std::time::Duration::from_millis(20),
+        merge_events_below: 1_000,
+        segment_events_max: 3_000,
+        ..StoreOptions::default()
+    };
+    let store = match Store::open(std::path::Path::new(&dir), options) {
         Ok(store) => store,
         Err(error) => {
             eprintln!("open failed: {error}");
@@ -28,6 +38,23 @@ fn main() {
     let context = IngestContext {
         account_id: "111122223333".into(),
         region: "us-east-1".into(),
+    };
+    let maintenance = {
+        let store = store.clone();
+        std::thread::spawn(move || {
+            for round in 0u64.. {
+                std::thread::sleep(std::time::Duration::from_millis(30));
+                let outcome = if round % 3 == 2 {
+                    store.compact()
+                } else {
+                    store.flush_tables()
+                };
+                if let Err(error) = outcome {
+                    eprintln!("maintenance failed: {error}");
+                    std::process::exit(1);
+                }
+            }
+        })
     };
     let threads: Vec<_> = (0..THREADS)
         .map(|thread| {
@@ -78,4 +105,5 @@ fn main() {
     for thread in threads {
         let _ = thread.join();
     }
+    let _ = maintenance.join();
 }

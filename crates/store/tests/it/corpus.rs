@@ -7,8 +7,6 @@ use std::path::{Path, PathBuf};
 use opentrail_event::{EventRecord, FilterField, IngestContext, parse_batch};
 use opentrail_store::{AppendOutcome, LookupQuery};
 
-use crate::support::open;
-
 type Match = (i64, u64, String);
 
 fn corpus_dir() -> PathBuf {
@@ -72,7 +70,16 @@ fn corpus_loads_and_every_attribute_lookup_equals_brute_force() {
     );
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = open(dir.path());
+    // Small heads, so loading seals several segments; no background merges.
+    let store = opentrail_store::Store::open(
+        dir.path(),
+        opentrail_store::StoreOptions {
+            seal_events_max: 5_000,
+            merge_events_below: 0,
+            ..opentrail_store::StoreOptions::default()
+        },
+    )
+    .expect("store opens");
     let mut stored: Vec<(u64, EventRecord)> = Vec::new();
     for chunk in all_records.chunks(1_000) {
         let outcomes = store.append(chunk.to_vec()).expect("append");
@@ -104,6 +111,25 @@ fn corpus_loads_and_every_attribute_lookup_equals_brute_force() {
                 ));
         }
     }
+    // While events are still in heads (and some already sealed by size), once every
+    // head is sealed, and once the segments are merged.
+    check_lookups_equal_brute_force(&store, &expected, "after loading");
+    store.flush_tables().expect("seal");
+    assert!(
+        store.stats().expect("stats").segments > 2,
+        "several segments"
+    );
+    check_lookups_equal_brute_force(&store, &expected, "after sealing");
+    store.compact().expect("merge");
+    assert_eq!(store.stats().expect("stats").segments, 1, "merged into one");
+    check_lookups_equal_brute_force(&store, &expected, "after merging");
+}
+
+fn check_lookups_equal_brute_force(
+    store: &opentrail_store::Store,
+    expected: &HashMap<(FilterField, String), Vec<Match>>,
+    phase: &str,
+) {
     let mut checked_per_field: BTreeMap<FilterField, usize> = BTreeMap::new();
     let mut keys: Vec<&(FilterField, String)> = expected.keys().collect();
     keys.sort();
@@ -132,7 +158,7 @@ fn corpus_loads_and_every_attribute_lookup_equals_brute_force() {
                 None => break,
             }
         }
-        assert_eq!(got, want, "lookup {:?}={:?}", key.0, key.1);
+        assert_eq!(got, want, "{phase}: lookup {:?}={:?}", key.0, key.1);
     }
     for field in [
         FilterField::EventId,

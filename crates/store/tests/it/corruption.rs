@@ -21,20 +21,11 @@ fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// The engine's write-ahead journal files: everything outside the per-keyspace tables.
+/// The journal files, the largest last.
 fn journal_files(store_dir: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    files_under(&store_dir.join("engine"), &mut files);
-    let mut journals: Vec<PathBuf> = files
-        .into_iter()
-        .filter(|path| !path.components().any(|c| c.as_os_str() == "keyspaces"))
-        .filter(|path| {
-            path.extension().is_some_and(|ext| ext == "jnl")
-                || std::fs::metadata(path)
-                    .map(|m| m.len() > 4096)
-                    .unwrap_or(false)
-        })
-        .collect();
+    let mut journals = Vec::new();
+    files_under(&store_dir.join("journal"), &mut journals);
+    journals.retain(|path| path.extension().is_some_and(|ext| ext == "journal"));
     journals.sort_by_key(|path| std::fs::metadata(path).map(|m| m.len()).unwrap_or(0));
     journals
 }
@@ -96,12 +87,7 @@ fn acknowledged_events_lost_from_the_journal_are_reported_not_served() {
         }
     }
     let journal = journal_files(dir.path()).pop().expect("a journal file");
-    // Journal files may be preallocated: cut at half of the bytes actually written.
-    let bytes = std::fs::read(&journal).expect("read journal");
-    let written = bytes
-        .iter()
-        .rposition(|&byte| byte != 0)
-        .map_or(0, |last| last + 1);
+    let written = std::fs::metadata(&journal).expect("journal metadata").len();
     let file = std::fs::OpenOptions::new()
         .write(true)
         .open(&journal)
@@ -113,7 +99,7 @@ fn acknowledged_events_lost_from_the_journal_are_reported_not_served() {
         Err(StoreError::Corrupt {
             location, detail, ..
         }) => {
-            assert!(location.contains("engine"), "names where: {location}");
+            assert!(location.contains("journal"), "names where: {location}");
             assert!(detail.contains("acknowledged"), "says what: {detail}");
         }
         Err(other) => panic!("expected a corruption report, got {other}"),
@@ -122,43 +108,49 @@ fn acknowledged_events_lost_from_the_journal_are_reported_not_served() {
 }
 
 #[test]
-fn flipped_bytes_in_a_table_file_are_detected_not_served() {
+fn flipped_bytes_in_a_segment_are_detected_and_reported_with_file_and_offset() {
     let dir = tempfile::tempdir().expect("tempdir");
     {
         let store = open(dir.path());
         for batch in 0..5 {
             append_events(&store, &format!("batch{batch}"), 400);
         }
-        store.flush_tables().expect("flush");
+        store.flush_tables().expect("seal");
     }
     let mut files = Vec::new();
-    files_under(&dir.path().join("engine").join("keyspaces"), &mut files);
-    let table = files
+    files_under(&dir.path().join("segments"), &mut files);
+    let segment = files
         .into_iter()
-        .filter(|path| path.components().any(|c| c.as_os_str() == "tables"))
+        .filter(|path| path.extension().is_some_and(|ext| ext == "seg"))
         .max_by_key(|path| std::fs::metadata(path).map(|m| m.len()).unwrap_or(0))
-        .expect("a table file");
-    let mut bytes = std::fs::read(&table).expect("read table");
-    let middle = bytes.len() / 3;
-    for byte in &mut bytes[middle..middle + 64] {
-        *byte ^= 0xA5;
-    }
-    std::fs::write(&table, bytes).expect("write table");
-
-    let outcome =
-        Store::open(dir.path(), Default::default()).and_then(|store| read_everything(&store));
-    match outcome {
-        Err(error) => {
-            let message = error.to_string();
-            assert!(
-                message.contains(dir.path().to_str().unwrap_or("engine"))
-                    || message.contains("seq"),
-                "names where: {message}"
-            );
+        .expect("a segment file");
+    let pristine = std::fs::read(&segment).expect("read segment");
+    // Damage the record blocks (the first third) and, separately, the index sections
+    // (the last part): both must be reported, never served.
+    for at in [pristine.len() / 3, pristine.len() - 300] {
+        let mut bytes = pristine.clone();
+        for byte in &mut bytes[at..at + 16] {
+            *byte ^= 0xA5;
         }
-        Ok(count) => panic!(
-            "damaged table {} was served silently ({count} events)",
-            table.display()
-        ),
+        std::fs::write(&segment, &bytes).expect("write segment");
+        let outcome =
+            Store::open(dir.path(), Default::default()).and_then(|store| read_everything(&store));
+        match outcome {
+            Err(StoreError::Corrupt { location, .. }) => {
+                assert!(
+                    location.contains(&segment.display().to_string()),
+                    "names the file: {location}"
+                );
+                assert!(location.contains("byte"), "names the offset: {location}");
+            }
+            Err(other) => panic!("expected a corruption report, got {other}"),
+            Ok(count) => panic!(
+                "damaged segment {} was served silently ({count} events)",
+                segment.display()
+            ),
+        }
     }
+    std::fs::write(&segment, &pristine).expect("restore segment");
+    let store = open(dir.path());
+    assert_eq!(read_everything(&store).expect("reads"), 2_000);
 }

@@ -95,13 +95,18 @@ fn every_acknowledged_event_survives_kill_dash_nine_exactly_once() {
 }
 
 #[test]
-fn a_store_killed_while_its_engine_was_being_created_opens() {
-    // What a kill between fjall creating its first journal and writing its version
-    // marker leaves behind: nothing was acknowledged, and the next open must not fail.
+fn a_store_killed_while_creating_its_first_journal_opens() {
+    // What a kill right after creating the journal file leaves behind: nothing was
+    // acknowledged, and the next open must not fail.
     let dir = tempfile::tempdir().expect("tempdir");
-    let engine = dir.path().join("engine");
-    std::fs::create_dir_all(engine.join("keyspaces")).expect("engine folders");
-    std::fs::write(engine.join("0.jnl"), b"").expect("journal file");
+    std::fs::create_dir_all(dir.path().join("journal")).expect("journal folder");
+    std::fs::write(
+        dir.path()
+            .join("journal")
+            .join("00000000000000000001.journal"),
+        b"",
+    )
+    .expect("journal file");
     let store = open(dir.path());
     store
         .append(records(&event("e-1", "PutItem", "2024-05-01T10:00:00Z")))

@@ -3,9 +3,9 @@
 mod corpus;
 mod corruption;
 mod crash;
-mod index_rebuild;
 mod lookup;
 mod memory;
 mod model;
 mod retention;
 mod support;
+mod upgrade;

@@ -1,5 +1,6 @@
-//! Random interleavings of append, lookup, retention and reopen against a simple
-//! in-memory model.
+//! Random interleavings of append, lookup, retention, seal, merge and reopen against a
+//! simple in-memory model. Segments are tiny, so heads also rotate by size and the
+//! background sealer merges at moments of its own choosing.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -22,6 +23,8 @@ enum Operation {
     },
     Expire,
     Reopen,
+    Seal,
+    Merge,
 }
 
 fn operation() -> impl Strategy<Value = Operation> {
@@ -31,6 +34,8 @@ fn operation() -> impl Strategy<Value = Operation> {
             .prop_map(|(name, user, page, start, end)| Operation::Lookup { name, user, page, start, end }),
         1 => Just(Operation::Expire),
         1 => Just(Operation::Reopen),
+        2 => Just(Operation::Seal),
+        1 => Just(Operation::Merge),
     ]
 }
 
@@ -55,12 +60,18 @@ fn json(id: &str, name: u8, user: u8, time_s: i64) -> String {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
 
     #[test]
-    fn store_matches_model(operations in prop::collection::vec(operation(), 1..30)) {
+    fn store_matches_model(operations in prop::collection::vec(operation(), 1..40)) {
         let dir = tempfile::tempdir().expect("tempdir");
-        let options = StoreOptions { retention: Duration::from_secs(3600), ..StoreOptions::default() };
+        let options = StoreOptions {
+            retention: Duration::from_secs(3600),
+            seal_events_max: 9,
+            merge_events_below: 20,
+            segment_events_max: 40,
+            ..StoreOptions::default()
+        };
         let mut store = Store::open(dir.path(), options.clone()).expect("open");
         let mut model: BTreeMap<String, ModelEvent> = BTreeMap::new();
         let mut last_seq = 0;
@@ -114,6 +125,8 @@ proptest! {
                     prop_assert_eq!(report.events_removed as usize, model.len());
                     model.clear();
                 }
+                Operation::Seal => store.flush_tables().expect("seal"),
+                Operation::Merge => store.compact().expect("merge"),
                 Operation::Reopen => {
                     drop(store);
                     store = Store::open(dir.path(), options.clone()).expect("reopen");

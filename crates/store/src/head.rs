@@ -1,0 +1,229 @@
+//! The in-memory head: the events since the last seal, with their postings, so a lookup
+//! sees an event as soon as its append returns.
+//!
+//! Records stay in the compressed blocks their journal frame holds (about 1/8 of their
+//! JSON); a row points into one. Rows are in seq order, and their event times are
+//! usually, but not always, in order too (imports, late events): `prefix_max_time` lets
+//! a newest-first walk backwards stop as soon as no older row can be newer than what it
+//! has found, so a query costs about its page on live data and never more than the head.
+
+use std::collections::{BTreeSet, BinaryHeap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::blocks::EncodedBlock;
+use crate::query::{Position, PositionBounds, Scope};
+
+/// One stored event in the head.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HeadRow {
+    pub seq: u64,
+    pub event_time_ms: i64,
+    pub ingest_time_ms: i64,
+    pub block: u32,
+    pub index: u32,
+    pub id_hash: u64,
+}
+
+/// Where a record of the head lives: its block (shared, immutable) and index in it.
+#[derive(Clone)]
+pub(crate) struct HeadRecordRef {
+    pub block: Arc<EncodedBlock>,
+    pub index: u32,
+}
+
+/// Per-row memory besides blocks and postings, for the head's byte count.
+const ROW_OVERHEAD_BYTES: u64 = 64;
+const POSTING_BYTES: u64 = 8;
+
+pub(crate) struct Head {
+    /// The first seq this head may hold; its journal file is named after it.
+    pub first_seq: u64,
+    pub journal_path: PathBuf,
+    /// The head's id in the block cache.
+    pub source_id: u64,
+    pub created: Instant,
+    pub blocks: Vec<Arc<EncodedBlock>>,
+    pub rows: Vec<HeadRow>,
+    prefix_max_time: Vec<i64>,
+    pub postings: HashMap<u64, Vec<u32>>,
+    ids: HashMap<u64, u32>,
+    /// Rows whose id hash another row already has (a real 64-bit collision, or a record
+    /// stored before its duplicate could be seen); checked like `ids`.
+    ids_overflow: Vec<(u64, u32)>,
+    pub scopes: BTreeSet<Scope>,
+    bytes: u64,
+}
+
+impl Head {
+    pub(crate) fn new(first_seq: u64, journal_path: PathBuf, source_id: u64) -> Head {
+        Head {
+            first_seq,
+            journal_path,
+            source_id,
+            created: Instant::now(),
+            blocks: Vec::new(),
+            rows: Vec::new(),
+            prefix_max_time: Vec::new(),
+            postings: HashMap::new(),
+            ids: HashMap::new(),
+            ids_overflow: Vec::new(),
+            scopes: BTreeSet::new(),
+            bytes: 0,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// Memory the head holds: compressed blocks, rows and postings.
+    pub(crate) fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// The latest event time any row has.
+    pub(crate) fn max_time_ms(&self) -> Option<i64> {
+        self.prefix_max_time.last().copied()
+    }
+
+    pub(crate) fn last_seq(&self) -> Option<u64> {
+        self.rows.last().map(|row| row.seq)
+    }
+
+    /// Adds a frame's blocks; returns the index of the first, for rows to point into.
+    pub(crate) fn add_blocks(&mut self, blocks: Vec<EncodedBlock>) -> u32 {
+        let first = self.blocks.len() as u32;
+        for block in blocks {
+            self.bytes += block.bytes.len() as u64 + 32;
+            self.blocks.push(Arc::new(block));
+        }
+        first
+    }
+
+    pub(crate) fn push_row(&mut self, row: HeadRow, terms: &[u64], scope: &Scope) {
+        let row_index = self.rows.len() as u32;
+        let previous_max = self.prefix_max_time.last().copied().unwrap_or(i64::MIN);
+        self.prefix_max_time
+            .push(previous_max.max(row.event_time_ms));
+        match self.ids.entry(row.id_hash) {
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(row_index);
+            }
+            std::collections::hash_map::Entry::Occupied(_) => {
+                self.ids_overflow.push((row.id_hash, row_index))
+            }
+        }
+        for term in terms {
+            self.postings.entry(*term).or_default().push(row_index);
+        }
+        if !self.scopes.contains(scope) {
+            self.scopes.insert(scope.clone());
+        }
+        self.bytes += ROW_OVERHEAD_BYTES + POSTING_BYTES * terms.len() as u64;
+        self.rows.push(row);
+    }
+
+    /// Rows whose id hash is `id_hash` (to be confirmed against their records).
+    pub(crate) fn rows_with_id(&self, id_hash: u64) -> Vec<u32> {
+        let mut rows: Vec<u32> = self.ids.get(&id_hash).copied().into_iter().collect();
+        rows.extend(
+            self.ids_overflow
+                .iter()
+                .filter(|(hash, _)| *hash == id_hash)
+                .map(|(_, row)| *row),
+        );
+        rows
+    }
+
+    pub(crate) fn record_ref(&self, row: u32) -> Option<HeadRecordRef> {
+        let row = self.rows.get(row as usize)?;
+        Some(HeadRecordRef {
+            block: self.blocks.get(row.block as usize)?.clone(),
+            index: row.index,
+        })
+    }
+
+    /// The row holding `seq`, if this head has it.
+    pub(crate) fn row_of_seq(&self, seq: u64) -> Option<u32> {
+        let first = self.rows.first()?.seq;
+        let row = usize::try_from(seq.checked_sub(first)?).ok()?;
+        // Rows hold consecutive seqs; fall back to a search should that ever not hold.
+        match self.rows.get(row) {
+            Some(found) if found.seq == seq => Some(row as u32),
+            _ => self
+                .rows
+                .binary_search_by_key(&seq, |row| row.seq)
+                .ok()
+                .map(|row| row as u32),
+        }
+    }
+
+    /// Up to `limit` rows matching every term, within `bounds`, that `visible` accepts,
+    /// newest first.
+    pub(crate) fn top_matches(
+        &self,
+        terms: &[u64],
+        bounds: &PositionBounds,
+        limit: usize,
+        visible: &dyn Fn(&HeadRow) -> bool,
+    ) -> Vec<(Position, u32)> {
+        let mut lists: Vec<&[u32]> = Vec::with_capacity(terms.len());
+        for term in terms {
+            match self.postings.get(term) {
+                Some(rows) => lists.push(rows),
+                None => return Vec::new(),
+            }
+        }
+        // The shortest list drives; the others are probed by binary search.
+        lists.sort_by_key(|rows| rows.len());
+        let Some((driver, others)) = lists.split_first() else {
+            return Vec::new();
+        };
+        // A max-heap of the `limit` newest found so far, keyed so the oldest is on top.
+        let mut best: BinaryHeap<(Position, u32)> = BinaryHeap::with_capacity(limit + 1);
+        for &row_index in driver.iter().rev() {
+            let row = &self.rows[row_index as usize];
+            if best.len() >= limit
+                && let Some((oldest_kept, _)) = best.peek()
+            {
+                // No row at or before this one has a later time than the prefix maximum.
+                let newest_possible = Position {
+                    event_time_ms: self.prefix_max_time[row_index as usize],
+                    seq: row.seq,
+                };
+                if newest_possible >= *oldest_kept {
+                    break;
+                }
+            }
+            let position = Position {
+                event_time_ms: row.event_time_ms,
+                seq: row.seq,
+            };
+            if !bounds.contains(position) {
+                continue;
+            }
+            if !others
+                .iter()
+                .all(|rows| rows.binary_search(&row_index).is_ok())
+            {
+                continue;
+            }
+            if !visible(row) {
+                continue;
+            }
+            best.push((position, row_index));
+            if best.len() > limit {
+                best.pop();
+            }
+        }
+        let mut found = best.into_vec();
+        found.sort();
+        found
+    }
+}

@@ -1,0 +1,535 @@
+//! The sealer thread: turns frozen heads into segments, merges small segments, and
+//! removes what retention dropped. Everything here rewrites files in the background;
+//! nothing on the request path waits for it (unless unsealed heads outgrow their budget).
+//!
+//! Every step is crash-safe by ordering: a new segment is written under a temporary name,
+//! fsynced and renamed into place before anything it replaces is removed; recovery
+//! removes temporary files, journals a segment covers, and segments inside a merged one.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use crate::blocks::DecodedBlock;
+use crate::error::StoreError;
+use crate::head::Head;
+use crate::segment::{self, InputRow, RecordSource, Segment, SegmentInput};
+use crate::store::{Shared, read_head};
+use crate::writer::RotationSignal;
+
+/// The sealer also looks for work this often, in case a signal was missed.
+const POLL: Duration = Duration::from_secs(1);
+/// Decoded blocks a seal or merge keeps while it reorders records by time.
+const SOURCE_BLOCKS_CACHED: usize = 256;
+
+/// The running sealer thread; dropping it stops the thread and waits for it, so a store
+/// that was dropped has released its directory.
+pub(crate) struct SealerHandle {
+    signal: RotationSignal,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for SealerHandle {
+    fn drop(&mut self) {
+        let (lock, condvar) = &*self.signal;
+        *lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = STOP;
+        condvar.notify_all();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The signal's value that tells the sealer to stop.
+const STOP: u64 = u64::MAX;
+
+pub(crate) fn start(
+    shared: &Arc<Shared>,
+    signal: RotationSignal,
+) -> Result<SealerHandle, StoreError> {
+    // A weak reference: the sealer must not keep a dropped store's directory locked.
+    let weak = Arc::downgrade(shared);
+    let thread_signal = signal.clone();
+    let thread = std::thread::Builder::new()
+        .name("opentrail-store-sealer".into())
+        .spawn(move || {
+            let mut seen = 0u64;
+            loop {
+                {
+                    let (lock, condvar) = &*thread_signal;
+                    let generation = lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                    let (generation, _) = condvar
+                        .wait_timeout_while(generation, POLL, |generation| *generation == seen)
+                        .unwrap_or_else(|poisoned| poisoned.into_inner());
+                    if *generation == STOP {
+                        return;
+                    }
+                    seen = *generation;
+                }
+                let Some(shared) = weak.upgrade() else { return };
+                if let Err(error) = seal_pending(&shared).and_then(|()| merge_small(&shared)) {
+                    tracing::error!(%error, "sealing failed; will retry");
+                    *shared
+                        .sealer_error
+                        .lock()
+                        .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(error.to_string());
+                }
+            }
+        })
+        .map_err(|error| StoreError::io(std::path::Path::new("<sealer thread>"), error))?;
+    Ok(SealerHandle {
+        signal,
+        thread: Some(thread),
+    })
+}
+
+/// Seals every frozen head (all heads but the active one), oldest first.
+pub(crate) fn seal_pending(shared: &Shared) -> Result<(), StoreError> {
+    let _maintenance = shared
+        .maintenance
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    loop {
+        let frozen = {
+            let sources = shared.sources();
+            let count = sources.heads.len();
+            if count < 2 {
+                return Ok(());
+            }
+            sources.heads[0].clone()
+        };
+        seal_head(shared, &frozen)?;
+    }
+}
+
+fn seal_head(shared: &Shared, head_lock: &Arc<RwLock<Head>>) -> Result<(), StoreError> {
+    let head = read_head(head_lock);
+    let expired_through = shared.expired_through_seq.load(Ordering::Acquire);
+    let skip = head.rows.partition_point(|row| row.seq <= expired_through);
+    let segment = if skip == head.len() {
+        None
+    } else {
+        let rows: Vec<InputRow> = head.rows[skip..]
+            .iter()
+            .map(|row| InputRow {
+                seq: row.seq,
+                event_time_ms: row.event_time_ms,
+                ingest_time_ms: row.ingest_time_ms,
+                id_hash: row.id_hash,
+            })
+            .collect();
+        let terms = head
+            .postings
+            .iter()
+            .filter_map(|(term, head_rows)| {
+                let input_rows: Vec<u32> = head_rows
+                    .iter()
+                    .filter(|row| **row as usize >= skip)
+                    .map(|row| row - skip as u32)
+                    .collect();
+                (!input_rows.is_empty()).then_some((*term, input_rows))
+            })
+            .collect();
+        let covers_first = head.first_seq;
+        let covers_last = head.rows[head.len() - 1].seq;
+        let input = SegmentInput {
+            covers_first,
+            covers_last,
+            rows,
+            terms,
+            scopes: head.scopes.clone(),
+        };
+        let path = shared
+            .segments_dir
+            .join(segment::file_name(covers_first, covers_last));
+        let mut source = HeadRecords {
+            shared,
+            head: &head,
+            skip,
+            cache: BlockLru::default(),
+        };
+        let trained = segment::build(&path, &input, &mut source, shared.dictionaries.current())?;
+        if let Some(dictionary) = trained {
+            shared.dictionaries.adopt(dictionary)?;
+        }
+        Some(Arc::new(Segment::open(
+            &path,
+            shared.new_source_id(),
+            &shared.dictionaries,
+        )?))
+    };
+    let journal_path = head.journal_path.clone();
+    let source_id = head.source_id;
+    drop(head);
+    {
+        let mut sources = shared
+            .sources
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        sources.heads.retain(|other| !Arc::ptr_eq(other, head_lock));
+        if let Some(segment) = segment {
+            let at = sources
+                .segments
+                .partition_point(|other| other.covers_first < segment.covers_first);
+            sources.segments.insert(at, segment);
+        }
+    }
+    shared.cache.forget_source(source_id);
+    // The segment is durable: the journal is no longer needed (recovery would remove it).
+    crate::files::remove_if_present(&journal_path)?;
+    remove_unused_dictionaries(shared)
+}
+
+/// Dictionaries under `dicts/` that neither the current one nor a live journal names are
+/// no longer needed: segments carry their own.
+fn remove_unused_dictionaries(shared: &Shared) -> Result<(), StoreError> {
+    let mut needed: BTreeSet<u32> = shared
+        .dictionaries
+        .current()
+        .map(|d| d.id)
+        .into_iter()
+        .collect();
+    for head in &shared.sources().heads {
+        needed.extend(
+            read_head(head)
+                .blocks
+                .iter()
+                .map(|block| block.dictionary_id),
+        );
+    }
+    let dir = shared.dictionaries.dir();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    for entry in entries.filter_map(Result::ok) {
+        let path = entry.path();
+        let id = path
+            .file_stem()
+            .and_then(|stem| stem.to_str())
+            .and_then(|stem| u32::from_str_radix(stem, 16).ok());
+        if let Some(id) = id
+            && !needed.contains(&id)
+            && path.extension().is_some_and(|ext| ext == "zdict")
+        {
+            crate::files::remove_if_present(&path)?;
+        }
+    }
+    Ok(())
+}
+
+/// Merges runs of adjacent small segments.
+fn merge_small(shared: &Shared) -> Result<(), StoreError> {
+    let _maintenance = shared
+        .maintenance
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let small = shared.options.merge_events_below as u64;
+    let limit = shared.options.segment_events_max as u64;
+    loop {
+        let segments = shared.sources().segments;
+        let mut run: Vec<Arc<Segment>> = Vec::new();
+        let mut run_rows = 0u64;
+        let mut chosen = None;
+        for segment in segments {
+            if u64::from(segment.rows) < small
+                && run_rows + u64::from(segment.rows) <= limit.max(small)
+            {
+                run_rows += u64::from(segment.rows);
+                run.push(segment);
+                continue;
+            }
+            if run.len() >= 2 {
+                chosen = Some(std::mem::take(&mut run));
+                break;
+            }
+            run.clear();
+            run_rows = 0;
+            if u64::from(segment.rows) < small {
+                run_rows = u64::from(segment.rows);
+                run.push(segment);
+            }
+        }
+        let chosen = match chosen {
+            Some(chosen) => chosen,
+            None if run.len() >= 2 => run,
+            None => return Ok(()),
+        };
+        merge(shared, &chosen)?;
+    }
+}
+
+/// Merges every segment into as few as `segment_events_max` allows.
+pub(crate) fn merge_all(shared: &Shared) -> Result<(), StoreError> {
+    let _maintenance = shared
+        .maintenance
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let limit = (shared.options.segment_events_max as u64).max(1);
+    let segments = shared.sources().segments;
+    let mut run: Vec<Arc<Segment>> = Vec::new();
+    let mut run_rows = 0;
+    let mut runs = Vec::new();
+    for segment in segments {
+        if !run.is_empty() && run_rows + u64::from(segment.rows) > limit {
+            runs.push(std::mem::take(&mut run));
+            run_rows = 0;
+        }
+        run_rows += u64::from(segment.rows);
+        run.push(segment);
+    }
+    runs.push(run);
+    for run in runs.into_iter().filter(|run| run.len() >= 2) {
+        merge(shared, &run)?;
+    }
+    Ok(())
+}
+
+/// Writes one segment holding every visible event of `inputs` (adjacent, oldest first),
+/// then swaps it in for them.
+fn merge(shared: &Shared, inputs: &[Arc<Segment>]) -> Result<(), StoreError> {
+    let (Some(first), Some(last)) = (inputs.first(), inputs.last()) else {
+        return Ok(());
+    };
+    let expired_through = shared.expired_through_seq.load(Ordering::Acquire);
+    let mut rows = Vec::new();
+    let mut origins: Vec<(usize, u32)> = Vec::new();
+    let mut terms: HashMap<u64, Vec<u32>> = HashMap::new();
+    let mut scopes = BTreeSet::new();
+    for (input_index, segment) in inputs.iter().enumerate() {
+        scopes.extend(segment.scopes.iter().cloned());
+        let mut input_row_of = vec![u32::MAX; segment.rows as usize];
+        for row in 0..segment.rows {
+            let position = segment.position(row);
+            if position.seq <= expired_through {
+                continue;
+            }
+            input_row_of[row as usize] = rows.len() as u32;
+            rows.push(InputRow {
+                seq: position.seq,
+                event_time_ms: position.event_time_ms,
+                ingest_time_ms: segment.ingest_time_ms(position.seq),
+                id_hash: 0,
+            });
+            origins.push((input_index, row));
+        }
+        for (hash, row) in segment.id_entries() {
+            if let Some(input_row) = input_row_of
+                .get(row as usize)
+                .filter(|row| **row != u32::MAX)
+            {
+                rows[*input_row as usize].id_hash = hash;
+            }
+        }
+        for (term, mut cursor) in segment.all_postings() {
+            let entry = terms.entry(term).or_default();
+            while let Some(row) = cursor.current() {
+                if let Some(input_row) = input_row_of
+                    .get(row as usize)
+                    .filter(|row| **row != u32::MAX)
+                {
+                    entry.push(*input_row);
+                }
+                cursor.advance();
+            }
+        }
+    }
+    terms.retain(|_, rows| !rows.is_empty());
+    let covers_first = first.covers_first;
+    let covers_last = last.covers_last;
+    let merged = if rows.is_empty() {
+        None
+    } else {
+        let path = shared
+            .segments_dir
+            .join(segment::file_name(covers_first, covers_last));
+        let input = SegmentInput {
+            covers_first,
+            covers_last,
+            rows,
+            terms: terms.into_iter().collect(),
+            scopes,
+        };
+        let mut source = SegmentRecords {
+            shared,
+            inputs,
+            origins: &origins,
+            cache: BlockLru::default(),
+        };
+        let fallback = first.dictionary(&shared.dictionaries);
+        segment::build(&path, &input, &mut source, fallback)?;
+        Some(Arc::new(Segment::open(
+            &path,
+            shared.new_source_id(),
+            &shared.dictionaries,
+        )?))
+    };
+    replace_segments(shared, inputs, merged)
+}
+
+/// Swaps `replacement` in for `removed` (readers see one or the other, never both),
+/// then deletes the removed files.
+fn replace_segments(
+    shared: &Shared,
+    removed: &[Arc<Segment>],
+    replacement: Option<Arc<Segment>>,
+) -> Result<(), StoreError> {
+    {
+        let mut sources = shared
+            .sources
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        sources
+            .segments
+            .retain(|segment| !removed.iter().any(|gone| Arc::ptr_eq(gone, segment)));
+        if let Some(segment) = replacement.as_ref() {
+            let at = sources
+                .segments
+                .partition_point(|other| other.covers_first < segment.covers_first);
+            sources.segments.insert(at, segment.clone());
+        }
+    }
+    for segment in removed {
+        shared.cache.forget_source(segment.id);
+        // The merged file has the same name when it covers the same range as one input.
+        if replacement
+            .as_ref()
+            .is_none_or(|kept| kept.path != segment.path)
+        {
+            crate::files::remove_if_present(&segment.path)?;
+        }
+    }
+    Ok(())
+}
+
+/// Removes whole segments and sealed heads at or below the retention floor.
+pub(crate) fn remove_expired(shared: &Shared, through: u64) -> Result<(), StoreError> {
+    let expired_segments: Vec<Arc<Segment>> = shared
+        .sources()
+        .segments
+        .into_iter()
+        .filter(|segment| segment.covers_last <= through)
+        .collect();
+    replace_segments(shared, &expired_segments, None)?;
+    let sources = shared.sources();
+    // Every head but the active one (the last).
+    let frozen = &sources.heads[..sources.heads.len().saturating_sub(1)];
+    for head_lock in frozen {
+        let (expired, journal, source_id) = {
+            let head = read_head(head_lock);
+            (
+                head.last_seq().is_none_or(|last| last <= through),
+                head.journal_path.clone(),
+                head.source_id,
+            )
+        };
+        if expired {
+            shared
+                .sources
+                .write()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .heads
+                .retain(|other| !Arc::ptr_eq(other, head_lock));
+            shared.cache.forget_source(source_id);
+            crate::files::remove_if_present(&journal)?;
+        }
+    }
+    Ok(())
+}
+
+/// A small cache of decoded blocks, for a seal or merge reading records out of order.
+#[derive(Default)]
+struct BlockLru {
+    blocks: HashMap<(usize, u32), (DecodedBlock, u64)>,
+    tick: u64,
+}
+
+impl BlockLru {
+    fn record(
+        &mut self,
+        key: (usize, u32),
+        index: u32,
+        load: impl FnOnce() -> Result<DecodedBlock, StoreError>,
+    ) -> Result<Vec<u8>, StoreError> {
+        self.tick += 1;
+        if !self.blocks.contains_key(&key) {
+            if self.blocks.len() >= SOURCE_BLOCKS_CACHED
+                && let Some(oldest) = self
+                    .blocks
+                    .iter()
+                    .min_by_key(|(_, (_, used))| *used)
+                    .map(|(key, _)| *key)
+            {
+                self.blocks.remove(&oldest);
+            }
+            self.blocks.insert(key, (load()?, self.tick));
+        }
+        let Some((block, used)) = self.blocks.get_mut(&key) else {
+            return Err(StoreError::corrupt(
+                "record block",
+                format!("{key:?}"),
+                "vanished from the cache",
+            ));
+        };
+        *used = self.tick;
+        block
+            .record(index as usize)
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| {
+                StoreError::corrupt(
+                    "record block",
+                    format!("{key:?}"),
+                    format!("no record {index}"),
+                )
+            })
+    }
+}
+
+struct HeadRecords<'a> {
+    shared: &'a Shared,
+    head: &'a Head,
+    skip: usize,
+    cache: BlockLru,
+}
+
+impl RecordSource for HeadRecords<'_> {
+    fn record(&mut self, input_row: usize) -> Result<Vec<u8>, StoreError> {
+        let row = self.head.rows[input_row + self.skip];
+        let block = &self.head.blocks[row.block as usize];
+        let (shared, path) = (self.shared, &self.head.journal_path);
+        self.cache.record((0, row.block), row.index, || {
+            crate::blocks::decode_block(
+                &shared.dictionaries,
+                block.dictionary_id,
+                block.raw_len,
+                &block.bytes,
+                &|| path.display().to_string(),
+            )
+        })
+    }
+}
+
+struct SegmentRecords<'a> {
+    shared: &'a Shared,
+    inputs: &'a [Arc<Segment>],
+    origins: &'a [(usize, u32)],
+    cache: BlockLru,
+}
+
+impl RecordSource for SegmentRecords<'_> {
+    fn record(&mut self, input_row: usize) -> Result<Vec<u8>, StoreError> {
+        let (input, row) = self.origins[input_row];
+        let segment = &self.inputs[input];
+        let (block, index) = segment.block_of_row(row).ok_or_else(|| {
+            StoreError::corrupt(
+                "segment",
+                segment.path.display().to_string(),
+                format!("no block holds row {row}"),
+            )
+        })?;
+        let dictionaries = &self.shared.dictionaries;
+        self.cache.record((input, block), index, || {
+            segment.decode_block(block, dictionaries)
+        })
+    }
+}

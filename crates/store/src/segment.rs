@@ -1,0 +1,767 @@
+//! Immutable segments: a sealed head (or several merged segments) in one file, written
+//! once and never changed, so it can live in a local directory or an object store.
+//!
+//! Rows are sorted newest first (event time, then seq, both descending), the order pages
+//! are served in: postings list rows ascending, so a lookup reads a term's postings from
+//! the front and stops after its page, and a time range is a range of rows.
+//!
+//! ```text
+//! "OTSEG002" ‖ record blocks … ‖ sections … ‖ section table ‖ table_len:u32 ‖ "OTSEGEND"
+//!
+//! section          content
+//! meta             covers_first:u64 ‖ covers_last:u64 ‖ rows:u32 ‖ min/max event time:i64
+//!                  ‖ min/max ingest time:i64 ‖ scopes (count, then account, region, lane)
+//! dictionary       the zstd dictionary the blocks use (empty: none)
+//! block_table      (offset:u64 ‖ len:u32 ‖ raw_len:u32 ‖ first_row:u32 ‖ crc32:u32) × blocks
+//! times            event_time_ms:i64 × rows
+//! seqs             (seq − covers_first):u32 × rows
+//! row_of_seq       row:u32 × (covers_last − covers_first + 1); u32::MAX where no row
+//! ingest_runs      (seq − covers_first:u32 ‖ ingest_time_ms:i64) × runs (ingest time is
+//!                  constant within a group commit and never decreases with seq)
+//! terms            (term:u64 ‖ postings_offset:u64) × terms, sorted by term
+//! postings         each term's rows (see `postings.rs`)
+//! ids              (xxh3(account, eventID):u64 ‖ row:u32) × rows, sorted
+//! bloom            a Bloom filter over the id hashes
+//! section table    (offset:u64 ‖ len:u64 ‖ crc32:u32) × sections
+//! ```
+//! Every section and every block has a CRC, checked when the segment opens (sections) or
+//! is read (blocks), so damage is reported with the file and offset, never served.
+
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::blocks::{self, BlockEncoder, DecodedBlock, Dictionaries, Dictionary};
+use crate::codec::{ByteReader, PutBytes, i64_at, u32_at, u64_at};
+use crate::error::StoreError;
+use crate::files;
+use crate::postings::{self, PostingsCursor};
+use crate::query::{EventLane, Position, PositionBounds, Scope};
+
+const HEAD_MAGIC: &[u8; 8] = b"OTSEG002";
+const TAIL_MAGIC: &[u8; 8] = b"OTSEGEND";
+pub(crate) const SEGMENT_EXTENSION: &str = "seg";
+const NO_ROW: u32 = u32::MAX;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(usize)]
+enum Section {
+    Meta,
+    Dictionary,
+    BlockTable,
+    Times,
+    Seqs,
+    RowOfSeq,
+    IngestRuns,
+    Terms,
+    Postings,
+    Ids,
+    Bloom,
+}
+const SECTION_COUNT: usize = 11;
+const BLOCK_ENTRY_LEN: usize = 24;
+const TERM_ENTRY_LEN: usize = 16;
+const ID_ENTRY_LEN: usize = 12;
+const RUN_ENTRY_LEN: usize = 12;
+
+/// What a segment is built from: rows in any order, and each term's rows.
+pub(crate) struct SegmentInput {
+    pub covers_first: u64,
+    pub covers_last: u64,
+    pub rows: Vec<InputRow>,
+    /// (term, input row indexes in any order).
+    pub terms: Vec<(u64, Vec<u32>)>,
+    pub scopes: BTreeSet<Scope>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct InputRow {
+    pub seq: u64,
+    pub event_time_ms: i64,
+    pub ingest_time_ms: i64,
+    pub id_hash: u64,
+}
+
+/// Gives the record JSON of an input row.
+pub(crate) trait RecordSource {
+    fn record(&mut self, input_row: usize) -> Result<Vec<u8>, StoreError>;
+}
+
+pub(crate) fn file_name(covers_first: u64, covers_last: u64) -> String {
+    format!("{covers_first:020}-{covers_last:020}.{SEGMENT_EXTENSION}")
+}
+
+/// Parses `<first>-<last>.seg`.
+pub(crate) fn parse_file_name(path: &Path) -> Option<(u64, u64)> {
+    if path.extension()? != SEGMENT_EXTENSION {
+        return None;
+    }
+    let stem = path.file_stem()?.to_str()?;
+    let (first, last) = stem.split_once('-')?;
+    Some((first.parse().ok()?, last.parse().ok()?))
+}
+
+/// Writes a segment file to `path` (through a temporary file, fsynced and renamed, so a
+/// crash never leaves a half-written segment under the final name).
+pub(crate) fn build(
+    path: &Path,
+    input: &SegmentInput,
+    records: &mut dyn RecordSource,
+    fallback_dictionary: Option<Arc<Dictionary>>,
+) -> Result<Option<Arc<Dictionary>>, StoreError> {
+    let row_count = input.rows.len();
+    // Newest first: the order pages are served in.
+    let mut order: Vec<u32> = (0..row_count as u32).collect();
+    order.sort_unstable_by_key(|&input_row| {
+        let row = &input.rows[input_row as usize];
+        Position {
+            event_time_ms: row.event_time_ms,
+            seq: row.seq,
+        }
+    });
+    let mut new_row_of_input = vec![0u32; row_count];
+    for (new_row, &input_row) in order.iter().enumerate() {
+        new_row_of_input[input_row as usize] = new_row as u32;
+    }
+
+    // A dictionary trained on this segment's own records, when it has enough of them.
+    let trained = if row_count >= blocks::TRAINING_RECORDS_MIN {
+        let stride = (row_count / 4_000).max(1);
+        let mut sample = Vec::new();
+        for input_row in (0..row_count).step_by(stride) {
+            sample.push(records.record(input_row)?);
+        }
+        blocks::Dictionary::train(sample.iter().map(|record| record.as_slice())).map(Arc::new)
+    } else {
+        None
+    };
+    let dictionary = trained.clone().or(fallback_dictionary);
+
+    let temporary = files::temporary_sibling(path);
+    let file = File::create(&temporary).map_err(|error| StoreError::io(&temporary, error))?;
+    let mut out = CountingWriter {
+        inner: BufWriter::with_capacity(1 << 20, file),
+        written: 0,
+        path: &temporary,
+    };
+    out.write(HEAD_MAGIC)?;
+
+    // Record blocks, in row order, written out as they fill up.
+    let mut block_table = Vec::new();
+    let mut encoder = BlockEncoder::new(dictionary.as_deref())?;
+    let mut block_first_rows = Vec::new();
+    for (new_row, &input_row) in order.iter().enumerate() {
+        let record = records.record(input_row as usize)?;
+        let (_, index) = encoder.push(&record)?;
+        if index == 0 {
+            block_first_rows.push(new_row as u32);
+        }
+        for block in encoder.take_finished() {
+            let first_row = block_first_rows[block_table.len() / BLOCK_ENTRY_LEN];
+            write_block(&mut out, &block, first_row, &mut block_table)?;
+        }
+    }
+    for block in encoder.finish()? {
+        let first_row = block_first_rows[block_table.len() / BLOCK_ENTRY_LEN];
+        write_block(&mut out, &block, first_row, &mut block_table)?;
+    }
+
+    // Sections.
+    let mut sections: Vec<(u64, u64, u32)> = Vec::with_capacity(SECTION_COUNT);
+    let mut meta = Vec::new();
+    meta.put_u64(input.covers_first);
+    meta.put_u64(input.covers_last);
+    meta.put_u32(row_count as u32);
+    let times = || input.rows.iter().map(|row| row.event_time_ms);
+    let ingests = || input.rows.iter().map(|row| row.ingest_time_ms);
+    meta.put_i64(times().min().unwrap_or(0));
+    meta.put_i64(times().max().unwrap_or(0));
+    meta.put_i64(ingests().min().unwrap_or(0));
+    meta.put_i64(ingests().max().unwrap_or(0));
+    meta.put_varint(input.scopes.len() as u64);
+    for scope in &input.scopes {
+        meta.put_bytes(scope.account_id.as_bytes());
+        meta.put_bytes(scope.region.as_bytes());
+        meta.put_u8(scope.lane as u8);
+    }
+    out.section(&meta, &mut sections)?;
+    out.section(
+        dictionary
+            .as_ref()
+            .map_or(&[][..], |dictionary| &dictionary.raw),
+        &mut sections,
+    )?;
+    out.section(&block_table, &mut sections)?;
+
+    let mut times_section = Vec::with_capacity(row_count * 8);
+    let mut seqs_section = Vec::with_capacity(row_count * 4);
+    for &input_row in &order {
+        let row = &input.rows[input_row as usize];
+        times_section.put_i64(row.event_time_ms);
+        seqs_section.put_u32((row.seq - input.covers_first) as u32);
+    }
+    out.section(&times_section, &mut sections)?;
+    drop(times_section);
+    out.section(&seqs_section, &mut sections)?;
+    drop(seqs_section);
+
+    let span = (input.covers_last + 1 - input.covers_first) as usize;
+    let mut row_of_seq = vec![NO_ROW; span];
+    let mut by_seq: Vec<u32> = (0..row_count as u32).collect();
+    by_seq.sort_unstable_by_key(|&input_row| input.rows[input_row as usize].seq);
+    let mut runs = Vec::new();
+    let mut last_ingest = None;
+    for &input_row in &by_seq {
+        let row = &input.rows[input_row as usize];
+        let offset = (row.seq - input.covers_first) as usize;
+        row_of_seq[offset] = new_row_of_input[input_row as usize];
+        if last_ingest != Some(row.ingest_time_ms) {
+            runs.put_u32(offset as u32);
+            runs.put_i64(row.ingest_time_ms);
+            last_ingest = Some(row.ingest_time_ms);
+        }
+    }
+    let mut row_of_seq_section = Vec::with_capacity(span * 4);
+    for row in row_of_seq {
+        row_of_seq_section.put_u32(row);
+    }
+    out.section(&row_of_seq_section, &mut sections)?;
+    drop(row_of_seq_section);
+    out.section(&runs, &mut sections)?;
+
+    let mut terms: Vec<(u64, &Vec<u32>)> = input
+        .terms
+        .iter()
+        .map(|(term, rows)| (*term, rows))
+        .collect();
+    terms.sort_unstable_by_key(|(term, _)| *term);
+    let mut term_table = Vec::with_capacity(terms.len() * TERM_ENTRY_LEN);
+    let mut postings_section = Vec::new();
+    let mut mapped = Vec::new();
+    for (term, input_rows) in terms {
+        mapped.clear();
+        mapped.extend(
+            input_rows
+                .iter()
+                .map(|&input_row| new_row_of_input[input_row as usize]),
+        );
+        mapped.sort_unstable();
+        mapped.dedup();
+        term_table.put_u64(term);
+        term_table.put_u64(postings_section.len() as u64);
+        postings::encode(&mapped, &mut postings_section);
+    }
+    out.section(&term_table, &mut sections)?;
+    out.section(&postings_section, &mut sections)?;
+    drop(postings_section);
+
+    let mut ids: Vec<(u64, u32)> = input
+        .rows
+        .iter()
+        .enumerate()
+        .map(|(input_row, row)| (row.id_hash, new_row_of_input[input_row]))
+        .collect();
+    ids.sort_unstable();
+    let mut ids_section = Vec::with_capacity(ids.len() * ID_ENTRY_LEN);
+    for (hash, row) in &ids {
+        ids_section.put_u64(*hash);
+        ids_section.put_u32(*row);
+    }
+    out.section(&ids_section, &mut sections)?;
+    let bloom = crate::bloom::build(ids.iter().map(|(hash, _)| *hash));
+    out.section(&bloom, &mut sections)?;
+
+    let mut table = Vec::with_capacity(SECTION_COUNT * 20 + 12);
+    for (offset, len, crc) in &sections {
+        table.put_u64(*offset);
+        table.put_u64(*len);
+        table.put_u32(*crc);
+    }
+    table.put_u32((SECTION_COUNT * 20) as u32);
+    table.extend_from_slice(TAIL_MAGIC);
+    out.write(&table)?;
+    let file = out
+        .inner
+        .into_inner()
+        .map_err(|error| StoreError::io(&temporary, error.into_error()))?;
+    file.sync_all()
+        .map_err(|error| StoreError::io(&temporary, error))?;
+    drop(file);
+    std::fs::rename(&temporary, path).map_err(|error| StoreError::io(path, error))?;
+    files::sync_parent(path)?;
+    Ok(trained)
+}
+
+fn write_block(
+    out: &mut CountingWriter<'_>,
+    block: &blocks::EncodedBlock,
+    first_row: u32,
+    table: &mut Vec<u8>,
+) -> Result<(), StoreError> {
+    table.put_u64(out.written);
+    table.put_u32(block.bytes.len() as u32);
+    table.put_u32(block.raw_len);
+    table.put_u32(first_row);
+    table.put_u32(crc32fast::hash(&block.bytes));
+    out.write(&block.bytes)
+}
+
+struct CountingWriter<'p> {
+    inner: BufWriter<File>,
+    written: u64,
+    path: &'p Path,
+}
+
+impl CountingWriter<'_> {
+    fn write(&mut self, bytes: &[u8]) -> Result<(), StoreError> {
+        self.inner
+            .write_all(bytes)
+            .map_err(|error| StoreError::io(self.path, error))?;
+        self.written += bytes.len() as u64;
+        Ok(())
+    }
+
+    fn section(
+        &mut self,
+        bytes: &[u8],
+        sections: &mut Vec<(u64, u64, u32)>,
+    ) -> Result<(), StoreError> {
+        sections.push((self.written, bytes.len() as u64, crc32fast::hash(bytes)));
+        self.write(bytes)
+    }
+}
+
+/// An open segment: its file mapped into memory, sections checked.
+pub(crate) struct Segment {
+    pub path: PathBuf,
+    /// A process-wide id for the block cache.
+    pub id: u64,
+    map: memmap2::Mmap,
+    sections: [Range<usize>; SECTION_COUNT],
+    pub covers_first: u64,
+    pub covers_last: u64,
+    pub rows: u32,
+    pub min_time_ms: i64,
+    pub max_time_ms: i64,
+    pub min_ingest_ms: i64,
+    pub max_ingest_ms: i64,
+    pub scopes: Vec<Scope>,
+    dictionary_id: u32,
+}
+
+impl Segment {
+    /// Opens a segment and checks every section's CRC.
+    pub(crate) fn open(
+        path: &Path,
+        id: u64,
+        dictionaries: &Dictionaries,
+    ) -> Result<Segment, StoreError> {
+        let file = File::open(path).map_err(|error| StoreError::io(path, error))?;
+        // SAFETY: segment files are immutable once renamed into place; nothing in this
+        // process writes to them, and the store's lock keeps other OpenTrail processes out.
+        let map =
+            unsafe { memmap2::Mmap::map(&file) }.map_err(|error| StoreError::io(path, error))?;
+        let location = |offset: usize| format!("{} at byte {offset}", path.display());
+        let corrupt = |offset: usize, detail: String| {
+            StoreError::corrupt("segment", location(offset), detail)
+        };
+        let len = map.len();
+        if len < HEAD_MAGIC.len() + 12 || &map[..8] != HEAD_MAGIC || &map[len - 8..] != TAIL_MAGIC {
+            return Err(corrupt(
+                0,
+                "missing segment magic (not a segment, or cut short)".into(),
+            ));
+        }
+        let table_len =
+            u32::from_le_bytes(map[len - 12..len - 8].try_into().unwrap_or_default()) as usize;
+        if table_len != SECTION_COUNT * 20 || table_len + 12 > len {
+            return Err(corrupt(
+                len - 12,
+                format!("section table of {table_len} bytes"),
+            ));
+        }
+        let table_start = len - 12 - table_len;
+        let mut reader = ByteReader::new(&map[table_start..len - 12]);
+        let mut sections: [Range<usize>; SECTION_COUNT] = std::array::from_fn(|_| 0..0);
+        for (index, section) in sections.iter_mut().enumerate() {
+            let entry = table_start + index * 20;
+            let (Ok(offset), Ok(section_len), Ok(crc)) = (reader.u64(), reader.u64(), reader.u32())
+            else {
+                return Err(corrupt(entry, "section table cut short".into()));
+            };
+            let (offset, section_len) = (offset as usize, section_len as usize);
+            let end = offset
+                .checked_add(section_len)
+                .filter(|end| *end <= table_start);
+            let Some(end) = end else {
+                return Err(corrupt(
+                    entry,
+                    format!("section {index} lies outside the file"),
+                ));
+            };
+            if crc32fast::hash(&map[offset..end]) != crc {
+                return Err(corrupt(
+                    offset,
+                    format!("section {index} fails its checksum"),
+                ));
+            }
+            *section = offset..end;
+        }
+        let meta_range = sections[Section::Meta as usize].clone();
+        let mut meta = ByteReader::new(&map[meta_range.clone()]);
+        let bad_meta = |_| corrupt(meta_range.start, "meta section cut short".into());
+        let covers_first = meta.u64().map_err(bad_meta)?;
+        let covers_last = meta.u64().map_err(bad_meta)?;
+        let rows = meta.u32().map_err(bad_meta)?;
+        let min_time_ms = meta.i64().map_err(bad_meta)?;
+        let max_time_ms = meta.i64().map_err(bad_meta)?;
+        let min_ingest_ms = meta.i64().map_err(bad_meta)?;
+        let max_ingest_ms = meta.i64().map_err(bad_meta)?;
+        let scope_count = meta.varint().map_err(bad_meta)?;
+        let mut scopes = Vec::new();
+        for _ in 0..scope_count {
+            let account = meta.bytes().map_err(bad_meta)?;
+            let region = meta.bytes().map_err(bad_meta)?;
+            let lane = match meta.u8().map_err(bad_meta)? {
+                1 => EventLane::Insight,
+                _ => EventLane::Standard,
+            };
+            scopes.push(Scope {
+                account_id: String::from_utf8_lossy(account).into_owned(),
+                region: String::from_utf8_lossy(region).into_owned(),
+                lane,
+            });
+        }
+        let dictionary_bytes = &map[sections[Section::Dictionary as usize].clone()];
+        let dictionary_id = if dictionary_bytes.is_empty() {
+            blocks::NO_DICTIONARY
+        } else {
+            let dictionary = Arc::new(Dictionary::new(dictionary_bytes.to_vec()));
+            let id = dictionary.id;
+            dictionaries.register(dictionary);
+            id
+        };
+        let segment = Segment {
+            path: path.to_path_buf(),
+            id,
+            map,
+            sections,
+            covers_first,
+            covers_last,
+            rows,
+            min_time_ms,
+            max_time_ms,
+            min_ingest_ms,
+            max_ingest_ms,
+            scopes,
+            dictionary_id,
+        };
+        let expected = [
+            (Section::Times, rows as usize * 8),
+            (Section::Seqs, rows as usize * 4),
+            (Section::Ids, rows as usize * ID_ENTRY_LEN),
+            (
+                Section::RowOfSeq,
+                (covers_last.saturating_add(1).saturating_sub(covers_first)) as usize * 4,
+            ),
+        ];
+        for (section, bytes) in expected {
+            if segment.section(section).len() != bytes {
+                return Err(corrupt(
+                    segment.sections[section as usize].start,
+                    format!(
+                        "section {section:?} has {} bytes, expected {bytes}",
+                        segment.section(section).len()
+                    ),
+                ));
+            }
+        }
+        Ok(segment)
+    }
+
+    fn section(&self, section: Section) -> &[u8] {
+        &self.map[self.sections[section as usize].clone()]
+    }
+
+    pub(crate) fn dictionary(&self, dictionaries: &Dictionaries) -> Option<Arc<Dictionary>> {
+        dictionaries.get(self.dictionary_id)
+    }
+
+    pub(crate) fn position(&self, row: u32) -> Position {
+        let times = self.section(Section::Times);
+        let seqs = self.section(Section::Seqs);
+        Position {
+            event_time_ms: i64_at(times, row as usize).unwrap_or(i64::MIN),
+            seq: self.covers_first + u64::from(u32_at(seqs, row as usize).unwrap_or(0)),
+        }
+    }
+
+    pub(crate) fn seq(&self, row: u32) -> u64 {
+        self.position(row).seq
+    }
+
+    /// The ingest time of the event at `seq`.
+    pub(crate) fn ingest_time_ms(&self, seq: u64) -> i64 {
+        let runs = self.section(Section::IngestRuns);
+        let count = runs.len() / RUN_ENTRY_LEN;
+        let offset = seq.saturating_sub(self.covers_first) as u32;
+        let run_start = |index: usize| u32_at(&runs[index * RUN_ENTRY_LEN..], 0).unwrap_or(0);
+        // The last run starting at or before the offset.
+        let (mut low, mut high) = (0usize, count);
+        while high - low > 1 {
+            let middle = (low + high) / 2;
+            if run_start(middle) <= offset {
+                low = middle;
+            } else {
+                high = middle;
+            }
+        }
+        if count == 0 {
+            return self.max_ingest_ms;
+        }
+        i64_at(&runs[low * RUN_ENTRY_LEN + 4..], 0).unwrap_or(self.max_ingest_ms)
+    }
+
+    /// The newest seq this segment holds that was ingested before `cutoff_ms`.
+    pub(crate) fn last_seq_ingested_before(&self, cutoff_ms: i64) -> Option<u64> {
+        if self.min_ingest_ms >= cutoff_ms {
+            return None;
+        }
+        if self.max_ingest_ms < cutoff_ms {
+            return Some(self.covers_last);
+        }
+        let runs = self.section(Section::IngestRuns);
+        let count = runs.len() / RUN_ENTRY_LEN;
+        let run_ingest =
+            |index: usize| i64_at(&runs[index * RUN_ENTRY_LEN + 4..], 0).unwrap_or(i64::MAX);
+        let run_start = |index: usize| u32_at(&runs[index * RUN_ENTRY_LEN..], 0).unwrap_or(0);
+        // Ingest times never decrease with seq: the runs before the cutoff are a prefix.
+        let expired_runs = (0..count)
+            .collect::<Vec<_>>()
+            .partition_point(|index| run_ingest(*index) < cutoff_ms);
+        if expired_runs == 0 {
+            return None;
+        }
+        if expired_runs == count {
+            return Some(self.covers_last);
+        }
+        Some(self.covers_first + u64::from(run_start(expired_runs)) - 1)
+    }
+
+    pub(crate) fn row_of_seq(&self, seq: u64) -> Option<u32> {
+        let offset = usize::try_from(seq.checked_sub(self.covers_first)?).ok()?;
+        u32_at(self.section(Section::RowOfSeq), offset).filter(|row| *row != NO_ROW)
+    }
+
+    /// The first row at or after `position` in newest-first order.
+    pub(crate) fn first_row_from(&self, position: Position) -> u32 {
+        let (mut low, mut high) = (0u32, self.rows);
+        while low < high {
+            let middle = low + (high - low) / 2;
+            if self.position(middle) < position {
+                low = middle + 1;
+            } else {
+                high = middle;
+            }
+        }
+        low
+    }
+
+    pub(crate) fn postings(&self, term: u64) -> Option<PostingsCursor<'_>> {
+        let table = self.section(Section::Terms);
+        let count = table.len() / TERM_ENTRY_LEN;
+        let term_at = |index: usize| u64_at(&table[index * TERM_ENTRY_LEN..], 0);
+        let (mut low, mut high) = (0usize, count);
+        while low < high {
+            let middle = (low + high) / 2;
+            match term_at(middle) {
+                Some(found) if found < term => low = middle + 1,
+                _ => high = middle,
+            }
+        }
+        if low >= count || term_at(low) != Some(term) {
+            return None;
+        }
+        let postings = self.section(Section::Postings);
+        let start = u64_at(&table[low * TERM_ENTRY_LEN + 8..], 0)? as usize;
+        let end = if low + 1 < count {
+            u64_at(&table[(low + 1) * TERM_ENTRY_LEN + 8..], 0)? as usize
+        } else {
+            postings.len()
+        };
+        postings.get(start..end).map(PostingsCursor::new)
+    }
+
+    /// Every (term, postings) pair, in term order.
+    pub(crate) fn all_postings(&self) -> impl Iterator<Item = (u64, PostingsCursor<'_>)> + '_ {
+        let table = self.section(Section::Terms);
+        let postings = self.section(Section::Postings);
+        let count = table.len() / TERM_ENTRY_LEN;
+        let offset_at = move |index: usize| {
+            if index >= count {
+                Some(postings.len())
+            } else {
+                u64_at(&table[index * TERM_ENTRY_LEN + 8..], 0).map(|offset| offset as usize)
+            }
+        };
+        (0..count).filter_map(move |index| {
+            let term = u64_at(&table[index * TERM_ENTRY_LEN..], 0)?;
+            let bytes = postings.get(offset_at(index)?..offset_at(index + 1)?)?;
+            Some((term, PostingsCursor::new(bytes)))
+        })
+    }
+
+    /// Every (id hash, row) pair.
+    pub(crate) fn id_entries(&self) -> impl Iterator<Item = (u64, u32)> + '_ {
+        let ids = self.section(Section::Ids);
+        ids.chunks_exact(ID_ENTRY_LEN)
+            .filter_map(|entry| Some((u64_at(entry, 0)?, u32_at(&entry[8..], 0)?)))
+    }
+
+    pub(crate) fn may_contain_id(&self, id_hash: u64) -> bool {
+        crate::bloom::may_contain(self.section(Section::Bloom), id_hash)
+    }
+
+    /// Rows whose id hash is `id_hash` (to be confirmed against their records).
+    pub(crate) fn rows_with_id(&self, id_hash: u64) -> Vec<u32> {
+        let ids = self.section(Section::Ids);
+        let count = ids.len() / ID_ENTRY_LEN;
+        let hash_at = |index: usize| u64_at(&ids[index * ID_ENTRY_LEN..], 0).unwrap_or(u64::MAX);
+        let (mut low, mut high) = (0usize, count);
+        while low < high {
+            let middle = (low + high) / 2;
+            if hash_at(middle) < id_hash {
+                low = middle + 1;
+            } else {
+                high = middle;
+            }
+        }
+        let mut rows = Vec::new();
+        while low < count && hash_at(low) == id_hash {
+            if let Some(row) = u32_at(&ids[low * ID_ENTRY_LEN + 8..], 0) {
+                rows.push(row);
+            }
+            low += 1;
+        }
+        rows
+    }
+
+    pub(crate) fn block_count(&self) -> usize {
+        self.section(Section::BlockTable).len() / BLOCK_ENTRY_LEN
+    }
+
+    /// (block, index within it) of a row.
+    pub(crate) fn block_of_row(&self, row: u32) -> Option<(u32, u32)> {
+        let count = self.block_count();
+        let table = self.section(Section::BlockTable);
+        let first_row_of =
+            |block: usize| u32_at(&table[block * BLOCK_ENTRY_LEN + 16..], 0).unwrap_or(u32::MAX);
+        let (mut low, mut high) = (0usize, count);
+        while high - low > 1 {
+            let middle = (low + high) / 2;
+            if first_row_of(middle) <= row {
+                low = middle;
+            } else {
+                high = middle;
+            }
+        }
+        if count == 0 || row >= self.rows {
+            return None;
+        }
+        Some((low as u32, row - first_row_of(low)))
+    }
+
+    /// Reads, checks and decompresses one block.
+    pub(crate) fn decode_block(
+        &self,
+        block: u32,
+        dictionaries: &Dictionaries,
+    ) -> Result<DecodedBlock, StoreError> {
+        let table = self.section(Section::BlockTable);
+        let entry = block as usize * BLOCK_ENTRY_LEN;
+        let location = || format!("{} block {block}", self.path.display());
+        let mut reader = ByteReader::new(table.get(entry..entry + BLOCK_ENTRY_LEN).unwrap_or(&[]));
+        let (Ok(offset), Ok(len), Ok(raw_len), Ok(_first_row), Ok(crc)) = (
+            reader.u64(),
+            reader.u32(),
+            reader.u32(),
+            reader.u32(),
+            reader.u32(),
+        ) else {
+            return Err(StoreError::corrupt("segment", location(), "no such block"));
+        };
+        let range = offset as usize..offset as usize + len as usize;
+        let Some(bytes) = self.map.get(range.clone()) else {
+            return Err(StoreError::corrupt(
+                "segment",
+                location(),
+                "block lies outside the file",
+            ));
+        };
+        if crc32fast::hash(bytes) != crc {
+            return Err(StoreError::corrupt(
+                "segment",
+                format!(
+                    "{} at byte {} (block {block})",
+                    self.path.display(),
+                    range.start
+                ),
+                "record block fails its checksum",
+            ));
+        }
+        blocks::decode_block(dictionaries, self.dictionary_id, raw_len, bytes, &location)
+    }
+}
+
+/// Row candidates of one segment for a lookup: up to `limit` rows matching every term,
+/// within `bounds`, accepted by `visible`, newest first.
+pub(crate) fn top_matches(
+    segment: &Segment,
+    terms: &[u64],
+    bounds: &PositionBounds,
+    limit: usize,
+    visible: &dyn Fn(u32, Position) -> bool,
+) -> Vec<(Position, u32)> {
+    let mut cursors: Vec<PostingsCursor<'_>> = Vec::with_capacity(terms.len());
+    for term in terms {
+        match segment.postings(*term) {
+            Some(cursor) => cursors.push(cursor),
+            None => return Vec::new(),
+        }
+    }
+    cursors.sort_by_key(|cursor| cursor.len());
+    let mut found = Vec::new();
+    let mut candidate = segment.first_row_from(bounds.first);
+    'rows: while found.len() < limit && candidate < segment.rows {
+        // Leapfrog: every cursor moves to the candidate or past it.
+        let mut agreeing = 0;
+        let mut turn = 0;
+        while agreeing < cursors.len() {
+            let Some(row) = cursors[turn].seek(candidate) else {
+                break 'rows;
+            };
+            if row == candidate {
+                agreeing += 1;
+            } else {
+                candidate = row;
+                agreeing = 1;
+            }
+            turn = (turn + 1) % cursors.len();
+        }
+        if candidate >= segment.rows {
+            break;
+        }
+        let position = segment.position(candidate);
+        if position > bounds.last {
+            break;
+        }
+        if visible(candidate, position) {
+            found.push((position, candidate));
+        }
+        candidate += 1;
+    }
+    found
+}
