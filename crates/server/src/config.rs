@@ -17,6 +17,7 @@
 //! | `retention_days` | `OPENTRAIL_RETENTION_DAYS` | 90 |
 //! | `archive_retention_days` | `OPENTRAIL_ARCHIVE_RETENTION_DAYS` | 2555 |
 //! | `archive_seal_age_secs` | `OPENTRAIL_ARCHIVE_SEAL_AGE_SECS` | 300 |
+//! | `seal_interval_secs` | `OPENTRAIL_SEAL_INTERVAL_SECS` | 120: the longest an event stays in the store's in-memory head before it is sealed into a segment |
 //! | `lookup_rate_limit_per_key_per_second` | `OPENTRAIL_LOOKUP_RATE_LIMIT_PER_KEY_PER_SECOND` | none |
 //! | `s3_endpoint` | `OPENTRAIL_S3_ENDPOINT` | none: trail buckets are directories under `<data_dir>/buckets` |
 //! | `s3_region` | `OPENTRAIL_S3_REGION` | the `region` setting |
@@ -55,6 +56,8 @@ pub const DEFAULT_RETENTION_DAYS: u32 = 90;
 /// CloudTrail Lake's default retention (seven years).
 pub const DEFAULT_ARCHIVE_RETENTION_DAYS: u32 = 2555;
 pub const DEFAULT_ARCHIVE_SEAL_AGE_SECS: u32 = 300;
+/// Long enough that a quiet server makes few small segments (merges combine them).
+pub const DEFAULT_SEAL_INTERVAL_SECS: u32 = 120;
 
 const INGEST_BODY_BYTES_MAX_LIMIT: usize = 1024 * 1024 * 1024;
 const INGEST_QUEUE_MAX_LIMIT: usize = 65_536;
@@ -84,6 +87,7 @@ pub struct Config {
     /// Events reach the Parquet archive at the latest this long after they were recorded
     /// (sooner when enough events are waiting).
     pub archive_seal_age_secs: u32,
+    pub seal_interval_secs: u32,
     /// `None` means LookupEvents is not rate limited (CloudTrail allows 2 per second).
     pub lookup_rate_limit_per_key_per_second: Option<u32>,
     /// Where trails deliver log files, how often, and their notification and stream sinks.
@@ -163,6 +167,7 @@ impl Default for Config {
             retention_days: DEFAULT_RETENTION_DAYS,
             archive_retention_days: DEFAULT_ARCHIVE_RETENTION_DAYS,
             archive_seal_age_secs: DEFAULT_ARCHIVE_SEAL_AGE_SECS,
+            seal_interval_secs: DEFAULT_SEAL_INTERVAL_SECS,
             lookup_rate_limit_per_key_per_second: None,
             trail_delivery: TrailDeliveryConfig::default(),
         }
@@ -186,6 +191,7 @@ pub struct ConfigLayer {
     pub retention_days: Option<u32>,
     pub archive_retention_days: Option<u32>,
     pub archive_seal_age_secs: Option<u32>,
+    pub seal_interval_secs: Option<u32>,
     /// `Some(None)` explicitly turns a lower layer's limit off (environment value `none`).
     pub lookup_rate_limit_per_key_per_second: Option<Option<u32>>,
     pub s3_endpoint: Option<String>,
@@ -303,6 +309,7 @@ impl Config {
             1,
             86_400,
         )?;
+        check_range("seal_interval_secs", self.seal_interval_secs, 1, 86_400)?;
         if let Some(rate) = self.lookup_rate_limit_per_key_per_second {
             check_range(
                 "lookup_rate_limit_per_key_per_second",
@@ -441,6 +448,11 @@ impl ConfigLayer {
                 "OPENTRAIL_ARCHIVE_SEAL_AGE_SECS",
                 parse_number::<u32>,
             )?,
+            seal_interval_secs: parse_environment_variable(
+                &read,
+                "OPENTRAIL_SEAL_INTERVAL_SECS",
+                parse_number::<u32>,
+            )?,
             lookup_rate_limit_per_key_per_second: parse_environment_variable(
                 &read,
                 "OPENTRAIL_LOOKUP_RATE_LIMIT_PER_KEY_PER_SECOND",
@@ -489,6 +501,7 @@ impl ConfigLayer {
             retention_days,
             archive_retention_days,
             archive_seal_age_secs,
+            seal_interval_secs,
             lookup_rate_limit_per_key_per_second,
             s3_endpoint,
             s3_region,
@@ -531,6 +544,9 @@ impl ConfigLayer {
         }
         if let Some(value) = archive_seal_age_secs {
             config.archive_seal_age_secs = value;
+        }
+        if let Some(value) = seal_interval_secs {
+            config.seal_interval_secs = value;
         }
         if let Some(value) = lookup_rate_limit_per_key_per_second {
             config.lookup_rate_limit_per_key_per_second = value;
@@ -744,6 +760,7 @@ mod tests {
                 retention_days: 30,
                 archive_retention_days: 365,
                 archive_seal_age_secs: DEFAULT_ARCHIVE_SEAL_AGE_SECS,
+                seal_interval_secs: DEFAULT_SEAL_INTERVAL_SECS,
                 lookup_rate_limit_per_key_per_second: Some(2),
                 trail_delivery: TrailDeliveryConfig::default(),
             }
@@ -801,6 +818,7 @@ mod tests {
             ("OPENTRAIL_RETENTION_DAYS", "7"),
             ("OPENTRAIL_ARCHIVE_RETENTION_DAYS", "70"),
             ("OPENTRAIL_LOOKUP_RATE_LIMIT_PER_KEY_PER_SECOND", "3"),
+            ("OPENTRAIL_SEAL_INTERVAL_SECS", "1"),
         ]);
         let config = Config::load_with_environment(None, environment, ConfigLayer::default())
             .expect("loads");
@@ -810,6 +828,7 @@ mod tests {
         assert_eq!(config.retention_days, 7);
         assert_eq!(config.archive_retention_days, 70);
         assert_eq!(config.lookup_rate_limit_per_key_per_second, Some(3));
+        assert_eq!(config.seal_interval_secs, 1);
     }
 
     #[test]

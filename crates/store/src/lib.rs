@@ -16,6 +16,7 @@ mod blocks;
 mod bloom;
 mod cache;
 mod codec;
+mod columns;
 mod error;
 mod files;
 mod head;

@@ -396,7 +396,9 @@ fn replace_segments(
             .as_ref()
             .is_none_or(|kept| kept.path != segment.path)
         {
+            // The segment first: a Parquet file without its segment is removed on open.
             crate::files::remove_if_present(&segment.path)?;
+            crate::files::remove_if_present(&crate::columns::path_for_segment(&segment.path))?;
         }
     }
     Ok(())

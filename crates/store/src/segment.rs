@@ -153,8 +153,13 @@ pub(crate) fn build(
     let mut block_table = Vec::new();
     let mut encoder = BlockEncoder::new(dictionary.as_deref())?;
     let mut block_first_rows = Vec::new();
+    let mut columns =
+        crate::columns::ColumnsWriter::create(&crate::columns::path_for_segment(path))?;
     for (new_row, &input_row) in order.iter().enumerate() {
         let record = records.record(input_row as usize)?;
+        let row = &input.rows[input_row as usize];
+        let parsed = crate::store::parse_stored(&record, &format!("seq {}", row.seq))?;
+        columns.push(row.seq, row.ingest_time_ms, &parsed)?;
         let (_, index) = encoder.push(&record)?;
         if index == 0 {
             block_first_rows.push(new_row as u32);
@@ -168,6 +173,8 @@ pub(crate) fn build(
         let first_row = block_first_rows[block_table.len() / BLOCK_ENTRY_LEN];
         write_block(&mut out, &block, first_row, &mut block_table)?;
     }
+    // The columns are in place before the segment is: a segment file never lacks them.
+    columns.finish()?;
 
     // Sections.
     let mut sections: Vec<(u64, u64, u32)> = Vec::with_capacity(SECTION_COUNT);

@@ -427,6 +427,13 @@ impl Shared {
             }
             if let Some((first, last)) = segment::parse_file_name(&path) {
                 found.push((first, std::cmp::Reverse(last), path));
+            } else if path
+                .extension()
+                .is_some_and(|ext| ext == crate::columns::PARQUET_EXTENSION)
+                && !path.with_extension(segment::SEGMENT_EXTENSION).exists()
+            {
+                // The columns of a segment whose removal a crash interrupted.
+                crate::files::remove_if_present(&path)?;
             }
         }
         found.sort();
@@ -436,6 +443,7 @@ impl Shared {
                 if last <= previous.covers_last {
                     tracing::info!(path = %path.display(), "removing a segment a finished merge replaced");
                     crate::files::remove_if_present(&path)?;
+                    crate::files::remove_if_present(&crate::columns::path_for_segment(&path))?;
                     continue;
                 }
                 if first <= previous.covers_last {

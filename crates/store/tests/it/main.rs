@@ -1,5 +1,6 @@
 //! Integration tests of the event store, one binary (each extra test binary relinks).
 
+mod columns;
 mod corpus;
 mod corruption;
 mod crash;
