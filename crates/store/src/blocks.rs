@@ -184,6 +184,7 @@ pub(crate) struct BlockEncoder<'d> {
     blocks: Vec<EncodedBlock>,
     /// Blocks already taken by [`BlockEncoder::take_finished`].
     taken: u32,
+    scratch: Vec<u8>,
 }
 
 impl<'d> BlockEncoder<'d> {
@@ -202,6 +203,7 @@ impl<'d> BlockEncoder<'d> {
             ends: Vec::new(),
             blocks: Vec::new(),
             taken: 0,
+            scratch: Vec::new(),
         })
     }
 
@@ -236,10 +238,15 @@ impl<'d> BlockEncoder<'d> {
             raw.put_u32(*end);
         }
         raw.extend_from_slice(&self.raw);
-        let bytes = self
-            .compressor
-            .compress(&raw)
+        // Into a scratch buffer of the worst-case size, then copied out at its real size:
+        // `compress` would return a vector with the worst case's capacity (about the raw
+        // size), and heads keep thousands of blocks.
+        self.scratch.clear();
+        self.scratch.reserve(zstd::zstd_safe::compress_bound(raw.len()));
+        self.compressor
+            .compress_to_buffer(&raw, &mut self.scratch)
             .map_err(|error| StoreError::io(Path::new("<zstd compressor>"), error))?;
+        let bytes = self.scratch.clone();
         self.blocks.push(EncodedBlock {
             dictionary_id: self.dictionary_id,
             raw_len: raw.len() as u32,

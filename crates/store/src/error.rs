@@ -94,7 +94,8 @@ impl Default for StoreOptions {
             seal_events_max: 1_000_000,
             seal_interval: Duration::from_secs(120),
             merge_events_below: 250_000,
-            segment_events_max: 4_000_000,
+            // A merge holds its output's tables in memory: this bounds that.
+            segment_events_max: 1_000_000,
         }
     }
 }

@@ -33,6 +33,28 @@ pub(crate) struct HeadRecordRef {
     pub index: u32,
 }
 
+/// Terms and id hashes are already xxh3 hashes: hashing them again (std's SipHash) would
+/// be the head's largest cost per event, so the maps use them as they are.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct PrehashedKey(u64);
+
+impl std::hash::Hasher for PrehashedKey {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used by `u64` keys; fold anything else in for safety.
+        for byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*byte);
+        }
+    }
+    fn write_u64(&mut self, value: u64) {
+        self.0 = value;
+    }
+}
+
+pub(crate) type PrehashedMap<V> = HashMap<u64, V, std::hash::BuildHasherDefault<PrehashedKey>>;
+
 /// Per-row memory besides blocks and postings, for the head's byte count.
 const ROW_OVERHEAD_BYTES: u64 = 64;
 const POSTING_BYTES: u64 = 8;
@@ -47,8 +69,8 @@ pub(crate) struct Head {
     pub blocks: Vec<Arc<EncodedBlock>>,
     pub rows: Vec<HeadRow>,
     prefix_max_time: Vec<i64>,
-    pub postings: HashMap<u64, Vec<u32>>,
-    ids: HashMap<u64, u32>,
+    pub postings: PrehashedMap<Vec<u32>>,
+    ids: PrehashedMap<u32>,
     /// Rows whose id hash another row already has (a real 64-bit collision, or a record
     /// stored before its duplicate could be seen); checked like `ids`.
     ids_overflow: Vec<(u64, u32)>,
@@ -66,8 +88,8 @@ impl Head {
             blocks: Vec::new(),
             rows: Vec::new(),
             prefix_max_time: Vec::new(),
-            postings: HashMap::new(),
-            ids: HashMap::new(),
+            postings: PrehashedMap::default(),
+            ids: PrehashedMap::default(),
             ids_overflow: Vec::new(),
             scopes: BTreeSet::new(),
             bytes: 0,

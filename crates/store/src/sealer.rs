@@ -294,7 +294,7 @@ fn merge(shared: &Shared, inputs: &[Arc<Segment>]) -> Result<(), StoreError> {
     let expired_through = shared.expired_through_seq.load(Ordering::Acquire);
     let mut rows = Vec::new();
     let mut origins: Vec<(usize, u32)> = Vec::new();
-    let mut terms: HashMap<u64, Vec<u32>> = HashMap::new();
+    let mut terms: crate::head::PrehashedMap<Vec<u32>> = Default::default();
     let mut scopes = BTreeSet::new();
     for (input_index, segment) in inputs.iter().enumerate() {
         scopes.extend(segment.scopes.iter().cloned());

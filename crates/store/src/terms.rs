@@ -21,12 +21,15 @@ pub(crate) fn lane_term(lane: EventLane) -> u64 {
     xxhash_rust::xxh3::xxh3_64_with_seed(&[lane as u8], LANE_SEED)
 }
 
-/// Every term of a record, without duplicates.
+/// Every term of a record, without duplicates. `EventId` has none: every event has its
+/// own, so a term would cost a table entry per event; lookups by id go through the id
+/// tables instead.
 pub(crate) fn terms_of(record: &EventRecord) -> Vec<u64> {
     let mut terms: Vec<u64> = record
         .attributes
         .index_values()
         .into_iter()
+        .filter(|(field, _)| *field != FilterField::EventId)
         .map(|(field, value)| term(field, value))
         .collect();
     terms.push(lane_term(lane_of(record)));

@@ -316,14 +316,14 @@ impl Writer {
         }
     }
 
-    fn commit_group(&mut self, group: Vec<PendingAppend>) {
+    fn commit_group(&mut self, mut group: Vec<PendingAppend>) {
         if let Some(reason) = &self.poisoned {
             for append in group {
                 let _ = append.reply.send(Err(StoreError::Poisoned(reason.clone())));
             }
             return;
         }
-        let result = self.write_group(&group);
+        let result = self.write_group(&mut group);
         if let Err(error) = &result {
             self.poisoned = Some(error.to_string());
             tracing::error!(%error, "journal write failed; refusing further writes");
@@ -349,7 +349,7 @@ impl Writer {
 
     fn write_group(
         &mut self,
-        group: &[PendingAppend],
+        group: &mut [PendingAppend],
     ) -> Result<Vec<Vec<AppendOutcome>>, StoreError> {
         let ingest_time_ms = now_ms().max(self.last_ingest_time_ms);
         let mut next_seq = self.shared.last_seq.load(Ordering::Acquire) + 1;
@@ -408,8 +408,9 @@ impl Writer {
                 .write()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
             let mut first_blocks = Vec::with_capacity(group.len());
-            for append in group {
-                first_blocks.push(head.add_blocks(append.prepared.blocks.clone()));
+            for append in group.iter_mut() {
+                // The frames are written: the head takes the blocks over.
+                first_blocks.push(head.add_blocks(std::mem::take(&mut append.prepared.blocks)));
             }
             for (append_index, record_index, seq) in new_rows {
                 let append = &group[append_index];

@@ -205,6 +205,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         store.append(records)?;
         appended += count;
+        if std::env::var_os("OPENTRAIL_BENCH_TRACE_MEMORY").is_some() && appended % 100_000 == 0 {
+            let stats = store.stats()?;
+            eprintln!(
+                "{appended} events: RSS {} kB ({} kB of it mapped files), unsealed {} MB in {} events, {} segments",
+                rss_kib("VmRSS:").unwrap_or(0),
+                rss_kib("RssFile:").unwrap_or(0),
+                stats.unflushed_bytes >> 20,
+                stats.unsealed_events,
+                stats.segments
+            );
+        }
     }
     let load_seconds = load_start.elapsed().as_secs_f64();
     store.flush_tables()?;
@@ -277,15 +288,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
 /// VmHWM from /proc: the resident-set high-water mark.
 fn peak_rss() -> String {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find(|line| line.starts_with("VmHWM:"))
-                .map(|line| line["VmHWM:".len()..].trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown".to_owned())
+    rss_kib("VmHWM:").map_or_else(|| "unknown".to_owned(), |kib| format!("{kib} kB"))
+}
+
+/// A memory figure of /proc/self/status (`VmHWM:`, `VmRSS:`, `RssFile:` …) in KiB.
+fn rss_kib(field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|line| line.starts_with(field))?;
+    line[field.len()..].trim().trim_end_matches("kB").trim().parse().ok()
 }
 
 /// The child side of the recovery measurement.
