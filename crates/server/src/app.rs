@@ -405,6 +405,7 @@ fn open_store(config: &Config) -> Result<Store, ServeError> {
         retention: Duration::from_secs(u64::from(config.retention_days) * SECONDS_PER_DAY),
         append_queue_max: config.ingest_queue_max,
         seal_interval: Duration::from_secs(u64::from(config.seal_interval_secs)),
+        segments_location: config.segments_location(),
         ..StoreOptions::default()
     };
     Store::open(&store_dir, options).map_err(|source| ServeError::Store {

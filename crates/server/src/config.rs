@@ -18,6 +18,7 @@
 //! | `archive_retention_days` | `OPENTRAIL_ARCHIVE_RETENTION_DAYS` | 2555 |
 //! | `archive_seal_age_secs` | `OPENTRAIL_ARCHIVE_SEAL_AGE_SECS` | 300 |
 //! | `seal_interval_secs` | `OPENTRAIL_SEAL_INTERVAL_SECS` | 120: the longest an event stays in the store's in-memory head before it is sealed into a segment |
+//! | `segments_url` | `OPENTRAIL_SEGMENTS_URL` | none: sealed segments stay under `<data_dir>/store/segments`; `s3://BUCKET[/PREFIX]` keeps them in a bucket reached with the `s3_*` settings below (the local folder is then a cache, refilled at start) |
 //! | `lookup_rate_limit_per_key_per_second` | `OPENTRAIL_LOOKUP_RATE_LIMIT_PER_KEY_PER_SECOND` | none |
 //! | `s3_endpoint` | `OPENTRAIL_S3_ENDPOINT` | none: trail buckets are directories under `<data_dir>/buckets` |
 //! | `s3_region` | `OPENTRAIL_S3_REGION` | the `region` setting |
@@ -88,6 +89,9 @@ pub struct Config {
     /// (sooner when enough events are waiting).
     pub archive_seal_age_secs: u32,
     pub seal_interval_secs: u32,
+    /// `None`: sealed segments stay under the data dir; else `s3://BUCKET[/PREFIX]`,
+    /// reached with the trail delivery `s3_*` settings (see [`Config::segments_location`]).
+    pub segments_url: Option<String>,
     /// `None` means LookupEvents is not rate limited (CloudTrail allows 2 per second).
     pub lookup_rate_limit_per_key_per_second: Option<u32>,
     /// Where trails deliver log files, how often, and their notification and stream sinks.
@@ -168,6 +172,7 @@ impl Default for Config {
             archive_retention_days: DEFAULT_ARCHIVE_RETENTION_DAYS,
             archive_seal_age_secs: DEFAULT_ARCHIVE_SEAL_AGE_SECS,
             seal_interval_secs: DEFAULT_SEAL_INTERVAL_SECS,
+            segments_url: None,
             lookup_rate_limit_per_key_per_second: None,
             trail_delivery: TrailDeliveryConfig::default(),
         }
@@ -192,6 +197,7 @@ pub struct ConfigLayer {
     pub archive_retention_days: Option<u32>,
     pub archive_seal_age_secs: Option<u32>,
     pub seal_interval_secs: Option<u32>,
+    pub segments_url: Option<String>,
     /// `Some(None)` explicitly turns a lower layer's limit off (environment value `none`).
     pub lookup_rate_limit_per_key_per_second: Option<Option<u32>>,
     pub s3_endpoint: Option<String>,
@@ -310,6 +316,11 @@ impl Config {
             86_400,
         )?;
         check_range("seal_interval_secs", self.seal_interval_secs, 1, 86_400)?;
+        if let Some(url) = &self.segments_url
+            && let Err(reason) = opentrail_store::S3Segments::parse_url(url)
+        {
+            return Err(invalid_setting("segments_url", url, &reason));
+        }
         if let Some(rate) = self.lookup_rate_limit_per_key_per_second {
             check_range(
                 "lookup_rate_limit_per_key_per_second",
@@ -390,6 +401,30 @@ impl Config {
     pub fn store_dir(&self) -> PathBuf {
         self.data_dir.join("store")
     }
+
+    /// Where the store keeps sealed segments: `segments_url` with the `s3_*` settings.
+    /// Call it on a validated config (an invalid URL counts as unset).
+    pub fn segments_location(&self) -> opentrail_store::SegmentsLocation {
+        let Some(Ok(mut settings)) = self
+            .segments_url
+            .as_deref()
+            .map(opentrail_store::S3Segments::parse_url)
+        else {
+            return opentrail_store::SegmentsLocation::DataDir;
+        };
+        let delivery = &self.trail_delivery;
+        settings.endpoint = delivery.s3_endpoint.clone();
+        settings.region = delivery
+            .s3_region
+            .clone()
+            .unwrap_or_else(|| self.region.clone());
+        settings.access_key_id = delivery.s3_access_key_id.clone();
+        settings.secret_access_key = delivery
+            .s3_secret_access_key
+            .as_ref()
+            .map(|secret| secret.0.clone());
+        opentrail_store::SegmentsLocation::S3(settings)
+    }
 }
 
 impl ConfigLayer {
@@ -453,6 +488,7 @@ impl ConfigLayer {
                 "OPENTRAIL_SEAL_INTERVAL_SECS",
                 parse_number::<u32>,
             )?,
+            segments_url: read("OPENTRAIL_SEGMENTS_URL"),
             lookup_rate_limit_per_key_per_second: parse_environment_variable(
                 &read,
                 "OPENTRAIL_LOOKUP_RATE_LIMIT_PER_KEY_PER_SECOND",
@@ -502,6 +538,7 @@ impl ConfigLayer {
             archive_retention_days,
             archive_seal_age_secs,
             seal_interval_secs,
+            segments_url,
             lookup_rate_limit_per_key_per_second,
             s3_endpoint,
             s3_region,
@@ -547,6 +584,9 @@ impl ConfigLayer {
         }
         if let Some(value) = seal_interval_secs {
             config.seal_interval_secs = value;
+        }
+        if let Some(value) = segments_url {
+            config.segments_url = Some(value);
         }
         if let Some(value) = lookup_rate_limit_per_key_per_second {
             config.lookup_rate_limit_per_key_per_second = value;
@@ -761,6 +801,7 @@ mod tests {
                 archive_retention_days: 365,
                 archive_seal_age_secs: DEFAULT_ARCHIVE_SEAL_AGE_SECS,
                 seal_interval_secs: DEFAULT_SEAL_INTERVAL_SECS,
+                segments_url: None,
                 lookup_rate_limit_per_key_per_second: Some(2),
                 trail_delivery: TrailDeliveryConfig::default(),
             }
@@ -829,6 +870,62 @@ mod tests {
         assert_eq!(config.archive_retention_days, 70);
         assert_eq!(config.lookup_rate_limit_per_key_per_second, Some(3));
         assert_eq!(config.seal_interval_secs, 1);
+    }
+
+    #[test]
+    fn segments_url_takes_the_s3_connection_settings_and_is_checked() {
+        let environment = environment_of(&[
+            ("OPENTRAIL_SEGMENTS_URL", "s3://audit-segments/prod/"),
+            ("OPENTRAIL_S3_ENDPOINT", "http://127.0.0.1:9000"),
+            ("OPENTRAIL_S3_ACCESS_KEY_ID", "AKID"),
+            ("OPENTRAIL_S3_SECRET_ACCESS_KEY", "SECRET"),
+        ]);
+        let config = Config::load_with_environment(None, environment, ConfigLayer::default())
+            .expect("loads");
+        let opentrail_store::SegmentsLocation::S3(settings) = config.segments_location() else {
+            panic!("segments in a bucket");
+        };
+        assert_eq!(settings.bucket, "audit-segments");
+        assert_eq!(settings.prefix, "prod");
+        assert_eq!(settings.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+        assert_eq!(
+            settings.region, DEFAULT_REGION,
+            "the region setting by default"
+        );
+        assert_eq!(settings.access_key_id.as_deref(), Some("AKID"));
+        assert_eq!(settings.secret_access_key.as_deref(), Some("SECRET"));
+        assert!(!format!("{:?}", config.segments_location()).contains("SECRET"));
+
+        let unset = Config::load_with_environment(None, no_environment(), ConfigLayer::default())
+            .expect("loads");
+        assert_eq!(
+            unset.segments_location(),
+            opentrail_store::SegmentsLocation::DataDir
+        );
+        let file = write_config_file("segments_url = \"s3://from-file\"\n");
+        let from_file = Config::load_with_environment(
+            Some(file.path()),
+            no_environment(),
+            ConfigLayer::default(),
+        )
+        .expect("loads");
+        assert_eq!(from_file.segments_url.as_deref(), Some("s3://from-file"));
+
+        for bad in ["/var/segments", "file:///x", "s3://", "s3://UPPER/x"] {
+            let environment = environment_of(&[("OPENTRAIL_SEGMENTS_URL", bad)]);
+            let error = Config::load_with_environment(None, environment, ConfigLayer::default())
+                .expect_err(bad);
+            assert!(
+                matches!(
+                    error,
+                    ConfigError::InvalidSetting {
+                        setting: "segments_url",
+                        ..
+                    }
+                ),
+                "{bad}: {error}"
+            );
+        }
     }
 
     #[test]

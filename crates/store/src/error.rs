@@ -27,6 +27,14 @@ pub enum StoreError {
     NeedsMigration { path: PathBuf, detail: String },
     #[error("migrating the store in {path} failed: {detail}")]
     Migration { path: PathBuf, detail: String },
+    /// A request to the segments' home (an object store) failed.
+    #[error("segment store {url}: {action} {key} failed: {detail}")]
+    SegmentHome {
+        url: String,
+        action: &'static str,
+        key: String,
+        detail: String,
+    },
 }
 
 impl StoreError {
@@ -74,6 +82,9 @@ pub struct StoreOptions {
     pub merge_events_below: usize,
     /// A merge makes segments of at most this many events.
     pub segment_events_max: usize,
+    /// Where sealed segments are kept: under the store's directory, or in a bucket
+    /// (with `segments/` as the local cache).
+    pub segments_location: crate::location::SegmentsLocation,
 }
 
 impl StoreOptions {
@@ -96,6 +107,7 @@ impl Default for StoreOptions {
             merge_events_below: 250_000,
             // A merge holds its output's tables in memory: this bounds that.
             segment_events_max: 1_000_000,
+            segments_location: crate::location::SegmentsLocation::DataDir,
         }
     }
 }

@@ -21,6 +21,7 @@ mod error;
 mod files;
 mod head;
 mod journal;
+mod location;
 mod lookup;
 mod meta;
 mod migrate;
@@ -33,5 +34,6 @@ mod terms;
 mod writer;
 
 pub use error::{StoreError, StoreOptions};
+pub use location::{DEFAULT_S3_REGION, S3Segments, SegmentsLocation};
 pub use query::{EventLane, LookupPage, LookupQuery, PageCursor, Scope, StoredEvent};
 pub use store::{AppendOutcome, ExpireReport, LogEntry, Store, StoreStats};

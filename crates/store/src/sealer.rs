@@ -3,7 +3,8 @@
 //! nothing on the request path waits for it (unless unsealed heads outgrow their budget).
 //!
 //! Every step is crash-safe by ordering: a new segment is written under a temporary name,
-//! fsynced and renamed into place before anything it replaces is removed; recovery
+//! fsynced, renamed into place and made durable in its home (`location.rs`: uploaded,
+//! when segments live in a bucket) before anything it replaces is removed; recovery
 //! removes temporary files, journals a segment covers, and segments inside a merged one.
 
 use std::collections::{BTreeSet, HashMap};
@@ -153,6 +154,9 @@ fn seal_head(shared: &Shared, head_lock: &Arc<RwLock<Head>>) -> Result<(), Store
         if let Some(dictionary) = trained {
             shared.dictionaries.adopt(dictionary)?;
         }
+        // Durable in its home before the journal goes; a failed upload keeps the journal
+        // and the head, and the next pass seals them again.
+        shared.home.publish(&path)?;
         Some(Arc::new(Segment::open(
             &path,
             shared.new_source_id(),
@@ -358,6 +362,8 @@ fn merge(shared: &Shared, inputs: &[Arc<Segment>]) -> Result<(), StoreError> {
         };
         let fallback = first.dictionary(&shared.dictionaries);
         segment::build(&path, &input, &mut source, fallback)?;
+        // Durable in its home before any input is removed.
+        shared.home.publish(&path)?;
         Some(Arc::new(Segment::open(
             &path,
             shared.new_source_id(),
@@ -399,6 +405,11 @@ fn replace_segments(
             // The segment first: a Parquet file without its segment is removed on open.
             crate::files::remove_if_present(&segment.path)?;
             crate::files::remove_if_present(&crate::columns::path_for_segment(&segment.path))?;
+            // Not fatal: the next open removes what a replacement covers or retention
+            // dropped.
+            if let Err(error) = shared.home.remove(&segment.path) {
+                tracing::warn!(%error, "could not remove a segment from its home; the next open will");
+            }
         }
     }
     Ok(())

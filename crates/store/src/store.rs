@@ -8,7 +8,9 @@
 //!   meta.json               cursors, retention floor
 //!   acknowledged_seq        the highest acknowledged seq (a loss detector, not a source)
 //!   journal/<seq>.journal   one per unsealed head: the only synchronous write
-//!   segments/<a>-<b>.seg    immutable sealed events, seqs a..=b
+//!   segments/<a>-<b>.seg    immutable sealed events, seqs a..=b (and <a>-<b>.parquet,
+//!                           their columns); with a bucket as their home
+//!                           (`location.rs`), a local cache of it
 //!   dicts/<id>.zdict        zstd dictionaries the journal's blocks name
 //! ```
 
@@ -126,6 +128,9 @@ pub(crate) struct Shared {
     pub maintenance: Mutex<()>,
     /// Set when sealing failed; reported by `flush_tables` and `stats` callers.
     pub sealer_error: Mutex<Option<String>>,
+    /// Where sealed segments are kept durably (`location.rs`); `segments_dir` is its
+    /// local copy.
+    pub home: Box<dyn crate::location::SegmentHome>,
     /// Held for the store's lifetime so a second process cannot open the same directory.
     _lock_file: std::fs::File,
 }
@@ -373,6 +378,10 @@ impl Shared {
             Meta::create(dir, meta_state)?;
         }
         let dictionaries = Dictionaries::open(dir.join(DICTIONARIES_DIR))?;
+        let home = crate::location::open(&options.segments_location)?;
+        // Before segments are opened: the home's segments missing here are downloaded,
+        // local ones not yet in the home uploaded, replaced ones removed from it.
+        home.reconcile(&segments_dir, expired_through_seq)?;
         let shared = Shared {
             dir: dir.to_path_buf(),
             journal_dir,
@@ -391,6 +400,7 @@ impl Shared {
             next_source_id: AtomicU64::new(1),
             maintenance: Mutex::new(()),
             sealer_error: Mutex::new(None),
+            home,
             _lock_file: lock_file,
         };
         let segments = shared.recover_segments()?;

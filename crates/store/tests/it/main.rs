@@ -8,5 +8,6 @@ mod lookup;
 mod memory;
 mod model;
 mod retention;
+mod segments_s3;
 mod support;
 mod upgrade;
