@@ -2,12 +2,12 @@
 //! sees an event as soon as its append returns.
 //!
 //! Records stay in the compressed blocks their journal frame holds (about 1/8 of their
-//! JSON); a row points into one. Rows are in seq order, and their event times are
-//! usually, but not always, in order too (imports, late events): `prefix_max_time` lets
-//! a newest-first walk backwards stop as soon as no older row can be newer than what it
-//! has found, so a query costs about its page on live data and never more than the head.
+//! JSON); a row points into one. Rows are in seq order; their event times need not be
+//! (imports, late events, concurrent producers), so `by_position` keeps every row in
+//! newest-first order too, and a query walks it or sorts a short postings list, whichever
+//! reads fewer rows.
 
-use std::collections::{BTreeSet, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -56,7 +56,7 @@ impl std::hash::Hasher for PrehashedKey {
 pub(crate) type PrehashedMap<V> = HashMap<u64, V, std::hash::BuildHasherDefault<PrehashedKey>>;
 
 /// Per-row memory besides blocks and postings, for the head's byte count.
-const ROW_OVERHEAD_BYTES: u64 = 64;
+const ROW_OVERHEAD_BYTES: u64 = 104;
 const POSTING_BYTES: u64 = 8;
 
 pub(crate) struct Head {
@@ -68,7 +68,8 @@ pub(crate) struct Head {
     pub created: Instant,
     pub blocks: Vec<Arc<EncodedBlock>>,
     pub rows: Vec<HeadRow>,
-    prefix_max_time: Vec<i64>,
+    /// Every row by its place in newest-first order.
+    by_position: BTreeMap<Position, u32>,
     pub postings: PrehashedMap<Vec<u32>>,
     ids: PrehashedMap<u32>,
     /// Rows whose id hash another row already has (a real 64-bit collision, or a record
@@ -87,7 +88,7 @@ impl Head {
             created: Instant::now(),
             blocks: Vec::new(),
             rows: Vec::new(),
-            prefix_max_time: Vec::new(),
+            by_position: BTreeMap::new(),
             postings: PrehashedMap::default(),
             ids: PrehashedMap::default(),
             ids_overflow: Vec::new(),
@@ -111,7 +112,10 @@ impl Head {
 
     /// The latest event time any row has.
     pub(crate) fn max_time_ms(&self) -> Option<i64> {
-        self.prefix_max_time.last().copied()
+        self.by_position
+            .keys()
+            .next()
+            .map(|newest| newest.event_time_ms)
     }
 
     pub(crate) fn last_seq(&self) -> Option<u64> {
@@ -130,9 +134,13 @@ impl Head {
 
     pub(crate) fn push_row(&mut self, row: HeadRow, terms: &[u64], scope: &Scope) {
         let row_index = self.rows.len() as u32;
-        let previous_max = self.prefix_max_time.last().copied().unwrap_or(i64::MIN);
-        self.prefix_max_time
-            .push(previous_max.max(row.event_time_ms));
+        self.by_position.insert(
+            Position {
+                event_time_ms: row.event_time_ms,
+                seq: row.seq,
+            },
+            row_index,
+        );
         match self.ids.entry(row.id_hash) {
             std::collections::hash_map::Entry::Vacant(slot) => {
                 slot.insert(row_index);
@@ -188,6 +196,10 @@ impl Head {
 
     /// Up to `limit` rows matching every term, within `bounds`, that `visible` accepts,
     /// newest first.
+    ///
+    /// Two plans, whichever reads fewer rows: collect the shortest postings list's rows
+    /// and sort them (a selective term), or walk rows newest first and probe every list
+    /// (common terms: a page needs about `limit ÷ selectivity` steps).
     pub(crate) fn top_matches(
         &self,
         terms: &[u64],
@@ -202,50 +214,43 @@ impl Head {
                 None => return Vec::new(),
             }
         }
-        // The shortest list drives; the others are probed by binary search.
         lists.sort_by_key(|rows| rows.len());
         let Some((driver, others)) = lists.split_first() else {
             return Vec::new();
         };
-        // A max-heap of the `limit` newest found so far, keyed so the oldest is on top.
-        let mut best: BinaryHeap<(Position, u32)> = BinaryHeap::with_capacity(limit + 1);
-        for &row_index in driver.iter().rev() {
-            let row = &self.rows[row_index as usize];
-            if best.len() >= limit
-                && let Some((oldest_kept, _)) = best.peek()
-            {
-                // No row at or before this one has a later time than the prefix maximum.
-                let newest_possible = Position {
-                    event_time_ms: self.prefix_max_time[row_index as usize],
-                    seq: row.seq,
-                };
-                if newest_possible >= *oldest_kept {
+        let in_others = |row: u32| others.iter().all(|rows| rows.binary_search(&row).is_ok());
+        let rows_total = self.rows.len().max(1) as f64;
+        let selectivity: f64 = lists
+            .iter()
+            .map(|rows| rows.len() as f64 / rows_total)
+            .product();
+        let walk_steps = limit as f64 / selectivity.max(f64::MIN_POSITIVE);
+        let mut found = Vec::with_capacity(limit);
+        if walk_steps < driver.len() as f64 {
+            for (position, &row_index) in self.by_position.range(bounds.first..=bounds.last) {
+                if found.len() == limit {
                     break;
                 }
+                let row = &self.rows[row_index as usize];
+                if driver.binary_search(&row_index).is_ok() && in_others(row_index) && visible(row)
+                {
+                    found.push((*position, row_index));
+                }
             }
+            return found;
+        }
+        for &row_index in driver.iter() {
+            let row = &self.rows[row_index as usize];
             let position = Position {
                 event_time_ms: row.event_time_ms,
                 seq: row.seq,
             };
-            if !bounds.contains(position) {
-                continue;
-            }
-            if !others
-                .iter()
-                .all(|rows| rows.binary_search(&row_index).is_ok())
-            {
-                continue;
-            }
-            if !visible(row) {
-                continue;
-            }
-            best.push((position, row_index));
-            if best.len() > limit {
-                best.pop();
+            if bounds.contains(position) && in_others(row_index) && visible(row) {
+                found.push((position, row_index));
             }
         }
-        let mut found = best.into_vec();
-        found.sort();
+        found.sort_unstable();
+        found.truncate(limit);
         found
     }
 }

@@ -69,7 +69,10 @@ pub(crate) fn start(
                     seen = *generation;
                 }
                 let Some(shared) = weak.upgrade() else { return };
-                if let Err(error) = seal_pending(&shared).and_then(|()| merge_small(&shared)) {
+                let work = train_first_dictionary(&shared)
+                    .and_then(|()| seal_pending(&shared))
+                    .and_then(|()| merge_small(&shared));
+                if let Err(error) = work {
                     tracing::error!(%error, "sealing failed; will retry");
                     *shared
                         .sealer_error
@@ -83,6 +86,42 @@ pub(crate) fn start(
         signal,
         thread: Some(thread),
     })
+}
+
+/// Until a first seal trains one, journal blocks are compressed without a dictionary
+/// (about 1/5 of the JSON instead of 1/9): train one from the active head as soon as it
+/// holds enough records, so a new store is compact from its first minutes.
+fn train_first_dictionary(shared: &Shared) -> Result<(), StoreError> {
+    if shared.dictionaries.current().is_some() {
+        return Ok(());
+    }
+    let Some(active) = shared.sources().heads.last().cloned() else {
+        return Ok(());
+    };
+    let sample = {
+        let head = read_head(&active);
+        if head.len() < crate::blocks::TRAINING_RECORDS_MIN {
+            return Ok(());
+        }
+        let mut source = HeadRecords {
+            shared,
+            head: &head,
+            skip: 0,
+            cache: BlockLru::default(),
+        };
+        let stride = (head.len() / 4_000).max(1);
+        let mut sample = Vec::new();
+        for row in (0..head.len()).step_by(stride) {
+            sample.push(source.record(row)?);
+        }
+        sample
+    };
+    if let Some(dictionary) =
+        crate::blocks::Dictionary::train(sample.iter().map(|record| record.as_slice()))
+    {
+        shared.dictionaries.adopt(Arc::new(dictionary))?;
+    }
+    Ok(())
 }
 
 /// Seals every frozen head (all heads but the active one), oldest first.
