@@ -242,7 +242,8 @@ impl<'d> BlockEncoder<'d> {
         // `compress` would return a vector with the worst case's capacity (about the raw
         // size), and heads keep thousands of blocks.
         self.scratch.clear();
-        self.scratch.reserve(zstd::zstd_safe::compress_bound(raw.len()));
+        self.scratch
+            .reserve(zstd::zstd_safe::compress_bound(raw.len()));
         self.compressor
             .compress_to_buffer(&raw, &mut self.scratch)
             .map_err(|error| StoreError::io(Path::new("<zstd compressor>"), error))?;

@@ -205,7 +205,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         store.append(records)?;
         appended += count;
-        if std::env::var_os("OPENTRAIL_BENCH_TRACE_MEMORY").is_some() && appended % 100_000 == 0 {
+        if std::env::var_os("OPENTRAIL_BENCH_TRACE_MEMORY").is_some()
+            && appended.is_multiple_of(100_000)
+        {
             let stats = store.stats()?;
             eprintln!(
                 "{appended} events: RSS {} kB ({} kB of it mapped files), unsealed {} MB in {} events, {} segments",
@@ -295,7 +297,12 @@ fn peak_rss() -> String {
 fn rss_kib(field: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|line| line.starts_with(field))?;
-    line[field.len()..].trim().trim_end_matches("kB").trim().parse().ok()
+    line[field.len()..]
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// The child side of the recovery measurement.
