@@ -25,6 +25,7 @@ mod location;
 mod lookup;
 mod meta;
 mod migrate;
+mod packed;
 mod postings;
 mod query;
 mod sealer;

@@ -3,9 +3,12 @@
 //! lies before it.
 //!
 //! ```text
-//! count:varint ‖ (first_row:u32 ‖ data_offset:u32) × chunks ‖ deltas:varint …
+//! more than 128:  count:varint ‖ (first_row:u32 ‖ data_offset:u32) × chunks ‖ deltas:varint …
+//! up to 128:      count:varint ‖ first_row:varint ‖ deltas:varint …
 //! ```
-//! A chunk's deltas start after its first row (which the table holds).
+//! A chunk's deltas start after its first row (which the table holds). Most terms (an IP
+//! address, an ARN) have a handful of rows: they skip the table, which would cost more
+//! than their rows.
 
 use crate::codec::{ByteReader, PutBytes, u32_at};
 
@@ -14,6 +17,15 @@ const CHUNK: usize = 128;
 /// Encodes strictly ascending rows.
 pub(crate) fn encode(rows: &[u32], out: &mut Vec<u8>) {
     out.put_varint(rows.len() as u64);
+    if rows.len() <= CHUNK {
+        if let Some(first) = rows.first() {
+            out.put_varint(u64::from(*first));
+        }
+        for pair in rows.windows(2) {
+            out.put_varint(u64::from(pair[1] - pair[0]));
+        }
+        return;
+    }
     let mut data = Vec::with_capacity(rows.len() * 2);
     let mut table = Vec::with_capacity(rows.len().div_ceil(CHUNK) * 8);
     for chunk in rows.chunks(CHUNK) {
@@ -43,6 +55,20 @@ impl<'a> PostingsCursor<'a> {
     pub(crate) fn new(bytes: &'a [u8]) -> PostingsCursor<'a> {
         let mut reader = ByteReader::new(bytes);
         let count = reader.varint().unwrap_or(0) as usize;
+        if count <= CHUNK {
+            let current = reader
+                .varint()
+                .ok()
+                .and_then(|first| u32::try_from(first).ok());
+            return PostingsCursor {
+                count: if current.is_some() { count } else { 0 },
+                table: &[],
+                data: &[],
+                index: 0,
+                current,
+                reader,
+            };
+        }
         let table_len = count.div_ceil(CHUNK) * 8;
         let table = reader.take(table_len).unwrap_or(&[]);
         let data = &bytes[reader.position().min(bytes.len())..];

@@ -6,19 +6,19 @@
 //! the front and stops after its page, and a time range is a range of rows.
 //!
 //! ```text
-//! "OTSEG002" ‖ record blocks … ‖ sections … ‖ section table ‖ table_len:u32 ‖ "OTSEGEND"
+//! "OTSEG003" ‖ record blocks … ‖ sections … ‖ section table ‖ table_len:u32 ‖ "OTSEGEND"
 //!
 //! section          content
 //! meta             covers_first:u64 ‖ covers_last:u64 ‖ rows:u32 ‖ min/max event time:i64
 //!                  ‖ min/max ingest time:i64 ‖ scopes (count, then account, region, lane)
 //! dictionary       the zstd dictionary the blocks use (empty: none)
 //! block_table      (offset:u64 ‖ len:u32 ‖ raw_len:u32 ‖ first_row:u32 ‖ crc32:u32) × blocks
-//! times            event_time_ms:i64 × rows
-//! seqs             (seq − covers_first):u32 × rows
-//! row_of_seq       row:u32 × (covers_last − covers_first + 1); u32::MAX where no row
+//! times            event_time_ms per row (a packed column, see `packed.rs`)
+//! seqs             seq − covers_first per row (packed)
+//! row_of_seq       row per seq of covers_first..=covers_last, −1 where none (packed)
 //! ingest_runs      (seq − covers_first:u32 ‖ ingest_time_ms:i64) × runs (ingest time is
 //!                  constant within a group commit and never decreases with seq)
-//! terms            (term:u64 ‖ postings_offset:u64) × terms, sorted by term
+//! terms            (term:u64 ‖ postings_offset:u32) × terms, sorted by term
 //! postings         each term's rows (see `postings.rs`)
 //! ids              (xxh3(account, eventID):u64 ‖ row:u32) × rows, sorted
 //! bloom            a Bloom filter over the id hashes
@@ -38,13 +38,15 @@ use crate::blocks::{self, BlockEncoder, DecodedBlock, Dictionaries, Dictionary};
 use crate::codec::{ByteReader, PutBytes, i64_at, u32_at, u64_at};
 use crate::error::StoreError;
 use crate::files;
+use crate::packed::{self, Packed};
 use crate::postings::{self, PostingsCursor};
 use crate::query::{EventLane, Position, PositionBounds, Scope};
 
-const HEAD_MAGIC: &[u8; 8] = b"OTSEG002";
+const HEAD_MAGIC: &[u8; 8] = b"OTSEG003";
 const TAIL_MAGIC: &[u8; 8] = b"OTSEGEND";
 pub(crate) const SEGMENT_EXTENSION: &str = "seg";
-const NO_ROW: u32 = u32::MAX;
+/// In the seq → row column: a seq of the range that holds no event (it expired first).
+const NO_ROW: i64 = -1;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(usize)]
@@ -63,7 +65,7 @@ enum Section {
 }
 const SECTION_COUNT: usize = 11;
 const BLOCK_ENTRY_LEN: usize = 24;
-const TERM_ENTRY_LEN: usize = 16;
+const TERM_ENTRY_LEN: usize = 12;
 const ID_ENTRY_LEN: usize = 12;
 const RUN_ENTRY_LEN: usize = 12;
 
@@ -151,7 +153,7 @@ pub(crate) fn build(
 
     // Record blocks, in row order, written out as they fill up.
     let mut block_table = Vec::new();
-    let mut encoder = BlockEncoder::new(dictionary.as_deref())?;
+    let mut encoder = BlockEncoder::new(dictionary.as_deref(), blocks::Effort::Segment)?;
     let mut block_first_rows = Vec::new();
     let mut columns =
         crate::columns::ColumnsWriter::create(&crate::columns::path_for_segment(path))?;
@@ -203,17 +205,18 @@ pub(crate) fn build(
     )?;
     out.section(&block_table, &mut sections)?;
 
-    let mut times_section = Vec::with_capacity(row_count * 8);
-    let mut seqs_section = Vec::with_capacity(row_count * 4);
-    for &input_row in &order {
-        let row = &input.rows[input_row as usize];
-        times_section.put_i64(row.event_time_ms);
-        seqs_section.put_u32((row.seq - input.covers_first) as u32);
-    }
-    out.section(&times_section, &mut sections)?;
-    drop(times_section);
-    out.section(&seqs_section, &mut sections)?;
-    drop(seqs_section);
+    let times: Vec<i64> = order
+        .iter()
+        .map(|&input_row| input.rows[input_row as usize].event_time_ms)
+        .collect();
+    out.section(&packed::encode(&times), &mut sections)?;
+    drop(times);
+    let seqs: Vec<i64> = order
+        .iter()
+        .map(|&input_row| (input.rows[input_row as usize].seq - input.covers_first) as i64)
+        .collect();
+    out.section(&packed::encode(&seqs), &mut sections)?;
+    drop(seqs);
 
     let span = (input.covers_last + 1 - input.covers_first) as usize;
     let mut row_of_seq = vec![NO_ROW; span];
@@ -224,19 +227,15 @@ pub(crate) fn build(
     for &input_row in &by_seq {
         let row = &input.rows[input_row as usize];
         let offset = (row.seq - input.covers_first) as usize;
-        row_of_seq[offset] = new_row_of_input[input_row as usize];
+        row_of_seq[offset] = i64::from(new_row_of_input[input_row as usize]);
         if last_ingest != Some(row.ingest_time_ms) {
             runs.put_u32(offset as u32);
             runs.put_i64(row.ingest_time_ms);
             last_ingest = Some(row.ingest_time_ms);
         }
     }
-    let mut row_of_seq_section = Vec::with_capacity(span * 4);
-    for row in row_of_seq {
-        row_of_seq_section.put_u32(row);
-    }
-    out.section(&row_of_seq_section, &mut sections)?;
-    drop(row_of_seq_section);
+    out.section(&packed::encode(&row_of_seq), &mut sections)?;
+    drop(row_of_seq);
     out.section(&runs, &mut sections)?;
 
     let mut terms: Vec<(u64, &Vec<u32>)> = input
@@ -258,7 +257,13 @@ pub(crate) fn build(
         mapped.sort_unstable();
         mapped.dedup();
         term_table.put_u64(term);
-        term_table.put_u64(postings_section.len() as u64);
+        term_table.put_u32(u32::try_from(postings_section.len()).map_err(|_| {
+            StoreError::corrupt(
+                "segment",
+                path.display().to_string(),
+                "postings past 4 GiB: segment_events_max is too large",
+            )
+        })?);
         postings::encode(&mapped, &mut postings_section);
     }
     out.section(&term_table, &mut sections)?;
@@ -466,23 +471,27 @@ impl Segment {
             scopes,
             dictionary_id,
         };
-        let expected = [
-            (Section::Times, rows as usize * 8),
-            (Section::Seqs, rows as usize * 4),
-            (Section::Ids, rows as usize * ID_ENTRY_LEN),
-            (
-                Section::RowOfSeq,
-                (covers_last.saturating_add(1).saturating_sub(covers_first)) as usize * 4,
-            ),
-        ];
-        for (section, bytes) in expected {
-            if segment.section(section).len() != bytes {
+        let ids_bytes = rows as usize * ID_ENTRY_LEN;
+        if segment.section(Section::Ids).len() != ids_bytes {
+            return Err(corrupt(
+                segment.sections[Section::Ids as usize].start,
+                format!(
+                    "id table of {} bytes, expected {ids_bytes}",
+                    segment.section(Section::Ids).len()
+                ),
+            ));
+        }
+        let span = covers_last.saturating_add(1).saturating_sub(covers_first) as usize;
+        for (section, values) in [
+            (Section::Times, rows as usize),
+            (Section::Seqs, rows as usize),
+            (Section::RowOfSeq, span),
+        ] {
+            let found = Packed::parse(segment.section(section)).map(|column| column.len());
+            if found != Some(values) {
                 return Err(corrupt(
                     segment.sections[section as usize].start,
-                    format!(
-                        "section {section:?} has {} bytes, expected {bytes}",
-                        segment.section(section).len()
-                    ),
+                    format!("column {section:?} holds {found:?} values, expected {values}"),
                 ));
             }
         }
@@ -497,12 +506,24 @@ impl Segment {
         dictionaries.get(self.dictionary_id)
     }
 
+    /// A column section, checked at open to parse with the right length.
+    fn column(&self, section: Section) -> Option<Packed<'_>> {
+        Packed::parse(self.section(section))
+    }
+
     pub(crate) fn position(&self, row: u32) -> Position {
-        let times = self.section(Section::Times);
-        let seqs = self.section(Section::Seqs);
+        let time = self
+            .column(Section::Times)
+            .and_then(|times| times.get(row as usize));
+        let seq_offset = self
+            .column(Section::Seqs)
+            .and_then(|seqs| seqs.get(row as usize));
         Position {
-            event_time_ms: i64_at(times, row as usize).unwrap_or(i64::MIN),
-            seq: self.covers_first + u64::from(u32_at(seqs, row as usize).unwrap_or(0)),
+            event_time_ms: time.unwrap_or(i64::MIN),
+            seq: self.covers_first
+                + seq_offset
+                    .and_then(|offset| u64::try_from(offset).ok())
+                    .unwrap_or(0),
         }
     }
 
@@ -560,7 +581,10 @@ impl Segment {
 
     pub(crate) fn row_of_seq(&self, seq: u64) -> Option<u32> {
         let offset = usize::try_from(seq.checked_sub(self.covers_first)?).ok()?;
-        u32_at(self.section(Section::RowOfSeq), offset).filter(|row| *row != NO_ROW)
+        self.column(Section::RowOfSeq)?
+            .get(offset)
+            .filter(|row| *row != NO_ROW)
+            .and_then(|row| u32::try_from(row).ok())
     }
 
     /// The first row at or after `position` in newest-first order.
@@ -593,9 +617,9 @@ impl Segment {
             return None;
         }
         let postings = self.section(Section::Postings);
-        let start = u64_at(&table[low * TERM_ENTRY_LEN + 8..], 0)? as usize;
+        let start = u32_at(&table[low * TERM_ENTRY_LEN + 8..], 0)? as usize;
         let end = if low + 1 < count {
-            u64_at(&table[(low + 1) * TERM_ENTRY_LEN + 8..], 0)? as usize
+            u32_at(&table[(low + 1) * TERM_ENTRY_LEN + 8..], 0)? as usize
         } else {
             postings.len()
         };
@@ -611,7 +635,7 @@ impl Segment {
             if index >= count {
                 Some(postings.len())
             } else {
-                u64_at(&table[index * TERM_ENTRY_LEN + 8..], 0).map(|offset| offset as usize)
+                u32_at(&table[index * TERM_ENTRY_LEN + 8..], 0).map(|offset| offset as usize)
             }
         };
         (0..count).filter_map(move |index| {

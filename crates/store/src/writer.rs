@@ -196,7 +196,7 @@ fn writer_gone() -> StoreError {
 /// Compresses a caller's records on the caller's thread, with the current dictionary.
 fn prepare(shared: &Shared, records: &[EventRecord]) -> Result<PreparedRecords, StoreError> {
     let dictionary = shared.dictionaries.current();
-    let mut encoder = BlockEncoder::new(dictionary.as_deref())?;
+    let mut encoder = BlockEncoder::new(dictionary.as_deref(), crate::blocks::Effort::Journal)?;
     let mut places = Vec::with_capacity(records.len());
     for record in records {
         places.push(encoder.push(record.json.as_bytes())?);
