@@ -133,6 +133,36 @@ pub async fn latencies(
     Ok(result)
 }
 
+/// Latencies of lookups that find the page cache empty: `per_attribute` lookups per
+/// attribute, each for a value not looked up before in this phase, so each reads postings
+/// and blocks from disk. The caller restarts the server and drops the cache first.
+pub async fn cold_latencies(
+    api: &Api,
+    samples: &Samples,
+    scope: &Scope,
+    per_attribute: usize,
+) -> anyhow::Result<BTreeMap<&'static str, Vec<f64>>> {
+    let mut result = BTreeMap::new();
+    for attribute in ATTRIBUTES {
+        let values = samples.distinct(attribute, per_attribute);
+        if values.is_empty() {
+            continue;
+        }
+        let mut timings = Vec::with_capacity(values.len());
+        for value in &values {
+            let started = Instant::now();
+            let page = api
+                .lookup(&lookup(scope, attribute, value))
+                .await
+                .with_context(|| format!("cold lookup {attribute}={value}"))?;
+            timings.push(started.elapsed().as_secs_f64() * 1e3);
+            std::hint::black_box(page);
+        }
+        result.insert(attribute, timings);
+    }
+    Ok(result)
+}
+
 /// C clients each cycling through every attribute's samples; bounded by `total` lookups
 /// and `limit` of time. Returns (lookups done, seconds).
 pub async fn throughput(

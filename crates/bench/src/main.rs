@@ -362,6 +362,35 @@ async fn run(args: Args) -> anyhow::Result<()> {
     );
     drop(server);
 
+    // Cold lookups: the same data dir, a fresh server, the page cache dropped.
+    let phase = Instant::now();
+    match server::drop_page_cache() {
+        Ok(()) => {
+            let mut cold_server = server::ServerProcess::start_on(
+                &binary,
+                &data_dir,
+                &work_dir.join("server-cold.log"),
+            )
+            .await?;
+            let cold_api = api::Api::new(
+                &cold_server.endpoint,
+                &cold_server.host,
+                cold_server.credentials.clone(),
+            )?;
+            let cold_per_attribute = if args.quick { 20 } else { 50 };
+            let cold =
+                lookups::cold_latencies(&cold_api, &samples, &scope, cold_per_attribute).await?;
+            report.cold_lookup_latencies(&cold);
+            cold_server.stop()?;
+        }
+        Err(error) => {
+            eprintln!(
+                "opentrail-bench: cold lookups not measured (page cache not dropped: {error:#})"
+            )
+        }
+    }
+    report.phase("lookups_cold", phase);
+
     // 4. Import, once `opentrail import` exists.
     let phase = Instant::now();
     let import_dir = work_dir.join("import-data");

@@ -210,6 +210,16 @@ fn read_credentials(path: &Path) -> anyhow::Result<Credentials> {
 
 /// Bytes a directory tree occupies on disk (allocated blocks, not apparent sizes, so
 /// preallocated journal space counts as what it costs).
+/// Writes dirty pages and drops the page cache (Linux, root only), so the next reads come
+/// from the disk.
+pub fn drop_page_cache() -> anyhow::Result<()> {
+    let status = Command::new("sync").status().context("cannot run sync")?;
+    if !status.success() {
+        bail!("sync failed: {status}");
+    }
+    std::fs::write("/proc/sys/vm/drop_caches", "3").context("cannot write /proc/sys/vm/drop_caches")
+}
+
 pub fn disk_bytes(path: &Path) -> u64 {
     use std::os::unix::fs::MetadataExt as _;
     let mut total = 0;

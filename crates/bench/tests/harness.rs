@@ -67,6 +67,25 @@ fn a_small_run_reports_every_figure_the_issue_names() -> anyhow::Result<()> {
             .with_context(|| format!("{key} is not a number: {}", report[key]))?;
         ensure!(value > 0.0, "{key} = {value}");
     }
+    ensure!(
+        report["ingest_fraction_of_own_parse"]
+            .as_f64()
+            .is_some_and(|v| v > 0.0),
+        "ingest_fraction_of_own_parse: {}",
+        report["ingest_fraction_of_own_parse"]
+    );
+    // Dropping the page cache needs root (as CI runs); elsewhere the figure is null.
+    let may_drop_caches = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/proc/sys/vm/drop_caches")
+        .is_ok();
+    if may_drop_caches {
+        let cold = report["lookup_p99_ms_cold_max"].as_f64();
+        ensure!(
+            cold.is_some_and(|v| v > 0.0),
+            "lookup_p99_ms_cold_max: {cold:?}"
+        );
+    }
     for key in ["lookup_p50_ms", "lookup_p99_ms"] {
         let per_attribute = report[key]
             .as_object()
