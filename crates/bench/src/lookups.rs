@@ -117,18 +117,11 @@ pub async fn latencies(
         };
         // One untimed round first: connection set-up is not a lookup's cost.
         api.lookup(&lookup(scope, attribute, &values[0])).await?;
-        let mut timings = Vec::with_capacity(per_attribute);
-        for i in 0..per_attribute {
-            let value = &values[i % values.len()];
-            let started = Instant::now();
-            let page = api
-                .lookup(&lookup(scope, attribute, value))
-                .await
-                .with_context(|| format!("lookup {attribute}={value}"))?;
-            timings.push(started.elapsed().as_secs_f64() * 1e3);
-            std::hint::black_box(page);
-        }
-        result.insert(attribute, timings);
+        let cycled = (0..per_attribute).map(|i| &values[i % values.len()]);
+        result.insert(
+            attribute,
+            time_lookups(api, scope, attribute, cycled).await?,
+        );
     }
     Ok(result)
 }
@@ -148,19 +141,32 @@ pub async fn cold_latencies(
         if values.is_empty() {
             continue;
         }
-        let mut timings = Vec::with_capacity(values.len());
-        for value in &values {
-            let started = Instant::now();
-            let page = api
-                .lookup(&lookup(scope, attribute, value))
-                .await
-                .with_context(|| format!("cold lookup {attribute}={value}"))?;
-            timings.push(started.elapsed().as_secs_f64() * 1e3);
-            std::hint::black_box(page);
-        }
-        result.insert(attribute, timings);
+        result.insert(
+            attribute,
+            time_lookups(api, scope, attribute, values.iter()).await?,
+        );
     }
     Ok(result)
+}
+
+/// Each lookup's latency in milliseconds, one after the other.
+async fn time_lookups(
+    api: &Api,
+    scope: &Scope,
+    attribute: &str,
+    values: impl Iterator<Item = &String>,
+) -> anyhow::Result<Vec<f64>> {
+    let mut timings = Vec::new();
+    for value in values {
+        let started = Instant::now();
+        let page = api
+            .lookup(&lookup(scope, attribute, value))
+            .await
+            .with_context(|| format!("lookup {attribute}={value}"))?;
+        timings.push(started.elapsed().as_secs_f64() * 1e3);
+        std::hint::black_box(page);
+    }
+    Ok(timings)
 }
 
 /// C clients each cycling through every attribute's samples; bounded by `total` lookups

@@ -195,12 +195,7 @@ fn seal_head(shared: &Shared, head_lock: &Arc<RwLock<Head>>) -> Result<(), Store
         }
         // Durable in its home before the journal goes; a failed upload keeps the journal
         // and the head, and the next pass seals them again.
-        shared.home.publish(&path)?;
-        Some(Arc::new(Segment::open(
-            &path,
-            shared.new_source_id(),
-            &shared.dictionaries,
-        )?))
+        Some(publish_and_open(shared, &path)?)
     };
     let journal_path = head.journal_path.clone();
     let source_id = head.source_id;
@@ -402,14 +397,20 @@ fn merge(shared: &Shared, inputs: &[Arc<Segment>]) -> Result<(), StoreError> {
         let fallback = first.dictionary(&shared.dictionaries);
         segment::build(&path, &input, &mut source, fallback)?;
         // Durable in its home before any input is removed.
-        shared.home.publish(&path)?;
-        Some(Arc::new(Segment::open(
-            &path,
-            shared.new_source_id(),
-            &shared.dictionaries,
-        )?))
+        Some(publish_and_open(shared, &path)?)
     };
     replace_segments(shared, inputs, merged)
+}
+
+/// Makes a freshly written segment durable in its home (uploaded, when that is a bucket),
+/// then opens it for reading.
+fn publish_and_open(shared: &Shared, path: &std::path::Path) -> Result<Arc<Segment>, StoreError> {
+    shared.home.publish(path)?;
+    Ok(Arc::new(Segment::open(
+        path,
+        shared.new_source_id(),
+        &shared.dictionaries,
+    )?))
 }
 
 /// Swaps `replacement` in for `removed` (readers see one or the other, never both),
