@@ -4,7 +4,10 @@
 //! random moment (during an append, a seal or a merge) and checks every acknowledged id
 //! survived exactly once.
 //!
-//! Usage: `opentrail-store-torture DIR RUN_ID`
+//! Usage: `opentrail-store-torture DIR RUN_ID [retention]`. With `retention`, events
+//! expire a millisecond after they are recorded and the maintenance thread also runs
+//! retention, held back by a consumer cursor 200 events behind the newest; each line is
+//! then `ack <eventID> <seq>`.
 
 use std::io::Write;
 
@@ -17,15 +20,21 @@ const BATCH_EVENTS: usize = 40;
 fn main() {
     let mut args = std::env::args().skip(1);
     let (Some(dir), Some(run_id)) = (args.next(), args.next()) else {
-        eprintln!("usage: opentrail-store-torture DIR RUN_ID");
+        eprintln!("usage: opentrail-store-torture DIR RUN_ID [retention]");
         std::process::exit(2);
     };
+    let with_retention = args.next().as_deref() == Some("retention");
     // Tiny segments, so seals and merges run all the time and kills land inside them.
     let options = StoreOptions {
         seal_events_max: 300,
         seal_interval: std::time::Duration::from_millis(20),
         merge_events_below: 1_000,
         segment_events_max: 3_000,
+        retention: if with_retention {
+            std::time::Duration::from_millis(1)
+        } else {
+            StoreOptions::default().retention
+        },
         ..StoreOptions::default()
     };
     let store = match Store::open(std::path::Path::new(&dir), options) {
@@ -44,6 +53,16 @@ fn main() {
         std::thread::spawn(move || {
             for round in 0u64.. {
                 std::thread::sleep(std::time::Duration::from_millis(30));
+                if with_retention {
+                    let expired = store.stats().and_then(|stats| {
+                        store.save_cursor("hold", stats.last_seq.saturating_sub(200))?;
+                        store.expire(jiff::Timestamp::now().as_millisecond())
+                    });
+                    if let Err(error) = expired {
+                        eprintln!("retention failed: {error}");
+                        std::process::exit(1);
+                    }
+                }
                 let outcome = if round % 3 == 2 {
                     store.compact()
                 } else {
@@ -85,11 +104,15 @@ fn main() {
                         Ok(outcomes) => {
                             let mut out = std::io::stdout().lock();
                             for (id, outcome) in ids.iter().zip(outcomes) {
-                                let kind = match outcome {
-                                    AppendOutcome::Stored { .. } => "ack",
-                                    AppendOutcome::Duplicate { .. } => "dup",
+                                let (kind, seq) = match outcome {
+                                    AppendOutcome::Stored { seq } => ("ack", seq),
+                                    AppendOutcome::Duplicate { seq } => ("dup", seq),
                                 };
-                                let _ = writeln!(out, "{kind} {id}");
+                                if with_retention {
+                                    let _ = writeln!(out, "{kind} {id} {seq}");
+                                } else {
+                                    let _ = writeln!(out, "{kind} {id}");
+                                }
                             }
                             let _ = out.flush();
                         }

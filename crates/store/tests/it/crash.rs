@@ -113,3 +113,95 @@ fn a_store_killed_while_creating_its_first_journal_opens() {
         .expect("append");
     assert_eq!(store.stats().expect("stats").last_seq, 1);
 }
+
+/// Kill -9 while retention removes segments and journals under a consumer cursor: what
+/// retention has not removed is all there, exactly once, and it never passes the cursor.
+#[test]
+fn retention_killed_at_any_instant_removes_only_below_its_floor_and_the_cursor() {
+    const RETENTION_CYCLES: u64 = 10;
+    let dir = tempfile::tempdir().expect("tempdir");
+    // seq -> event id, as the writer acknowledged them.
+    let mut acknowledged: std::collections::BTreeMap<u64, String> = Default::default();
+    let mut random_state: u64 = 0x2545_F491_4F6C_DD1D;
+    let options = opentrail_store::StoreOptions {
+        retention: Duration::from_millis(1),
+        ..opentrail_store::StoreOptions::default()
+    };
+    for cycle in 0..RETENTION_CYCLES {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_opentrail-store-torture"))
+            .arg(dir.path())
+            .arg(format!("ret{cycle}"))
+            .arg("retention")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn writer");
+        let stdout = child.stdout.take().expect("stdout piped");
+        let reader = std::thread::spawn(move || {
+            let mut acked = Vec::new();
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let mut parts = line.split(' ');
+                if let (Some("ack"), Some(id), Some(seq)) =
+                    (parts.next(), parts.next(), parts.next())
+                    && let Ok(seq) = seq.parse::<u64>()
+                {
+                    acked.push((seq, id.to_owned()));
+                }
+            }
+            acked
+        });
+        random_state ^= random_state << 13;
+        random_state ^= random_state >> 7;
+        random_state ^= random_state << 17;
+        std::thread::sleep(Duration::from_millis(150 + random_state % 500));
+        child.kill().expect("SIGKILL the writer");
+        let _ = child.wait();
+        acknowledged.extend(reader.join().expect("reader thread"));
+
+        let store =
+            opentrail_store::Store::open(dir.path(), options.clone()).expect("the store reopens");
+        let stats = store.stats().expect("stats");
+        let floor = stats.expired_through_seq;
+        let cursor = store.load_cursor("hold").expect("cursor");
+        assert!(
+            floor <= cursor || cursor == 0,
+            "cycle {cycle}: floor {floor} past cursor {cursor}"
+        );
+        let mut seqs = Vec::new();
+        let mut after = 0;
+        loop {
+            let entries = store.read_log(after, 1_000).expect("read_log");
+            let Some(last) = entries.last() else { break };
+            after = last.seq;
+            for entry in entries {
+                if let Some(id) = acknowledged.get(&entry.seq) {
+                    assert!(
+                        entry.json.contains(&format!("\"eventID\":\"{id}\"")),
+                        "cycle {cycle}: seq {} holds another event",
+                        entry.seq
+                    );
+                }
+                seqs.push(entry.seq);
+            }
+        }
+        let expected: Vec<u64> = (floor + 1..=stats.last_seq).collect();
+        assert_eq!(
+            seqs, expected,
+            "cycle {cycle}: every seq above the floor, once, in order"
+        );
+        let lost = acknowledged
+            .range(floor + 1..)
+            .filter(|(seq, _)| **seq > stats.last_seq)
+            .count();
+        assert_eq!(
+            lost, 0,
+            "cycle {cycle}: acknowledged events above the floor were lost"
+        );
+    }
+    assert!(
+        acknowledged.len() > 1_000,
+        "the writer made progress: {}",
+        acknowledged.len()
+    );
+}
