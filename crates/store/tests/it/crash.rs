@@ -13,6 +13,38 @@ use crate::support::{ACCOUNT, REGION, all_ids, event, open, records};
 
 const CYCLES: u64 = 20;
 
+/// Runs `opentrail-store-torture DIR RUN_ID [MODE]`, SIGKILLs it 150–650 ms later (a
+/// moment drawn from `random_state`, so runs are reproducible), and returns every line it
+/// printed: each is an acknowledgement made before the kill.
+fn run_writer_until_killed(
+    dir: &std::path::Path,
+    run_id: &str,
+    mode: Option<&str>,
+    random_state: &mut u64,
+) -> Vec<String> {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_opentrail-store-torture"));
+    command.arg(dir).arg(run_id).args(mode);
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn writer");
+    let stdout = child.stdout.take().expect("stdout piped");
+    let reader = std::thread::spawn(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .collect::<Vec<String>>()
+    });
+    *random_state ^= *random_state << 13;
+    *random_state ^= *random_state >> 7;
+    *random_state ^= *random_state << 17;
+    std::thread::sleep(Duration::from_millis(150 + *random_state % 500));
+    child.kill().expect("SIGKILL the writer");
+    let _ = child.wait();
+    reader.join().expect("reader thread")
+}
+
 #[test]
 fn every_acknowledged_event_survives_kill_dash_nine_exactly_once() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -20,36 +52,13 @@ fn every_acknowledged_event_survives_kill_dash_nine_exactly_once() {
     // A small deterministic generator: the kill moments vary, the test stays reproducible.
     let mut random_state: u64 = 0x9E37_79B9_7F4A_7C15;
     for cycle in 0..CYCLES {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_opentrail-store-torture"))
-            .arg(dir.path())
-            .arg(format!("run{cycle}"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn writer");
-        let stdout = child.stdout.take().expect("stdout piped");
-        let reader = std::thread::spawn(move || {
-            let mut acked = Vec::new();
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some(id) = line
-                    .strip_prefix("ack ")
-                    .or_else(|| line.strip_prefix("dup "))
-                {
-                    acked.push(id.to_owned());
-                }
-            }
-            acked
-        });
-        random_state ^= random_state << 13;
-        random_state ^= random_state >> 7;
-        random_state ^= random_state << 17;
-        let kill_after = Duration::from_millis(150 + random_state % 500);
-        std::thread::sleep(kill_after);
-        child.kill().expect("SIGKILL the writer");
-        let _ = child.wait();
-        let acked_this_cycle = reader.join().expect("reader thread");
-        acknowledged.extend(acked_this_cycle);
+        let lines =
+            run_writer_until_killed(dir.path(), &format!("run{cycle}"), None, &mut random_state);
+        acknowledged.extend(lines.iter().filter_map(|line| {
+            line.strip_prefix("ack ")
+                .or_else(|| line.strip_prefix("dup "))
+                .map(str::to_owned)
+        }));
 
         let store = open(dir.path());
         let ids = all_ids(
@@ -128,36 +137,21 @@ fn retention_killed_at_any_instant_removes_only_below_its_floor_and_the_cursor()
         ..opentrail_store::StoreOptions::default()
     };
     for cycle in 0..RETENTION_CYCLES {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_opentrail-store-torture"))
-            .arg(dir.path())
-            .arg(format!("ret{cycle}"))
-            .arg("retention")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn writer");
-        let stdout = child.stdout.take().expect("stdout piped");
-        let reader = std::thread::spawn(move || {
-            let mut acked = Vec::new();
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let mut parts = line.split(' ');
-                if let (Some("ack"), Some(id), Some(seq)) =
-                    (parts.next(), parts.next(), parts.next())
-                    && let Ok(seq) = seq.parse::<u64>()
-                {
-                    acked.push((seq, id.to_owned()));
+        let lines = run_writer_until_killed(
+            dir.path(),
+            &format!("ret{cycle}"),
+            Some("retention"),
+            &mut random_state,
+        );
+        acknowledged.extend(lines.iter().filter_map(|line| {
+            let mut parts = line.split(' ');
+            match (parts.next(), parts.next(), parts.next()) {
+                (Some("ack"), Some(id), Some(seq)) => {
+                    Some((seq.parse::<u64>().ok()?, id.to_owned()))
                 }
+                _ => None,
             }
-            acked
-        });
-        random_state ^= random_state << 13;
-        random_state ^= random_state >> 7;
-        random_state ^= random_state << 17;
-        std::thread::sleep(Duration::from_millis(150 + random_state % 500));
-        child.kill().expect("SIGKILL the writer");
-        let _ = child.wait();
-        acknowledged.extend(reader.join().expect("reader thread"));
+        }));
 
         let store =
             opentrail_store::Store::open(dir.path(), options.clone()).expect("the store reopens");
