@@ -373,6 +373,10 @@ fn merge(shared: &Shared, inputs: &[Arc<Segment>]) -> Result<(), StoreError> {
         }
     }
     terms.retain(|_, rows| !rows.is_empty());
+    // The postings and id tables were read whole.
+    for input in inputs {
+        input.release_pages();
+    }
     let covers_first = first.covers_first;
     let covers_last = last.covers_last;
     let merged = if rows.is_empty() {
@@ -393,6 +397,7 @@ fn merge(shared: &Shared, inputs: &[Arc<Segment>]) -> Result<(), StoreError> {
             inputs,
             origins: &origins,
             cache: BlockLru::default(),
+            read: 0,
         };
         let fallback = first.dictionary(&shared.dictionaries);
         segment::build(&path, &input, &mut source, fallback)?;
@@ -567,10 +572,22 @@ struct SegmentRecords<'a> {
     inputs: &'a [Arc<Segment>],
     origins: &'a [(usize, u32)],
     cache: BlockLru,
+    read: usize,
 }
+
+/// A merge reading this many records lets go of the input pages it mapped in.
+const MERGE_RELEASE_EVERY: usize = 65_536;
 
 impl RecordSource for SegmentRecords<'_> {
     fn record(&mut self, input_row: usize) -> Result<Vec<u8>, StoreError> {
+        self.read += 1;
+        if self.read.is_multiple_of(MERGE_RELEASE_EVERY) {
+            // Inputs are read whole: their pages would otherwise all count as this
+            // process's memory until the merge ends.
+            for input in self.inputs {
+                input.release_pages();
+            }
+        }
         let (input, row) = self.origins[input_row];
         let segment = &self.inputs[input];
         let (block, index) = segment.block_of_row(row).ok_or_else(|| {

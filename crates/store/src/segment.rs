@@ -352,6 +352,8 @@ pub(crate) struct Segment {
     /// A process-wide id for the block cache.
     pub id: u64,
     map: memmap2::Mmap,
+    /// The same file, for reading record blocks.
+    file: File,
     sections: [Range<usize>; SECTION_COUNT],
     pub covers_first: u64,
     pub covers_last: u64,
@@ -460,6 +462,7 @@ impl Segment {
             path: path.to_path_buf(),
             id,
             map,
+            file,
             sections,
             covers_first,
             covers_last,
@@ -499,16 +502,21 @@ impl Segment {
         // lookups need a few of them. Drop them from the mapping (they stay in the page
         // cache), or RSS would count every segment ever opened: 1 GB of a 2 GB peak during
         // a 10M ingest.
+        segment.release_pages();
+        Ok(segment)
+    }
+
+    /// Drops this segment's pages from the process's mapping after a pass that read much
+    /// of it (opening, merging). They stay in the page cache, and fault back in when read.
+    pub(crate) fn release_pages(&self) {
         // SAFETY: the mapping is read-only and the file immutable, so the dropped pages
         // read back unchanged from the file.
         if let Err(error) = unsafe {
-            segment
-                .map
+            self.map
                 .unchecked_advise(memmap2::UncheckedAdvice::DontNeed)
         } {
-            tracing::debug!(%error, path = %path.display(), "madvise(DONTNEED) failed");
+            tracing::debug!(%error, path = %self.path.display(), "madvise(DONTNEED) failed");
         }
-        Ok(segment)
     }
 
     fn section(&self, section: Section) -> &[u8] {
@@ -738,13 +746,20 @@ impl Segment {
             return Err(StoreError::corrupt("segment", location(), "no such block"));
         };
         let range = offset as usize..offset as usize + len as usize;
-        let Some(bytes) = self.map.get(range.clone()) else {
+        if range.end > self.map.len() {
             return Err(StoreError::corrupt(
                 "segment",
                 location(),
                 "block lies outside the file",
             ));
-        };
+        }
+        // Read, not mapped: consumers read every block of the log once, and mapped pages
+        // would all stay in the process's resident set (2 GB of segments during a 10M
+        // ingest, read by the archive consumer). The index sections stay mapped.
+        let mut bytes = vec![0u8; range.len()];
+        std::os::unix::fs::FileExt::read_exact_at(&self.file, &mut bytes, offset)
+            .map_err(|error| StoreError::io(&self.path, error))?;
+        let bytes = bytes.as_slice();
         if crc32fast::hash(bytes) != crc {
             return Err(StoreError::corrupt(
                 "segment",
