@@ -360,7 +360,6 @@ pub(crate) struct Segment {
     pub rows: u32,
     pub min_time_ms: i64,
     pub max_time_ms: i64,
-    pub min_ingest_ms: i64,
     pub max_ingest_ms: i64,
     pub scopes: Vec<Scope>,
     dictionary_id: u32,
@@ -432,7 +431,8 @@ impl Segment {
         let rows = meta.u32().map_err(bad_meta)?;
         let min_time_ms = meta.i64().map_err(bad_meta)?;
         let max_time_ms = meta.i64().map_err(bad_meta)?;
-        let min_ingest_ms = meta.i64().map_err(bad_meta)?;
+        // The oldest ingest time: the ingest runs answer it, so it is only skipped here.
+        let _min_ingest_ms = meta.i64().map_err(bad_meta)?;
         let max_ingest_ms = meta.i64().map_err(bad_meta)?;
         let scope_count = meta.varint().map_err(bad_meta)?;
         let mut scopes = Vec::new();
@@ -469,7 +469,6 @@ impl Segment {
             rows,
             min_time_ms,
             max_time_ms,
-            min_ingest_ms,
             max_ingest_ms,
             scopes,
             dictionary_id,
@@ -554,50 +553,45 @@ impl Segment {
 
     /// The ingest time of the event at `seq`.
     pub(crate) fn ingest_time_ms(&self, seq: u64) -> i64 {
-        let runs = self.section(Section::IngestRuns);
-        let count = runs.len() / RUN_ENTRY_LEN;
         let offset = seq.saturating_sub(self.covers_first) as u32;
-        let run_start = |index: usize| u32_at(&runs[index * RUN_ENTRY_LEN..], 0).unwrap_or(0);
         // The last run starting at or before the offset.
-        let (mut low, mut high) = (0usize, count);
-        while high - low > 1 {
-            let middle = (low + high) / 2;
-            if run_start(middle) <= offset {
-                low = middle;
-            } else {
-                high = middle;
-            }
-        }
-        if count == 0 {
-            return self.max_ingest_ms;
-        }
-        i64_at(&runs[low * RUN_ENTRY_LEN + 4..], 0).unwrap_or(self.max_ingest_ms)
+        let after = self.count_runs_while(|start, _| start <= offset);
+        self.run(after.saturating_sub(1))
+            .map_or(self.max_ingest_ms, |(_, ingest)| ingest)
     }
 
     /// The newest seq this segment holds that was ingested before `cutoff_ms`.
     pub(crate) fn last_seq_ingested_before(&self, cutoff_ms: i64) -> Option<u64> {
-        if self.min_ingest_ms >= cutoff_ms {
-            return None;
-        }
-        if self.max_ingest_ms < cutoff_ms {
-            return Some(self.covers_last);
-        }
-        let runs = self.section(Section::IngestRuns);
-        let count = runs.len() / RUN_ENTRY_LEN;
-        let run_ingest =
-            |index: usize| i64_at(&runs[index * RUN_ENTRY_LEN + 4..], 0).unwrap_or(i64::MAX);
-        let run_start = |index: usize| u32_at(&runs[index * RUN_ENTRY_LEN..], 0).unwrap_or(0);
         // Ingest times never decrease with seq: the runs before the cutoff are a prefix.
-        let expired_runs = (0..count)
-            .collect::<Vec<_>>()
-            .partition_point(|index| run_ingest(*index) < cutoff_ms);
+        let expired_runs = self.count_runs_while(|_, ingest| ingest < cutoff_ms);
         if expired_runs == 0 {
             return None;
         }
-        if expired_runs == count {
-            return Some(self.covers_last);
+        match self.run(expired_runs) {
+            Some((next_start, _)) => Some(self.covers_first + u64::from(next_start) - 1),
+            None => Some(self.covers_last),
         }
-        Some(self.covers_first + u64::from(run_start(expired_runs)) - 1)
+    }
+
+    /// Ingest run `index`: (seq − covers_first where it starts, its ingest time).
+    fn run(&self, index: usize) -> Option<(u32, i64)> {
+        let entry = self
+            .section(Section::IngestRuns)
+            .get(index * RUN_ENTRY_LEN..(index + 1) * RUN_ENTRY_LEN)?;
+        Some((u32_at(entry, 0)?, i64_at(&entry[4..], 0)?))
+    }
+
+    /// How many leading runs satisfy `holds`, which must be true for a prefix of them.
+    fn count_runs_while(&self, holds: impl Fn(u32, i64) -> bool) -> usize {
+        let (mut low, mut high) = (0, self.section(Section::IngestRuns).len() / RUN_ENTRY_LEN);
+        while low < high {
+            let middle = (low + high) / 2;
+            match self.run(middle) {
+                Some((start, ingest)) if holds(start, ingest) => low = middle + 1,
+                _ => high = middle,
+            }
+        }
+        low
     }
 
     pub(crate) fn row_of_seq(&self, seq: u64) -> Option<u32> {

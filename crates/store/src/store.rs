@@ -356,7 +356,7 @@ impl Shared {
         if !format_path.exists() {
             crate::files::write_atomically(&format_path, FORMAT_TEXT.as_bytes())?;
         }
-        let meta_state = match Meta::load(dir)? {
+        let meta = match Meta::load(dir)? {
             Some(state) if state.format != STORE_FORMAT => {
                 return Err(StoreError::NeedsMigration {
                     path: dir.to_path_buf(),
@@ -366,17 +366,16 @@ impl Shared {
                     ),
                 });
             }
-            Some(state) => state,
-            None => MetaState {
-                format: STORE_FORMAT,
-                ..MetaState::default()
-            },
+            Some(state) => Meta::open(dir, state),
+            None => Meta::create(
+                dir,
+                MetaState {
+                    format: STORE_FORMAT,
+                    ..MetaState::default()
+                },
+            )?,
         };
-        let expired_through_seq = meta_state.expired_through_seq;
-        let meta = Meta::open(dir, meta_state.clone());
-        if Meta::load(dir)?.is_none() {
-            Meta::create(dir, meta_state)?;
-        }
+        let expired_through_seq = meta.read(|state| state.expired_through_seq);
         let dictionaries = Dictionaries::open(dir.join(DICTIONARIES_DIR))?;
         let home = crate::location::open(&options.segments_location)?;
         // Before segments are opened: the home's segments missing here are downloaded,
