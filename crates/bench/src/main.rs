@@ -364,30 +364,18 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
     // Cold lookups: the same data dir, a fresh server, the page cache dropped.
     let phase = Instant::now();
-    match server::drop_page_cache() {
-        Ok(()) => {
-            let mut cold_server = server::ServerProcess::start_on(
-                &binary,
-                &data_dir,
-                &work_dir.join("server-cold.log"),
-            )
-            .await?;
-            let cold_api = api::Api::new(
-                &cold_server.endpoint,
-                &cold_server.host,
-                cold_server.credentials.clone(),
-            )?;
-            let cold_per_attribute = if args.quick { 20 } else { 50 };
-            let cold =
-                lookups::cold_latencies(&cold_api, &samples, &scope, cold_per_attribute).await?;
-            report.cold_lookup_latencies(&cold);
-            cold_server.stop()?;
-        }
-        Err(error) => {
-            eprintln!(
-                "opentrail-bench: cold lookups not measured (page cache not dropped: {error:#})"
-            )
-        }
+    let cold_per_attribute = if args.quick { 20 } else { 50 };
+    if let Some(cold) = cold_lookups(
+        &binary,
+        &data_dir,
+        &work_dir.join("server-cold.log"),
+        &samples,
+        &scope,
+        cold_per_attribute,
+    )
+    .await?
+    {
+        report.cold_lookup_latencies(&cold);
     }
     report.phase("lookups_cold", phase);
 
@@ -510,6 +498,27 @@ fn import(binary: &Path, logs_dir: &Path, data_dir: &Path) -> anyhow::Result<Opt
     }))
 }
 
+/// Lookup latencies of a server started on `data_dir` after the page cache was dropped;
+/// `None` (with a note) when the cache cannot be dropped (not root).
+async fn cold_lookups(
+    binary: &Path,
+    data_dir: &Path,
+    log: &Path,
+    samples: &lookups::Samples,
+    scope: &lookups::Scope,
+    per_attribute: usize,
+) -> anyhow::Result<Option<std::collections::BTreeMap<&'static str, Vec<f64>>>> {
+    if let Err(error) = server::drop_page_cache() {
+        eprintln!("opentrail-bench: cold lookups not measured (page cache not dropped: {error:#})");
+        return Ok(None);
+    }
+    let mut server = server::ServerProcess::start_on(binary, data_dir, log).await?;
+    let api = api::Api::new(&server.endpoint, &server.host, server.credentials.clone())?;
+    let cold = lookups::cold_latencies(&api, samples, scope, per_attribute).await?;
+    server.stop()?;
+    Ok(Some(cold))
+}
+
 /// `--lookups-on DIR`: the lookup phase alone, on a kept data dir, printed as a table.
 async fn lookups_only(
     args: &Args,
@@ -550,24 +559,56 @@ async fn lookups_only(
         Duration::from_secs(30),
     )
     .await?;
+    // Pages that come back empty would make every figure above meaningless.
+    let mut checked_pages = 0usize;
+    let mut events_returned = 0usize;
+    for attribute in lookups::ATTRIBUTES {
+        for value in samples.distinct(attribute, 5) {
+            events_returned += lookups::page(&api, scope, attribute, &value).await?.len();
+            checked_pages += 1;
+        }
+    }
     let rss_mb = server.peak_rss_mb();
     server.stop()?;
+    drop(server);
+    let cold = cold_lookups(
+        binary,
+        data_dir,
+        &data_dir.with_file_name("server-lookups-cold.log"),
+        &samples,
+        scope,
+        per_attribute,
+    )
+    .await?;
     println!(
         "## opentrail-bench --lookups-on {}: {} events (seed {}), {per_attribute} lookups per attribute\n",
         data_dir.display(),
         config.events,
         args.seed
     );
-    println!("| attribute | p50 ms | p99 ms |\n|---|---|---|");
+    println!("| attribute | p50 ms | p99 ms | cold p50 ms | cold p99 ms |\n|---|---|---|---|---|");
     for (attribute, timings) in &latencies {
+        let cold_timings = cold.as_ref().and_then(|cold| cold.get(attribute));
+        let cold_figure = |fraction: f64| {
+            cold_timings.map_or_else(
+                || "–".to_owned(),
+                |timings| format!("{:.2}", lookups::percentile(timings, fraction)),
+            )
+        };
         println!(
-            "| {attribute} | {:.2} | {:.2} |",
+            "| {attribute} | {:.2} | {:.2} | {} | {} |",
             lookups::percentile(timings, 0.5),
-            lookups::percentile(timings, 0.99)
+            lookups::percentile(timings, 0.99),
+            cold_figure(0.5),
+            cold_figure(0.99),
         );
     }
     println!(
-        "\nlookups/s with {clients} clients: {:.0}; server peak RSS {}",
+        "\nevents per page (5 values per attribute): {:.1}",
+        events_returned as f64 / checked_pages.max(1) as f64
+    );
+    println!(
+        "lookups/s with {clients} clients: {:.0}; server peak RSS {}",
         done as f64 / seconds.max(f64::EPSILON),
         rss_mb.map_or_else(|| "unknown".to_owned(), |mb| format!("{mb:.0} MB"))
     );

@@ -39,6 +39,10 @@ impl BlockCache {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    pub(crate) fn contains(&self, key: &BlockKey) -> bool {
+        self.lock().blocks.contains_key(key)
+    }
+
     pub(crate) fn get_or_load(
         &self,
         key: BlockKey,

@@ -89,6 +89,7 @@ pub(crate) fn run(
         let candidates = candidates(shared, &sources, &required, &bounds, wanted, now_ms);
         let exhausted = candidates.len() < wanted;
         let mut events = Vec::with_capacity(limit + 1);
+        shared.prefetch(candidates.iter().map(|(_, place)| place));
         for (_, place) in &candidates {
             if let Some(event) = check.read(place)? {
                 events.push(event);

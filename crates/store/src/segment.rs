@@ -720,16 +720,10 @@ impl Segment {
         Some((low as u32, row - first_row_of(low)))
     }
 
-    /// Reads, checks and decompresses one block.
-    pub(crate) fn decode_block(
-        &self,
-        block: u32,
-        dictionaries: &Dictionaries,
-    ) -> Result<DecodedBlock, StoreError> {
+    fn block_entry(&self, block: u32) -> Option<BlockEntry> {
         let table = self.section(Section::BlockTable);
         let entry = block as usize * BLOCK_ENTRY_LEN;
-        let location = || format!("{} block {block}", self.path.display());
-        let mut reader = ByteReader::new(table.get(entry..entry + BLOCK_ENTRY_LEN).unwrap_or(&[]));
+        let mut reader = ByteReader::new(table.get(entry..entry + BLOCK_ENTRY_LEN)?);
         let (Ok(offset), Ok(len), Ok(raw_len), Ok(_first_row), Ok(crc)) = (
             reader.u64(),
             reader.u32(),
@@ -737,6 +731,45 @@ impl Segment {
             reader.u32(),
             reader.u32(),
         ) else {
+            return None;
+        };
+        Some(BlockEntry {
+            offset,
+            len,
+            raw_len,
+            crc,
+        })
+    }
+
+    /// Starts reading a block from disk without waiting for it: a page's blocks are read
+    /// one after another by `pread`, and on a cold cache each would otherwise wait for
+    /// the disk in turn. A hint only; errors are of no consequence.
+    pub(crate) fn prefetch_block(&self, block: u32) {
+        if let Some(entry) = self.block_entry(block)
+            && entry.offset as usize + entry.len as usize <= self.map.len()
+        {
+            let _ = self.map.advise_range(
+                memmap2::Advice::WillNeed,
+                entry.offset as usize,
+                entry.len as usize,
+            );
+        }
+    }
+
+    /// Reads, checks and decompresses one block.
+    pub(crate) fn decode_block(
+        &self,
+        block: u32,
+        dictionaries: &Dictionaries,
+    ) -> Result<DecodedBlock, StoreError> {
+        let location = || format!("{} block {block}", self.path.display());
+        let Some(BlockEntry {
+            offset,
+            len,
+            raw_len,
+            crc,
+        }) = self.block_entry(block)
+        else {
             return Err(StoreError::corrupt("segment", location(), "no such block"));
         };
         let range = offset as usize..offset as usize + len as usize;
@@ -767,6 +800,14 @@ impl Segment {
         }
         blocks::decode_block(dictionaries, self.dictionary_id, raw_len, bytes, &location)
     }
+}
+
+/// One entry of a segment's block table.
+struct BlockEntry {
+    offset: u64,
+    len: u32,
+    raw_len: u32,
+    crc: u32,
 }
 
 /// Row candidates of one segment for a lookup: up to `limit` rows matching every term,

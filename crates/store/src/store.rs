@@ -593,6 +593,25 @@ impl Shared {
     }
 
     /// The record JSON at a place, through the block cache.
+    /// Starts the disk reads of every segment block these records need and the cache
+    /// lacks, so that reading them one by one afterwards overlaps their waits.
+    pub(crate) fn prefetch<'a>(&self, places: impl IntoIterator<Item = &'a RecordPlace>) {
+        let mut previous = None;
+        for place in places {
+            let RecordPlace::Segment(segment, row) = place else {
+                continue;
+            };
+            let Some((block, _)) = segment.block_of_row(*row) else {
+                continue;
+            };
+            let key = (segment.id, block);
+            if previous != Some(key) && !self.cache.contains(&key) {
+                segment.prefetch_block(block);
+            }
+            previous = Some(key);
+        }
+    }
+
     pub(crate) fn record_json(&self, place: &RecordPlace) -> Result<String, StoreError> {
         match place {
             RecordPlace::Segment(segment, row) => {
