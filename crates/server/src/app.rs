@@ -405,6 +405,9 @@ fn open_store(config: &Config) -> Result<Store, ServeError> {
         retention: Duration::from_secs(u64::from(config.retention_days) * SECONDS_PER_DAY),
         append_queue_max: config.ingest_queue_max,
         seal_interval: Duration::from_secs(u64::from(config.seal_interval_secs)),
+        free_space_reserve_bytes: config
+            .free_space_reserve_mb
+            .map(|megabytes| megabytes.saturating_mul(1_000_000)),
         segments_location: config.segments_location(),
         ..StoreOptions::default()
     };

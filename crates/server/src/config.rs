@@ -18,6 +18,7 @@
 //! | `archive_retention_days` | `OPENTRAIL_ARCHIVE_RETENTION_DAYS` | 2555 |
 //! | `archive_seal_age_secs` | `OPENTRAIL_ARCHIVE_SEAL_AGE_SECS` | 300 |
 //! | `seal_interval_secs` | `OPENTRAIL_SEAL_INTERVAL_SECS` | 120: the longest an event stays in the store's in-memory head before it is sealed into a segment |
+//! | `free_space_reserve_mb` | `OPENTRAIL_FREE_SPACE_RESERVE_MB` | 5% of the data dir's filesystem, at most 512 MiB: under this much free space, writes are refused with 503 until space is freed; `0` turns the check off |
 //! | `segments_url` | `OPENTRAIL_SEGMENTS_URL` | none: sealed segments stay under `<data_dir>/store/segments`; `s3://BUCKET[/PREFIX]` keeps them in a bucket reached with the `s3_*` settings below (the local folder is then a cache, refilled at start) |
 //! | `lookup_rate_limit_per_key_per_second` | `OPENTRAIL_LOOKUP_RATE_LIMIT_PER_KEY_PER_SECOND` | none |
 //! | `s3_endpoint` | `OPENTRAIL_S3_ENDPOINT` | none: trail buckets are directories under `<data_dir>/buckets` |
@@ -89,6 +90,9 @@ pub struct Config {
     /// (sooner when enough events are waiting).
     pub archive_seal_age_secs: u32,
     pub seal_interval_secs: u32,
+    /// Writes are refused while the data dir's filesystem has less free space than this
+    /// many MB. `None`: 5% of the filesystem, at most 512 MiB.
+    pub free_space_reserve_mb: Option<u64>,
     /// `None`: sealed segments stay under the data dir; else `s3://BUCKET[/PREFIX]`,
     /// reached with the trail delivery `s3_*` settings (see [`Config::segments_location`]).
     pub segments_url: Option<String>,
@@ -172,6 +176,7 @@ impl Default for Config {
             archive_retention_days: DEFAULT_ARCHIVE_RETENTION_DAYS,
             archive_seal_age_secs: DEFAULT_ARCHIVE_SEAL_AGE_SECS,
             seal_interval_secs: DEFAULT_SEAL_INTERVAL_SECS,
+            free_space_reserve_mb: None,
             segments_url: None,
             lookup_rate_limit_per_key_per_second: None,
             trail_delivery: TrailDeliveryConfig::default(),
@@ -197,6 +202,7 @@ pub struct ConfigLayer {
     pub archive_retention_days: Option<u32>,
     pub archive_seal_age_secs: Option<u32>,
     pub seal_interval_secs: Option<u32>,
+    pub free_space_reserve_mb: Option<u64>,
     pub segments_url: Option<String>,
     /// `Some(None)` explicitly turns a lower layer's limit off (environment value `none`).
     pub lookup_rate_limit_per_key_per_second: Option<Option<u32>>,
@@ -488,6 +494,11 @@ impl ConfigLayer {
                 "OPENTRAIL_SEAL_INTERVAL_SECS",
                 parse_number::<u32>,
             )?,
+            free_space_reserve_mb: parse_environment_variable(
+                &read,
+                "OPENTRAIL_FREE_SPACE_RESERVE_MB",
+                parse_number::<u64>,
+            )?,
             segments_url: read("OPENTRAIL_SEGMENTS_URL"),
             lookup_rate_limit_per_key_per_second: parse_environment_variable(
                 &read,
@@ -538,6 +549,7 @@ impl ConfigLayer {
             archive_retention_days,
             archive_seal_age_secs,
             seal_interval_secs,
+            free_space_reserve_mb,
             segments_url,
             lookup_rate_limit_per_key_per_second,
             s3_endpoint,
@@ -584,6 +596,9 @@ impl ConfigLayer {
         }
         if let Some(value) = seal_interval_secs {
             config.seal_interval_secs = value;
+        }
+        if let Some(value) = free_space_reserve_mb {
+            config.free_space_reserve_mb = Some(value);
         }
         if let Some(value) = segments_url {
             config.segments_url = Some(value);
@@ -801,6 +816,7 @@ mod tests {
                 archive_retention_days: 365,
                 archive_seal_age_secs: DEFAULT_ARCHIVE_SEAL_AGE_SECS,
                 seal_interval_secs: DEFAULT_SEAL_INTERVAL_SECS,
+                free_space_reserve_mb: None,
                 segments_url: None,
                 lookup_rate_limit_per_key_per_second: Some(2),
                 trail_delivery: TrailDeliveryConfig::default(),

@@ -55,6 +55,16 @@ pub fn overloaded() -> ApiError {
     ))
 }
 
+/// 503 for a write the store refused and did not keep (nothing was stored): the message
+/// is the store's, which names the cause and says when writes resume.
+fn writes_refused(reason: &'static str, error: &StoreError) -> ApiError {
+    metrics::counter!("opentrail_ingest_rejected_total", "reason" => reason).increment(1);
+    ApiError(AwsError::new(
+        opentrail_protocol::error::codes::SERVICE_UNAVAILABLE,
+        error.to_string(),
+    ))
+}
+
 /// Appends records durably; returns once they are fsynced (or were duplicates).
 pub async fn append_records(
     state: &AppState,
@@ -81,6 +91,9 @@ pub async fn append_records(
             Ok(outcomes)
         }
         Err(StoreError::Overloaded) => Err(overloaded()),
+        Err(error @ StoreError::DiskFull { .. }) => Err(writes_refused("disk_full", &error)),
+        Err(error @ StoreError::WriteRolledBack(_)) => Err(writes_refused("write_failed", &error)),
+        Err(error @ StoreError::Poisoned(_)) => Err(writes_refused("store_failed", &error)),
         Err(error) => Err(ApiError::internal(error)),
     }
 }

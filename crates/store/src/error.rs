@@ -23,6 +23,19 @@ pub enum StoreError {
     Overloaded,
     #[error("the store is shut down after an earlier write failure: {0}")]
     Poisoned(String),
+    /// Writes are refused until free space is back above the reserve; nothing was written.
+    #[error(
+        "writes are refused: {path} has {available_mb} MB free, under the reserve of {reserve_mb} MB; they resume by themselves once space is freed"
+    )]
+    DiskFull {
+        path: PathBuf,
+        available_mb: u64,
+        reserve_mb: u64,
+    },
+    /// A journal write failed and was rolled back: nothing of it was kept, and the store
+    /// goes on accepting writes.
+    #[error("the write was not stored ({0}); retry later")]
+    WriteRolledBack(String),
     #[error("{path} holds a store in an older format: {detail}")]
     NeedsMigration { path: PathBuf, detail: String },
     #[error("migrating the store in {path} failed: {detail}")]
@@ -85,6 +98,9 @@ pub struct StoreOptions {
     /// Where sealed segments are kept: under the store's directory, or in a bucket
     /// (with `segments/` as the local cache).
     pub segments_location: crate::location::SegmentsLocation,
+    /// Writes are refused while the data directory's filesystem has less free space than
+    /// this; `None`: 5% of the filesystem, at most 512 MiB; `Some(0)`: never.
+    pub free_space_reserve_bytes: Option<u64>,
 }
 
 impl StoreOptions {
@@ -108,6 +124,7 @@ impl Default for StoreOptions {
             // A merge holds its output's tables in memory: this bounds that.
             segment_events_max: 1_000_000,
             segments_location: crate::location::SegmentsLocation::DataDir,
+            free_space_reserve_bytes: None,
         }
     }
 }

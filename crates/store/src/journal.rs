@@ -216,13 +216,34 @@ impl JournalWriter {
     }
 
     /// Writes a group's frames and makes them durable with one fdatasync.
+    ///
+    /// When that fails (a full disk, an I/O error), the file is cut back to its last
+    /// durable length and synced again, so the failed frames can never reappear at
+    /// recovery and later frames follow good ones: the error is then
+    /// [`StoreError::WriteRolledBack`] and the journal stays usable. Only when the cut
+    /// fails too is the I/O error returned, and the journal must not be written again.
     pub(crate) fn append_durably(&mut self, frames: &[u8]) -> Result<(), StoreError> {
-        self.file
+        let written = self
+            .file
             .write_all(frames)
-            .and_then(|()| self.file.sync_data())
-            .map_err(|error| StoreError::io(&self.path, error))?;
-        self.len += frames.len() as u64;
-        Ok(())
+            .and_then(|()| self.file.sync_data());
+        match written {
+            Ok(()) => {
+                self.len += frames.len() as u64;
+                Ok(())
+            }
+            Err(error) => {
+                let cause = StoreError::io(&self.path, error);
+                match self
+                    .file
+                    .set_len(self.len)
+                    .and_then(|()| self.file.sync_data())
+                {
+                    Ok(()) => Err(StoreError::WriteRolledBack(cause.to_string())),
+                    Err(_) => Err(cause),
+                }
+            }
+        }
     }
 }
 

@@ -72,12 +72,24 @@ pub(crate) fn start(
                 let work = train_first_dictionary(&shared)
                     .and_then(|()| seal_pending(&shared))
                     .and_then(|()| merge_small(&shared));
-                if let Err(error) = work {
-                    tracing::error!(%error, "sealing failed; will retry");
-                    *shared
-                        .sealer_error
-                        .lock()
-                        .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(error.to_string());
+                let mut last_error = shared
+                    .sealer_error
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                match work {
+                    Err(error) => {
+                        // Once per distinct error: a full disk fails every pass.
+                        let message = error.to_string();
+                        if last_error.as_deref() != Some(message.as_str()) {
+                            tracing::error!(%error, "sealing failed; will retry");
+                        }
+                        *last_error = Some(message);
+                    }
+                    Ok(()) => {
+                        if last_error.take().is_some() {
+                            tracing::info!("sealing works again");
+                        }
+                    }
                 }
             }
         })

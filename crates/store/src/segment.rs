@@ -107,8 +107,29 @@ pub(crate) fn parse_file_name(path: &Path) -> Option<(u64, u64)> {
 }
 
 /// Writes a segment file to `path` (through a temporary file, fsynced and renamed, so a
-/// crash never leaves a half-written segment under the final name).
+/// crash never leaves a half-written segment under the final name). A failed build
+/// removes what it wrote: on a full disk, its partial files would keep the space taken.
 pub(crate) fn build(
+    path: &Path,
+    input: &SegmentInput,
+    records: &mut dyn RecordSource,
+    fallback_dictionary: Option<Arc<Dictionary>>,
+) -> Result<Option<Arc<Dictionary>>, StoreError> {
+    let built = write_files(path, input, records, fallback_dictionary);
+    if built.is_err() {
+        let columns = crate::columns::path_for_segment(path);
+        for leftover in [
+            files::temporary_sibling(path),
+            files::temporary_sibling(&columns),
+            columns,
+        ] {
+            let _ = std::fs::remove_file(leftover);
+        }
+    }
+    built
+}
+
+fn write_files(
     path: &Path,
     input: &SegmentInput,
     records: &mut dyn RecordSource,

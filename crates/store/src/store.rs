@@ -128,6 +128,8 @@ pub(crate) struct Shared {
     pub maintenance: Mutex<()>,
     /// Set when sealing failed; reported by `flush_tables` and `stats` callers.
     pub sealer_error: Mutex<Option<String>>,
+    /// Whether the writer accepts writes (free space, failed journal writes).
+    pub write_health: crate::space::WriteHealth,
     /// Where sealed segments are kept durably (`location.rs`); `segments_dir` is its
     /// local copy.
     pub home: Box<dyn crate::location::SegmentHome>,
@@ -274,6 +276,34 @@ impl Store {
         })
     }
 
+    /// Whether writes are accepted now, and if not, why.
+    pub fn write_status(&self) -> crate::space::WriteStatus {
+        self.shared.write_health.status()
+    }
+
+    /// Appends refused since the store opened (free space under the reserve, rolled-back
+    /// journal writes).
+    pub fn refused_writes(&self) -> u64 {
+        self.shared.write_health.refused_writes()
+    }
+
+    /// The data directory's filesystem, with the reserve under which writes are refused.
+    pub fn free_space(&self) -> Result<crate::space::FreeSpace, StoreError> {
+        crate::space::FreeSpace::of(
+            &self.shared.dir,
+            self.shared.options.free_space_reserve_bytes,
+        )
+    }
+
+    /// The last background sealing error, until a later seal succeeds.
+    pub fn sealer_error(&self) -> Option<String> {
+        self.shared
+            .sealer_error
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
     /// Merges sealed segments into as few as the size limit allows, now rather than
     /// whenever the background merge gets to them.
     pub fn compact(&self) -> Result<(), StoreError> {
@@ -399,6 +429,7 @@ impl Shared {
             next_source_id: AtomicU64::new(1),
             maintenance: Mutex::new(()),
             sealer_error: Mutex::new(None),
+            write_health: crate::space::WriteHealth::new(),
             home,
             _lock_file: lock_file,
         };

@@ -24,6 +24,7 @@ use crate::blocks::BlockEncoder;
 use crate::error::StoreError;
 use crate::head::{Head, HeadRow};
 use crate::journal::{self, JournalWriter, PreparedRecords};
+use crate::space::{FreeSpace, WriteStatus};
 use crate::store::{AppendOutcome, ExpireReport, HIGH_WATER_FILE_NAME, Shared, now_ms, read_head};
 use crate::terms;
 
@@ -189,6 +190,35 @@ impl Drop for WriterHandle {
     }
 }
 
+/// Answers every append of a group with the error: the first gets it as it is, the
+/// others an equal one (I/O errors cannot be cloned; they get its message).
+fn reply_error(group: Vec<PendingAppend>, error: StoreError) {
+    let mut appends = group.into_iter();
+    let Some(first) = appends.next() else {
+        return;
+    };
+    for append in appends {
+        let _ = append.reply.send(Err(equal_error(&error)));
+    }
+    let _ = first.reply.send(Err(error));
+}
+
+fn equal_error(error: &StoreError) -> StoreError {
+    match error {
+        StoreError::DiskFull {
+            path,
+            available_mb,
+            reserve_mb,
+        } => StoreError::DiskFull {
+            path: path.clone(),
+            available_mb: *available_mb,
+            reserve_mb: *reserve_mb,
+        },
+        StoreError::WriteRolledBack(reason) => StoreError::WriteRolledBack(reason.clone()),
+        other => StoreError::Poisoned(other.to_string()),
+    }
+}
+
 fn writer_gone() -> StoreError {
     StoreError::Poisoned("the store writer has stopped".into())
 }
@@ -323,28 +353,60 @@ impl Writer {
             }
             return;
         }
-        let result = self.write_group(&mut group);
-        if let Err(error) = &result {
-            self.poisoned = Some(error.to_string());
-            tracing::error!(%error, "journal write failed; refusing further writes");
+        let shared = Arc::clone(&self.shared);
+        let health = &shared.write_health;
+        if let Err(refusal) = self.check_free_space() {
+            health.set(WriteStatus::Refusing {
+                reason: refusal.to_string(),
+            });
+            health.count_refused(group.len());
+            reply_error(group, refusal);
+            return;
         }
-        match result {
+        match self.write_group(&mut group) {
             Ok(outcomes) => {
+                health.set(WriteStatus::Accepting);
                 for (append, outcome) in group.into_iter().zip(outcomes) {
                     let _ = append.reply.send(Ok(outcome));
                 }
             }
+            // Nothing of the group was kept, and the journal is as it was: the next group
+            // may succeed.
+            Err(error @ StoreError::WriteRolledBack(_)) => {
+                health.set(WriteStatus::Refusing {
+                    reason: error.to_string(),
+                });
+                health.count_refused(group.len());
+                reply_error(group, error);
+            }
             Err(error) => {
-                let reason = error.to_string();
-                let mut first = Some(error);
-                for append in group {
-                    let error = first
-                        .take()
-                        .unwrap_or_else(|| StoreError::Poisoned(reason.clone()));
-                    let _ = append.reply.send(Err(error));
-                }
+                self.poisoned = Some(error.to_string());
+                health.set(WriteStatus::Failed {
+                    reason: format!(
+                        "{error}. Acknowledged events are safe in the journal; free the disk or fix the device, then restart the server"
+                    ),
+                });
+                reply_error(group, error);
             }
         }
+    }
+
+    /// Refuses the group when free space is under the reserve. Reading the filesystem's
+    /// counters costs a system call per group commit, not per event.
+    fn check_free_space(&self) -> Result<(), StoreError> {
+        let reserve = self.shared.options.free_space_reserve_bytes;
+        if reserve == Some(0) {
+            return Ok(());
+        }
+        let space = FreeSpace::of(&self.shared.dir, reserve)?;
+        if space.below_reserve() {
+            return Err(StoreError::DiskFull {
+                path: self.shared.dir.clone(),
+                available_mb: space.available_bytes / 1_000_000,
+                reserve_mb: space.reserve_bytes.div_ceil(1_000_000),
+            });
+        }
+        Ok(())
     }
 
     fn write_group(

@@ -37,6 +37,7 @@ pub fn router(state: AppState) -> Router {
     let body_bytes_max = state.config.ingest_body_bytes_max;
     Router::new()
         .route("/health", get(operations::health))
+        .route("/ready", get(operations::ready))
         .merge(authenticated_routes(state.clone()))
         // The console authenticates by session cookie, so it sits outside the SigV4 layer.
         .merge(crate::console::router(state.clone()))

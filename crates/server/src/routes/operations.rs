@@ -2,9 +2,10 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{Method, Uri, header};
+use axum::http::{Method, StatusCode, Uri, header};
 use axum::response::IntoResponse;
 use opentrail_protocol::AwsError;
+use opentrail_store::WriteStatus;
 use serde::Serialize;
 
 use crate::api_error::ApiError;
@@ -22,6 +23,79 @@ pub async fn health() -> Json<HealthResponse> {
     Json(HealthResponse { status: "ok" })
 }
 
+#[derive(Serialize)]
+pub struct ReadyResponse {
+    /// `ready`, or `degraded` when writes are refused.
+    status: &'static str,
+    /// `accepting`, `refusing` (resumes by itself) or `failed` (needs a restart).
+    writes: &'static str,
+    /// Why, when not ready; also a background sealing error, which does not refuse writes
+    /// yet but will once the unsealed data reaches its bound.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    reasons: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    free_bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    free_space_reserve_bytes: Option<u64>,
+}
+
+/// `GET /ready`, unauthenticated like `/health`: 200 while the store accepts writes, 503
+/// with the reason while it refuses them (free space under the reserve, a failed journal
+/// write). Reads are served either way; probe `/health` for liveness.
+pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<ReadyResponse>) {
+    let store = state.store.clone();
+    let (status, space, sealer_error) = tokio::task::spawn_blocking(move || {
+        (
+            store.write_status(),
+            store.free_space().ok(),
+            store.sealer_error(),
+        )
+    })
+    .await
+    .unwrap_or((
+        WriteStatus::Failed {
+            reason: "the store could not be asked".to_owned(),
+        },
+        None,
+        None,
+    ));
+    let (writes, mut reasons) = match status {
+        WriteStatus::Accepting => ("accepting", Vec::new()),
+        WriteStatus::Refusing { reason } => ("refusing", vec![reason]),
+        WriteStatus::Failed { reason } => ("failed", vec![reason]),
+    };
+    // The writer only looks at free space when a write comes; report it now too.
+    if writes == "accepting"
+        && let Some(space) = space
+        && space.below_reserve()
+    {
+        reasons.push(format!(
+            "{} MB free, under the reserve of {} MB: writes will be refused until space is freed",
+            space.available_bytes / 1_000_000,
+            space.reserve_bytes.div_ceil(1_000_000)
+        ));
+    }
+    let ready = reasons.is_empty();
+    if let Some(error) = sealer_error {
+        reasons.push(format!("sealing failed (retrying): {error}"));
+    }
+    let code = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        code,
+        Json(ReadyResponse {
+            status: if ready { "ready" } else { "degraded" },
+            writes,
+            reasons,
+            free_bytes: space.map(|space| space.available_bytes),
+            free_space_reserve_bytes: space.map(|space| space.reserve_bytes),
+        }),
+    )
+}
+
 /// `GET /metrics` in the Prometheus text format. Any authenticated key may scrape: the
 /// numbers are operational and hold no event content. Prometheus can send an ingest
 /// key's bearer token (`authorization: {credentials: …}` in its scrape config).
@@ -35,6 +109,25 @@ pub async fn metrics(State(state): State<AppState>, _caller: Caller) -> impl Int
         metrics::gauge!("opentrail_store_disk_bytes").set(stats.disk_bytes as f64);
         metrics::gauge!("opentrail_store_table_bytes").set(stats.table_bytes as f64);
         metrics::gauge!("opentrail_store_unflushed_bytes").set(stats.unflushed_bytes as f64);
+    }
+    let store = state.store.clone();
+    if let Ok((space, refused, status)) = tokio::task::spawn_blocking(move || {
+        (
+            store.free_space(),
+            store.refused_writes(),
+            store.write_status(),
+        )
+    })
+    .await
+    {
+        if let Ok(space) = space {
+            metrics::gauge!("opentrail_store_free_bytes").set(space.available_bytes as f64);
+            metrics::gauge!("opentrail_store_free_space_reserve_bytes")
+                .set(space.reserve_bytes as f64);
+        }
+        metrics::counter!("opentrail_store_writes_refused_total").absolute(refused);
+        metrics::gauge!("opentrail_store_accepting_writes")
+            .set(f64::from(u8::from(status == WriteStatus::Accepting)));
     }
     (
         [(
