@@ -94,8 +94,6 @@ pub enum ServeError {
     },
     #[error(transparent)]
     Metrics(#[from] MetricsInstallError),
-    #[error("the HTTP server failed: {0}")]
-    Http(#[source] std::io::Error),
     #[error("a background task failed: {0}")]
     BackgroundTask(#[from] tokio::task::JoinError),
 }
@@ -201,6 +199,7 @@ impl Server {
         let retention = spawn_retention(state.store.clone());
         state.trails.start();
         let app = routes::router(state.clone());
+        let limits = state.config.connection_limits();
 
         let (shutdown_started_sender, shutdown_started) = tokio::sync::oneshot::channel::<()>();
         let graceful = async move {
@@ -208,11 +207,7 @@ impl Server {
             tracing::info!("shutdown requested: no new connections; finishing requests in flight");
             let _ = shutdown_started_sender.send(());
         };
-        let serving = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(graceful);
+        let serving = crate::connections::serve(listener, app, limits, graceful);
         let grace_expired = async move {
             // A dropped sender (serve ended on its own) must not count as a signal.
             if shutdown_started.await.is_ok() {
@@ -222,7 +217,7 @@ impl Server {
             }
         };
         let result = tokio::select! {
-            result = serving => result.map_err(ServeError::Http),
+            () = serving => Ok(()),
             () = grace_expired => {
                 tracing::warn!(
                     grace_seconds = SHUTDOWN_GRACE.as_secs(),

@@ -12,7 +12,7 @@
 //! via the helpers on [`Caller`].
 
 use axum::body::{Body, Bytes};
-use axum::extract::{FromRequestParts, Request, State};
+use axum::extract::{FromRef, FromRequest, FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use axum::middleware::Next;
@@ -215,26 +215,54 @@ async fn authenticate_request(
 
 /// Reads the whole body, answering 413 past `limit_bytes` so memory stays bounded.
 pub async fn read_body_within_limit(body: Body, limit_bytes: usize) -> Result<Bytes, ApiError> {
-    match axum::body::to_bytes(body, limit_bytes).await {
-        Ok(bytes) => Ok(bytes),
-        Err(error) if is_length_limit_error(&error) => {
-            Err(ApiError(AwsError::request_entity_too_large(limit_bytes)))
-        }
-        Err(error) => Err(ApiError(AwsError::validation(format!(
-            "The request body could not be read: {error}"
-        )))),
+    axum::body::to_bytes(body, limit_bytes)
+        .await
+        .map_err(|error| body_read_error(&error, limit_bytes))
+}
+
+/// A request body read whole, for handlers: like axum's `Bytes`, but a body past the
+/// ingest limit answers 413 and one that stops arriving 408 (`RequestTimeoutException`,
+/// which SDKs retry), both in the AWS error shape.
+pub struct RequestBody(pub Bytes);
+
+impl<S> FromRequest<S> for RequestBody
+where
+    S: Send + Sync,
+    AppState: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let limit_bytes = AppState::from_ref(state).config.ingest_body_bytes_max;
+        // `DefaultBodyLimit` (routes) has already wrapped the body in that limit.
+        read_body_within_limit(request.into_body(), usize::MAX)
+            .await
+            .map(RequestBody)
+            .map_err(|error| match error.0.status {
+                413 => ApiError(AwsError::request_entity_too_large(limit_bytes)),
+                _ => error,
+            })
     }
 }
 
-fn is_length_limit_error(error: &axum::Error) -> bool {
+fn body_read_error(error: &axum::Error, limit_bytes: usize) -> ApiError {
     let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(error);
     while let Some(current) = source {
         if current.is::<http_body_util::LengthLimitError>() {
-            return true;
+            return ApiError(AwsError::request_entity_too_large(limit_bytes));
+        }
+        if current.is::<tower_http::timeout::TimeoutError>() {
+            return ApiError(AwsError::with_status(
+                "RequestTimeoutException",
+                "The request body stopped arriving before it was complete; send it again.",
+                408,
+            ));
         }
         source = current.source();
     }
-    false
+    ApiError(AwsError::validation(format!(
+        "The request body could not be read: {error}"
+    )))
 }
 
 #[cfg(test)]

@@ -18,6 +18,10 @@
 //! | `archive_retention_days` | `OPENTRAIL_ARCHIVE_RETENTION_DAYS` | 2555 |
 //! | `archive_seal_age_secs` | `OPENTRAIL_ARCHIVE_SEAL_AGE_SECS` | 300 |
 //! | `seal_interval_secs` | `OPENTRAIL_SEAL_INTERVAL_SECS` | 120: the longest an event stays in the store's in-memory head before it is sealed into a segment |
+//! | `connections_max` | `OPENTRAIL_CONNECTIONS_MAX` | 1024: beyond it, new connections wait in the listen backlog |
+//! | `header_read_timeout_secs` | `OPENTRAIL_HEADER_READ_TIMEOUT_SECS` | 30: a request's headers must arrive within this |
+//! | `idle_timeout_secs` | `OPENTRAIL_IDLE_TIMEOUT_SECS` | 60: a connection with nothing in flight and no byte moving is closed after this |
+//! | `body_read_timeout_secs` | `OPENTRAIL_BODY_READ_TIMEOUT_SECS` | 60: a request body must arrive within this (else 408) |
 //! | `free_space_reserve_mb` | `OPENTRAIL_FREE_SPACE_RESERVE_MB` | 5% of the data dir's filesystem, at most 512 MiB: under this much free space, writes are refused with 503 until space is freed; `0` turns the check off |
 //! | `segments_url` | `OPENTRAIL_SEGMENTS_URL` | none: sealed segments stay under `<data_dir>/store/segments`; `s3://BUCKET[/PREFIX]` keeps them in a bucket reached with the `s3_*` settings below (the local folder is then a cache, refilled at start) |
 //! | `lookup_rate_limit_per_key_per_second` | `OPENTRAIL_LOOKUP_RATE_LIMIT_PER_KEY_PER_SECOND` | none |
@@ -60,6 +64,12 @@ pub const DEFAULT_ARCHIVE_RETENTION_DAYS: u32 = 2555;
 pub const DEFAULT_ARCHIVE_SEAL_AGE_SECS: u32 = 300;
 /// Long enough that a quiet server makes few small segments (merges combine them).
 pub const DEFAULT_SEAL_INTERVAL_SECS: u32 = 120;
+/// The common soft limit of open files is 1024; the store needs some of its own.
+pub const DEFAULT_CONNECTIONS_MAX: u32 = 1024;
+pub const DEFAULT_HEADER_READ_TIMEOUT_SECS: u32 = 30;
+pub const DEFAULT_IDLE_TIMEOUT_SECS: u32 = 60;
+/// Generous: a 10 MiB ingest body over a slow link.
+pub const DEFAULT_BODY_READ_TIMEOUT_SECS: u32 = 60;
 
 const INGEST_BODY_BYTES_MAX_LIMIT: usize = 1024 * 1024 * 1024;
 const INGEST_QUEUE_MAX_LIMIT: usize = 65_536;
@@ -90,6 +100,11 @@ pub struct Config {
     /// (sooner when enough events are waiting).
     pub archive_seal_age_secs: u32,
     pub seal_interval_secs: u32,
+    /// Open connections at most; beyond it, new ones wait in the listen backlog.
+    pub connections_max: u32,
+    pub header_read_timeout_secs: u32,
+    pub idle_timeout_secs: u32,
+    pub body_read_timeout_secs: u32,
     /// Writes are refused while the data dir's filesystem has less free space than this
     /// many MB. `None`: 5% of the filesystem, at most 512 MiB.
     pub free_space_reserve_mb: Option<u64>,
@@ -176,6 +191,10 @@ impl Default for Config {
             archive_retention_days: DEFAULT_ARCHIVE_RETENTION_DAYS,
             archive_seal_age_secs: DEFAULT_ARCHIVE_SEAL_AGE_SECS,
             seal_interval_secs: DEFAULT_SEAL_INTERVAL_SECS,
+            connections_max: DEFAULT_CONNECTIONS_MAX,
+            header_read_timeout_secs: DEFAULT_HEADER_READ_TIMEOUT_SECS,
+            idle_timeout_secs: DEFAULT_IDLE_TIMEOUT_SECS,
+            body_read_timeout_secs: DEFAULT_BODY_READ_TIMEOUT_SECS,
             free_space_reserve_mb: None,
             segments_url: None,
             lookup_rate_limit_per_key_per_second: None,
@@ -202,6 +221,10 @@ pub struct ConfigLayer {
     pub archive_retention_days: Option<u32>,
     pub archive_seal_age_secs: Option<u32>,
     pub seal_interval_secs: Option<u32>,
+    pub connections_max: Option<u32>,
+    pub header_read_timeout_secs: Option<u32>,
+    pub idle_timeout_secs: Option<u32>,
+    pub body_read_timeout_secs: Option<u32>,
     pub free_space_reserve_mb: Option<u64>,
     pub segments_url: Option<String>,
     /// `Some(None)` explicitly turns a lower layer's limit off (environment value `none`).
@@ -247,6 +270,17 @@ pub enum ConfigError {
 }
 
 impl Config {
+    /// The bounds on HTTP connections (`connections.rs`).
+    pub fn connection_limits(&self) -> crate::connections::ConnectionLimits {
+        let seconds = |value: u32| std::time::Duration::from_secs(u64::from(value));
+        crate::connections::ConnectionLimits {
+            connections_max: self.connections_max as usize,
+            header_read_timeout: seconds(self.header_read_timeout_secs),
+            idle_timeout: seconds(self.idle_timeout_secs),
+            body_read_timeout: seconds(self.body_read_timeout_secs),
+        }
+    }
+
     /// Builds the configuration from every layer, reading the real process environment.
     pub fn load(config_file: Option<&Path>, flags: ConfigLayer) -> Result<Config, ConfigError> {
         Config::load_with_environment(config_file, |name| std::env::var(name).ok(), flags)
@@ -322,6 +356,20 @@ impl Config {
             86_400,
         )?;
         check_range("seal_interval_secs", self.seal_interval_secs, 1, 86_400)?;
+        check_range("connections_max", self.connections_max, 1, 1_000_000)?;
+        check_range(
+            "header_read_timeout_secs",
+            self.header_read_timeout_secs,
+            1,
+            3_600,
+        )?;
+        check_range("idle_timeout_secs", self.idle_timeout_secs, 1, 86_400)?;
+        check_range(
+            "body_read_timeout_secs",
+            self.body_read_timeout_secs,
+            1,
+            86_400,
+        )?;
         if let Some(url) = &self.segments_url
             && let Err(reason) = opentrail_store::S3Segments::parse_url(url)
         {
@@ -494,6 +542,26 @@ impl ConfigLayer {
                 "OPENTRAIL_SEAL_INTERVAL_SECS",
                 parse_number::<u32>,
             )?,
+            connections_max: parse_environment_variable(
+                &read,
+                "OPENTRAIL_CONNECTIONS_MAX",
+                parse_number::<u32>,
+            )?,
+            header_read_timeout_secs: parse_environment_variable(
+                &read,
+                "OPENTRAIL_HEADER_READ_TIMEOUT_SECS",
+                parse_number::<u32>,
+            )?,
+            idle_timeout_secs: parse_environment_variable(
+                &read,
+                "OPENTRAIL_IDLE_TIMEOUT_SECS",
+                parse_number::<u32>,
+            )?,
+            body_read_timeout_secs: parse_environment_variable(
+                &read,
+                "OPENTRAIL_BODY_READ_TIMEOUT_SECS",
+                parse_number::<u32>,
+            )?,
             free_space_reserve_mb: parse_environment_variable(
                 &read,
                 "OPENTRAIL_FREE_SPACE_RESERVE_MB",
@@ -549,6 +617,10 @@ impl ConfigLayer {
             archive_retention_days,
             archive_seal_age_secs,
             seal_interval_secs,
+            connections_max,
+            header_read_timeout_secs,
+            idle_timeout_secs,
+            body_read_timeout_secs,
             free_space_reserve_mb,
             segments_url,
             lookup_rate_limit_per_key_per_second,
@@ -596,6 +668,19 @@ impl ConfigLayer {
         }
         if let Some(value) = seal_interval_secs {
             config.seal_interval_secs = value;
+        }
+        for (setting, value) in [
+            (&mut config.connections_max, connections_max),
+            (
+                &mut config.header_read_timeout_secs,
+                header_read_timeout_secs,
+            ),
+            (&mut config.idle_timeout_secs, idle_timeout_secs),
+            (&mut config.body_read_timeout_secs, body_read_timeout_secs),
+        ] {
+            if let Some(value) = value {
+                *setting = value;
+            }
         }
         if let Some(value) = free_space_reserve_mb {
             config.free_space_reserve_mb = Some(value);
@@ -816,6 +901,10 @@ mod tests {
                 archive_retention_days: 365,
                 archive_seal_age_secs: DEFAULT_ARCHIVE_SEAL_AGE_SECS,
                 seal_interval_secs: DEFAULT_SEAL_INTERVAL_SECS,
+                connections_max: DEFAULT_CONNECTIONS_MAX,
+                header_read_timeout_secs: DEFAULT_HEADER_READ_TIMEOUT_SECS,
+                idle_timeout_secs: DEFAULT_IDLE_TIMEOUT_SECS,
+                body_read_timeout_secs: DEFAULT_BODY_READ_TIMEOUT_SECS,
                 free_space_reserve_mb: None,
                 segments_url: None,
                 lookup_rate_limit_per_key_per_second: Some(2),

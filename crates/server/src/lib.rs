@@ -18,6 +18,7 @@ pub mod audit;
 pub mod auth;
 pub mod channels;
 pub mod config;
+pub mod connections;
 pub mod console;
 mod durable_files;
 pub mod ingest;

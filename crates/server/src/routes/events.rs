@@ -16,6 +16,7 @@ use crate::api_error::ApiError;
 use crate::app::AppState;
 use crate::audit::CallContext;
 use crate::auth::Caller;
+use crate::auth::RequestBody;
 use crate::ingest::append_records;
 
 /// `POST /v1/events`: any shape the store accepts, plain or gzip. Answers only once the
@@ -23,7 +24,7 @@ use crate::ingest::append_records;
 pub async fn ingest(
     State(state): State<AppState>,
     call: CallContext,
-    body: Bytes,
+    RequestBody(body): RequestBody,
 ) -> Result<Response, ApiError> {
     call.caller.require_ingest()?;
     let _permit = state.ingest.admit()?;

@@ -3,7 +3,6 @@
 //! Every call is recorded by self-audit (with its error code when it failed).
 //! Operations OpenTrail does not implement answer `UnknownOperationException`.
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::Response;
 use opentrail_protocol::AwsError;
@@ -17,12 +16,13 @@ use crate::api_error::ApiError;
 use crate::app::AppState;
 use crate::audit::CallContext;
 use crate::auth::Caller;
+use crate::auth::RequestBody;
 use crate::routes::events::{decode_page_cursor, run_lookup, scoped_account};
 
 pub async fn dispatch(
     State(state): State<AppState>,
     call: CallContext,
-    body: Bytes,
+    RequestBody(body): RequestBody,
 ) -> Result<Response, ApiError> {
     let operation = json11::operation_from_headers(call.headers())?;
     let caller = &call.caller;

@@ -20,6 +20,7 @@ use crate::api_error::ApiError;
 use crate::app::AppState;
 use crate::audit::CallContext;
 use crate::auth::Caller;
+use crate::auth::RequestBody;
 use crate::config::is_valid_account_id;
 use crate::keys::{AccessKey, CreatedAccessKey, KeyStoreError, Role};
 
@@ -66,7 +67,7 @@ pub struct ListKeysResponse {
 pub async fn create_key(
     State(state): State<AppState>,
     call: CallContext,
-    body: Bytes,
+    RequestBody(body): RequestBody,
 ) -> Result<(StatusCode, Json<CreatedKeyResponse>), ApiError> {
     let result = create_key_for(&state, &call.caller, &body).await;
     // The parameters name the role and account, never the secret.

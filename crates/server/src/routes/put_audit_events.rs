@@ -16,7 +16,6 @@
 //! queries read `eventData.eventName`; here they also appear in LookupEvents, whose
 //! `EventName` and `EventSource` attributes (and the store's indexes) read the top level.
 
-use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::HeaderValue;
 use axum::response::Response;
@@ -35,6 +34,7 @@ use opentrail_store::AppendOutcome;
 use crate::api_error::{ApiError, wire_response_into_http};
 use crate::app::AppState;
 use crate::auth::Caller;
+use crate::auth::RequestBody;
 use crate::channels::{Channel, ChannelRegistry, IngestionAttempt};
 use crate::ingest::{RETRY_AFTER_SECONDS, append_records};
 
@@ -42,7 +42,7 @@ pub async fn put_audit_events(
     State(state): State<AppState>,
     caller: Caller,
     RawQuery(query): RawQuery,
-    body: Bytes,
+    RequestBody(body): RequestBody,
 ) -> Result<Response, ApiError> {
     let query = query.unwrap_or_default();
     let response = match put(&state, &caller, &query, &body).await {
