@@ -18,6 +18,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -323,6 +324,7 @@ class Server:
         region: str = REGION,
         extra_env: dict[str, str] | None = None,
         extra_args: list[str] | None = None,
+        ca_bundle: Path | None = None,
     ):
         self.binary = Path(binary)
         self.data_dir = Path(data_dir)
@@ -330,6 +332,8 @@ class Server:
         self.region = region
         self.extra_env = dict(extra_env or {})
         self.extra_args = list(extra_args or [])
+        # Set when the server serves HTTPS: the CA that signed its certificate.
+        self.ca_bundle = Path(ca_bundle) if ca_bundle else None
         self.port: int | None = None
         self.proc: subprocess.Popen | None = None
         self.admin: Creds | None = None
@@ -342,7 +346,8 @@ class Server:
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self.ca_bundle else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -458,7 +463,11 @@ class Server:
         timeout: float = HTTP_TIMEOUT_S,
     ) -> HttpResult:
         """One plain HTTP request (no signature unless given in headers)."""
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        if self.ca_bundle:
+            context = ssl.create_default_context(cafile=str(self.ca_bundle))
+            conn = http.client.HTTPSConnection("127.0.0.1", self.port, timeout=timeout, context=context)
+        else:
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         try:
             conn.request(method, path, body=body if body else None, headers=headers or {})
             resp = conn.getresponse()
@@ -571,6 +580,7 @@ class Server:
             self._clients[key] = session.client(
                 service,
                 endpoint_url=self.endpoint,
+                verify=str(self.ca_bundle) if self.ca_bundle else None,
                 config=Config(
                     retries={"total_max_attempts": 1, "mode": "standard"},
                     connect_timeout=5,
@@ -611,6 +621,8 @@ class Server:
                 full_env[k] = v
         env = full_env
         cmd = [aws_cli_path(), "--endpoint-url", self.endpoint, "--output", "json", *args]
+        if self.ca_bundle:
+            cmd[1:1] = ["--ca-bundle", str(self.ca_bundle)]
         p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
         parsed = None
         if p.stdout.strip():

@@ -87,6 +87,13 @@ struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:4580].
     #[arg(long, value_name = "ADDR")]
     listen: Option<SocketAddr>,
+    /// Serve HTTPS only, with this PEM certificate chain (with --tls-key); reloaded on
+    /// SIGHUP.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// TOML configuration file; its keys are the setting names (data_dir, listen,
     /// account_id, region, ingest_body_bytes_max, …).
     #[arg(long, value_name = "FILE", env = "OPENTRAIL_CONFIG")]
@@ -167,6 +174,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let flags = ConfigLayer {
         data_dir: args.data_dir,
         listen: args.listen,
+        tls_cert: args.tls_cert,
+        tls_key: args.tls_key,
         ..ConfigLayer::default()
     };
     let config = Config::load(args.config.as_deref(), flags)?;
@@ -179,7 +188,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             None => println!("The data directory already holds events; --demo added none"),
         }
     }
-    let endpoint = opentrail_server::app::endpoint_url(server.local_addr());
+    let endpoint = server.endpoint_url();
     if server.created_first_admin_key() {
         println!(
             "Created an admin access key; its credentials are in {}",

@@ -94,6 +94,8 @@ pub enum ServeError {
     },
     #[error(transparent)]
     Metrics(#[from] MetricsInstallError),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     #[error("a background task failed: {0}")]
     BackgroundTask(#[from] tokio::task::JoinError),
 }
@@ -106,6 +108,11 @@ pub struct Server {
     credentials_file: PathBuf,
     created_first_admin_key: bool,
     archiver: Archiver,
+    /// Set when serving HTTPS: the certificate SIGHUP reloads.
+    tls: Option<(
+        tokio_rustls::TlsAcceptor,
+        Arc<crate::tls::ReloadableCertificate>,
+    )>,
 }
 
 impl Server {
@@ -113,6 +120,15 @@ impl Server {
         let config = Arc::new(config);
         let metrics = observability::prometheus_handle()?;
 
+        // Bad certificate files fail the start before anything else is opened.
+        let tls = match (&config.tls_cert, &config.tls_key) {
+            (Some(certificate), Some(key)) => {
+                let certificate =
+                    Arc::new(crate::tls::ReloadableCertificate::load(certificate, key)?);
+                Some((crate::tls::acceptor(Arc::clone(&certificate))?, certificate))
+            }
+            _ => None,
+        };
         let opened = {
             let config = Arc::clone(&config);
             tokio::task::spawn_blocking(move || open_data_directory(&config)).await??
@@ -134,6 +150,7 @@ impl Server {
             data_dir = %config.data_dir.display(),
             account_id = config.account_id.as_str(),
             region = config.region.as_str(),
+            tls = tls.is_some(),
             "opentrail is ready"
         );
         Ok(Server {
@@ -153,6 +170,7 @@ impl Server {
             credentials_file: opened.credentials_file,
             created_first_admin_key: opened.created_first_admin_key,
             archiver: opened.archiver,
+            tls,
         })
     }
 
@@ -173,7 +191,12 @@ impl Server {
 
     /// A shell line that points the aws CLI at this server with the admin credentials.
     pub fn aws_cli_hint(&self) -> String {
-        aws_cli_hint(&self.credentials_file, self.local_addr)
+        aws_cli_hint(&self.credentials_file, &self.endpoint_url())
+    }
+
+    /// The URL a client on this machine reaches the server at.
+    pub fn endpoint_url(&self) -> String {
+        endpoint_url(self.local_addr, self.tls.is_some())
     }
 
     pub fn state(&self) -> &AppState {
@@ -190,8 +213,12 @@ impl Server {
             state,
             listener,
             archiver,
+            tls,
             ..
         } = self;
+        let certificate_reload = tls
+            .as_ref()
+            .map(|(_, certificate)| spawn_certificate_reload(Arc::clone(certificate)));
         let upkeep = observability::spawn_metrics_upkeep(state.metrics.clone());
         let archiver = archiver
             .spawn(ARCHIVE_CHECK_INTERVAL)
@@ -207,7 +234,13 @@ impl Server {
             tracing::info!("shutdown requested: no new connections; finishing requests in flight");
             let _ = shutdown_started_sender.send(());
         };
-        let serving = crate::connections::serve(listener, app, limits, graceful);
+        let serving = crate::connections::serve(
+            listener,
+            app,
+            limits,
+            tls.map(|(acceptor, _)| acceptor),
+            graceful,
+        );
         let grace_expired = async move {
             // A dropped sender (serve ended on its own) must not count as a signal.
             if shutdown_started.await.is_ok() {
@@ -228,6 +261,9 @@ impl Server {
         };
         upkeep.abort();
         retention.abort();
+        if let Some(reload) = certificate_reload {
+            reload.abort();
+        }
         // Self-audit records of the last requests go in before the store closes.
         state.audit.close().await;
         // Delivery workers finish (or abandon, to be redone) their batch while the store is open.
@@ -242,6 +278,32 @@ impl Server {
         tracing::info!("opentrail stopped");
         result
     }
+}
+
+/// Reads the certificate and key files again on each SIGHUP (a renewed certificate),
+/// keeping the one in use when they do not load.
+fn spawn_certificate_reload(
+    certificate: Arc<crate::tls::ReloadableCertificate>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut hangups = match tokio::signal::unix::signal(
+            tokio::signal::unix::SignalKind::hangup(),
+        ) {
+            Ok(hangups) => hangups,
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGHUP; the TLS certificate will not be reloaded");
+                return;
+            }
+        };
+        while hangups.recv().await.is_some() {
+            match certificate.reload() {
+                Ok(()) => tracing::info!("SIGHUP: reloaded the TLS certificate"),
+                Err(error) => {
+                    tracing::error!(%error, "SIGHUP: keeping the TLS certificate in use")
+                }
+            }
+        }
+    })
 }
 
 /// How often expired events are removed. Lookups already hide them the moment they
@@ -311,19 +373,19 @@ pub async fn shutdown_signal() {
 }
 
 /// `AWS_SHARED_CREDENTIALS_FILE=/abs/credentials aws --endpoint-url http://… cloudtrail lookup-events`
-pub fn aws_cli_hint(credentials_file: &Path, listen: SocketAddr) -> String {
+pub fn aws_cli_hint(credentials_file: &Path, endpoint_url: &str) -> String {
     let absolute =
         std::path::absolute(credentials_file).unwrap_or_else(|_| credentials_file.to_owned());
     format!(
         "AWS_SHARED_CREDENTIALS_FILE={} aws --endpoint-url {} cloudtrail lookup-events",
         shell_quote(&absolute.display().to_string()),
-        endpoint_url(listen)
+        endpoint_url
     )
 }
 
 /// The URL a client on this machine uses to reach `listen`: a wildcard bind address is
 /// reached through loopback.
-pub fn endpoint_url(listen: SocketAddr) -> String {
+pub fn endpoint_url(listen: SocketAddr, tls: bool) -> String {
     let mut reachable = listen;
     if listen.ip().is_unspecified() {
         reachable.set_ip(match listen {
@@ -331,7 +393,8 @@ pub fn endpoint_url(listen: SocketAddr) -> String {
             SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
         });
     }
-    format!("http://{reachable}")
+    let scheme = if tls { "https" } else { "http" };
+    format!("{scheme}://{reachable}")
 }
 
 struct OpenedDataDirectory {
@@ -449,7 +512,7 @@ mod tests {
     fn hint_uses_loopback_for_a_wildcard_bind_and_an_absolute_path() {
         let hint = aws_cli_hint(
             Path::new("/srv/opentrail/credentials"),
-            "0.0.0.0:4580".parse().expect("address"),
+            &endpoint_url("0.0.0.0:4580".parse().expect("address"), false),
         );
         assert_eq!(
             hint,
@@ -457,7 +520,7 @@ mod tests {
         );
         let relative = aws_cli_hint(
             Path::new("data/credentials"),
-            "127.0.0.1:9".parse().expect("address"),
+            &endpoint_url("127.0.0.1:9".parse().expect("address"), false),
         );
         assert!(
             relative.starts_with("AWS_SHARED_CREDENTIALS_FILE=/"),
@@ -468,8 +531,12 @@ mod tests {
     #[test]
     fn ipv6_endpoints_are_bracketed() {
         assert_eq!(
-            endpoint_url("[::]:4580".parse().expect("address")),
+            endpoint_url("[::]:4580".parse().expect("address"), false),
             "http://[::1]:4580"
+        );
+        assert_eq!(
+            endpoint_url("0.0.0.0:443".parse().expect("address"), true),
+            "https://127.0.0.1:443"
         );
     }
 

@@ -18,6 +18,7 @@
 //! | `archive_retention_days` | `OPENTRAIL_ARCHIVE_RETENTION_DAYS` | 2555 |
 //! | `archive_seal_age_secs` | `OPENTRAIL_ARCHIVE_SEAL_AGE_SECS` | 300 |
 //! | `seal_interval_secs` | `OPENTRAIL_SEAL_INTERVAL_SECS` | 120: the longest an event stays in the store's in-memory head before it is sealed into a segment |
+//! | `tls_cert`, `tls_key` | `OPENTRAIL_TLS_CERT`, `OPENTRAIL_TLS_KEY` | none: plain HTTP. Both PEM files: HTTPS only (HTTP/1.1 and HTTP/2), reloaded on SIGHUP |
 //! | `connections_max` | `OPENTRAIL_CONNECTIONS_MAX` | 1024: beyond it, new connections wait in the listen backlog |
 //! | `header_read_timeout_secs` | `OPENTRAIL_HEADER_READ_TIMEOUT_SECS` | 30: a request's headers must arrive within this |
 //! | `idle_timeout_secs` | `OPENTRAIL_IDLE_TIMEOUT_SECS` | 60: a connection with nothing in flight and no byte moving is closed after this |
@@ -100,6 +101,9 @@ pub struct Config {
     /// (sooner when enough events are waiting).
     pub archive_seal_age_secs: u32,
     pub seal_interval_secs: u32,
+    /// PEM certificate chain and private key: serve HTTPS only. Both or neither.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
     /// Open connections at most; beyond it, new ones wait in the listen backlog.
     pub connections_max: u32,
     pub header_read_timeout_secs: u32,
@@ -191,6 +195,8 @@ impl Default for Config {
             archive_retention_days: DEFAULT_ARCHIVE_RETENTION_DAYS,
             archive_seal_age_secs: DEFAULT_ARCHIVE_SEAL_AGE_SECS,
             seal_interval_secs: DEFAULT_SEAL_INTERVAL_SECS,
+            tls_cert: None,
+            tls_key: None,
             connections_max: DEFAULT_CONNECTIONS_MAX,
             header_read_timeout_secs: DEFAULT_HEADER_READ_TIMEOUT_SECS,
             idle_timeout_secs: DEFAULT_IDLE_TIMEOUT_SECS,
@@ -221,6 +227,8 @@ pub struct ConfigLayer {
     pub archive_retention_days: Option<u32>,
     pub archive_seal_age_secs: Option<u32>,
     pub seal_interval_secs: Option<u32>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
     pub connections_max: Option<u32>,
     pub header_read_timeout_secs: Option<u32>,
     pub idle_timeout_secs: Option<u32>,
@@ -357,6 +365,18 @@ impl Config {
         )?;
         check_range("seal_interval_secs", self.seal_interval_secs, 1, 86_400)?;
         check_range("connections_max", self.connections_max, 1, 1_000_000)?;
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            let (given, missing) = if self.tls_cert.is_some() {
+                ("tls_cert", "tls_key")
+            } else {
+                ("tls_key", "tls_cert")
+            };
+            return Err(invalid_setting(
+                missing,
+                "",
+                &format!("{given} is set, so {missing} must be too (HTTPS needs both)"),
+            ));
+        }
         check_range(
             "header_read_timeout_secs",
             self.header_read_timeout_secs,
@@ -542,6 +562,8 @@ impl ConfigLayer {
                 "OPENTRAIL_SEAL_INTERVAL_SECS",
                 parse_number::<u32>,
             )?,
+            tls_cert: read("OPENTRAIL_TLS_CERT").map(PathBuf::from),
+            tls_key: read("OPENTRAIL_TLS_KEY").map(PathBuf::from),
             connections_max: parse_environment_variable(
                 &read,
                 "OPENTRAIL_CONNECTIONS_MAX",
@@ -617,6 +639,8 @@ impl ConfigLayer {
             archive_retention_days,
             archive_seal_age_secs,
             seal_interval_secs,
+            tls_cert,
+            tls_key,
             connections_max,
             header_read_timeout_secs,
             idle_timeout_secs,
@@ -668,6 +692,12 @@ impl ConfigLayer {
         }
         if let Some(value) = seal_interval_secs {
             config.seal_interval_secs = value;
+        }
+        if let Some(value) = tls_cert {
+            config.tls_cert = Some(value);
+        }
+        if let Some(value) = tls_key {
+            config.tls_key = Some(value);
         }
         for (setting, value) in [
             (&mut config.connections_max, connections_max),
@@ -901,6 +931,8 @@ mod tests {
                 archive_retention_days: 365,
                 archive_seal_age_secs: DEFAULT_ARCHIVE_SEAL_AGE_SECS,
                 seal_interval_secs: DEFAULT_SEAL_INTERVAL_SECS,
+                tls_cert: None,
+                tls_key: None,
                 connections_max: DEFAULT_CONNECTIONS_MAX,
                 header_read_timeout_secs: DEFAULT_HEADER_READ_TIMEOUT_SECS,
                 idle_timeout_secs: DEFAULT_IDLE_TIMEOUT_SECS,

@@ -12,6 +12,9 @@
 //! - a request body must arrive within `body_read_timeout` (tower-http's
 //!   `RequestBodyTimeoutLayer`; the handler then answers 408).
 //!
+//! With TLS (`tls.rs`), each connection first completes its handshake, within the header
+//! timeout.
+//!
 //! On shutdown the loop stops accepting, asks every connection to finish its requests in
 //! flight and close, and returns once all have.
 
@@ -31,8 +34,9 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
+use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt as _;
 
 /// How often each connection checks whether it has been idle too long.
@@ -54,6 +58,7 @@ pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: ConnectionLimits,
+    tls: Option<TlsAcceptor>,
     shutdown: impl Future<Output = ()>,
 ) {
     let app = app.layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
@@ -96,8 +101,24 @@ pub async fn serve(
             idle_timeout: limits.idle_timeout,
             closing: closing.clone(),
         };
+        let tls = tls.clone();
         tokio::spawn(async move {
-            connection.run(stream, remote).await;
+            match tls {
+                None => connection.run(stream, remote).await,
+                // The handshake gets the header timeout too: a client that never finishes
+                // it must not hold the slot. Plain HTTP to this port fails here.
+                Some(acceptor) => {
+                    match tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream))
+                        .await
+                    {
+                        Ok(Ok(stream)) => connection.run(stream, remote).await,
+                        Ok(Err(error)) => {
+                            tracing::debug!(%error, %remote, "TLS handshake failed")
+                        }
+                        Err(_) => tracing::debug!(%remote, "TLS handshake timed out"),
+                    }
+                }
+            }
             drop(slot);
         });
     }
@@ -115,7 +136,10 @@ struct Connection {
 }
 
 impl Connection {
-    async fn run(self, stream: TcpStream, remote: SocketAddr) {
+    async fn run<S>(self, stream: S, remote: SocketAddr)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
         let Connection {
             builder,
             app,
@@ -215,13 +239,13 @@ impl Activity {
     }
 }
 
-/// A TCP stream that records when bytes move.
-struct WatchedStream {
-    inner: TcpStream,
+/// A stream that records when bytes move.
+struct WatchedStream<S> {
+    inner: S,
     activity: Arc<Activity>,
 }
 
-impl AsyncRead for WatchedStream {
+impl<S: AsyncRead + Unpin> AsyncRead for WatchedStream<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         context: &mut Context<'_>,
@@ -236,7 +260,7 @@ impl AsyncRead for WatchedStream {
     }
 }
 
-impl AsyncWrite for WatchedStream {
+impl<S: AsyncWrite + Unpin> AsyncWrite for WatchedStream<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         context: &mut Context<'_>,

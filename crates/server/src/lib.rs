@@ -26,6 +26,7 @@ pub mod keys;
 pub mod observability;
 pub mod rate_limit;
 pub mod routes;
+pub mod tls;
 
 pub use app::{AppState, ServeError, Server, serve, shutdown_signal};
 pub use config::{Config, ConfigError, ConfigLayer};

@@ -41,6 +41,7 @@ use crate::api_error::ApiError;
 use crate::app::AppState;
 use crate::audit::AuditRecorder;
 use crate::auth::{AuthenticationMethod, Caller};
+use crate::config::Config;
 use crate::keys::AccessKey;
 use crate::rate_limit::RateLimiter;
 use crate::routes::keys;
@@ -258,9 +259,11 @@ fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 /// Whether cookies should be marked `Secure`: when the browser reached us over HTTPS
 /// (usually through a TLS-terminating proxy). A forged header only makes cookies stricter.
-pub fn request_is_https(headers: &HeaderMap) -> bool {
-    header_text(headers, "x-forwarded-proto")
-        .is_some_and(|proto| proto.eq_ignore_ascii_case("https"))
+pub fn request_is_https(config: &Config, headers: &HeaderMap) -> bool {
+    // Served over TLS by this server itself, or by a proxy in front that says so.
+    config.tls_cert.is_some()
+        || header_text(headers, "x-forwarded-proto")
+            .is_some_and(|proto| proto.eq_ignore_ascii_case("https"))
         || header_text(headers, header::ORIGIN.as_str())
             .is_some_and(|origin| origin.starts_with("https://"))
 }

@@ -128,7 +128,7 @@ pub async fn session(State(state): State<ConsoleState>, headers: HeaderMap) -> R
         &session::set_cookie(
             SIGN_IN_CSRF_COOKIE,
             &token,
-            request_is_https(&headers),
+            request_is_https(&state.app.config, &headers),
             None,
         ),
     );
@@ -249,7 +249,7 @@ pub async fn sign_in(
         session_id: created.id.clone(),
         session: created.session,
     };
-    let secure = request_is_https(&headers);
+    let secure = request_is_https(&state.app.config, &headers);
     let mut response = json_response(
         StatusCode::OK,
         &SessionInfo::signed_in(&state, &caller, &signed_in),
@@ -296,7 +296,12 @@ pub async fn sign_out(
     let mut response = json_response(StatusCode::OK, &json!({ "signedIn": false }));
     append_cookie(
         &mut response,
-        &session::set_cookie(SESSION_COOKIE, "", request_is_https(&headers), Some(0)),
+        &session::set_cookie(
+            SESSION_COOKIE,
+            "",
+            request_is_https(&state.app.config, &headers),
+            Some(0),
+        ),
     );
     response
 }
