@@ -89,6 +89,22 @@ impl DigestOptions {
 
 // ------------------------------------------------------------------------------ format
 
+/// A digest file as delivered (gzip JSON): its inflated bytes (what the signature covers)
+/// and the document, or what is wrong with it, as `aws cloudtrail validate-logs` says it.
+pub fn parse_digest_file(compressed: &[u8]) -> Result<(Vec<u8>, DigestDocument), String> {
+    let inflated = gunzip(compressed).map_err(|_| "not a gzip file".to_owned())?;
+    let document = serde_json::from_slice(&inflated)
+        .map_err(|error| format!("invalid digest format: {error}"))?;
+    Ok((inflated, document))
+}
+
+pub(crate) fn gunzip(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(bytes).read_to_end(&mut out)?;
+    Ok(out)
+}
+
 /// One digest file's JSON, field order as CloudTrail writes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

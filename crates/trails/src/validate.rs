@@ -17,7 +17,6 @@
 //! every hour), so an empty range costs one request.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Read as _;
 use std::sync::Arc;
 
 use futures_util::StreamExt as _;
@@ -27,7 +26,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::destination::{Bucket, DestinationError, Destinations};
 use crate::digest::{
-    DigestDocument, DigestNaming, digest_key_time_ms, digest_prefix, format_digest_time,
+    DigestDocument, DigestNaming, digest_key_time_ms, digest_prefix, format_digest_time, gunzip,
     parse_digest_time, string_to_sign, verify_signature,
 };
 use crate::digest_keys::PublicKeyInfo;
@@ -284,13 +283,6 @@ async fn list_digest_keys(
     Ok(found)
 }
 
-fn gunzip(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
-    let mut decoder = flate2::read::GzDecoder::new(bytes);
-    let mut out = Vec::new();
-    decoder.read_to_end(&mut out)?;
-    Ok(out)
-}
-
 /// A digest's own checks, in the aws CLI's order: the parsed document (when it parses)
 /// and the first problem found, if any.
 fn check_digest(
@@ -300,12 +292,9 @@ fn check_digest(
     signature: Option<&str>,
     public_keys: &HashMap<&str, &PublicKeyInfo>,
 ) -> (Option<DigestDocument>, Option<String>) {
-    let Ok(inflated) = gunzip(compressed) else {
-        return (None, Some("not a gzip file".to_owned()));
-    };
-    let document: DigestDocument = match serde_json::from_slice(&inflated) {
-        Ok(document) => document,
-        Err(error) => return (None, Some(format!("invalid digest format: {error}"))),
+    let (inflated, document) = match crate::digest::parse_digest_file(compressed) {
+        Ok(parsed) => parsed,
+        Err(problem) => return (None, Some(problem)),
     };
     if document.digest_s3_bucket != bucket || document.digest_s3_object != key {
         return (
