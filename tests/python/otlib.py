@@ -558,6 +558,19 @@ class Server:
             assert isinstance(body.get(key), list), f"ingest response lacks list {key!r}: {body}"
         return body
 
+    def stored_event_ids(self, event_name: str) -> list[str]:
+        """Every stored eventID with this eventName, through the native lookup's pages
+        (duplicates kept, so callers can check each is there once)."""
+        stored: list[str] = []
+        cursor = None
+        while True:
+            path = f"/v1/events?eventName={event_name}&limit=1000" + (f"&cursor={cursor}" if cursor else "")
+            page = self.signed_request("GET", path, timeout=120).json
+            stored.extend(record["eventID"] for record in page["events"])
+            cursor = page.get("nextCursor")
+            if not cursor:
+                return stored
+
     def ingest_ok(self, records: list[dict], **kw: Any) -> list[str]:
         """Ingests records that must all be accepted; returns their eventIds in order."""
         body = self.ingest(records, **kw)

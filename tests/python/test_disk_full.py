@@ -77,20 +77,8 @@ def _ingest_until_refused(server: otlib.Server, tag: str, acked: list[str], limi
     raise AssertionError(f"{limit} batches were all accepted: the disk never filled")
 
 
-def _stored_ids(server: otlib.Server) -> list[str]:
-    stored: list[str] = []
-    cursor = None
-    while True:
-        path = "/v1/events?eventName=PutObject&limit=1000" + (f"&cursor={cursor}" if cursor else "")
-        page = server.signed_request("GET", path).json
-        stored.extend(record["eventID"] for record in page["events"])
-        cursor = page.get("nextCursor")
-        if not cursor:
-            return stored
-
-
 def _assert_every_acknowledged_event_once(server: otlib.Server, acked: list[str]) -> None:
-    stored = _stored_ids(server)
+    stored = server.stored_event_ids("PutObject")
     assert len(stored) == len(set(stored)), "an event is stored twice"
     missing = set(acked) - set(stored)
     assert not missing, f"{len(missing)} acknowledged events lost, e.g. {sorted(missing)[:3]}"

@@ -64,15 +64,7 @@ def test_every_acknowledged_event_survives_sigkill_under_concurrent_ingest(serve
         # Every acknowledged event is there exactly once, with the same id.
         unique = set(acked)
         assert len(unique) > 100, f"cycle {cycle}: the writers made progress ({len(unique)} acknowledged)"
-        stored: list[str] = []
-        cursor = None
-        while True:
-            path = "/v1/events?eventName=PutObject&limit=1000" + (f"&cursor={cursor}" if cursor else "")
-            page = server.signed_request("GET", path).json
-            stored.extend(record["eventID"] for record in page["events"])
-            cursor = page.get("nextCursor")
-            if not cursor:
-                break
+        stored = server.stored_event_ids("PutObject")
         assert len(stored) == len(set(stored)), f"cycle {cycle}: an event is stored twice"
         missing = unique - set(stored)
         assert not missing, f"cycle {cycle}: {len(missing)} acknowledged events lost, e.g. {sorted(missing)[:3]}"
