@@ -77,6 +77,35 @@ enum Command {
     /// INVALID with the reason), a summary, exit status 1 when anything is invalid. Also
     /// reports gaps and several consecutive deleted digests.
     Validate(Box<validate_command::ValidateArgs>),
+    /// Copy a data directory consistently, even while a server runs on it.
+    ///
+    /// Events (every one acknowledged before the backup began), access keys, trails with
+    /// their delivery state, digest keys and the Parquet archive. The destination must be
+    /// new or empty; BACKUP.json is written last. Segments kept in a bucket
+    /// (segments_url) are not copied.
+    Backup(BackupArgs),
+    /// Bring a backup back into a new data directory, for `opentrail serve`.
+    Restore(RestoreArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct BackupArgs {
+    /// The data directory to copy [default: ./opentrail-data].
+    #[arg(long, value_name = "DIR", default_value = "opentrail-data")]
+    data_dir: PathBuf,
+    /// Where the backup goes (a new or empty directory).
+    #[arg(long, value_name = "DIR")]
+    to: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+struct RestoreArgs {
+    /// A directory `opentrail backup` made.
+    #[arg(long, value_name = "DIR")]
+    from: PathBuf,
+    /// The data directory to create (new or empty).
+    #[arg(long, value_name = "DIR")]
+    data_dir: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]
@@ -159,6 +188,32 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keys(args) => {
             init_logging(LogFormat::Text, "warn");
             runtime.block_on(keys_command::run(args))
+        }
+        Command::Backup(args) => {
+            init_logging(LogFormat::Text, "warn");
+            let made = opentrail_server::backup::backup(&args.data_dir, &args.to)?;
+            println!(
+                "Backed up {} to {}: events through seq {} (every event acknowledged before the backup began{}).",
+                args.data_dir.display(),
+                args.to.display(),
+                made.last_seq,
+                made.archived_through_seq
+                    .map(|seq| format!("; the archive through seq {seq}"))
+                    .unwrap_or_default()
+            );
+            Ok(())
+        }
+        Command::Restore(args) => {
+            init_logging(LogFormat::Text, "warn");
+            let restored = opentrail_server::backup::restore(&args.from, &args.data_dir)?;
+            println!(
+                "Restored the backup of {} (events through seq {}) into {}; start it with: opentrail serve --data-dir {}",
+                restored.created_at,
+                restored.last_seq,
+                args.data_dir.display(),
+                args.data_dir.display()
+            );
+            Ok(())
         }
         Command::Validate(args) => {
             init_logging(LogFormat::Text, "warn");

@@ -16,6 +16,7 @@ pub mod api_error;
 pub mod app;
 pub mod audit;
 pub mod auth;
+pub mod backup;
 pub mod channels;
 pub mod config;
 pub mod connections;

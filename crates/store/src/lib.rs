@@ -12,6 +12,7 @@
 //!
 //! This crate knows nothing about HTTP or AWS wire shapes.
 
+mod backup;
 mod blocks;
 mod bloom;
 mod cache;
@@ -35,6 +36,7 @@ mod store;
 mod terms;
 mod writer;
 
+pub use backup::{StoreBackup, backup_store};
 pub use error::{StoreError, StoreOptions};
 pub use location::{DEFAULT_S3_REGION, S3Segments, SegmentsLocation};
 pub use query::{EventLane, LookupPage, LookupQuery, PageCursor, Scope, StoredEvent};

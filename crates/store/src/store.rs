@@ -93,7 +93,7 @@ pub(crate) const FORMAT_FILE_NAME: &str = "FORMAT";
 const FORMAT_TEXT: &str = "opentrail-store 2\n";
 pub(crate) const JOURNAL_DIR: &str = "journal";
 pub(crate) const SEGMENTS_DIR: &str = "segments";
-const DICTIONARIES_DIR: &str = "dicts";
+pub(crate) const DICTIONARIES_DIR: &str = "dicts";
 /// The highest acknowledged sequence number, rewritten (without fsync) after every group
 /// commit. If recovery ever finds fewer events than this, acknowledged events were lost to
 /// damage, and opening fails loudly instead of serving a silently shorter log.

@@ -1,5 +1,6 @@
 //! Integration tests of the event store, one binary (each extra test binary relinks).
 
+mod backup;
 mod columns;
 mod corpus;
 mod corruption;

@@ -1,0 +1,265 @@
+//! `opentrail backup` and `opentrail restore`: a consistent copy of a data directory,
+//! taken while a server runs on it.
+//!
+//! The order is what makes the copy consistent (each later part never claims less than an
+//! earlier one expects):
+//!
+//! 1. Everything but the store and the archive (keys, digest keys, trails with their
+//!    delivery manifests and digest chains, local trail buckets). A trail's manifest is
+//!    copied before the store, so the store's cursors, read later, are at or past it; a
+//!    restored trail resumes after the later of the two and never resends a file.
+//! 2. The Parquet archive: its `state.json`, then the part files it counts as done.
+//! 3. The store (`opentrail_store::backup_store`), with the archive's cursor set to where
+//!    the copied `state.json` ends, so the restored archiver seals exactly what the copy
+//!    lacks.
+//! 4. `BACKUP.json`, last: a directory without it is not a finished backup.
+//!
+//! Segments kept in a bucket (`segments_url`) are not copied: the bucket's own versioning
+//! or replication is their backup.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::app::ARCHIVE_DIR_NAME;
+
+/// Written last into a finished backup.
+pub const BACKUP_MANIFEST_NAME: &str = "BACKUP.json";
+const STORE_DIR_NAME: &str = "store";
+const ARCHIVE_STATE: &str = "_opentrail/state.json";
+/// Archive copy attempts (a compaction may remove a part file while it is being copied).
+const ARCHIVE_ATTEMPTS: usize = 5;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0} is not empty: a backup or restore writes into a new directory")]
+    NotEmpty(PathBuf),
+    #[error("{0} holds no finished backup ({BACKUP_MANIFEST_NAME} is missing)")]
+    NotABackup(PathBuf),
+    #[error("{0} holds no OpenTrail data directory (no store)")]
+    NotADataDir(PathBuf),
+    #[error("the archive's state file {path} cannot be read: {detail}")]
+    ArchiveState { path: PathBuf, detail: String },
+    #[error("the archive kept changing while it was copied; try again")]
+    ArchiveBusy,
+    #[error(transparent)]
+    Store(#[from] opentrail_store::StoreError),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BackupError + '_ {
+    move |source| BackupError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// What a finished backup holds; also its `BACKUP.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupManifest {
+    pub format: u32,
+    pub created_at: String,
+    /// Every event acknowledged before the backup began has a seq at or below this.
+    pub acknowledged_through_seq: u64,
+    pub last_seq: u64,
+    pub archived_through_seq: Option<u64>,
+}
+
+/// Copies the data directory `data_dir` into `destination` (new or empty).
+pub fn backup(data_dir: &Path, destination: &Path) -> Result<BackupManifest, BackupError> {
+    let store_dir = data_dir.join(STORE_DIR_NAME);
+    if !store_dir.join("meta.json").exists() {
+        return Err(BackupError::NotADataDir(data_dir.to_path_buf()));
+    }
+    prepare_empty_dir(destination)?;
+    let created_at = jiff::Timestamp::now().to_string();
+
+    copy_tree(data_dir, destination, &|relative| {
+        !relative.starts_with(STORE_DIR_NAME) && !relative.starts_with(ARCHIVE_DIR_NAME)
+    })?;
+    let archived_through_seq = copy_archive(
+        &data_dir.join(ARCHIVE_DIR_NAME),
+        &destination.join(ARCHIVE_DIR_NAME),
+    )?;
+    let overrides: Vec<(String, u64)> = archived_through_seq
+        .map(|seq| (opentrail_archive::ARCHIVE_CONSUMER.to_owned(), seq))
+        .into_iter()
+        .collect();
+    let store =
+        opentrail_store::backup_store(&store_dir, &destination.join(STORE_DIR_NAME), &overrides)?;
+    let manifest = BackupManifest {
+        format: 1,
+        created_at,
+        acknowledged_through_seq: store.acknowledged_through_seq,
+        last_seq: store.last_seq,
+        archived_through_seq,
+    };
+    write_manifest(destination, &manifest)?;
+    Ok(manifest)
+}
+
+/// Copies a finished backup into `data_dir` (new or empty); `opentrail serve` then opens
+/// it as it would after a crash.
+pub fn restore(backup: &Path, data_dir: &Path) -> Result<BackupManifest, BackupError> {
+    let manifest_path = backup.join(BACKUP_MANIFEST_NAME);
+    let manifest: BackupManifest = match std::fs::read(&manifest_path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|error| BackupError::Io {
+            path: manifest_path.clone(),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, error),
+        })?,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            return Err(BackupError::NotABackup(backup.to_path_buf()));
+        }
+        Err(error) => return Err(io(&manifest_path)(error)),
+    };
+    prepare_empty_dir(data_dir)?;
+    copy_tree(backup, data_dir, &|relative| {
+        relative != Path::new(BACKUP_MANIFEST_NAME)
+    })?;
+    Ok(manifest)
+}
+
+fn prepare_empty_dir(dir: &Path) -> Result<(), BackupError> {
+    if dir.exists() {
+        let mut entries = std::fs::read_dir(dir).map_err(io(dir))?;
+        if entries.next().is_some() {
+            return Err(BackupError::NotEmpty(dir.to_path_buf()));
+        }
+    }
+    // The copy holds the master key and access keys: only its owner may read it.
+    crate::durable_files::create_private_directory(dir).map_err(io(dir))
+}
+
+fn write_manifest(destination: &Path, manifest: &BackupManifest) -> Result<(), BackupError> {
+    let path = destination.join(BACKUP_MANIFEST_NAME);
+    let bytes = serde_json::to_vec_pretty(manifest).map_err(|error| BackupError::Io {
+        path: path.clone(),
+        source: std::io::Error::other(error),
+    })?;
+    crate::durable_files::write_private_file_atomically(&path, &bytes).map_err(io(&path))
+}
+
+/// The archive's state file, then every part file it counts as sealed; returns where the
+/// copied state ends (`None` without an archive).
+fn copy_archive(source: &Path, destination: &Path) -> Result<Option<u64>, BackupError> {
+    let state_path = source.join(ARCHIVE_STATE);
+    if !state_path.exists() {
+        return Ok(None);
+    }
+    for _ in 0..ARCHIVE_ATTEMPTS {
+        if destination.exists() {
+            std::fs::remove_dir_all(destination).map_err(io(destination))?;
+        }
+        let state_bytes = std::fs::read(&state_path).map_err(io(&state_path))?;
+        let state: serde_json::Value =
+            serde_json::from_slice(&state_bytes).map_err(|error| BackupError::ArchiveState {
+                path: state_path.clone(),
+                detail: error.to_string(),
+            })?;
+        let Some(archived_through) = state
+            .get("archived_through_seq")
+            .and_then(serde_json::Value::as_u64)
+        else {
+            return Err(BackupError::ArchiveState {
+                path: state_path,
+                detail: "no archived_through_seq".to_owned(),
+            });
+        };
+        let mut copied_state = state.clone();
+        // A seal in progress is not part of the copy: its files are left out below.
+        if let Some(object) = copied_state.as_object_mut() {
+            object.remove("sealing");
+        }
+        let target_state = destination.join(ARCHIVE_STATE);
+        if let Some(parent) = target_state.parent() {
+            std::fs::create_dir_all(parent).map_err(io(parent))?;
+        }
+        let copied_bytes = serde_json::to_vec_pretty(&copied_state).map_err(|error| {
+            BackupError::ArchiveState {
+                path: state_path.clone(),
+                detail: error.to_string(),
+            }
+        })?;
+        crate::durable_files::write_private_file_atomically(&target_state, &copied_bytes)
+            .map_err(io(&target_state))?;
+        let parts = opentrail_archive::list_all_part_files(source).map_err(|error| {
+            BackupError::ArchiveState {
+                path: source.to_path_buf(),
+                detail: error.to_string(),
+            }
+        })?;
+        let mut vanished = false;
+        for part in parts
+            .iter()
+            .filter(|part| part.last_seq <= archived_through)
+        {
+            let relative = part.path.strip_prefix(source).unwrap_or(&part.path);
+            match copy_file(&part.path, &destination.join(relative)) {
+                Ok(()) => {}
+                Err(BackupError::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound =>
+                {
+                    vanished = true;
+                    break;
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        if !vanished {
+            return Ok(Some(archived_through));
+        }
+    }
+    Err(BackupError::ArchiveBusy)
+}
+
+/// Copies every regular file under `source` whose path (relative to it) `include` accepts,
+/// skipping lock and temporary files; a file removed meanwhile is skipped.
+fn copy_tree(
+    source: &Path,
+    destination: &Path,
+    include: &dyn Fn(&Path) -> bool,
+) -> Result<(), BackupError> {
+    let mut pending = vec![source.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).map_err(io(&dir))? {
+            let entry = entry.map_err(io(&dir))?;
+            let path = entry.path();
+            let relative = path.strip_prefix(source).unwrap_or(&path).to_path_buf();
+            if !include(&relative) {
+                continue;
+            }
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name == "LOCK" || name.ends_with(".tmp") {
+                continue;
+            }
+            let kind = entry.file_type().map_err(io(&path))?;
+            if kind.is_dir() {
+                pending.push(path);
+            } else if kind.is_file() {
+                match copy_file(&path, &destination.join(&relative)) {
+                    Err(BackupError::Io { source, .. })
+                        if source.kind() == std::io::ErrorKind::NotFound => {}
+                    other => other?,
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn copy_file(from: &Path, to: &Path) -> Result<(), BackupError> {
+    if let Some(parent) = to.parent() {
+        std::fs::create_dir_all(parent).map_err(io(parent))?;
+    }
+    std::fs::copy(from, to).map_err(io(from))?;
+    std::fs::File::open(to)
+        .and_then(|file| file.sync_all())
+        .map_err(io(to))
+}
