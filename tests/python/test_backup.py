@@ -121,3 +121,50 @@ def test_a_backup_taken_during_ingest_restores_every_acknowledged_event_and_resu
         assert validated.returncode == 0, validated.stdout + validated.stderr
     finally:
         restored.stop()
+
+
+def test_a_backup_goes_to_s3_and_comes_back(server_factory, tmp_path):
+    from test_delivery import MotoServer, s3_client
+
+    moto = MotoServer().start()
+    try:
+        s3_client(moto.endpoint).create_bucket(Bucket="opentrail-backups")
+        s3_env = {
+            "OPENTRAIL_S3_ENDPOINT": moto.endpoint,
+            "OPENTRAIL_S3_ACCESS_KEY_ID": "test",
+            "OPENTRAIL_S3_SECRET_ACCESS_KEY": "test",
+        }
+        original = server_factory()
+        ids = original.ingest_ok(
+            [otlib.cloudtrail_event("BackupEvent", event_time=otlib.utcnow(), event_id=f"s3-{i}") for i in range(500)]
+        )
+        env = {**os.environ, **s3_env}
+        run = lambda *args: subprocess.run(  # noqa: E731
+            [str(original.binary), *args], env=env, capture_output=True, text=True, timeout=300
+        )
+        url = "s3://opentrail-backups/nightly/2026-12-04"
+        made = run("backup", "--data-dir", str(original.data_dir), "--to", url)
+        assert made.returncode == 0, made.stderr
+        keys = [
+            item["Key"]
+            for item in s3_client(moto.endpoint).list_objects_v2(Bucket="opentrail-backups")["Contents"]
+        ]
+        assert "nightly/2026-12-04/BACKUP.json" in keys
+        assert any(key.startswith("nightly/2026-12-04/store/segments/") or
+                   key.startswith("nightly/2026-12-04/store/journal/") for key in keys), keys
+        original.stop()
+
+        missing = run("restore", "--from", "s3://opentrail-backups/nothing-here", "--data-dir", str(tmp_path / "x"))
+        assert missing.returncode != 0 and "no finished backup" in missing.stderr, missing.stderr
+
+        restored_dir = tmp_path / "from-s3"
+        done = run("restore", "--from", url, "--data-dir", str(restored_dir))
+        assert done.returncode == 0, done.stderr
+        restored = otlib.Server(original.binary, restored_dir)
+        restored.start()
+        try:
+            assert sorted(restored.stored_event_ids("BackupEvent")) == sorted(ids)
+        finally:
+            restored.stop()
+    finally:
+        moto.stop()

@@ -3,6 +3,7 @@
 //! Every flag is declared once, in the clap structs below; parsing, `--help` and the
 //! environment-variable fallbacks all come from those declarations.
 
+mod backup_command;
 mod client;
 mod demo;
 mod import_command;
@@ -11,6 +12,7 @@ mod ingest_files;
 mod keys_command;
 mod lookup_command;
 mod output;
+mod s3_args;
 mod time_arg;
 mod validate_command;
 
@@ -83,29 +85,10 @@ enum Command {
     /// their delivery state, digest keys and the Parquet archive. The destination must be
     /// new or empty; BACKUP.json is written last. Segments kept in a bucket
     /// (segments_url) are not copied.
-    Backup(BackupArgs),
-    /// Bring a backup back into a new data directory, for `opentrail serve`.
-    Restore(RestoreArgs),
-}
-
-#[derive(Debug, clap::Args)]
-struct BackupArgs {
-    /// The data directory to copy [default: ./opentrail-data].
-    #[arg(long, value_name = "DIR", default_value = "opentrail-data")]
-    data_dir: PathBuf,
-    /// Where the backup goes (a new or empty directory).
-    #[arg(long, value_name = "DIR")]
-    to: PathBuf,
-}
-
-#[derive(Debug, clap::Args)]
-struct RestoreArgs {
-    /// A directory `opentrail backup` made.
-    #[arg(long, value_name = "DIR")]
-    from: PathBuf,
-    /// The data directory to create (new or empty).
-    #[arg(long, value_name = "DIR")]
-    data_dir: PathBuf,
+    Backup(backup_command::BackupArgs),
+    /// Bring a backup (a directory or s3://BUCKET/PREFIX) back into a new data
+    /// directory, for `opentrail serve`.
+    Restore(backup_command::RestoreArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -191,29 +174,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Backup(args) => {
             init_logging(LogFormat::Text, "warn");
-            let made = opentrail_server::backup::backup(&args.data_dir, &args.to)?;
-            println!(
-                "Backed up {} to {}: events through seq {} (every event acknowledged before the backup began{}).",
-                args.data_dir.display(),
-                args.to.display(),
-                made.last_seq,
-                made.archived_through_seq
-                    .map(|seq| format!("; the archive through seq {seq}"))
-                    .unwrap_or_default()
-            );
-            Ok(())
+            runtime.block_on(backup_command::backup(args))
         }
         Command::Restore(args) => {
             init_logging(LogFormat::Text, "warn");
-            let restored = opentrail_server::backup::restore(&args.from, &args.data_dir)?;
-            println!(
-                "Restored the backup of {} (events through seq {}) into {}; start it with: opentrail serve --data-dir {}",
-                restored.created_at,
-                restored.last_seq,
-                args.data_dir.display(),
-                args.data_dir.display()
-            );
-            Ok(())
+            runtime.block_on(backup_command::restore(args))
         }
         Command::Validate(args) => {
             init_logging(LogFormat::Text, "warn");

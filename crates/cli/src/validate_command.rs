@@ -51,21 +51,8 @@ pub struct ValidateArgs {
     /// With --s3-bucket: the key prefix.
     #[arg(long, value_name = "PREFIX")]
     s3_prefix: Option<String>,
-    /// The S3-compatible endpoint the server delivers to; without it, buckets are the
-    /// directories under <data-dir>/buckets.
-    #[arg(long, value_name = "URL", env = "OPENTRAIL_S3_ENDPOINT")]
-    s3_endpoint: Option<String>,
-    #[arg(long, value_name = "REGION", env = "OPENTRAIL_S3_REGION")]
-    s3_region: Option<String>,
-    #[arg(long, value_name = "ID", env = "OPENTRAIL_S3_ACCESS_KEY_ID")]
-    s3_access_key_id: Option<String>,
-    #[arg(
-        long,
-        value_name = "SECRET",
-        env = "OPENTRAIL_S3_SECRET_ACCESS_KEY",
-        hide_env_values = true
-    )]
-    s3_secret_access_key: Option<String>,
+    #[command(flatten)]
+    s3: crate::s3_args::S3Args,
     #[command(flatten)]
     connection: ConnectionArgs,
 }
@@ -132,17 +119,12 @@ pub async fn run(args: ValidateArgs) -> anyhow::Result<bool> {
             opentrail_trails::digest::format_digest_time(end_ms + KEYS_END_SLACK_MS)
         );
     }
-    let destination = match &args.s3_endpoint {
-        Some(endpoint) => DestinationConfig::S3 {
-            endpoint: endpoint.clone(),
-            region: args.s3_region.clone().unwrap_or_else(|| region.clone()),
-            access_key_id: args.s3_access_key_id.clone(),
-            secret_access_key: args.s3_secret_access_key.clone(),
-        },
-        None => DestinationConfig::LocalDirectory {
-            buckets_dir: args.connection.data_dir.join("buckets"),
-        },
-    };
+    let destination =
+        args.s3
+            .destination(&region)
+            .unwrap_or_else(|| DestinationConfig::LocalDirectory {
+                buckets_dir: args.connection.data_dir.join("buckets"),
+            });
     if let DestinationConfig::LocalDirectory { buckets_dir } = &destination
         && !buckets_dir.join(&bucket).is_dir()
     {
@@ -172,7 +154,7 @@ pub async fn run(args: ValidateArgs) -> anyhow::Result<bool> {
     if args.verbose {
         println!(
             "Reading s3://{bucket} ({}), digests of account {} in {}\n",
-            match &args.s3_endpoint {
+            match &args.s3.s3_endpoint {
                 Some(endpoint) => endpoint.clone(),
                 None => format!("{}", args.connection.data_dir.join("buckets").display()),
             },

@@ -16,6 +16,10 @@
 //!
 //! Segments kept in a bucket (`segments_url`) are not copied: the bucket's own versioning
 //! or replication is their backup.
+//!
+//! A backup to `s3://BUCKET/PREFIX` is made in a local staging directory first and then
+//! uploaded file by file (streamed, multipart for large files) with `BACKUP.json` last;
+//! a restore from S3 refuses a prefix without `BACKUP.json`, downloads, and restores.
 
 use std::path::{Path, PathBuf};
 
@@ -50,6 +54,8 @@ pub enum BackupError {
     ArchiveBusy,
     #[error(transparent)]
     Store(#[from] opentrail_store::StoreError),
+    #[error("{url}: {detail}")]
+    S3 { url: String, detail: String },
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BackupError + '_ {
@@ -262,4 +268,135 @@ fn copy_file(from: &Path, to: &Path) -> Result<(), BackupError> {
     std::fs::File::open(to)
         .and_then(|file| file.sync_all())
         .map_err(io(to))
+}
+
+/// A parsed `s3://BUCKET[/PREFIX]`.
+pub fn parse_s3_url(url: &str) -> Option<(String, String)> {
+    let rest = url.strip_prefix("s3://")?;
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    (!bucket.is_empty()).then(|| (bucket.to_owned(), prefix.trim_matches('/').to_owned()))
+}
+
+fn object_path(prefix: &str, relative: &str) -> object_store::path::Path {
+    if prefix.is_empty() {
+        object_store::path::Path::from(relative)
+    } else {
+        object_store::path::Path::from(format!("{prefix}/{relative}"))
+    }
+}
+
+/// Uploads a finished backup directory under `prefix`, `BACKUP.json` last, so a prefix
+/// holding it holds every file. Returns the files uploaded.
+pub async fn upload_backup(
+    local: &Path,
+    bucket: &std::sync::Arc<dyn object_store::ObjectStore>,
+    prefix: &str,
+    url: &str,
+) -> Result<usize, BackupError> {
+    let s3_error = |detail: String| BackupError::S3 {
+        url: url.to_owned(),
+        detail,
+    };
+    let mut files = Vec::new();
+    let mut pending = vec![local.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).map_err(io(&dir))? {
+            let path = entry.map_err(io(&dir))?.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    let manifest = local.join(BACKUP_MANIFEST_NAME);
+    files.retain(|path| *path != manifest);
+    files.sort();
+    files.push(manifest);
+    for path in &files {
+        let relative = path
+            .strip_prefix(local)
+            .unwrap_or(path)
+            .to_string_lossy()
+            .replace(std::path::MAIN_SEPARATOR, "/");
+        let mut file = tokio::fs::File::open(path).await.map_err(io(path))?;
+        let mut writer = object_store::buffered::BufWriter::new(
+            std::sync::Arc::clone(bucket),
+            object_path(prefix, &relative),
+        );
+        tokio::io::copy(&mut file, &mut writer)
+            .await
+            .map_err(|error| s3_error(format!("uploading {relative}: {error}")))?;
+        tokio::io::AsyncWriteExt::shutdown(&mut writer)
+            .await
+            .map_err(|error| s3_error(format!("uploading {relative}: {error}")))?;
+    }
+    Ok(files.len())
+}
+
+/// Downloads the backup under `prefix` into `local` (new or empty); refuses a prefix
+/// without `BACKUP.json`.
+pub async fn download_backup(
+    bucket: &std::sync::Arc<dyn object_store::ObjectStore>,
+    prefix: &str,
+    local: &Path,
+    url: &str,
+) -> Result<usize, BackupError> {
+    use futures_util::StreamExt as _;
+    use object_store::ObjectStoreExt as _;
+    let s3_error = |detail: String| BackupError::S3 {
+        url: url.to_owned(),
+        detail,
+    };
+    match bucket
+        .head(&object_path(prefix, BACKUP_MANIFEST_NAME))
+        .await
+    {
+        Ok(_) => {}
+        Err(object_store::Error::NotFound { .. }) => {
+            return Err(BackupError::NotABackup(PathBuf::from(url)));
+        }
+        Err(error) => return Err(s3_error(error.to_string())),
+    }
+    prepare_empty_dir(local)?;
+    let listing_prefix = (!prefix.is_empty()).then(|| object_store::path::Path::from(prefix));
+    let mut listing = bucket.list(listing_prefix.as_ref());
+    let mut count = 0;
+    while let Some(object) = listing.next().await {
+        let object = object.map_err(|error| s3_error(error.to_string()))?;
+        let key = object.location.as_ref();
+        let relative = key
+            .strip_prefix(prefix)
+            .unwrap_or(key)
+            .trim_start_matches('/');
+        // Keys are ours, but a bucket is shared ground: never write outside `local`.
+        if relative.is_empty()
+            || relative
+                .split('/')
+                .any(|part| part == ".." || part.is_empty())
+        {
+            return Err(s3_error(format!("unexpected key {key}")));
+        }
+        let target = local.join(relative);
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent).map_err(io(parent))?;
+        }
+        let mut body = bucket
+            .get(&object.location)
+            .await
+            .map_err(|error| s3_error(format!("{key}: {error}")))?
+            .into_stream();
+        let mut file = tokio::fs::File::create(&target)
+            .await
+            .map_err(io(&target))?;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|error| s3_error(format!("{key}: {error}")))?;
+            tokio::io::AsyncWriteExt::write_all(&mut file, &chunk)
+                .await
+                .map_err(io(&target))?;
+        }
+        file.sync_all().await.map_err(io(&target))?;
+        count += 1;
+    }
+    Ok(count)
 }
