@@ -7,8 +7,10 @@ boto3/botocore, the aws CLI (v1, from the venv) or hand-built SigV4 requests.
 
 from __future__ import annotations
 
+import collections
 import configparser
 import datetime as dt
+import gzip
 import hashlib
 import base64
 import http.client
@@ -706,6 +708,19 @@ def ids(events: list[dict]) -> list[str]:
 def assert_newest_first(events: list[dict]) -> None:
     times = [e["EventTime"].timestamp() if isinstance(e["EventTime"], dt.datetime) else float(e["EventTime"]) for e in events]
     assert times == sorted(times, reverse=True), f"events are not newest first: {times}"
+
+
+def delivered_event_ids(bucket_root: Path, event_name: str) -> "collections.Counter[str]":
+    """How often each eventID with this eventName appears in the trail log files under a
+    local bucket directory (digest files left out)."""
+    found: collections.Counter[str] = collections.Counter()
+    for path in bucket_root.rglob("*.json.gz"):
+        if "CloudTrail-Digest" in path.parts:
+            continue
+        for record in json.loads(gzip.decompress(path.read_bytes()))["Records"]:
+            if record.get("eventName") == event_name:
+                found[record["eventID"]] += 1
+    return found
 
 
 def wait_for(predicate, timeout: float = 10.0, interval: float = 0.1, what: str = "condition"):

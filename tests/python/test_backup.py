@@ -4,8 +4,6 @@ resumes without resending a file, and the digest chain still validates."""
 
 from __future__ import annotations
 
-import collections
-import gzip
 import json
 import os
 import subprocess
@@ -15,17 +13,6 @@ import time
 import otlib
 
 BATCH = 100
-
-
-def _delivered(bucket_root) -> collections.Counter[str]:
-    found: collections.Counter[str] = collections.Counter()
-    for path in bucket_root.rglob("*.json.gz"):
-        if "CloudTrail-Digest" in path.parts:
-            continue
-        for record in json.loads(gzip.decompress(path.read_bytes()))["Records"]:
-            if record.get("eventName") == "BackupEvent":
-                found[record["eventID"]] += 1
-    return found
 
 
 def _opentrail(server: otlib.Server, *args: str) -> subprocess.CompletedProcess:
@@ -82,7 +69,7 @@ def test_a_backup_taken_during_ingest_restores_every_acknowledged_event_and_resu
     assert (backup_dir / "BACKUP.json").exists()
     manifest = json.loads((backup_dir / "BACKUP.json").read_text())
     assert manifest["lastSeq"] >= len(acknowledged_before)
-    delivered_at_backup = _delivered(original.data_dir / "buckets" / "backup-bucket")
+    delivered_at_backup = otlib.delivered_event_ids(original.data_dir / "buckets" / "backup-bucket", "BackupEvent")
     original.stop()
 
     # Refused: restoring over a directory that holds something.
@@ -106,8 +93,8 @@ def test_a_backup_taken_during_ingest_restores_every_acknowledged_event_and_resu
         # Delivery resumes where the copy left off: every stored event reaches the bucket
         # once, and no file delivered before the backup is sent again.
         bucket = restored_dir / "buckets" / "backup-bucket"
-        otlib.wait_for(lambda: set(stored) <= set(_delivered(bucket)), timeout=60, what="delivery to catch up")
-        delivered = _delivered(bucket)
+        otlib.wait_for(lambda: set(stored) <= set(otlib.delivered_event_ids(bucket, "BackupEvent")), timeout=60, what="delivery to catch up")
+        delivered = otlib.delivered_event_ids(bucket, "BackupEvent")
         twice = [event_id for event_id, count in delivered.items() if count > 1]
         assert not twice, f"{len(twice)} events delivered twice, e.g. {twice[:3]}"
         assert set(delivered_at_backup) <= set(delivered)

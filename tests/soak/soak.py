@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import gzip
 import json
 import random
 import sys
@@ -134,17 +133,6 @@ class Run:
         self.restarting.clear()
 
 
-def delivered_ids(bucket_root: Path) -> collections.Counter[str]:
-    found: collections.Counter[str] = collections.Counter()
-    for path in bucket_root.rglob("*.json.gz"):
-        if "CloudTrail-Digest" in path.parts:
-            continue
-        for record in json.loads(gzip.decompress(path.read_bytes()))["Records"]:
-            if record.get("eventName") == "SoakEvent":
-                found[record["eventID"]] += 1
-    return found
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=30)
@@ -194,10 +182,10 @@ def main() -> int:
     # Delivery catches up: every acknowledged event reaches the bucket.
     bucket_root = server.data_dir / "buckets" / bucket
     wait_until = time.monotonic() + 180
-    delivered = delivered_ids(bucket_root)
+    delivered = otlib.delivered_event_ids(bucket_root, "SoakEvent")
     while set(run.acked) - set(delivered) and time.monotonic() < wait_until:
         time.sleep(5)
-        delivered = delivered_ids(bucket_root)
+        delivered = otlib.delivered_event_ids(bucket_root, "SoakEvent")
     stored = collections.Counter(server.stored_event_ids("SoakEvent"))
     server.stop()
 
