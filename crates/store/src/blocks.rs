@@ -44,6 +44,8 @@ const DICTIONARY_BYTES: usize = 112 * 1024;
 const TRAINING_SAMPLE_BYTES: usize = 4 << 20;
 /// Fewer records than this train a poor dictionary; blocks then use the current one.
 pub(crate) const TRAINING_RECORDS_MIN: usize = 1_000;
+/// Records sampled, evenly spread, to train a dictionary.
+pub(crate) const TRAINING_SAMPLE_RECORDS: usize = 4_000;
 /// `0` in a block header: compressed without a dictionary.
 pub(crate) const NO_DICTIONARY: u32 = 0;
 
@@ -89,7 +91,7 @@ impl Dictionary {
         let mut sample = Vec::with_capacity(TRAINING_SAMPLE_BYTES.min(count * 1_600));
         let mut sizes = Vec::new();
         // An even spread over the records, until the sample budget is used.
-        let stride = (count / 4_000).max(1);
+        let stride = (count / TRAINING_SAMPLE_RECORDS).max(1);
         for record in records.step_by(stride) {
             if sample.len() + record.len() > TRAINING_SAMPLE_BYTES {
                 break;
@@ -222,11 +224,8 @@ pub(crate) struct BlockEncoder<'d> {
 }
 
 impl<'d> BlockEncoder<'d> {
-    pub(crate) fn new(
-        dictionary: Option<&'d Dictionary>,
-        effort: Effort,
-    ) -> Result<BlockEncoder<'d>, StoreError> {
-        Ok(BlockEncoder {
+    pub(crate) fn new(dictionary: Option<&'d Dictionary>, effort: Effort) -> BlockEncoder<'d> {
+        BlockEncoder {
             dictionary_id: dictionary.map_or(NO_DICTIONARY, |dictionary| dictionary.id),
             dictionary,
             effort,
@@ -235,7 +234,7 @@ impl<'d> BlockEncoder<'d> {
             blocks: Vec::new(),
             taken: 0,
             scratch: Vec::new(),
-        })
+        }
     }
 
     /// Adds a record; returns (block index, index within the block) it went to.
@@ -427,7 +426,7 @@ mod tests {
         let trained =
             Dictionary::train(records.iter().map(|record| record.as_bytes())).expect("trained");
         for dictionary in [None, Some(&trained)] {
-            let mut encoder = BlockEncoder::new(dictionary, Effort::Segment).expect("encoder");
+            let mut encoder = BlockEncoder::new(dictionary, Effort::Segment);
             let mut places = Vec::new();
             for record in &records {
                 places.push(encoder.push(record.as_bytes()).expect("push"));
@@ -458,7 +457,7 @@ mod tests {
     fn a_damaged_block_is_an_error_not_garbage() {
         let dir = tempfile::tempdir().expect("tempdir");
         let dictionaries = Dictionaries::open(dir.path().to_path_buf()).expect("dicts");
-        let mut encoder = BlockEncoder::new(None, Effort::Journal).expect("encoder");
+        let mut encoder = BlockEncoder::new(None, Effort::Journal);
         for record in sample_records(10) {
             encoder.push(record.as_bytes()).expect("push");
         }

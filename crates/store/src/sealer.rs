@@ -110,23 +110,17 @@ fn train_first_dictionary(shared: &Shared) -> Result<(), StoreError> {
     let Some(active) = shared.sources().heads.last().cloned() else {
         return Ok(());
     };
+    // The head's lock is held only while sampling: training takes a while, and the
+    // writer needs the active head.
     let sample = {
         let head = read_head(&active);
-        if head.len() < crate::blocks::TRAINING_RECORDS_MIN {
-            return Ok(());
-        }
         let mut source = HeadRecords {
             shared,
             head: &head,
             skip: 0,
             cache: BlockLru::default(),
         };
-        let stride = (head.len() / 4_000).max(1);
-        let mut sample = Vec::new();
-        for row in (0..head.len()).step_by(stride) {
-            sample.push(source.record(row)?);
-        }
-        sample
+        segment::training_sample(&mut source, head.len())?
     };
     if let Some(dictionary) =
         crate::blocks::Dictionary::train(sample.iter().map(|record| record.as_slice()))

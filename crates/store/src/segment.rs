@@ -92,6 +92,22 @@ pub(crate) trait RecordSource {
     fn record(&mut self, input_row: usize) -> Result<Vec<u8>, StoreError>;
 }
 
+/// An even spread of a source's first `count` records to train a dictionary on; empty
+/// when there are too few for a useful one.
+pub(crate) fn training_sample(
+    records: &mut dyn RecordSource,
+    count: usize,
+) -> Result<Vec<Vec<u8>>, StoreError> {
+    if count < blocks::TRAINING_RECORDS_MIN {
+        return Ok(Vec::new());
+    }
+    let stride = (count / blocks::TRAINING_SAMPLE_RECORDS).max(1);
+    (0..count)
+        .step_by(stride)
+        .map(|row| records.record(row))
+        .collect()
+}
+
 pub(crate) fn file_name(covers_first: u64, covers_last: u64) -> String {
     format!("{covers_first:020}-{covers_last:020}.{SEGMENT_EXTENSION}")
 }
@@ -151,16 +167,10 @@ fn write_files(
     }
 
     // A dictionary trained on this segment's own records, when it has enough of them.
-    let trained = if row_count >= blocks::TRAINING_RECORDS_MIN {
-        let stride = (row_count / 4_000).max(1);
-        let mut sample = Vec::new();
-        for input_row in (0..row_count).step_by(stride) {
-            sample.push(records.record(input_row)?);
-        }
-        blocks::Dictionary::train(sample.iter().map(|record| record.as_slice())).map(Arc::new)
-    } else {
-        None
-    };
+    let sample = training_sample(records, row_count)?;
+    let trained =
+        blocks::Dictionary::train(sample.iter().map(|record| record.as_slice())).map(Arc::new);
+    drop(sample);
     let dictionary = trained.clone().or(fallback_dictionary);
 
     let temporary = files::temporary_sibling(path);
@@ -174,7 +184,7 @@ fn write_files(
 
     // Record blocks, in row order, written out as they fill up.
     let mut block_table = Vec::new();
-    let mut encoder = BlockEncoder::new(dictionary.as_deref(), blocks::Effort::Segment)?;
+    let mut encoder = BlockEncoder::new(dictionary.as_deref(), blocks::Effort::Segment);
     let mut block_first_rows = Vec::new();
     let mut columns =
         crate::columns::ColumnsWriter::create(&crate::columns::path_for_segment(path))?;

@@ -623,7 +623,6 @@ impl Shared {
         scopes.into_iter().collect()
     }
 
-    /// The record JSON at a place, through the block cache.
     /// Starts the disk reads of every segment block these records need and the cache
     /// lacks, so that reading them one by one afterwards overlaps their waits.
     pub(crate) fn prefetch<'a>(&self, places: impl IntoIterator<Item = &'a RecordPlace>) {
@@ -643,6 +642,7 @@ impl Shared {
         }
     }
 
+    /// The record JSON at a place, through the block cache.
     pub(crate) fn record_json(&self, place: &RecordPlace) -> Result<String, StoreError> {
         match place {
             RecordPlace::Segment(segment, row) => {
