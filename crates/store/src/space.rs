@@ -42,25 +42,24 @@ impl FreeSpace {
     pub fn below_reserve(&self) -> bool {
         self.available_bytes < self.reserve_bytes
     }
+
+    /// The error writes get while free space is under the reserve; `path` is the
+    /// directory whose filesystem this is.
+    pub fn refusal(&self, path: &Path) -> Option<StoreError> {
+        self.below_reserve().then(|| StoreError::DiskFull {
+            path: path.to_path_buf(),
+            available_mb: self.available_bytes / 1_000_000,
+            reserve_mb: self.reserve_bytes.div_ceil(1_000_000),
+        })
+    }
 }
 
+/// (available, total) bytes of the filesystem holding `path`.
 fn statvfs(path: &Path) -> std::io::Result<(u64, u64)> {
-    use std::os::unix::ffi::OsStrExt;
-    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
-        .map_err(|error| std::io::Error::new(std::io::ErrorKind::InvalidInput, error))?;
-    let mut stats = std::mem::MaybeUninit::<libc::statvfs>::uninit();
-    // SAFETY: `c_path` is a valid NUL-terminated string and `stats` is writable memory of
-    // the type statvfs fills; it is read only after the call succeeded.
-    let stats = unsafe {
-        if libc::statvfs(c_path.as_ptr(), stats.as_mut_ptr()) != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        stats.assume_init()
-    };
-    let fragment = stats.f_frsize as u64;
+    let stats = rustix::fs::statvfs(path)?;
     Ok((
-        (stats.f_bavail as u64).saturating_mul(fragment),
-        (stats.f_blocks as u64).saturating_mul(fragment),
+        stats.f_bavail.saturating_mul(stats.f_frsize),
+        stats.f_blocks.saturating_mul(stats.f_frsize),
     ))
 }
 

@@ -106,7 +106,6 @@ impl WriterHandle {
             active,
             high_water_file,
             last_ingest_time_ms,
-            poisoned: None,
             rotations: rotations.clone(),
         };
         let thread = std::thread::Builder::new()
@@ -226,7 +225,7 @@ fn writer_gone() -> StoreError {
 /// Compresses a caller's records on the caller's thread, with the current dictionary.
 fn prepare(shared: &Shared, records: &[EventRecord]) -> Result<PreparedRecords, StoreError> {
     let dictionary = shared.dictionaries.current();
-    let mut encoder = BlockEncoder::new(dictionary.as_deref(), crate::blocks::Effort::Journal)?;
+    let mut encoder = BlockEncoder::new(dictionary.as_deref(), crate::blocks::Effort::Journal);
     let mut places = Vec::with_capacity(records.len());
     for record in records {
         places.push(encoder.push(record.json.as_bytes())?);
@@ -244,8 +243,6 @@ struct Writer {
     high_water_file: File,
     /// Ingest times never go backwards, so retention can find its cut by seq.
     last_ingest_time_ms: i64,
-    /// Set after a failed write: refuse further writes rather than pretend.
-    poisoned: Option<String>,
     rotations: RotationSignal,
 }
 
@@ -347,21 +344,26 @@ impl Writer {
     }
 
     fn commit_group(&mut self, mut group: Vec<PendingAppend>) {
-        if let Some(reason) = &self.poisoned {
-            for append in group {
-                let _ = append.reply.send(Err(StoreError::Poisoned(reason.clone())));
-            }
-            return;
-        }
         let shared = Arc::clone(&self.shared);
         let health = &shared.write_health;
-        if let Err(refusal) = self.check_free_space() {
-            health.set(WriteStatus::Refusing {
-                reason: refusal.to_string(),
-            });
+        // Refused groups keep nothing; the status says whether later ones may succeed.
+        let refuse = |group: Vec<PendingAppend>, status: WriteStatus, error: StoreError| {
+            health.set(status);
             health.count_refused(group.len());
-            reply_error(group, refusal);
-            return;
+            reply_error(group, error);
+        };
+        if let WriteStatus::Failed { reason } = health.status() {
+            return refuse(
+                group,
+                WriteStatus::Failed {
+                    reason: reason.clone(),
+                },
+                StoreError::Poisoned(reason),
+            );
+        }
+        if let Err(refusal) = self.check_free_space() {
+            let reason = refusal.to_string();
+            return refuse(group, WriteStatus::Refusing { reason }, refusal);
         }
         match self.write_group(&mut group) {
             Ok(outcomes) => {
@@ -373,20 +375,16 @@ impl Writer {
             // Nothing of the group was kept, and the journal is as it was: the next group
             // may succeed.
             Err(error @ StoreError::WriteRolledBack(_)) => {
-                health.set(WriteStatus::Refusing {
-                    reason: error.to_string(),
-                });
-                health.count_refused(group.len());
-                reply_error(group, error);
+                let reason = error.to_string();
+                refuse(group, WriteStatus::Refusing { reason }, error);
             }
+            // The journal may hold a partial frame it could not cut: nothing more may
+            // follow it until recovery has run.
             Err(error) => {
-                self.poisoned = Some(error.to_string());
-                health.set(WriteStatus::Failed {
-                    reason: format!(
-                        "{error}. Acknowledged events are safe in the journal; free the disk or fix the device, then restart the server"
-                    ),
-                });
-                reply_error(group, error);
+                let reason = format!(
+                    "{error}. Acknowledged events are safe in the journal; free the disk or fix the device, then restart the server"
+                );
+                refuse(group, WriteStatus::Failed { reason }, error);
             }
         }
     }
@@ -398,15 +396,10 @@ impl Writer {
         if reserve == Some(0) {
             return Ok(());
         }
-        let space = FreeSpace::of(&self.shared.dir, reserve)?;
-        if space.below_reserve() {
-            return Err(StoreError::DiskFull {
-                path: self.shared.dir.clone(),
-                available_mb: space.available_bytes / 1_000_000,
-                reserve_mb: space.reserve_bytes.div_ceil(1_000_000),
-            });
+        match FreeSpace::of(&self.shared.dir, reserve)?.refusal(&self.shared.dir) {
+            Some(refusal) => Err(refusal),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     fn write_group(

@@ -66,14 +66,9 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<ReadyResp
     };
     // The writer only looks at free space when a write comes; report it now too.
     if writes == "accepting"
-        && let Some(space) = space
-        && space.below_reserve()
+        && let Some(refusal) = space.and_then(|space| space.refusal(&state.config.store_dir()))
     {
-        reasons.push(format!(
-            "{} MB free, under the reserve of {} MB: writes will be refused until space is freed",
-            space.available_bytes / 1_000_000,
-            space.reserve_bytes.div_ceil(1_000_000)
-        ));
+        reasons.push(refusal.to_string());
     }
     let ready = reasons.is_empty();
     if let Some(error) = sealer_error {
