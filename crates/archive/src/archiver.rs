@@ -27,7 +27,7 @@ pub const ARCHIVE_CONSUMER: &str = "archive";
 /// while keeping per-batch overhead negligible.
 const WRITE_BATCH_ROWS: usize = 4096;
 
-const STATE_FILE_NAME: &str = "state.json";
+pub(crate) const STATE_FILE_NAME: &str = "state.json";
 const LOCK_FILE_NAME: &str = "LOCK";
 const STATE_FORMAT: u32 = 1;
 
@@ -137,16 +137,16 @@ pub struct ArchiveExpireReport {
 
 /// The archiver's durable progress, in `<dir>/_opentrail/state.json`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-struct ArchiveState {
-    format: u32,
+pub(crate) struct ArchiveState {
+    pub(crate) format: u32,
     /// Every log entry up to here is in a part file.
-    archived_through_seq: u64,
+    pub(crate) archived_through_seq: u64,
     /// A seal whose files may be partly written: redone first, identically.
-    sealing: Option<SealRange>,
+    pub(crate) sealing: Option<SealRange>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-struct SealRange {
+pub(crate) struct SealRange {
     first_seq: u64,
     last_seq: u64,
 }
@@ -834,7 +834,7 @@ fn check_options(options: &ArchiveOptions) -> Result<(), ArchiveError> {
     Ok(())
 }
 
-fn read_state(path: &Path) -> Result<Option<ArchiveState>, ArchiveError> {
+pub(crate) fn read_state(path: &Path) -> Result<Option<ArchiveState>, ArchiveError> {
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -856,7 +856,7 @@ fn read_state(path: &Path) -> Result<Option<ArchiveState>, ArchiveError> {
     Ok(Some(state))
 }
 
-fn write_state(path: &Path, state: &ArchiveState) -> Result<(), ArchiveError> {
+pub(crate) fn write_state(path: &Path, state: &ArchiveState) -> Result<(), ArchiveError> {
     let bytes = serde_json::to_vec(state).map_err(|error| ArchiveError::Inconsistent {
         path: path.to_path_buf(),
         detail: format!("archive state does not serialise: {error}"),

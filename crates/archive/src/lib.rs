@@ -183,6 +183,7 @@
 //! of JSON, which bounds the archiver's memory.
 
 mod archiver;
+mod backup;
 mod compaction;
 mod files;
 mod schema;
@@ -193,6 +194,7 @@ pub use archiver::{
     ARCHIVE_CONSUMER, ArchiveExpireReport, ArchiveOptions, ArchiveReport, Archiver, ArchiverHandle,
     CrashPoint, SealReport,
 };
+pub use backup::backup_archive;
 pub use compaction::CompactReport;
 pub use files::{
     ArchivedRecord, PartFile, PartFileSummary, Partition, list_all_part_files, list_part_files,

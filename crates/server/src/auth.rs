@@ -234,14 +234,12 @@ where
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
         let limit_bytes = AppState::from_ref(state).config.ingest_body_bytes_max;
-        // `DefaultBodyLimit` (routes) has already wrapped the body in that limit.
-        read_body_within_limit(request.into_body(), usize::MAX)
+        // `DefaultBodyLimit` (routes) has already wrapped the body in that limit; the
+        // figure is for the error message.
+        axum::body::to_bytes(request.into_body(), usize::MAX)
             .await
             .map(RequestBody)
-            .map_err(|error| match error.0.status {
-                413 => ApiError(AwsError::request_entity_too_large(limit_bytes)),
-                _ => error,
-            })
+            .map_err(|error| body_read_error(&error, limit_bytes))
     }
 }
 

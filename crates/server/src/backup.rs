@@ -8,7 +8,8 @@
 //!    delivery manifests and digest chains, local trail buckets). A trail's manifest is
 //!    copied before the store, so the store's cursors, read later, are at or past it; a
 //!    restored trail resumes after the later of the two and never resends a file.
-//! 2. The Parquet archive: its `state.json`, then the part files it counts as done.
+//! 2. The Parquet archive (`opentrail_archive::backup_archive`): its state, then the part
+//!    files it counts as done.
 //! 3. The store (`opentrail_store::backup_store`), with the archive's cursor set to where
 //!    the copied `state.json` ends, so the restored archiver seals exactly what the copy
 //!    lacks.
@@ -30,9 +31,6 @@ use crate::app::ARCHIVE_DIR_NAME;
 /// Written last into a finished backup.
 pub const BACKUP_MANIFEST_NAME: &str = "BACKUP.json";
 const STORE_DIR_NAME: &str = "store";
-const ARCHIVE_STATE: &str = "_opentrail/state.json";
-/// Archive copy attempts (a compaction may remove a part file while it is being copied).
-const ARCHIVE_ATTEMPTS: usize = 5;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
@@ -48,10 +46,8 @@ pub enum BackupError {
     NotABackup(PathBuf),
     #[error("{0} holds no OpenTrail data directory (no store)")]
     NotADataDir(PathBuf),
-    #[error("the archive's state file {path} cannot be read: {detail}")]
-    ArchiveState { path: PathBuf, detail: String },
-    #[error("the archive kept changing while it was copied; try again")]
-    ArchiveBusy,
+    #[error(transparent)]
+    Archive(#[from] opentrail_archive::ArchiveError),
     #[error(transparent)]
     Store(#[from] opentrail_store::StoreError),
     #[error("{url}: {detail}")]
@@ -89,7 +85,7 @@ pub fn backup(data_dir: &Path, destination: &Path) -> Result<BackupManifest, Bac
     copy_tree(data_dir, destination, &|relative| {
         !relative.starts_with(STORE_DIR_NAME) && !relative.starts_with(ARCHIVE_DIR_NAME)
     })?;
-    let archived_through_seq = copy_archive(
+    let archived_through_seq = opentrail_archive::backup_archive(
         &data_dir.join(ARCHIVE_DIR_NAME),
         &destination.join(ARCHIVE_DIR_NAME),
     )?;
@@ -151,79 +147,6 @@ fn write_manifest(destination: &Path, manifest: &BackupManifest) -> Result<(), B
     crate::durable_files::write_private_file_atomically(&path, &bytes).map_err(io(&path))
 }
 
-/// The archive's state file, then every part file it counts as sealed; returns where the
-/// copied state ends (`None` without an archive).
-fn copy_archive(source: &Path, destination: &Path) -> Result<Option<u64>, BackupError> {
-    let state_path = source.join(ARCHIVE_STATE);
-    if !state_path.exists() {
-        return Ok(None);
-    }
-    for _ in 0..ARCHIVE_ATTEMPTS {
-        if destination.exists() {
-            std::fs::remove_dir_all(destination).map_err(io(destination))?;
-        }
-        let state_bytes = std::fs::read(&state_path).map_err(io(&state_path))?;
-        let state: serde_json::Value =
-            serde_json::from_slice(&state_bytes).map_err(|error| BackupError::ArchiveState {
-                path: state_path.clone(),
-                detail: error.to_string(),
-            })?;
-        let Some(archived_through) = state
-            .get("archived_through_seq")
-            .and_then(serde_json::Value::as_u64)
-        else {
-            return Err(BackupError::ArchiveState {
-                path: state_path,
-                detail: "no archived_through_seq".to_owned(),
-            });
-        };
-        let mut copied_state = state.clone();
-        // A seal in progress is not part of the copy: its files are left out below.
-        if let Some(object) = copied_state.as_object_mut() {
-            object.remove("sealing");
-        }
-        let target_state = destination.join(ARCHIVE_STATE);
-        if let Some(parent) = target_state.parent() {
-            std::fs::create_dir_all(parent).map_err(io(parent))?;
-        }
-        let copied_bytes = serde_json::to_vec_pretty(&copied_state).map_err(|error| {
-            BackupError::ArchiveState {
-                path: state_path.clone(),
-                detail: error.to_string(),
-            }
-        })?;
-        crate::durable_files::write_private_file_atomically(&target_state, &copied_bytes)
-            .map_err(io(&target_state))?;
-        let parts = opentrail_archive::list_all_part_files(source).map_err(|error| {
-            BackupError::ArchiveState {
-                path: source.to_path_buf(),
-                detail: error.to_string(),
-            }
-        })?;
-        let mut vanished = false;
-        for part in parts
-            .iter()
-            .filter(|part| part.last_seq <= archived_through)
-        {
-            let relative = part.path.strip_prefix(source).unwrap_or(&part.path);
-            match copy_file(&part.path, &destination.join(relative)) {
-                Ok(()) => {}
-                Err(BackupError::Io { source, .. })
-                    if source.kind() == std::io::ErrorKind::NotFound =>
-                {
-                    vanished = true;
-                    break;
-                }
-                Err(error) => return Err(error),
-            }
-        }
-        if !vanished {
-            return Ok(Some(archived_through));
-        }
-    }
-    Err(BackupError::ArchiveBusy)
-}
-
 /// Copies every regular file under `source` whose path (relative to it) `include` accepts,
 /// skipping lock and temporary files; a file removed meanwhile is skipped.
 fn copy_tree(
@@ -270,6 +193,13 @@ fn copy_file(from: &Path, to: &Path) -> Result<(), BackupError> {
         .map_err(io(to))
 }
 
+fn s3_error(url: &str, detail: String) -> BackupError {
+    BackupError::S3 {
+        url: url.to_owned(),
+        detail,
+    }
+}
+
 /// A parsed `s3://BUCKET[/PREFIX]`.
 pub fn parse_s3_url(url: &str) -> Option<(String, String)> {
     let rest = url.strip_prefix("s3://")?;
@@ -293,10 +223,7 @@ pub async fn upload_backup(
     prefix: &str,
     url: &str,
 ) -> Result<usize, BackupError> {
-    let s3_error = |detail: String| BackupError::S3 {
-        url: url.to_owned(),
-        detail,
-    };
+    let s3_error = |detail: String| s3_error(url, detail);
     let mut files = Vec::new();
     let mut pending = vec![local.to_path_buf()];
     while let Some(dir) = pending.pop() {
@@ -344,10 +271,7 @@ pub async fn download_backup(
 ) -> Result<usize, BackupError> {
     use futures_util::StreamExt as _;
     use object_store::ObjectStoreExt as _;
-    let s3_error = |detail: String| BackupError::S3 {
-        url: url.to_owned(),
-        detail,
-    };
+    let s3_error = |detail: String| s3_error(url, detail);
     match bucket
         .head(&object_path(prefix, BACKUP_MANIFEST_NAME))
         .await
