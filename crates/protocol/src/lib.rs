@@ -5,6 +5,9 @@
 //! framework, and fills the response inputs from its own types.
 //!
 //! - [`sigv4`]: Signature Version 4 verification (server) and signing (CLI).
+//! - [`aws_calls`]: AWS calls seen from outside (the recording proxy): service, operation,
+//!   parameters and resources of a request in any AWS protocol, and the error a response
+//!   carries.
 //! - [`error`]: error codes, HTTP statuses, and error rendering for both protocols.
 //! - [`json11`]: awsJson1_1 dispatch (`X-Amz-Target`), body parsing and success rendering.
 //! - [`lookup_events`]: LookupEvents request validation and response shapes.
@@ -18,6 +21,7 @@
 //! - [`trails`]: the trail operations' shapes and their validation (names, ARNs, buckets,
 //!   prefixes, selectors).
 
+pub mod aws_calls;
 pub mod channels;
 pub mod cloudtrail_data;
 pub mod error;

@@ -7,7 +7,7 @@
 //!   account only) and `category=insight` narrow the scope. The answer is
 //!   `{"events":[<record>…],"nextCursor":"…"}`, newest first; `nextCursor` is absent on
 //!   the last page.
-//! - `POST /v1/events` answers [`IngestResponse`].
+//! - `POST /v1/events` and `POST /v1/k8s-audit` answer [`IngestResponse`].
 
 use serde::Serialize;
 
@@ -170,12 +170,16 @@ pub fn lookup_response_body<'a>(
     body
 }
 
-/// The answer to `POST /v1/events`.
+/// The answer to `POST /v1/events` (and `POST /v1/k8s-audit`, which adds
+/// `skippedStages`: audit events of earlier stages, not recorded).
 #[derive(Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct IngestResponse {
     pub accepted: Vec<IngestedEvent>,
     pub duplicates: Vec<IngestedEvent>,
     pub failed: Vec<IngestFailure>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped_stages: Option<usize>,
 }
 
 #[derive(Debug, Serialize)]

@@ -134,6 +134,56 @@ struct AuthorizationHeader<'h> {
     signature: &'h str,
 }
 
+/// Who signed a request and for what, read from its `Authorization` header or, for a
+/// presigned URL, its `X-Amz-Credential` query parameter. Nothing is verified: this is what
+/// the recording proxy reads from calls to other services.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialScope {
+    pub access_key_id: String,
+    pub region: String,
+    pub service: String,
+}
+
+impl CredentialScope {
+    /// From `AKID/20260101/us-east-1/s3/aws4_request`.
+    pub fn from_credential(credential: &str) -> Option<CredentialScope> {
+        let parts: Vec<&str> = credential.trim().split('/').collect();
+        let [access_key_id, _date, region, service, _terminator] = parts[..] else {
+            return None;
+        };
+        if access_key_id.is_empty() || service.is_empty() {
+            return None;
+        }
+        Some(CredentialScope {
+            access_key_id: access_key_id.to_owned(),
+            region: region.to_owned(),
+            service: service.to_owned(),
+        })
+    }
+
+    /// From an `Authorization: AWS4-HMAC-SHA256 Credential=…` header value.
+    pub fn from_authorization(header: &str) -> Option<CredentialScope> {
+        let parsed = parse_authorization(header, true).ok()?;
+        Some(CredentialScope {
+            access_key_id: parsed.access_key_id.to_owned(),
+            region: parsed.region.to_owned(),
+            service: parsed.service.to_owned(),
+        })
+    }
+
+    /// From a raw query string carrying `X-Amz-Credential` (a presigned URL).
+    pub fn from_query(query: &str) -> Option<CredentialScope> {
+        query
+            .split('&')
+            .filter_map(|pair| pair.split_once('='))
+            .find(|(name, _)| *name == "X-Amz-Credential")
+            .and_then(|(_, value)| {
+                let decoded = percent_decode(value);
+                CredentialScope::from_credential(std::str::from_utf8(&decoded).ok()?)
+            })
+    }
+}
+
 /// Verifies a SigV4-signed request.
 ///
 /// `secret_for` maps an access key id to its secret; `None` means the key is unknown.
