@@ -359,7 +359,8 @@ class Server:
         env.update(self.extra_env)
         return env
 
-    def start(self) -> "Server":
+    def start(self, port: int | None = None) -> "Server":
+        """Starts on a free port, or on `port` (a restart that clients must find again)."""
         if not self.binary.exists():
             raise RuntimeError(
                 f"opentrail binary not found at {self.binary}; build it (cargo build -p opentrail) "
@@ -368,7 +369,7 @@ class Server:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         last_error = ""
         for _attempt in range(3):  # a free port can be taken between probing and binding
-            self.port = free_port()
+            self.port = port or free_port()
             self._log_index += 1
             logs = self.data_dir.parent
             self.stdout_path = logs / f"{self.data_dir.name}.stdout.{self._log_index}.log"

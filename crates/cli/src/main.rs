@@ -12,6 +12,7 @@ mod ingest_files;
 mod keys_command;
 mod lookup_command;
 mod output;
+mod proxy_command;
 mod s3_args;
 mod time_arg;
 mod validate_command;
@@ -89,6 +90,16 @@ enum Command {
     /// Bring a backup (a directory or s3://BUCKET/PREFIX) back into a new data
     /// directory, for `opentrail serve`.
     Restore(backup_command::RestoreArgs),
+    /// Run a recording proxy in front of an API: every call is forwarded unchanged and
+    /// recorded as a CloudTrail record.
+    ///
+    /// AWS protocols (S3, DynamoDB, IAM, STS, SQS… as served by MinIO, Ceph, LocalStack,
+    /// moto) are named as AWS names them; other HTTP APIs by route rules (--config). The
+    /// caller is read from SigV4, a JWT or basic auth; secrets are never stored. Example:
+    /// opentrail proxy --listen 127.0.0.1:4590 --upstream http://127.0.0.1:9000
+    /// --endpoint http://127.0.0.1:4580 --credentials ./opentrail-data/credentials
+    // Boxed: its many flags make it much larger than the other variants.
+    Proxy(Box<proxy_command::ProxyArgs>),
 }
 
 #[derive(Debug, clap::Args)]
@@ -179,6 +190,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Restore(args) => {
             init_logging(LogFormat::Text, "warn");
             runtime.block_on(backup_command::restore(args))
+        }
+        Command::Proxy(args) => {
+            init_logging(LogFormat::Text, "info,fjall=warn,lsm_tree=warn");
+            runtime.block_on(proxy_command::run(*args))
         }
         Command::Validate(args) => {
             init_logging(LogFormat::Text, "warn");

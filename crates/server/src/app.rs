@@ -94,6 +94,8 @@ pub enum ServeError {
     },
     #[error(transparent)]
     Metrics(#[from] MetricsInstallError),
+    #[error("cannot start a recording proxy: {0}")]
+    Proxy(#[from] opentrail_proxy::ProxyError),
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
     #[error("a background task failed: {0}")]
@@ -113,6 +115,9 @@ pub struct Server {
         tokio_rustls::TlsAcceptor,
         Arc<crate::tls::ReloadableCertificate>,
     )>,
+    /// The `[[proxy]]` sections, bound, and the task appending what they record.
+    proxies: Vec<crate::recording::BoundProxy>,
+    proxy_records_writer: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Server {
@@ -145,6 +150,22 @@ impl Server {
             address: config.listen,
             source,
         })?;
+        let (proxies, proxy_records_writer) = if config.proxies.is_empty() {
+            (Vec::new(), None)
+        } else {
+            let context = opentrail_event::IngestContext {
+                account_id: config.account_id.clone(),
+                region: config.region.clone(),
+            };
+            let (sink, writer) =
+                crate::recording::StoreRecordSink::start(opened.store.clone(), context);
+            let proxies = crate::recording::bind_proxies(
+                &crate::recording::owned_by(&config.proxies, &config),
+                sink,
+            )
+            .await?;
+            (proxies, Some(writer))
+        };
         tracing::info!(
             listen = %local_addr,
             data_dir = %config.data_dir.display(),
@@ -171,6 +192,8 @@ impl Server {
             created_first_admin_key: opened.created_first_admin_key,
             archiver: opened.archiver,
             tls,
+            proxies,
+            proxy_records_writer,
         })
     }
 
@@ -214,6 +237,8 @@ impl Server {
             listener,
             archiver,
             tls,
+            proxies,
+            proxy_records_writer,
             ..
         } = self;
         let certificate_reload = tls
@@ -229,9 +254,16 @@ impl Server {
         let limits = state.config.connection_limits();
 
         let (shutdown_started_sender, shutdown_started) = tokio::sync::oneshot::channel::<()>();
+        let (proxies_closing_sender, proxies_closing) = tokio::sync::watch::channel(false);
+        let proxies_serving = tokio::spawn(crate::recording::serve_proxies(
+            proxies,
+            limits,
+            proxies_closing,
+        ));
         let graceful = async move {
             shutdown.await;
             tracing::info!("shutdown requested: no new connections; finishing requests in flight");
+            let _ = proxies_closing_sender.send(true);
             let _ = shutdown_started_sender.send(());
         };
         let serving = crate::connections::serve(
@@ -259,6 +291,15 @@ impl Server {
                 Ok(())
             }
         };
+        // The proxies' last records go in before the store closes.
+        if let Err(error) = proxies_serving.await {
+            tracing::error!(%error, "the recording proxies stopped with an error");
+        }
+        if let Some(writer) = proxy_records_writer
+            && let Err(error) = writer.await
+        {
+            tracing::error!(%error, "storing the proxies' last records failed");
+        }
         upkeep.abort();
         retention.abort();
         if let Some(reload) = certificate_reload {
@@ -453,6 +494,15 @@ fn open_data_directory(config: &Config) -> Result<OpenedDataDirectory, ServeErro
         credentials_file,
         created_first_admin_key: first_admin_key.is_some(),
     })
+}
+
+/// The data directory's store alone, for `opentrail proxy --data-dir` (blocking).
+pub(crate) fn open_store_only(config: &Config) -> Result<Store, ServeError> {
+    create_private_directory(&config.data_dir).map_err(|source| ServeError::DataDirectory {
+        path: config.data_dir.clone(),
+        source,
+    })?;
+    open_store(config)
 }
 
 /// The one place the store is opened, so its options follow the configuration.

@@ -36,6 +36,7 @@
 //! | `trails_per_region_max` | `OPENTRAIL_TRAILS_PER_REGION_MAX` | 5 (CloudTrail's quota) |
 //! | `[sns_topics]` table | (TOML only) | empty: topic ARN or name = webhook URL that gets each delivery's SNS-shaped notification |
 //! | `[cloudwatch_log_groups."<log group ARN>"]` tables | (TOML only) | empty: the stream sink of a log group, `kind = "webhook"` (`url`, `secret`), `"file"` (`path`, `rotate_bytes`, `keep_files`) or `"syslog"` (`address`) |
+//! | `[[proxy]]` sections | (TOML only) | none: recording proxies served by this process, each recording into this store (`listen`, `upstream`, `[proxy.recording]`; see `opentrail_proxy::config`) |
 //!
 //! An environment variable set to the empty string counts as unset, because container
 //! runtimes often pass every declared variable, set or not.
@@ -119,6 +120,8 @@ pub struct Config {
     pub lookup_rate_limit_per_key_per_second: Option<u32>,
     /// Where trails deliver log files, how often, and their notification and stream sinks.
     pub trail_delivery: TrailDeliveryConfig,
+    /// Recording proxies this process serves (`[[proxy]]`).
+    pub proxies: Vec<opentrail_proxy::ProxyConfig>,
 }
 
 /// Trail delivery settings (see the module table).
@@ -205,6 +208,7 @@ impl Default for Config {
             segments_url: None,
             lookup_rate_limit_per_key_per_second: None,
             trail_delivery: TrailDeliveryConfig::default(),
+            proxies: Vec::new(),
         }
     }
 }
@@ -247,6 +251,7 @@ pub struct ConfigLayer {
     pub trails_per_region_max: Option<usize>,
     pub sns_topics: Option<BTreeMap<String, String>>,
     pub cloudwatch_log_groups: Option<BTreeMap<String, StreamSinkConfig>>,
+    pub proxy: Option<Vec<opentrail_proxy::ProxyConfig>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -468,6 +473,18 @@ impl Config {
                 return Err(invalid_setting("cloudwatch_log_groups", log_group, &reason));
             }
         }
+        for proxy in &self.proxies {
+            if let Err(reason) = proxy.validate() {
+                return Err(invalid_setting("proxy", &proxy.listen.to_string(), &reason));
+            }
+            if proxy.listen == self.listen {
+                return Err(invalid_setting(
+                    "proxy",
+                    &proxy.listen.to_string(),
+                    "a proxy cannot listen on the server's own address",
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -622,6 +639,7 @@ impl ConfigLayer {
             // Maps have no sensible one-variable form: they come from the TOML file.
             sns_topics: None,
             cloudwatch_log_groups: None,
+            proxy: None,
         })
     }
 
@@ -658,6 +676,7 @@ impl ConfigLayer {
             trails_per_region_max,
             sns_topics,
             cloudwatch_log_groups,
+            proxy,
         } = self;
         // Destructuring above makes adding a field without handling it here a compile error.
         if let Some(value) = data_dir {
@@ -692,6 +711,9 @@ impl ConfigLayer {
         }
         if let Some(value) = seal_interval_secs {
             config.seal_interval_secs = value;
+        }
+        if let Some(value) = proxy {
+            config.proxies = value;
         }
         if let Some(value) = tls_cert {
             config.tls_cert = Some(value);
@@ -941,7 +963,67 @@ mod tests {
                 segments_url: None,
                 lookup_rate_limit_per_key_per_second: Some(2),
                 trail_delivery: TrailDeliveryConfig::default(),
+                proxies: Vec::new(),
             }
+        );
+    }
+
+    #[test]
+    fn proxy_sections_are_read_and_checked() {
+        let file = write_config_file(
+            r#"
+[[proxy]]
+listen = "127.0.0.1:4590"
+upstream = "http://127.0.0.1:9000"
+[proxy.recording]
+key_names = { AKIAEXAMPLE = "alice" }
+[[proxy.recording.routes]]
+method = "POST"
+path = "/v1/users/{user}"
+event_name = "CreateUser"
+"#,
+        );
+        let config = Config::load_with_environment(
+            Some(file.path()),
+            no_environment(),
+            ConfigLayer::default(),
+        )
+        .expect("file loads");
+        assert_eq!(config.proxies.len(), 1);
+        let proxy = &config.proxies[0];
+        assert_eq!(proxy.upstream, "http://127.0.0.1:9000");
+        assert_eq!(proxy.recording.key_names["AKIAEXAMPLE"], "alice");
+        assert_eq!(proxy.recording.routes[0].event_name, "CreateUser");
+
+        let bad_route = write_config_file(
+            "[[proxy]]
+listen = \"127.0.0.1:4590\"
+upstream = \"http://x\"
+[[proxy.recording.routes]]
+path = \"/a/{rest+}/b\"
+event_name = \"X\"
+",
+        );
+        let error = Config::load_with_environment(
+            Some(bad_route.path()),
+            no_environment(),
+            ConfigLayer::default(),
+        )
+        .expect_err("a greedy label in the middle is refused");
+        assert!(error.to_string().contains("greedy"), "{error}");
+        let no_scheme = write_config_file(
+            "[[proxy]]
+listen = \"127.0.0.1:4590\"
+upstream = \"127.0.0.1:9000\"
+",
+        );
+        assert!(
+            Config::load_with_environment(
+                Some(no_scheme.path()),
+                no_environment(),
+                ConfigLayer::default()
+            )
+            .is_err()
         );
     }
 

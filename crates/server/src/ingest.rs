@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use opentrail_event::EventRecord;
 use opentrail_protocol::AwsError;
-use opentrail_store::{AppendOutcome, StoreError};
+use opentrail_store::{AppendOutcome, Store, StoreError};
 use tokio::sync::Semaphore;
 
 use crate::api_error::ApiError;
@@ -70,10 +70,17 @@ pub async fn append_records(
     state: &AppState,
     records: Vec<EventRecord>,
 ) -> Result<Vec<AppendOutcome>, ApiError> {
+    append_to_store(state.store.clone(), records).await
+}
+
+/// [`append_records`] for callers without an [`AppState`] (the recording proxies).
+pub async fn append_to_store(
+    store: Store,
+    records: Vec<EventRecord>,
+) -> Result<Vec<AppendOutcome>, ApiError> {
     if records.is_empty() {
         return Ok(Vec::new());
     }
-    let store = state.store.clone();
     let started = std::time::Instant::now();
     let count = records.len() as u64;
     let outcome = tokio::task::spawn_blocking(move || store.try_append(records))

@@ -8,6 +8,8 @@
 //! - [`app`]: startup ([`Server::start`]), serving and graceful shutdown ([`serve`]).
 //! - [`observability`]: request ids, request logs, Prometheus metrics.
 //! - [`console`]: the web console at `/console` (cookie sessions, embedded assets).
+//! - [`recording`]: the recording proxies (`[[proxy]]`, `opentrail proxy`) and the sink
+//!   that appends their records to the store.
 //!
 //! Wire shapes and AWS error codes come from `opentrail-protocol`; events are stored by
 //! `opentrail-store`. This crate only connects them to HTTP.
@@ -26,6 +28,7 @@ pub mod ingest;
 pub mod keys;
 pub mod observability;
 pub mod rate_limit;
+pub mod recording;
 pub mod routes;
 pub mod tls;
 

@@ -79,10 +79,21 @@ async fn ingest_body(
             message: failure.message,
         });
     }
+    store_accepted(state, caller, parsed.records, response).await
+}
+
+/// Appends the records a caller may write (each with its index in the request) and
+/// completes `response` with what was accepted, deduplicated or refused.
+pub async fn store_accepted(
+    state: &AppState,
+    caller: &Caller,
+    parsed_records: Vec<(usize, opentrail_event::EventRecord)>,
+    mut response: IngestResponse,
+) -> Result<IngestResponse, ApiError> {
     let may_write_any_account = caller.account_id == state.config.account_id;
-    let mut indexes = Vec::with_capacity(parsed.records.len());
-    let mut records = Vec::with_capacity(parsed.records.len());
-    for (index, record) in parsed.records {
+    let mut indexes = Vec::with_capacity(parsed_records.len());
+    let mut records = Vec::with_capacity(parsed_records.len());
+    for (index, record) in parsed_records {
         // Keys of the default account (the platform operator, and imports) may write any
         // account; other tenants only their own, so no tenant can plant events in another.
         if !may_write_any_account && record.account_id != caller.account_id {

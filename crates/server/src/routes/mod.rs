@@ -17,6 +17,7 @@
 pub mod channels;
 pub mod events;
 pub mod json11;
+pub mod k8s_audit;
 pub mod keys;
 pub mod operations;
 pub mod put_audit_events;
@@ -55,12 +56,14 @@ pub fn router(state: AppState) -> Router {
 ///   until operations (LookupEvents, trails, channels) get their arm there.
 /// - `POST /v1/events` — native ingest (`caller.require_ingest()`), `GET /v1/events` —
 ///   native lookup (`caller.require_read()`).
+/// - `POST /v1/k8s-audit` — Kubernetes audit webhook (`caller.require_ingest()`).
 /// - `POST /PutAuditEvents` — cloudtrail-data restJson1; signed for `cloudtrail-data`,
 ///   which [`auth::signing_service_for_path`] already knows.
 pub fn authenticated_routes(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/", post(json11::dispatch))
         .route("/v1/events", post(events::ingest).get(events::lookup))
+        .route("/v1/k8s-audit", post(k8s_audit::receive))
         .route("/PutAuditEvents", post(put_audit_events::put_audit_events))
         .route("/metrics", get(operations::metrics))
         .route("/v1/keys", post(keys::create_key).get(keys::list_keys))
