@@ -26,6 +26,7 @@ import pytest
 
 import otlib
 from test_delivery import MotoServer
+from test_tls import certificates, tls_server  # noqa: F401 (fixtures)
 
 PROXY_KEY = "AKIAPROXYALICE000001"
 PROXY_SECRET = "moto-does-not-check-this-secret"
@@ -567,3 +568,45 @@ def test_kubernetes_audit_events_become_records_once(server_factory):
     reader = server.create_key("read")
     refused = server.signed_request("POST", "/v1/k8s-audit", body, {"content-type": "application/json"}, creds=reader)
     assert refused.status == 403 and refused.error_code == "AccessDeniedException", refused.text
+
+
+# --------------------------------------------------------------------------- TLS and HTTP/2
+
+
+def test_a_tls_upstream_is_reached_with_its_ca_and_http2_clients_are_served(tls_server, proxies, tmp_path):
+    """The upstream is OpenTrail itself over HTTPS (HTTP/2 offered by ALPN), reached with a
+    private CA; the SigV4 signature still verifies because the proxy keeps the Host."""
+    data_dir = tmp_path / "recorded"
+    proxy = proxies(
+        tls_server.endpoint, "--data-dir", str(data_dir), "--upstream-ca", str(tls_server.ca_bundle),
+    )
+    cloudtrail = boto3.session.Session(
+        aws_access_key_id=tls_server.admin.access_key_id,
+        aws_secret_access_key=tls_server.admin.secret_access_key,
+        region_name="us-east-1",
+    ).client("cloudtrail", endpoint_url=proxy.endpoint)
+    assert "Events" in cloudtrail.lookup_events(MaxResults=1)
+
+    h2 = subprocess.run(
+        ["curl", "-s", "--http2-prior-knowledge", "-o", "/dev/null", "-w", "%{http_version} %{http_code}", proxy.endpoint + "/health"],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert h2.stdout == "2 200", (h2.stdout, h2.stderr)
+
+    without_ca = proxies(tls_server.endpoint, "--data-dir", str(tmp_path / "unused"))
+    status, answer = call(without_ca.endpoint, "GET", "/health")
+    assert status == 502 and b"UpstreamUnavailable" in answer, answer
+
+    time.sleep(0.5)
+    proxy.stop()
+    server = otlib.Server(otlib.opentrail_bin(), data_dir)
+    server.start()
+    try:
+        looked_up = otlib.lookup_attr(server.client(), "AccessKeyId", tls_server.admin.access_key_id)
+        records = [json.loads(e["CloudTrailEvent"]) for e in looked_up]
+        assert [(r["eventSource"], r["eventName"]) for r in records] == [("cloudtrail.amazonaws.com", "LookupEvents")]
+        assert records[0]["requestParameters"]["maxResults"] == 1
+        health = otlib.lookup_attr(server.client(), "EventName", "GetHealth")
+        assert len(health) == 1
+    finally:
+        server.stop()

@@ -171,6 +171,67 @@ impl Api {
             .collect())
     }
 
+    /// How many events match one native lookup filter (`GET /v1/events`, every page).
+    pub async fn count_events(&self, filter: &str, value: &str) -> anyhow::Result<usize> {
+        #[derive(Deserialize)]
+        struct Page {
+            events: Vec<IgnoredAny>,
+            #[serde(rename = "nextCursor")]
+            next_cursor: Option<String>,
+        }
+        let mut count = 0;
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut path_and_query = format!("/v1/events?{filter}={value}&limit=1000");
+            if let Some(cursor) = &cursor {
+                path_and_query.push_str("&cursor=");
+                path_and_query.push_str(cursor);
+            }
+            let signature = sigv4::sign(
+                "GET",
+                &path_and_query,
+                &[("host", &self.host)],
+                b"",
+                &SigningParams {
+                    access_key_id: &self.credentials.access_key_id,
+                    secret_access_key: &self.credentials.secret_access_key,
+                    region: "us-east-1",
+                    service: SERVICE,
+                    now: jiff::Timestamp::now(),
+                    include_content_sha256: false,
+                },
+            );
+            let mut request = self
+                .http
+                .get(format!("{}{path_and_query}", self.endpoint))
+                .header("host", &self.host);
+            for (name, value) in &signature {
+                request = request.header(name.as_str(), value.as_str());
+            }
+            let response = request
+                .send()
+                .await
+                .with_context(|| format!("cannot reach the server at {}", self.endpoint))?;
+            let status = response.status();
+            let bytes = response
+                .bytes()
+                .await
+                .context("cannot read a lookup page")?;
+            if !status.is_success() {
+                bail!(
+                    "GET /v1/events failed with HTTP {status}: {}",
+                    String::from_utf8_lossy(&bytes[..bytes.len().min(500)])
+                );
+            }
+            let page: Page = serde_json::from_slice(&bytes).context("a lookup page is not JSON")?;
+            count += page.events.len();
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => return Ok(count),
+            }
+        }
+    }
+
     async fn send(
         &self,
         path: &str,

@@ -22,6 +22,7 @@ mod duckdb;
 mod ingest;
 mod lookups;
 mod parse;
+mod proxy;
 mod report;
 mod server;
 mod summary;
@@ -94,6 +95,21 @@ struct Args {
     /// events here), so this adds about 20 minutes to a full run.
     #[arg(long)]
     duckdb_gz_all_attributes: bool,
+    /// Only the recording proxy's benchmark (issue 16): latency it adds at a fixed rate
+    /// and calls/s, against calling the upstream directly (a fast in-process upstream, and
+    /// `moto_server` when --moto-server or the venv has it).
+    #[arg(long)]
+    proxy: bool,
+    /// Requests per second of the proxy benchmark's open-loop phases.
+    #[arg(long, value_name = "N", default_value_t = 2000)]
+    proxy_rate: u32,
+    /// Seconds of each open-loop phase of the proxy benchmark.
+    #[arg(long, value_name = "S", default_value_t = 10)]
+    proxy_seconds: u64,
+    /// `moto_server` for the proxy benchmark [default: $OPENTRAIL_VENV/bin/moto_server
+    /// when it exists].
+    #[arg(long, value_name = "FILE")]
+    moto_server: Option<PathBuf>,
     /// Run nothing: print the median of these reports (written by earlier runs' --out),
     /// figure by figure, and write the medians as a report to --out.
     #[arg(long, value_name = "REPORT", num_args = 2..)]
@@ -202,6 +218,30 @@ async fn run(args: Args) -> anyhow::Result<()> {
     };
     std::fs::create_dir_all(&work_dir)
         .with_context(|| format!("cannot create {}", work_dir.display()))?;
+    if args.proxy {
+        let moto_server = args.moto_server.clone().or_else(|| {
+            let venv = std::env::var_os("OPENTRAIL_VENV")?;
+            Some(PathBuf::from(venv).join("bin").join("moto_server")).filter(|path| path.exists())
+        });
+        let report = proxy::run(
+            &binary,
+            &work_dir.join("proxy"),
+            args.proxy_rate,
+            args.proxy_seconds,
+            moto_server,
+        )
+        .await;
+        if remove_work_dir {
+            let _ = std::fs::remove_dir_all(&work_dir);
+        }
+        let report = report?;
+        proxy::print(&report);
+        if let Some(out) = &args.out {
+            std::fs::write(out, serde_json::to_string_pretty(&report)?)
+                .with_context(|| format!("cannot write {}", out.display()))?;
+        }
+        return Ok(());
+    }
     let logs_dir = work_dir.join("logs");
     if logs_dir.exists() {
         std::fs::remove_dir_all(&logs_dir)

@@ -173,7 +173,7 @@ pub fn peak_rss_kb(pid: u32) -> Option<u64> {
 }
 
 /// A port that was free a moment ago (the server binds it right after).
-fn free_port() -> anyhow::Result<u16> {
+pub fn free_port() -> anyhow::Result<u16> {
     let listener = TcpListener::bind("127.0.0.1:0").context("cannot find a free port")?;
     Ok(listener
         .local_addr()

@@ -19,7 +19,6 @@ mod upstream;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::Router;
 use axum::body::Body;
@@ -27,7 +26,7 @@ use axum::extract::{ConnectInfo, State};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode, Uri, Version};
 use opentrail_recorder::capture::{CapturingBody, SharedCapture, snapshot};
-use opentrail_recorder::{ObservedCall, RecordSink, Recorder};
+use opentrail_recorder::{CallStart, ObservedCall, RecordSink, Recorder};
 
 pub use config::{ProxyConfig, WhenQueueFull};
 pub use upstream::UpstreamError;
@@ -140,18 +139,6 @@ fn remove_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// What is known about a call before its response.
-struct CallStart {
-    started: jiff::Timestamp,
-    clock: Instant,
-    method: String,
-    path: String,
-    query: String,
-    request_headers: HeaderMap,
-    request_capture: SharedCapture,
-    peer_ip: Option<std::net::IpAddr>,
-}
-
 async fn forward(State(state): State<Arc<ProxyState>>, request: Request<Body>) -> Response<Body> {
     metrics::counter!("opentrail_proxy_calls_total").increment(1);
     if !state.sink.has_room() {
@@ -169,16 +156,7 @@ async fn forward(State(state): State<Arc<ProxyState>>, request: Request<Body>) -
         .map(|ConnectInfo(peer)| peer.ip());
     let (body, request_capture) = CapturingBody::new(body, state.recorder.capture_bytes());
     let body = body.expecting(content_length(&parts.headers));
-    let start = CallStart {
-        started: jiff::Timestamp::now(),
-        clock: Instant::now(),
-        method: parts.method.to_string(),
-        path: parts.uri.path().to_owned(),
-        query: parts.uri.query().unwrap_or_default().to_owned(),
-        request_headers: parts.headers.clone(),
-        request_capture,
-        peer_ip,
-    };
+    let start = CallStart::new(&parts.method, &parts.uri, &parts.headers, peer_ip);
 
     // An HTTP/2 client sends its host as the `:authority`; HTTP/1.1 upstreams need `Host`.
     let client_authority = parts
@@ -199,6 +177,7 @@ async fn forward(State(state): State<Arc<ProxyState>>, request: Request<Body>) -
             return fail(
                 &state,
                 start,
+                &request_capture,
                 StatusCode::BAD_REQUEST,
                 format!("bad request target: {error}"),
             );
@@ -224,7 +203,13 @@ async fn forward(State(state): State<Arc<ProxyState>>, request: Request<Body>) -
                 state.config.upstream
             );
             tracing::warn!(%message, "proxy call failed");
-            return fail(&state, start, StatusCode::BAD_GATEWAY, message);
+            return fail(
+                &state,
+                start,
+                &request_capture,
+                StatusCode::BAD_GATEWAY,
+                message,
+            );
         }
     };
     let (mut parts, incoming) = response.into_parts();
@@ -241,20 +226,13 @@ async fn forward(State(state): State<Arc<ProxyState>>, request: Request<Body>) -
     let response_headers = parts.headers.clone();
     let recording_state = Arc::clone(&state);
     let body = body.on_end(Box::new(move || {
-        let call = ObservedCall {
-            started: start.started,
-            duration_ms: start.clock.elapsed().as_millis() as u64,
-            method: start.method,
-            path: start.path,
-            query: start.query,
-            request_headers: start.request_headers,
-            request_body: snapshot(&start.request_capture),
-            peer_ip: start.peer_ip,
-            status: Some(status),
+        let call = start.finish(
+            snapshot(&request_capture),
+            Some(status),
             response_headers,
-            response_body: snapshot(&response_capture),
-            failure: None,
-        };
+            snapshot(&response_capture),
+            None,
+        );
         submit(&recording_state, &call);
     }));
     Response::from_parts(parts, Body::new(body))
@@ -279,23 +257,17 @@ fn submit(state: &ProxyState, call: &ObservedCall) {
 fn fail(
     state: &ProxyState,
     start: CallStart,
+    request_capture: &SharedCapture,
     status: StatusCode,
     message: String,
 ) -> Response<Body> {
-    let call = ObservedCall {
-        started: start.started,
-        duration_ms: start.clock.elapsed().as_millis() as u64,
-        method: start.method,
-        path: start.path,
-        query: start.query,
-        request_headers: start.request_headers,
-        request_body: snapshot(&start.request_capture),
-        peer_ip: start.peer_ip,
-        status: None,
-        response_headers: HeaderMap::new(),
-        response_body: Default::default(),
-        failure: Some(message.clone()),
-    };
+    let call = start.finish(
+        snapshot(request_capture),
+        None,
+        HeaderMap::new(),
+        Default::default(),
+        Some(message.clone()),
+    );
     submit(state, &call);
     json_error(status, "UpstreamUnavailable", &message)
 }

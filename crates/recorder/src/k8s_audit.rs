@@ -23,7 +23,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::redact::Redaction;
-use crate::routes::default_event_name;
+use crate::routes::{default_event_name, pascal};
 
 /// Why a body is not an audit event list.
 #[derive(Debug, thiserror::Error)]
@@ -417,14 +417,6 @@ fn plural_of(kind: &str) -> String {
         format!("{stem}ies")
     } else {
         format!("{kind}s")
-    }
-}
-
-fn pascal(word: &str) -> String {
-    let mut characters = word.chars();
-    match characters.next() {
-        Some(first) => first.to_uppercase().chain(characters).collect(),
-        None => String::new(),
     }
 }
 

@@ -23,5 +23,5 @@ pub mod routes;
 pub mod sink;
 
 pub use client::{IngestClient, IngestCredentials};
-pub use record::{ObservedCall, Recorder, RecordingOptions};
+pub use record::{CallStart, ObservedCall, Recorder, RecordingOptions};
 pub use sink::{QueueKind, RecordSink, RemoteSink, SinkFull};

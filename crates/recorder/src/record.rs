@@ -91,6 +91,63 @@ pub struct ObservedCall {
     pub failure: Option<String>,
 }
 
+/// What is known of a call when its request arrives; [`CallStart::finish`] completes it
+/// into an [`ObservedCall`] once the response is over.
+#[derive(Debug, Clone)]
+pub struct CallStart {
+    started: jiff::Timestamp,
+    clock: std::time::Instant,
+    method: String,
+    path: String,
+    query: String,
+    request_headers: HeaderMap,
+    peer_ip: Option<IpAddr>,
+}
+
+impl CallStart {
+    pub fn new(
+        method: &http::Method,
+        uri: &http::Uri,
+        headers: &HeaderMap,
+        peer_ip: Option<IpAddr>,
+    ) -> CallStart {
+        CallStart {
+            started: jiff::Timestamp::now(),
+            clock: std::time::Instant::now(),
+            method: method.to_string(),
+            path: uri.path().to_owned(),
+            query: uri.query().unwrap_or_default().to_owned(),
+            request_headers: headers.clone(),
+            peer_ip,
+        }
+    }
+
+    /// The call, answered with `status` (`None`: no answer came, for `failure`).
+    pub fn finish(
+        self,
+        request_body: Captured,
+        status: Option<u16>,
+        response_headers: HeaderMap,
+        response_body: Captured,
+        failure: Option<String>,
+    ) -> ObservedCall {
+        ObservedCall {
+            started: self.started,
+            duration_ms: self.clock.elapsed().as_millis() as u64,
+            method: self.method,
+            path: self.path,
+            query: self.query,
+            request_headers: self.request_headers,
+            request_body,
+            peer_ip: self.peer_ip,
+            status,
+            response_headers,
+            response_body,
+            failure,
+        }
+    }
+}
+
 /// [`RecordingOptions`] ready to build records.
 #[derive(Debug, Clone)]
 pub struct Recorder {

@@ -162,7 +162,8 @@ pub fn default_event_name(method: &str, path: &str) -> String {
     name
 }
 
-fn pascal(word: &str) -> String {
+/// `word` with its first letter upper-cased.
+pub(crate) fn pascal(word: &str) -> String {
     let mut characters = word.chars();
     match characters.next() {
         Some(first) => first.to_uppercase().chain(characters).collect(),

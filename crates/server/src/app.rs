@@ -139,13 +139,7 @@ impl Server {
             tokio::task::spawn_blocking(move || open_data_directory(&config)).await??
         };
 
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| ServeError::Bind {
-                    address: config.listen,
-                    source,
-                })?;
+        let listener = bind(config.listen).await?;
         let local_addr = listener.local_addr().map_err(|source| ServeError::Bind {
             address: config.listen,
             source,
@@ -494,6 +488,13 @@ fn open_data_directory(config: &Config) -> Result<OpenedDataDirectory, ServeErro
         credentials_file,
         created_first_admin_key: first_admin_key.is_some(),
     })
+}
+
+/// A listening socket on `address`, or the error that names it.
+pub(crate) async fn bind(address: SocketAddr) -> Result<TcpListener, ServeError> {
+    TcpListener::bind(address)
+        .await
+        .map_err(|source| ServeError::Bind { address, source })
 }
 
 /// The data directory's store alone, for `opentrail proxy --data-dir` (blocking).

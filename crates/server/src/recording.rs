@@ -128,13 +128,7 @@ pub async fn bind_proxies(
     let mut bound = Vec::with_capacity(configs.len());
     for config in configs {
         let proxy = Proxy::new(config.clone(), Arc::clone(&sink))?;
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| ServeError::Bind {
-                    address: config.listen,
-                    source,
-                })?;
+        let listener = crate::app::bind(config.listen).await?;
         tracing::info!(
             listen = %listener.local_addr().unwrap_or(config.listen),
             upstream = proxy.upstream(),

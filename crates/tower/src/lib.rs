@@ -32,14 +32,14 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use http::{HeaderMap, Request, Response};
 use http_body::Body;
-use opentrail_recorder::capture::{CapturingBody, snapshot};
+use opentrail_recorder::capture::{Captured, CapturingBody, snapshot};
 use opentrail_recorder::{
-    IngestClient, IngestCredentials, ObservedCall, QueueKind, RecordSink, Recorder,
-    RecordingOptions, RemoteSink,
+    CallStart, IngestClient, IngestCredentials, QueueKind, RecordSink, Recorder, RecordingOptions,
+    RemoteSink,
 };
 
 /// Records kept in memory for OpenTrail by default.
@@ -140,40 +140,22 @@ pub struct RecordService<S> {
     sink: Arc<dyn RecordSink>,
 }
 
-/// What is known about a request before its response.
-struct CallStart {
-    started: jiff::Timestamp,
-    clock: Instant,
-    method: String,
-    path: String,
-    query: String,
-    headers: HeaderMap,
-    peer_ip: Option<std::net::IpAddr>,
+/// A request's start and where its record goes.
+struct PendingRecord {
+    start: CallStart,
     recorder: Arc<Recorder>,
     sink: Arc<dyn RecordSink>,
 }
 
-impl CallStart {
-    fn finish(
-        self,
-        status: u16,
-        response_headers: HeaderMap,
-        response: opentrail_recorder::capture::Captured,
-    ) {
-        let call = ObservedCall {
-            started: self.started,
-            duration_ms: self.clock.elapsed().as_millis() as u64,
-            method: self.method,
-            path: self.path,
-            query: self.query,
-            request_headers: self.headers,
-            request_body: Default::default(),
-            peer_ip: self.peer_ip,
-            status: Some(status),
+impl PendingRecord {
+    fn finish(self, status: u16, response_headers: HeaderMap, response: Captured) {
+        let call = self.start.finish(
+            Captured::default(),
+            Some(status),
             response_headers,
-            response_body: response,
-            failure: None,
-        };
+            response,
+            None,
+        );
         let record = self.recorder.record(&call);
         if let Err(full) = self.sink.submit(record) {
             tracing::warn!(%full, method = call.method, path = call.path, "a request was not recorded");
@@ -200,14 +182,8 @@ where
             .extensions()
             .get::<axum::extract::ConnectInfo<SocketAddr>>()
             .map(|axum::extract::ConnectInfo(peer)| peer.ip());
-        let start = CallStart {
-            started: jiff::Timestamp::now(),
-            clock: Instant::now(),
-            method: request.method().to_string(),
-            path: request.uri().path().to_owned(),
-            query: request.uri().query().unwrap_or_default().to_owned(),
-            headers: request.headers().clone(),
-            peer_ip,
+        let start = PendingRecord {
+            start: CallStart::new(request.method(), request.uri(), request.headers(), peer_ip),
             recorder: Arc::clone(&self.recorder),
             sink: Arc::clone(&self.sink),
         };
@@ -223,7 +199,7 @@ pin_project_lite::pin_project! {
     pub struct RecordFuture<F> {
         #[pin]
         inner: F,
-        start: Option<CallStart>,
+        start: Option<PendingRecord>,
     }
 }
 
