@@ -8,6 +8,7 @@ what it received; OpenTrail is the real binary, killed with SIGKILL where the te
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import http.server
 import json
@@ -124,6 +125,17 @@ def proxies(tmp_path):
     yield start
     for proxy in started:
         proxy.stop()
+
+
+@contextlib.contextmanager
+def served(data_dir: Path):
+    """`opentrail serve` on a data directory a stopped proxy recorded into."""
+    server = otlib.Server(otlib.opentrail_bin(), data_dir)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def events_of_key(server: otlib.Server, key: str) -> list[dict]:
@@ -274,13 +286,9 @@ def test_local_recording_survives_into_the_data_directory(server_factory, moto, 
     time.sleep(0.5)  # the record is appended right after the response; stopping drains it anyway
     proxy.stop()
     assert proxy.proc.returncode == 0, proxy.log.read_text()
-    server = otlib.Server(otlib.opentrail_bin(), data_dir)
-    server.start()
-    try:
+    with served(data_dir) as server:
         records = events_of_key(server, "AKIAPROXYLOCAL000001")
         assert [(r["eventSource"], r["eventName"]) for r in records] == [("dynamodb.amazonaws.com", "ListTables")]
-    finally:
-        server.stop()
 
 
 def test_a_kill_9_of_opentrail_neither_blocks_the_proxy_nor_loses_or_doubles_a_call(server_factory, moto, proxies, tmp_path):
@@ -412,32 +420,34 @@ resource_name = "users/{user}"
 
     time.sleep(0.5)
     proxy.stop()
-    server = otlib.Server(otlib.opentrail_bin(), data_dir)
-    server.start()
     try:
-        client = server.client()
-        created = otlib.lookup_attr(client, "EventName", "CreateUserKey")
-        assert len(created) == 1
-        record = json.loads(created[0]["CloudTrailEvent"])
-        assert record["eventSource"] == "users.example.com"
-        assert record["userIdentity"]["userName"] == "carol"
-        assert [(r["type"], r["ARN"]) for r in record["resources"]] == [("Example::User", "users/carol")]
-        assert record["requestParameters"]["user"] == "carol"
-        assert record["requestParameters"]["credentials"]["label"] == "ci"
-        forbidden = otlib.lookup_attr(client, "Username", "dave")
-        assert len(forbidden) == 1
-        denied = json.loads(forbidden[0]["CloudTrailEvent"])
-        assert denied["errorCode"] == "AccessDenied" and denied["errorMessage"] == "not for you"
-        assert denied["userIdentity"]["identityProvider"] == "https://idp.example.com"
-        assert denied["readOnly"] is True
-        # Nothing the store holds contains a secret: every stored file is searched.
-        for path in data_dir.rglob("*"):
-            if path.is_file():
-                content = path.read_bytes()
+        with served(data_dir) as server:
+            client = server.client()
+            created = otlib.lookup_attr(client, "EventName", "CreateUserKey")
+            assert len(created) == 1
+            record = json.loads(created[0]["CloudTrailEvent"])
+            assert record["eventSource"] == "users.example.com"
+            assert record["userIdentity"]["userName"] == "carol"
+            assert [(r["type"], r["ARN"]) for r in record["resources"]] == [("Example::User", "users/carol")]
+            assert record["requestParameters"]["user"] == "carol"
+            assert record["requestParameters"]["credentials"]["label"] == "ci"
+            forbidden = otlib.lookup_attr(client, "Username", "dave")
+            assert len(forbidden) == 1
+            denied = json.loads(forbidden[0]["CloudTrailEvent"])
+            assert denied["errorCode"] == "AccessDenied" and denied["errorMessage"] == "not for you"
+            assert denied["userIdentity"]["identityProvider"] == "https://idp.example.com"
+            assert denied["readOnly"] is True
+            for stored in (record, denied):
+                text = json.dumps(stored)
                 for secret in secrets:
-                    assert secret.encode() not in content, f"{secret} stored in {path}"
+                    assert secret not in text, f"{secret} stored: {text}"
+            # Nor any file of the data directory (uncompressed parts such as indexes).
+            for path in data_dir.rglob("*"):
+                if path.is_file():
+                    content = path.read_bytes()
+                    for secret in secrets:
+                        assert secret.encode() not in content, f"{secret} stored in {path}"
     finally:
-        server.stop()
         upstream.shutdown()
 
 
@@ -599,14 +609,11 @@ def test_a_tls_upstream_is_reached_with_its_ca_and_http2_clients_are_served(tls_
 
     time.sleep(0.5)
     proxy.stop()
-    server = otlib.Server(otlib.opentrail_bin(), data_dir)
-    server.start()
-    try:
+    with served(data_dir) as server:
         looked_up = otlib.lookup_attr(server.client(), "AccessKeyId", tls_server.admin.access_key_id)
         records = [json.loads(e["CloudTrailEvent"]) for e in looked_up]
         assert [(r["eventSource"], r["eventName"]) for r in records] == [("cloudtrail.amazonaws.com", "LookupEvents")]
         assert records[0]["requestParameters"]["maxResults"] == 1
         health = otlib.lookup_attr(server.client(), "EventName", "GetHealth")
         assert len(health) == 1
-    finally:
-        server.stop()
+

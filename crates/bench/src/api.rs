@@ -187,27 +187,13 @@ impl Api {
                 path_and_query.push_str("&cursor=");
                 path_and_query.push_str(cursor);
             }
-            let signature = sigv4::sign(
+            let request = self.signed(
                 "GET",
                 &path_and_query,
-                &[("host", &self.host)],
-                b"",
-                &SigningParams {
-                    access_key_id: &self.credentials.access_key_id,
-                    secret_access_key: &self.credentials.secret_access_key,
-                    region: "us-east-1",
-                    service: SERVICE,
-                    now: jiff::Timestamp::now(),
-                    include_content_sha256: false,
-                },
+                vec![("host", &self.host)],
+                "us-east-1",
+                Vec::new(),
             );
-            let mut request = self
-                .http
-                .get(format!("{}{path_and_query}", self.endpoint))
-                .header("host", &self.host);
-            for (name, value) in &signature {
-                request = request.header(name.as_str(), value.as_str());
-            }
             let response = request
                 .send()
                 .await
@@ -245,9 +231,24 @@ impl Api {
         if let Some(target) = target {
             headers.push(("x-amz-target", target));
         }
+        self.signed("POST", path, headers, region, body)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the server at {}", self.endpoint))
+    }
+
+    /// A request with `headers` and `body`, signed with the admin key for `region`.
+    fn signed(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        headers: Vec<(&str, &str)>,
+        region: &str,
+        body: Vec<u8>,
+    ) -> reqwest::RequestBuilder {
         let signature = sigv4::sign(
-            "POST",
-            path,
+            method,
+            path_and_query,
             &headers,
             &body,
             &SigningParams {
@@ -259,17 +260,17 @@ impl Api {
                 include_content_sha256: false,
             },
         );
-        let mut request = self.http.post(format!("{}{path}", self.endpoint));
+        let url = format!("{}{path_and_query}", self.endpoint);
+        let mut request = match method {
+            "GET" => self.http.get(url),
+            _ => self.http.post(url),
+        };
         for (name, value) in &headers {
             request = request.header(*name, *value);
         }
         for (name, value) in &signature {
             request = request.header(name.as_str(), value.as_str());
         }
-        request
-            .body(body)
-            .send()
-            .await
-            .with_context(|| format!("cannot reach the server at {}", self.endpoint))
+        request.body(body)
     }
 }

@@ -37,8 +37,12 @@ pub async fn ingest(
         )
         .await;
     }
-    let response = result?;
-    let body = serde_json::to_vec(&response).map_err(ApiError::internal)?;
+    ingest_answer(&result?)
+}
+
+/// 200 with an [`IngestResponse`], for every ingest route.
+pub fn ingest_answer(response: &IngestResponse) -> Result<Response, ApiError> {
+    let body = serde_json::to_vec(response).map_err(ApiError::internal)?;
     Ok((
         StatusCode::OK,
         [(header::CONTENT_TYPE, "application/json")],

@@ -8,8 +8,7 @@
 //! bearer token (`token: otb_…`).
 
 use axum::extract::{RawQuery, State};
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use opentrail_event::{EventRecord, IngestContext};
 use opentrail_protocol::AwsError;
 use opentrail_protocol::native::{IngestFailure, IngestResponse};
@@ -19,7 +18,7 @@ use crate::api_error::ApiError;
 use crate::app::AppState;
 use crate::audit::CallContext;
 use crate::auth::RequestBody;
-use crate::routes::events::store_accepted;
+use crate::routes::events::{ingest_answer, store_accepted};
 
 const DEFAULT_CLUSTER: &str = "kubernetes";
 
@@ -73,14 +72,7 @@ pub async fn receive(
         skipped_stages: Some(skipped_stages),
         ..IngestResponse::default()
     };
-    let response = store_accepted(&state, caller, records, response).await?;
-    let body = serde_json::to_vec(&response).map_err(ApiError::internal)?;
-    Ok((
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "application/json")],
-        body,
-    )
-        .into_response())
+    ingest_answer(&store_accepted(&state, caller, records, response).await?)
 }
 
 /// `cluster=NAME` from the query: 1–63 lower-case letters, digits, `-` and `.`.
