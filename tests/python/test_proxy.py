@@ -451,6 +451,26 @@ resource_name = "users/{user}"
         upstream.shutdown()
 
 
+def test_a_full_queue_refuses_calls_unless_told_to_pass_them(server_factory, proxies, tmp_path):
+    upstream = EchoUpstream()
+    server = server_factory()
+    ingest = server.create_key("ingest")
+    credentials = str(write_credentials(tmp_path / "ingest-credentials", ingest))
+    try:
+        # A queue of 0 MB is always full.
+        strict = proxies(upstream.endpoint, "--endpoint", server.endpoint, "--credentials", credentials,
+                         "--queue-dir", str(tmp_path / "q1"), "--queue-max-mb", "0")
+        status, answer = call(strict.endpoint, "POST", "/v1/orders", {"item": "book"})
+        assert status == 503 and json.loads(answer)["__type"] == "ServiceUnavailable", answer
+        assert upstream.received == [], "a call that cannot be recorded is not forwarded"
+        lenient = proxies(upstream.endpoint, "--endpoint", server.endpoint, "--credentials", credentials,
+                          "--queue-dir", str(tmp_path / "q2"), "--queue-max-mb", "0", "--on-queue-full", "pass")
+        status, _ = call(lenient.endpoint, "POST", "/v1/orders", {"item": "book"})
+        assert status == 200 and len(upstream.received) == 1
+    finally:
+        upstream.shutdown()
+
+
 # --------------------------------------------------------------------------- [[proxy]] sections
 
 

@@ -736,6 +736,38 @@ mod tests {
     }
 
     #[test]
+    fn rest_json_calls_are_named_by_their_uri_template() {
+        let none = HeaderMap::new();
+        let lambda = |method: &str, path: &str, body: &'static [u8]| {
+            identify(&view(method, path, "", &none, body), Some(&scope("lambda")))
+                .expect("a lambda call")
+        };
+        let invoke = lambda("POST", "/2015-03-31/functions/resize/invocations", b"{}");
+        assert_eq!(invoke.operation, "Invoke");
+        assert_eq!(invoke.parameters["functionName"], "resize");
+        let found = resources(&invoke, "us-east-1", "111122223333");
+        assert_eq!(
+            found[0].arn,
+            "arn:aws:lambda:us-east-1:111122223333:function:resize"
+        );
+        assert_eq!(
+            lambda("GET", "/2015-03-31/functions/resize", b"").operation,
+            "GetFunction"
+        );
+        assert_eq!(
+            lambda("GET", "/2015-03-31/functions/", b"").operation,
+            "ListFunctions"
+        );
+        let created = lambda(
+            "POST",
+            "/2015-03-31/functions",
+            br#"{"FunctionName":"thumbs","Runtime":"python3.12"}"#,
+        );
+        assert_eq!(created.operation, "CreateFunction");
+        assert_eq!(created.parameters["runtime"], "python3.12");
+    }
+
+    #[test]
     fn an_s3_object_call_names_its_bucket_and_object_like_cloudtrail() {
         let mut headers = HeaderMap::new();
         headers.insert("host", "photos.s3.localhost:9000".parse().expect("header"));
