@@ -5,7 +5,8 @@
 //!   µs per call), called at a fixed rate (open loop, 2,000 requests/s by default; latency
 //!   counted from each request's scheduled time, so a stall is not hidden) directly and
 //!   through `opentrail proxy` recording into a real `opentrail serve` over its disk
-//!   queue; alternated twice so drift hits both. Then the most calls/s with 8 clients.
+//!   queue; after 2 s of warm-up on each path, alternated three times so drift hits both,
+//!   and the median difference reported. Then the most calls/s with 8 clients.
 //! - `moto_server` (when found) as a real AWS-protocol upstream: DynamoDB `ListTables`,
 //!   SigV4-signed, at a rate moto sustains, directly and through the proxy.
 //! - Every proxied call must be recorded: the events of the benchmark's access key are
@@ -25,6 +26,9 @@ use crate::server::ServerProcess;
 /// The access key of the benchmark's calls: the upstreams ignore it, the proxy records it.
 const BENCH_KEY: &str = "AKIAPROXYBENCH000001";
 const THROUGHPUT_CLIENTS: usize = 8;
+/// Direct and proxied phases alternate this many times; the added latency reported is the
+/// median of the alternations' differences.
+const ALTERNATIONS: usize = 3;
 const THROUGHPUT_SECONDS: u64 = 5;
 
 #[derive(Debug, Clone, Serialize)]
@@ -98,13 +102,14 @@ pub async fn run(
             )
         }
     };
-    // Warm both paths' connection pools.
-    open_loop(get(direct_url.clone()), 200, 1).await;
-    open_loop(get(proxied_url.clone()), 200, 1).await;
-    let mut proxied_calls = 200;
+    // Warm both paths at the full rate (connection pools, the queue's first segment, the
+    // server's first ingest batches): start-up is not what is measured.
+    open_loop(get(direct_url.clone()), rate, 2).await;
+    let warm_up = open_loop(get(proxied_url.clone()), rate, 2).await;
+    let mut proxied_calls = warm_up.requests;
 
     let mut fast_upstream = Vec::new();
-    for _ in 0..2 {
+    for _ in 0..ALTERNATIONS {
         let direct = open_loop(get(direct_url.clone()), rate, seconds).await;
         let proxied = open_loop(get(proxied_url.clone()), rate, seconds).await;
         proxied_calls += proxied.requests;
@@ -133,9 +138,11 @@ pub async fn run(
         closed_loop_with(get(proxied_url.clone()), THROUGHPUT_CLIENTS).await;
     proxied_calls += closed_calls;
 
-    let moto = match moto_server {
+    // The moto proxy and moto stay up until the records are counted: a proxy stopped
+    // earlier would keep its last records queued until it runs again.
+    let (moto, _moto_processes) = match moto_server {
         Some(moto_server) => {
-            let (figures, calls) = moto_figures(
+            let (figures, calls, processes) = moto_figures(
                 &moto_server,
                 binary,
                 &server.endpoint,
@@ -145,9 +152,9 @@ pub async fn run(
             )
             .await?;
             proxied_calls += calls;
-            Some(figures)
+            (Some(figures), Some(processes))
         }
-        None => None,
+        None => (None, None),
     };
 
     let recorded_calls = wait_for_records(&server, proxied_calls).await?;
@@ -312,7 +319,7 @@ async fn moto_figures(
     credentials: &Path,
     work: &Path,
     http: &reqwest::Client,
-) -> anyhow::Result<(MotoFigures, usize)> {
+) -> anyhow::Result<(MotoFigures, usize, (ProxyChild, ChildGuard))> {
     const MOTO_RATE: u32 = 100;
     const MOTO_SECONDS: u64 = 10;
     let port = crate::server::free_port()?;
@@ -348,8 +355,6 @@ async fn moto_figures(
     let (throughput_proxied_per_second, closed_calls) =
         closed_loop_with(list_tables(proxy.address.clone()), 4).await;
     let calls = 20 + proxied.requests + closed_calls;
-    drop(proxy);
-    drop(moto);
     Ok((
         MotoFigures {
             rate_per_second: MOTO_RATE,
@@ -359,6 +364,7 @@ async fn moto_figures(
             throughput_proxied_per_second,
         },
         calls,
+        (proxy, moto),
     ))
 }
 

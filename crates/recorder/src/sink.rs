@@ -24,6 +24,12 @@ const BATCH_RECORDS_MAX: usize = 500;
 const BATCH_BYTES_MAX: usize = 4 * 1024 * 1024;
 /// Records waiting for the disk writer; past it, `submit` refuses.
 const WRITER_CHANNEL: usize = 16 * 1024;
+/// How long the disk writer gathers records after the first of a group: one fsync per
+/// group, so at most about 100 a second whatever the call rate.
+const GROUP_LINGER: Duration = Duration::from_millis(10);
+/// How long the shipper waits after sending a batch that was not full, so a steady trickle
+/// of calls goes to the server in batches rather than one request per call.
+const SHIP_LINGER: Duration = Duration::from_millis(100);
 const BACKOFF_FIRST: Duration = Duration::from_millis(200);
 const BACKOFF_MAX: Duration = Duration::from_secs(15);
 
@@ -210,10 +216,12 @@ async fn write_to_disk(shared: Arc<Shared>, mut input: mpsc::Receiver<String>) {
     };
     while let Some(first) = input.recv().await {
         let mut group = vec![first];
-        while group.len() < BATCH_RECORDS_MAX
-            && let Ok(next) = input.try_recv()
-        {
-            group.push(next);
+        let linger = tokio::time::Instant::now() + GROUP_LINGER;
+        while group.len() < BATCH_RECORDS_MAX {
+            match tokio::time::timeout_at(linger, input.recv()).await {
+                Ok(Some(next)) => group.push(next),
+                Ok(None) | Err(_) => break,
+            }
         }
         let mut backoff = BACKOFF_FIRST;
         loop {
@@ -254,6 +262,7 @@ async fn ship(shared: Arc<Shared>) {
             continue;
         };
         send_until_acknowledged(&shared, &records).await;
+        let full_batch = records.len() >= BATCH_RECORDS_MAX;
         let bytes: u64 = records.iter().map(|record| record.len() as u64 + 1).sum();
         if let Err(error) = acknowledge.run(&shared).await {
             tracing::error!(%error, "cannot save the recording queue's cursor; the batch will be sent again (the server deduplicates it)");
@@ -267,6 +276,9 @@ async fn ship(shared: Arc<Shared>) {
         metrics::counter!("opentrail_recorder_records_sent_total").increment(records.len() as u64);
         metrics::gauge!("opentrail_recorder_pending_bytes")
             .set(shared.pending_bytes.load(Ordering::Acquire) as f64);
+        if !full_batch {
+            tokio::time::sleep(SHIP_LINGER).await;
+        }
     }
 }
 

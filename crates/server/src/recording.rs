@@ -29,6 +29,8 @@ const SINK_CHANNEL: usize = 16 * 1024;
 const GROUP_RECORDS_MAX: usize = 1000;
 const RETRY_FIRST: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(5);
+/// How long `opentrail proxy` waits at shutdown for its queue to reach the server.
+const REMOTE_FLUSH_AT_SHUTDOWN: Duration = Duration::from_secs(10);
 
 /// Appends recorded calls to a local store.
 pub struct StoreRecordSink {
@@ -180,6 +182,10 @@ pub async fn run_proxy(
         RecordInto::Store(config) => Some(config.as_ref().clone()),
         RecordInto::Remote(_) => None,
     };
+    let remote = match &into {
+        RecordInto::Remote(remote) => Some(remote.clone()),
+        RecordInto::Store(_) => None,
+    };
     let (sink, store_writer, store): (Arc<dyn RecordSink>, _, _) = match into {
         RecordInto::Remote(remote) => (Arc::new(remote), None, None),
         RecordInto::Store(config) => {
@@ -210,6 +216,16 @@ pub async fn run_proxy(
             let _ = closing_sender.send(true);
             serving.await;
         }
+    }
+    // Records still queued for a server are on disk and go at the next start; a short
+    // wait here usually sends them now.
+    if let Some(remote) = remote
+        && !remote.flush(REMOTE_FLUSH_AT_SHUTDOWN).await
+    {
+        tracing::warn!(
+            pending_bytes = remote.pending_bytes(),
+            "records are still queued for OpenTrail; they are sent when the proxy starts again"
+        );
     }
     // Every proxy is gone, so the sink's last handle is too: the writer stores what is
     // queued and ends.
