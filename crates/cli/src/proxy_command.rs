@@ -87,8 +87,7 @@ pub async fn run(args: ProxyArgs) -> anyhow::Result<()> {
                 .clone()
                 .or(file_region)
                 .unwrap_or_else(|| DEFAULT_REGION.to_owned());
-            let client =
-                IngestClient::new(endpoint, credentials, &region).map_err(anyhow::Error::msg)?;
+            let client = IngestClient::new(endpoint, credentials, &region)?;
             let queue = QueueKind::Disk {
                 directory: args.queue_dir.clone(),
                 bytes_max: args.queue_max_mb.saturating_mul(1_000_000),

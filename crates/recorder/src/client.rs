@@ -26,6 +26,17 @@ impl std::fmt::Debug for IngestCredentials {
     }
 }
 
+/// Why a client could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientSetupError {
+    #[error("invalid OpenTrail endpoint {endpoint:?}: {reason}")]
+    Endpoint { endpoint: String, reason: String },
+    #[error("cannot build the HTTP client: {0}")]
+    Http(String),
+    #[error("cannot open the recording queue: {0}")]
+    Queue(#[from] std::io::Error),
+}
+
 /// Why a batch was not accepted.
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
@@ -59,14 +70,16 @@ impl IngestClient {
         endpoint: &str,
         credentials: IngestCredentials,
         region: &str,
-    ) -> Result<IngestClient, String> {
-        let endpoint = Url::parse(endpoint)
-            .map_err(|error| format!("invalid endpoint {endpoint:?}: {error}"))?;
+    ) -> Result<IngestClient, ClientSetupError> {
+        let endpoint = Url::parse(endpoint).map_err(|error| ClientSetupError::Endpoint {
+            endpoint: endpoint.to_owned(),
+            reason: error.to_string(),
+        })?;
         let http = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(REQUEST_TIMEOUT)
             .build()
-            .map_err(|error| format!("cannot build the HTTP client: {error}"))?;
+            .map_err(|error| ClientSetupError::Http(error.to_string()))?;
         Ok(IngestClient {
             http,
             endpoint,

@@ -22,6 +22,6 @@ pub mod redact;
 pub mod routes;
 pub mod sink;
 
-pub use client::{IngestClient, IngestCredentials};
+pub use client::{ClientSetupError, IngestClient, IngestCredentials};
 pub use record::{CallStart, ObservedCall, Recorder, RecordingOptions};
 pub use sink::{QueueKind, RecordSink, RemoteSink, SinkFull};

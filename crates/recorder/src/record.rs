@@ -7,7 +7,7 @@
 //! | `sourceIPAddress` | the peer, or the `X-Forwarded-For` entry `trusted_forwarded_hops` from the right |
 //! | `userAgent` | `User-Agent` |
 //! | `errorCode`, `errorMessage` | the upstream's error response (AWS error bodies, gRPC status, else the HTTP status name) |
-//! | `requestParameters` | the operation's parameters, else the path labels, query and JSON body; redacted |
+//! | `requestParameters` | an AWS operation's parameters; else a JSON object body's members with the path labels and query parameters beside them; redacted |
 //! | `readOnly` | the AWS operation's verb, a rule, else GET/HEAD/OPTIONS |
 //! | `resources` | the AWS resources the call names, or the rule's resource |
 //! | `requestID` | the upstream's request id header, else a new UUID |

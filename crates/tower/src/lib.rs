@@ -2,7 +2,7 @@
 //! with one layer:
 //!
 //! ```no_run
-//! # async fn example() -> Result<(), String> {
+//! # async fn example() -> Result<(), opentrail_recorder::ClientSetupError> {
 //! use opentrail_tower::{Client, RecordLayer};
 //! use opentrail_recorder::IngestCredentials;
 //!
@@ -38,8 +38,8 @@ use http::{HeaderMap, Request, Response};
 use http_body::Body;
 use opentrail_recorder::capture::{Captured, CapturingBody, snapshot};
 use opentrail_recorder::{
-    CallStart, IngestClient, IngestCredentials, QueueKind, RecordSink, Recorder, RecordingOptions,
-    RemoteSink,
+    CallStart, ClientSetupError, IngestClient, IngestCredentials, QueueKind, RecordSink, Recorder,
+    RecordingOptions, RemoteSink,
 };
 
 /// Records kept in memory for OpenTrail by default.
@@ -60,7 +60,7 @@ impl Client {
         endpoint: &str,
         credentials: IngestCredentials,
         region: &str,
-    ) -> Result<Client, String> {
+    ) -> Result<Client, ClientSetupError> {
         Client::with_queue(endpoint, credentials, region, QUEUE_RECORDS_DEFAULT)
     }
 
@@ -70,10 +70,9 @@ impl Client {
         credentials: IngestCredentials,
         region: &str,
         records_max: usize,
-    ) -> Result<Client, String> {
+    ) -> Result<Client, ClientSetupError> {
         let client = IngestClient::new(endpoint, credentials, region)?;
-        let sink = RemoteSink::start(client, QueueKind::Memory { records_max })
-            .map_err(|error| error.to_string())?;
+        let sink = RemoteSink::start(client, QueueKind::Memory { records_max })?;
         Ok(Client { sink })
     }
 

@@ -46,7 +46,7 @@ async fn each_request_of_the_service_is_recorded_with_its_caller_route_and_error
         let _ = stopped.await;
     }));
 
-    let client = Client::new(&endpoint, credentials, "eu-west-1").map_err(anyhow::Error::msg)?;
+    let client = Client::new(&endpoint, credentials, "eu-west-1")?;
     let options = RecordingOptions {
         event_source: Some("orders.example.com".into()),
         routes: vec![RouteRule {
