@@ -212,6 +212,18 @@ def test_aws_calls_through_the_proxy_are_recorded_with_name_user_resource_and_er
         env=env, capture_output=True, text=True, timeout=60,
     )
     assert listed.returncode == 0, listed.stderr
+    upload = tmp_path / "notes.txt"
+    upload.write_text("quarterly notes\n")
+    copied = subprocess.run(
+        [otlib.aws_cli_path(), "--endpoint-url", proxy.endpoint, "s3", "cp", str(upload), "s3://reports/notes.txt"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert copied.returncode == 0, copied.stderr
+    missing_user = subprocess.run(
+        [otlib.aws_cli_path(), "--endpoint-url", proxy.endpoint, "iam", "get-user", "--user-name", "ghost"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert missing_user.returncode != 0 and "NoSuchEntity" in missing_user.stderr
 
     expected = {
         ("s3.amazonaws.com", "CreateBucket", None),
@@ -223,6 +235,7 @@ def test_aws_calls_through_the_proxy_are_recorded_with_name_user_resource_and_er
         ("dynamodb.amazonaws.com", "DeleteTable", None),
         ("dynamodb.amazonaws.com", "DeleteTable", "ResourceNotFoundException"),
         ("dynamodb.amazonaws.com", "ListTables", None),
+        ("s3.amazonaws.com", "PutObject", None),
         ("iam.amazonaws.com", "CreateUser", None),
         ("iam.amazonaws.com", "GetUser", "NoSuchEntity"),
         ("sts.amazonaws.com", "GetCallerIdentity", None),
@@ -234,7 +247,7 @@ def test_aws_calls_through_the_proxy_are_recorded_with_name_user_resource_and_er
         lambda found: expected <= {(r["eventSource"], r["eventName"], r.get("errorCode")) for r in found},
         "every call recorded",
     )
-    assert len(records) == 14, sorted(r["eventName"] for r in records)
+    assert len(records) == 16, sorted(r["eventName"] for r in records)
     by_name = {}
     for record in records:
         by_name.setdefault((record["eventName"], record.get("errorCode")), record)
@@ -244,7 +257,7 @@ def test_aws_calls_through_the_proxy_are_recorded_with_name_user_resource_and_er
         assert record["sourceIPAddress"] == "127.0.0.1"
         assert "Signature=" not in json.dumps(record), "no signature is stored"
 
-    put = by_name[("PutObject", None)]
+    put = next(r for r in records if r["eventName"] == "PutObject" and r["requestParameters"]["key"] == "2026/q4.csv")
     assert put["requestParameters"]["bucketName"] == "reports"
     assert put["requestParameters"]["key"] == "2026/q4.csv"
     assert {r["ARN"] for r in put["resources"]} == {"arn:aws:s3:::reports", "arn:aws:s3:::reports/2026/q4.csv"}
@@ -257,6 +270,10 @@ def test_aws_calls_through_the_proxy_are_recorded_with_name_user_resource_and_er
     assert failed["errorMessage"], failed
     assert by_name[("CreateUser", None)]["requestParameters"]["userName"] == "bob"
     assert by_name[("ListTables", None)]["userAgent"].startswith("aws-cli/")
+    cli_put = [r for r in records if r["eventName"] == "PutObject" and r["requestParameters"]["key"] == "notes.txt"]
+    assert len(cli_put) == 1 and cli_put[0]["userAgent"].startswith("aws-cli/")
+    ghost = [r for r in records if r["eventName"] == "GetUser" and r["requestParameters"]["userName"] == "ghost"]
+    assert len(ghost) == 1 and ghost[0]["errorCode"] == "NoSuchEntity"
 
     # Combined filters find a recorded call like any other event.
     found = otlib.lookup_attr(server.client(), "ResourceName", "orders")

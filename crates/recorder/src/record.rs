@@ -630,6 +630,27 @@ mod tests {
     }
 
     #[test]
+    fn a_grpc_call_is_named_by_its_method_and_its_status_trailer() {
+        let recorder = Recorder::new(RecordingOptions::default(), "grpc.internal");
+        let mut observed = call(
+            "POST",
+            "/billing.v1.Invoices/VoidInvoice",
+            &[("content-type", "application/grpc+proto")],
+            b"\0\0\0\0\0",
+        );
+        let mut trailers = HeaderMap::new();
+        trailers.insert("grpc-status", "7".parse().expect("value"));
+        trailers.insert("grpc-message", "not allowed".parse().expect("value"));
+        observed.response_body.trailers = Some(trailers);
+        let record = parse(&recorder.record(&observed));
+        assert_eq!(record["eventSource"], "billing.v1.Invoices");
+        assert_eq!(record["eventName"], "VoidInvoice");
+        assert_eq!(record["errorCode"], "PermissionDenied");
+        assert_eq!(record["errorMessage"], "not allowed");
+        assert_eq!(record["readOnly"], false);
+    }
+
+    #[test]
     fn a_plain_http_call_is_named_by_its_rule_with_secrets_hidden() {
         let options = RecordingOptions {
             redact_json_paths: vec!["card.number".into()],
