@@ -138,6 +138,18 @@ def served(data_dir: Path):
         server.stop()
 
 
+def remote_proxy(proxies, upstream: str, server: otlib.Server, tmp_path: Path, queue: str, *extra: str) -> "ProxyProcess":
+    """`opentrail proxy` recording into `server` with a fresh ingest key, through `queue`."""
+    credentials = write_credentials(tmp_path / f"{queue}-credentials", server.create_key("ingest"))
+    return proxies(
+        upstream,
+        "--endpoint", server.endpoint,
+        "--credentials", str(credentials),
+        "--queue-dir", str(tmp_path / queue),
+        *extra,
+    )
+
+
 def events_of_key(server: otlib.Server, key: str) -> list[dict]:
     client = server.client()
     events = otlib.lookup_all(client, LookupAttributes=[{"AttributeKey": "AccessKeyId", "AttributeValue": key}])
@@ -165,14 +177,9 @@ def wait_for_events(server: otlib.Server, key: str, predicate, what: str, timeou
 
 def test_aws_calls_through_the_proxy_are_recorded_with_name_user_resource_and_error(server_factory, moto, proxies, tmp_path):
     server = server_factory()
-    ingest = server.create_key("ingest")
-    proxy = proxies(
-        moto.endpoint,
-        "--endpoint", server.endpoint,
-        "--credentials", str(write_credentials(tmp_path / "ingest-credentials", ingest)),
-        "--queue-dir", str(tmp_path / "queue"),
-        "--key-name", f"{PROXY_KEY}=alice",
-        "--account-id", server.account_id,
+    proxy = remote_proxy(
+        proxies, moto.endpoint, server, tmp_path, "queue",
+        "--key-name", f"{PROXY_KEY}=alice", "--account-id", server.account_id,
     )
     s3 = aws_client("s3", proxy.endpoint)
     s3.create_bucket(Bucket="reports")
@@ -310,13 +317,7 @@ def test_local_recording_survives_into_the_data_directory(server_factory, moto, 
 
 def test_a_kill_9_of_opentrail_neither_blocks_the_proxy_nor_loses_or_doubles_a_call(server_factory, moto, proxies, tmp_path):
     server = server_factory()
-    ingest = server.create_key("ingest")
-    proxy = proxies(
-        moto.endpoint,
-        "--endpoint", server.endpoint,
-        "--credentials", str(write_credentials(tmp_path / "ingest-credentials", ingest)),
-        "--queue-dir", str(tmp_path / "queue"),
-    )
+    proxy = remote_proxy(proxies, moto.endpoint, server, tmp_path, "queue")
     key = "AKIAPROXYOUTAGE00001"
     s3 = aws_client("s3", proxy.endpoint, key=key)
     s3.create_bucket(Bucket="outage")
@@ -471,17 +472,14 @@ resource_name = "users/{user}"
 def test_a_full_queue_refuses_calls_unless_told_to_pass_them(server_factory, proxies, tmp_path):
     upstream = EchoUpstream()
     server = server_factory()
-    ingest = server.create_key("ingest")
-    credentials = str(write_credentials(tmp_path / "ingest-credentials", ingest))
     try:
         # A queue of 0 MB is always full.
-        strict = proxies(upstream.endpoint, "--endpoint", server.endpoint, "--credentials", credentials,
-                         "--queue-dir", str(tmp_path / "q1"), "--queue-max-mb", "0")
+        strict = remote_proxy(proxies, upstream.endpoint, server, tmp_path, "q1", "--queue-max-mb", "0")
         status, answer = call(strict.endpoint, "POST", "/v1/orders", {"item": "book"})
         assert status == 503 and json.loads(answer)["__type"] == "ServiceUnavailable", answer
         assert upstream.received == [], "a call that cannot be recorded is not forwarded"
-        lenient = proxies(upstream.endpoint, "--endpoint", server.endpoint, "--credentials", credentials,
-                          "--queue-dir", str(tmp_path / "q2"), "--queue-max-mb", "0", "--on-queue-full", "pass")
+        lenient = remote_proxy(proxies, upstream.endpoint, server, tmp_path, "q2",
+                               "--queue-max-mb", "0", "--on-queue-full", "pass")
         status, _ = call(lenient.endpoint, "POST", "/v1/orders", {"item": "book"})
         assert status == 200 and len(upstream.received) == 1
     finally:
