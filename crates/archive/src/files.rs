@@ -96,24 +96,15 @@ pub fn write_bytes_durably(final_path: &Path, bytes: &[u8]) -> Result<(), Archiv
 
 /// Creates a directory (and parents) and makes its entry durable in its parent.
 pub fn create_dir_durably(dir: &Path) -> Result<(), ArchiveError> {
-    if dir.is_dir() {
-        return Ok(());
-    }
-    std::fs::create_dir_all(dir).map_err(|error| ArchiveError::io(dir, error))?;
-    sync_parent_dir(dir)
+    opentrail_durable::create_directory_durably(dir).map_err(|error| ArchiveError::io(dir, error))
 }
 
 pub fn sync_dir(dir: &Path) -> Result<(), ArchiveError> {
-    File::open(dir)
-        .and_then(|handle| handle.sync_all())
-        .map_err(|error| ArchiveError::io(dir, error))
+    opentrail_durable::sync_directory(dir).map_err(|error| ArchiveError::io(dir, error))
 }
 
 fn sync_parent_dir(path: &Path) -> Result<(), ArchiveError> {
-    match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => sync_dir(parent),
-        _ => sync_dir(Path::new(".")),
-    }
+    opentrail_durable::sync_parent(path).map_err(|error| ArchiveError::io(path, error))
 }
 
 /// One partition directory of the archive.

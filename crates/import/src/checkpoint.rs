@@ -63,7 +63,7 @@ impl Checkpoint {
             let path = path.to_path_buf();
             move |source| CheckpointError { path, source }
         };
-        create_private_directory(dir).map_err(error_at(dir))?;
+        opentrail_durable::create_private_directory(dir).map_err(error_at(dir))?;
         let path = dir.join(file_name_for(identity));
         let existing = match File::open(&path) {
             Ok(existing) => read_completed(existing, identity).map_err(error_at(&path))?,
@@ -193,15 +193,6 @@ fn read_completed(file: File, identity: &str) -> std::io::Result<Existing> {
 fn file_name_for(identity: &str) -> String {
     let digest = Sha256::digest(identity.as_bytes());
     format!("{}.jsonl", hex::encode(&digest[..16]))
-}
-
-fn create_private_directory(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt as _;
-    // The paths of imported files may be sensitive; keep them as private as the data dir.
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
 }
 
 #[cfg(test)]

@@ -60,7 +60,7 @@ impl DiskQueue {
             .iter()
             .filter(|segment| **segment < acknowledged.segment)
         {
-            remove_if_present(&segment_path(directory, *segment))?;
+            opentrail_durable::remove_if_present(&segment_path(directory, *segment))?;
         }
         segments.retain(|segment| *segment >= acknowledged.segment);
         if segments.is_empty() {
@@ -74,7 +74,7 @@ impl DiskQueue {
             .append(true)
             .open(&last_path)?;
         let writer_length = cut_torn_line(&mut writer)?;
-        sync_directory(directory)?;
+        opentrail_durable::sync_directory(directory)?;
         let mut queue = DiskQueue {
             directory: directory.to_owned(),
             segments,
@@ -119,7 +119,7 @@ impl DiskQueue {
                 .open(segment_path(&self.directory, next))?;
             self.writer_length = 0;
             self.segments.push(next);
-            sync_directory(&self.directory)?;
+            opentrail_durable::sync_directory(&self.directory)?;
         }
         let mut block = Vec::with_capacity(records.iter().map(|record| record.len() + 1).sum());
         for record in records {
@@ -217,7 +217,7 @@ impl DiskQueue {
             .iter()
             .filter(|segment| **segment < position.segment && Some(**segment) != last)
         {
-            remove_if_present(&segment_path(&self.directory, *segment))?;
+            opentrail_durable::remove_if_present(&segment_path(&self.directory, *segment))?;
         }
         self.segments
             .retain(|segment| *segment >= position.segment || Some(*segment) == last);
@@ -291,23 +291,8 @@ fn read_cursor(directory: &Path) -> io::Result<Option<Position>> {
 }
 
 fn write_cursor(directory: &Path, position: Position) -> io::Result<()> {
-    let temporary = directory.join(format!("{CURSOR_FILE}.tmp"));
-    let mut file = File::create(&temporary)?;
-    writeln!(file, "{} {}", position.segment, position.offset)?;
-    file.sync_all()?;
-    fs::rename(&temporary, directory.join(CURSOR_FILE))?;
-    sync_directory(directory)
-}
-
-fn sync_directory(directory: &Path) -> io::Result<()> {
-    File::open(directory)?.sync_all()
-}
-
-fn remove_if_present(path: &Path) -> io::Result<()> {
-    match fs::remove_file(path) {
-        Err(error) if error.kind() != io::ErrorKind::NotFound => Err(error),
-        _ => Ok(()),
-    }
+    let text = format!("{} {}\n", position.segment, position.offset);
+    opentrail_durable::write_atomically(&directory.join(CURSOR_FILE), text.as_bytes())
 }
 
 #[cfg(test)]

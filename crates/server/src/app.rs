@@ -25,12 +25,12 @@ use opentrail_trails::{Trails, TrailsError};
 use crate::audit::AuditRecorder;
 use crate::channels::{ChannelRegistry, ChannelRegistryError};
 use crate::config::Config;
-use crate::durable_files::create_private_directory;
 use crate::ingest::IngestLimiter;
 use crate::keys::{CREDENTIALS_FILE_NAME, KeyStore, KeyStoreError};
 use crate::observability::{self, MetricsInstallError};
 use crate::rate_limit::RateLimiter;
 use crate::routes;
+use opentrail_durable::create_private_directory;
 
 /// How long in-flight requests may take to finish after a shutdown signal. Ingest answers
 /// only after fsync, so this is generous; past it the process exits anyway rather than

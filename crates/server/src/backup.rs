@@ -135,7 +135,7 @@ fn prepare_empty_dir(dir: &Path) -> Result<(), BackupError> {
         }
     }
     // The copy holds the master key and access keys: only its owner may read it.
-    crate::durable_files::create_private_directory(dir).map_err(io(dir))
+    opentrail_durable::create_private_directory(dir).map_err(io(dir))
 }
 
 fn write_manifest(destination: &Path, manifest: &BackupManifest) -> Result<(), BackupError> {
@@ -144,7 +144,7 @@ fn write_manifest(destination: &Path, manifest: &BackupManifest) -> Result<(), B
         path: path.clone(),
         source: std::io::Error::other(error),
     })?;
-    crate::durable_files::write_private_file_atomically(&path, &bytes).map_err(io(&path))
+    opentrail_durable::write_private_atomically(&path, &bytes).map_err(io(&path))
 }
 
 /// Copies every regular file under `source` whose path (relative to it) `include` accepts,

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use opentrail_protocol::channels::{ChannelRef, Destination, Tag, channel_arn};
 use serde::{Deserialize, Serialize};
 
-use crate::durable_files::write_private_file_atomically;
+use opentrail_durable::write_private_atomically;
 
 /// The file name under the data directory.
 pub const CHANNELS_FILE_NAME: &str = "channels.json";
@@ -372,7 +372,7 @@ impl ChannelRegistry {
                 path: self.inner.path.clone(),
                 source: std::io::Error::other(error),
             })?;
-        write_private_file_atomically(&self.inner.path, &bytes).map_err(|source| {
+        write_private_atomically(&self.inner.path, &bytes).map_err(|source| {
             ChannelRegistryError::Write {
                 path: self.inner.path.clone(),
                 source,
@@ -483,8 +483,8 @@ mod tests {
         assert_eq!(reopened.get(&created.id), Some(renamed));
         assert_eq!(reopened.get(&second.id), None);
         assert_eq!(
-            crate::durable_files::permission_bits(reopened.path())?,
-            crate::durable_files::PRIVATE_FILE_MODE
+            opentrail_durable::permission_bits(reopened.path())?,
+            opentrail_durable::PRIVATE_FILE_MODE
         );
         Ok(())
     }

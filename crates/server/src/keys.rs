@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use crate::config::is_valid_account_id;
-use crate::durable_files::{create_private_file_durably, write_private_file_atomically};
+use opentrail_durable::{create_private_file_durably, write_private_atomically};
 
 pub const KEYS_FILE_NAME: &str = "keys.json";
 pub const MASTER_KEY_FILE_NAME: &str = "master.key";
@@ -202,7 +202,7 @@ impl KeyStore {
         // other order could leave an admin key nobody has the secret of.
         let created = self.create_then(Role::Admin, account_id, |created| {
             let contents = shared_credentials_file_contents(created, region);
-            write_private_file_atomically(credentials_file, contents.as_bytes())
+            write_private_atomically(credentials_file, contents.as_bytes())
                 .map_err(|source| io_error(credentials_file, source))
         })?;
         Ok(Some(created))
@@ -354,7 +354,7 @@ impl KeyStore {
                 detail: format!("cannot serialise: {error}"),
             })?;
         json.push(b'\n');
-        write_private_file_atomically(&self.inner.keys_file, &json)
+        write_private_atomically(&self.inner.keys_file, &json)
             .map_err(|source| io_error(&self.inner.keys_file, source))?;
         let mut guard = self
             .inner
@@ -537,7 +537,7 @@ fn load_or_create_master_key(
 
 fn warn_if_readable_by_others(path: &Path) {
     #[cfg(unix)]
-    if let Ok(mode) = crate::durable_files::permission_bits(path)
+    if let Ok(mode) = opentrail_durable::permission_bits(path)
         && mode & 0o077 != 0
     {
         tracing::warn!(
@@ -680,7 +680,7 @@ fn io_error(path: &Path, source: std::io::Error) -> KeyStoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::durable_files::permission_bits;
+    use opentrail_durable::permission_bits;
 
     const ACCOUNT: &str = "123456789012";
     const OTHER_ACCOUNT: &str = "210987654321";

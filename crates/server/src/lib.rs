@@ -23,7 +23,6 @@ pub mod channels;
 pub mod config;
 pub mod connections;
 pub mod console;
-mod durable_files;
 pub mod ingest;
 pub mod keys;
 pub mod observability;

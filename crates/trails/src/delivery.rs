@@ -41,12 +41,12 @@ use tokio::sync::watch;
 
 use crate::TrailsError;
 use crate::destination::Destinations;
-use crate::durable;
 use crate::log_file::{self, FileIdentity};
 use crate::manifest::{DeliveredFile, Manifest};
 use crate::model::{SnsTopic, Trail};
 use crate::notify::{Notifier, deterministic_message_id};
 use crate::selectors::{Decision, EventView, TrailFilter};
+use crate::state_file;
 
 /// Bumped if `state.json` changes shape; an older server refuses a newer file.
 const STATE_FORMAT: u32 = 1;
@@ -205,10 +205,10 @@ impl PlannedFile {
 
 /// Loads a trail's delivery state (default when none yet). Blocking.
 pub fn load_state(trail_dir: &Path) -> Result<DeliveryState, TrailsError> {
-    durable::load_versioned_state(&trail_dir.join(STATE_FILE_NAME), STATE_FORMAT)
+    state_file::load_versioned_state(&trail_dir.join(STATE_FILE_NAME), STATE_FORMAT)
 }
 
-impl durable::VersionedState for DeliveryState {
+impl state_file::VersionedState for DeliveryState {
     fn format(&self) -> u32 {
         self.format
     }
@@ -231,7 +231,7 @@ fn save_state(trail_dir: &Path, state: &DeliveryState, sync: bool) -> Result<(),
         path: path.clone(),
         reason: error.to_string(),
     })?;
-    durable::write_file_atomically(&path, &bytes, sync)
+    opentrail_durable::replace(&path, &bytes, opentrail_durable::Access::Default, sync)
         .map_err(|source| TrailsError::Write { path, source })
 }
 

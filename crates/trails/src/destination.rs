@@ -259,7 +259,7 @@ impl Bucket {
         if let Some(root) = &self.local_root {
             let path = root.join(key);
             tokio::task::spawn_blocking(move || {
-                crate::durable::sync_file_and_directory(&path)
+                opentrail_durable::sync_file_and_parent(&path)
                     .map_err(|source| DestinationError::Sync { path, source })
             })
             .await

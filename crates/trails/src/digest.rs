@@ -46,9 +46,9 @@ use crate::TrailsError;
 use crate::delivery::{StatusHandle, update_status};
 use crate::destination::Destinations;
 use crate::digest_keys::DigestKeys;
-use crate::durable;
 use crate::manifest::{DeliveredFile, Manifest};
 use crate::model::Trail;
+use crate::state_file;
 
 /// The value of `digestSignatureAlgorithm` and `x-amz-meta-signature-algorithm`.
 pub const SIGNATURE_ALGORITHM: &str = "SHA256withRSA";
@@ -316,10 +316,10 @@ pub struct PlannedDigest {
 
 /// Loads a trail's digest state (default when none yet). Blocking.
 pub fn load_digest_state(trail_dir: &Path) -> Result<DigestState, TrailsError> {
-    durable::load_versioned_state(&trail_dir.join(STATE_FILE_NAME), STATE_FORMAT)
+    state_file::load_versioned_state(&trail_dir.join(STATE_FILE_NAME), STATE_FORMAT)
 }
 
-impl durable::VersionedState for DigestState {
+impl state_file::VersionedState for DigestState {
     fn format(&self) -> u32 {
         self.format
     }
@@ -349,7 +349,7 @@ fn save_digest_state(trail_dir: &Path, state: &DigestState) -> Result<(), Trails
         path: path.clone(),
         reason: error.to_string(),
     })?;
-    durable::write_file_atomically(&path, &bytes, true)
+    opentrail_durable::write_atomically(&path, &bytes)
         .map_err(|source| TrailsError::Write { path, source })
 }
 

@@ -278,7 +278,7 @@ fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     file.sync_all()?;
     drop(file);
     std::fs::rename(&temporary, path)?;
-    crate::durable::sync_directory_of(path)
+    opentrail_durable::sync_parent(path)
 }
 
 #[cfg(test)]

@@ -31,7 +31,6 @@ pub mod delivery;
 pub mod destination;
 pub mod digest;
 pub mod digest_keys;
-mod durable;
 pub mod log_file;
 pub mod manifest;
 pub mod model;
@@ -39,6 +38,7 @@ pub mod notify;
 pub mod registry;
 pub mod selectors;
 pub mod service;
+mod state_file;
 pub mod streams;
 pub mod validate;
 

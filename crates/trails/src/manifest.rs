@@ -20,7 +20,6 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::TrailsError;
-use crate::durable;
 
 const MANIFEST_DIR_NAME: &str = "manifest";
 const DAY_FILE_SUFFIX: &str = ".jsonl";
@@ -104,7 +103,7 @@ impl Manifest {
     }
 
     fn read_day_file(path: &Path) -> Result<Vec<DeliveredFile>, TrailsError> {
-        let text = match durable::read_optional(path) {
+        let text = match opentrail_durable::read_optional(path) {
             Ok(Some(bytes)) => bytes,
             Ok(None) => return Ok(Vec::new()),
             Err(source) => {
@@ -218,7 +217,8 @@ impl Manifest {
             text.extend_from_slice(&line);
             text.push(b'\n');
         }
-        durable::append_durably(&path, &text).map_err(|source| TrailsError::Write { path, source })
+        opentrail_durable::append_durably(&path, &text)
+            .map_err(|source| TrailsError::Write { path, source })
     }
 
     /// Deletes day files that ended before `keep_from_ms`, except one holding a file with

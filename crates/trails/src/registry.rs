@@ -12,7 +12,6 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use serde::{Deserialize, Serialize};
 
 use crate::TrailsError;
-use crate::durable;
 use crate::model::Trail;
 
 const TRAILS_FILE_NAME: &str = "trails.json";
@@ -64,7 +63,7 @@ impl TrailRegistry {
             source,
         })?;
         let path = trails_dir.join(TRAILS_FILE_NAME);
-        let contents = match durable::read_optional(&path) {
+        let contents = match opentrail_durable::read_optional(&path) {
             Ok(None) => RegistryContents::default(),
             Ok(Some(bytes)) => {
                 let file: TrailsFile =
@@ -126,7 +125,7 @@ impl TrailRegistry {
             path: self.path.clone(),
             reason: error.to_string(),
         })?;
-        durable::write_file_atomically(&self.path, &bytes, true).map_err(|source| {
+        opentrail_durable::write_atomically(&self.path, &bytes).map_err(|source| {
             TrailsError::Write {
                 path: self.path.clone(),
                 source,

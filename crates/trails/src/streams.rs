@@ -40,7 +40,6 @@ use tokio::sync::watch;
 
 use crate::TrailsError;
 use crate::delivery::{StatusHandle, WorkerStop, update_status};
-use crate::durable;
 use crate::model::Trail;
 use crate::selectors::{Decision, TrailFilter};
 
@@ -356,7 +355,7 @@ fn append_with_rotation(
             && size + pending.len() as u64 + line_bytes > rotate_bytes
         {
             if !pending.is_empty() {
-                durable::append_durably(path, &pending)?;
+                opentrail_durable::append_durably(path, &pending)?;
                 pending.clear();
             }
             rotate(path, keep_files)?;
@@ -368,7 +367,7 @@ fn append_with_rotation(
     if pending.is_empty() {
         return Ok(());
     }
-    durable::append_durably(path, &pending)
+    opentrail_durable::append_durably(path, &pending)
 }
 
 /// `path` becomes `path.1`, `path.1` becomes `path.2`…; the oldest beyond `keep_files`
@@ -409,7 +408,7 @@ struct StreamStatus {
 /// Loads the stream status of a trail into `status`. Blocking.
 pub fn load_stream_status(trail_dir: &Path, status: &StatusHandle) {
     let path = trail_dir.join(STREAM_STATUS_FILE_NAME);
-    let Ok(Some(bytes)) = durable::read_optional(&path) else {
+    let Ok(Some(bytes)) = opentrail_durable::read_optional(&path) else {
         return;
     };
     if let Ok(saved) = serde_json::from_slice::<StreamStatus>(&bytes) {
@@ -608,7 +607,7 @@ impl StreamWorker {
         let written = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
             std::fs::create_dir_all(&trail_dir)?;
             let bytes = serde_json::to_vec(&saved).map_err(std::io::Error::other)?;
-            durable::write_file_atomically(&path, &bytes, false)
+            opentrail_durable::replace(&path, &bytes, opentrail_durable::Access::Default, false)
         })
         .await;
         if !matches!(written, Ok(Ok(()))) {
