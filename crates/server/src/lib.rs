@@ -3,6 +3,7 @@
 //!
 //! - [`config`]: the typed [`Config`] and its layers (defaults, TOML, environment, flags).
 //! - [`keys`]: access keys with roles and accounts; secrets sealed at rest.
+//! - [`lookup`]: every API's lookup becomes a store query here.
 //! - [`auth`]: SigV4 / bearer-token authentication middleware and the [`auth::Caller`].
 //! - [`routes`]: the router; new APIs are added in [`routes::authenticated_routes`].
 //! - [`app`]: startup ([`Server::start`]), serving and graceful shutdown ([`serve`]).
@@ -25,6 +26,7 @@ pub mod connections;
 pub mod console;
 pub mod ingest;
 pub mod keys;
+pub mod lookup;
 pub mod observability;
 pub mod rate_limit;
 pub mod recording;

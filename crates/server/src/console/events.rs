@@ -38,14 +38,14 @@ use http_body_util::channel::{Channel, Sender};
 use opentrail_event::{EventRecord, FilterField};
 use opentrail_protocol::AwsError;
 use opentrail_protocol::native::{MAX_PAGE_EVENTS, NativeLookup};
-use opentrail_store::{EventLane, LookupQuery, PageCursor, StoredEvent};
+use opentrail_store::{LookupQuery, PageCursor, StoredEvent};
 use serde::Serialize;
 
 use crate::api_error::ApiError;
 use crate::app::AppState;
 use crate::audit::CallContext;
 use crate::auth::Caller;
-use crate::routes::events::{decode_page_cursor, run_lookup, scoped_account};
+use crate::lookup::{native_query, run_lookup, scoped_account};
 
 /// Events per store query when a request reads more than one page (errors-only, export).
 const STORE_PAGE_EVENTS: usize = MAX_PAGE_EVENTS;
@@ -114,30 +114,15 @@ impl ConsoleQuery {
 
     /// The store query and the event filter this console query means for `caller`.
     fn resolve(&self, state: &AppState, caller: &Caller) -> Result<Resolved, ApiError> {
-        let account_id = scoped_account(state, caller, self.lookup.account.as_deref())?;
-        let cursor = decode_page_cursor(self.lookup.decode_cursor()?)?;
+        let query = native_query(state, caller, &self.lookup)?;
         let selection = Selection {
-            account_id: account_id.clone(),
+            account_id: query.account_id.clone(),
             region: self.lookup.region.clone(),
             insight: self.lookup.insight,
             filters: self.lookup.filters.clone(),
             start_ms: self.lookup.start_ms,
             end_ms: self.lookup.end_ms,
             errors_only: self.errors_only,
-        };
-        let query = LookupQuery {
-            account_id,
-            region: self.lookup.region.clone(),
-            lane: if self.lookup.insight {
-                EventLane::Insight
-            } else {
-                EventLane::Standard
-            },
-            filters: self.lookup.filters.clone(),
-            start_time_ms: self.lookup.start_ms,
-            end_time_ms: self.lookup.end_ms,
-            limit: self.lookup.limit,
-            cursor,
         };
         Ok(Resolved { query, selection })
     }

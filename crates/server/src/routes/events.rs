@@ -10,7 +10,7 @@ use opentrail_protocol::AwsError;
 use opentrail_protocol::native::{
     IngestFailure, IngestResponse, IngestedEvent, NativeLookup, lookup_response_body,
 };
-use opentrail_store::{AppendOutcome, EventLane, LookupQuery, PageCursor};
+use opentrail_store::AppendOutcome;
 
 use crate::api_error::ApiError;
 use crate::app::AppState;
@@ -18,6 +18,7 @@ use crate::audit::CallContext;
 use crate::auth::Caller;
 use crate::auth::RequestBody;
 use crate::ingest::append_records;
+use crate::lookup::{native_query, run_lookup};
 
 /// `POST /v1/events`: any shape the store accepts, plain or gzip. Answers only once the
 /// accepted events are durable.
@@ -171,22 +172,7 @@ async fn lookup_page(
 ) -> Result<Vec<u8>, ApiError> {
     caller.require_read()?;
     let lookup = NativeLookup::from_query(query_text)?;
-    let account_id = scoped_account(state, caller, lookup.account.as_deref())?;
-    let cursor = decode_page_cursor(lookup.decode_cursor()?)?;
-    let query = LookupQuery {
-        account_id,
-        region: lookup.region.clone(),
-        lane: if lookup.insight {
-            EventLane::Insight
-        } else {
-            EventLane::Standard
-        },
-        filters: lookup.filters.clone(),
-        start_time_ms: lookup.start_ms,
-        end_time_ms: lookup.end_ms,
-        limit: lookup.limit,
-        cursor,
-    };
+    let query = native_query(state, caller, &lookup)?;
     let page = run_lookup(state, query).await?;
     let next = page
         .next
@@ -195,53 +181,4 @@ async fn lookup_page(
         page.events.iter().map(|event| event.record.json.as_str()),
         next.as_deref(),
     ))
-}
-
-/// Which account a caller's lookup covers: its own; for an admin of the default account,
-/// every account, or the one it names.
-pub fn scoped_account(
-    state: &AppState,
-    caller: &Caller,
-    requested: Option<&str>,
-) -> Result<Option<String>, ApiError> {
-    let sees_every_account = caller.is_admin_of_default_account(&state.config.account_id);
-    match requested {
-        Some(account) if sees_every_account || account == caller.account_id => {
-            Ok(Some(account.to_owned()))
-        }
-        Some(_) => Err(ApiError(AwsError::access_denied(
-            "Only an admin key of the default account may look up another account's events.",
-        ))),
-        None if sees_every_account => Ok(None),
-        None => Ok(Some(caller.account_id.clone())),
-    }
-}
-
-/// A cursor from a client is untrusted bytes: anything that is not a store cursor is an
-/// invalid token, never a panic.
-pub fn decode_page_cursor(bytes: Option<Vec<u8>>) -> Result<Option<PageCursor>, ApiError> {
-    bytes
-        .map(|bytes| {
-            PageCursor::from_bytes(&bytes).ok_or_else(|| {
-                ApiError(AwsError::invalid_next_token(
-                    "The pagination token is invalid.",
-                ))
-            })
-        })
-        .transpose()
-}
-
-/// Runs a store lookup off the async threads (it may read from disk).
-pub async fn run_lookup(
-    state: &AppState,
-    query: LookupQuery,
-) -> Result<opentrail_store::LookupPage, ApiError> {
-    let store = state.store.clone();
-    let started = std::time::Instant::now();
-    let page = tokio::task::spawn_blocking(move || store.lookup(&query))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::internal)?;
-    metrics::histogram!("opentrail_lookup_seconds").record(started.elapsed().as_secs_f64());
-    Ok(page)
 }

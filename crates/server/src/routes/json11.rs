@@ -10,14 +10,13 @@ use opentrail_protocol::json11::{self, Operation};
 use opentrail_protocol::lookup_events::{
     Event, EventInput, LookupEventsRequest, LookupEventsResponse, ResourceInput,
 };
-use opentrail_store::{EventLane, LookupQuery};
 
 use crate::api_error::ApiError;
 use crate::app::AppState;
 use crate::audit::CallContext;
 use crate::auth::Caller;
 use crate::auth::RequestBody;
-use crate::routes::events::{decode_page_cursor, run_lookup, scoped_account};
+use crate::lookup::{lookup_events_query, run_lookup};
 
 pub async fn dispatch(
     State(state): State<AppState>,
@@ -93,21 +92,7 @@ async fn lookup_events(
     }
     let request: LookupEventsRequest = json11::parse_body(body)?;
     let lookup = request.validate()?;
-    let cursor = decode_page_cursor(lookup.decode_cursor()?)?;
-    let query = LookupQuery {
-        account_id: scoped_account(state, caller, None)?,
-        region: Some(caller.region.clone()),
-        lane: if lookup.insight {
-            EventLane::Insight
-        } else {
-            EventLane::Standard
-        },
-        filters: lookup.attribute.clone().into_iter().collect(),
-        start_time_ms: lookup.start_ms,
-        end_time_ms: lookup.end_ms,
-        limit: lookup.max_results,
-        cursor,
-    };
+    let query = lookup_events_query(state, caller, &lookup)?;
     let page = run_lookup(state, query).await?;
     let events = page
         .events
