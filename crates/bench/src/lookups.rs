@@ -46,7 +46,8 @@ impl Samples {
             }
             let mut seen_name = false;
             for (field, value) in record.attributes.index_values() {
-                let Some(key) = field.lookup_attribute_key() else {
+                let Some(key) = opentrail_protocol::lookup_events::field_to_attribute_key(field)
+                else {
                     continue;
                 };
                 // ResourceName lookups use the ARN (OpenTrail also matches the short

@@ -103,30 +103,6 @@ impl FilterField {
         FilterField::InvokedBy,
     ];
 
-    /// The field for one of CloudTrail's `LookupAttribute` keys (`EventId`, `EventName`,
-    /// `ReadOnly`, `Username`, `ResourceType`, `ResourceName`, `EventSource`,
-    /// `AccessKeyId`). Case-sensitive, as CloudTrail's keys are.
-    pub fn from_lookup_attribute_key(key: &str) -> Option<FilterField> {
-        FilterField::ALL
-            .into_iter()
-            .find(|field| field.lookup_attribute_key() == Some(key))
-    }
-
-    /// The `LookupAttribute` key of the field; `None` for OpenTrail's extra fields.
-    pub fn lookup_attribute_key(self) -> Option<&'static str> {
-        Some(match self {
-            FilterField::EventId => "EventId",
-            FilterField::EventName => "EventName",
-            FilterField::ReadOnly => "ReadOnly",
-            FilterField::Username => "Username",
-            FilterField::ResourceType => "ResourceType",
-            FilterField::ResourceName => "ResourceName",
-            FilterField::EventSource => "EventSource",
-            FilterField::AccessKeyId => "AccessKeyId",
-            _ => return None,
-        })
-    }
-
     /// The field's name in OpenTrail's native API: `eventId`, `eventName`, `readOnly`,
     /// `username`, `resourceType`, `resourceName`, `eventSource`, `accessKeyId`,
     /// `errorCode`, `sourceIPAddress`, `userArn`, `awsRegion`, `recipientAccountId`,
@@ -652,20 +628,7 @@ mod tests {
         for field in FilterField::ALL {
             assert_eq!(FilterField::from_name(field.name()), Some(field));
             assert_eq!(FilterField::from_u8(field.as_u8()), Some(field));
-            if let Some(key) = field.lookup_attribute_key() {
-                assert_eq!(FilterField::from_lookup_attribute_key(key), Some(field));
-                assert_eq!(FilterField::from_name(key), Some(field));
-            }
         }
-        assert_eq!(
-            FilterField::ALL
-                .iter()
-                .filter(|field| field.lookup_attribute_key().is_some())
-                .count(),
-            8
-        );
-        assert_eq!(FilterField::from_lookup_attribute_key("eventName"), None);
-        assert_eq!(FilterField::from_lookup_attribute_key("ErrorCode"), None);
         assert_eq!(
             FilterField::from_name("sourceIpAddress"),
             Some(FilterField::SourceIpAddress)

@@ -77,19 +77,12 @@ pub const LOOKUP_ATTRIBUTE_KEYS: [&str; 8] = [
     "AccessKeyId",
 ];
 
-/// Maps a `LookupAttribute.AttributeKey` (case-sensitive, model enum) to its filter field.
+/// Maps a `LookupAttribute.AttributeKey` (case-sensitive, model enum) to its filter field:
+/// the inverse of [`field_to_attribute_key`], the one table of the mapping.
 pub fn attribute_key_to_field(key: &str) -> Option<FilterField> {
-    match key {
-        "EventId" => Some(FilterField::EventId),
-        "EventName" => Some(FilterField::EventName),
-        "ReadOnly" => Some(FilterField::ReadOnly),
-        "Username" => Some(FilterField::Username),
-        "ResourceType" => Some(FilterField::ResourceType),
-        "ResourceName" => Some(FilterField::ResourceName),
-        "EventSource" => Some(FilterField::EventSource),
-        "AccessKeyId" => Some(FilterField::AccessKeyId),
-        _ => None,
-    }
+    FilterField::ALL
+        .into_iter()
+        .find(|field| field_to_attribute_key(*field) == Some(key))
 }
 
 /// The `AttributeKey` for a filter field, `None` for OpenTrail's extra fields that
