@@ -40,12 +40,13 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use crate::TrailsError;
+use crate::consumer::{Offer, blocking, read_filtered, save_cursor};
 use crate::destination::Destinations;
 use crate::log_file::{self, FileIdentity};
 use crate::manifest::{DeliveredFile, Manifest};
 use crate::model::{SnsTopic, Trail};
 use crate::notify::{Notifier, deterministic_message_id};
-use crate::selectors::{Decision, EventView, TrailFilter};
+use crate::selectors::{EventView, TrailFilter};
 use crate::state_file;
 
 /// Bumped if `state.json` changes shape; an older server refuses a newer file.
@@ -580,11 +581,10 @@ impl DeliveryWorker {
         let after = self.read_through;
         let chunk = options.read_chunk_events.max(1);
         let arn = self.trail.arn();
-        let read = tokio::task::spawn_blocking(move || {
+        let read = blocking(move || {
             read_and_filter(&store, &filter, after, chunk, room_events, room_bytes, &arn)
         })
-        .await
-        .map_err(|error| TrailsError::Task(error.to_string()))??;
+        .await?;
         if read.through_seq > self.read_through {
             if self.window_started.is_none() {
                 self.window_started = Some(Instant::now());
@@ -603,12 +603,12 @@ impl DeliveryWorker {
     async fn deliver_pending(&mut self) -> Result<(), WorkerStop> {
         let through_seq = self.read_through;
         if self.pending.is_empty() {
-            let store = self.context.store.clone();
-            let consumer = self.trail.delivery_consumer();
-            tokio::task::spawn_blocking(move || store.save_cursor(&consumer, through_seq))
-                .await
-                .map_err(|error| TrailsError::Task(error.to_string()))?
-                .map_err(TrailsError::from)?;
+            save_cursor(
+                &self.context.store,
+                self.trail.delivery_consumer(),
+                through_seq,
+            )
+            .await?;
             self.cursor = through_seq;
             self.window_started = None;
             return Ok(());
@@ -681,9 +681,7 @@ impl DeliveryWorker {
     async fn persist_state(&self, sync: bool) -> Result<(), WorkerStop> {
         let trail_dir = self.trail_dir.clone();
         let state = self.state.clone();
-        tokio::task::spawn_blocking(move || save_state(&trail_dir, &state, sync))
-            .await
-            .map_err(|error| TrailsError::Task(error.to_string()))??;
+        crate::consumer::blocking(move || save_state(&trail_dir, &state, sync)).await?;
         Ok(())
     }
 
@@ -727,13 +725,13 @@ impl DeliveryWorker {
             .await?;
         self.crash_if(CrashPoint::AfterManifest)?;
 
-        let store = self.context.store.clone();
-        let consumer = self.trail.delivery_consumer();
         let through_seq = batch.through_seq;
-        tokio::task::spawn_blocking(move || store.save_cursor(&consumer, through_seq))
-            .await
-            .map_err(|error| TrailsError::Task(error.to_string()))?
-            .map_err(TrailsError::from)?;
+        save_cursor(
+            &self.context.store,
+            self.trail.delivery_consumer(),
+            through_seq,
+        )
+        .await?;
         self.cursor = self.cursor.max(through_seq);
         self.read_through = self.read_through.max(self.cursor);
         self.crash_if(CrashPoint::AfterCursor)?;
@@ -899,9 +897,6 @@ impl DeliveryWorker {
     }
 }
 
-/// The most `read_log` chunks one poll reads.
-const READ_CHUNKS_PER_POLL_MAX: usize = 64;
-
 /// What one read pass found.
 struct ReadOutcome {
     records: Vec<PendingRecord>,
@@ -922,53 +917,25 @@ fn read_and_filter(
 ) -> Result<ReadOutcome, TrailsError> {
     let mut records = Vec::new();
     let mut bytes = 0usize;
-    let mut through_seq = after_seq;
-    // Skipped entries cost no memory, but a long run of them (a stopped trail behind a
-    // busy log) must not hold a blocking thread for long: the next poll continues.
-    let mut chunks_left = READ_CHUNKS_PER_POLL_MAX;
-    loop {
-        let entries = store.read_log(through_seq, chunk_events)?;
-        chunks_left -= 1;
-        let exhausted = entries.len() < chunk_events || chunks_left == 0;
-        for entry in entries {
-            match filter.decide(entry.seq, &entry.json) {
-                Decision::Deliver { account_id, region } => {
-                    let fits = records.len() < room_events
-                        && (records.is_empty() || bytes + entry.json.len() <= room_bytes);
-                    if !fits {
-                        return Ok(ReadOutcome {
-                            records,
-                            through_seq,
-                        });
-                    }
-                    bytes += entry.json.len();
-                    records.push(PendingRecord {
-                        seq: entry.seq,
-                        account_id,
-                        region,
-                        json: entry.json,
-                    });
-                }
-                Decision::Skip => {}
-                Decision::Unreadable(reason) => {
-                    metrics::counter!("opentrail_trail_unreadable_records_total").increment(1);
-                    tracing::error!(
-                        trail = trail_arn,
-                        seq = entry.seq,
-                        reason = reason.as_str(),
-                        "a stored record cannot be read for delivery; skipped"
-                    );
-                }
-            }
-            through_seq = entry.seq;
+    let through_seq = read_filtered(store, filter, after_seq, chunk_events, trail_arn, |entry| {
+        let fits = records.len() < room_events
+            && (records.is_empty() || bytes + entry.json.len() <= room_bytes);
+        if !fits {
+            return Offer::Full;
         }
-        if exhausted || records.len() >= room_events || bytes >= room_bytes {
-            return Ok(ReadOutcome {
-                records,
-                through_seq,
-            });
-        }
-    }
+        bytes += entry.json.len();
+        records.push(PendingRecord {
+            seq: entry.seq,
+            account_id: entry.account_id,
+            region: entry.region,
+            json: entry.json,
+        });
+        Offer::Taken
+    })?;
+    Ok(ReadOutcome {
+        records,
+        through_seq,
+    })
 }
 
 /// Inclusive runs of consecutive numbers from an ascending sequence.

@@ -621,9 +621,7 @@ impl DigestWorker {
         match self.state.period_start_ms {
             None if wanted => {
                 let manifest = self.manifest.clone();
-                let last = tokio::task::spawn_blocking(move || manifest.last())
-                    .await
-                    .map_err(|error| TrailsError::Task(error.to_string()))??;
+                let last = crate::consumer::blocking(move || manifest.last()).await?;
                 // Files delivered before the chain started are not covered (as in
                 // CloudTrail, where validation covers files from when it is enabled).
                 self.state.manifest_cursor = last.map_or(0, |file| file.file_seq);
@@ -683,9 +681,7 @@ impl DigestWorker {
     async fn delivery_caught_up(&self) -> Result<bool, TrailsError> {
         let store = self.context.store.clone();
         let consumer = self.trail.delivery_consumer();
-        let cursor = tokio::task::spawn_blocking(move || store.load_cursor(&consumer))
-            .await
-            .map_err(|error| TrailsError::Task(error.to_string()))??;
+        let cursor = crate::consumer::blocking(move || store.load_cursor(&consumer)).await?;
         Ok(self.trail.logging.is_exhausted_after(cursor))
     }
 

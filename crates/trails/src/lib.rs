@@ -27,6 +27,7 @@
 //! This crate knows CloudTrail's file formats but not its API: wire shapes and error codes
 //! live in the protocol crate, and the server converts.
 
+mod consumer;
 pub mod delivery;
 pub mod destination;
 pub mod digest;

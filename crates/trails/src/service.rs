@@ -693,9 +693,7 @@ impl Trails {
     /// The log position now: StartLogging/StopLogging record it.
     async fn last_seq(&self) -> Result<u64, TrailsError> {
         let store = self.inner.store.clone();
-        let stats = tokio::task::spawn_blocking(move || store.stats())
-            .await
-            .map_err(|error| TrailsError::Task(error.to_string()))??;
+        let stats = crate::consumer::blocking(move || store.stats()).await?;
         Ok(stats.last_seq)
     }
 
@@ -904,9 +902,7 @@ impl Trails {
         {
             let store = self.inner.store.clone();
             let consumer = updated.stream_consumer();
-            tokio::task::spawn_blocking(move || store.delete_cursor(&consumer))
-                .await
-                .map_err(|error| TrailsError::Task(error.to_string()))??;
+            crate::consumer::blocking(move || store.delete_cursor(&consumer)).await?;
         }
         Ok(updated)
     }
@@ -915,12 +911,7 @@ impl Trails {
     /// back-fill a new log group).
     async fn start_stream_cursor_at_now(&self, trail: &Trail) -> Result<(), TrailsError> {
         let last_seq = self.last_seq().await?;
-        let store = self.inner.store.clone();
-        let consumer = trail.stream_consumer();
-        tokio::task::spawn_blocking(move || store.save_cursor(&consumer, last_seq))
-            .await
-            .map_err(|error| TrailsError::Task(error.to_string()))??;
-        Ok(())
+        crate::consumer::save_cursor(&self.inner.store, trail.stream_consumer(), last_seq).await
     }
 
     /// DeleteTrail. Delivered files stay in the bucket.
@@ -943,9 +934,7 @@ impl Trails {
         })
         .await?;
         let this = self.clone();
-        tokio::task::spawn_blocking(move || this.finish_cleanups())
-            .await
-            .map_err(|error| TrailsError::Task(error.to_string()))??;
+        crate::consumer::blocking(move || this.finish_cleanups()).await?;
         self.inner
             .statuses
             .lock()

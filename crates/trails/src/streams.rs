@@ -39,9 +39,10 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use crate::TrailsError;
+use crate::consumer::{Offer, blocking, read_filtered, save_cursor};
 use crate::delivery::{StatusHandle, WorkerStop, update_status};
 use crate::model::Trail;
-use crate::selectors::{Decision, TrailFilter};
+use crate::selectors::TrailFilter;
 
 /// Time for one webhook request or one syslog connection attempt.
 const SINK_REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
@@ -522,11 +523,9 @@ impl StreamWorker {
         let filter = self.filter.clone();
         let after = self.cursor;
         let options = self.context.options.clone();
-        let (streams, through_seq) = tokio::task::spawn_blocking(move || {
-            read_stream_batch(&store, &filter, after, &options)
-        })
-        .await
-        .map_err(|error| TrailsError::Task(error.to_string()))??;
+        let arn = self.trail.arn();
+        let (streams, through_seq) =
+            blocking(move || read_stream_batch(&store, &filter, after, &options, &arn)).await?;
         if through_seq <= self.cursor {
             return Ok(0);
         }
@@ -541,12 +540,12 @@ impl StreamWorker {
             let stream = stream_name(account_id, region);
             self.send_with_retries(&stream, lines).await?;
         }
-        let store = self.context.store.clone();
-        let consumer = self.trail.stream_consumer();
-        tokio::task::spawn_blocking(move || store.save_cursor(&consumer, through_seq))
-            .await
-            .map_err(|error| TrailsError::Task(error.to_string()))?
-            .map_err(TrailsError::from)?;
+        save_cursor(
+            &self.context.store,
+            self.trail.stream_consumer(),
+            through_seq,
+        )
+        .await?;
         self.cursor = through_seq;
         self.last_cursor_save = Instant::now();
         if sent > 0 {
@@ -627,41 +626,29 @@ fn read_stream_batch(
     filter: &TrailFilter,
     after_seq: u64,
     options: &StreamOptions,
+    trail_arn: &str,
 ) -> Result<(StreamBatch, u64), TrailsError> {
     let mut streams = StreamBatch::new();
     let mut events = 0usize;
     let mut bytes = 0usize;
-    let mut through_seq = after_seq;
     let chunk = options.batch_events_max.max(1);
-    // Bounds the time one poll holds a blocking thread over skipped entries.
-    let mut chunks_left = 64usize;
-    loop {
-        let entries = store.read_log(through_seq, chunk)?;
-        chunks_left -= 1;
-        let exhausted = entries.len() < chunk || chunks_left == 0;
-        for entry in entries {
-            if let Decision::Deliver { account_id, region } = filter.decide(entry.seq, &entry.json)
-            {
-                if entry.json.len() > options.event_bytes_max {
-                    metrics::counter!("opentrail_trail_stream_oversized_events_total").increment(1);
-                } else {
-                    if events >= options.batch_events_max
-                        || (events > 0 && bytes + entry.json.len() + 1 > options.batch_bytes_max)
-                    {
-                        return Ok((streams, through_seq));
-                    }
-                    events += 1;
-                    bytes += entry.json.len() + 1;
-                    streams
-                        .entry((account_id, region))
-                        .or_default()
-                        .push(entry.json);
-                }
-            }
-            through_seq = entry.seq;
+    let through_seq = read_filtered(store, filter, after_seq, chunk, trail_arn, |entry| {
+        if entry.json.len() > options.event_bytes_max {
+            metrics::counter!("opentrail_trail_stream_oversized_events_total").increment(1);
+            return Offer::Taken;
         }
-        if exhausted {
-            return Ok((streams, through_seq));
+        if events >= options.batch_events_max
+            || (events > 0 && bytes + entry.json.len() + 1 > options.batch_bytes_max)
+        {
+            return Offer::Full;
         }
-    }
+        events += 1;
+        bytes += entry.json.len() + 1;
+        streams
+            .entry((entry.account_id, entry.region))
+            .or_default()
+            .push(entry.json);
+        Offer::Taken
+    })?;
+    Ok((streams, through_seq))
 }
