@@ -39,6 +39,7 @@ pub mod notify;
 pub mod registry;
 pub mod selectors;
 pub mod service;
+mod sinks;
 mod state_file;
 pub mod streams;
 pub mod validate;

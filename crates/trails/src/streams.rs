@@ -3,18 +3,8 @@
 //! A trail's `CloudWatchLogsLogGroupArn` maps, through the `cloudwatch_log_groups`
 //! configuration table, to a sink. Each event the trail delivers is also sent to the sink
 //! as one CloudTrail JSON record, in a stream named like CloudTrail's
-//! (`<account>_CloudTrail_<region>`, spec §5). Sinks:
-//!
-//! - `webhook`: `POST` of a batch as NDJSON (`application/x-ndjson`, one record per line)
-//!   with `X-OpenTrail-Log-Group`, `X-OpenTrail-Log-Stream` and, when a `secret` is set,
-//!   `X-OpenTrail-Signature-256: sha256=<hex HMAC-SHA256(secret, body)>` (GitHub's
-//!   convention). Any 2xx is success.
-//! - `file`: NDJSON appended to `path` and fsynced per batch; when the file would pass
-//!   `rotate_bytes` it is renamed to `path.1` (older ones shift to `path.2`…, at most
-//!   `keep_files` are kept).
-//! - `syslog`: RFC 5424 messages over TCP with octet-counting framing (RFC 6587), facility
-//!   local0, severity informational, `APP-NAME` `opentrail`, `MSGID` `CloudTrail`, the log
-//!   group and stream as structured data, and the record as the message.
+//! (`<account>_CloudTrail_<region>`, spec §5). The sinks (`webhook`, `file`, `syslog`)
+//! are in `crate::sinks`, one module each behind the `StreamSink` trait.
 //!
 //! The stream consumer has its own store cursor (`trail/<arn>/cloudwatch-logs`), so it
 //! is independent of log-file delivery and resumes after a restart. The bounded buffer is
@@ -30,12 +20,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hmac::{Hmac, KeyInit, Mac};
 use opentrail_store::Store;
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use crate::TrailsError;
@@ -43,9 +29,10 @@ use crate::consumer::{Offer, blocking, read_filtered, save_cursor};
 use crate::delivery::{StatusHandle, WorkerStop, update_status};
 use crate::model::Trail;
 use crate::selectors::TrailFilter;
+use crate::sinks::{self, StreamSink};
 
-/// Time for one webhook request or one syslog connection attempt.
-const SINK_REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+pub use crate::sinks::webhook::signature_header;
+
 const STREAM_STATUS_FILE_NAME: &str = "stream_status.json";
 /// Rotate the file sink at 100 MiB unless configured otherwise.
 pub const DEFAULT_ROTATE_BYTES: u64 = 100 * 1024 * 1024;
@@ -166,238 +153,6 @@ pub fn stream_name(account_id: &str, region: &str) -> String {
     format!("{account_id}_CloudTrail_{region}")
 }
 
-/// A connected sink.
-enum Sink {
-    Webhook {
-        url: String,
-        secret: Option<String>,
-    },
-    File {
-        path: PathBuf,
-        rotate_bytes: u64,
-        keep_files: usize,
-    },
-    Syslog {
-        address: String,
-        connection: Option<TcpStream>,
-    },
-}
-
-impl Sink {
-    fn new(config: &StreamSinkConfig) -> Sink {
-        match config.clone() {
-            StreamSinkConfig::Webhook { url, secret } => Sink::Webhook { url, secret },
-            StreamSinkConfig::File {
-                path,
-                rotate_bytes,
-                keep_files,
-            } => Sink::File {
-                path,
-                rotate_bytes,
-                keep_files,
-            },
-            StreamSinkConfig::Syslog { address } => Sink::Syslog {
-                address,
-                connection: None,
-            },
-        }
-    }
-
-    async fn send(
-        &mut self,
-        client: &reqwest::Client,
-        log_group: &str,
-        stream: &str,
-        lines: &[String],
-    ) -> Result<(), String> {
-        match self {
-            Sink::Webhook { url, secret } => {
-                let body = ndjson(lines);
-                let mut request = client
-                    .post(url.as_str())
-                    .timeout(SINK_REQUEST_TIMEOUT)
-                    .header("content-type", "application/x-ndjson")
-                    .header("x-opentrail-log-group", log_group)
-                    .header("x-opentrail-log-stream", stream);
-                if let Some(secret) = secret {
-                    request = request
-                        .header("x-opentrail-signature-256", signature_header(secret, &body));
-                }
-                match request.body(body).send().await {
-                    Ok(response) if response.status().is_success() => Ok(()),
-                    Ok(response) => {
-                        Err(format!("webhook {url} answered HTTP {}", response.status()))
-                    }
-                    Err(error) => Err(format!("webhook {url} failed: {error}")),
-                }
-            }
-            Sink::File {
-                path,
-                rotate_bytes,
-                keep_files,
-            } => {
-                let lines = lines.to_vec();
-                let path = path.clone();
-                let rotate_bytes = *rotate_bytes;
-                let keep_files = *keep_files;
-                tokio::task::spawn_blocking(move || {
-                    append_with_rotation(&path, &lines, rotate_bytes, keep_files)
-                        .map_err(|error| format!("file sink {}: {error}", path.display()))
-                })
-                .await
-                .map_err(|error| error.to_string())?
-            }
-            Sink::Syslog {
-                address,
-                connection,
-            } => {
-                let mut frames = Vec::new();
-                for line in lines {
-                    frames.extend_from_slice(&syslog_frame(log_group, stream, line));
-                }
-                if connection.is_none() {
-                    let connected = tokio::time::timeout(
-                        SINK_REQUEST_TIMEOUT,
-                        TcpStream::connect(address.as_str()),
-                    )
-                    .await
-                    .map_err(|_| format!("syslog {address}: connection timed out"))?
-                    .map_err(|error| format!("syslog {address}: {error}"))?;
-                    *connection = Some(connected);
-                }
-                let Some(stream_connection) = connection.as_mut() else {
-                    return Err(format!("syslog {address}: not connected"));
-                };
-                let written = tokio::time::timeout(SINK_REQUEST_TIMEOUT, async {
-                    stream_connection.write_all(&frames).await?;
-                    stream_connection.flush().await
-                })
-                .await;
-                match written {
-                    Ok(Ok(())) => Ok(()),
-                    Ok(Err(error)) => {
-                        *connection = None;
-                        Err(format!("syslog {address}: {error}"))
-                    }
-                    Err(_) => {
-                        *connection = None;
-                        Err(format!("syslog {address}: write timed out"))
-                    }
-                }
-            }
-        }
-    }
-}
-
-fn ndjson(lines: &[String]) -> Vec<u8> {
-    let mut body = Vec::with_capacity(lines.iter().map(|line| line.len() + 1).sum());
-    for line in lines {
-        body.extend_from_slice(line.as_bytes());
-        body.push(b'\n');
-    }
-    body
-}
-
-/// `sha256=<lower-case hex HMAC-SHA256(secret, body)>`.
-pub fn signature_header(secret: &str, body: &[u8]) -> String {
-    // HMAC accepts keys of any length, so this never fails; the fallback keeps it total.
-    match <Hmac<Sha256> as KeyInit>::new_from_slice(secret.as_bytes()) {
-        Ok(mut mac) => {
-            mac.update(body);
-            format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
-        }
-        Err(_) => "sha256=".to_owned(),
-    }
-}
-
-/// One RFC 5424 message with RFC 6587 octet-counting framing.
-fn syslog_frame(log_group: &str, stream: &str, record: &str) -> Vec<u8> {
-    let escape = |value: &str| {
-        value
-            .replace('\\', "\\\\")
-            .replace('"', "\\\"")
-            .replace(']', "\\]")
-    };
-    let timestamp = jiff::Timestamp::now()
-        .strftime("%Y-%m-%dT%H:%M:%S%.3fZ")
-        .to_string();
-    // PRI 134 = facility local0 (16) * 8 + severity informational (6).
-    let message = format!(
-        "<134>1 {timestamp} - opentrail - CloudTrail [opentrail@32473 logGroup=\"{}\" logStream=\"{}\"] {record}",
-        escape(log_group),
-        escape(stream)
-    );
-    format!("{} {message}", message.len()).into_bytes()
-}
-
-/// Appends NDJSON lines, rotating whenever the next line would take the file past
-/// `rotate_bytes` (a single longer line gets a file of its own). Each file's part is
-/// fsynced before the file is rotated away. Blocking.
-fn append_with_rotation(
-    path: &Path,
-    lines: &[String],
-    rotate_bytes: u64,
-    keep_files: usize,
-) -> std::io::Result<()> {
-    if let Some(parent) = path.parent()
-        && !parent.as_os_str().is_empty()
-    {
-        std::fs::create_dir_all(parent)?;
-    }
-    let mut size = match std::fs::metadata(path) {
-        Ok(metadata) => metadata.len(),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => 0,
-        Err(error) => return Err(error),
-    };
-    let mut pending: Vec<u8> = Vec::new();
-    for line in lines {
-        let line_bytes = line.len() as u64 + 1;
-        if size + pending.len() as u64 > 0
-            && size + pending.len() as u64 + line_bytes > rotate_bytes
-        {
-            if !pending.is_empty() {
-                opentrail_durable::append_durably(path, &pending)?;
-                pending.clear();
-            }
-            rotate(path, keep_files)?;
-            size = 0;
-        }
-        pending.extend_from_slice(line.as_bytes());
-        pending.push(b'\n');
-    }
-    if pending.is_empty() {
-        return Ok(());
-    }
-    opentrail_durable::append_durably(path, &pending)
-}
-
-/// `path` becomes `path.1`, `path.1` becomes `path.2`…; the oldest beyond `keep_files`
-/// is deleted.
-fn rotate(path: &Path, keep_files: usize) -> std::io::Result<()> {
-    let rotated = |index: usize| {
-        let mut name = path.as_os_str().to_owned();
-        name.push(format!(".{index}"));
-        PathBuf::from(name)
-    };
-    match std::fs::remove_file(rotated(keep_files)) {
-        Ok(()) => {}
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-        Err(error) => return Err(error),
-    }
-    for index in (1..keep_files).rev() {
-        match std::fs::rename(rotated(index), rotated(index + 1)) {
-            Ok(()) => {}
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-            Err(error) => return Err(error),
-        }
-    }
-    match std::fs::rename(path, rotated(1)) {
-        Ok(()) => Ok(()),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(error) => Err(error),
-    }
-}
-
 /// The persisted part of the status the stream worker owns.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -427,7 +182,7 @@ pub struct StreamWorker {
     trail: Arc<Trail>,
     filter: TrailFilter,
     log_group_arn: String,
-    sink: Sink,
+    sink: Box<dyn StreamSink>,
     trail_dir: PathBuf,
     status: StatusHandle,
     cursor: u64,
@@ -453,7 +208,7 @@ impl StreamWorker {
             cursor = cursor.max(first);
         }
         Ok(StreamWorker {
-            sink: Sink::new(sink_config),
+            sink: sinks::connect(sink_config),
             context,
             trail_updates,
             trail,
