@@ -95,6 +95,8 @@ impl ServerError {
 pub struct RequestBody<'a> {
     pub content_type: &'a str,
     pub content_encoding: Option<&'a str>,
+    /// `X-Amz-Target` of an AWS JSON 1.1 call (signed like the other headers).
+    pub amz_target: Option<&'a str>,
     pub payload: Vec<u8>,
 }
 
@@ -167,6 +169,23 @@ impl ApiClient {
         })
     }
 
+    /// An AWS JSON 1.1 call (`POST /` with `X-Amz-Target`); the answer's JSON.
+    pub async fn call_json11(
+        &self,
+        target: &str,
+        request: &serde_json::Value,
+    ) -> anyhow::Result<serde_json::Value> {
+        let payload = serde_json::to_vec(request).context("cannot encode the request")?;
+        let body = RequestBody {
+            content_type: "application/x-amz-json-1.1",
+            content_encoding: None,
+            amz_target: Some(target),
+            payload,
+        };
+        let bytes = self.send_body(Method::POST, "/", Some(body)).await?;
+        serde_json::from_slice(&bytes).context("the server's answer is not JSON")
+    }
+
     pub async fn get_json<T: DeserializeOwned>(&self, path_and_query: &str) -> anyhow::Result<T> {
         let body = self.send(Method::GET, path_and_query, None).await?;
         parse_json_body(&body)
@@ -207,6 +226,7 @@ impl ApiClient {
         let body = body.map(|(content_type, payload)| RequestBody {
             content_type,
             content_encoding: None,
+            amz_target: None,
             payload,
         });
         self.send_body(method, path_and_query, body).await
@@ -231,9 +251,14 @@ impl ApiClient {
             None => url.path().to_owned(),
         };
         let host = host_header_value(&url);
-        let (content_type, content_encoding, payload) = match body {
-            Some(body) => (Some(body.content_type), body.content_encoding, body.payload),
-            None => (None, None, Vec::new()),
+        let (content_type, content_encoding, amz_target, payload) = match body {
+            Some(body) => (
+                Some(body.content_type),
+                body.content_encoding,
+                body.amz_target,
+                body.payload,
+            ),
+            None => (None, None, None, Vec::new()),
         };
         let mut signed_headers: Vec<(&str, &str)> = vec![("host", host.as_str())];
         if let Some(content_type) = content_type {
@@ -241,6 +266,9 @@ impl ApiClient {
         }
         if let Some(content_encoding) = content_encoding {
             signed_headers.push(("content-encoding", content_encoding));
+        }
+        if let Some(amz_target) = amz_target {
+            signed_headers.push(("x-amz-target", amz_target));
         }
         let signature_headers = sigv4::sign(
             method.as_str(),
@@ -263,6 +291,9 @@ impl ApiClient {
         }
         if let Some(content_encoding) = content_encoding {
             request = request.header("content-encoding", content_encoding);
+        }
+        if let Some(amz_target) = amz_target {
+            request = request.header("x-amz-target", amz_target);
         }
         for (name, value) in &signature_headers {
             request = request.header(name.as_str(), value.as_str());

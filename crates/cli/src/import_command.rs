@@ -550,6 +550,7 @@ impl ApiSink {
             let request = RequestBody {
                 content_type: "application/json",
                 content_encoding,
+                amz_target: None,
                 payload: payload.clone(),
             };
             let error = match self

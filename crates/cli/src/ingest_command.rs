@@ -438,6 +438,7 @@ async fn post_events(
         let request = RequestBody {
             content_type: "application/json",
             content_encoding: Some("gzip"),
+            amz_target: None,
             payload: gzip_body.to_vec(),
         };
         let error = match client

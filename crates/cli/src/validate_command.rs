@@ -17,12 +17,11 @@ use std::sync::Arc;
 use anyhow::{Context as _, bail};
 use opentrail_protocol::json11::Operation;
 use opentrail_protocol::public_keys::{ListPublicKeysRequest, ListPublicKeysResponse};
-use opentrail_protocol::sigv4::{self, SigningParams};
 use opentrail_protocol::time::ms_to_epoch_seconds;
 use opentrail_trails::validate::{ValidationRequest, validate};
 use opentrail_trails::{DestinationConfig, Destinations, PublicKeyInfo};
 
-use crate::client::{ConnectionArgs, read_credentials_profile};
+use crate::client::{ApiClient, ConnectionArgs};
 use crate::time_arg::{RangeEnd, parse_time};
 
 /// The aws CLI asks for keys up to two hours past the end (spec §6.3).
@@ -175,48 +174,19 @@ pub async fn run(args: ValidateArgs) -> anyhow::Result<bool> {
     Ok(report.is_valid())
 }
 
-/// Signed AWS JSON 1.1 calls to the server (DescribeTrails, ListPublicKeys).
+/// Signed AWS JSON 1.1 calls to the server (DescribeTrails, ListPublicKeys), through the
+/// client every command uses.
 struct SignedClient {
-    http: reqwest::Client,
-    endpoint: reqwest::Url,
-    access_key_id: String,
-    secret_access_key: String,
+    client: ApiClient,
     region: String,
 }
 
 impl SignedClient {
     fn new(connection: &ConnectionArgs, region: &str) -> anyhow::Result<SignedClient> {
-        let environment = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());
-        let (access_key_id, secret_access_key) = match (
-            connection
-                .access_key_id
-                .clone()
-                .or_else(|| environment("AWS_ACCESS_KEY_ID")),
-            connection
-                .secret_access_key
-                .clone()
-                .or_else(|| environment("AWS_SECRET_ACCESS_KEY")),
-        ) {
-            (Some(id), Some(secret)) => (id, secret),
-            _ => {
-                let profile = read_credentials_profile(&connection.data_dir.join("credentials"))?;
-                match (profile.access_key_id, profile.secret_access_key) {
-                    (Some(id), Some(secret)) => (id, secret),
-                    _ => bail!("no credentials: pass --access-key-id and --secret-access-key"),
-                }
-            }
-        };
-        let endpoint = reqwest::Url::parse(&connection.endpoint)
-            .with_context(|| format!("invalid endpoint {:?}", connection.endpoint))?;
-        let http = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(60))
-            .build()
-            .context("cannot set up the HTTP client")?;
+        let mut connection = connection.clone();
+        connection.region = Some(region.to_owned());
         Ok(SignedClient {
-            http,
-            endpoint,
-            access_key_id,
-            secret_access_key,
+            client: ApiClient::from_connection_args(&connection)?,
             region: region.to_owned(),
         })
     }
@@ -226,69 +196,10 @@ impl SignedClient {
         operation: Operation,
         body: &serde_json::Value,
     ) -> anyhow::Result<serde_json::Value> {
-        let payload = serde_json::to_vec(body).context("cannot encode the request")?;
-        let host = match self.endpoint.port() {
-            Some(port) => format!("{}:{port}", self.endpoint.host_str().unwrap_or_default()),
-            None => self.endpoint.host_str().unwrap_or_default().to_owned(),
-        };
-        let target = operation.target();
-        let content_type = "application/x-amz-json-1.1";
-        let signature_headers = sigv4::sign(
-            "POST",
-            "/",
-            &[
-                ("host", host.as_str()),
-                ("content-type", content_type),
-                ("x-amz-target", target.as_str()),
-            ],
-            &payload,
-            &SigningParams {
-                access_key_id: &self.access_key_id,
-                secret_access_key: &self.secret_access_key,
-                region: &self.region,
-                service: crate::client::CLOUDTRAIL_SIGNING_SERVICE,
-                now: jiff::Timestamp::now(),
-                include_content_sha256: false,
-            },
-        );
-        let url = self.endpoint.join("/").context("invalid endpoint")?;
-        let mut request = self
-            .http
-            .post(url)
-            .header("host", &host)
-            .header("content-type", content_type)
-            .header("x-amz-target", &target);
-        for (name, value) in &signature_headers {
-            request = request.header(name.as_str(), value.as_str());
-        }
-        let response = request
-            .body(payload)
-            .send()
+        self.client
+            .call_json11(&operation.target(), body)
             .await
-            .with_context(|| format!("cannot reach OpenTrail at {}", self.endpoint))?;
-        let status = response.status();
-        let bytes = response
-            .bytes()
-            .await
-            .context("cannot read the server's answer")?;
-        let value: serde_json::Value =
-            serde_json::from_slice(&bytes).context("the server's answer is not JSON")?;
-        if !status.is_success() {
-            bail!(
-                "{} failed: {} {}",
-                operation.name(),
-                value
-                    .get("__type")
-                    .and_then(|code| code.as_str())
-                    .unwrap_or("error"),
-                value
-                    .get("message")
-                    .or_else(|| value.get("Message"))
-                    .and_then(|message| message.as_str())
-                    .unwrap_or_default()
-            );
-        }
-        Ok(value)
+            .with_context(|| format!("{} failed", operation.name()))
     }
 
     /// The trail's bucket and prefix, from DescribeTrails (as the aws CLI finds them).
