@@ -883,6 +883,7 @@ fn now_ms() -> i64 {
 /// measured 30% of the server's CPU in this thread. A lower scheduling priority lets
 /// ingest take the CPU during bursts; the archive catches up when they end.
 #[cfg(target_os = "linux")]
+#[allow(unsafe_code)] // two syscalls on the calling thread; see SAFETY below.
 fn yield_to_ingest() {
     const BACKGROUND_NICENESS: libc::c_int = 10;
     // SAFETY: plain syscalls on the calling thread's own id; no memory is shared.

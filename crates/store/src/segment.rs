@@ -406,6 +406,7 @@ impl Segment {
         let file = File::open(path).map_err(|error| StoreError::io(path, error))?;
         // SAFETY: segment files are immutable once renamed into place; nothing in this
         // process writes to them, and the store's lock keeps other OpenTrail processes out.
+        #[allow(unsafe_code)]
         let map =
             unsafe { memmap2::Mmap::map(&file) }.map_err(|error| StoreError::io(path, error))?;
         let location = |offset: usize| format!("{} at byte {offset}", path.display());
@@ -538,6 +539,7 @@ impl Segment {
 
     /// Drops this segment's pages from the process's mapping after a pass that read much
     /// of it (opening, merging). They stay in the page cache, and fault back in when read.
+    #[allow(unsafe_code)] // madvise on our own read-only mapping; see SAFETY below.
     pub(crate) fn release_pages(&self) {
         // SAFETY: the mapping is read-only and the file immutable, so the dropped pages
         // read back unchanged from the file.
