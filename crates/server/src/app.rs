@@ -15,7 +15,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use metrics_exporter_prometheus::PrometheusHandle;
 use opentrail_store::{Store, StoreError, StoreOptions};
 use tokio::net::TcpListener;
 
@@ -30,6 +29,7 @@ use crate::keys::{CREDENTIALS_FILE_NAME, KeyStore, KeyStoreError};
 use crate::observability::{self, MetricsInstallError};
 use crate::rate_limit::RateLimiter;
 use crate::routes;
+use crate::state::AppState;
 use opentrail_durable::create_private_directory;
 
 /// How long in-flight requests may take to finish after a shutdown signal. Ingest answers
@@ -42,21 +42,6 @@ pub const ARCHIVE_DIR_NAME: &str = "archive";
 
 /// How often the archiver checks whether a seal is due.
 const ARCHIVE_CHECK_INTERVAL: Duration = Duration::from_secs(1);
-
-/// What every handler shares. Cheap to clone.
-#[derive(Clone)]
-pub struct AppState {
-    pub config: Arc<Config>,
-    pub keys: KeyStore,
-    pub store: Store,
-    pub metrics: PrometheusHandle,
-    pub channels: ChannelRegistry,
-    pub audit: AuditRecorder,
-    pub ingest: IngestLimiter,
-    pub rate_limiter: RateLimiter,
-    /// Trails and their delivery workers (started by [`Server::run_until`]).
-    pub trails: Trails,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {

@@ -18,9 +18,9 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::api_error::ApiError;
-use crate::app::AppState;
 use crate::auth::Caller;
 use crate::observability::RequestId;
+use crate::state::AppState;
 
 /// Records waiting to be appended; a full queue makes management calls wait.
 const AUDIT_QUEUE_MAX: usize = 4096;

@@ -21,8 +21,8 @@ use opentrail_protocol::AwsError;
 use opentrail_protocol::sigv4::{self, SignedRequest, VerifiedRequest};
 
 use crate::api_error::ApiError;
-use crate::app::AppState;
 use crate::keys::{AccessKey, KeyStore, Role};
+use crate::state::AppState;
 
 /// SigV4 service name of the control plane and of our native `/v1/...` API.
 pub const CLOUDTRAIL_SIGNING_SERVICE: &str = "cloudtrail";

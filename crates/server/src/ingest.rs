@@ -13,7 +13,7 @@ use opentrail_store::{AppendOutcome, Store, StoreError};
 use tokio::sync::Semaphore;
 
 use crate::api_error::ApiError;
-use crate::app::AppState;
+use crate::state::AppState;
 
 /// Ingest requests that may be parsing or waiting for fsync at once. With the 10 MiB body
 /// limit this caps ingest memory near 32 × (body + parsed records).

@@ -31,7 +31,9 @@ pub mod observability;
 pub mod rate_limit;
 pub mod recording;
 pub mod routes;
+pub mod state;
 pub mod tls;
 
-pub use app::{AppState, ServeError, Server, serve, shutdown_signal};
+pub use app::{ServeError, Server, serve, shutdown_signal};
 pub use config::{Config, ConfigError, ConfigLayer};
+pub use state::AppState;

@@ -7,8 +7,8 @@ use opentrail_protocol::native::NativeLookup;
 use opentrail_store::{EventLane, LookupQuery, PageCursor};
 
 use crate::api_error::ApiError;
-use crate::app::AppState;
 use crate::auth::Caller;
+use crate::state::AppState;
 
 /// The store query of a native lookup (`GET /v1/events`, the console): any filters, the
 /// account it names if the caller may see it, any region.

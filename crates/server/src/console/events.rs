@@ -42,10 +42,10 @@ use opentrail_store::{LookupQuery, PageCursor, StoredEvent};
 use serde::Serialize;
 
 use crate::api_error::ApiError;
-use crate::app::AppState;
 use crate::audit::CallContext;
 use crate::auth::Caller;
 use crate::lookup::{native_query, run_lookup, scoped_account};
+use crate::state::AppState;
 
 /// Events per store query when a request reads more than one page (errors-only, export).
 const STORE_PAGE_EVENTS: usize = MAX_PAGE_EVENTS;

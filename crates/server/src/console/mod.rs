@@ -38,13 +38,13 @@ use axum::routing::{any, delete, get, post};
 use opentrail_protocol::AwsError;
 
 use crate::api_error::ApiError;
-use crate::app::AppState;
 use crate::audit::AuditRecorder;
 use crate::auth::{AuthenticationMethod, Caller};
 use crate::config::Config;
 use crate::keys::AccessKey;
 use crate::rate_limit::RateLimiter;
 use crate::routes::keys;
+use crate::state::AppState;
 use session::{CSRF_HEADER, SESSION_COOKIE, Session, SessionLimits, SessionStore};
 
 /// Console request bodies are sign-in forms and key requests: small.

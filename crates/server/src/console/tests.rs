@@ -14,10 +14,10 @@ use serde_json::{Value, json};
 use tower::ServiceExt as _;
 
 use super::session::{SessionLimits, SessionStore};
-use crate::app::AppState;
 use crate::config::Config;
 use crate::keys::{CreatedAccessKey, KeyStore, Role};
 use crate::observability::prometheus_handle;
+use crate::state::AppState;
 
 const DEFAULT_ACCOUNT: &str = "123456789012";
 const OTHER_ACCOUNT: &str = "444455556666";

@@ -27,10 +27,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::api_error::ApiError;
-use crate::app::AppState;
 use crate::audit::CallContext;
 use crate::auth::Caller;
 use crate::routes::trails::handle_operation;
+use crate::state::AppState;
 
 /// What the create form sends.
 #[derive(Debug, Deserialize)]

@@ -20,11 +20,11 @@ use opentrail_protocol::time::ms_to_epoch_seconds;
 use opentrail_protocol::{AwsError, WireResponse, token};
 
 use crate::api_error::{ApiError, wire_response_into_http};
-use crate::app::AppState;
 use crate::auth::Caller;
 use crate::channels::{
     Channel, ChannelRegistry, ChannelRegistryError, ChannelUpdate, IngestionState, NewChannel,
 };
+use crate::state::AppState;
 
 /// CreateChannel, GetChannel, ListChannels, UpdateChannel, DeleteChannel.
 pub async fn handle(

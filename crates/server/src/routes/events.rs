@@ -13,12 +13,12 @@ use opentrail_protocol::native::{
 use opentrail_store::AppendOutcome;
 
 use crate::api_error::ApiError;
-use crate::app::AppState;
 use crate::audit::CallContext;
 use crate::auth::Caller;
 use crate::auth::RequestBody;
 use crate::ingest::append_records;
 use crate::lookup::{native_query, run_lookup};
+use crate::state::AppState;
 
 /// `POST /v1/events`: any shape the store accepts, plain or gzip. Answers only once the
 /// accepted events are durable.

@@ -12,11 +12,11 @@ use opentrail_protocol::lookup_events::{
 };
 
 use crate::api_error::ApiError;
-use crate::app::AppState;
 use crate::audit::CallContext;
 use crate::auth::Caller;
 use crate::auth::RequestBody;
 use crate::lookup::{lookup_events_query, run_lookup};
+use crate::state::AppState;
 
 pub async fn dispatch(
     State(state): State<AppState>,

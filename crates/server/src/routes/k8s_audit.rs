@@ -15,10 +15,10 @@ use opentrail_protocol::native::{IngestFailure, IngestResponse};
 use opentrail_recorder::k8s_audit::records_from_event_list;
 
 use crate::api_error::ApiError;
-use crate::app::AppState;
 use crate::audit::CallContext;
 use crate::auth::RequestBody;
 use crate::routes::events::{ingest_answer, store_accepted};
+use crate::state::AppState;
 
 const DEFAULT_CLUSTER: &str = "kubernetes";
 

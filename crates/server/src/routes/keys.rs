@@ -17,12 +17,12 @@ use opentrail_protocol::AwsError;
 use serde::{Deserialize, Serialize};
 
 use crate::api_error::ApiError;
-use crate::app::AppState;
 use crate::audit::CallContext;
 use crate::auth::Caller;
 use crate::auth::RequestBody;
 use crate::config::is_valid_account_id;
 use crate::keys::{AccessKey, CreatedAccessKey, KeyStoreError, Role};
+use crate::state::AppState;
 
 /// The wire shapes are kept apart from [`AccessKey`], so an internal change never silently
 /// changes what clients receive.

@@ -30,7 +30,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::middleware;
 use axum::routing::{delete, get, post};
 
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::{auth, observability};
 
 /// The whole application router.

@@ -9,8 +9,8 @@ use opentrail_store::WriteStatus;
 use serde::Serialize;
 
 use crate::api_error::ApiError;
-use crate::app::AppState;
 use crate::auth::Caller;
+use crate::state::AppState;
 
 #[derive(Serialize)]
 pub struct HealthResponse {

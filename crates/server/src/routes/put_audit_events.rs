@@ -32,11 +32,11 @@ use opentrail_protocol::{AwsError, WireResponse};
 use opentrail_store::AppendOutcome;
 
 use crate::api_error::{ApiError, wire_response_into_http};
-use crate::app::AppState;
 use crate::auth::Caller;
 use crate::auth::RequestBody;
 use crate::channels::{Channel, ChannelRegistry, IngestionAttempt};
 use crate::ingest::{RETRY_AFTER_SECONDS, append_records};
+use crate::state::AppState;
 
 pub async fn put_audit_events(
     State(state): State<AppState>,

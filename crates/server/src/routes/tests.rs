@@ -12,10 +12,10 @@ use opentrail_store::{Store, StoreOptions};
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
 
-use crate::app::AppState;
 use crate::config::Config;
 use crate::keys::{CreatedAccessKey, KeyStore, Role};
 use crate::observability::prometheus_handle;
+use crate::state::AppState;
 
 const DEFAULT_ACCOUNT: &str = "123456789012";
 const OTHER_ACCOUNT: &str = "444455556666";

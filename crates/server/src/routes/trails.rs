@@ -33,9 +33,9 @@ use opentrail_trails::{
 };
 
 use crate::api_error::{ApiError, wire_response_into_http};
-use crate::app::AppState;
 use crate::auth::Caller;
 use crate::config::Config;
+use crate::state::AppState;
 
 /// Local trail buckets live here, under the data directory.
 pub const BUCKETS_DIR_NAME: &str = "buckets";

@@ -1,0 +1,30 @@
+//! What every handler shares: a leaf module, so routes and the console depend on it and
+//! not on `app.rs`, which builds the router and so depends on them.
+
+use std::sync::Arc;
+
+use metrics_exporter_prometheus::PrometheusHandle;
+use opentrail_store::Store;
+use opentrail_trails::Trails;
+
+use crate::audit::AuditRecorder;
+use crate::channels::ChannelRegistry;
+use crate::config::Config;
+use crate::ingest::IngestLimiter;
+use crate::keys::KeyStore;
+use crate::rate_limit::RateLimiter;
+
+/// What every handler shares. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub keys: KeyStore,
+    pub store: Store,
+    pub metrics: PrometheusHandle,
+    pub channels: ChannelRegistry,
+    pub audit: AuditRecorder,
+    pub ingest: IngestLimiter,
+    pub rate_limiter: RateLimiter,
+    /// Trails and their delivery workers (started by [`crate::Server::run_until`]).
+    pub trails: Trails,
+}
