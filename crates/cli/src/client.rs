@@ -9,6 +9,8 @@
 //! - region: `--region`, `AWS_REGION`, `AWS_DEFAULT_REGION`, `OPENTRAIL_REGION`, the
 //!   credentials file's `region`, `us-east-1`.
 
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher as _, Hasher as _};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -17,6 +19,17 @@ use opentrail_protocol::sigv4::{self, SigningParams};
 use reqwest::{Method, Url};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+
+use crate::one_line;
+
+const EVENTS_PATH: &str = "/v1/events";
+const BACKOFF_BASE: Duration = Duration::from_millis(500);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// A `Retry-After` beyond this is capped: a misconfigured proxy must not park the run.
+const RETRY_AFTER_MAX: Duration = Duration::from_secs(120);
+/// A server that cannot be reached is most likely down or mistyped; a few quick retries
+/// ride out a restart without making a wrong `--endpoint` hang for minutes.
+const TRANSPORT_RETRIES_MAX: u32 = 3;
 
 /// SigV4 service name for the control plane and the native `/v1/...` API.
 pub const CLOUDTRAIL_SIGNING_SERVICE: &str = "cloudtrail";
@@ -100,6 +113,58 @@ pub struct RequestBody<'a> {
     pub payload: Vec<u8>,
 }
 
+/// Why a request did not succeed.
+pub enum SendFailure {
+    /// 413: the body is over the server's limit.
+    TooLarge(String),
+    /// The server refused this body (or stayed unavailable through every retry); other
+    /// bodies may still succeed.
+    Rejected(String),
+    /// No request can succeed: bad credentials, no permission, no such API, no server.
+    Fatal(anyhow::Error),
+}
+
+/// How often a failed `POST /v1/events` is sent again.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// After 429 and 5xx answers.
+    pub server_retries: u32,
+    /// After the server could not be reached.
+    pub transport_retries: u32,
+}
+
+impl RetryPolicy {
+    /// `retries` after server errors, and at most three when the server cannot be reached.
+    pub fn new(retries: u32) -> RetryPolicy {
+        RetryPolicy {
+            server_retries: retries,
+            transport_retries: retries.min(TRANSPORT_RETRIES_MAX),
+        }
+    }
+}
+
+/// Exponential backoff with jitter: half the backoff plus a random part of the other
+/// half, so clients that failed together do not retry together. A `Retry-After` is a
+/// floor: the server said not to come back sooner.
+pub(crate) fn retry_delay(attempt: u32, retry_after: Option<Duration>, random: u64) -> Duration {
+    let backoff = BACKOFF_BASE
+        .saturating_mul(2u32.saturating_pow(attempt))
+        .min(BACKOFF_MAX);
+    let half = backoff / 2;
+    let half_nanos = u64::try_from(half.as_nanos()).unwrap_or(u64::MAX);
+    let jittered = half + Duration::from_nanos(random % half_nanos.saturating_add(1));
+    match retry_after {
+        Some(retry_after) => retry_after.min(RETRY_AFTER_MAX).max(jittered),
+        None => jittered,
+    }
+}
+
+/// A random number for jitter: each `RandomState` is freshly keyed, so hashing nothing
+/// with it gives a new value. No dependency for something this unimportant.
+pub(crate) fn random_u64() -> u64 {
+    RandomState::new().build_hasher().finish()
+}
+
 impl std::fmt::Display for ServerError {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Some AWS messages span lines (the canonical request of a signature mismatch);
@@ -167,6 +232,72 @@ impl ApiClient {
             credentials,
             region,
         })
+    }
+
+    /// One `POST /v1/events` of `payload` (encoded as `content_encoding` says), retried
+    /// while the server is overloaded or unreachable, as `policy` allows. The answer is
+    /// the server's JSON.
+    pub async fn post_events<T: DeserializeOwned>(
+        &self,
+        payload: &[u8],
+        content_encoding: Option<&str>,
+        policy: RetryPolicy,
+    ) -> Result<T, SendFailure> {
+        let mut attempt = 0u32;
+        loop {
+            let request = RequestBody {
+                content_type: "application/json",
+                content_encoding,
+                amz_target: None,
+                payload: payload.to_vec(),
+            };
+            let error = match self
+                .send_body(Method::POST, EVENTS_PATH, Some(request))
+                .await
+            {
+                Ok(answer) => {
+                    return serde_json::from_slice(&answer).map_err(|error| {
+                        SendFailure::Fatal(anyhow::Error::new(error).context(
+                            "the server's answer to POST /v1/events is not the JSON expected",
+                        ))
+                    });
+                }
+                Err(error) => error,
+            };
+            let (retry_after, transport) = match error.downcast_ref::<ServerError>() {
+                Some(server) => match server.status {
+                    413 => return Err(SendFailure::TooLarge(one_line(&error))),
+                    // Bad credentials or no permission: every request would fail alike.
+                    401 | 403 => return Err(SendFailure::Fatal(error)),
+                    404 => {
+                        return Err(SendFailure::Fatal(
+                            error.context("the server does not offer POST /v1/events"),
+                        ));
+                    }
+                    _ if server.is_retryable() => (server.retry_after, false),
+                    _ => return Err(SendFailure::Rejected(one_line(&error))),
+                },
+                None if error.downcast_ref::<reqwest::Error>().is_some() => (None, true),
+                None => return Err(SendFailure::Fatal(error)),
+            };
+            let allowed = if transport {
+                policy.transport_retries
+            } else {
+                policy.server_retries
+            };
+            if attempt >= allowed {
+                return Err(if transport {
+                    SendFailure::Fatal(error)
+                } else {
+                    SendFailure::Rejected(format!(
+                        "{} (gave up after {attempt} retries)",
+                        one_line(&error)
+                    ))
+                });
+            }
+            tokio::time::sleep(retry_delay(attempt, retry_after, random_u64())).await;
+            attempt += 1;
+        }
     }
 
     /// An AWS JSON 1.1 call (`POST /` with `X-Amz-Target`); the answer's JSON.
@@ -518,6 +649,32 @@ fn parse_credentials_profile(text: &str, wanted_profile: &str) -> CredentialsPro
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_caps() {
+        for random in [0, 1, u64::MAX / 3, u64::MAX] {
+            let first = retry_delay(0, None, random);
+            assert!(first >= Duration::from_millis(250) && first <= Duration::from_millis(500));
+            let fourth = retry_delay(3, None, random);
+            assert!(fourth >= Duration::from_secs(2) && fourth <= Duration::from_secs(4));
+            let late = retry_delay(30, None, random);
+            assert!(late >= BACKOFF_MAX / 2 && late <= BACKOFF_MAX);
+        }
+    }
+
+    #[test]
+    fn retry_after_is_a_floor_and_capped() {
+        assert_eq!(
+            retry_delay(0, Some(Duration::from_secs(3)), 0),
+            Duration::from_secs(3)
+        );
+        assert_eq!(
+            retry_delay(0, Some(Duration::from_secs(100_000)), 0),
+            RETRY_AFTER_MAX
+        );
+        // Backoff already beyond the server's hint wins.
+        assert!(retry_delay(6, Some(Duration::from_secs(1)), 0) >= Duration::from_secs(15));
+    }
 
     fn args(access_key_id: Option<&str>, secret_access_key: Option<&str>) -> ConnectionArgs {
         ConnectionArgs {

@@ -25,21 +25,17 @@ use opentrail_import::{
 };
 use opentrail_server::{Config, ConfigLayer};
 use opentrail_store::{Store, StoreError, StoreOptions};
-use reqwest::Method;
 
-use crate::client::{ApiClient, ConnectionArgs, RequestBody, ServerError};
+use crate::client::{ApiClient, ConnectionArgs, RetryPolicy, SendFailure};
 use crate::one_line;
 use crate::output::{OutputArgs, OutputFormat, render_table};
 
-const EVENTS_PATH: &str = "/v1/events";
 /// Uncompressed JSON per request: under the server's default 10 MiB body limit even when
 /// sent plain. A 413 from a server with a lower limit halves the request.
 const REQUEST_JSON_BYTES_MAX: usize = 8 * 1024 * 1024;
 /// S3 reads wait on the network, not the CPU: more of them in flight keep the parser busy.
 const S3_WORKERS_DEFAULT: usize = 16;
 const RETRIES_MAX: u32 = 10;
-const BACKOFF_BASE: Duration = Duration::from_millis(500);
-const BACKOFF_MAX: Duration = Duration::from_secs(30);
 const BAR_REFRESH: Duration = Duration::from_millis(200);
 const PLAIN_PROGRESS_INTERVAL: Duration = Duration::from_secs(2);
 /// Errors the table summary prints; `--output json` lists them all (up to the import's cap).
@@ -539,65 +535,28 @@ impl ApiSink {
         json.extend_from_slice(b"]}");
         let (payload, content_encoding) = if self.gzip {
             (
-                gzip(&json).map_err(|error| PostFailure::Fatal(error.into()))?,
+                crate::ingest_files::gzip(&json)
+                    .map_err(|error| PostFailure::Fatal(error.into()))?,
                 Some("gzip"),
             )
         } else {
             (json, None)
         };
-        let mut attempt = 0u32;
-        loop {
-            let request = RequestBody {
-                content_type: "application/json",
-                content_encoding,
-                amz_target: None,
-                payload: payload.clone(),
-            };
-            let error = match self
-                .client
-                .send_body(Method::POST, EVENTS_PATH, Some(request))
-                .await
-            {
-                Ok(answer) => {
-                    return serde_json::from_slice(&answer).map_err(|error| {
-                        PostFailure::Fatal(anyhow::Error::new(error).context(
-                            "the server's answer to POST /v1/events is not the JSON expected",
-                        ))
-                    });
-                }
-                Err(error) => error,
-            };
-            let retry_after = match error.downcast_ref::<ServerError>() {
-                Some(server) if server.status == 413 => return Err(PostFailure::TooLarge),
-                Some(server) if server.is_retryable() => server.retry_after,
-                // A broken connection: the server may be restarting.
-                None if error.chain().any(|cause| cause.is::<reqwest::Error>()) => None,
-                _ => return Err(PostFailure::Fatal(error)),
-            };
-            if attempt >= RETRIES_MAX {
-                return Err(PostFailure::Fatal(
-                    error.context(format!("gave up after {attempt} retries")),
-                ));
-            }
-            let backoff = BACKOFF_BASE
-                .saturating_mul(2u32.saturating_pow(attempt))
-                .min(BACKOFF_MAX);
-            // Retry-After is honoured, but a misconfigured proxy must not park the import.
-            tokio::time::sleep(retry_after.unwrap_or(backoff).min(BACKOFF_MAX)).await;
-            attempt += 1;
-        }
+        // A broken connection may be the server restarting: as patient with it as with
+        // an overloaded server.
+        let policy = RetryPolicy {
+            server_retries: RETRIES_MAX,
+            transport_retries: RETRIES_MAX,
+        };
+        self.client
+            .post_events(&payload, content_encoding, policy)
+            .await
+            .map_err(|failure| match failure {
+                SendFailure::TooLarge(_) => PostFailure::TooLarge,
+                SendFailure::Rejected(message) => PostFailure::Fatal(anyhow::anyhow!(message)),
+                SendFailure::Fatal(error) => PostFailure::Fatal(error),
+            })
     }
-}
-
-fn gzip(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
-    use std::io::Write as _;
-    // Level 1: most of the size win at a fraction of the CPU of the default level.
-    let mut encoder = flate2::write::GzEncoder::new(
-        Vec::with_capacity(bytes.len() / 4),
-        flate2::Compression::fast(),
-    );
-    encoder.write_all(bytes)?;
-    encoder.finish()
 }
 
 fn outcomes_from_answer(answer: IngestAnswer, count: usize) -> Vec<WriteOutcome> {

@@ -7,8 +7,6 @@
 //! broken connections are retried with exponential backoff; authentication failures stop
 //! the run at once, since every other request would fail the same way.
 
-use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher as _, Hasher as _};
 use std::io::{Cursor, IsTerminal as _};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -16,26 +14,17 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use crate::client::{ApiClient, ConnectionArgs, RequestBody, ServerError};
+use crate::client::{ApiClient, ConnectionArgs, RetryPolicy, SendFailure};
 use crate::ingest_files::{
     self, BatchLimits, EventFile, FilePlan, LocalFailure, SplitBody, SplitOutcome, Stopped,
 };
 use crate::one_line;
 use crate::output::{OutputArgs, OutputFormat, render_table};
 
-const EVENTS_PATH: &str = "/v1/events";
-const BACKOFF_BASE: Duration = Duration::from_millis(500);
-const BACKOFF_MAX: Duration = Duration::from_secs(30);
-/// A `Retry-After` beyond this is capped: a misconfigured proxy must not park the run.
-const RETRY_AFTER_MAX: Duration = Duration::from_secs(120);
-/// A server that cannot be reached is most likely down or mistyped; a few quick retries
-/// ride out a restart without making a wrong `--endpoint` hang for minutes.
-const TRANSPORT_RETRIES_MAX: u32 = 3;
 /// The summary keeps this many failed records; `failed_count` has the full count.
 const FAILED_LIST_MAX: usize = 10_000;
 /// Failed records the table summary prints; the JSON summary has them all.
@@ -200,17 +189,6 @@ impl Delivery {
 
 fn count(length: usize) -> u64 {
     u64::try_from(length).unwrap_or(u64::MAX)
-}
-
-/// Why a request did not succeed.
-enum SendFailure {
-    /// 413: the body is over the server's limit.
-    TooLarge(String),
-    /// The server refused this body (or stayed unavailable through every retry); other
-    /// bodies may still succeed.
-    Rejected(String),
-    /// No request can succeed: bad credentials, no permission, no such API, no server.
-    Fatal(anyhow::Error),
 }
 
 pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
@@ -427,89 +405,15 @@ async fn deliver_split(
     total
 }
 
-/// One `POST /v1/events`, retried while the server is overloaded or unreachable.
+/// One gzip `POST /v1/events`, retried as [`RetryPolicy::new`] says.
 async fn post_events(
     client: &ApiClient,
     gzip_body: &[u8],
     retries: u32,
 ) -> Result<IngestAnswer, SendFailure> {
-    let mut attempt = 0u32;
-    loop {
-        let request = RequestBody {
-            content_type: "application/json",
-            content_encoding: Some("gzip"),
-            amz_target: None,
-            payload: gzip_body.to_vec(),
-        };
-        let error = match client
-            .send_body(Method::POST, EVENTS_PATH, Some(request))
-            .await
-        {
-            Ok(answer) => {
-                return serde_json::from_slice(&answer).map_err(|error| {
-                    SendFailure::Fatal(anyhow::Error::new(error).context(
-                        "the server's answer to POST /v1/events is not the JSON this command expects",
-                    ))
-                });
-            }
-            Err(error) => error,
-        };
-        let (retry_after, transport) = match error.downcast_ref::<ServerError>() {
-            Some(server) => match server.status {
-                413 => return Err(SendFailure::TooLarge(one_line(&error))),
-                // Bad credentials or no permission: every request would fail alike.
-                401 | 403 => return Err(SendFailure::Fatal(error)),
-                404 => {
-                    return Err(SendFailure::Fatal(
-                        error.context("the server does not offer POST /v1/events"),
-                    ));
-                }
-                _ if server.is_retryable() => (server.retry_after, false),
-                _ => return Err(SendFailure::Rejected(one_line(&error))),
-            },
-            None if error.downcast_ref::<reqwest::Error>().is_some() => (None, true),
-            None => return Err(SendFailure::Fatal(error)),
-        };
-        let allowed = if transport {
-            retries.min(TRANSPORT_RETRIES_MAX)
-        } else {
-            retries
-        };
-        if attempt >= allowed {
-            return Err(if transport {
-                SendFailure::Fatal(error)
-            } else {
-                SendFailure::Rejected(format!(
-                    "{} (gave up after {attempt} retries)",
-                    one_line(&error)
-                ))
-            });
-        }
-        tokio::time::sleep(retry_delay(attempt, retry_after, random_u64())).await;
-        attempt += 1;
-    }
-}
-
-/// Exponential backoff with jitter: half the backoff plus a random part of the other
-/// half, so clients that failed together do not retry together. A `Retry-After` is a
-/// floor: the server said not to come back sooner.
-fn retry_delay(attempt: u32, retry_after: Option<Duration>, random: u64) -> Duration {
-    let backoff = BACKOFF_BASE
-        .saturating_mul(2u32.saturating_pow(attempt))
-        .min(BACKOFF_MAX);
-    let half = backoff / 2;
-    let half_nanos = u64::try_from(half.as_nanos()).unwrap_or(u64::MAX);
-    let jittered = half + Duration::from_nanos(random % half_nanos.saturating_add(1));
-    match retry_after {
-        Some(retry_after) => retry_after.min(RETRY_AFTER_MAX).max(jittered),
-        None => jittered,
-    }
-}
-
-/// A random number for jitter: each `RandomState` is freshly keyed, so hashing nothing
-/// with it gives a new value. No dependency for something this unimportant.
-fn random_u64() -> u64 {
-    RandomState::new().build_hasher().finish()
+    client
+        .post_events(gzip_body, Some("gzip"), RetryPolicy::new(retries))
+        .await
 }
 
 /// Per-file progress and the totals the summary is built from.
@@ -788,32 +692,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backoff_doubles_with_jitter_and_caps() {
-        for random in [0, 1, u64::MAX / 3, u64::MAX] {
-            let first = retry_delay(0, None, random);
-            assert!(first >= Duration::from_millis(250) && first <= Duration::from_millis(500));
-            let fourth = retry_delay(3, None, random);
-            assert!(fourth >= Duration::from_secs(2) && fourth <= Duration::from_secs(4));
-            let late = retry_delay(30, None, random);
-            assert!(late >= BACKOFF_MAX / 2 && late <= BACKOFF_MAX);
-        }
-    }
-
-    #[test]
-    fn retry_after_is_a_floor_and_capped() {
-        assert_eq!(
-            retry_delay(0, Some(Duration::from_secs(3)), 0),
-            Duration::from_secs(3)
-        );
-        assert_eq!(
-            retry_delay(0, Some(Duration::from_secs(100_000)), 0),
-            RETRY_AFTER_MAX
-        );
-        // Backoff already beyond the server's hint wins.
-        assert!(retry_delay(6, Some(Duration::from_secs(1)), 0) >= Duration::from_secs(15));
-    }
-
-    #[test]
     fn server_indexes_map_to_file_positions() {
         let answer: IngestAnswer = serde_json::from_str(
             r#"{"accepted":[{"index":0,"eventId":"a"}],"duplicates":[],
@@ -1051,7 +929,9 @@ mod tests {
         // limit (at least 800 × log2(10) / 8 = 332 bytes), two of them one well under.
         let records: Vec<String> = (0..10)
             .map(|_| {
-                let digits: String = (0..4).map(|_| format!("{:020}", random_u64())).collect();
+                let digits: String = (0..4)
+                    .map(|_| format!("{:020}", crate::client::random_u64()))
+                    .collect();
                 format!(r#"{{"pad":"{digits}"}}"#)
             })
             .collect();
