@@ -15,8 +15,8 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 use serde::{Deserialize, Serialize};
 
-use crate::ArchiveError;
 use crate::compaction::{self, CompactReport};
+use crate::error::ArchiveError;
 use crate::files::{self, CONTROL_DIR_NAME};
 use crate::schema::{self, COLUMNS, ColumnType, RowBatchBuilder};
 

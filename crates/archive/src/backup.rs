@@ -2,8 +2,8 @@
 
 use std::path::Path;
 
-use crate::ArchiveError;
 use crate::archiver::{ArchiveState, STATE_FILE_NAME, read_state, write_state};
+use crate::error::ArchiveError;
 use crate::files::{self, CONTROL_DIR_NAME};
 
 /// Copy attempts: a compaction may remove a part file while it is being copied.

@@ -27,7 +27,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 
-use crate::ArchiveError;
+use crate::error::ArchiveError;
 use crate::files::{self, PartFile, Partition};
 use crate::schema;
 

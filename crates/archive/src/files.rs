@@ -16,7 +16,7 @@ use arrow_array::types::{TimestampMillisecondType, UInt64Type};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::file::metadata::ParquetMetaDataReader;
 
-use crate::ArchiveError;
+use crate::error::ArchiveError;
 use crate::schema::{self, reconstruct_record};
 
 /// Where the archiver keeps its own files, beside the partitions. Not a `key=value`

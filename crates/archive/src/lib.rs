@@ -185,10 +185,10 @@
 mod archiver;
 mod backup;
 mod compaction;
+mod error;
 mod files;
 mod schema;
 
-use std::path::{Path, PathBuf};
 
 pub use archiver::{
     ARCHIVE_CONSUMER, ArchiveExpireReport, ArchiveOptions, ArchiveReport, Archiver, ArchiverHandle,
@@ -196,6 +196,7 @@ pub use archiver::{
 };
 pub use backup::backup_archive;
 pub use compaction::CompactReport;
+pub use error::ArchiveError;
 pub use files::{
     ArchivedRecord, PartFile, PartFileSummary, Partition, list_all_part_files, list_part_files,
     list_partitions, part_file_name, partition_dir, read_part_file, read_part_file_summary,
@@ -205,66 +206,3 @@ pub use schema::{
     PARTITION_COLUMN, SCHEMA_VERSION, SCHEMA_VERSION_KEY, SEAL_FIRST_SEQ_KEY, SEAL_LAST_SEQ_KEY,
     arrow_schema, canonical_event_time,
 };
-
-#[derive(Debug, thiserror::Error)]
-pub enum ArchiveError {
-    #[error(transparent)]
-    Store(#[from] opentrail_store::StoreError),
-    #[error("I/O error on {path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("Parquet error on {path}: {source}")]
-    Parquet {
-        path: PathBuf,
-        #[source]
-        source: parquet::errors::ParquetError,
-    },
-    #[error("Arrow error on {path}: {source}")]
-    Arrow {
-        path: PathBuf,
-        #[source]
-        source: arrow_schema::ArrowError,
-    },
-    #[error("log seq {seq} holds a record the archive cannot read: {detail}")]
-    BadRecord { seq: u64, detail: String },
-    #[error("archive file {path} is unreadable: {detail}")]
-    UnreadableFile { path: PathBuf, detail: String },
-    #[error("archive state at {path} is inconsistent: {detail}")]
-    Inconsistent { path: PathBuf, detail: String },
-    #[error("the archive at {path} is locked by another archiver")]
-    Locked { path: PathBuf },
-    #[error("invalid archive options: {detail}")]
-    InvalidOptions { detail: String },
-    #[error("the archiver thread panicked")]
-    WorkerPanicked,
-    /// Returned where [`ArchiveOptions::crash_for_test`] asked the archiver to stop.
-    #[doc(hidden)]
-    #[error("injected crash (test only)")]
-    InjectedCrash,
-}
-
-impl ArchiveError {
-    pub(crate) fn io(path: &Path, source: std::io::Error) -> ArchiveError {
-        ArchiveError::Io {
-            path: path.to_path_buf(),
-            source,
-        }
-    }
-
-    pub(crate) fn parquet(path: &Path, source: parquet::errors::ParquetError) -> ArchiveError {
-        ArchiveError::Parquet {
-            path: path.to_path_buf(),
-            source,
-        }
-    }
-
-    pub(crate) fn arrow(path: &Path, source: arrow_schema::ArrowError) -> ArchiveError {
-        ArchiveError::Arrow {
-            path: path.to_path_buf(),
-            source,
-        }
-    }
-}

@@ -33,6 +33,7 @@
 
 pub mod checkpoint;
 pub mod classify;
+mod error;
 mod list;
 mod pipeline;
 mod read;
@@ -41,30 +42,8 @@ mod sink;
 pub mod source;
 mod summary;
 
+pub use error::ImportError;
 pub use pipeline::{ImportOptions, ImportProgress, import};
 pub use sink::{EventSink, SinkError, StoreSink, WriteOutcome};
 pub use source::Source;
 pub use summary::{FileError, ImportSummary};
-
-/// An import could not run, or had to stop part-way. Problems with single files are not
-/// errors of this kind: they are reported in [`ImportSummary::errors`] and the import
-/// goes on.
-#[derive(Debug, thiserror::Error)]
-pub enum ImportError {
-    #[error("source {source_text:?}: {reason}")]
-    InvalidSource { source_text: String, reason: String },
-    #[error("cannot set up the S3 client for {url}: {source}")]
-    S3Setup {
-        url: String,
-        #[source]
-        source: object_store::Error,
-    },
-    #[error("cannot start the S3 client's async runtime: {0}")]
-    Runtime(#[source] std::io::Error),
-    #[error("cannot start an import thread: {0}")]
-    Thread(#[source] std::io::Error),
-    #[error(transparent)]
-    Checkpoint(#[from] checkpoint::CheckpointError),
-    #[error("writing events failed: {0}")]
-    Sink(#[from] SinkError),
-}

@@ -11,13 +11,14 @@ use opentrail_event::{EventRecord, IngestContext, RecordError, RecordErrorKind, 
 
 use crate::checkpoint::{Checkpoint, CompletedFile};
 use crate::classify::SkipReason;
+use crate::error::ImportError;
 use crate::list::{Lister, ResolvedSource};
 use crate::read::{Readers, decompress};
+use crate::s3;
 use crate::s3::{S3Config, open_bucket};
 use crate::sink::{EventSink, SinkError, WriteOutcome};
 use crate::source::{FileTask, Source};
 use crate::summary::{FileError, ImportSummary};
-use crate::{ImportError, s3};
 
 /// How an import runs. [`ImportOptions::default`] suits a local import into a store.
 #[derive(Debug, Clone)]

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use object_store::ObjectStore;
 use object_store::aws::AmazonS3Builder;
 
-use crate::ImportError;
+use crate::error::ImportError;
 use crate::source::s3_url;
 
 /// How to reach the S3-compatible service.

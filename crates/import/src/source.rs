@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::ImportError;
+use crate::error::ImportError;
 
 /// One source given on the command line.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,7 +5,7 @@
 
 use opentrail_store::Store;
 
-use crate::TrailsError;
+use crate::error::TrailsError;
 use crate::selectors::{Decision, TrailFilter};
 
 /// Log chunks one read may go through. Skipped entries cost no memory, but a long run of

@@ -39,9 +39,9 @@ use opentrail_store::Store;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use crate::TrailsError;
 use crate::consumer::{Offer, blocking, read_filtered, save_cursor};
 use crate::destination::Destinations;
+use crate::error::TrailsError;
 use crate::log_file::{self, FileIdentity};
 use crate::manifest::{DeliveredFile, Manifest};
 use crate::model::{SnsTopic, Trail};

@@ -42,10 +42,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use tokio::sync::watch;
 
-use crate::TrailsError;
 use crate::delivery::{StatusHandle, update_status};
 use crate::destination::Destinations;
 use crate::digest_keys::DigestKeys;
+use crate::error::TrailsError;
 use crate::manifest::{DeliveredFile, Manifest};
 use crate::model::Trail;
 use crate::state_file;

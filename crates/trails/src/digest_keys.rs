@@ -25,7 +25,7 @@ use rsa::signature::{SignatureEncoding, Signer};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-use crate::TrailsError;
+use crate::error::TrailsError;
 
 const KEYS_FILE_NAME: &str = "keys.json";
 /// CloudTrail's keys are 2048-bit (ListPublicKeys samples).

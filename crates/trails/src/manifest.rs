@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::TrailsError;
+use crate::error::TrailsError;
 
 const MANIFEST_DIR_NAME: &str = "manifest";
 const DAY_FILE_SUFFIX: &str = ".jsonl";

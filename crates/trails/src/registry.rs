@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use serde::{Deserialize, Serialize};
 
-use crate::TrailsError;
+use crate::error::TrailsError;
 use crate::model::Trail;
 
 const TRAILS_FILE_NAME: &str = "trails.json";

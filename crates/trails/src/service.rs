@@ -26,7 +26,6 @@ use opentrail_store::Store;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::TrailsError;
 use crate::delivery::{
     DeliveryContext, DeliveryOptions, DeliveryWorker, StatusHandle, TrailStatus, load_state,
     status_snapshot, update_status,
@@ -34,6 +33,7 @@ use crate::delivery::{
 use crate::destination::{DestinationConfig, DestinationError, Destinations};
 use crate::digest::{DigestContext, DigestOptions, DigestStop, DigestWorker};
 use crate::digest_keys::{DigestKeys, PublicKeyInfo};
+use crate::error::TrailsError;
 use crate::manifest::Manifest;
 use crate::model::{
     EventSelectors, LoggingHistory, SnsTopic, Tag, Trail, TrailSettings, trail_arn,

@@ -16,20 +16,21 @@ pub(crate) trait VersionedState: serde::de::DeserializeOwned + Default {
 pub(crate) fn load_versioned_state<T: VersionedState>(
     path: &Path,
     current_format: u32,
-) -> Result<T, crate::TrailsError> {
-    let bytes = read_optional(path).map_err(|source| crate::TrailsError::Read {
+) -> Result<T, crate::error::TrailsError> {
+    let bytes = read_optional(path).map_err(|source| crate::error::TrailsError::Read {
         path: path.to_path_buf(),
         source,
     })?;
     let Some(bytes) = bytes else {
         return Ok(T::with_format(current_format));
     };
-    let state: T = serde_json::from_slice(&bytes).map_err(|error| crate::TrailsError::Corrupt {
-        path: path.to_path_buf(),
-        reason: error.to_string(),
-    })?;
+    let state: T =
+        serde_json::from_slice(&bytes).map_err(|error| crate::error::TrailsError::Corrupt {
+            path: path.to_path_buf(),
+            reason: error.to_string(),
+        })?;
     if state.format() > current_format {
-        return Err(crate::TrailsError::Corrupt {
+        return Err(crate::error::TrailsError::Corrupt {
             path: path.to_path_buf(),
             reason: format!(
                 "format {} is newer than this server's {current_format}",

@@ -24,9 +24,9 @@ use opentrail_store::Store;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use crate::TrailsError;
 use crate::consumer::{Offer, blocking, read_filtered, save_cursor};
 use crate::delivery::{StatusHandle, WorkerStop, update_status};
+use crate::error::TrailsError;
 use crate::model::Trail;
 use crate::selectors::TrailFilter;
 use crate::sinks::{self, StreamSink};
