@@ -189,7 +189,6 @@ mod error;
 mod files;
 mod schema;
 
-
 pub use archiver::{
     ARCHIVE_CONSUMER, ArchiveExpireReport, ArchiveOptions, ArchiveReport, Archiver, ArchiverHandle,
     CrashPoint, SealReport,

@@ -45,7 +45,6 @@ mod state_file;
 pub mod streams;
 pub mod validate;
 
-
 pub use delivery::{CrashPoint, DeliveryOptions, TrailStatus};
 pub use destination::{DestinationConfig, DestinationError, Destinations};
 pub use digest::DigestOptions;
