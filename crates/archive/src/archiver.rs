@@ -616,28 +616,12 @@ impl Archiver {
             .map(|entry| entry.ingest_time_ms)
             .max()
             .unwrap_or_default();
-        let properties = self.writer_properties(vec![
-            KeyValue::new(
-                schema::SCHEMA_VERSION_KEY.to_owned(),
-                schema::SCHEMA_VERSION.to_owned(),
-            ),
-            KeyValue::new(
-                schema::SEAL_FIRST_SEQ_KEY.to_owned(),
-                range.first_seq.to_string(),
-            ),
-            KeyValue::new(
-                schema::SEAL_LAST_SEQ_KEY.to_owned(),
-                range.last_seq.to_string(),
-            ),
-            KeyValue::new(
-                schema::INGEST_TIME_MIN_KEY.to_owned(),
-                ingest_time_min_ms.to_string(),
-            ),
-            KeyValue::new(
-                schema::INGEST_TIME_MAX_KEY.to_owned(),
-                ingest_time_max_ms.to_string(),
-            ),
-        ])?;
+        let properties = self.writer_properties(schema::seal_metadata(
+            range.first_seq,
+            range.last_seq,
+            ingest_time_min_ms,
+            ingest_time_max_ms,
+        ))?;
         files::write_file_durably(&path, |file| {
             let mut writer = ArrowWriter::try_new(file, schema::arrow_schema(), Some(properties))
                 .map_err(|error| ArchiveError::parquet(&path, error))?;

@@ -121,22 +121,12 @@ pub fn write_merged_file(
         ingest_time_min_ms = ingest_time_min_ms.min(summary.ingest_time_min_ms);
         ingest_time_max_ms = ingest_time_max_ms.max(summary.ingest_time_max_ms);
     }
-    let properties = properties_for(vec![
-        KeyValue::new(
-            schema::SCHEMA_VERSION_KEY.to_owned(),
-            schema::SCHEMA_VERSION.to_owned(),
-        ),
-        KeyValue::new(schema::SEAL_FIRST_SEQ_KEY.to_owned(), first_seq.to_string()),
-        KeyValue::new(schema::SEAL_LAST_SEQ_KEY.to_owned(), last_seq.to_string()),
-        KeyValue::new(
-            schema::INGEST_TIME_MIN_KEY.to_owned(),
-            ingest_time_min_ms.to_string(),
-        ),
-        KeyValue::new(
-            schema::INGEST_TIME_MAX_KEY.to_owned(),
-            ingest_time_max_ms.to_string(),
-        ),
-    ])?;
+    let properties = properties_for(schema::seal_metadata(
+        first_seq,
+        last_seq,
+        ingest_time_min_ms,
+        ingest_time_max_ms,
+    ))?;
     let path = partition
         .dir
         .join(files::part_file_name(first_seq, last_seq));

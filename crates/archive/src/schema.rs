@@ -782,6 +782,31 @@ fn string_cell<'a>(
     Ok(values.value(row))
 }
 
+/// The key-value metadata every part file carries: the schema version, the seq range it
+/// holds and the range of its events' ingest times (what compaction and retention read
+/// without decoding rows).
+pub(crate) fn seal_metadata(
+    first_seq: u64,
+    last_seq: u64,
+    ingest_time_min_ms: i64,
+    ingest_time_max_ms: i64,
+) -> Vec<parquet::file::metadata::KeyValue> {
+    use parquet::file::metadata::KeyValue;
+    vec![
+        KeyValue::new(SCHEMA_VERSION_KEY.to_owned(), SCHEMA_VERSION.to_owned()),
+        KeyValue::new(SEAL_FIRST_SEQ_KEY.to_owned(), first_seq.to_string()),
+        KeyValue::new(SEAL_LAST_SEQ_KEY.to_owned(), last_seq.to_string()),
+        KeyValue::new(
+            INGEST_TIME_MIN_KEY.to_owned(),
+            ingest_time_min_ms.to_string(),
+        ),
+        KeyValue::new(
+            INGEST_TIME_MAX_KEY.to_owned(),
+            ingest_time_max_ms.to_string(),
+        ),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
