@@ -26,83 +26,77 @@ pub struct Position {
     pub offset: u64,
 }
 
+/// One segment file and its length (fixed once the writer has moved past it).
+#[derive(Debug, Clone, Copy)]
+struct SegmentFile {
+    number: u64,
+    length: u64,
+}
+
 /// The queue's files. Not thread-safe by itself: callers hold it behind one lock, so a
 /// reader never sees a line before its fsync.
 #[derive(Debug)]
 pub struct DiskQueue {
     directory: PathBuf,
-    /// Segment numbers present, ascending; the last is being written.
-    segments: Vec<u64>,
+    /// Segments present, ascending, never empty; the last is being written.
+    segments: Vec<SegmentFile>,
     writer: File,
-    writer_length: u64,
     acknowledged: Position,
-    /// Bytes appended and not yet acknowledged.
-    pending_bytes: u64,
 }
 
 impl DiskQueue {
     /// Opens (or creates) the queue in `directory`, recovering from a crash.
     pub fn open(directory: &Path) -> io::Result<DiskQueue> {
         fs::create_dir_all(directory)?;
-        let mut segments: Vec<u64> = fs::read_dir(directory)?
+        let mut numbers: Vec<u64> = fs::read_dir(directory)?
             .filter_map(|entry| entry.ok())
             .filter_map(|entry| {
                 let name = entry.file_name().into_string().ok()?;
                 name.strip_suffix(SEGMENT_SUFFIX)?.parse().ok()
             })
             .collect();
-        segments.sort_unstable();
+        numbers.sort_unstable();
         let acknowledged = read_cursor(directory)?.unwrap_or(Position {
-            segment: segments.first().copied().unwrap_or(1),
+            segment: numbers.first().copied().unwrap_or(1),
             offset: 0,
         });
-        for segment in segments
+        for number in numbers
             .iter()
-            .filter(|segment| **segment < acknowledged.segment)
+            .filter(|number| **number < acknowledged.segment)
         {
-            opentrail_durable::remove_if_present(&segment_path(directory, *segment))?;
+            opentrail_durable::remove_if_present(&segment_path(directory, *number))?;
         }
-        segments.retain(|segment| *segment >= acknowledged.segment);
-        if segments.is_empty() {
-            segments.push(acknowledged.segment);
+        numbers.retain(|number| *number >= acknowledged.segment);
+        let last = numbers.pop().unwrap_or(acknowledged.segment);
+        let mut segments = Vec::with_capacity(numbers.len() + 1);
+        for number in numbers {
+            let length = fs::metadata(segment_path(directory, number))?.len();
+            segments.push(SegmentFile { number, length });
         }
-        let last = *segments.last().unwrap_or(&acknowledged.segment);
-        let last_path = segment_path(directory, last);
-        let mut writer = OpenOptions::new()
-            .create(true)
-            .read(true)
-            .append(true)
-            .open(&last_path)?;
-        let writer_length = cut_torn_line(&mut writer)?;
+        let mut writer = open_for_append(&segment_path(directory, last))?;
+        let length = cut_torn_line(&mut writer)?;
+        segments.push(SegmentFile {
+            number: last,
+            length,
+        });
         opentrail_durable::sync_directory(directory)?;
-        let mut queue = DiskQueue {
+        Ok(DiskQueue {
             directory: directory.to_owned(),
             segments,
             writer,
-            writer_length,
             acknowledged,
-            pending_bytes: 0,
-        };
-        queue.pending_bytes = queue.measure_pending()?;
-        Ok(queue)
+        })
     }
 
-    fn measure_pending(&self) -> io::Result<u64> {
-        let mut total = 0;
-        for segment in &self.segments {
-            let length = if Some(segment) == self.segments.last() {
-                self.writer_length
-            } else {
-                fs::metadata(segment_path(&self.directory, *segment))?.len()
-            };
-            total += length;
-        }
-        Ok(total.saturating_sub(self.acknowledged.offset))
-    }
-
-    /// Bytes waiting for the server.
+    /// Bytes appended and not yet acknowledged by the server.
     pub fn pending_bytes(&self) -> u64 {
-        self.pending_bytes
+        let total: u64 = self.segments.iter().map(|segment| segment.length).sum();
+        total.saturating_sub(self.acknowledged.offset)
+    }
+
+    /// The length of the segment being written.
+    fn writer_length(&self) -> u64 {
+        self.segments.last().map_or(0, |segment| segment.length)
     }
 
     /// Appends records (one line each) and fsyncs them.
@@ -110,15 +104,13 @@ impl DiskQueue {
         if records.is_empty() {
             return Ok(());
         }
-        if self.writer_length >= SEGMENT_BYTES {
-            let next = self.segments.last().copied().unwrap_or(0) + 1;
-            self.writer = OpenOptions::new()
-                .create(true)
-                .read(true)
-                .append(true)
-                .open(segment_path(&self.directory, next))?;
-            self.writer_length = 0;
-            self.segments.push(next);
+        if self.writer_length() >= SEGMENT_BYTES {
+            let next = self.segments.last().map_or(1, |segment| segment.number + 1);
+            self.writer = open_for_append(&segment_path(&self.directory, next))?;
+            self.segments.push(SegmentFile {
+                number: next,
+                length: 0,
+            });
             opentrail_durable::sync_directory(&self.directory)?;
         }
         let mut block = Vec::with_capacity(records.iter().map(|record| record.len() + 1).sum());
@@ -131,17 +123,19 @@ impl DiskQueue {
             );
             block.push(b'\n');
         }
+        let durable_length = self.writer_length();
         if let Err(error) = self
             .writer
             .write_all(&block)
             .and_then(|()| self.writer.sync_data())
         {
             // Cut back what may have been half written, so the next append starts on a line.
-            let _ = self.writer.set_len(self.writer_length);
+            let _ = self.writer.set_len(durable_length);
             return Err(error);
         }
-        self.writer_length += block.len() as u64;
-        self.pending_bytes += block.len() as u64;
+        if let Some(last) = self.segments.last_mut() {
+            last.length += block.len() as u64;
+        }
         Ok(())
     }
 
@@ -159,27 +153,22 @@ impl DiskQueue {
         for segment in self
             .segments
             .iter()
-            .filter(|segment| **segment >= start_segment)
+            .filter(|segment| segment.number >= start_segment)
         {
-            if *segment != position.segment {
+            if segment.number != position.segment {
                 position = Position {
-                    segment: *segment,
+                    segment: segment.number,
                     offset: 0,
                 };
             }
-            let length = if Some(segment) == self.segments.last() {
-                self.writer_length
-            } else {
-                fs::metadata(segment_path(&self.directory, *segment))?.len()
-            };
-            if position.offset >= length {
+            if position.offset >= segment.length {
                 continue;
             }
             // One more record's worth past the byte budget, so a batch always ends on a line.
             let budget =
                 max_bytes.saturating_sub(bytes_read) + opentrail_event::MAX_RECORD_BYTES + 1;
-            let wanted = (length - position.offset).min(budget as u64);
-            let mut file = File::open(segment_path(&self.directory, *segment))?;
+            let wanted = (segment.length - position.offset).min(budget as u64);
+            let mut file = File::open(segment_path(&self.directory, segment.number))?;
             file.seek(SeekFrom::Start(position.offset))?;
             let mut buffer = Vec::with_capacity(wanted as usize);
             file.take(wanted).read_to_end(&mut buffer)?;
@@ -194,7 +183,10 @@ impl DiskQueue {
                 }
             }
             position.offset += start as u64;
-            if records.len() >= max_records || bytes_read >= max_bytes || position.offset < length {
+            if records.len() >= max_records
+                || bytes_read >= max_bytes
+                || position.offset < segment.length
+            {
                 break;
             }
         }
@@ -202,47 +194,35 @@ impl DiskQueue {
     }
 
     /// Records everything before `position` as acknowledged by the server, durably, and
-    /// deletes the segments it has left behind.
+    /// deletes the segments it has left behind (never the one being written).
     pub fn acknowledge(&mut self, position: Position) -> io::Result<()> {
         if position <= self.acknowledged {
             return Ok(());
         }
-        let released = self.bytes_between(self.acknowledged, position)?;
         write_cursor(&self.directory, position)?;
         self.acknowledged = position;
-        self.pending_bytes = self.pending_bytes.saturating_sub(released);
-        let last = self.segments.last().copied();
-        for segment in self
-            .segments
-            .iter()
-            .filter(|segment| **segment < position.segment && Some(**segment) != last)
-        {
-            opentrail_durable::remove_if_present(&segment_path(&self.directory, *segment))?;
+        let writing = self.segments.last().map(|segment| segment.number);
+        for segment in &self.segments {
+            if segment.number < position.segment && Some(segment.number) != writing {
+                opentrail_durable::remove_if_present(&segment_path(
+                    &self.directory,
+                    segment.number,
+                ))?;
+            }
         }
-        self.segments
-            .retain(|segment| *segment >= position.segment || Some(*segment) == last);
+        self.segments.retain(|segment| {
+            segment.number >= position.segment || Some(segment.number) == writing
+        });
         Ok(())
     }
+}
 
-    fn bytes_between(&self, from: Position, to: Position) -> io::Result<u64> {
-        if from.segment == to.segment {
-            return Ok(to.offset.saturating_sub(from.offset));
-        }
-        let mut total = 0;
-        for segment in self
-            .segments
-            .iter()
-            .filter(|segment| **segment >= from.segment && **segment < to.segment)
-        {
-            let length = fs::metadata(segment_path(&self.directory, *segment))?.len();
-            total += if *segment == from.segment {
-                length.saturating_sub(from.offset)
-            } else {
-                length
-            };
-        }
-        Ok(total + to.offset)
-    }
+fn open_for_append(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .read(true)
+        .append(true)
+        .open(path)
 }
 
 fn segment_path(directory: &Path, segment: u64) -> PathBuf {
