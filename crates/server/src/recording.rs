@@ -171,6 +171,15 @@ pub enum RecordInto {
     Remote(opentrail_recorder::RemoteSink),
 }
 
+/// What is left to finish once a standalone proxy has stopped.
+enum Recording {
+    Remote(opentrail_recorder::RemoteSink),
+    Store {
+        store: Store,
+        writer: JoinHandle<()>,
+    },
+}
+
 /// Runs one proxy on its own (`opentrail proxy`) until `shutdown`.
 pub async fn run_proxy(
     proxy: ProxyConfig,
@@ -178,16 +187,12 @@ pub async fn run_proxy(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
     let limits = crate::Config::default().connection_limits();
-    let data_dir_config = match &into {
-        RecordInto::Store(config) => Some(config.as_ref().clone()),
-        RecordInto::Remote(_) => None,
-    };
-    let remote = match &into {
-        RecordInto::Remote(remote) => Some(remote.clone()),
-        RecordInto::Store(_) => None,
-    };
-    let (sink, store_writer, store): (Arc<dyn RecordSink>, _, _) = match into {
-        RecordInto::Remote(remote) => (Arc::new(remote), None, None),
+    let (sink, proxies, recording): (Arc<dyn RecordSink>, _, _) = match into {
+        RecordInto::Remote(remote) => (
+            Arc::new(remote.clone()),
+            vec![proxy],
+            Recording::Remote(remote),
+        ),
         RecordInto::Store(config) => {
             let store = {
                 let config = config.clone();
@@ -198,12 +203,9 @@ pub async fn run_proxy(
                 region: config.region.clone(),
             };
             let (sink, writer) = StoreRecordSink::start(store.clone(), context);
-            (sink, Some(writer), Some(store))
+            let proxies = owned_by(std::slice::from_ref(&proxy), &config);
+            (sink, proxies, Recording::Store { store, writer })
         }
-    };
-    let proxies = match &data_dir_config {
-        Some(config) => owned_by(std::slice::from_ref(&proxy), config),
-        None => vec![proxy],
     };
     let bound = bind_proxies(&proxies, sink).await?;
     let (closing_sender, closing) = watch::channel(false);
@@ -217,25 +219,25 @@ pub async fn run_proxy(
             serving.await;
         }
     }
-    // Records still queued for a server are on disk and go at the next start; a short
-    // wait here usually sends them now.
-    if let Some(remote) = remote
-        && !remote.flush(REMOTE_FLUSH_AT_SHUTDOWN).await
-    {
-        tracing::warn!(
-            pending_bytes = remote.pending_bytes(),
-            "records are still queued for OpenTrail; they are sent when the proxy starts again"
-        );
-    }
-    // Every proxy is gone, so the sink's last handle is too: the writer stores what is
-    // queued and ends.
-    if let Some(writer) = store_writer {
-        writer.await?;
-    }
-    if let Some(store) = store {
-        tokio::task::spawn_blocking(move || store.flush_tables())
-            .await?
-            .ok();
+    match recording {
+        // Records still queued for a server are on disk and go at the next start; a
+        // short wait here usually sends them now.
+        Recording::Remote(remote) => {
+            if !remote.flush(REMOTE_FLUSH_AT_SHUTDOWN).await {
+                tracing::warn!(
+                    pending_bytes = remote.pending_bytes(),
+                    "records are still queued for OpenTrail; they are sent when the proxy starts again"
+                );
+            }
+        }
+        // Every proxy is gone, so the sink's last handle is too: the writer stores what
+        // is queued and ends.
+        Recording::Store { store, writer } => {
+            writer.await?;
+            tokio::task::spawn_blocking(move || store.flush_tables())
+                .await?
+                .ok();
+        }
     }
     Ok(())
 }
