@@ -58,10 +58,8 @@ fn copy_sealed_parts(
         if let Some(parent) = target.parent() {
             files::create_dir_durably(parent)?;
         }
-        match std::fs::copy(&part.path, &target) {
-            Ok(_) => std::fs::File::open(&target)
-                .and_then(|file| file.sync_all())
-                .map_err(|error| ArchiveError::io(&target, error))?,
+        match opentrail_durable::copy_durably(&part.path, &target) {
+            Ok(_) => {}
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(false),
             Err(error) => return Err(ArchiveError::io(&part.path, error)),
         }

@@ -103,6 +103,14 @@ pub fn append_durably(path: &Path, contents: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
+/// Copies `from` to `to` and fsyncs the copy; the bytes copied. A missing `from` is the
+/// `NotFound` of the copy itself, so callers can tell a source that vanished.
+pub fn copy_durably(from: &Path, to: &Path) -> io::Result<u64> {
+    let bytes = std::fs::copy(from, to)?;
+    File::open(to)?.sync_all()?;
+    Ok(bytes)
+}
+
 /// Fsyncs a file another component wrote, and its directory entry.
 pub fn sync_file_and_parent(path: &Path) -> io::Result<()> {
     File::open(path)?.sync_all()?;

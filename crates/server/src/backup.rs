@@ -187,10 +187,9 @@ fn copy_file(from: &Path, to: &Path) -> Result<(), BackupError> {
     if let Some(parent) = to.parent() {
         std::fs::create_dir_all(parent).map_err(io(parent))?;
     }
-    std::fs::copy(from, to).map_err(io(from))?;
-    std::fs::File::open(to)
-        .and_then(|file| file.sync_all())
-        .map_err(io(to))
+    opentrail_durable::copy_durably(from, to)
+        .map(|_| ())
+        .map_err(io(from))
 }
 
 fn s3_error(url: &str, detail: String) -> BackupError {

@@ -199,13 +199,8 @@ fn is_temporary(path: &Path) -> bool {
 /// Copies a file into `dir` under its own name and fsyncs it.
 fn copy_file(path: &Path, dir: &Path) -> Result<u64, CopyError> {
     let target = dir.join(path.file_name().unwrap_or_default());
-    match std::fs::copy(path, &target) {
-        Ok(bytes) => {
-            std::fs::File::open(&target)
-                .and_then(|file| file.sync_all())
-                .map_err(|error| StoreError::io(&target, error))?;
-            Ok(bytes)
-        }
+    match opentrail_durable::copy_durably(path, &target) {
+        Ok(bytes) => Ok(bytes),
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
             Err(CopyError::Vanished(path.to_path_buf()))
         }
