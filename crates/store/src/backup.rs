@@ -20,12 +20,14 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::error::{StoreError, StoreOptions};
+use crate::error::StoreError;
 use crate::journal;
-use crate::meta::{META_FILE_NAME, Meta};
-use crate::store::{
-    DICTIONARIES_DIR, FORMAT_FILE_NAME, HIGH_WATER_FILE_NAME, JOURNAL_DIR, SEGMENTS_DIR, Store,
+use crate::layout::{
+    DICTIONARIES_DIR, FORMAT_FILE_NAME, HIGH_WATER_FILE_NAME, JOURNAL_DIR, SEGMENTS_DIR,
 };
+use crate::meta::{META_FILE_NAME, Meta};
+use crate::options::StoreOptions;
+use crate::store::Store;
 
 /// Copy attempts before giving up: each restart means the server sealed or merged
 /// exactly while a file was being copied.

@@ -15,7 +15,8 @@ use opentrail_event::FilterField;
 use crate::error::StoreError;
 use crate::query::{LookupPage, LookupQuery, PageCursor, Position, PositionBounds, StoredEvent};
 use crate::segment;
-use crate::store::{RecordPlace, Shared, Sources, parse_stored, read_head};
+use crate::shared::{RecordPlace, Shared, Sources, read_head};
+use crate::stored_record::parse_stored;
 use crate::terms;
 
 pub(crate) fn run(

@@ -11,9 +11,10 @@ use std::path::Path;
 
 use crate::error::StoreError;
 use crate::files;
+use crate::layout::{FORMAT_FILE_NAME, JOURNAL_DIR, SEGMENTS_DIR, V1_ENGINE_DIR};
 use crate::meta::{Meta, MetaState, STORE_FORMAT};
 use crate::segment::{self, InputRow, RecordSource, SegmentInput};
-use crate::store::{FORMAT_FILE_NAME, JOURNAL_DIR, SEGMENTS_DIR, V1_ENGINE_DIR, parse_stored};
+use crate::stored_record::parse_stored;
 use crate::terms;
 
 /// Events per migrated segment (held in memory while it is written).

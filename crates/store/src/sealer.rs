@@ -16,8 +16,7 @@ use crate::blocks::DecodedBlock;
 use crate::error::StoreError;
 use crate::head::Head;
 use crate::segment::{self, InputRow, RecordSource, Segment, SegmentInput};
-use crate::store::{Shared, read_head};
-use crate::writer::RotationSignal;
+use crate::shared::{RotationSignal, Shared, read_head};
 
 /// The sealer also looks for work this often, in case a signal was missed.
 const POLL: Duration = Duration::from_secs(1);

@@ -24,9 +24,11 @@ use crate::blocks::BlockEncoder;
 use crate::error::StoreError;
 use crate::head::{Head, HeadRow};
 use crate::journal::{self, JournalWriter, PreparedRecords};
+use crate::layout::HIGH_WATER_FILE_NAME;
+use crate::shared::{RotationSignal, Shared, now_ms, read_head};
 use crate::space::{FreeSpace, WriteStatus};
-use crate::store::{AppendOutcome, ExpireReport, HIGH_WATER_FILE_NAME, Shared, now_ms, read_head};
 use crate::terms;
+use crate::values::{AppendOutcome, ExpireReport};
 
 /// How often an idle writer checks whether the head is due for sealing.
 const IDLE_CHECK: Duration = Duration::from_millis(200);
@@ -52,9 +54,6 @@ enum Command {
         reply: Reply<()>,
     },
 }
-
-/// Wakes the sealer when the writer rotated a head.
-pub(crate) type RotationSignal = Arc<(Mutex<u64>, std::sync::Condvar)>;
 
 pub(crate) struct WriterHandle {
     sender: Mutex<Option<SyncSender<Command>>>,

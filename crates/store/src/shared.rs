@@ -1,0 +1,558 @@
+//! What the store's readers, writer and sealer share (`Shared`): the sources of events at
+//! one instant, recovery after a crash, and reading one record, one seq or one event id
+//! from whichever source holds it. `store.rs` is the public front door over it.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
+
+use opentrail_event::EventRecord;
+
+use crate::blocks::Dictionaries;
+use crate::cache::BlockCache;
+use crate::error::StoreError;
+use crate::head::{Head, HeadRow};
+use crate::journal;
+use crate::layout::{
+    DICTIONARIES_DIR, FORMAT_FILE_NAME, FORMAT_TEXT, HIGH_WATER_FILE_NAME, JOURNAL_DIR,
+    LOCK_FILE_NAME, SEGMENTS_DIR,
+};
+use crate::meta::{Meta, MetaState, STORE_FORMAT};
+use crate::options::StoreOptions;
+use crate::query::{Scope, StoredEvent};
+use crate::segment::{self, Segment};
+use crate::stored_record::{parse_stored, record_text};
+use crate::terms;
+use crate::values::LogEntry;
+
+/// Wakes the sealer when the writer rotated a head (the count of rotations asked for).
+pub(crate) type RotationSignal = Arc<(Mutex<u64>, std::sync::Condvar)>;
+
+/// The sources of events at one instant: every seq is in exactly one of them.
+#[derive(Clone)]
+pub(crate) struct Sources {
+    /// Sorted by `covers_first`.
+    pub segments: Vec<Arc<Segment>>,
+    /// Heads being sealed, oldest first, then the active head.
+    pub heads: Vec<Arc<RwLock<Head>>>,
+}
+
+/// State readers, the writer and the sealer share.
+pub(crate) struct Shared {
+    pub dir: PathBuf,
+    pub journal_dir: PathBuf,
+    pub segments_dir: PathBuf,
+    pub options: StoreOptions,
+    pub dictionaries: Dictionaries,
+    pub sources: RwLock<Sources>,
+    pub meta: Meta,
+    pub cache: BlockCache,
+    pub retention_ms: i64,
+    pub last_seq: AtomicU64,
+    pub expired_through_seq: AtomicU64,
+    next_source_id: AtomicU64,
+    /// Held by whoever rewrites segments (the sealer, `compact`), one at a time.
+    pub maintenance: Mutex<()>,
+    /// Set when sealing failed; reported by `flush_tables` and `stats` callers.
+    pub sealer_error: Mutex<Option<String>>,
+    /// Whether the writer accepts writes (free space, failed journal writes).
+    pub write_health: crate::space::WriteHealth,
+    /// Where sealed segments are kept durably (`location.rs`); `segments_dir` is its
+    /// local copy.
+    pub home: Box<dyn crate::location::SegmentHome>,
+    /// Held for the store's lifetime so a second process cannot open the same directory.
+    _lock_file: std::fs::File,
+}
+
+/// What reading one seq found.
+pub(crate) enum SeqRead {
+    Found(LogEntry),
+    /// The seq is in a source but holds no event (expired before it was sealed).
+    Absent,
+    /// No source holds the seq; the next source starts here.
+    NextSourceFrom(u64),
+    End,
+}
+
+/// Where an event's record lives.
+pub(crate) enum RecordPlace {
+    Segment(Arc<Segment>, u32),
+    Head(Arc<RwLock<Head>>, u32),
+}
+
+impl Shared {
+    pub(crate) fn recover(
+        dir: &Path,
+        options: StoreOptions,
+        lock_file: std::fs::File,
+    ) -> Result<Shared, StoreError> {
+        let journal_dir = dir.join(JOURNAL_DIR);
+        let segments_dir = dir.join(SEGMENTS_DIR);
+        for folder in [&journal_dir, &segments_dir] {
+            std::fs::create_dir_all(folder).map_err(|error| StoreError::io(folder, error))?;
+        }
+        let format_path = dir.join(FORMAT_FILE_NAME);
+        if !format_path.exists() {
+            crate::files::write_atomically(&format_path, FORMAT_TEXT.as_bytes())?;
+        }
+        let meta = match Meta::load(dir)? {
+            Some(state) if state.format != STORE_FORMAT => {
+                return Err(StoreError::NeedsMigration {
+                    path: dir.to_path_buf(),
+                    detail: format!(
+                        "format {} (this release reads {STORE_FORMAT})",
+                        state.format
+                    ),
+                });
+            }
+            Some(state) => Meta::open(dir, state),
+            None => Meta::create(
+                dir,
+                MetaState {
+                    format: STORE_FORMAT,
+                    ..MetaState::default()
+                },
+            )?,
+        };
+        let expired_through_seq = meta.read(|state| state.expired_through_seq);
+        let dictionaries = Dictionaries::open(dir.join(DICTIONARIES_DIR))?;
+        let home = crate::location::open(&options.segments_location)?;
+        // Before segments are opened: the home's segments missing here are downloaded,
+        // local ones not yet in the home uploaded, replaced ones removed from it.
+        home.reconcile(&segments_dir, expired_through_seq)?;
+        let shared = Shared {
+            dir: dir.to_path_buf(),
+            journal_dir,
+            segments_dir,
+            retention_ms: i64::try_from(options.retention.as_millis()).unwrap_or(i64::MAX),
+            cache: BlockCache::new(options.cache_bytes),
+            options,
+            dictionaries,
+            sources: RwLock::new(Sources {
+                segments: Vec::new(),
+                heads: Vec::new(),
+            }),
+            meta,
+            last_seq: AtomicU64::new(expired_through_seq),
+            expired_through_seq: AtomicU64::new(expired_through_seq),
+            next_source_id: AtomicU64::new(1),
+            maintenance: Mutex::new(()),
+            sealer_error: Mutex::new(None),
+            write_health: crate::space::WriteHealth::new(),
+            home,
+            _lock_file: lock_file,
+        };
+        let segments = shared.recover_segments()?;
+        let covered_through = segments
+            .iter()
+            .map(|segment| segment.covers_last)
+            .max()
+            .unwrap_or(0);
+        let mut last_seq = covered_through.max(expired_through_seq);
+        let heads = shared.recover_journals(covered_through, &mut last_seq)?;
+        shared.last_seq.store(last_seq, Ordering::Release);
+        check_high_water_mark(dir, &shared.journal_dir, last_seq)?;
+        *shared
+            .sources
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Sources { segments, heads };
+        Ok(shared)
+    }
+
+    /// Opens every segment. A merge that crashed after writing its output but before
+    /// removing its inputs leaves segments inside another's range: those are removed.
+    fn recover_segments(&self) -> Result<Vec<Arc<Segment>>, StoreError> {
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir(&self.segments_dir)
+            .map_err(|error| StoreError::io(&self.segments_dir, error))?
+        {
+            let path = entry
+                .map_err(|error| StoreError::io(&self.segments_dir, error))?
+                .path();
+            if path.extension().is_some_and(|ext| ext == "tmp") {
+                // A seal or merge that never finished: its inputs are all still there.
+                crate::files::remove_if_present(&path)?;
+                continue;
+            }
+            if let Some((first, last)) = segment::parse_file_name(&path) {
+                found.push((first, std::cmp::Reverse(last), path));
+            } else if path
+                .extension()
+                .is_some_and(|ext| ext == crate::columns::PARQUET_EXTENSION)
+                && !path.with_extension(segment::SEGMENT_EXTENSION).exists()
+            {
+                // The columns of a segment whose removal a crash interrupted.
+                crate::files::remove_if_present(&path)?;
+            }
+        }
+        found.sort();
+        let mut segments: Vec<Arc<Segment>> = Vec::new();
+        for (first, std::cmp::Reverse(last), path) in found {
+            if let Some(previous) = segments.last() {
+                if last <= previous.covers_last {
+                    tracing::info!(path = %path.display(), "removing a segment a finished merge replaced");
+                    crate::files::remove_if_present(&path)?;
+                    crate::files::remove_if_present(&crate::columns::path_for_segment(&path))?;
+                    continue;
+                }
+                if first <= previous.covers_last {
+                    return Err(StoreError::corrupt(
+                        "segment",
+                        path.display().to_string(),
+                        format!("seqs {first}..={last} overlap {}", previous.path.display()),
+                    ));
+                }
+            }
+            let segment = Segment::open(&path, self.new_source_id(), &self.dictionaries)?;
+            segments.push(Arc::new(segment));
+        }
+        Ok(segments)
+    }
+
+    /// Replays every journal file into a head; the newest becomes the active head.
+    fn recover_journals(
+        &self,
+        covered_through: u64,
+        last_seq: &mut u64,
+    ) -> Result<Vec<Arc<RwLock<Head>>>, StoreError> {
+        let journals = journal::list(&self.journal_dir)?;
+        let mut heads = Vec::new();
+        let count = journals.len();
+        for (position, (first_seq, path)) in journals.into_iter().enumerate() {
+            let scanned = journal::scan(&path)?;
+            let frame_last = scanned
+                .frames
+                .iter()
+                .map(|frame| frame.first_seq + frame.stored.iter().filter(|s| **s).count() as u64)
+                .filter(|end| *end > 0)
+                .map(|end| end - 1)
+                .max();
+            let sealed = first_seq <= covered_through
+                && frame_last.is_none_or(|last| last <= covered_through);
+            if sealed {
+                // Sealed into a segment before a crash removed the journal.
+                crate::files::remove_if_present(&path)?;
+                continue;
+            }
+            if scanned.valid_len < scanned.file_len {
+                tracing::warn!(
+                    path = %path.display(),
+                    valid = scanned.valid_len,
+                    len = scanned.file_len,
+                    "cutting a torn write off the journal"
+                );
+                journal::truncate(&path, scanned.valid_len)?;
+            }
+            let mut head = Head::new(first_seq, path.clone(), self.new_source_id());
+            let expired_through = self.expired_through_seq.load(Ordering::Acquire);
+            for frame in scanned.frames {
+                let first_block = head.add_blocks(frame.blocks);
+                let mut seq = frame.first_seq;
+                let mut places = Vec::new();
+                for (block_offset, block) in head.blocks[first_block as usize..].iter().enumerate()
+                {
+                    for index in 0..block.record_count {
+                        places.push((first_block + block_offset as u32, index));
+                    }
+                }
+                let mut decoded: Option<(u32, crate::blocks::DecodedBlock)> = None;
+                for (stored, (block, index)) in frame.stored.iter().zip(places) {
+                    if !*stored {
+                        continue;
+                    }
+                    let this_seq = seq;
+                    seq += 1;
+                    *last_seq = (*last_seq).max(this_seq);
+                    if this_seq <= expired_through {
+                        continue;
+                    }
+                    if decoded.as_ref().is_none_or(|(number, _)| *number != block) {
+                        let encoded = &head.blocks[block as usize];
+                        let location = || format!("{} at byte {}", path.display(), frame.offset);
+                        decoded = Some((
+                            block,
+                            crate::blocks::decode_block(
+                                &self.dictionaries,
+                                encoded.dictionary_id,
+                                encoded.raw_len,
+                                &encoded.bytes,
+                                &location,
+                            )?,
+                        ));
+                    }
+                    let Some((_, block_records)) = decoded.as_ref() else {
+                        continue;
+                    };
+                    let json = block_records.record(index as usize).unwrap_or_default();
+                    let record = parse_stored(json, &format!("{} seq {this_seq}", path.display()))?;
+                    let row = HeadRow {
+                        seq: this_seq,
+                        event_time_ms: record.event_time_ms,
+                        ingest_time_ms: frame.ingest_time_ms,
+                        block,
+                        index,
+                        id_hash: terms::id_hash(&record.account_id, &record.event_id),
+                    };
+                    head.push_row(row, &terms::terms_of(&record), &terms::scope_of(&record));
+                }
+            }
+            if position + 1 < count && head.is_empty() {
+                crate::files::remove_if_present(&path)?;
+                continue;
+            }
+            heads.push(Arc::new(RwLock::new(head)));
+        }
+        Ok(heads)
+    }
+
+    pub(crate) fn new_source_id(&self) -> u64 {
+        self.next_source_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub(crate) fn sources(&self) -> Sources {
+        self.sources
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    pub(crate) fn is_visible(&self, seq: u64, ingest_time_ms: i64, now_ms: i64) -> bool {
+        seq > self.expired_through_seq.load(Ordering::Acquire)
+            && ingest_time_ms >= now_ms.saturating_sub(self.retention_ms)
+    }
+
+    pub(crate) fn scopes(&self, sources: &Sources) -> Vec<Scope> {
+        let mut scopes = std::collections::BTreeSet::new();
+        for segment in &sources.segments {
+            scopes.extend(segment.scopes.iter().cloned());
+        }
+        for head in &sources.heads {
+            scopes.extend(read_head(head).scopes.iter().cloned());
+        }
+        scopes.into_iter().collect()
+    }
+
+    /// Starts the disk reads of every segment block these records need and the cache
+    /// lacks, so that reading them one by one afterwards overlaps their waits.
+    pub(crate) fn prefetch<'a>(&self, places: impl IntoIterator<Item = &'a RecordPlace>) {
+        let mut previous = None;
+        for place in places {
+            let RecordPlace::Segment(segment, row) = place else {
+                continue;
+            };
+            let Some((block, _)) = segment.block_of_row(*row) else {
+                continue;
+            };
+            let key = (segment.id, block);
+            if previous != Some(key) && !self.cache.contains(&key) {
+                segment.prefetch_block(block);
+            }
+            previous = Some(key);
+        }
+    }
+
+    /// The record JSON at a place, through the block cache.
+    pub(crate) fn record_json(&self, place: &RecordPlace) -> Result<String, StoreError> {
+        match place {
+            RecordPlace::Segment(segment, row) => {
+                let (block, index) = segment.block_of_row(*row).ok_or_else(|| {
+                    StoreError::corrupt(
+                        "segment",
+                        segment.path.display().to_string(),
+                        format!("no block holds row {row}"),
+                    )
+                })?;
+                let decoded = self.cache.get_or_load((segment.id, block), || {
+                    segment.decode_block(block, &self.dictionaries)
+                })?;
+                record_text(
+                    decoded.record(index as usize),
+                    &segment.path.display().to_string(),
+                )
+            }
+            RecordPlace::Head(head, row) => {
+                let (source_id, reference, journal) = {
+                    let head = read_head(head);
+                    let reference = head.record_ref(*row).ok_or_else(|| {
+                        StoreError::corrupt(
+                            "head",
+                            head.journal_path.display().to_string(),
+                            format!("no row {row}"),
+                        )
+                    })?;
+                    let block = head.rows[*row as usize].block;
+                    (
+                        head.source_id,
+                        (reference, block),
+                        head.journal_path.clone(),
+                    )
+                };
+                let ((reference, block), location) = (reference, journal.display().to_string());
+                let decoded = self.cache.get_or_load((source_id, block), || {
+                    crate::blocks::decode_block(
+                        &self.dictionaries,
+                        reference.block.dictionary_id,
+                        reference.block.raw_len,
+                        &reference.block.bytes,
+                        &|| location.clone(),
+                    )
+                })?;
+                record_text(decoded.record(reference.index as usize), &location)
+            }
+        }
+    }
+
+    /// The stored event with (account, eventID), whether or not it is still visible.
+    pub(crate) fn find_id(
+        &self,
+        sources: &Sources,
+        account_id: &str,
+        event_id: &str,
+    ) -> Result<Option<StoredEvent>, StoreError> {
+        let hash = terms::id_hash(account_id, event_id);
+        let matches =
+            |record: &EventRecord| record.account_id == account_id && record.event_id == event_id;
+        for head_lock in sources.heads.iter().rev() {
+            let candidates: Vec<(u32, HeadRow)> = {
+                let head = read_head(head_lock);
+                head.rows_with_id(hash)
+                    .into_iter()
+                    .map(|row| (row, head.rows[row as usize]))
+                    .collect()
+            };
+            for (row, head_row) in candidates {
+                let json = self.record_json(&RecordPlace::Head(head_lock.clone(), row))?;
+                let record = parse_stored(json.as_bytes(), &format!("seq {}", head_row.seq))?;
+                if matches(&record) {
+                    return Ok(Some(StoredEvent {
+                        seq: head_row.seq,
+                        ingest_time_ms: head_row.ingest_time_ms,
+                        record,
+                    }));
+                }
+            }
+        }
+        for segment in sources.segments.iter().rev() {
+            if !segment.may_contain_id(hash) {
+                continue;
+            }
+            for row in segment.rows_with_id(hash) {
+                let json = self.record_json(&RecordPlace::Segment(segment.clone(), row))?;
+                let seq = segment.seq(row);
+                let record = parse_stored(
+                    json.as_bytes(),
+                    &format!("{} seq {seq}", segment.path.display()),
+                )?;
+                if matches(&record) {
+                    return Ok(Some(StoredEvent {
+                        seq,
+                        ingest_time_ms: segment.ingest_time_ms(seq),
+                        record,
+                    }));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Reads the event at one seq.
+    pub(crate) fn read_seq(&self, sources: &Sources, seq: u64) -> Result<SeqRead, StoreError> {
+        let index = sources
+            .segments
+            .partition_point(|segment| segment.covers_last < seq);
+        if let Some(segment) = sources.segments.get(index)
+            && segment.covers_first <= seq
+        {
+            let Some(row) = segment.row_of_seq(seq) else {
+                return Ok(SeqRead::Absent);
+            };
+            let json = self.record_json(&RecordPlace::Segment(segment.clone(), row))?;
+            return Ok(SeqRead::Found(LogEntry {
+                seq,
+                ingest_time_ms: segment.ingest_time_ms(seq),
+                json,
+            }));
+        }
+        let mut next_start = sources
+            .segments
+            .get(index)
+            .map(|segment| segment.covers_first);
+        for head_lock in &sources.heads {
+            let (row, ingest_time_ms, first_row_seq) = {
+                let head = read_head(head_lock);
+                match head.row_of_seq(seq) {
+                    Some(row) => (Some(row), head.rows[row as usize].ingest_time_ms, None),
+                    None => (None, 0, head.rows.first().map(|row| row.seq)),
+                }
+            };
+            if let Some(row) = row {
+                let json = self.record_json(&RecordPlace::Head(head_lock.clone(), row))?;
+                return Ok(SeqRead::Found(LogEntry {
+                    seq,
+                    ingest_time_ms,
+                    json,
+                }));
+            }
+            if let Some(first) = first_row_seq.filter(|first| *first > seq) {
+                next_start = Some(next_start.map_or(first, |start| start.min(first)));
+            }
+        }
+        Ok(match next_start {
+            Some(start) => SeqRead::NextSourceFrom(start),
+            None => SeqRead::End,
+        })
+    }
+}
+
+pub(crate) fn read_head(head: &RwLock<Head>) -> RwLockReadGuard<'_, Head> {
+    head.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+pub(crate) fn lock_directory(dir: &Path) -> Result<std::fs::File, StoreError> {
+    let lock_path = dir.join(LOCK_FILE_NAME);
+    let lock_file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|error| StoreError::io(&lock_path, error))?;
+    match lock_file.try_lock() {
+        Ok(()) => Ok(lock_file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Locked {
+            path: dir.to_path_buf(),
+        }),
+        Err(std::fs::TryLockError::Error(error)) => Err(StoreError::io(&lock_path, error)),
+    }
+}
+
+fn check_high_water_mark(
+    dir: &Path,
+    journal_dir: &Path,
+    recovered_last_seq: u64,
+) -> Result<(), StoreError> {
+    let path = dir.join(HIGH_WATER_FILE_NAME);
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(error) => return Err(StoreError::io(&path, error)),
+    };
+    // A torn write of this unsynced file can only make it unreadable, never larger.
+    let Ok(acknowledged) = <[u8; 8]>::try_from(bytes.as_slice()).map(u64::from_be_bytes) else {
+        return Ok(());
+    };
+    if acknowledged > recovered_last_seq {
+        return Err(StoreError::corrupt(
+            "event log",
+            journal_dir.display().to_string(),
+            format!(
+                "events up to seq {acknowledged} were acknowledged but only {recovered_last_seq} were recovered; \
+                 the journal or segments are damaged"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}

@@ -1,0 +1,23 @@
+//! A stored record's bytes read back: as text, or parsed into an `EventRecord`; damage is
+//! reported with where the bytes came from.
+
+use opentrail_event::EventRecord;
+
+use crate::error::StoreError;
+
+pub(crate) fn record_text(bytes: Option<&[u8]>, location: &str) -> Result<String, StoreError> {
+    let bytes = bytes.ok_or_else(|| {
+        StoreError::corrupt("record block", location, "record index out of range")
+    })?;
+    String::from_utf8(bytes.to_vec()).map_err(|error| {
+        StoreError::corrupt("stored record", location, format!("invalid UTF-8: {error}"))
+    })
+}
+
+pub(crate) fn parse_stored(json: &[u8], location: &str) -> Result<EventRecord, StoreError> {
+    let text = std::str::from_utf8(json).map_err(|error| {
+        StoreError::corrupt("stored record", location, format!("invalid UTF-8: {error}"))
+    })?;
+    EventRecord::from_stored(text)
+        .map_err(|error| StoreError::corrupt("stored record", location, format!("{error:?}")))
+}

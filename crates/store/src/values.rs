@@ -1,0 +1,45 @@
+//! The plain values the store's calls return: what an append did, a log entry as
+//! consumers read it, figures for metrics, what a retention pass removed.
+
+/// What happened to one appended record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendOutcome {
+    /// Durable in the log at this sequence number.
+    Stored { seq: u64 },
+    /// (`recipientAccountId`, `eventID`) was already stored, at this sequence number.
+    Duplicate { seq: u64 },
+}
+
+/// One log entry, as consumers (Parquet, delivery, digests) read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogEntry {
+    pub seq: u64,
+    pub ingest_time_ms: i64,
+    pub json: String,
+}
+
+/// Figures for metrics and benchmarks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreStats {
+    /// The highest sequence number ever assigned.
+    pub last_seq: u64,
+    /// Sequence numbers at or below this were removed by retention.
+    pub expired_through_seq: u64,
+    /// Bytes the store uses on disk, everything included.
+    pub disk_bytes: u64,
+    /// Bytes in sealed segments and journals: what retention shrinks.
+    pub table_bytes: u64,
+    /// Bytes held by heads not yet sealed (compressed records and postings).
+    pub unflushed_bytes: u64,
+    /// Sealed segments.
+    pub segments: u64,
+    /// Events in heads not yet sealed.
+    pub unsealed_events: u64,
+}
+
+/// What one retention pass removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExpireReport {
+    pub events_removed: u64,
+    pub expired_through_seq: u64,
+}
