@@ -3,7 +3,8 @@
 
 use serde_json::json;
 
-use crate::record::{EventRecord, IngestContext, InvalidRecord};
+use crate::error::InvalidRecord;
+use crate::record::{EventRecord, IngestContext};
 
 /// One call to OpenTrail's own API, as its self-audit record describes it.
 #[derive(Debug, Clone)]

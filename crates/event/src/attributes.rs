@@ -56,8 +56,8 @@ use std::fmt;
 
 use serde::Deserialize;
 
-use crate::member::{ArrayMember, Member, ObjectMember};
-use crate::record::{InvalidRecord, optional_string};
+use crate::error::InvalidRecord;
+use crate::member::{ArrayMember, Member, ObjectMember, optional_string};
 
 /// A field a lookup can filter on: CloudTrail's eight `LookupAttribute` keys, then the
 /// extra fields OpenTrail indexes.

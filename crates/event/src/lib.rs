@@ -18,6 +18,8 @@
 
 pub mod api_call;
 pub mod attributes;
+mod error;
+mod json_type;
 mod member;
 pub mod parse;
 pub mod record;
@@ -25,11 +27,10 @@ mod scan;
 
 pub use api_call::ApiCall;
 pub use attributes::{FilterField, LookupAttributes, ResourceRef, arn_short_name};
+pub use error::{BatchError, InvalidRecord, RecordError, RecordErrorKind};
 pub use parse::{
-    BatchError, MAX_DECOMPRESSED_BYTES, ParsedBatch, RecordError, RecordErrorKind, is_gzip,
-    parse_batch, parse_batch_with_limit,
+    MAX_DECOMPRESSED_BYTES, ParsedBatch, is_gzip, parse_batch, parse_batch_with_limit,
 };
 pub use record::{
-    DEFAULT_EVENT_VERSION, EventRecord, IngestContext, InvalidRecord, MAX_RECORD_BYTES,
-    infer_read_only,
+    DEFAULT_EVENT_VERSION, EventRecord, IngestContext, MAX_RECORD_BYTES, infer_read_only,
 };

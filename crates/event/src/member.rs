@@ -13,29 +13,8 @@ use serde::de::value::MapAccessDeserializer;
 use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
-/// The JSON type of a member, for error messages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum JsonType {
-    Null,
-    Bool,
-    Number,
-    String,
-    Array,
-    Object,
-}
-
-impl JsonType {
-    pub(crate) fn name(self) -> &'static str {
-        match self {
-            JsonType::Null => "null",
-            JsonType::Bool => "a boolean",
-            JsonType::Number => "a number",
-            JsonType::String => "a string",
-            JsonType::Array => "an array",
-            JsonType::Object => "an object",
-        }
-    }
-}
+use crate::error::InvalidRecord;
+pub(crate) use crate::json_type::JsonType;
 
 /// A scalar member: absent, null, a string, a boolean, or something else.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -433,4 +412,14 @@ mod tests {
             Err(JsonType::String)
         );
     }
+}
+
+/// A string member that may be absent or `null`; an empty string counts as absent.
+pub(crate) fn optional_string<'a>(
+    member: &Member<'a>,
+    path: &str,
+) -> Result<Option<Cow<'a, str>>, InvalidRecord> {
+    member
+        .optional_str()
+        .map_err(|found| InvalidRecord::wrong_type(path, "a string", found))
 }

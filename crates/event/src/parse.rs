@@ -32,7 +32,8 @@ use std::ops::Range;
 
 use flate2::read::MultiGzDecoder;
 
-use crate::record::{EventRecord, IngestContext, InvalidRecord, MAX_RECORD_BYTES};
+use crate::error::{BatchError, InvalidRecord, RecordError, RecordErrorKind};
+use crate::record::{EventRecord, IngestContext, MAX_RECORD_BYTES};
 use crate::scan::{self, ScanError, TopObject};
 
 /// The most bytes a gzip body may decompress to in [`parse_batch`]. A CloudTrail log
@@ -54,63 +55,6 @@ impl ParsedBatch {
     pub fn record_count(&self) -> usize {
         self.records.len() + self.failures.len()
     }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("record {index}: {message}")]
-pub struct RecordError {
-    pub index: usize,
-    pub kind: RecordErrorKind,
-    pub message: String,
-}
-
-impl RecordError {
-    pub fn new(index: usize, invalid: InvalidRecord) -> Self {
-        RecordError {
-            index,
-            kind: invalid.kind,
-            message: invalid.message,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RecordErrorKind {
-    NotAnObject,
-    MissingField,
-    InvalidEventTime,
-    TooLarge,
-    InvalidUtf8,
-    InvalidJson,
-    InvalidField,
-}
-
-impl RecordErrorKind {
-    /// A stable, machine-readable name (`"MissingField"`, …).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RecordErrorKind::NotAnObject => "NotAnObject",
-            RecordErrorKind::MissingField => "MissingField",
-            RecordErrorKind::InvalidEventTime => "InvalidEventTime",
-            RecordErrorKind::TooLarge => "TooLarge",
-            RecordErrorKind::InvalidUtf8 => "InvalidUtf8",
-            RecordErrorKind::InvalidJson => "InvalidJson",
-            RecordErrorKind::InvalidField => "InvalidField",
-        }
-    }
-}
-
-/// The whole body could not be read as any supported shape.
-#[derive(Debug, thiserror::Error)]
-pub enum BatchError {
-    #[error("gzip body could not be decompressed: {0}")]
-    Gzip(#[source] std::io::Error),
-    #[error("body is empty")]
-    Empty,
-    #[error("body is not JSON, a JSON array, {{\"Records\":[…]}} or NDJSON: {0}")]
-    Unrecognised(String),
-    #[error("gzip body decompresses to more than {max_bytes} bytes")]
-    DecompressedTooLarge { max_bytes: usize },
 }
 
 /// Parses a batch in any supported shape, plain or gzip (detected by magic bytes).

@@ -80,8 +80,9 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 
 use crate::attributes::{self, LookupAttributes, ResourceFields, UserIdentityFields};
-use crate::member::{ArrayMember, JsonType, Member, ObjectMember, RawMember};
-use crate::parse::RecordErrorKind;
+use crate::error::{InvalidRecord, RecordErrorKind};
+use crate::json_type::JsonType;
+use crate::member::{ArrayMember, Member, ObjectMember, RawMember, optional_string};
 use crate::scan;
 
 /// Records larger than this (the serialised JSON object, in bytes) are rejected.
@@ -119,30 +120,6 @@ pub struct EventRecord {
     pub event_time_ms: i64,
     /// The derived lookup attributes.
     pub attributes: LookupAttributes,
-}
-
-/// Why one record was rejected.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct InvalidRecord {
-    pub kind: RecordErrorKind,
-    pub message: String,
-}
-
-impl InvalidRecord {
-    pub fn new(kind: RecordErrorKind, message: impl Into<String>) -> Self {
-        InvalidRecord {
-            kind,
-            message: message.into(),
-        }
-    }
-
-    pub(crate) fn wrong_type(path: &str, expected: &str, found: JsonType) -> Self {
-        InvalidRecord::new(
-            RecordErrorKind::InvalidField,
-            format!("{path} must be {expected}, found {}", found.name()),
-        )
-    }
 }
 
 impl EventRecord {
@@ -559,16 +536,6 @@ fn required_non_empty_string<'a>(
         Member::Str(value) => Ok(value.clone()),
         other => Err(wrong_type_of(path, "a string", other)),
     }
-}
-
-/// A string member that may be absent or `null`; an empty string counts as absent.
-pub(crate) fn optional_string<'a>(
-    member: &Member<'a>,
-    path: &str,
-) -> Result<Option<Cow<'a, str>>, InvalidRecord> {
-    member
-        .optional_str()
-        .map_err(|found| InvalidRecord::wrong_type(path, "a string", found))
 }
 
 fn wrong_type_of(path: &str, expected: &str, found: &Member<'_>) -> InvalidRecord {
