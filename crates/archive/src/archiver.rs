@@ -7,7 +7,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use opentrail_store::{LogEntry, Store};
+use opentrail_store::{LogConsumer, LogEntry, ScanBounds, ScanStep, Store};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::KeyValue;
@@ -154,7 +154,8 @@ pub(crate) struct SealRange {
 /// Seals the event log into Parquet. One per archive directory (a lock file enforces
 /// it); cheap to share behind an `Arc`, since every operation takes `&self`.
 pub struct Archiver {
-    store: Store,
+    /// The archive's cursor (`ARCHIVE_CONSUMER`) and its reads of the log.
+    log: LogConsumer,
     dir: PathBuf,
     options: ArchiveOptions,
     state: Mutex<ArchiveState>,
@@ -202,7 +203,8 @@ impl Archiver {
             compaction::remove_superseded_files(&partition)?;
         }
 
-        let store_cursor = store.load_cursor(ARCHIVE_CONSUMER)?;
+        let log = LogConsumer::new(store, ARCHIVE_CONSUMER);
+        let store_cursor = log.load_cursor()?;
         let state_path = control_dir.join(STATE_FILE_NAME);
         let state = match read_state(&state_path)? {
             Some(state) => state,
@@ -228,9 +230,9 @@ impl Archiver {
         write_state(&state_path, &state)?;
         // Registers the consumer (an absent cursor holds nothing back) and repairs a
         // crash between a state save and the cursor save.
-        store.save_cursor(ARCHIVE_CONSUMER, state.archived_through_seq)?;
+        log.save_cursor(state.archived_through_seq)?;
         Ok(Archiver {
-            store,
+            log,
             dir: dir.to_path_buf(),
             options,
             state: Mutex::new(state),
@@ -280,11 +282,11 @@ impl Archiver {
         }
 
         let through = state.archived_through_seq;
-        let last_seq = self.store.stats()?.last_seq;
+        let last_seq = self.log.store().last_seq();
         if last_seq <= through {
             return self.report(&state, None, false);
         }
-        let Some(oldest) = self.store.read_log(through, 1)?.into_iter().next() else {
+        let Some(oldest) = self.log.store().read_log(through, 1)?.into_iter().next() else {
             return self.report(&state, None, false);
         };
         let waited_ms = now_ms.saturating_sub(oldest.ingest_time_ms);
@@ -484,7 +486,7 @@ impl Archiver {
         sealed: Option<SealReport>,
         resumed_interrupted_seal: bool,
     ) -> Result<ArchiveReport, ArchiveError> {
-        let last_seq = self.store.stats()?.last_seq;
+        let last_seq = self.log.store().last_seq();
         Ok(ArchiveReport {
             sealed,
             resumed_interrupted_seal,
@@ -497,42 +499,39 @@ impl Archiver {
     fn read_next_seal(&self, through: u64) -> Result<Vec<LogEntry>, ArchiveError> {
         let mut entries: Vec<LogEntry> = Vec::new();
         let mut bytes = 0usize;
-        let mut after = through;
-        loop {
-            let chunk = self.store.read_log(after, self.options.read_chunk_events)?;
-            let Some(last) = chunk.last() else {
-                return Ok(entries);
-            };
-            after = last.seq;
-            for entry in chunk {
-                let full = entries.len() >= self.options.seal_events_max
-                    || bytes.saturating_add(entry.json.len()) > self.options.seal_bytes_max;
-                // Always take one entry, so a record over the byte bound still moves on.
-                if full && !entries.is_empty() {
-                    return Ok(entries);
-                }
-                bytes += entry.json.len();
-                entries.push(entry);
+        self.log.scan(through, self.unbounded_scan(), |entry| {
+            let full = entries.len() >= self.options.seal_events_max
+                || bytes.saturating_add(entry.json.len()) > self.options.seal_bytes_max;
+            // Always take one entry, so a record over the byte bound still moves on.
+            if full && !entries.is_empty() {
+                return ScanStep::StopBefore;
             }
+            bytes += entry.json.len();
+            entries.push(entry);
+            ScanStep::Continue
+        })?;
+        Ok(entries)
+    }
+
+    /// Scans read in chunks of `read_chunk_events` until the visitor stops them.
+    fn unbounded_scan(&self) -> ScanBounds {
+        ScanBounds {
+            chunk_events: self.options.read_chunk_events,
+            chunks_max: None,
         }
     }
 
     /// Exactly the entries of `range`, as a seal planned them.
     fn read_range(&self, range: SealRange) -> Result<Vec<LogEntry>, ArchiveError> {
         let mut entries = Vec::new();
-        let mut after = range.first_seq.saturating_sub(1);
-        while after < range.last_seq {
-            let chunk = self.store.read_log(after, self.options.read_chunk_events)?;
-            let Some(last) = chunk.last() else {
-                break;
-            };
-            after = last.seq;
-            entries.extend(
-                chunk
-                    .into_iter()
-                    .filter(|entry| entry.seq <= range.last_seq),
-            );
-        }
+        let after = range.first_seq.saturating_sub(1);
+        self.log.scan(after, self.unbounded_scan(), |entry| {
+            if entry.seq > range.last_seq {
+                return ScanStep::StopBefore;
+            }
+            entries.push(entry);
+            ScanStep::Continue
+        })?;
         Ok(entries)
     }
 
@@ -577,7 +576,7 @@ impl Archiver {
         if self.options.crash_for_test == Some(CrashPoint::BeforeCursorSave) {
             return Err(ArchiveError::InjectedCrash);
         }
-        self.store.save_cursor(ARCHIVE_CONSUMER, range.last_seq)?;
+        self.log.save_cursor(range.last_seq)?;
         tracing::info!(
             first_seq = range.first_seq,
             last_seq = range.last_seq,

@@ -18,6 +18,7 @@ mod bloom;
 mod cache;
 mod codec;
 mod columns;
+mod consumer;
 mod error;
 mod files;
 mod head;
@@ -42,6 +43,7 @@ mod values;
 mod writer;
 
 pub use backup::{StoreBackup, backup_store};
+pub use consumer::{LogConsumer, ScanBounds, ScanStep};
 pub use error::StoreError;
 pub use location::{DEFAULT_S3_REGION, S3Segments, SegmentsLocation};
 pub use options::StoreOptions;

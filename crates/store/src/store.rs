@@ -130,6 +130,12 @@ impl Store {
             .read(|meta| meta.cursors.get(consumer).copied().unwrap_or(0)))
     }
 
+    /// The highest sequence number ever assigned (cheap, unlike [`Store::stats`], which
+    /// measures the disk).
+    pub fn last_seq(&self) -> u64 {
+        self.shared.last_seq.load(Ordering::Acquire)
+    }
+
     /// Durably records that `consumer` has processed the log through `seq`. Call it only
     /// after the consumer's own output is durable.
     pub fn save_cursor(&self, consumer: &str, seq: u64) -> Result<(), StoreError> {

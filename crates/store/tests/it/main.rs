@@ -2,6 +2,7 @@
 
 mod backup;
 mod columns;
+mod consumer;
 mod corpus;
 mod corruption;
 mod crash;

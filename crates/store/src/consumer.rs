@@ -1,0 +1,104 @@
+//! A view of the log with a durable cursor: the one type every consumer builds on (the
+//! Parquet archive, trail delivery, stream sinks).
+//!
+//! A consumer reads the log after its cursor in bounded chunks, does its work, makes the
+//! result durable elsewhere, and only then saves the cursor. A crash before the save
+//! replays the same entries, so each consumer's output must be a pure function of the
+//! seqs it read (the archive's part files, a trail's log files). Retention never removes
+//! an entry at or above the lowest saved cursor.
+
+use crate::error::StoreError;
+use crate::store::Store;
+use crate::values::LogEntry;
+
+/// What a scan's visitor does with one entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScanStep {
+    /// The entry was taken (or deliberately skipped): read on.
+    Continue,
+    /// Stop before this entry; a later scan starts with it.
+    StopBefore,
+}
+
+/// How much one scan may read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScanBounds {
+    /// Entries per `read_log` call, so memory stays bounded whatever the visitor keeps.
+    pub chunk_events: usize,
+    /// Chunks one scan may read; `None`: until the visitor stops or the log ends. A
+    /// bound keeps a consumer that skips most entries (a stopped trail behind a busy log)
+    /// from holding a thread for long: the next scan continues where this one stopped.
+    pub chunks_max: Option<usize>,
+}
+
+/// A named consumer of the log: its cursor in the store and its reads.
+#[derive(Clone)]
+pub struct LogConsumer {
+    store: Store,
+    name: String,
+}
+
+impl LogConsumer {
+    pub fn new(store: Store, name: impl Into<String>) -> LogConsumer {
+        LogConsumer {
+            store,
+            name: name.into(),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The seq through which this consumer is done (0: nothing yet, or never saved).
+    pub fn load_cursor(&self) -> Result<u64, StoreError> {
+        self.store.load_cursor(&self.name)
+    }
+
+    /// Everything through `through_seq` is durable elsewhere; retention may remove it
+    /// once every other consumer is past it too.
+    pub fn save_cursor(&self, through_seq: u64) -> Result<(), StoreError> {
+        debug_assert!(
+            through_seq <= self.store.last_seq(),
+            "consumer {} saved a cursor past the end of the log ({through_seq})",
+            self.name
+        );
+        self.store.save_cursor(&self.name, through_seq)
+    }
+
+    /// Reads the log after `after_seq` in chunks and hands each entry to `visit`, in seq
+    /// order, until `visit` answers [`ScanStep::StopBefore`], the log ends, or the bounds
+    /// are reached. Returns the seq through which every entry was handed over (and taken):
+    /// `after_seq` when none was. Blocking.
+    pub fn scan(
+        &self,
+        after_seq: u64,
+        bounds: ScanBounds,
+        mut visit: impl FnMut(LogEntry) -> ScanStep,
+    ) -> Result<u64, StoreError> {
+        let chunk_events = bounds.chunk_events.max(1);
+        let mut through_seq = after_seq;
+        let mut chunks = 0usize;
+        while bounds.chunks_max.is_none_or(|max| chunks < max) {
+            chunks += 1;
+            let entries = self.store.read_log(through_seq, chunk_events)?;
+            let exhausted = entries.len() < chunk_events;
+            for entry in entries {
+                debug_assert!(entry.seq > through_seq, "the log reads in seq order");
+                let seq = entry.seq;
+                if visit(entry) == ScanStep::StopBefore {
+                    return Ok(through_seq);
+                }
+                through_seq = seq;
+            }
+            if exhausted {
+                break;
+            }
+        }
+        Ok(through_seq)
+    }
+}

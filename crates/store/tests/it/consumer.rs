@@ -1,0 +1,85 @@
+//! `LogConsumer`: scans read in seq order within their bounds and stop where the visitor
+//! says, and the cursor it saves is what the store keeps (and what retention respects).
+
+use opentrail_store::{LogConsumer, ScanBounds, ScanStep};
+
+use crate::support::{event, open, records};
+
+fn store_with_events(dir: &std::path::Path, count: usize) -> opentrail_store::Store {
+    let store = open(dir);
+    let lines: Vec<String> = (0..count)
+        .map(|index| event(&format!("id-{index}"), "GetItem", "2026-11-01T00:00:00Z"))
+        .collect();
+    store.append(records(&lines.join("\n"))).expect("append");
+    store
+}
+
+#[test]
+fn a_scan_visits_entries_in_seq_order_and_stops_before_the_one_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = store_with_events(dir.path(), 10);
+    let consumer = LogConsumer::new(store, "test-view");
+    let mut seen = Vec::new();
+    let bounds = ScanBounds {
+        chunk_events: 3,
+        chunks_max: None,
+    };
+    let through = consumer
+        .scan(2, bounds, |entry| {
+            if entry.seq == 8 {
+                return ScanStep::StopBefore;
+            }
+            seen.push(entry.seq);
+            ScanStep::Continue
+        })
+        .expect("scan");
+    assert_eq!(seen, vec![3, 4, 5, 6, 7]);
+    assert_eq!(through, 7, "the refused entry is where the next scan starts");
+
+    let mut rest = Vec::new();
+    let through = consumer
+        .scan(through, bounds, |entry| {
+            rest.push(entry.seq);
+            ScanStep::Continue
+        })
+        .expect("scan");
+    assert_eq!(rest, vec![8, 9, 10]);
+    assert_eq!(through, 10);
+}
+
+#[test]
+fn a_bounded_scan_reads_at_most_its_chunks_and_the_next_one_continues() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = store_with_events(dir.path(), 10);
+    let consumer = LogConsumer::new(store, "test-view");
+    let bounds = ScanBounds {
+        chunk_events: 2,
+        chunks_max: Some(2),
+    };
+    let mut count = 0;
+    let through = consumer
+        .scan(0, bounds, |_| {
+            count += 1;
+            ScanStep::Continue
+        })
+        .expect("scan");
+    assert_eq!((count, through), (4, 4));
+    let through = consumer
+        .scan(through, bounds, |_| ScanStep::Continue)
+        .expect("scan");
+    assert_eq!(through, 8);
+}
+
+#[test]
+fn the_saved_cursor_survives_a_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let store = store_with_events(dir.path(), 5);
+        let consumer = LogConsumer::new(store, "test-view");
+        assert_eq!(consumer.load_cursor().expect("cursor"), 0);
+        consumer.save_cursor(4).expect("save");
+    }
+    let consumer = LogConsumer::new(open(dir.path()), "test-view");
+    assert_eq!(consumer.load_cursor().expect("cursor"), 4);
+    assert_eq!(consumer.store().last_seq(), 5);
+}
