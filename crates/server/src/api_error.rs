@@ -8,6 +8,9 @@ use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use opentrail_protocol::{AwsError, WireResponse};
 
+/// Seconds a client should wait before retrying after a 503.
+pub const RETRY_AFTER_SECONDS: u64 = 1;
+
 /// An error answered in the awsJson1_1 shape: `{"__type", "message"}` plus the
 /// `x-amzn-ErrorType` header. The native `/v1/...` API uses the same shape, so one client
 /// error parser serves both.
@@ -45,7 +48,7 @@ impl IntoResponse for ApiError {
             // Tells well-behaved clients (and our own CLI) when to retry.
             response.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,
-                HeaderValue::from(crate::ingest::RETRY_AFTER_SECONDS),
+                HeaderValue::from(RETRY_AFTER_SECONDS),
             );
         }
         response

@@ -15,20 +15,22 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use opentrail_store::{Store, StoreError, StoreOptions};
+use opentrail_store::Store;
 use tokio::net::TcpListener;
 
-use opentrail_archive::{ArchiveError, ArchiveOptions, Archiver};
-use opentrail_trails::{Trails, TrailsError};
+use opentrail_archive::{ArchiveOptions, Archiver};
+use opentrail_trails::Trails;
 
 use crate::audit::AuditRecorder;
-use crate::channels::{ChannelRegistry, ChannelRegistryError};
+use crate::channels::ChannelRegistry;
 use crate::config::Config;
+use crate::error::ServeError;
 use crate::ingest::IngestLimiter;
-use crate::keys::{CREDENTIALS_FILE_NAME, KeyStore, KeyStoreError};
-use crate::observability::{self, MetricsInstallError};
+use crate::keys::{CREDENTIALS_FILE_NAME, KeyStore};
+use crate::observability;
 use crate::rate_limit::RateLimiter;
 use crate::routes;
+use crate::startup::{bind, open_store};
 use crate::state::AppState;
 use opentrail_durable::create_private_directory;
 
@@ -42,50 +44,6 @@ pub const ARCHIVE_DIR_NAME: &str = "archive";
 
 /// How often the archiver checks whether a seal is due.
 const ARCHIVE_CHECK_INTERVAL: Duration = Duration::from_secs(1);
-
-#[derive(Debug, thiserror::Error)]
-pub enum ServeError {
-    #[error("cannot create data directory {path}: {source}")]
-    DataDirectory {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("cannot open the event store in {path}: {source}")]
-    Store {
-        path: PathBuf,
-        #[source]
-        source: StoreError,
-    },
-    #[error("cannot open the access keys: {0}")]
-    Keys(#[from] KeyStoreError),
-    #[error("cannot open the Parquet archive in {path}: {source}")]
-    Archive {
-        path: PathBuf,
-        #[source]
-        source: ArchiveError,
-    },
-    #[error("cannot open the trails: {0}")]
-    Trails(#[from] TrailsError),
-    #[error("cannot start the archiver: {0}")]
-    ArchiveWorker(#[source] ArchiveError),
-    #[error("cannot open the channels: {0}")]
-    Channels(#[from] ChannelRegistryError),
-    #[error("cannot listen on {address}: {source}")]
-    Bind {
-        address: SocketAddr,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error(transparent)]
-    Metrics(#[from] MetricsInstallError),
-    #[error("cannot start a recording proxy: {0}")]
-    Proxy(#[from] opentrail_proxy::ProxyError),
-    #[error(transparent)]
-    Tls(#[from] crate::tls::TlsError),
-    #[error("a background task failed: {0}")]
-    BackgroundTask(#[from] tokio::task::JoinError),
-}
 
 /// A server that is ready and bound, but not yet accepting.
 pub struct Server {
@@ -472,42 +430,6 @@ fn open_data_directory(config: &Config) -> Result<OpenedDataDirectory, ServeErro
         keys,
         credentials_file,
         created_first_admin_key: first_admin_key.is_some(),
-    })
-}
-
-/// A listening socket on `address`, or the error that names it.
-pub(crate) async fn bind(address: SocketAddr) -> Result<TcpListener, ServeError> {
-    TcpListener::bind(address)
-        .await
-        .map_err(|source| ServeError::Bind { address, source })
-}
-
-/// The data directory's store alone, for `opentrail proxy --data-dir` (blocking).
-pub(crate) fn open_store_only(config: &Config) -> Result<Store, ServeError> {
-    create_private_directory(&config.data_dir).map_err(|source| ServeError::DataDirectory {
-        path: config.data_dir.clone(),
-        source,
-    })?;
-    open_store(config)
-}
-
-/// The one place the store is opened, so its options follow the configuration.
-fn open_store(config: &Config) -> Result<Store, ServeError> {
-    const SECONDS_PER_DAY: u64 = 24 * 60 * 60;
-    let store_dir = config.store_dir();
-    let options = StoreOptions {
-        retention: Duration::from_secs(u64::from(config.retention_days) * SECONDS_PER_DAY),
-        append_queue_max: config.ingest_queue_max,
-        seal_interval: Duration::from_secs(u64::from(config.seal_interval_secs)),
-        free_space_reserve_bytes: config
-            .free_space_reserve_mb
-            .map(|megabytes| megabytes.saturating_mul(1_000_000)),
-        segments_location: config.segments_location(),
-        ..StoreOptions::default()
-    };
-    Store::open(&store_dir, options).map_err(|source| ServeError::Store {
-        path: store_dir,
-        source,
     })
 }
 

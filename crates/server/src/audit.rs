@@ -20,7 +20,6 @@ use tokio::task::JoinHandle;
 use crate::api_error::ApiError;
 use crate::auth::Caller;
 use crate::observability::RequestId;
-use crate::state::AppState;
 
 /// Records waiting to be appended; a full queue makes management calls wait.
 const AUDIT_QUEUE_MAX: usize = 4096;
@@ -131,12 +130,6 @@ impl CallContext {
                 read_only,
             })
             .await;
-    }
-}
-
-impl FromRef<AppState> for AuditRecorder {
-    fn from_ref(state: &AppState) -> AuditRecorder {
-        state.audit.clone()
     }
 }
 

@@ -21,8 +21,8 @@ use opentrail_protocol::AwsError;
 use opentrail_protocol::sigv4::{self, SignedRequest, VerifiedRequest};
 
 use crate::api_error::ApiError;
+use crate::config::Config;
 use crate::keys::{AccessKey, KeyStore, Role};
-use crate::state::AppState;
 
 /// SigV4 service name of the control plane and of our native `/v1/...` API.
 pub const CLOUDTRAIL_SIGNING_SERVICE: &str = "cloudtrail";
@@ -112,8 +112,20 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
     }
 }
 
+/// What the [`authenticate`] middleware checks requests against: the keys, and the
+/// configuration (region, body limit).
+#[derive(Clone)]
+pub struct Authenticator {
+    pub keys: KeyStore,
+    pub config: std::sync::Arc<Config>,
+}
+
 /// Middleware: authenticates the request or answers with the AWS error for why not.
-pub async fn authenticate(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn authenticate(
+    State(state): State<Authenticator>,
+    request: Request,
+    next: Next,
+) -> Response {
     match authenticate_request(&state, request).await {
         Ok((caller, mut request)) => {
             tracing::Span::current().record("access_key_id", caller.access_key_id.as_str());
@@ -178,7 +190,7 @@ fn presented_credentials(headers: &HeaderMap) -> PresentedCredentials<'_> {
 }
 
 async fn authenticate_request(
-    state: &AppState,
+    state: &Authenticator,
     request: Request,
 ) -> Result<(Caller, Request), ApiError> {
     match presented_credentials(request.headers()) {
@@ -225,15 +237,20 @@ pub async fn read_body_within_limit(body: Body, limit_bytes: usize) -> Result<By
 /// which SDKs retry), both in the AWS error shape.
 pub struct RequestBody(pub Bytes);
 
+/// The most bytes a request body may have (`ingest_body_bytes_max`), for the handlers'
+/// state to hand to [`RequestBody`].
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimit(pub usize);
+
 impl<S> FromRequest<S> for RequestBody
 where
     S: Send + Sync,
-    AppState: FromRef<S>,
+    BodyLimit: FromRef<S>,
 {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
-        let limit_bytes = AppState::from_ref(state).config.ingest_body_bytes_max;
+        let BodyLimit(limit_bytes) = BodyLimit::from_ref(state);
         // `DefaultBodyLimit` (routes) has already wrapped the body in that limit; the
         // figure is for the error message.
         axum::body::to_bytes(request.into_body(), usize::MAX)

@@ -12,15 +12,11 @@ use opentrail_protocol::AwsError;
 use opentrail_store::{AppendOutcome, Store, StoreError};
 use tokio::sync::Semaphore;
 
-use crate::api_error::ApiError;
-use crate::state::AppState;
+use crate::api_error::{ApiError, RETRY_AFTER_SECONDS};
 
 /// Ingest requests that may be parsing or waiting for fsync at once. With the 10 MiB body
 /// limit this caps ingest memory near 32 × (body + parsed records).
 pub const INGEST_REQUESTS_IN_FLIGHT_MAX: usize = 32;
-
-/// Seconds a client should wait before retrying after a 503.
-pub const RETRY_AFTER_SECONDS: u64 = 1;
 
 /// Admission control for ingest.
 #[derive(Clone)]
@@ -65,15 +61,8 @@ fn writes_refused(reason: &'static str, error: &StoreError) -> ApiError {
     ))
 }
 
-/// Appends records durably; returns once they are fsynced (or were duplicates).
-pub async fn append_records(
-    state: &AppState,
-    records: Vec<EventRecord>,
-) -> Result<Vec<AppendOutcome>, ApiError> {
-    append_to_store(state.store.clone(), records).await
-}
-
-/// [`append_records`] for callers without an [`AppState`] (the recording proxies).
+/// Appends records durably; returns once they are fsynced (or were duplicates). A full
+/// queue or a refused write answers 503 with `Retry-After`; nothing of it was stored.
 pub async fn append_to_store(
     store: Store,
     records: Vec<EventRecord>,

@@ -6,7 +6,8 @@
 //! - [`lookup`]: every API's lookup becomes a store query here.
 //! - [`auth`]: SigV4 / bearer-token authentication middleware and the [`auth::Caller`].
 //! - [`routes`]: the router; new APIs are added in [`routes::authenticated_routes`].
-//! - [`app`]: startup ([`Server::start`]), serving and graceful shutdown ([`serve`]).
+//! - [`app`]: startup ([`Server::start`]), serving and graceful shutdown ([`serve`]);
+//!   [`error`] says why the server could not start; [`startup`] opens the store and binds listeners.
 //! - [`observability`]: request ids, request logs, Prometheus metrics.
 //! - [`console`]: the web console at `/console` (cookie sessions, embedded assets).
 //! - [`recording`]: the recording proxies (`[[proxy]]`, `opentrail proxy`) and the sink
@@ -24,6 +25,7 @@ pub mod channels;
 pub mod config;
 pub mod connections;
 pub mod console;
+pub mod error;
 pub mod ingest;
 pub mod keys;
 pub mod lookup;
@@ -31,9 +33,11 @@ pub mod observability;
 pub mod rate_limit;
 pub mod recording;
 pub mod routes;
+pub mod startup;
 pub mod state;
 pub mod tls;
 
-pub use app::{ServeError, Server, serve, shutdown_signal};
+pub use app::{Server, serve, shutdown_signal};
 pub use config::{Config, ConfigError, ConfigLayer};
+pub use error::ServeError;
 pub use state::AppState;

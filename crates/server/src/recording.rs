@@ -20,8 +20,8 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::app::ServeError;
 use crate::connections::ConnectionLimits;
+use crate::error::ServeError;
 use crate::ingest::append_to_store;
 
 /// Records waiting to be appended; past it, proxies refuse calls.
@@ -130,7 +130,7 @@ pub async fn bind_proxies(
     let mut bound = Vec::with_capacity(configs.len());
     for config in configs {
         let proxy = Proxy::new(config.clone(), Arc::clone(&sink))?;
-        let listener = crate::app::bind(config.listen).await?;
+        let listener = crate::startup::bind(config.listen).await?;
         tracing::info!(
             listen = %listener.local_addr().unwrap_or(config.listen),
             upstream = proxy.upstream(),
@@ -196,7 +196,8 @@ pub async fn run_proxy(
         RecordInto::Store(config) => {
             let store = {
                 let config = config.clone();
-                tokio::task::spawn_blocking(move || crate::app::open_store_only(&config)).await??
+                tokio::task::spawn_blocking(move || crate::startup::open_store_only(&config))
+                    .await??
             };
             let context = IngestContext {
                 account_id: config.account_id.clone(),

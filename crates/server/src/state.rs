@@ -7,7 +7,10 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use opentrail_store::Store;
 use opentrail_trails::Trails;
 
+use axum::extract::FromRef;
+
 use crate::audit::AuditRecorder;
+use crate::auth::{Authenticator, BodyLimit};
 use crate::channels::ChannelRegistry;
 use crate::config::Config;
 use crate::ingest::IngestLimiter;
@@ -27,4 +30,25 @@ pub struct AppState {
     pub rate_limiter: RateLimiter,
     /// Trails and their delivery workers (started by [`crate::Server::run_until`]).
     pub trails: Trails,
+}
+
+impl FromRef<AppState> for AuditRecorder {
+    fn from_ref(state: &AppState) -> AuditRecorder {
+        state.audit.clone()
+    }
+}
+
+impl FromRef<AppState> for BodyLimit {
+    fn from_ref(state: &AppState) -> BodyLimit {
+        BodyLimit(state.config.ingest_body_bytes_max)
+    }
+}
+
+impl FromRef<AppState> for Authenticator {
+    fn from_ref(state: &AppState) -> Authenticator {
+        Authenticator {
+            keys: state.keys.clone(),
+            config: state.config.clone(),
+        }
+    }
 }

@@ -79,6 +79,12 @@ impl FromRef<ConsoleState> for AuditRecorder {
     }
 }
 
+impl FromRef<ConsoleState> for crate::auth::BodyLimit {
+    fn from_ref(console: &ConsoleState) -> crate::auth::BodyLimit {
+        crate::auth::BodyLimit::from_ref(&console.app)
+    }
+}
+
 /// Where the console is served.
 pub const PATH: &str = "/console";
 

@@ -16,7 +16,7 @@ use crate::api_error::ApiError;
 use crate::audit::CallContext;
 use crate::auth::Caller;
 use crate::auth::RequestBody;
-use crate::ingest::append_records;
+use crate::ingest::append_to_store;
 use crate::lookup::{native_query, run_lookup};
 use crate::state::AppState;
 
@@ -119,7 +119,7 @@ pub async fn store_accepted(
         .iter()
         .map(|record| record.event_id.clone())
         .collect();
-    let outcomes = append_records(state, records).await?;
+    let outcomes = append_to_store(state.store.clone(), records).await?;
     for ((index, event_id), outcome) in indexes.into_iter().zip(event_ids).zip(outcomes) {
         let entry = IngestedEvent { index, event_id };
         match outcome {

@@ -26,7 +26,7 @@ mod tests;
 pub mod trails;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, FromRef};
 use axum::middleware;
 use axum::routing::{delete, get, post};
 
@@ -68,5 +68,8 @@ pub fn authenticated_routes(state: AppState) -> Router<AppState> {
         .route("/metrics", get(operations::metrics))
         .route("/v1/keys", post(keys::create_key).get(keys::list_keys))
         .route("/v1/keys/{access_key_id}", delete(keys::revoke_key))
-        .route_layer(middleware::from_fn_with_state(state, auth::authenticate))
+        .route_layer(middleware::from_fn_with_state(
+            auth::Authenticator::from_ref(&state),
+            auth::authenticate,
+        ))
 }

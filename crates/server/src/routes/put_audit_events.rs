@@ -31,11 +31,12 @@ use opentrail_protocol::error::data_codes;
 use opentrail_protocol::{AwsError, WireResponse};
 use opentrail_store::AppendOutcome;
 
+use crate::api_error::RETRY_AFTER_SECONDS;
 use crate::api_error::{ApiError, wire_response_into_http};
 use crate::auth::Caller;
 use crate::auth::RequestBody;
 use crate::channels::{Channel, ChannelRegistry, IngestionAttempt};
-use crate::ingest::{RETRY_AFTER_SECONDS, append_records};
+use crate::ingest::append_to_store;
 use crate::state::AppState;
 
 pub async fn put_audit_events(
@@ -62,7 +63,7 @@ async fn put(
     let ingestion_time = Timestamp::now();
     let batch = prepare_batch(&channel, &entries, ingestion_time);
     let (records, pending) = (batch.records, batch.pending);
-    let outcomes = append_records(state, records)
+    let outcomes = append_to_store(state.store.clone(), records)
         .await
         .map_err(|ApiError(error)| error)?;
     let response = assemble_response(pending, &outcomes)?;
