@@ -270,6 +270,17 @@ struct Splice {
     value_json: String,
 }
 
+impl Splice {
+    /// Fills `member` with `value_json`: in place of its `null`, or appended when absent.
+    fn fill(member: &'static str, raw: RawMember<'_>, value_json: String) -> Splice {
+        Splice {
+            member,
+            replaces: raw.0.map(|null| span_of(null.get())),
+            value_json,
+        }
+    }
+}
+
 /// A normalised member's value: as the record has it, or to be filled in.
 enum Resolved<'a> {
     Present(Cow<'a, str>),
@@ -300,116 +311,181 @@ fn interpret(
     context: Option<&IngestContext>,
     generated_event_id: impl FnOnce() -> String,
 ) -> Result<(EventRecord, Vec<Splice>), InvalidRecord> {
-    let event_name = fields.event_name.clone();
-    let event_source = fields.event_source.clone();
-    let missing: Vec<&str> = [
-        ("eventName", &event_name),
-        ("eventSource", &event_source),
-        ("eventTime", &fields.event_time),
-    ]
-    .into_iter()
-    .filter(|(_, member)| matches!(member, Member::Absent | Member::Null))
-    .map(|(name, _)| name)
-    .collect();
-    if !missing.is_empty() {
-        return Err(InvalidRecord::new(
-            RecordErrorKind::MissingField,
-            format!("missing required member {}", missing.join(", ")),
+    let required = RequiredMembers::read(fields)?;
+    let normalised = NormalisedMembers::resolve(fields, context, generated_event_id)?;
+    let (read_only, read_only_inferred) = read_only_of(fields, &required.event_name)?;
+    let mut splices = normalised.splices(fields, context)?;
+    if read_only_inferred {
+        splices.push(Splice::fill(
+            "readOnly",
+            fields.read_only,
+            read_only.to_string(),
         ));
     }
-    let event_name = required_non_empty_string(&event_name, "eventName")?;
-    let event_source = required_non_empty_string(&event_source, "eventSource")?;
-    let event_time_ms = event_time_ms(&fields.event_time)?;
+    let record = lookup_record(fields, required, normalised, read_only)?;
+    Ok((record, splices))
+}
 
-    let mut splices = Vec::new();
-    let mut fill = |member: &'static str, raw: RawMember<'_>, value_json: String| {
-        splices.push(Splice {
-            member,
-            replaces: raw.0.map(|null| span_of(null.get())),
-            value_json,
-        });
-    };
+/// The members every record must carry, validated.
+struct RequiredMembers<'a> {
+    event_name: Cow<'a, str>,
+    event_source: Cow<'a, str>,
+    event_time_ms: i64,
+}
 
-    let event_version = normalised_string(fields.event_version, "eventVersion", || {
-        DEFAULT_EVENT_VERSION.to_owned()
-    })?;
-    let event_id = normalised_string(fields.event_id, "eventID", generated_event_id)?;
-    let event_type = normalised_string(fields.event_type, "eventType", || "AwsApiCall".to_owned())?;
-    let event_category = normalised_string(fields.event_category, "eventCategory", || {
-        if event_type.as_str() == "AwsCloudTrailInsight" {
-            "Insight"
-        } else {
-            "Management"
-        }
-        .to_owned()
-    })?;
-    let aws_region = normalised_string(fields.aws_region, "awsRegion", || {
-        context
-            .map(|context| context.region.clone())
-            .unwrap_or_default()
-    })?;
-    let recipient_account_id =
-        normalised_string(fields.recipient_account_id, "recipientAccountId", || {
-            context
-                .map(|context| context.account_id.clone())
-                .unwrap_or_default()
-        })?;
-    let (read_only, read_only_inferred) = match fields.read_only.member() {
-        Member::Bool(value) => (value, false),
-        Member::Str(value) if value == "true" => (true, false),
-        Member::Str(value) if value == "false" => (false, false),
-        Member::Absent | Member::Null => (infer_read_only(&event_name), true),
-        other => {
+impl<'a> RequiredMembers<'a> {
+    fn read(fields: &RecordFields<'a>) -> Result<RequiredMembers<'a>, InvalidRecord> {
+        let missing: Vec<&str> = [
+            ("eventName", &fields.event_name),
+            ("eventSource", &fields.event_source),
+            ("eventTime", &fields.event_time),
+        ]
+        .into_iter()
+        .filter(|(_, member)| matches!(member, Member::Absent | Member::Null))
+        .map(|(name, _)| name)
+        .collect();
+        if !missing.is_empty() {
             return Err(InvalidRecord::new(
-                RecordErrorKind::InvalidField,
-                format!(
-                    "readOnly must be a boolean, found {}",
-                    other.json_type().map_or("nothing", JsonType::name)
-                ),
+                RecordErrorKind::MissingField,
+                format!("missing required member {}", missing.join(", ")),
             ));
         }
-    };
+        Ok(RequiredMembers {
+            event_name: required_non_empty_string(&fields.event_name, "eventName")?,
+            event_source: required_non_empty_string(&fields.event_source, "eventSource")?,
+            event_time_ms: event_time_ms(&fields.event_time)?,
+        })
+    }
+}
 
-    for (member, raw, resolved) in [
-        ("eventVersion", fields.event_version, &event_version),
-        ("eventID", fields.event_id, &event_id),
-        ("eventType", fields.event_type, &event_type),
-        ("eventCategory", fields.event_category, &event_category),
-        ("awsRegion", fields.aws_region, &aws_region),
-        (
-            "recipientAccountId",
-            fields.recipient_account_id,
-            &recipient_account_id,
-        ),
-    ] {
-        if let Resolved::Filled(value) = resolved {
-            if value.is_empty() && context.is_some() {
-                return Err(InvalidRecord::new(
-                    RecordErrorKind::MissingField,
-                    format!("{member} is absent and the ingest context has none to fill in"),
-                ));
+/// The members normalisation fills in when absent, each as the record has it or as it
+/// will be filled.
+struct NormalisedMembers<'a> {
+    event_version: Resolved<'a>,
+    event_id: Resolved<'a>,
+    event_type: Resolved<'a>,
+    event_category: Resolved<'a>,
+    aws_region: Resolved<'a>,
+    recipient_account_id: Resolved<'a>,
+}
+
+impl<'a> NormalisedMembers<'a> {
+    fn resolve(
+        fields: &RecordFields<'a>,
+        context: Option<&IngestContext>,
+        generated_event_id: impl FnOnce() -> String,
+    ) -> Result<NormalisedMembers<'a>, InvalidRecord> {
+        let event_version = normalised_string(fields.event_version, "eventVersion", || {
+            DEFAULT_EVENT_VERSION.to_owned()
+        })?;
+        let event_id = normalised_string(fields.event_id, "eventID", generated_event_id)?;
+        let event_type =
+            normalised_string(fields.event_type, "eventType", || "AwsApiCall".to_owned())?;
+        let event_category = normalised_string(fields.event_category, "eventCategory", || {
+            if event_type.as_str() == "AwsCloudTrailInsight" {
+                "Insight"
+            } else {
+                "Management"
             }
-            let mut value_json = String::with_capacity(value.len() + 2);
-            scan::push_json_string(&mut value_json, value);
-            fill(member, raw, value_json);
-        }
-    }
-    if read_only_inferred {
-        fill("readOnly", fields.read_only, read_only.to_string());
+            .to_owned()
+        })?;
+        let aws_region = normalised_string(fields.aws_region, "awsRegion", || {
+            context
+                .map(|context| context.region.clone())
+                .unwrap_or_default()
+        })?;
+        let recipient_account_id =
+            normalised_string(fields.recipient_account_id, "recipientAccountId", || {
+                context
+                    .map(|context| context.account_id.clone())
+                    .unwrap_or_default()
+            })?;
+        Ok(NormalisedMembers {
+            event_version,
+            event_id,
+            event_type,
+            event_category,
+            aws_region,
+            recipient_account_id,
+        })
     }
 
+    /// A splice for every member to be filled in. With a context, a fill value must not
+    /// be empty (the context had nothing to give).
+    fn splices(
+        &self,
+        fields: &RecordFields<'_>,
+        context: Option<&IngestContext>,
+    ) -> Result<Vec<Splice>, InvalidRecord> {
+        let mut splices = Vec::new();
+        for (member, raw, resolved) in [
+            ("eventVersion", fields.event_version, &self.event_version),
+            ("eventID", fields.event_id, &self.event_id),
+            ("eventType", fields.event_type, &self.event_type),
+            ("eventCategory", fields.event_category, &self.event_category),
+            ("awsRegion", fields.aws_region, &self.aws_region),
+            (
+                "recipientAccountId",
+                fields.recipient_account_id,
+                &self.recipient_account_id,
+            ),
+        ] {
+            if let Resolved::Filled(value) = resolved {
+                if value.is_empty() && context.is_some() {
+                    return Err(InvalidRecord::new(
+                        RecordErrorKind::MissingField,
+                        format!("{member} is absent and the ingest context has none to fill in"),
+                    ));
+                }
+                let mut value_json = String::with_capacity(value.len() + 2);
+                scan::push_json_string(&mut value_json, value);
+                splices.push(Splice::fill(member, raw, value_json));
+            }
+        }
+        Ok(splices)
+    }
+}
+
+/// `readOnly` as the record states it (a boolean, or the strings `"true"`/`"false"`), or
+/// inferred from the event name when absent; the second value says it was inferred.
+fn read_only_of(
+    fields: &RecordFields<'_>,
+    event_name: &str,
+) -> Result<(bool, bool), InvalidRecord> {
+    match fields.read_only.member() {
+        Member::Bool(value) => Ok((value, false)),
+        Member::Str(value) if value == "true" => Ok((true, false)),
+        Member::Str(value) if value == "false" => Ok((false, false)),
+        Member::Absent | Member::Null => Ok((infer_read_only(event_name), true)),
+        other => Err(InvalidRecord::new(
+            RecordErrorKind::InvalidField,
+            format!(
+                "readOnly must be a boolean, found {}",
+                other.json_type().map_or("nothing", JsonType::name)
+            ),
+        )),
+    }
+}
+
+/// The record with its lookup attributes derived; `json` is left for the caller.
+fn lookup_record(
+    fields: &RecordFields<'_>,
+    required: RequiredMembers<'_>,
+    normalised: NormalisedMembers<'_>,
+    read_only: bool,
+) -> Result<EventRecord, InvalidRecord> {
     let identity = attributes::read_identity(&fields.user_identity)?;
     let resources = attributes::read_resources(&fields.resources)?;
     let error_code = optional_string(&fields.error_code, "errorCode")?;
     let source_ip_address = optional_string(&fields.source_ip_address, "sourceIPAddress")?;
 
-    let event_id = event_id.into_string();
-    let aws_region = aws_region.into_string();
-    let recipient_account_id = recipient_account_id.into_string();
+    let event_id = normalised.event_id.into_string();
+    let aws_region = normalised.aws_region.into_string();
+    let recipient_account_id = normalised.recipient_account_id.into_string();
     let attributes = LookupAttributes {
         event_id: event_id.clone(),
-        event_name: event_name.into_owned(),
-        event_source: event_source.into_owned(),
+        event_name: required.event_name.into_owned(),
+        event_source: required.event_source.into_owned(),
         read_only: Some(read_only),
         username: identity
             .as_ref()
@@ -428,21 +504,20 @@ fn interpret(
             .map(Cow::into_owned),
         aws_region: aws_region.clone(),
         recipient_account_id: recipient_account_id.clone(),
-        event_category: event_category.into_string(),
+        event_category: normalised.event_category.into_string(),
         invoked_by: identity
             .as_ref()
             .and_then(|identity| identity.invoked_by.clone())
             .map(Cow::into_owned),
     };
-    let record = EventRecord {
+    Ok(EventRecord {
         json: String::new(),
         event_id,
         account_id: recipient_account_id,
         region: aws_region,
-        event_time_ms,
+        event_time_ms: required.event_time_ms,
         attributes,
-    };
-    Ok((record, splices))
+    })
 }
 
 /// Where `value` (a slice of the text being parsed) sits in that text, as a range of
