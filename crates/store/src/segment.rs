@@ -152,19 +152,15 @@ fn write_files(
     fallback_dictionary: Option<Arc<Dictionary>>,
 ) -> Result<Option<Arc<Dictionary>>, StoreError> {
     let row_count = input.rows.len();
-    // Newest first: the order pages are served in.
-    let mut order: Vec<u32> = (0..row_count as u32).collect();
-    order.sort_unstable_by_key(|&input_row| {
-        let row = &input.rows[input_row as usize];
-        Position {
-            event_time_ms: row.event_time_ms,
-            seq: row.seq,
-        }
-    });
-    let mut new_row_of_input = vec![0u32; row_count];
-    for (new_row, &input_row) in order.iter().enumerate() {
-        new_row_of_input[input_row as usize] = new_row as u32;
-    }
+    debug_assert!(input.covers_first <= input.covers_last);
+    debug_assert!(
+        input
+            .rows
+            .iter()
+            .all(|row| (input.covers_first..=input.covers_last).contains(&row.seq)),
+        "every row's seq lies in the segment's range"
+    );
+    let order = RowOrder::newest_first(input);
 
     // A dictionary trained on this segment's own records, when it has enough of them.
     let sample = training_sample(records, row_count)?;
@@ -181,53 +177,18 @@ fn write_files(
         path: &temporary,
     };
     out.write(HEAD_MAGIC)?;
+    let block_table = write_records(
+        &mut out,
+        path,
+        input,
+        records,
+        &order,
+        dictionary.as_deref(),
+    )?;
 
-    // Record blocks, in row order, written out as they fill up.
-    let mut block_table = Vec::new();
-    let mut encoder = BlockEncoder::new(dictionary.as_deref(), blocks::Effort::Segment);
-    let mut block_first_rows = Vec::new();
-    let mut columns =
-        crate::columns::ColumnsWriter::create(&crate::columns::path_for_segment(path))?;
-    for (new_row, &input_row) in order.iter().enumerate() {
-        let record = records.record(input_row as usize)?;
-        let row = &input.rows[input_row as usize];
-        let parsed = crate::stored_record::parse_stored(&record, &format!("seq {}", row.seq))?;
-        columns.push(row.seq, row.ingest_time_ms, &parsed)?;
-        let (_, index) = encoder.push(&record)?;
-        if index == 0 {
-            block_first_rows.push(new_row as u32);
-        }
-        for block in encoder.take_finished() {
-            let first_row = block_first_rows[block_table.len() / BLOCK_ENTRY_LEN];
-            write_block(&mut out, &block, first_row, &mut block_table)?;
-        }
-    }
-    for block in encoder.finish()? {
-        let first_row = block_first_rows[block_table.len() / BLOCK_ENTRY_LEN];
-        write_block(&mut out, &block, first_row, &mut block_table)?;
-    }
-    // The columns are in place before the segment is: a segment file never lacks them.
-    columns.finish()?;
-
-    // Sections.
+    // Sections, in the order `open` reads them.
     let mut sections: Vec<(u64, u64, u32)> = Vec::with_capacity(SECTION_COUNT);
-    let mut meta = Vec::new();
-    meta.put_u64(input.covers_first);
-    meta.put_u64(input.covers_last);
-    meta.put_u32(row_count as u32);
-    let times = || input.rows.iter().map(|row| row.event_time_ms);
-    let ingests = || input.rows.iter().map(|row| row.ingest_time_ms);
-    meta.put_i64(times().min().unwrap_or(0));
-    meta.put_i64(times().max().unwrap_or(0));
-    meta.put_i64(ingests().min().unwrap_or(0));
-    meta.put_i64(ingests().max().unwrap_or(0));
-    meta.put_varint(input.scopes.len() as u64);
-    for scope in &input.scopes {
-        meta.put_bytes(scope.account_id.as_bytes());
-        meta.put_bytes(scope.region.as_bytes());
-        meta.put_u8(scope.lane as u8);
-    }
-    out.section(&meta, &mut sections)?;
+    out.section(&meta_section(input), &mut sections)?;
     out.section(
         dictionary
             .as_ref()
@@ -235,87 +196,32 @@ fn write_files(
         &mut sections,
     )?;
     out.section(&block_table, &mut sections)?;
-
     let times: Vec<i64> = order
+        .input_rows
         .iter()
         .map(|&input_row| input.rows[input_row as usize].event_time_ms)
         .collect();
     out.section(&packed::encode(&times), &mut sections)?;
     drop(times);
     let seqs: Vec<i64> = order
+        .input_rows
         .iter()
         .map(|&input_row| (input.rows[input_row as usize].seq - input.covers_first) as i64)
         .collect();
     out.section(&packed::encode(&seqs), &mut sections)?;
     drop(seqs);
-
-    let span = (input.covers_last + 1 - input.covers_first) as usize;
-    let mut row_of_seq = vec![NO_ROW; span];
-    let mut by_seq: Vec<u32> = (0..row_count as u32).collect();
-    by_seq.sort_unstable_by_key(|&input_row| input.rows[input_row as usize].seq);
-    let mut runs = Vec::new();
-    let mut last_ingest = None;
-    for &input_row in &by_seq {
-        let row = &input.rows[input_row as usize];
-        let offset = (row.seq - input.covers_first) as usize;
-        row_of_seq[offset] = i64::from(new_row_of_input[input_row as usize]);
-        if last_ingest != Some(row.ingest_time_ms) {
-            runs.put_u32(offset as u32);
-            runs.put_i64(row.ingest_time_ms);
-            last_ingest = Some(row.ingest_time_ms);
-        }
-    }
-    out.section(&packed::encode(&row_of_seq), &mut sections)?;
+    let (row_of_seq, ingest_runs) = seq_sections(input, &order);
+    out.section(&row_of_seq, &mut sections)?;
     drop(row_of_seq);
-    out.section(&runs, &mut sections)?;
-
-    let mut terms: Vec<(u64, &Vec<u32>)> = input
-        .terms
-        .iter()
-        .map(|(term, rows)| (*term, rows))
-        .collect();
-    terms.sort_unstable_by_key(|(term, _)| *term);
-    let mut term_table = Vec::with_capacity(terms.len() * TERM_ENTRY_LEN);
-    let mut postings_section = Vec::new();
-    let mut mapped = Vec::new();
-    for (term, input_rows) in terms {
-        mapped.clear();
-        mapped.extend(
-            input_rows
-                .iter()
-                .map(|&input_row| new_row_of_input[input_row as usize]),
-        );
-        mapped.sort_unstable();
-        mapped.dedup();
-        term_table.put_u64(term);
-        term_table.put_u32(u32::try_from(postings_section.len()).map_err(|_| {
-            StoreError::corrupt(
-                "segment",
-                path.display().to_string(),
-                "postings past 4 GiB: segment_events_max is too large",
-            )
-        })?);
-        postings::encode(&mapped, &mut postings_section);
-    }
+    out.section(&ingest_runs, &mut sections)?;
+    let (term_table, postings_section) = postings_sections(path, input, &order)?;
     out.section(&term_table, &mut sections)?;
     out.section(&postings_section, &mut sections)?;
     drop(postings_section);
-
-    let mut ids: Vec<(u64, u32)> = input
-        .rows
-        .iter()
-        .enumerate()
-        .map(|(input_row, row)| (row.id_hash, new_row_of_input[input_row]))
-        .collect();
-    ids.sort_unstable();
-    let mut ids_section = Vec::with_capacity(ids.len() * ID_ENTRY_LEN);
-    for (hash, row) in &ids {
-        ids_section.put_u64(*hash);
-        ids_section.put_u32(*row);
-    }
+    let (ids_section, bloom) = id_sections(input, &order);
     out.section(&ids_section, &mut sections)?;
-    let bloom = crate::bloom::build(ids.iter().map(|(hash, _)| *hash));
     out.section(&bloom, &mut sections)?;
+    debug_assert_eq!(sections.len(), SECTION_COUNT);
 
     let mut table = Vec::with_capacity(SECTION_COUNT * 20 + 12);
     for (offset, len, crc) in &sections {
@@ -336,6 +242,280 @@ fn write_files(
     std::fs::rename(&temporary, path).map_err(|error| StoreError::io(path, error))?;
     files::sync_parent(path)?;
     Ok(trained)
+}
+
+/// The segment's row order (newest first: the order pages are served in) and its inverse.
+struct RowOrder {
+    /// The input row at each segment row.
+    input_rows: Vec<u32>,
+    /// The segment row of each input row.
+    segment_row_of_input: Vec<u32>,
+}
+
+impl RowOrder {
+    fn newest_first(input: &SegmentInput) -> RowOrder {
+        let row_count = input.rows.len();
+        let mut input_rows: Vec<u32> = (0..row_count as u32).collect();
+        input_rows.sort_unstable_by_key(|&input_row| {
+            let row = &input.rows[input_row as usize];
+            Position {
+                event_time_ms: row.event_time_ms,
+                seq: row.seq,
+            }
+        });
+        let mut segment_row_of_input = vec![0u32; row_count];
+        for (segment_row, &input_row) in input_rows.iter().enumerate() {
+            segment_row_of_input[input_row as usize] = segment_row as u32;
+        }
+        RowOrder {
+            input_rows,
+            segment_row_of_input,
+        }
+    }
+}
+
+/// Writes the record blocks in row order, as they fill up, and the Parquet columns beside
+/// the segment (in place before the segment is, so a segment never lacks them). Returns
+/// the block table.
+fn write_records(
+    out: &mut CountingWriter<'_>,
+    path: &Path,
+    input: &SegmentInput,
+    records: &mut dyn RecordSource,
+    order: &RowOrder,
+    dictionary: Option<&Dictionary>,
+) -> Result<Vec<u8>, StoreError> {
+    let mut block_table = Vec::new();
+    let mut encoder = BlockEncoder::new(dictionary, blocks::Effort::Segment);
+    let mut block_first_rows = Vec::new();
+    let mut columns =
+        crate::columns::ColumnsWriter::create(&crate::columns::path_for_segment(path))?;
+    for (segment_row, &input_row) in order.input_rows.iter().enumerate() {
+        let record = records.record(input_row as usize)?;
+        let row = &input.rows[input_row as usize];
+        let parsed = crate::stored_record::parse_stored(&record, &format!("seq {}", row.seq))?;
+        columns.push(row.seq, row.ingest_time_ms, &parsed)?;
+        let (_, index) = encoder.push(&record)?;
+        if index == 0 {
+            block_first_rows.push(segment_row as u32);
+        }
+        for block in encoder.take_finished() {
+            let first_row = block_first_rows[block_table.len() / BLOCK_ENTRY_LEN];
+            write_block(out, &block, first_row, &mut block_table)?;
+        }
+    }
+    for block in encoder.finish()? {
+        let first_row = block_first_rows[block_table.len() / BLOCK_ENTRY_LEN];
+        write_block(out, &block, first_row, &mut block_table)?;
+    }
+    columns.finish()?;
+    Ok(block_table)
+}
+
+/// The seq range, row count, time bounds and scopes.
+fn meta_section(input: &SegmentInput) -> Vec<u8> {
+    let mut meta = Vec::new();
+    meta.put_u64(input.covers_first);
+    meta.put_u64(input.covers_last);
+    meta.put_u32(input.rows.len() as u32);
+    let times = || input.rows.iter().map(|row| row.event_time_ms);
+    let ingests = || input.rows.iter().map(|row| row.ingest_time_ms);
+    meta.put_i64(times().min().unwrap_or(0));
+    meta.put_i64(times().max().unwrap_or(0));
+    meta.put_i64(ingests().min().unwrap_or(0));
+    meta.put_i64(ingests().max().unwrap_or(0));
+    meta.put_varint(input.scopes.len() as u64);
+    for scope in &input.scopes {
+        meta.put_bytes(scope.account_id.as_bytes());
+        meta.put_bytes(scope.region.as_bytes());
+        meta.put_u8(scope.lane as u8);
+    }
+    meta
+}
+
+/// seq → row (packed; `NO_ROW` for a seq the segment covers but holds no event of), and
+/// the runs of equal ingest time in seq order.
+fn seq_sections(input: &SegmentInput, order: &RowOrder) -> (Vec<u8>, Vec<u8>) {
+    let span = (input.covers_last + 1 - input.covers_first) as usize;
+    let mut row_of_seq = vec![NO_ROW; span];
+    let mut by_seq: Vec<u32> = (0..input.rows.len() as u32).collect();
+    by_seq.sort_unstable_by_key(|&input_row| input.rows[input_row as usize].seq);
+    let mut runs = Vec::new();
+    let mut last_ingest = None;
+    for &input_row in &by_seq {
+        let row = &input.rows[input_row as usize];
+        let offset = (row.seq - input.covers_first) as usize;
+        row_of_seq[offset] = i64::from(order.segment_row_of_input[input_row as usize]);
+        if last_ingest != Some(row.ingest_time_ms) {
+            runs.put_u32(offset as u32);
+            runs.put_i64(row.ingest_time_ms);
+            last_ingest = Some(row.ingest_time_ms);
+        }
+    }
+    (packed::encode(&row_of_seq), runs)
+}
+
+/// The term table (sorted terms, each with its postings' offset) and the postings.
+fn postings_sections(
+    path: &Path,
+    input: &SegmentInput,
+    order: &RowOrder,
+) -> Result<(Vec<u8>, Vec<u8>), StoreError> {
+    let mut terms: Vec<(u64, &Vec<u32>)> = input
+        .terms
+        .iter()
+        .map(|(term, rows)| (*term, rows))
+        .collect();
+    terms.sort_unstable_by_key(|(term, _)| *term);
+    let mut term_table = Vec::with_capacity(terms.len() * TERM_ENTRY_LEN);
+    let mut postings_section = Vec::new();
+    let mut mapped = Vec::new();
+    for (term, input_rows) in terms {
+        mapped.clear();
+        mapped.extend(
+            input_rows
+                .iter()
+                .map(|&input_row| order.segment_row_of_input[input_row as usize]),
+        );
+        mapped.sort_unstable();
+        mapped.dedup();
+        term_table.put_u64(term);
+        term_table.put_u32(u32::try_from(postings_section.len()).map_err(|_| {
+            StoreError::corrupt(
+                "segment",
+                path.display().to_string(),
+                "postings past 4 GiB: segment_events_max is too large",
+            )
+        })?);
+        postings::encode(&mapped, &mut postings_section);
+    }
+    Ok((term_table, postings_section))
+}
+
+/// The id table (sorted id hashes, each with its row) and its Bloom filter.
+fn id_sections(input: &SegmentInput, order: &RowOrder) -> (Vec<u8>, Vec<u8>) {
+    let mut ids: Vec<(u64, u32)> = input
+        .rows
+        .iter()
+        .enumerate()
+        .map(|(input_row, row)| (row.id_hash, order.segment_row_of_input[input_row]))
+        .collect();
+    ids.sort_unstable();
+    let mut ids_section = Vec::with_capacity(ids.len() * ID_ENTRY_LEN);
+    for (hash, row) in &ids {
+        ids_section.put_u64(*hash);
+        ids_section.put_u32(*row);
+    }
+    let bloom = crate::bloom::build(ids.iter().map(|(hash, _)| *hash));
+    (ids_section, bloom)
+}
+
+/// A segment damage report: the file and the byte offset where it was found.
+fn corrupt_at(path: &Path, offset: usize, detail: String) -> StoreError {
+    StoreError::corrupt(
+        "segment",
+        format!("{} at byte {offset}", path.display()),
+        detail,
+    )
+}
+
+/// Checks the magic numbers and the section table at the end of a segment, and every
+/// section's CRC; returns where each section lies.
+fn section_table(map: &[u8], path: &Path) -> Result<[Range<usize>; SECTION_COUNT], StoreError> {
+    let corrupt = |offset: usize, detail: String| corrupt_at(path, offset, detail);
+    let len = map.len();
+    if len < HEAD_MAGIC.len() + 12 || &map[..8] != HEAD_MAGIC || &map[len - 8..] != TAIL_MAGIC {
+        return Err(corrupt(
+            0,
+            "missing segment magic (not a segment, or cut short)".into(),
+        ));
+    }
+    let table_len =
+        u32::from_le_bytes(map[len - 12..len - 8].try_into().unwrap_or_default()) as usize;
+    if table_len != SECTION_COUNT * 20 || table_len + 12 > len {
+        return Err(corrupt(
+            len - 12,
+            format!("section table of {table_len} bytes"),
+        ));
+    }
+    let table_start = len - 12 - table_len;
+    let mut reader = ByteReader::new(&map[table_start..len - 12]);
+    let mut sections: [Range<usize>; SECTION_COUNT] = std::array::from_fn(|_| 0..0);
+    for (index, section) in sections.iter_mut().enumerate() {
+        let entry = table_start + index * 20;
+        let (Ok(offset), Ok(section_len), Ok(crc)) = (reader.u64(), reader.u64(), reader.u32())
+        else {
+            return Err(corrupt(entry, "section table cut short".into()));
+        };
+        let (offset, section_len) = (offset as usize, section_len as usize);
+        let end = offset
+            .checked_add(section_len)
+            .filter(|end| *end <= table_start);
+        let Some(end) = end else {
+            return Err(corrupt(
+                entry,
+                format!("section {index} lies outside the file"),
+            ));
+        };
+        if crc32fast::hash(&map[offset..end]) != crc {
+            return Err(corrupt(
+                offset,
+                format!("section {index} fails its checksum"),
+            ));
+        }
+        *section = offset..end;
+    }
+    Ok(sections)
+}
+
+/// The meta section: the seq range, row count, time bounds and scopes.
+struct SegmentMeta {
+    covers_first: u64,
+    covers_last: u64,
+    rows: u32,
+    min_time_ms: i64,
+    max_time_ms: i64,
+    max_ingest_ms: i64,
+    scopes: Vec<Scope>,
+}
+
+impl SegmentMeta {
+    /// Reads what [`meta_section`] wrote; an error means the section was cut short.
+    fn read(bytes: &[u8]) -> Result<SegmentMeta, crate::codec::Truncated> {
+        let mut meta = ByteReader::new(bytes);
+        let covers_first = meta.u64()?;
+        let covers_last = meta.u64()?;
+        let rows = meta.u32()?;
+        let min_time_ms = meta.i64()?;
+        let max_time_ms = meta.i64()?;
+        // The oldest ingest time: the ingest runs answer it, so it is only skipped here.
+        let _min_ingest_ms = meta.i64()?;
+        let max_ingest_ms = meta.i64()?;
+        let scope_count = meta.varint()?;
+        let mut scopes = Vec::new();
+        for _ in 0..scope_count {
+            let account = meta.bytes()?;
+            let region = meta.bytes()?;
+            let lane = match meta.u8()? {
+                1 => EventLane::Insight,
+                _ => EventLane::Standard,
+            };
+            scopes.push(Scope {
+                account_id: String::from_utf8_lossy(account).into_owned(),
+                region: String::from_utf8_lossy(region).into_owned(),
+                lane,
+            });
+        }
+        Ok(SegmentMeta {
+            covers_first,
+            covers_last,
+            rows,
+            min_time_ms,
+            max_time_ms,
+            max_ingest_ms,
+            scopes,
+        })
+    }
 }
 
 fn write_block(
@@ -409,78 +589,19 @@ impl Segment {
         #[allow(unsafe_code)]
         let map =
             unsafe { memmap2::Mmap::map(&file) }.map_err(|error| StoreError::io(path, error))?;
-        let location = |offset: usize| format!("{} at byte {offset}", path.display());
-        let corrupt = |offset: usize, detail: String| {
-            StoreError::corrupt("segment", location(offset), detail)
-        };
-        let len = map.len();
-        if len < HEAD_MAGIC.len() + 12 || &map[..8] != HEAD_MAGIC || &map[len - 8..] != TAIL_MAGIC {
-            return Err(corrupt(
-                0,
-                "missing segment magic (not a segment, or cut short)".into(),
-            ));
-        }
-        let table_len =
-            u32::from_le_bytes(map[len - 12..len - 8].try_into().unwrap_or_default()) as usize;
-        if table_len != SECTION_COUNT * 20 || table_len + 12 > len {
-            return Err(corrupt(
-                len - 12,
-                format!("section table of {table_len} bytes"),
-            ));
-        }
-        let table_start = len - 12 - table_len;
-        let mut reader = ByteReader::new(&map[table_start..len - 12]);
-        let mut sections: [Range<usize>; SECTION_COUNT] = std::array::from_fn(|_| 0..0);
-        for (index, section) in sections.iter_mut().enumerate() {
-            let entry = table_start + index * 20;
-            let (Ok(offset), Ok(section_len), Ok(crc)) = (reader.u64(), reader.u64(), reader.u32())
-            else {
-                return Err(corrupt(entry, "section table cut short".into()));
-            };
-            let (offset, section_len) = (offset as usize, section_len as usize);
-            let end = offset
-                .checked_add(section_len)
-                .filter(|end| *end <= table_start);
-            let Some(end) = end else {
-                return Err(corrupt(
-                    entry,
-                    format!("section {index} lies outside the file"),
-                ));
-            };
-            if crc32fast::hash(&map[offset..end]) != crc {
-                return Err(corrupt(
-                    offset,
-                    format!("section {index} fails its checksum"),
-                ));
-            }
-            *section = offset..end;
-        }
+        let corrupt = |offset: usize, detail: String| corrupt_at(path, offset, detail);
+        let sections = section_table(&map, path)?;
         let meta_range = sections[Section::Meta as usize].clone();
-        let mut meta = ByteReader::new(&map[meta_range.clone()]);
-        let bad_meta = |_| corrupt(meta_range.start, "meta section cut short".into());
-        let covers_first = meta.u64().map_err(bad_meta)?;
-        let covers_last = meta.u64().map_err(bad_meta)?;
-        let rows = meta.u32().map_err(bad_meta)?;
-        let min_time_ms = meta.i64().map_err(bad_meta)?;
-        let max_time_ms = meta.i64().map_err(bad_meta)?;
-        // The oldest ingest time: the ingest runs answer it, so it is only skipped here.
-        let _min_ingest_ms = meta.i64().map_err(bad_meta)?;
-        let max_ingest_ms = meta.i64().map_err(bad_meta)?;
-        let scope_count = meta.varint().map_err(bad_meta)?;
-        let mut scopes = Vec::new();
-        for _ in 0..scope_count {
-            let account = meta.bytes().map_err(bad_meta)?;
-            let region = meta.bytes().map_err(bad_meta)?;
-            let lane = match meta.u8().map_err(bad_meta)? {
-                1 => EventLane::Insight,
-                _ => EventLane::Standard,
-            };
-            scopes.push(Scope {
-                account_id: String::from_utf8_lossy(account).into_owned(),
-                region: String::from_utf8_lossy(region).into_owned(),
-                lane,
-            });
-        }
+        let SegmentMeta {
+            covers_first,
+            covers_last,
+            rows,
+            min_time_ms,
+            max_time_ms,
+            max_ingest_ms,
+            scopes,
+        } = SegmentMeta::read(&map[meta_range.clone()])
+            .map_err(|_| corrupt(meta_range.start, "meta section cut short".into()))?;
         let dictionary_bytes = &map[sections[Section::Dictionary as usize].clone()];
         let dictionary_id = if dictionary_bytes.is_empty() {
             blocks::NO_DICTIONARY
@@ -505,36 +626,47 @@ impl Segment {
             scopes,
             dictionary_id,
         };
-        let ids_bytes = rows as usize * ID_ENTRY_LEN;
-        if segment.section(Section::Ids).len() != ids_bytes {
-            return Err(corrupt(
-                segment.sections[Section::Ids as usize].start,
-                format!(
-                    "id table of {} bytes, expected {ids_bytes}",
-                    segment.section(Section::Ids).len()
-                ),
-            ));
-        }
-        let span = covers_last.saturating_add(1).saturating_sub(covers_first) as usize;
-        for (section, values) in [
-            (Section::Times, rows as usize),
-            (Section::Seqs, rows as usize),
-            (Section::RowOfSeq, span),
-        ] {
-            let found = Packed::parse(segment.section(section)).map(|column| column.len());
-            if found != Some(values) {
-                return Err(corrupt(
-                    segment.sections[section as usize].start,
-                    format!("column {section:?} holds {found:?} values, expected {values}"),
-                ));
-            }
-        }
+        segment.check_section_lengths()?;
         // Checking the CRCs brought every index page into this process's resident set;
         // lookups need a few of them. Drop them from the mapping (they stay in the page
         // cache), or RSS would count every segment ever opened: 1 GB of a 2 GB peak during
         // a 10M ingest.
         segment.release_pages();
         Ok(segment)
+    }
+
+    /// The id table and the packed columns hold as many entries as the meta section says.
+    fn check_section_lengths(&self) -> Result<(), StoreError> {
+        let ids_bytes = self.rows as usize * ID_ENTRY_LEN;
+        if self.section(Section::Ids).len() != ids_bytes {
+            return Err(corrupt_at(
+                &self.path,
+                self.sections[Section::Ids as usize].start,
+                format!(
+                    "id table of {} bytes, expected {ids_bytes}",
+                    self.section(Section::Ids).len()
+                ),
+            ));
+        }
+        let span = self
+            .covers_last
+            .saturating_add(1)
+            .saturating_sub(self.covers_first) as usize;
+        for (section, values) in [
+            (Section::Times, self.rows as usize),
+            (Section::Seqs, self.rows as usize),
+            (Section::RowOfSeq, span),
+        ] {
+            let found = Packed::parse(self.section(section)).map(|column| column.len());
+            if found != Some(values) {
+                return Err(corrupt_at(
+                    &self.path,
+                    self.sections[section as usize].start,
+                    format!("column {section:?} holds {found:?} values, expected {values}"),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Drops this segment's pages from the process's mapping after a pass that read much

@@ -406,13 +406,46 @@ impl Writer {
         group: &mut [PendingAppend],
     ) -> Result<Vec<Vec<AppendOutcome>>, StoreError> {
         let ingest_time_ms = now_ms().max(self.last_ingest_time_ms);
-        let mut next_seq = self.shared.last_seq.load(Ordering::Acquire) + 1;
+        let previous_last_seq = self.shared.last_seq.load(Ordering::Acquire);
+        let plan = self.plan_group(group, previous_last_seq + 1, ingest_time_ms)?;
+        self.journal.append_durably(&plan.frames)?;
+        self.last_ingest_time_ms = ingest_time_ms;
+        self.add_to_head(group, &plan.new_rows, ingest_time_ms);
+
+        let last_seq = previous_last_seq + plan.new_rows.len() as u64;
+        debug_assert!(
+            plan.new_rows
+                .iter()
+                .map(|&(_, _, seq)| seq)
+                .eq(previous_last_seq + 1..=last_seq),
+            "seqs are dense: a group takes the next ones, in order"
+        );
+        self.shared.last_seq.store(last_seq, Ordering::Release);
+        // Not fsynced: it only has to survive a process crash, which the page cache does;
+        // see `check_high_water_mark`.
+        self.high_water_file
+            .write_all_at(&last_seq.to_be_bytes(), 0)
+            .map_err(|error| StoreError::io(&self.shared.dir.join(HIGH_WATER_FILE_NAME), error))?;
+        Ok(plan.outcomes)
+    }
+
+    /// Decides, per record, "new" (the next seq) or "duplicate" (the seq it already has:
+    /// in this group, a head or a segment), and encodes one journal frame per append.
+    fn plan_group(
+        &self,
+        group: &[PendingAppend],
+        first_new_seq: u64,
+        ingest_time_ms: i64,
+    ) -> Result<GroupPlan, StoreError> {
+        let mut next_seq = first_new_seq;
         let sources = self.shared.sources();
         // Records of this group by (account, eventID): a batch may repeat a record.
         let mut in_group: HashMap<(&str, &str), u64> = HashMap::new();
-        let mut frames = Vec::new();
-        let mut outcomes = Vec::with_capacity(group.len());
-        let mut new_rows: Vec<(usize, usize, u64)> = Vec::new();
+        let mut plan = GroupPlan {
+            frames: Vec::new(),
+            outcomes: Vec::with_capacity(group.len()),
+            new_rows: Vec::new(),
+        };
         for (append_index, append) in group.iter().enumerate() {
             let first_seq = next_seq;
             let mut stored = Vec::with_capacity(append.records.len());
@@ -440,55 +473,53 @@ impl Writer {
                         in_group.insert(key, seq);
                         stored.push(true);
                         append_outcomes.push(AppendOutcome::Stored { seq });
-                        new_rows.push((append_index, record_index, seq));
+                        plan.new_rows.push((append_index, record_index, seq));
                     }
                 }
             }
             journal::encode_frame(
-                &mut frames,
+                &mut plan.frames,
                 first_seq,
                 ingest_time_ms,
                 &stored,
                 &append.prepared.blocks,
             );
-            outcomes.push(append_outcomes);
+            plan.outcomes.push(append_outcomes);
         }
-        self.journal.append_durably(&frames)?;
-        self.last_ingest_time_ms = ingest_time_ms;
+        Ok(plan)
+    }
 
-        {
-            let mut head = self
-                .active
-                .write()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            let mut first_blocks = Vec::with_capacity(group.len());
-            for append in group.iter_mut() {
-                // The frames are written: the head takes the blocks over.
-                first_blocks.push(head.add_blocks(std::mem::take(&mut append.prepared.blocks)));
-            }
-            for (append_index, record_index, seq) in new_rows {
-                let append = &group[append_index];
-                let record = &append.records[record_index];
-                let (block, index) = append.prepared.places[record_index];
-                let row = HeadRow {
-                    seq,
-                    event_time_ms: record.event_time_ms,
-                    ingest_time_ms,
-                    block: first_blocks[append_index] + block,
-                    index,
-                    id_hash: terms::id_hash(&record.account_id, &record.event_id),
-                };
-                head.push_row(row, &terms::terms_of(record), &terms::scope_of(record));
-            }
+    /// Adds a written group to the active head: its blocks, then a row (with postings)
+    /// for every new record. Lookups see them once the lock is released.
+    fn add_to_head(
+        &self,
+        group: &mut [PendingAppend],
+        new_rows: &[(usize, usize, u64)],
+        ingest_time_ms: i64,
+    ) {
+        let mut head = self
+            .active
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut first_blocks = Vec::with_capacity(group.len());
+        for append in group.iter_mut() {
+            // The frames are written: the head takes the blocks over.
+            first_blocks.push(head.add_blocks(std::mem::take(&mut append.prepared.blocks)));
         }
-        let last_seq = next_seq - 1;
-        self.shared.last_seq.store(last_seq, Ordering::Release);
-        // Not fsynced: it only has to survive a process crash, which the page cache does;
-        // see `check_high_water_mark`.
-        self.high_water_file
-            .write_all_at(&last_seq.to_be_bytes(), 0)
-            .map_err(|error| StoreError::io(&self.shared.dir.join(HIGH_WATER_FILE_NAME), error))?;
-        Ok(outcomes)
+        for &(append_index, record_index, seq) in new_rows {
+            let append = &group[append_index];
+            let record = &append.records[record_index];
+            let (block, index) = append.prepared.places[record_index];
+            let row = HeadRow {
+                seq,
+                event_time_ms: record.event_time_ms,
+                ingest_time_ms,
+                block: first_blocks[append_index] + block,
+                index,
+                id_hash: terms::id_hash(&record.account_id, &record.event_id),
+            };
+            head.push_row(row, &terms::terms_of(record), &terms::scope_of(record));
+        }
     }
 
     /// Rotates the active head when it is big or old enough (or `force`).
@@ -617,4 +648,12 @@ fn last_ingest_time_ms(shared: &Shared) -> i64 {
         .chain(from_segments)
         .max()
         .unwrap_or(i64::MIN)
+}
+
+/// What one group commit writes: the journal frames, each append's outcomes, and the
+/// new records as (append, record, seq), in seq order.
+struct GroupPlan {
+    frames: Vec<u8>,
+    outcomes: Vec<Vec<AppendOutcome>>,
+    new_rows: Vec<(usize, usize, u64)>,
 }

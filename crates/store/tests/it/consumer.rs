@@ -34,7 +34,10 @@ fn a_scan_visits_entries_in_seq_order_and_stops_before_the_one_refused() {
         })
         .expect("scan");
     assert_eq!(seen, vec![3, 4, 5, 6, 7]);
-    assert_eq!(through, 7, "the refused entry is where the next scan starts");
+    assert_eq!(
+        through, 7,
+        "the refused entry is where the next scan starts"
+    );
 
     let mut rest = Vec::new();
     let through = consumer
