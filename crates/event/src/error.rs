@@ -6,6 +6,7 @@ use crate::json_type::JsonType;
 /// Why one record was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
+#[non_exhaustive]
 pub struct InvalidRecord {
     pub kind: RecordErrorKind,
     pub message: String,
@@ -29,6 +30,7 @@ impl InvalidRecord {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("record {index}: {message}")]
+#[non_exhaustive]
 pub struct RecordError {
     pub index: usize,
     pub kind: RecordErrorKind,
@@ -45,6 +47,8 @@ impl RecordError {
     }
 }
 
+/// Exhaustive on purpose: the server maps each kind to its wire code, and a new kind
+/// must make it decide.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RecordErrorKind {
     NotAnObject,
@@ -73,6 +77,7 @@ impl RecordErrorKind {
 
 /// The whole body could not be read as any supported shape.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum BatchError {
     #[error("gzip body could not be decompressed: {0}")]
     Gzip(#[source] std::io::Error),

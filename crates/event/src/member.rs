@@ -323,6 +323,16 @@ fn drain_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<(), A::Error> {
     Ok(())
 }
 
+/// A string member that may be absent or `null`; an empty string counts as absent.
+pub(crate) fn optional_string<'a>(
+    member: &Member<'a>,
+    path: &str,
+) -> Result<Option<Cow<'a, str>>, InvalidRecord> {
+    member
+        .optional_str()
+        .map_err(|found| InvalidRecord::wrong_type(path, "a string", found))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -412,14 +422,4 @@ mod tests {
             Err(JsonType::String)
         );
     }
-}
-
-/// A string member that may be absent or `null`; an empty string counts as absent.
-pub(crate) fn optional_string<'a>(
-    member: &Member<'a>,
-    path: &str,
-) -> Result<Option<Cow<'a, str>>, InvalidRecord> {
-    member
-        .optional_str()
-        .map_err(|found| InvalidRecord::wrong_type(path, "a string", found))
 }

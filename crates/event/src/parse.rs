@@ -26,6 +26,12 @@
 //! too many bytes fails alone, as a [`RecordError`] naming its zero-based position in the
 //! batch, while the records around it are still returned. In NDJSON each line stands on
 //! its own, so even an unterminated string sinks only its line.
+//!
+//! # Sources too large to hold
+//!
+//! [`stream`] reads the same shapes from an `io::Read`, one record in memory at a time,
+//! without validating records; `opentrail ingest` cuts big files into request bodies
+//! with it. Its module docs say where its choices differ from [`parse_batch`]'s.
 
 use std::io::Read;
 use std::ops::Range;
@@ -35,6 +41,8 @@ use flate2::read::MultiGzDecoder;
 use crate::error::{BatchError, InvalidRecord, RecordError, RecordErrorKind};
 use crate::record::{EventRecord, IngestContext, MAX_RECORD_BYTES};
 use crate::scan::{self, ScanError, TopObject};
+
+pub mod stream;
 
 /// The most bytes a gzip body may decompress to in [`parse_batch`]. A CloudTrail log
 /// object is at most 50 MB compressed and compresses about 5–14 times, so this admits any
