@@ -1,20 +1,25 @@
-//! Which files are CloudTrail logs, judged by their path before anything is read.
+//! Which files are CloudTrail logs, judged by their path before anything is read: the one
+//! answer for `opentrail import` and `opentrail ingest`, which both list files through
+//! this crate.
 //!
 //! # Rules, in order
 //!
 //! 1. **Digest files** are skipped: a path segment `CloudTrail-Digest` or a file name
-//!    containing `_CloudTrail-Digest_`. They hold hashes of log files, not events.
+//!    containing `CloudTrail-Digest`. They hold hashes of log files, not events.
 //! 2. **AWSLogs trees**: below a segment `AWSLogs`, an optional organization id
 //!    (`o-…`), a 12-digit account and a service folder. Only the service folders
 //!    `CloudTrail` and `CloudTrail-Insight` hold CloudTrail records; any other
 //!    (`Config`, `elasticloadbalancing`, `vpcflowlogs`, …) is skipped as not CloudTrail.
 //!    The account and the region folder that follows become the file's [`PathHint`].
-//! 3. **File names**: a file found by walking a folder must end in `.json`, `.json.gz`
-//!    or `.json.cloudtrail` (any case); anything else is skipped as not CloudTrail. A file
-//!    named explicitly on the command line is read whatever its name.
+//! 3. **File names**: a file found by walking a folder or listing a prefix must end in
+//!    one of [`EVENT_FILE_SUFFIXES`] (any case) and must not be hidden (a name starting
+//!    with `.`); anything else is skipped as not CloudTrail. A file named explicitly on
+//!    the command line is read whatever its name.
 //! 4. A CloudTrail delivery name, `<account>_CloudTrail_<region>_<time>_<random>.json.gz`
 //!    (or `_CloudTrail-Insight_`), gives the hint when no AWSLogs path did; this covers
 //!    trees copied without their `AWSLogs/<account>/` prefix.
+//! 5. An **empty file** holds no events and is skipped as not CloudTrail
+//!    ([`classify_file`], for listings that know the size).
 //!
 //! The hint only fills `recipientAccountId` and `awsRegion` of records that lack them
 //! (see `opentrail_event::IngestContext`): a record's own values always win.
@@ -34,8 +39,8 @@ pub struct PathHint {
 pub enum SkipReason {
     /// A CloudTrail digest file (hashes of log files, no events).
     Digest,
-    /// Not a CloudTrail log: another service's logs, another file type, or JSON that holds
-    /// no CloudTrail records.
+    /// Not a CloudTrail log: another service's logs, another file type, a hidden or empty
+    /// file, or JSON that holds no CloudTrail records.
     NotCloudTrail,
 }
 
@@ -55,17 +60,30 @@ pub enum FileKind {
     Skip(SkipReason),
 }
 
-const LOG_SUFFIXES: [&str; 3] = [".json", ".json.gz", ".json.cloudtrail"];
+/// Names a walk or a listing picks up (compared ASCII case-insensitively): CloudTrail's
+/// own log files, JSON documents, and the line files of [`LINE_FILE_SUFFIXES`].
+pub const EVENT_FILE_SUFFIXES: [&str; 7] = [
+    ".json",
+    ".json.gz",
+    ".json.cloudtrail",
+    ".ndjson",
+    ".jsonl",
+    ".ndjson.gz",
+    ".jsonl.gz",
+];
+/// Names of files that hold one record per line (NDJSON), whatever their first line
+/// looks like.
+pub const LINE_FILE_SUFFIXES: [&str; 4] = [".ndjson", ".jsonl", ".ndjson.gz", ".jsonl.gz"];
 const CLOUDTRAIL_SERVICE_FOLDERS: [&str; 2] = ["CloudTrail", "CloudTrail-Insight"];
-const DIGEST_FOLDER: &str = "CloudTrail-Digest";
-const DIGEST_NAME_MARKER: &str = "_CloudTrail-Digest_";
+/// A digest folder's name, and part of every digest file's name.
+const DIGEST_MARKER: &str = "CloudTrail-Digest";
 
 /// Classifies a '/'-separated path (a local path or an S3 key). `named_explicitly` is true
 /// for a file given on the command line rather than found by walking a folder.
 pub fn classify(path: &str, named_explicitly: bool) -> FileKind {
     let segments: Vec<&str> = path.split('/').filter(|part| !part.is_empty()).collect();
     let file_name = segments.last().copied().unwrap_or_default();
-    if file_name.contains(DIGEST_NAME_MARKER) || segments.contains(&DIGEST_FOLDER) {
+    if file_name.contains(DIGEST_MARKER) || segments.contains(&DIGEST_MARKER) {
         return FileKind::Skip(SkipReason::Digest);
     }
     let aws_logs_hint = match aws_logs_service(&segments) {
@@ -84,7 +102,9 @@ pub fn classify(path: &str, named_explicitly: bool) -> FileKind {
         }
         None => None,
     };
-    if !named_explicitly && !has_log_suffix(file_name) {
+    if !named_explicitly
+        && (file_name.starts_with('.') || !has_suffix(file_name, &EVENT_FILE_SUFFIXES))
+    {
         return FileKind::Skip(SkipReason::NotCloudTrail);
     }
     let hint = aws_logs_hint
@@ -93,9 +113,24 @@ pub fn classify(path: &str, named_explicitly: bool) -> FileKind {
     FileKind::CloudTrail(hint)
 }
 
-fn has_log_suffix(file_name: &str) -> bool {
+/// [`classify`] for a listed file whose size is known: an empty file holds no events.
+pub fn classify_file(path: &str, size_bytes: u64, named_explicitly: bool) -> FileKind {
+    match classify(path, named_explicitly) {
+        FileKind::CloudTrail(_) if size_bytes == 0 => FileKind::Skip(SkipReason::NotCloudTrail),
+        kind => kind,
+    }
+}
+
+/// Whether a file holds one record per line by its name (see [`LINE_FILE_SUFFIXES`]), so
+/// a reader need not guess from its first line.
+pub fn is_line_file(path: &str) -> bool {
+    let file_name = path.rsplit('/').next().unwrap_or(path);
+    has_suffix(file_name, &LINE_FILE_SUFFIXES)
+}
+
+fn has_suffix(file_name: &str, suffixes: &[&str]) -> bool {
     let lower = file_name.to_ascii_lowercase();
-    LOG_SUFFIXES.iter().any(|suffix| lower.ends_with(suffix))
+    suffixes.iter().any(|suffix| lower.ends_with(suffix))
 }
 
 struct AwsLogsPath<'a> {
@@ -262,6 +297,39 @@ mod tests {
                 "{name}"
             );
         }
+    }
+
+    #[test]
+    fn line_files_count_and_hidden_or_empty_files_do_not() {
+        for name in ["logs/c.ndjson", "d.JSONL", "e.ndjson.gz", "f.jsonl.gz"] {
+            assert_eq!(
+                classify(name, false),
+                FileKind::CloudTrail(PathHint::default()),
+                "{name}"
+            );
+            assert!(is_line_file(name), "{name}");
+        }
+        assert!(!is_line_file("logs.ndjson/a.json"));
+        assert_eq!(
+            classify("logs/.hidden.json", false),
+            FileKind::Skip(SkipReason::NotCloudTrail)
+        );
+        assert_eq!(
+            classify("logs/.hidden.json", true),
+            FileKind::CloudTrail(PathHint::default())
+        );
+        assert_eq!(
+            classify_file("logs/empty.json", 0, true),
+            FileKind::Skip(SkipReason::NotCloudTrail)
+        );
+        assert_eq!(
+            classify_file("logs/x-CloudTrail-Digest.json.gz", 0, false),
+            FileKind::Skip(SkipReason::Digest)
+        );
+        assert_eq!(
+            classify_file("logs/a.json", 1, false),
+            FileKind::CloudTrail(PathHint::default())
+        );
     }
 
     #[test]

@@ -12,6 +12,10 @@
 //!   checkpoint filter)                                          → checkpoint of whole files
 //! ```
 //!
+//! Which files hold events has one answer for every command: `opentrail ingest` lists its
+//! files with [`list_local_files`], the same walk and the same [`classify`] rules as this
+//! lister.
+//!
 //! # Bounded memory
 //!
 //! Both queues are bounded, so at any moment the import holds at most: one file per worker
@@ -36,14 +40,18 @@ pub mod classify;
 mod error;
 mod list;
 mod pipeline;
+mod progress;
 mod read;
 pub mod s3;
 mod sink;
 pub mod source;
 mod summary;
+mod walk;
 
 pub use error::ImportError;
-pub use pipeline::{ImportOptions, ImportProgress, import};
+pub use list::{ListedFile, LocalListing, list_local_files};
+pub use pipeline::{ImportOptions, import};
+pub use progress::ImportProgress;
 pub use sink::{EventSink, SinkError, StoreSink, WriteOutcome};
 pub use source::Source;
 pub use summary::{FileError, ImportSummary};

@@ -1,5 +1,7 @@
-//! The lister: walks every source, classifies each file by its path, leaves out what the
-//! checkpoint says is done, and queues the rest for the workers.
+//! Listing sources: the lister of an import, which walks every source, classifies each
+//! file by its path, leaves out what the checkpoint says is done and queues the rest for
+//! the workers; and [`list_local_files`], the same walk and classification collected into
+//! one list for a caller that sends files itself (`opentrail ingest`).
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -13,10 +15,12 @@ use object_store::ObjectStore;
 use opentrail_event::IngestContext;
 
 use crate::checkpoint::CompletedFile;
-use crate::classify::{FileKind, PathHint, SkipReason, classify};
-use crate::pipeline::ImportProgress;
-use crate::source::{FileLocation, FileTask, relative_path, s3_url};
+use crate::classify::{FileKind, PathHint, SkipReason, classify_file};
+use crate::error::ImportError;
+use crate::progress::ImportProgress;
+use crate::source::{FileLocation, FileTask, canonical_source, s3_url};
 use crate::summary::FileError;
+use crate::walk::{Flow, LocalFile, Visit, walk_local};
 
 /// A source, resolved and ready to list.
 pub(crate) enum ResolvedSource {
@@ -69,12 +73,6 @@ struct FoundFile<'a> {
     location: FileLocation,
 }
 
-/// Whether to keep listing.
-enum Flow {
-    Continue,
-    Stop,
-}
-
 impl Lister<'_> {
     pub(crate) fn run(mut self) -> ListingReport {
         for (source_index, source) in self.sources.iter().enumerate() {
@@ -100,132 +98,42 @@ impl Lister<'_> {
     }
 
     fn list_local(&mut self, source_index: usize, given: &Path, canonical: &Path) -> Flow {
-        let metadata = match std::fs::metadata(canonical) {
-            Ok(metadata) => metadata,
-            Err(error) => {
-                self.listing_error(given.display().to_string(), &error);
-                return Flow::Continue;
-            }
-        };
-        if metadata.is_file() {
-            return self.offer_local_file(
-                source_index,
-                given,
-                canonical,
-                canonical,
-                &metadata,
-                true,
-            );
-        }
-        let mut visited_directories = HashSet::new();
-        self.walk_directory(
-            source_index,
-            given,
-            canonical,
-            canonical,
-            &mut visited_directories,
-        )
-    }
-
-    /// Depth first, entries in name order, so runs and their progress are repeatable.
-    fn walk_directory(
-        &mut self,
-        source_index: usize,
-        given_root: &Path,
-        root: &Path,
-        directory: &Path,
-        visited_directories: &mut HashSet<(u64, u64)>,
-    ) -> Flow {
-        use std::os::unix::fs::MetadataExt as _;
-        let display = |path: &Path| given_root.join(relative_path(root, path));
-        // A symlink back up the tree would otherwise be walked forever.
-        match std::fs::metadata(directory) {
-            Ok(metadata) => {
-                if !visited_directories.insert((metadata.dev(), metadata.ino())) {
-                    return Flow::Continue;
-                }
-            }
-            Err(error) => {
-                self.listing_error(display(directory).display().to_string(), &error);
-                return Flow::Continue;
-            }
-        }
-        let entries = match std::fs::read_dir(directory) {
-            Ok(entries) => entries,
-            Err(error) => {
-                self.listing_error(display(directory).display().to_string(), &error);
-                return Flow::Continue;
-            }
-        };
-        let mut paths = Vec::new();
-        for entry in entries {
-            match entry {
-                Ok(entry) => paths.push(entry.path()),
-                Err(error) => {
-                    self.listing_error(display(directory).display().to_string(), &error);
-                }
-            }
-        }
-        paths.sort();
-        for path in paths {
+        walk_local(given, canonical, &mut |visit| {
             if self.stop.load(Ordering::Relaxed) {
                 return Flow::Stop;
             }
-            // Follows symlinks: a linked file or folder is imported like a real one.
-            let metadata = match std::fs::metadata(&path) {
-                Ok(metadata) => metadata,
-                Err(error) => {
-                    self.listing_error(display(&path).display().to_string(), &error);
-                    continue;
+            match visit {
+                Visit::File(file) => self.offer_local_file(source_index, file),
+                Visit::Unlistable {
+                    display_path,
+                    error,
+                } => {
+                    self.listing_error(display_path, &error);
+                    Flow::Continue
                 }
-            };
-            let flow = if metadata.is_dir() {
-                self.walk_directory(source_index, given_root, root, &path, visited_directories)
-            } else if metadata.is_file() {
-                self.offer_local_file(source_index, given_root, root, &path, &metadata, false)
-            } else {
-                // Sockets, FIFOs and devices are not files anyone stores logs in.
-                Flow::Continue
-            };
-            if matches!(flow, Flow::Stop) {
-                return Flow::Stop;
             }
-        }
-        Flow::Continue
+        })
     }
 
-    fn offer_local_file(
-        &mut self,
-        source_index: usize,
-        given_root: &Path,
-        root: &Path,
-        path: &Path,
-        metadata: &std::fs::Metadata,
-        named_explicitly: bool,
-    ) -> Flow {
-        let relative = relative_path(root, path);
-        let display_path = if named_explicitly {
-            given_root.display().to_string()
-        } else {
-            given_root.join(&relative).display().to_string()
-        };
-        let version = metadata
+    fn offer_local_file(&mut self, source_index: usize, file: LocalFile<'_>) -> Flow {
+        let version = file
+            .metadata
             .modified()
             .ok()
             .and_then(|modified| modified.duration_since(UNIX_EPOCH).ok())
             .map(|since_epoch| since_epoch.as_nanos().to_string())
             .unwrap_or_default();
-        let classified_path = path.to_string_lossy();
+        let classified_path = file.path.to_string_lossy();
         self.offer(
             source_index,
             FoundFile {
                 classified_path: &classified_path,
-                named_explicitly,
-                relative_path: relative,
-                display_path,
-                size: metadata.len(),
+                named_explicitly: file.named_explicitly,
+                relative_path: file.relative_path,
+                display_path: file.display_path,
+                size: file.metadata.len(),
                 version,
-                location: FileLocation::Local(path.to_path_buf()),
+                location: FileLocation::Local(file.path.to_path_buf()),
             },
         )
     }
@@ -318,7 +226,7 @@ impl Lister<'_> {
             version,
             location,
         } = found;
-        let hint = match classify(classified_path, named_explicitly) {
+        let hint = match classify_file(classified_path, size, named_explicitly) {
             FileKind::CloudTrail(hint) => hint,
             FileKind::Skip(reason) => {
                 match reason {
@@ -367,11 +275,7 @@ impl Lister<'_> {
 
     fn listing_error(&mut self, path: String, error: &std::io::Error) {
         self.progress.error_files.fetch_add(1, Ordering::Relaxed);
-        self.report.errors.push(FileError {
-            path,
-            message: format!("cannot list: {error}"),
-            records_failed: 0,
-        });
+        self.report.errors.push(listing_error(path, error));
     }
 }
 
@@ -386,5 +290,143 @@ fn context_for(hint: &PathHint, default_context: &IngestContext) -> IngestContex
             .region
             .clone()
             .unwrap_or_else(|| default_context.region.clone()),
+    }
+}
+
+fn listing_error(path: String, error: &std::io::Error) -> FileError {
+    FileError {
+        path,
+        message: format!("cannot list: {error}"),
+        records_failed: 0,
+    }
+}
+
+/// A local file [`list_local_files`] found to hold events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedFile {
+    /// As the user wrote its source, joined with the path below it: printed and opened.
+    pub path: PathBuf,
+    pub size_bytes: u64,
+}
+
+/// What [`list_local_files`] found.
+#[derive(Debug, Default)]
+pub struct LocalListing {
+    /// Event files in path order, each once: a file named twice (directly and inside a
+    /// named folder) is listed once.
+    pub files: Vec<ListedFile>,
+    /// Files passed over by the rules of [`crate::classify`], each once; a file also
+    /// named explicitly is listed in `files` instead.
+    pub skipped: Vec<PathBuf>,
+    /// Folders and entries that could not be listed, with the reason.
+    pub errors: Vec<FileError>,
+}
+
+/// Every event file in local files and folders, by the walk and the rules an import uses,
+/// for a caller that wants the whole list before it starts. A path that does not exist is
+/// an error for the whole listing, since it is most likely a typo.
+pub fn list_local_files(paths: &[PathBuf]) -> Result<LocalListing, ImportError> {
+    let mut listing = LocalListing::default();
+    for given in paths {
+        let canonical = canonical_source(given)?;
+        walk_local(given, &canonical, &mut |visit| {
+            match visit {
+                Visit::File(file) => {
+                    let kind = classify_file(
+                        &file.path.to_string_lossy(),
+                        file.metadata.len(),
+                        file.named_explicitly,
+                    );
+                    let path = PathBuf::from(file.display_path);
+                    match kind {
+                        FileKind::CloudTrail(_) => listing.files.push(ListedFile {
+                            path,
+                            size_bytes: file.metadata.len(),
+                        }),
+                        FileKind::Skip(_) => listing.skipped.push(path),
+                    }
+                }
+                Visit::Unlistable {
+                    display_path,
+                    error,
+                } => listing.errors.push(listing_error(display_path, &error)),
+            }
+            Flow::Continue
+        });
+    }
+    // Sorted, so runs are repeatable and a file named twice is listed once.
+    listing
+        .files
+        .sort_by(|left, right| left.path.cmp(&right.path));
+    listing
+        .files
+        .dedup_by(|left, right| left.path == right.path);
+    listing.skipped.sort();
+    listing.skipped.dedup();
+    // A file both named and passed over by a walk (a `.txt` named explicitly) is listed.
+    let files = &listing.files;
+    listing.skipped.retain(|skipped| {
+        files
+            .binary_search_by(|file| file.path.cmp(skipped))
+            .is_err()
+    });
+    Ok(listing)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_listings_pick_event_files_and_skip_the_rest() -> anyhow::Result<()> {
+        let root = tempfile::tempdir()?;
+        let nested = root
+            .path()
+            .join("AWSLogs/111122223333/CloudTrail/us-east-1");
+        std::fs::create_dir_all(&nested)?;
+        std::fs::create_dir_all(root.path().join(".git"))?;
+        let write = |path: PathBuf, text: &str| std::fs::write(path, text);
+        write(nested.join("a.json.gz"), "x")?;
+        write(nested.join("b.JSON"), "x")?;
+        write(root.path().join("c.ndjson"), "x")?;
+        write(root.path().join("d.jsonl"), "x")?;
+        write(root.path().join("e.json.cloudtrail"), "x")?;
+        write(root.path().join("notes.txt"), "x")?;
+        write(root.path().join("empty.json"), "")?;
+        write(root.path().join(".hidden.json"), "x")?;
+        write(root.path().join(".git/config.json"), "x")?;
+        write(
+            nested.join("111122223333_CloudTrail-Digest_us-east-1_x.json.gz"),
+            "x",
+        )?;
+        let explicit = root.path().join("notes.txt");
+        let found = list_local_files(&[root.path().to_owned(), explicit.clone()])?;
+        let names: Vec<String> = found
+            .files
+            .iter()
+            .map(|file| {
+                file.path
+                    .strip_prefix(root.path())
+                    .map(|relative| relative.display().to_string())
+                    .unwrap_or_default()
+            })
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "AWSLogs/111122223333/CloudTrail/us-east-1/a.json.gz",
+                "AWSLogs/111122223333/CloudTrail/us-east-1/b.JSON",
+                "c.ndjson",
+                "d.jsonl",
+                "e.json.cloudtrail",
+                "notes.txt",
+            ]
+        );
+        // Named explicitly, notes.txt is listed, not skipped. Hidden directories are not
+        // entered at all.
+        assert_eq!(found.skipped.len(), 3, "{:?}", found.skipped);
+        assert!(found.errors.is_empty(), "{:?}", found.errors);
+        assert!(list_local_files(&[root.path().join("missing")]).is_err());
+        Ok(())
     }
 }

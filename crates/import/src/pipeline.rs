@@ -2,7 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -13,11 +13,12 @@ use crate::checkpoint::{Checkpoint, CompletedFile};
 use crate::classify::SkipReason;
 use crate::error::ImportError;
 use crate::list::{Lister, ResolvedSource};
+use crate::progress::ImportProgress;
 use crate::read::{Readers, decompress};
 use crate::s3;
 use crate::s3::{S3Config, open_bucket};
 use crate::sink::{EventSink, SinkError, WriteOutcome};
-use crate::source::{FileTask, Source};
+use crate::source::{FileTask, Source, canonical_source};
 use crate::summary::{FileError, ImportSummary};
 
 /// How an import runs. [`ImportOptions::default`] suits a local import into a store.
@@ -76,27 +77,6 @@ impl Default for ImportOptions {
             s3: S3Config::default(),
         }
     }
-}
-
-/// Live counters for a progress display, updated while the import runs.
-#[derive(Debug, Default)]
-pub struct ImportProgress {
-    /// CloudTrail files queued for reading, and their stored size: what remains known.
-    pub files_found: AtomicU64,
-    pub bytes_found: AtomicU64,
-    /// Set once every source has been listed; until then the totals above still grow.
-    pub listing_complete: AtomicBool,
-    /// Files finished (every event durable, or failed, or skipped after reading), and
-    /// their stored bytes.
-    pub files_done: AtomicU64,
-    pub bytes_done: AtomicU64,
-    /// JSON bytes after decompression of the files done.
-    pub json_bytes_done: AtomicU64,
-    pub events_imported: AtomicU64,
-    pub duplicates: AtomicU64,
-    pub files_skipped: AtomicU64,
-    pub files_already_imported: AtomicU64,
-    pub error_files: AtomicU64,
 }
 
 /// Imports every source into `sink`.
@@ -248,14 +228,9 @@ fn resolve_sources(
     for source in sources {
         match source {
             Source::Local(given) => {
-                let canonical =
-                    std::fs::canonicalize(given).map_err(|error| ImportError::InvalidSource {
-                        source_text: given.display().to_string(),
-                        reason: error.to_string(),
-                    })?;
                 resolved.push(ResolvedSource::Local {
                     given: given.clone(),
-                    canonical,
+                    canonical: canonical_source(given)?,
                 });
             }
             Source::S3 { bucket, prefix } => {

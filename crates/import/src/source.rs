@@ -53,6 +53,16 @@ impl Source {
     }
 }
 
+/// A local source made absolute and free of links: what is walked and classified, and a
+/// checkpoint's identity. A source that cannot be resolved (most likely a typo) is an
+/// error for the whole run.
+pub(crate) fn canonical_source(given: &Path) -> Result<PathBuf, ImportError> {
+    std::fs::canonicalize(given).map_err(|error| ImportError::InvalidSource {
+        source_text: given.display().to_string(),
+        reason: error.to_string(),
+    })
+}
+
 pub(crate) fn s3_url(bucket: &str, key: &str) -> String {
     format!("{S3_SCHEME}{bucket}/{key}")
 }
