@@ -17,8 +17,8 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use opentrail_protocol::sigv4::{self, SigningParams};
 use reqwest::{Method, Url};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use crate::one_line;
 
@@ -122,6 +122,34 @@ pub enum SendFailure {
     Rejected(String),
     /// No request can succeed: bad credentials, no permission, no such API, no server.
     Fatal(anyhow::Error),
+}
+
+/// The server's answer to `POST /v1/events`: what became of each record, by its zero-based
+/// index in the body. `ingest` and `import` both read it through [`ApiClient::post_events`].
+#[derive(Debug, Default, Deserialize)]
+pub struct EventsAnswer {
+    #[serde(default)]
+    pub accepted: Vec<RecordIndex>,
+    #[serde(default)]
+    pub duplicates: Vec<RecordIndex>,
+    #[serde(default)]
+    pub failed: Vec<RecordFailure>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RecordIndex {
+    pub index: usize,
+}
+
+/// A record the server refused, with its cloudtrail-data error code (`InvalidData`, …).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordFailure {
+    pub index: usize,
+    #[serde(default)]
+    pub error_code: String,
+    #[serde(default)]
+    pub message: String,
 }
 
 /// How often a failed `POST /v1/events` is sent again.
@@ -235,14 +263,14 @@ impl ApiClient {
     }
 
     /// One `POST /v1/events` of `payload` (encoded as `content_encoding` says), retried
-    /// while the server is overloaded or unreachable, as `policy` allows. The answer is
-    /// the server's JSON.
-    pub async fn post_events<T: DeserializeOwned>(
+    /// while the server is overloaded or unreachable, as `policy` allows: the one way
+    /// `ingest` and `import --endpoint` send events.
+    pub async fn post_events(
         &self,
         payload: &[u8],
         content_encoding: Option<&str>,
         policy: RetryPolicy,
-    ) -> Result<T, SendFailure> {
+    ) -> Result<EventsAnswer, SendFailure> {
         let mut attempt = 0u32;
         loop {
             let request = RequestBody {

@@ -26,7 +26,7 @@ use opentrail_import::{
 use opentrail_server::{Config, ConfigLayer};
 use opentrail_store::{Store, StoreError, StoreOptions};
 
-use crate::client::{ApiClient, ConnectionArgs, RetryPolicy, SendFailure};
+use crate::client::{ApiClient, ConnectionArgs, EventsAnswer, RetryPolicy, SendFailure};
 use crate::one_line;
 use crate::output::{OutputArgs, OutputFormat, render_table};
 
@@ -44,8 +44,8 @@ const ERROR_ROWS_MAX: usize = 50;
 #[derive(Debug, clap::Args)]
 pub struct ImportArgs {
     /// CloudTrail log files, folders (AWSLogs trees or any other, searched recursively for
-    /// *.json, *.json.gz and *.json.cloudtrail) and s3://BUCKET/PREFIX. Digest files and
-    /// other services' logs are skipped and counted.
+    /// *.json, *.json.gz, *.json.cloudtrail, *.ndjson and *.jsonl) and s3://BUCKET/PREFIX.
+    /// Digest files, other services' logs, hidden and empty files are skipped and counted.
     #[arg(value_name = "PATH|s3://BUCKET/PREFIX", required = true)]
     sources: Vec<String>,
     /// Import straight into this data directory; no server may be running on it (the
@@ -454,26 +454,6 @@ struct ApiSink {
     gzip: bool,
 }
 
-#[derive(serde::Deserialize)]
-struct IngestAnswer {
-    accepted: Vec<IndexedEvent>,
-    duplicates: Vec<IndexedEvent>,
-    failed: Vec<FailedEvent>,
-}
-
-#[derive(serde::Deserialize)]
-struct IndexedEvent {
-    index: usize,
-}
-
-#[derive(serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct FailedEvent {
-    index: usize,
-    error_code: String,
-    message: String,
-}
-
 enum PostFailure {
     /// 413: the body must be split.
     TooLarge,
@@ -522,7 +502,7 @@ impl ApiSink {
         }
     }
 
-    async fn post(&self, records: &[EventRecord]) -> Result<IngestAnswer, PostFailure> {
+    async fn post(&self, records: &[EventRecord]) -> Result<EventsAnswer, PostFailure> {
         let mut json =
             Vec::with_capacity(records.iter().map(|r| r.json.len() + 1).sum::<usize>() + 16);
         json.extend_from_slice(b"{\"Records\":[");
@@ -559,7 +539,7 @@ impl ApiSink {
     }
 }
 
-fn outcomes_from_answer(answer: IngestAnswer, count: usize) -> Vec<WriteOutcome> {
+fn outcomes_from_answer(answer: EventsAnswer, count: usize) -> Vec<WriteOutcome> {
     let mut outcomes: Vec<Option<WriteOutcome>> = vec![None; count];
     let mut set = |index: usize, outcome: WriteOutcome| {
         if let Some(slot) = outcomes.get_mut(index) {
@@ -593,6 +573,7 @@ fn outcomes_from_answer(answer: IngestAnswer, count: usize) -> Vec<WriteOutcome>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::client::{RecordFailure, RecordIndex};
 
     #[test]
     fn loopback_endpoints_are_recognised() {
@@ -605,10 +586,10 @@ mod tests {
 
     #[test]
     fn every_record_gets_an_outcome_from_the_answer() {
-        let answer = IngestAnswer {
-            accepted: vec![IndexedEvent { index: 0 }],
-            duplicates: vec![IndexedEvent { index: 2 }],
-            failed: vec![FailedEvent {
+        let answer = EventsAnswer {
+            accepted: vec![RecordIndex { index: 0 }],
+            duplicates: vec![RecordIndex { index: 2 }],
+            failed: vec![RecordFailure {
                 index: 1,
                 error_code: "InvalidRecipient".to_owned(),
                 message: "not yours".to_owned(),

@@ -1,11 +1,13 @@
 //! `opentrail ingest FILE|DIR…`: sends event files to the server's `POST /v1/events`.
 //!
-//! One blocking thread reads files and cuts them into gzip bodies (`ingest_files`); the
-//! async side keeps up to `--concurrency` requests in flight. The channel between them
-//! holds as many bodies as there are requests in flight, so memory stays bounded however
-//! large the files are. Overloaded answers (503 with `Retry-After`, 429, other 5xx) and
-//! broken connections are retried with exponential backoff; authentication failures stop
-//! the run at once, since every other request would fail the same way.
+//! Which files to send is `opentrail_import::list_local_files`: the walk and the rules of
+//! `opentrail import`. One blocking thread reads files and cuts them into gzip bodies
+//! (`ingest_files`); the async side keeps up to `--concurrency` requests in flight. The
+//! channel between them holds as many bodies as there are requests in flight, so memory
+//! stays bounded however large the files are. Overloaded answers (503 with `Retry-After`,
+//! 429, other 5xx) and broken connections are retried with exponential backoff;
+//! authentication failures stop the run at once, since every other request would fail the
+//! same way.
 
 use std::io::{Cursor, IsTerminal as _};
 use std::path::PathBuf;
@@ -14,13 +16,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use serde::{Deserialize, Serialize};
+use opentrail_import::{ImportError, ListedFile, LocalListing, list_local_files};
+use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use crate::client::{ApiClient, ConnectionArgs, RetryPolicy, SendFailure};
+use crate::client::{ApiClient, ConnectionArgs, EventsAnswer, RetryPolicy, SendFailure};
 use crate::ingest_files::{
-    self, BatchLimits, EventFile, FilePlan, LocalFailure, SplitBody, SplitOutcome, Stopped,
+    self, BatchLimits, FilePlan, LocalFailure, SplitBody, SplitOutcome, Stopped,
 };
 use crate::one_line;
 use crate::output::{OutputArgs, OutputFormat, render_table};
@@ -39,8 +42,9 @@ pub struct IngestArgs {
     #[command(flatten)]
     output: OutputArgs,
     /// Event files, and directories to search recursively for *.json, *.json.gz,
-    /// *.json.cloudtrail, *.ndjson and *.jsonl files (hidden files and CloudTrail digest
-    /// files are skipped). A file named here is sent whatever its name.
+    /// *.json.cloudtrail, *.ndjson and *.jsonl files (hidden, empty and CloudTrail digest
+    /// files and other services' AWSLogs folders are skipped, as by `opentrail import`).
+    /// A file named here is sent whatever its name, unless it is a digest file.
     #[arg(value_name = "FILE|DIR", required = true)]
     paths: Vec<PathBuf>,
     /// Most records per request when a file is split (NDJSON files, and files larger
@@ -98,27 +102,6 @@ struct FileError {
     message: String,
 }
 
-/// The server's answer to `POST /v1/events`.
-#[derive(Debug, Default, Deserialize)]
-struct IngestAnswer {
-    #[serde(default)]
-    accepted: Vec<serde::de::IgnoredAny>,
-    #[serde(default)]
-    duplicates: Vec<serde::de::IgnoredAny>,
-    #[serde(default)]
-    failed: Vec<FailedAnswer>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct FailedAnswer {
-    index: usize,
-    #[serde(default)]
-    error_code: String,
-    #[serde(default)]
-    message: String,
-}
-
 /// What the reading thread hands to the sending side, in file order.
 enum Work {
     Body(BodyWork),
@@ -149,7 +132,7 @@ struct Delivery {
 }
 
 impl Delivery {
-    fn from_answer(answer: IngestAnswer, file_indexes: Option<&[usize]>) -> Delivery {
+    fn from_answer(answer: EventsAnswer, file_indexes: Option<&[usize]>) -> Delivery {
         let failed = answer
             .failed
             .into_iter()
@@ -193,15 +176,21 @@ fn count(length: usize) -> u64 {
 
 pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
     let client = Arc::new(ApiClient::from_connection_args(&args.connection)?);
-    let discovery = ingest_files::discover(&args.paths)?;
-    if discovery.files.is_empty() {
-        if let Some((path, message)) = discovery.errors.first() {
-            bail!("{}: {message}", path.display());
+    let listing = list_local_files(&args.paths).map_err(|error| match error {
+        ImportError::InvalidSource {
+            source_text,
+            reason,
+        } => anyhow!("cannot read {source_text}: {reason}"),
+        other => other.into(),
+    })?;
+    if listing.files.is_empty() {
+        if let Some(error) = listing.errors.first() {
+            bail!("{}: {}", error.path, error.message);
         }
         bail!(
             "no event files found (looked for *.json, *.json.gz, *.json.cloudtrail, *.ndjson \
              and *.jsonl; {} other files skipped)",
-            discovery.skipped.len()
+            listing.skipped.len()
         );
     }
     let limits = BatchLimits {
@@ -209,12 +198,12 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
         bytes_max: usize::try_from(args.batch_bytes).unwrap_or(usize::MAX),
     };
     let concurrency = usize::try_from(args.concurrency).unwrap_or(1).max(1);
-    let total_bytes = discovery.files.iter().map(|file| file.size_bytes).sum();
-    let mut progress = Progress::new(discovery.files.len(), total_bytes, args.quiet);
-    let mut state = RunState::new(&discovery);
+    let total_bytes = listing.files.iter().map(|file| file.size_bytes).sum();
+    let mut progress = Progress::new(listing.files.len(), total_bytes, args.quiet);
+    let mut state = RunState::new(&listing);
 
     let (work_sender, mut work_receiver) = mpsc::channel::<Work>(concurrency);
-    let files = discovery.files.clone();
+    let files = listing.files.clone();
     let producer = tokio::task::spawn_blocking(move || produce(&files, limits, &work_sender));
     let mut in_flight: JoinSet<(usize, u64, Delivery)> = JoinSet::new();
     let mut producer_finished = false;
@@ -286,7 +275,7 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
 }
 
 /// The reading thread: every file in order, as whole bodies or split ones.
-fn produce(files: &[EventFile], limits: BatchLimits, sender: &mpsc::Sender<Work>) {
+fn produce(files: &[ListedFile], limits: BatchLimits, sender: &mpsc::Sender<Work>) {
     for (file, event_file) in files.iter().enumerate() {
         let outcome = match ingest_files::plan_file(event_file, limits) {
             Err(error) => SplitOutcome {
@@ -410,7 +399,7 @@ async fn post_events(
     client: &ApiClient,
     gzip_body: &[u8],
     retries: u32,
-) -> Result<IngestAnswer, SendFailure> {
+) -> Result<EventsAnswer, SendFailure> {
     client
         .post_events(gzip_body, Some("gzip"), RetryPolicy::new(retries))
         .await
@@ -440,27 +429,23 @@ struct FileState {
 }
 
 impl RunState {
-    fn new(discovery: &ingest_files::Discovery) -> Self {
-        let errors = discovery
+    fn new(listing: &LocalListing) -> Self {
+        let errors = listing
             .errors
             .iter()
-            .map(|(path, message)| FileError {
-                file: path.display().to_string(),
-                message: message.clone(),
+            .map(|error| FileError {
+                file: error.path.clone(),
+                message: error.message.clone(),
             })
             .collect();
         RunState {
-            paths: discovery
+            paths: listing
                 .files
                 .iter()
                 .map(|file| file.path.display().to_string())
                 .collect(),
-            files: discovery
-                .files
-                .iter()
-                .map(|_| FileState::default())
-                .collect(),
-            files_skipped: count(discovery.skipped.len()),
+            files: listing.files.iter().map(|_| FileState::default()).collect(),
+            files_skipped: count(listing.skipped.len()),
             files_done: 0,
             bytes_done: 0,
             events_accepted: 0,
@@ -468,7 +453,7 @@ impl RunState {
             failed: Vec::new(),
             failed_count: 0,
             errors,
-            directory_errors: discovery.errors.len(),
+            directory_errors: listing.errors.len(),
         }
     }
 
@@ -693,7 +678,7 @@ mod tests {
 
     #[test]
     fn server_indexes_map_to_file_positions() {
-        let answer: IngestAnswer = serde_json::from_str(
+        let answer: EventsAnswer = serde_json::from_str(
             r#"{"accepted":[{"index":0,"eventId":"a"}],"duplicates":[],
                 "failed":[{"index":1,"errorCode":"MissingField","message":"eventTime"}]}"#,
         )
@@ -710,21 +695,25 @@ mod tests {
 
     #[test]
     fn summary_lists_failures_in_file_order_and_counts_errored_files() {
-        let discovery = ingest_files::Discovery {
+        let listing = LocalListing {
             files: vec![
-                EventFile {
+                ListedFile {
                     path: PathBuf::from("a.json"),
                     size_bytes: 1,
                 },
-                EventFile {
+                ListedFile {
                     path: PathBuf::from("b.json"),
                     size_bytes: 1,
                 },
             ],
             skipped: vec![PathBuf::from("c.txt")],
-            errors: vec![(PathBuf::from("locked"), "cannot list".to_owned())],
+            errors: vec![opentrail_import::FileError {
+                path: "locked".to_owned(),
+                message: "cannot list".to_owned(),
+                records_failed: 0,
+            }],
         };
-        let mut state = RunState::new(&discovery);
+        let mut state = RunState::new(&listing);
         state.body_started(1);
         state.body_delivered(
             1,
