@@ -110,7 +110,7 @@ fn open_bucket(
     let Some(destination) = s3.destination("us-east-1") else {
         bail!("an s3:// location needs --s3-endpoint (or OPENTRAIL_S3_ENDPOINT)");
     };
-    let bucket = Destinations::new(destination)
+    let bucket = Destinations::from_config(&destination)
         .bucket(bucket)
         .with_context(|| format!("cannot open bucket {bucket}"))?;
     Ok(bucket.object_store())

@@ -18,6 +18,7 @@ use anyhow::{Context as _, bail};
 use opentrail_protocol::json11::Operation;
 use opentrail_protocol::public_keys::{ListPublicKeysRequest, ListPublicKeysResponse};
 use opentrail_protocol::time::ms_to_epoch_seconds;
+use opentrail_trails::destinations::BUCKETS_DIR_NAME;
 use opentrail_trails::validate::{ValidationRequest, validate};
 use opentrail_trails::{DestinationConfig, Destinations, PublicKeyInfo};
 
@@ -118,12 +119,10 @@ pub async fn run(args: ValidateArgs) -> anyhow::Result<bool> {
             opentrail_trails::digest::format_digest_time(end_ms + KEYS_END_SLACK_MS)
         );
     }
-    let destination =
-        args.s3
-            .destination(&region)
-            .unwrap_or_else(|| DestinationConfig::LocalDirectory {
-                buckets_dir: args.connection.data_dir.join("buckets"),
-            });
+    let destination = args
+        .s3
+        .destination(&region)
+        .unwrap_or_else(|| DestinationConfig::local_in_data_dir(&args.connection.data_dir));
     if let DestinationConfig::LocalDirectory { buckets_dir } = &destination
         && !buckets_dir.join(&bucket).is_dir()
     {
@@ -132,7 +131,7 @@ pub async fn run(args: ValidateArgs) -> anyhow::Result<bool> {
             buckets_dir.display()
         );
     }
-    let destinations = Arc::new(Destinations::new(destination));
+    let destinations = Arc::new(Destinations::from_config(&destination));
     let request = ValidationRequest {
         bucket: bucket.clone(),
         prefix,
@@ -155,7 +154,10 @@ pub async fn run(args: ValidateArgs) -> anyhow::Result<bool> {
             "Reading s3://{bucket} ({}), digests of account {} in {}\n",
             match &args.s3.s3_endpoint {
                 Some(endpoint) => endpoint.clone(),
-                None => format!("{}", args.connection.data_dir.join("buckets").display()),
+                None => format!(
+                    "{}",
+                    args.connection.data_dir.join(BUCKETS_DIR_NAME).display()
+                ),
             },
             request.account_id,
             request.region

@@ -421,7 +421,8 @@ fn open_data_directory(config: &Config) -> Result<OpenedDataDirectory, ServeErro
         );
     }
     let channels = ChannelRegistry::open(&config.data_dir)?;
-    let trails = Trails::open(store.clone(), routes::trails::options_from_config(config))?;
+    let trails_options = opentrail_trails::TrailsOptions::from_config(config.trails_config());
+    let trails = Trails::open(store.clone(), trails_options)?;
     Ok(OpenedDataDirectory {
         trails,
         store,

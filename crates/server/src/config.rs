@@ -44,8 +44,9 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use opentrail_trails::StreamSinkConfig;
+use opentrail_trails::{DestinationConfig, StreamSinkConfig, TrailsConfig};
 use serde::Deserialize;
 
 /// Where events, keys and the master key live unless configured otherwise.
@@ -491,6 +492,40 @@ impl Config {
     /// Where the event store keeps its files.
     pub fn store_dir(&self) -> PathBuf {
         self.data_dir.join("store")
+    }
+
+    /// The trails settings, for `opentrail_trails::TrailsOptions::from_config`, which
+    /// applies their defaults and floors.
+    pub fn trails_config(&self) -> TrailsConfig {
+        let delivery = &self.trail_delivery;
+        let destination = delivery
+            .s3_endpoint
+            .as_ref()
+            .map(|endpoint| DestinationConfig::S3 {
+                endpoint: endpoint.clone(),
+                region: delivery
+                    .s3_region
+                    .clone()
+                    .unwrap_or_else(|| self.region.clone()),
+                access_key_id: delivery.s3_access_key_id.clone(),
+                secret_access_key: delivery
+                    .s3_secret_access_key
+                    .as_ref()
+                    .map(|secret| secret.0.clone()),
+            });
+        TrailsConfig {
+            data_dir: self.data_dir.clone(),
+            default_account_id: self.account_id.clone(),
+            destination,
+            delivery_interval: Duration::from_secs(delivery.delivery_interval_secs),
+            digest_interval: Duration::from_secs(delivery.digest_interval_secs),
+            digest_key_rotation: Duration::from_secs(
+                u64::from(delivery.digest_key_rotation_days) * 24 * 3600,
+            ),
+            trails_per_region_max: delivery.trails_per_region_max,
+            sns_topics: delivery.sns_topics.clone(),
+            log_groups: delivery.cloudwatch_log_groups.clone(),
+        }
     }
 
     /// Where the store keeps sealed segments: `segments_url` with the `s3_*` settings.

@@ -32,7 +32,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use opentrail_store::Store;
@@ -40,7 +40,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use crate::consumer::{Offer, blocking, read_filtered, save_cursor};
-use crate::destination::Destinations;
+use crate::destinations::Destinations;
 use crate::error::TrailsError;
 use crate::log_file::{self, FileIdentity};
 use crate::manifest::{DeliveredFile, Manifest};
@@ -48,6 +48,7 @@ use crate::model::{SnsTopic, Trail};
 use crate::notify::{Notifier, deterministic_message_id};
 use crate::selectors::{EventView, TrailFilter};
 use crate::state_file;
+use crate::status::{StatusHandle, TrailStatus, status_snapshot, update_status};
 
 /// Bumped if `state.json` changes shape; an older server refuses a newer file.
 const STATE_FORMAT: u32 = 1;
@@ -118,40 +119,6 @@ pub enum CrashPoint {
     AfterManifest,
     /// The cursor moved; the plan is not marked complete and nobody was notified.
     AfterCursor,
-}
-
-/// GetTrailStatus bookkeeping, shared by a trail's workers.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct TrailStatus {
-    /// The last successful delivery of log files.
-    pub latest_delivery_time_ms: Option<i64>,
-    /// The error of the last failed attempt; cleared by the next success.
-    pub latest_delivery_error: Option<String>,
-    pub latest_delivery_attempt_time_ms: Option<i64>,
-    pub latest_notification_time_ms: Option<i64>,
-    pub latest_notification_error: Option<String>,
-    pub latest_notification_attempt_time_ms: Option<i64>,
-    pub latest_cloud_watch_logs_delivery_time_ms: Option<i64>,
-    pub latest_cloud_watch_logs_delivery_error: Option<String>,
-    /// Reserved for the digest writer (log file integrity).
-    pub latest_digest_delivery_time_ms: Option<i64>,
-    pub latest_digest_delivery_error: Option<String>,
-}
-
-/// A trail's status, shared between its workers and GetTrailStatus.
-pub type StatusHandle = Arc<Mutex<TrailStatus>>;
-
-pub(crate) fn update_status(status: &StatusHandle, change: impl FnOnce(&mut TrailStatus)) {
-    let mut guard = status.lock().unwrap_or_else(PoisonError::into_inner);
-    change(&mut guard);
-}
-
-pub(crate) fn status_snapshot(status: &StatusHandle) -> TrailStatus {
-    status
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .clone()
 }
 
 /// What `state.json` holds.
@@ -316,16 +283,7 @@ impl DeliveryWorker {
         if let Some(first) = filter.logging().first_deliverable_after() {
             cursor = cursor.max(first);
         }
-        update_status(&status, |current| {
-            let persisted = &state.status;
-            current.latest_delivery_time_ms = persisted.latest_delivery_time_ms;
-            current.latest_delivery_error = persisted.latest_delivery_error.clone();
-            current.latest_delivery_attempt_time_ms = persisted.latest_delivery_attempt_time_ms;
-            current.latest_notification_time_ms = persisted.latest_notification_time_ms;
-            current.latest_notification_error = persisted.latest_notification_error.clone();
-            current.latest_notification_attempt_time_ms =
-                persisted.latest_notification_attempt_time_ms;
-        });
+        update_status(&status, |current| current.restore_delivery(&state.status));
         Ok(DeliveryWorker {
             context,
             trail_updates,
@@ -484,7 +442,7 @@ impl DeliveryWorker {
         let store = self.context.store.clone();
         let files = batch.files.clone();
         let chunk = self.context.options.read_chunk_events.max(1);
-        let read = tokio::task::spawn_blocking(move || -> Result<Vec<Vec<String>>, TrailsError> {
+        let read = blocking(move || -> Result<Vec<Vec<String>>, TrailsError> {
             let mut contents = Vec::with_capacity(files.len());
             for file in &files {
                 let mut records = Vec::new();
@@ -521,8 +479,7 @@ impl DeliveryWorker {
             }
             Ok(contents)
         })
-        .await
-        .map_err(|error| TrailsError::Task(error.to_string()))??;
+        .await?;
         Ok(read)
     }
 
@@ -681,7 +638,7 @@ impl DeliveryWorker {
     async fn persist_state(&self, sync: bool) -> Result<(), WorkerStop> {
         let trail_dir = self.trail_dir.clone();
         let state = self.state.clone();
-        crate::consumer::blocking(move || save_state(&trail_dir, &state, sync)).await?;
+        blocking(move || save_state(&trail_dir, &state, sync)).await?;
         Ok(())
     }
 
@@ -820,7 +777,7 @@ impl DeliveryWorker {
     ) -> Result<(), WorkerStop> {
         let manifest = self.manifest.clone();
         let next_file_seq = self.next_file_seq;
-        let appended = tokio::task::spawn_blocking(move || -> Result<u64, TrailsError> {
+        let appended = blocking(move || -> Result<u64, TrailsError> {
             let already = manifest.recorded_for_batch(batch_number)?;
             let now_ms = jiff::Timestamp::now().as_millisecond();
             let mut file_seq = next_file_seq;
@@ -837,8 +794,7 @@ impl DeliveryWorker {
             manifest.append(&missing)?;
             Ok(file_seq)
         })
-        .await
-        .map_err(|error| TrailsError::Task(error.to_string()))??;
+        .await?;
         self.next_file_seq = appended;
         Ok(())
     }

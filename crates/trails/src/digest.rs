@@ -42,20 +42,19 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use tokio::sync::watch;
 
-use crate::delivery::{StatusHandle, update_status};
-use crate::destination::Destinations;
+use crate::consumer::blocking;
+use crate::destinations::Destinations;
 use crate::digest_keys::DigestKeys;
 use crate::error::TrailsError;
 use crate::manifest::{DeliveredFile, Manifest};
 use crate::model::Trail;
 use crate::state_file;
+use crate::status::{StatusHandle, update_status};
 
 /// The value of `digestSignatureAlgorithm` and `x-amz-meta-signature-algorithm`.
 pub const SIGNATURE_ALGORITHM: &str = "SHA256withRSA";
 /// The value of every `hashAlgorithm` / `previousDigestHashAlgorithm`.
 pub const HASH_ALGORITHM: &str = "SHA-256";
-/// Suffix of the directory destination's signature sidecar.
-pub const SIGNATURE_SIDECAR_SUFFIX: &str = ".signature.json";
 
 const STATE_FILE_NAME: &str = "digest.json";
 const STATE_FORMAT: u32 = 1;
@@ -621,7 +620,7 @@ impl DigestWorker {
         match self.state.period_start_ms {
             None if wanted => {
                 let manifest = self.manifest.clone();
-                let last = crate::consumer::blocking(move || manifest.last()).await?;
+                let last = blocking(move || manifest.last()).await?;
                 // Files delivered before the chain started are not covered (as in
                 // CloudTrail, where validation covers files from when it is enabled).
                 self.state.manifest_cursor = last.map_or(0, |file| file.file_seq);
@@ -681,7 +680,7 @@ impl DigestWorker {
     async fn delivery_caught_up(&self) -> Result<bool, TrailsError> {
         let store = self.context.store.clone();
         let consumer = self.trail.delivery_consumer();
-        let cursor = crate::consumer::blocking(move || store.load_cursor(&consumer)).await?;
+        let cursor = blocking(move || store.load_cursor(&consumer)).await?;
         Ok(self.trail.logging.is_exhausted_after(cursor))
     }
 
@@ -695,7 +694,7 @@ impl DigestWorker {
         let keys = Arc::clone(&self.context.keys);
         let trail = Arc::clone(&self.trail);
         let state = self.state.clone();
-        let plan = tokio::task::spawn_blocking(move || -> Result<DigestPlan, TrailsError> {
+        let plan = blocking(move || -> Result<DigestPlan, TrailsError> {
             let files = manifest.read_after(state.manifest_cursor, usize::MAX)?;
             plan_period(
                 &trail,
@@ -707,8 +706,7 @@ impl DigestWorker {
                 closes_chain,
             )
         })
-        .await
-        .map_err(|error| TrailsError::Task(error.to_string()))??;
+        .await?;
         self.state.plan = Some(plan);
         self.persist().await?;
         self.execute_plan().await
@@ -765,9 +763,7 @@ impl DigestWorker {
     async fn persist(&self) -> Result<(), TrailsError> {
         let trail_dir = self.trail_dir.clone();
         let state = self.state.clone();
-        tokio::task::spawn_blocking(move || save_digest_state(&trail_dir, &state))
-            .await
-            .map_err(|error| TrailsError::Task(error.to_string()))?
+        blocking(move || save_digest_state(&trail_dir, &state)).await
     }
 }
 

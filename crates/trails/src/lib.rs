@@ -4,8 +4,8 @@
 //! - [`registry`]: `DATA_DIR/trails/trails.json`, written atomically and durably.
 //! - [`selectors`]: basic and advanced event selectors, and a trail's whole filter.
 //! - [`log_file`]: CloudTrail's key layout and file naming, gzip `{"Records":[…]}`.
-//! - [`destination`]: buckets in an S3-compatible store or a local directory
-//!   (`object_store`).
+//! - [`destinations`]: where log files go: the [`Destination`] trait and its kinds, one
+//!   module each (a local directory, an S3-compatible endpoint), through `object_store`.
 //! - [`delivery`]: the per-trail delivery consumer: plan, write, record, advance.
 //! - [`manifest`]: the durable record of delivered files that digests (issue 6) consume.
 //! - [`digest`]: log file integrity: digest files, their signatures, and the per-trail
@@ -14,9 +14,13 @@
 //! - [`validate`]: checks a trail's digests and log files in its bucket (what
 //!   `opentrail validate` runs), stricter than `aws cloudtrail validate-logs`.
 //! - [`notify`]: SNS-shaped notifications to configured webhooks.
-//! - [`streams`]: the CloudWatch Logs stand-in: stream sinks and their consumer.
-//! - [`service`]: [`Trails`], the handle the server uses: trail operations plus the
-//!   background workers.
+//! - [`streams`]: the CloudWatch Logs stand-in: the stream consumer; its sinks are in
+//!   [`sinks`], behind the [`StreamSink`] trait.
+//! - [`status`]: GetTrailStatus bookkeeping the workers report into.
+//! - [`options`]: [`TrailsOptions`], and [`TrailsOptions::from_config`], the one place
+//!   where configuration ([`TrailsConfig`]) becomes destinations, sinks and tunables.
+//! - [`service`]: [`Trails`], the handle the server uses: trail operations; the
+//!   per-trail workers are started and stopped by `supervisor`.
 //!
 //! Every view here is a consumer of the event log with a durable cursor in the store
 //! (`trail/<arn>` for log files, `trail/<arn>/cloudwatch-logs` for streams), so recovery
@@ -29,7 +33,7 @@
 
 mod consumer;
 pub mod delivery;
-pub mod destination;
+pub mod destinations;
 pub mod digest;
 pub mod digest_keys;
 mod error;
@@ -37,16 +41,22 @@ pub mod log_file;
 pub mod manifest;
 pub mod model;
 pub mod notify;
+pub mod options;
 pub mod registry;
 pub mod selectors;
 pub mod service;
-mod sinks;
+pub mod sinks;
 mod state_file;
+pub mod status;
 pub mod streams;
+mod supervisor;
 pub mod validate;
 
-pub use delivery::{CrashPoint, DeliveryOptions, TrailStatus};
-pub use destination::{DestinationConfig, DestinationError, Destinations};
+pub use delivery::{CrashPoint, DeliveryOptions};
+pub use destinations::{
+    Bucket, Destination, DestinationBucket, DestinationConfig, DestinationError, DestinationFuture,
+    Destinations,
+};
 pub use digest::DigestOptions;
 pub use digest_keys::PublicKeyInfo;
 pub use error::TrailsError;
@@ -55,5 +65,8 @@ pub use model::{
     AdvancedSelector, BasicSelector, DataResource, EventSelectors, FieldSelector, LoggingHistory,
     ReadWriteType, SnsTopic, Tag, Trail, TrailSettings,
 };
-pub use service::{NewTrail, Scope, TrailRef, TrailUpdate, Trails, TrailsOptions};
-pub use streams::{StreamOptions, StreamSinkConfig};
+pub use options::{TrailsConfig, TrailsOptions};
+pub use service::{NewTrail, Scope, TrailRef, TrailUpdate, Trails};
+pub use sinks::{SendFuture, SinkConnector, StreamSink, StreamSinkConfig};
+pub use status::{StatusHandle, TrailStatus};
+pub use streams::StreamOptions;

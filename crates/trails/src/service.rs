@@ -10,28 +10,18 @@
 //!   [`TrailsOptions::trails_per_region_max`] trails are visible per account and region.
 //! - A trail is not logging until StartLogging.
 //!
-//! Workers: each trail has a delivery worker ([`crate::delivery::DeliveryWorker`]) and,
-//! when it has a log group, a stream worker ([`crate::streams::StreamWorker`]). Each
-//! watches its trail through a `watch` channel, so changes reach it without a restart.
-//! [`Trails::shutdown`] signals every worker and waits for them; it must run before the
-//! store closes.
+//! Workers: each trail's delivery, digest and stream workers are the supervisor's
+//! (`supervisor.rs`); every change to a trail is published to them. [`Trails::shutdown`]
+//! signals every worker and waits for them; it must run before the store closes.
 
-use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::sync::Arc;
 
 use opentrail_store::Store;
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
-use crate::delivery::{
-    DeliveryContext, DeliveryOptions, DeliveryWorker, StatusHandle, TrailStatus, load_state,
-    status_snapshot, update_status,
-};
-use crate::destination::{DestinationConfig, DestinationError, Destinations};
-use crate::digest::{DigestContext, DigestOptions, DigestStop, DigestWorker};
+use crate::delivery::{DeliveryContext, load_state};
+use crate::destinations::{DestinationError, Destinations};
+use crate::digest::DigestContext;
 use crate::digest_keys::{DigestKeys, PublicKeyInfo};
 use crate::error::TrailsError;
 use crate::manifest::Manifest;
@@ -39,38 +29,16 @@ use crate::model::{
     EventSelectors, LoggingHistory, SnsTopic, Tag, Trail, TrailSettings, trail_arn,
 };
 use crate::notify::Notifier;
+use crate::options::TrailsOptions;
 use crate::registry::{PendingCleanup, TrailRegistry};
-use crate::streams::{
-    StreamContext, StreamOptions, StreamSinkConfig, StreamWorker, load_stream_status,
-};
+use crate::status::{StatusHandle, Statuses, TrailStatus, status_snapshot, update_status};
+use crate::streams::{StreamContext, load_stream_status, sink_for};
+use crate::supervisor::{Supervisor, WorkerContexts};
 
 /// Tags per resource (CloudTrail's limit).
 pub const TAGS_PER_RESOURCE_MAX: usize = 50;
 /// Digest signing keys live in `DATA_DIR/digest-keys`.
 pub const DIGEST_KEYS_DIR_NAME: &str = "digest-keys";
-/// How long shutdown waits for workers to finish their current step.
-const WORKER_STOP_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// Everything [`Trails`] needs, from the server's configuration.
-#[derive(Debug, Clone)]
-pub struct TrailsOptions {
-    /// Trail state lives in `<data_dir>/trails`; local buckets in `<data_dir>/buckets`
-    /// unless `destination` says otherwise.
-    pub data_dir: PathBuf,
-    pub destination: DestinationConfig,
-    /// The operator's account: its trails deliver every account's events.
-    pub default_account_id: String,
-    pub trails_per_region_max: usize,
-    pub delivery: DeliveryOptions,
-    pub streams: StreamOptions,
-    /// SNS topic (ARN or name) → webhook URL.
-    pub sns_topics: BTreeMap<String, String>,
-    /// CloudWatch Logs log group ARN → sink.
-    pub log_groups: BTreeMap<String, StreamSinkConfig>,
-    /// Digest files (log file integrity); keys live in `<data_dir>/digest-keys`.
-    pub digest: DigestOptions,
-}
-
 /// Which trail a request names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TrailRef {
@@ -148,21 +116,8 @@ struct Inner {
     destinations: Arc<Destinations>,
     digest_keys: Arc<DigestKeys>,
     notifier: Notifier,
-    http: reqwest::Client,
-    statuses: Mutex<HashMap<String, StatusHandle>>,
-    workers: Mutex<HashMap<String, TrailWorkers>>,
-    started: AtomicBool,
-}
-
-/// The running workers of one trail.
-struct TrailWorkers {
-    trail: watch::Sender<Arc<Trail>>,
-    shutdown: watch::Sender<bool>,
-    delivery: JoinHandle<()>,
-    /// The digest writer and how to stop it.
-    digest: (watch::Sender<DigestStop>, JoinHandle<()>),
-    /// The log group the stream worker sends, and the worker.
-    stream: Option<(String, watch::Sender<bool>, JoinHandle<()>)>,
+    statuses: Arc<Statuses>,
+    supervisor: Supervisor,
 }
 
 impl Trails {
@@ -179,18 +134,42 @@ impl Trails {
             &options.data_dir.join(DIGEST_KEYS_DIR_NAME),
             options.digest.key_rotation,
         )?;
+        let destinations = Arc::new(Destinations::new(Arc::clone(&options.destination)));
+        let digest_keys = Arc::new(digest_keys);
+        let statuses = Arc::new(Statuses::default());
+        let contexts = WorkerContexts {
+            delivery: Arc::new(DeliveryContext {
+                store: store.clone(),
+                destinations: Arc::clone(&destinations),
+                notifier: notifier.clone(),
+                options: options.delivery.clone(),
+                default_account_id: options.default_account_id.clone(),
+            }),
+            digest: Arc::new(DigestContext {
+                store: store.clone(),
+                destinations: Arc::clone(&destinations),
+                keys: Arc::clone(&digest_keys),
+                options: options.digest.clone(),
+            }),
+            stream: Arc::new(StreamContext {
+                store: store.clone(),
+                client: http,
+                options: options.streams.clone(),
+                default_account_id: options.default_account_id.clone(),
+            }),
+            log_groups: options.log_groups.clone(),
+        };
+        let supervisor = Supervisor::new(contexts, trails_dir, Arc::clone(&statuses));
         let trails = Trails {
             inner: Arc::new(Inner {
-                destinations: Arc::new(Destinations::new(options.destination.clone())),
-                digest_keys: Arc::new(digest_keys),
+                destinations,
+                digest_keys,
                 registry,
                 store,
                 notifier,
-                http,
                 options,
-                statuses: Mutex::new(HashMap::new()),
-                workers: Mutex::new(HashMap::new()),
-                started: AtomicBool::new(false),
+                statuses,
+                supervisor,
             }),
         };
         trails.finish_cleanups()?;
@@ -198,17 +177,9 @@ impl Trails {
             let status = trails.status_handle(&trail.id);
             let trail_dir = trails.trail_dir(&trail.id);
             match load_state(&trail_dir) {
-                Ok(state) => update_status(&status, |current| {
-                    current.latest_delivery_time_ms = state.status.latest_delivery_time_ms;
-                    current.latest_delivery_error = state.status.latest_delivery_error.clone();
-                    current.latest_delivery_attempt_time_ms =
-                        state.status.latest_delivery_attempt_time_ms;
-                    current.latest_notification_time_ms = state.status.latest_notification_time_ms;
-                    current.latest_notification_error =
-                        state.status.latest_notification_error.clone();
-                    current.latest_notification_attempt_time_ms =
-                        state.status.latest_notification_attempt_time_ms;
-                }),
+                Ok(state) => {
+                    update_status(&status, |current| current.restore_delivery(&state.status))
+                }
                 Err(error) => {
                     tracing::error!(trail = trail.arn().as_str(), %error, "cannot read the delivery state")
                 }
@@ -243,12 +214,7 @@ impl Trails {
     }
 
     fn status_handle(&self, trail_id: &str) -> StatusHandle {
-        let mut statuses = self
-            .inner
-            .statuses
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        Arc::clone(statuses.entry(trail_id.to_owned()).or_default())
+        self.inner.statuses.handle(trail_id)
     }
 
     /// Removes what deleted trails left behind (cursors, state directories). Blocking.
@@ -282,144 +248,13 @@ impl Trails {
 
     /// Starts the workers of every trail on the current tokio runtime.
     pub fn start(&self) {
-        if self.inner.started.swap(true, Ordering::SeqCst) {
-            return;
-        }
-        for trail in self.inner.registry.trails() {
-            self.spawn_workers(trail);
-        }
+        self.inner.supervisor.start(self.inner.registry.trails());
     }
 
     /// Signals every worker to stop and waits for them (each finishes or abandons its
     /// current step; an abandoned batch is redone at the next start).
     pub async fn shutdown(&self) {
-        self.inner.started.store(false, Ordering::SeqCst);
-        let workers: Vec<TrailWorkers> = {
-            let mut workers = self
-                .inner
-                .workers
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            workers.drain().map(|(_, workers)| workers).collect()
-        };
-        let mut handles = Vec::new();
-        for trail_workers in workers {
-            let _ = trail_workers.shutdown.send(true);
-            handles.push(trail_workers.delivery);
-            let (digest_stop, digest) = trail_workers.digest;
-            let _ = digest_stop.send(DigestStop::Stop);
-            handles.push(digest);
-            if let Some((_, stream_shutdown, stream)) = trail_workers.stream {
-                let _ = stream_shutdown.send(true);
-                handles.push(stream);
-            }
-        }
-        for handle in handles {
-            stop_worker(handle).await;
-        }
-    }
-
-    fn delivery_context(&self) -> Arc<DeliveryContext> {
-        Arc::new(DeliveryContext {
-            store: self.inner.store.clone(),
-            destinations: Arc::clone(&self.inner.destinations),
-            notifier: self.inner.notifier.clone(),
-            options: self.inner.options.delivery.clone(),
-            default_account_id: self.inner.options.default_account_id.clone(),
-        })
-    }
-
-    fn spawn_workers(&self, trail: Trail) {
-        if !self.inner.started.load(Ordering::SeqCst) {
-            return;
-        }
-        let trail_id = trail.id.clone();
-        let status = self.status_handle(&trail_id);
-        let trail_dir = self.trail_dir(&trail_id);
-        let log_group = trail.settings.cloud_watch_logs_log_group_arn.clone();
-        let (trail_sender, trail_receiver) = watch::channel(Arc::new(trail));
-        let (shutdown_sender, shutdown_receiver) = watch::channel(false);
-        let context = self.delivery_context();
-        let delivery = {
-            let trail_receiver = trail_receiver.clone();
-            let status = Arc::clone(&status);
-            let trail_dir = trail_dir.clone();
-            tokio::spawn(async move {
-                let opened = tokio::task::spawn_blocking(move || {
-                    DeliveryWorker::open(
-                        context,
-                        trail_receiver,
-                        trail_dir,
-                        status.clone(),
-                        shutdown_receiver,
-                    )
-                    .map_err(|error| (error, status))
-                })
-                .await;
-                match opened {
-                    Ok(Ok(worker)) => worker.run().await,
-                    Ok(Err((error, status))) => {
-                        tracing::error!(%error, "cannot start trail delivery");
-                        update_status(&status, |current| {
-                            current.latest_delivery_error =
-                                Some(format!("cannot start delivery: {error}"));
-                        });
-                    }
-                    Err(error) => tracing::error!(%error, "trail delivery task failed"),
-                }
-            })
-        };
-        let digest = self.spawn_digest_worker(
-            trail_receiver.clone(),
-            trail_dir.clone(),
-            Arc::clone(&status),
-        );
-        let stream = log_group.and_then(|log_group| {
-            self.spawn_stream_worker(&log_group, trail_receiver, trail_dir, status)
-                .map(|(stop, handle)| (log_group, stop, handle))
-        });
-        let mut workers = self
-            .inner
-            .workers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        workers.insert(
-            trail_id,
-            TrailWorkers {
-                trail: trail_sender,
-                shutdown: shutdown_sender,
-                delivery,
-                digest,
-                stream,
-            },
-        );
-    }
-
-    fn spawn_digest_worker(
-        &self,
-        trail_receiver: watch::Receiver<Arc<Trail>>,
-        trail_dir: PathBuf,
-        status: StatusHandle,
-    ) -> (watch::Sender<DigestStop>, JoinHandle<()>) {
-        let context = Arc::new(DigestContext {
-            store: self.inner.store.clone(),
-            destinations: Arc::clone(&self.inner.destinations),
-            keys: Arc::clone(&self.inner.digest_keys),
-            options: self.inner.options.digest.clone(),
-        });
-        let (stop_sender, stop_receiver) = watch::channel(DigestStop::Run);
-        let handle = tokio::spawn(async move {
-            let opened = tokio::task::spawn_blocking(move || {
-                DigestWorker::open(context, trail_receiver, trail_dir, status, stop_receiver)
-            })
-            .await;
-            match opened {
-                Ok(Ok(worker)) => worker.run().await,
-                Ok(Err(error)) => tracing::error!(%error, "cannot start the digest writer"),
-                Err(error) => tracing::error!(%error, "digest writer task failed"),
-            }
-        });
-        (stop_sender, handle)
+        self.inner.supervisor.shutdown().await;
     }
 
     /// The digest signing keys of this server.
@@ -433,62 +268,7 @@ impl Trails {
         self.inner.digest_keys.public_keys(region, start_ms, end_ms)
     }
 
-    fn spawn_stream_worker(
-        &self,
-        log_group: &str,
-        trail_receiver: watch::Receiver<Arc<Trail>>,
-        trail_dir: PathBuf,
-        status: StatusHandle,
-    ) -> Option<(watch::Sender<bool>, JoinHandle<()>)> {
-        let Some(sink) = self.sink_for(log_group).cloned() else {
-            update_status(&status, |current| {
-                current.latest_cloud_watch_logs_delivery_error =
-                    Some(format!("log group {log_group} is not configured"));
-            });
-            return None;
-        };
-        let context = Arc::new(StreamContext {
-            store: self.inner.store.clone(),
-            client: self.inner.http.clone(),
-            options: self.inner.options.streams.clone(),
-            default_account_id: self.inner.options.default_account_id.clone(),
-        });
-        let (stop_sender, stop_receiver) = watch::channel(false);
-        let log_group = log_group.to_owned();
-        let handle = tokio::spawn(async move {
-            let opened = tokio::task::spawn_blocking(move || {
-                StreamWorker::open(
-                    context,
-                    trail_receiver,
-                    log_group,
-                    &sink,
-                    trail_dir,
-                    status,
-                    stop_receiver,
-                )
-            })
-            .await;
-            match opened {
-                Ok(Ok(worker)) => worker.run().await,
-                Ok(Err(error)) => tracing::error!(%error, "cannot start stream delivery"),
-                Err(error) => tracing::error!(%error, "stream delivery task failed"),
-            }
-        });
-        Some((stop_sender, handle))
-    }
-
-    /// The sink of a log group ARN (`…:log-group:name` with or without a trailing `:*`).
-    fn sink_for(&self, log_group_arn: &str) -> Option<&StreamSinkConfig> {
-        let groups = &self.inner.options.log_groups;
-        let bare = log_group_arn.strip_suffix(":*").unwrap_or(log_group_arn);
-        groups
-            .get(log_group_arn)
-            .or_else(|| groups.get(bare))
-            .or_else(|| groups.get(&format!("{bare}:*")))
-    }
-
-    /// Tells a trail's workers about its new version, and starts or stops its stream
-    /// worker when the log group changed.
+    /// Tells a trail's workers about its new version.
     async fn publish(&self, changed: &Trail) {
         // The registry's current version, not the caller's: two concurrent changes may
         // publish in the other order than they were written, and the last word must be
@@ -502,68 +282,7 @@ impl Trails {
         else {
             return;
         };
-        let trail = &current;
-        let stopped_stream = {
-            let mut workers = self
-                .inner
-                .workers
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            let Some(trail_workers) = workers.get_mut(&trail.id) else {
-                drop(workers);
-                self.spawn_workers(trail.clone());
-                return;
-            };
-            trail_workers.trail.send_replace(Arc::new(trail.clone()));
-            let wanted = trail.settings.cloud_watch_logs_log_group_arn.as_deref();
-            let running = trail_workers
-                .stream
-                .as_ref()
-                .map(|(group, _, _)| group.as_str());
-            if wanted == running {
-                None
-            } else {
-                let stopped = trail_workers.stream.take();
-                if let Some(log_group) = wanted {
-                    trail_workers.stream = self
-                        .spawn_stream_worker(
-                            log_group,
-                            trail_workers.trail.subscribe(),
-                            self.trail_dir(&trail.id),
-                            self.status_handle(&trail.id),
-                        )
-                        .map(|(stop, handle)| (log_group.to_owned(), stop, handle));
-                }
-                stopped
-            }
-        };
-        if let Some((_, stop, handle)) = stopped_stream {
-            let _ = stop.send(true);
-            stop_worker(handle).await;
-        }
-    }
-
-    /// Stops a trail's workers and waits for them. Delivery stops first (it flushes what
-    /// it holds), then the digest writer closes the chain with a final digest that
-    /// covers those files (DeleteTrail).
-    async fn stop_workers(&self, trail_id: &str) {
-        let removed = self
-            .inner
-            .workers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(trail_id);
-        if let Some(trail_workers) = removed {
-            let _ = trail_workers.shutdown.send(true);
-            stop_worker(trail_workers.delivery).await;
-            let (digest_stop, digest) = trail_workers.digest;
-            let _ = digest_stop.send(DigestStop::FinalThenStop);
-            stop_worker(digest).await;
-            if let Some((_, stop, handle)) = trail_workers.stream {
-                let _ = stop.send(true);
-                stop_worker(handle).await;
-            }
-        }
+        self.inner.supervisor.publish(&current).await;
     }
 
     // ------------------------------------------------------------------ lookups
@@ -670,7 +389,7 @@ impl Trails {
             return Err(TrailsError::SnsTopicNotConfigured(topic.given.clone()));
         }
         if let Some(log_group) = log_group
-            && self.sink_for(log_group).is_none()
+            && sink_for(&self.inner.options.log_groups, log_group).is_none()
         {
             return Err(TrailsError::LogGroupNotConfigured(log_group.to_owned()));
         }
@@ -921,7 +640,7 @@ impl Trails {
         reference: &TrailRef,
     ) -> Result<(), TrailsError> {
         let trail = self.resolve_for_change(scope, reference)?;
-        self.stop_workers(&trail.id).await;
+        self.inner.supervisor.stop_trail(&trail.id).await;
         let trail_id = trail.id.clone();
         let consumers = vec![trail.delivery_consumer(), trail.stream_consumer()];
         self.mutate(move |contents| {
@@ -935,11 +654,7 @@ impl Trails {
         .await?;
         let this = self.clone();
         crate::consumer::blocking(move || this.finish_cleanups()).await?;
-        self.inner
-            .statuses
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&trail.id);
+        self.inner.statuses.remove(&trail.id);
         tracing::info!(trail = trail.arn().as_str(), "trail deleted");
         Ok(())
     }
@@ -1071,21 +786,6 @@ impl Trails {
         })
         .await
         .map(|_| ())
-    }
-}
-
-async fn stop_worker(handle: JoinHandle<()>) {
-    let abort = handle.abort_handle();
-    match tokio::time::timeout(WORKER_STOP_TIMEOUT, handle).await {
-        Ok(Ok(())) => {}
-        Ok(Err(error)) if error.is_cancelled() => {}
-        Ok(Err(error)) => tracing::error!(%error, "a trail worker failed"),
-        Err(_) => {
-            tracing::warn!(
-                "a trail worker did not stop in time; aborting it (its batch is redone at the next start)"
-            );
-            abort.abort();
-        }
     }
 }
 

@@ -1,10 +1,10 @@
 //! Streams: the CloudWatch Logs part of a trail.
 //!
-//! A trail's `CloudWatchLogsLogGroupArn` maps, through the `cloudwatch_log_groups`
-//! configuration table, to a sink. Each event the trail delivers is also sent to the sink
-//! as one CloudTrail JSON record, in a stream named like CloudTrail's
-//! (`<account>_CloudTrail_<region>`, spec §5). The sinks (`webhook`, `file`, `syslog`)
-//! are in `crate::sinks`, one module each behind the `StreamSink` trait.
+//! A trail's `CloudWatchLogsLogGroupArn` maps, through `TrailsOptions::log_groups` (the
+//! `cloudwatch_log_groups` configuration table), to a sink. Each event the trail delivers
+//! is also sent to the sink as one CloudTrail JSON record, in a stream named like
+//! CloudTrail's (`<account>_CloudTrail_<region>`, spec §5). The sinks (`webhook`, `file`,
+//! `syslog`) are in `crate::sinks`, one module each behind the `StreamSink` trait.
 //!
 //! The stream consumer has its own store cursor (`trail/<arn>/cloudwatch-logs`), so it
 //! is independent of log-file delivery and resumes after a restart. The bounded buffer is
@@ -25,89 +25,17 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use crate::consumer::{Offer, blocking, read_filtered, save_cursor};
-use crate::delivery::{StatusHandle, WorkerStop, update_status};
+use crate::delivery::WorkerStop;
 use crate::error::TrailsError;
 use crate::model::Trail;
 use crate::selectors::TrailFilter;
-use crate::sinks::{self, StreamSink};
+use crate::sinks::{SinkConnector, StreamSink};
+use crate::status::{StatusHandle, status_snapshot, update_status};
 
 pub use crate::sinks::webhook::signature_header;
+pub use crate::sinks::{DEFAULT_KEEP_FILES, DEFAULT_ROTATE_BYTES, StreamSinkConfig};
 
 const STREAM_STATUS_FILE_NAME: &str = "stream_status.json";
-/// Rotate the file sink at 100 MiB unless configured otherwise.
-pub const DEFAULT_ROTATE_BYTES: u64 = 100 * 1024 * 1024;
-/// Rotated files kept unless configured otherwise.
-pub const DEFAULT_KEEP_FILES: usize = 5;
-
-/// Where a log group's events go (a `cloudwatch_log_groups` table entry).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
-pub enum StreamSinkConfig {
-    Webhook {
-        url: String,
-        /// The HMAC-SHA256 key of the signature header; no header without it.
-        #[serde(default)]
-        secret: Option<String>,
-    },
-    File {
-        path: PathBuf,
-        #[serde(default = "default_rotate_bytes")]
-        rotate_bytes: u64,
-        #[serde(default = "default_keep_files")]
-        keep_files: usize,
-    },
-    Syslog {
-        /// `host:port` of an RFC 5424 receiver over TCP.
-        address: String,
-    },
-}
-
-fn default_rotate_bytes() -> u64 {
-    DEFAULT_ROTATE_BYTES
-}
-
-fn default_keep_files() -> usize {
-    DEFAULT_KEEP_FILES
-}
-
-impl StreamSinkConfig {
-    /// Checks what TOML cannot: a usable URL, address, and limits.
-    pub fn validate(&self) -> Result<(), String> {
-        match self {
-            StreamSinkConfig::Webhook { url, .. } => {
-                if !(url.starts_with("http://") || url.starts_with("https://")) {
-                    return Err(format!(
-                        "webhook url {url:?} must start with http:// or https://"
-                    ));
-                }
-            }
-            StreamSinkConfig::File {
-                path,
-                rotate_bytes,
-                keep_files,
-            } => {
-                if path.as_os_str().is_empty() {
-                    return Err("file sink path must not be empty".to_owned());
-                }
-                if *rotate_bytes < 1024 {
-                    return Err("rotate_bytes must be at least 1024".to_owned());
-                }
-                if !(1..=1000).contains(keep_files) {
-                    return Err("keep_files must be between 1 and 1000".to_owned());
-                }
-            }
-            StreamSinkConfig::Syslog { address } => {
-                if address
-                    .rsplit_once(':')
-                    .is_none_or(|(_, port)| port.parse::<u16>().is_err())
-                {
-                    return Err(format!("syslog address {address:?} must be host:port"));
-                }
-            }
-        }
-        Ok(())
-    }
-}
 
 /// Tunables of stream delivery.
 #[derive(Debug, Clone)]
@@ -146,6 +74,18 @@ pub struct StreamContext {
     pub client: reqwest::Client,
     pub options: StreamOptions,
     pub default_account_id: String,
+}
+
+/// The sink of a log group ARN (`…:log-group:name` with or without a trailing `:*`).
+pub(crate) fn sink_for<'a>(
+    log_groups: &'a BTreeMap<String, Arc<dyn SinkConnector>>,
+    log_group_arn: &str,
+) -> Option<&'a Arc<dyn SinkConnector>> {
+    let bare = log_group_arn.strip_suffix(":*").unwrap_or(log_group_arn);
+    log_groups
+        .get(log_group_arn)
+        .or_else(|| log_groups.get(bare))
+        .or_else(|| log_groups.get(&format!("{bare}:*")))
 }
 
 /// The stream name CloudTrail uses in CloudWatch Logs.
@@ -196,7 +136,7 @@ impl StreamWorker {
         context: Arc<StreamContext>,
         trail_updates: watch::Receiver<Arc<Trail>>,
         log_group_arn: String,
-        sink_config: &StreamSinkConfig,
+        sink: Box<dyn StreamSink>,
         trail_dir: PathBuf,
         status: StatusHandle,
         shutdown: watch::Receiver<bool>,
@@ -208,7 +148,7 @@ impl StreamWorker {
             cursor = cursor.max(first);
         }
         Ok(StreamWorker {
-            sink: sinks::connect(sink_config),
+            sink,
             context,
             trail_updates,
             trail,
@@ -351,7 +291,7 @@ impl StreamWorker {
 
     /// Writes the stream status (atomically, without fsync: it is bookkeeping, not data).
     async fn persist_status(&self) {
-        let snapshot = crate::delivery::status_snapshot(&self.status);
+        let snapshot = status_snapshot(&self.status);
         let saved = StreamStatus {
             latest_delivery_time_ms: snapshot.latest_cloud_watch_logs_delivery_time_ms,
             latest_delivery_error: snapshot.latest_cloud_watch_logs_delivery_error,

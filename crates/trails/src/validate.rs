@@ -24,7 +24,7 @@ use object_store::ObjectStore as _;
 use object_store::path::Path as ObjectPath;
 use sha2::{Digest as _, Sha256};
 
-use crate::destination::{Bucket, DestinationError, Destinations};
+use crate::destinations::{Bucket, DestinationError, Destinations};
 use crate::digest::{
     DigestDocument, DigestNaming, digest_key_time_ms, digest_prefix, format_digest_time, gunzip,
     parse_digest_time, string_to_sign, verify_signature,

@@ -84,7 +84,7 @@ impl Console {
             .expect("first admin");
         let trails = opentrail_trails::Trails::open(
             store.clone(),
-            crate::routes::trails::options_from_config(&config),
+            opentrail_trails::TrailsOptions::from_config(config.trails_config()),
         )
         .expect("trails");
         let state = AppState {

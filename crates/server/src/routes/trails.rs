@@ -9,9 +9,6 @@
 //! exist. Wire shapes and validation come from `opentrail_protocol::trails`; the trail
 //! model and delivery from `opentrail_trails`; this module converts between them by hand.
 
-use std::path::PathBuf;
-use std::time::Duration;
-
 use axum::response::Response;
 use opentrail_protocol::json11::{Operation, empty_ok_response, ok_response, parse_body};
 use opentrail_protocol::time::ms_to_epoch_seconds;
@@ -27,62 +24,11 @@ use opentrail_trails::model::{
     AdvancedSelector, BasicSelector, DataResource, EventSelectors, FieldSelector, ReadWriteType,
     Tag, Trail,
 };
-use opentrail_trails::{
-    DeliveryOptions, DestinationConfig, DigestOptions, NewTrail, Scope, StreamOptions, TrailRef,
-    TrailStatus, TrailUpdate, Trails, TrailsError, TrailsOptions,
-};
+use opentrail_trails::{NewTrail, Scope, TrailRef, TrailStatus, TrailUpdate, Trails, TrailsError};
 
 use crate::api_error::{ApiError, wire_response_into_http};
 use crate::auth::Caller;
-use crate::config::Config;
 use crate::state::AppState;
-
-/// Local trail buckets live here, under the data directory.
-pub const BUCKETS_DIR_NAME: &str = "buckets";
-
-/// The trails settings of a server configuration.
-pub fn options_from_config(config: &Config) -> TrailsOptions {
-    let delivery = &config.trail_delivery;
-    let destination = match &delivery.s3_endpoint {
-        None => DestinationConfig::LocalDirectory {
-            buckets_dir: config.data_dir.join(BUCKETS_DIR_NAME),
-        },
-        Some(endpoint) => DestinationConfig::S3 {
-            endpoint: endpoint.clone(),
-            region: delivery
-                .s3_region
-                .clone()
-                .unwrap_or_else(|| config.region.clone()),
-            access_key_id: delivery.s3_access_key_id.clone(),
-            secret_access_key: delivery
-                .s3_secret_access_key
-                .as_ref()
-                .map(|secret| secret.0.clone()),
-        },
-    };
-    let interval =
-        Duration::from_secs(delivery.delivery_interval_secs).max(DeliveryOptions::INTERVAL_MIN);
-    TrailsOptions {
-        data_dir: PathBuf::from(&config.data_dir),
-        destination,
-        default_account_id: config.account_id.clone(),
-        trails_per_region_max: delivery.trails_per_region_max,
-        delivery: DeliveryOptions {
-            interval,
-            ..DeliveryOptions::default()
-        },
-        streams: StreamOptions::default(),
-        sns_topics: delivery.sns_topics.clone(),
-        log_groups: delivery.cloudwatch_log_groups.clone(),
-        digest: DigestOptions {
-            interval: Duration::from_secs(delivery.digest_interval_secs)
-                .max(DigestOptions::INTERVAL_MIN),
-            key_rotation: Duration::from_secs(
-                u64::from(delivery.digest_key_rotation_days) * 24 * 3600,
-            ),
-        },
-    }
-}
 
 /// Every trail operation.
 pub async fn handle(

@@ -292,9 +292,9 @@ async fn an_unavailable_destination_is_retried_with_backoff_and_nothing_is_dropp
 fn service_options(test_store: &TestStore, interval: Duration) -> TrailsOptions {
     TrailsOptions {
         data_dir: test_store.path().to_owned(),
-        destination: DestinationConfig::LocalDirectory {
+        destination: opentrail_trails::destinations::connect(&DestinationConfig::LocalDirectory {
             buckets_dir: test_store.path().join("buckets"),
-        },
+        }),
         default_account_id: ACCOUNT.to_owned(),
         trails_per_region_max: 2,
         delivery: DeliveryOptions {

@@ -47,9 +47,11 @@ impl Chain {
             DigestKeys::open(&harness.test_store.path().join("digest-keys"), rotation)
                 .expect("keys"),
         );
-        let destinations = Arc::new(Destinations::new(DestinationConfig::LocalDirectory {
-            buckets_dir: harness.buckets_dir.clone(),
-        }));
+        let destinations = Arc::new(Destinations::from_config(
+            &DestinationConfig::LocalDirectory {
+                buckets_dir: harness.buckets_dir.clone(),
+            },
+        ));
         let context = Arc::new(DigestContext {
             store: harness.test_store.store.clone(),
             destinations: Arc::clone(&destinations),

@@ -4,9 +4,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use opentrail_trails::StreamSinkConfig;
 use opentrail_trails::model::EventSelectors;
 use opentrail_trails::streams::{StreamContext, StreamOptions, StreamWorker, signature_header};
+use opentrail_trails::{SinkConnector as _, StreamSinkConfig};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::sync::watch;
@@ -43,7 +43,7 @@ fn worker(
         context,
         trail_receiver,
         LOG_GROUP.to_owned(),
-        sink,
+        sink.connect(),
         test_store.path().join("trails/streamed"),
         Arc::new(Mutex::new(Default::default())),
         shutdown_receiver,

@@ -7,10 +7,10 @@ use std::sync::{Arc, Mutex};
 
 use opentrail_event::{EventRecord, IngestContext};
 use opentrail_store::{AppendOutcome, Store, StoreOptions};
-use opentrail_trails::delivery::{DeliveryContext, DeliveryWorker, StatusHandle};
+use opentrail_trails::delivery::{DeliveryContext, DeliveryWorker};
 use opentrail_trails::model::{EventSelectors, LoggingHistory, Trail, TrailSettings};
 use opentrail_trails::notify::Notifier;
-use opentrail_trails::{DeliveryOptions, DestinationConfig, Destinations};
+use opentrail_trails::{DeliveryOptions, DestinationConfig, Destinations, StatusHandle};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
@@ -166,9 +166,11 @@ impl Harness {
     pub fn worker(&self, options: DeliveryOptions) -> DeliveryWorker {
         let context = Arc::new(DeliveryContext {
             store: self.test_store.store.clone(),
-            destinations: Arc::new(Destinations::new(DestinationConfig::LocalDirectory {
-                buckets_dir: self.buckets_dir.clone(),
-            })),
+            destinations: Arc::new(Destinations::from_config(
+                &DestinationConfig::LocalDirectory {
+                    buckets_dir: self.buckets_dir.clone(),
+                },
+            )),
             notifier: Notifier::new(reqwest::Client::new(), BTreeMap::new()),
             options,
             default_account_id: ACCOUNT.to_owned(),
