@@ -3,7 +3,7 @@
 //! threads, reading the log after a cursor through a trail's filter in bounded chunks, and
 //! saving the cursor once what was read is safely elsewhere.
 
-use opentrail_store::Store;
+use opentrail_store::{LogConsumer, ScanBounds, ScanStep};
 
 use crate::error::TrailsError;
 use crate::selectors::{Decision, TrailFilter};
@@ -28,14 +28,10 @@ where
         .map_err(TrailsError::from)
 }
 
-/// Saves `consumer`'s cursor: everything through `through_seq` is done with.
-pub(crate) async fn save_cursor(
-    store: &Store,
-    consumer: String,
-    through_seq: u64,
-) -> Result<(), TrailsError> {
-    let store = store.clone();
-    blocking(move || store.save_cursor(&consumer, through_seq)).await
+/// Saves the consumer's cursor: everything through `through_seq` is done with.
+pub(crate) async fn save_cursor(log: &LogConsumer, through_seq: u64) -> Result<(), TrailsError> {
+    let log = log.clone();
+    blocking(move || log.save_cursor(through_seq)).await
 }
 
 /// What a reader does with an entry the filter delivers.
@@ -60,48 +56,42 @@ pub(crate) struct Delivered {
 /// entry was considered (taken or skipped). Unreadable records are counted, logged with
 /// `trail_arn`, and skipped. Blocking.
 pub(crate) fn read_filtered(
-    store: &Store,
+    log: &LogConsumer,
     filter: &TrailFilter,
     after_seq: u64,
     chunk_events: usize,
     trail_arn: &str,
     mut offer: impl FnMut(Delivered) -> Offer,
 ) -> Result<u64, TrailsError> {
-    let chunk_events = chunk_events.max(1);
-    let mut through_seq = after_seq;
-    for _ in 0..READ_CHUNKS_PER_POLL_MAX {
-        let entries = store.read_log(through_seq, chunk_events)?;
-        let exhausted = entries.len() < chunk_events;
-        for entry in entries {
-            debug_assert!(entry.seq > through_seq, "the log reads in seq order");
-            match filter.decide(entry.seq, &entry.json) {
-                Decision::Deliver { account_id, region } => {
-                    let delivered = Delivered {
-                        seq: entry.seq,
-                        json: entry.json,
-                        account_id,
-                        region,
-                    };
-                    if let Offer::Full = offer(delivered) {
-                        return Ok(through_seq);
-                    }
-                }
-                Decision::Skip => {}
-                Decision::Unreadable(reason) => {
-                    metrics::counter!("opentrail_trail_unreadable_records_total").increment(1);
-                    tracing::error!(
-                        trail = trail_arn,
-                        seq = entry.seq,
-                        reason = reason.as_str(),
-                        "a stored record cannot be read for delivery; skipped"
-                    );
+    let bounds = ScanBounds {
+        chunk_events,
+        chunks_max: Some(READ_CHUNKS_PER_POLL_MAX),
+    };
+    let through_seq = log.scan(after_seq, bounds, |entry| {
+        match filter.decide(entry.seq, &entry.json) {
+            Decision::Deliver { account_id, region } => {
+                let delivered = Delivered {
+                    seq: entry.seq,
+                    json: entry.json,
+                    account_id,
+                    region,
+                };
+                if let Offer::Full = offer(delivered) {
+                    return ScanStep::StopBefore;
                 }
             }
-            through_seq = entry.seq;
+            Decision::Skip => {}
+            Decision::Unreadable(reason) => {
+                metrics::counter!("opentrail_trail_unreadable_records_total").increment(1);
+                tracing::error!(
+                    trail = trail_arn,
+                    seq = entry.seq,
+                    reason = reason.as_str(),
+                    "a stored record cannot be read for delivery; skipped"
+                );
+            }
         }
-        if exhausted {
-            break;
-        }
-    }
+        ScanStep::Continue
+    })?;
     Ok(through_seq)
 }

@@ -35,7 +35,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use opentrail_store::Store;
+use opentrail_store::{LogConsumer, Store};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
@@ -256,6 +256,11 @@ pub struct DeliveryWorker {
 }
 
 impl DeliveryWorker {
+    /// This trail's view of the log (`trail/<arn>`).
+    fn log(&self) -> LogConsumer {
+        LogConsumer::new(self.context.store.clone(), self.trail.delivery_consumer())
+    }
+
     /// Opens the worker of a trail whose state lives in `trail_dir`. Blocking (reads the
     /// state, the manifest's last line and the store cursor).
     pub fn open(
@@ -533,13 +538,13 @@ impl DeliveryWorker {
         if room_events == 0 || room_bytes == 0 {
             return Ok(());
         }
-        let store = self.context.store.clone();
+        let log = self.log();
         let filter = self.filter.clone();
         let after = self.read_through;
         let chunk = options.read_chunk_events.max(1);
         let arn = self.trail.arn();
         let read = blocking(move || {
-            read_and_filter(&store, &filter, after, chunk, room_events, room_bytes, &arn)
+            read_and_filter(&log, &filter, after, chunk, room_events, room_bytes, &arn)
         })
         .await?;
         if read.through_seq > self.read_through {
@@ -560,12 +565,7 @@ impl DeliveryWorker {
     async fn deliver_pending(&mut self) -> Result<(), WorkerStop> {
         let through_seq = self.read_through;
         if self.pending.is_empty() {
-            save_cursor(
-                &self.context.store,
-                self.trail.delivery_consumer(),
-                through_seq,
-            )
-            .await?;
+            save_cursor(&self.log(), through_seq).await?;
             self.cursor = through_seq;
             self.window_started = None;
             return Ok(());
@@ -683,12 +683,7 @@ impl DeliveryWorker {
         self.crash_if(CrashPoint::AfterManifest)?;
 
         let through_seq = batch.through_seq;
-        save_cursor(
-            &self.context.store,
-            self.trail.delivery_consumer(),
-            through_seq,
-        )
-        .await?;
+        save_cursor(&self.log(), through_seq).await?;
         self.cursor = self.cursor.max(through_seq);
         self.read_through = self.read_through.max(self.cursor);
         self.crash_if(CrashPoint::AfterCursor)?;
@@ -863,7 +858,7 @@ struct ReadOutcome {
 /// the room (events, bytes) is used up; at least one admitted record always fits, so an
 /// oversized record cannot stall delivery. Blocking.
 fn read_and_filter(
-    store: &Store,
+    log: &LogConsumer,
     filter: &TrailFilter,
     after_seq: u64,
     chunk_events: usize,
@@ -873,7 +868,7 @@ fn read_and_filter(
 ) -> Result<ReadOutcome, TrailsError> {
     let mut records = Vec::new();
     let mut bytes = 0usize;
-    let through_seq = read_filtered(store, filter, after_seq, chunk_events, trail_arn, |entry| {
+    let through_seq = read_filtered(log, filter, after_seq, chunk_events, trail_arn, |entry| {
         let fits = records.len() < room_events
             && (records.is_empty() || bytes + entry.json.len() <= room_bytes);
         if !fits {

@@ -17,7 +17,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use opentrail_store::Store;
+use opentrail_store::{LogConsumer, Store};
 
 use crate::delivery::{DeliveryContext, load_state};
 use crate::destinations::{DestinationError, Destinations};
@@ -630,7 +630,8 @@ impl Trails {
     /// back-fill a new log group).
     async fn start_stream_cursor_at_now(&self, trail: &Trail) -> Result<(), TrailsError> {
         let last_seq = self.last_seq().await?;
-        crate::consumer::save_cursor(&self.inner.store, trail.stream_consumer(), last_seq).await
+        let log = LogConsumer::new(self.inner.store.clone(), trail.stream_consumer());
+        crate::consumer::save_cursor(&log, last_seq).await
     }
 
     /// DeleteTrail. Delivered files stay in the bucket.

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use opentrail_store::Store;
+use opentrail_store::{LogConsumer, Store};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
@@ -131,6 +131,11 @@ pub struct StreamWorker {
 }
 
 impl StreamWorker {
+    /// This trail's stream view of the log (`trail/<arn>/cloudwatch-logs`).
+    fn log(&self) -> LogConsumer {
+        LogConsumer::new(self.context.store.clone(), self.trail.stream_consumer())
+    }
+
     /// Opens the worker (blocking: reads the cursor).
     pub fn open(
         context: Arc<StreamContext>,
@@ -214,13 +219,13 @@ impl StreamWorker {
         if self.filter.logging().periods.is_empty() {
             return Ok(0);
         }
-        let store = self.context.store.clone();
+        let log = self.log();
         let filter = self.filter.clone();
         let after = self.cursor;
         let options = self.context.options.clone();
         let arn = self.trail.arn();
         let (streams, through_seq) =
-            blocking(move || read_stream_batch(&store, &filter, after, &options, &arn)).await?;
+            blocking(move || read_stream_batch(&log, &filter, after, &options, &arn)).await?;
         if through_seq <= self.cursor {
             return Ok(0);
         }
@@ -235,12 +240,7 @@ impl StreamWorker {
             let stream = stream_name(account_id, region);
             self.send_with_retries(&stream, lines).await?;
         }
-        save_cursor(
-            &self.context.store,
-            self.trail.stream_consumer(),
-            through_seq,
-        )
-        .await?;
+        save_cursor(&self.log(), through_seq).await?;
         self.cursor = through_seq;
         self.last_cursor_save = Instant::now();
         if sent > 0 {
@@ -317,7 +317,7 @@ type StreamBatch = BTreeMap<(String, String), Vec<String>>;
 
 /// Reads one bounded batch after `after_seq`, grouped by stream. Blocking.
 fn read_stream_batch(
-    store: &Store,
+    log: &LogConsumer,
     filter: &TrailFilter,
     after_seq: u64,
     options: &StreamOptions,
@@ -327,7 +327,7 @@ fn read_stream_batch(
     let mut events = 0usize;
     let mut bytes = 0usize;
     let chunk = options.batch_events_max.max(1);
-    let through_seq = read_filtered(store, filter, after_seq, chunk, trail_arn, |entry| {
+    let through_seq = read_filtered(log, filter, after_seq, chunk, trail_arn, |entry| {
         if entry.json.len() > options.event_bytes_max {
             metrics::counter!("opentrail_trail_stream_oversized_events_total").increment(1);
             return Offer::Taken;
