@@ -18,17 +18,17 @@ use anyhow::{Context as _, bail};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use opentrail_event::{EventRecord, IngestContext};
 use opentrail_import::checkpoint::CHECKPOINT_DIR_NAME;
-use opentrail_import::s3::S3Config;
 use opentrail_import::{
     EventSink, ImportOptions, ImportProgress, ImportSummary, SinkError, Source, StoreSink,
     WriteOutcome,
 };
 use opentrail_server::{Config, ConfigLayer};
-use opentrail_store::{Store, StoreError, StoreOptions};
+use opentrail_store::{DEFAULT_S3_REGION, Store, StoreError, StoreOptions};
 
 use crate::client::{ApiClient, ConnectionArgs, EventsAnswer, RetryPolicy, SendFailure};
 use crate::one_line;
 use crate::output::{OutputArgs, OutputFormat, render_table};
+use crate::s3_args::S3Args;
 
 /// Uncompressed JSON per request: under the server's default 10 MiB body limit even when
 /// sent plain. A 413 from a server with a lower limit halves the request.
@@ -70,23 +70,9 @@ pub struct ImportArgs {
     /// Region to sign --endpoint requests for (else AWS_REGION, …, us-east-1).
     #[arg(long, value_name = "REGION")]
     region: Option<String>,
-    /// S3-compatible endpoint for s3:// sources (path-style; http allowed). Default: AWS.
-    #[arg(long, value_name = "URL", env = "OPENTRAIL_S3_ENDPOINT")]
-    s3_endpoint: Option<String>,
-    /// Region of the S3 service [default: us-east-1].
-    #[arg(long, value_name = "REGION", env = "OPENTRAIL_S3_REGION")]
-    s3_region: Option<String>,
-    /// Access key id for S3; without one, S3 requests are unsigned (public buckets).
-    #[arg(long, value_name = "ID", env = "OPENTRAIL_S3_ACCESS_KEY_ID")]
-    s3_access_key_id: Option<String>,
-    /// Secret access key for S3.
-    #[arg(
-        long,
-        value_name = "SECRET",
-        env = "OPENTRAIL_S3_SECRET_ACCESS_KEY",
-        hide_env_values = true
-    )]
-    s3_secret_access_key: Option<String>,
+    /// How s3:// sources are reached.
+    #[command(flatten)]
+    s3: S3Args,
     /// Threads that read, decompress and parse files [default: one per CPU; 16 with
     /// s3:// sources].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
@@ -132,12 +118,7 @@ pub fn run(args: ImportArgs, runtime: &tokio::runtime::Handle) -> anyhow::Result
         },
         batch_events: usize::try_from(args.batch_events).unwrap_or(usize::MAX),
         ignore_checkpoint: args.no_resume,
-        s3: S3Config {
-            endpoint: args.s3_endpoint.clone(),
-            region: args.s3_region.clone().unwrap_or_default(),
-            access_key_id: args.s3_access_key_id.clone(),
-            secret_access_key: args.s3_secret_access_key.clone(),
-        },
+        s3: args.s3.connection(DEFAULT_S3_REGION),
         ..ImportOptions::default()
     };
     if let Some(workers) = args.workers {

@@ -1,11 +1,13 @@
 //! The S3-compatible endpoint flags that commands reading or writing buckets share.
 
+use opentrail_store::S3Connection;
 use opentrail_trails::DestinationConfig;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct S3Args {
-    /// The S3-compatible endpoint (for example http://127.0.0.1:9000); without it,
-    /// trail buckets are the directories under <data-dir>/buckets.
+    /// The S3-compatible endpoint, for example http://127.0.0.1:9000 (path-style; plain
+    /// http allowed). Without it: trail buckets are the directories under
+    /// <data-dir>/buckets (validate, backup), s3:// sources are AWS S3 (import).
     #[arg(long, value_name = "URL", env = "OPENTRAIL_S3_ENDPOINT")]
     pub s3_endpoint: Option<String>,
     #[arg(long, value_name = "REGION", env = "OPENTRAIL_S3_REGION")]
@@ -26,14 +28,19 @@ impl S3Args {
     pub fn destination(&self, default_region: &str) -> Option<DestinationConfig> {
         self.s3_endpoint
             .as_ref()
-            .map(|endpoint| DestinationConfig::S3 {
-                endpoint: endpoint.clone(),
-                region: self
-                    .s3_region
-                    .clone()
-                    .unwrap_or_else(|| default_region.to_owned()),
-                access_key_id: self.s3_access_key_id.clone(),
-                secret_access_key: self.s3_secret_access_key.clone(),
-            })
+            .map(|_| DestinationConfig::S3(self.connection(default_region)))
+    }
+
+    /// The connection these flags describe; the region defaults to `default_region`.
+    pub fn connection(&self, default_region: &str) -> S3Connection {
+        S3Connection {
+            endpoint: self.s3_endpoint.clone(),
+            region: self
+                .s3_region
+                .clone()
+                .unwrap_or_else(|| default_region.to_owned()),
+            access_key_id: self.s3_access_key_id.clone(),
+            secret_access_key: self.s3_secret_access_key.clone(),
+        }
     }
 }

@@ -15,11 +15,11 @@ use crate::error::ImportError;
 use crate::list::{Lister, ResolvedSource};
 use crate::progress::ImportProgress;
 use crate::read::{Readers, decompress};
-use crate::s3;
-use crate::s3::{S3Config, open_bucket};
+use crate::s3::open_bucket;
 use crate::sink::{EventSink, SinkError, WriteOutcome};
 use crate::source::{FileTask, Source, canonical_source};
 use crate::summary::{FileError, ImportSummary};
+use opentrail_store::{DEFAULT_S3_REGION, S3Connection};
 
 /// How an import runs. [`ImportOptions::default`] suits a local import into a store.
 #[derive(Debug, Clone)]
@@ -43,7 +43,7 @@ pub struct ImportOptions {
     pub destination: String,
     /// Read every file even if a checkpoint lists it (completions are still recorded).
     pub ignore_checkpoint: bool,
-    pub s3: S3Config,
+    pub s3: S3Connection,
 }
 
 /// Events per append: large enough that the store's per-batch costs (one fsync, one
@@ -69,12 +69,12 @@ impl Default for ImportOptions {
             flush_interval: DEFAULT_FLUSH_INTERVAL,
             default_context: IngestContext {
                 account_id: "123456789012".to_owned(),
-                region: s3::DEFAULT_S3_REGION.to_owned(),
+                region: DEFAULT_S3_REGION.to_owned(),
             },
             checkpoint_dir: None,
             destination: String::new(),
             ignore_checkpoint: false,
-            s3: S3Config::default(),
+            s3: S3Connection::default(),
         }
     }
 }
@@ -221,7 +221,7 @@ type BucketClients = Vec<Arc<dyn object_store::ObjectStore>>;
 
 fn resolve_sources(
     sources: &[Source],
-    s3_config: &S3Config,
+    s3_config: &S3Connection,
 ) -> Result<(Vec<ResolvedSource>, BucketClients), ImportError> {
     let mut resolved = Vec::with_capacity(sources.len());
     let mut buckets = Vec::new();
@@ -250,7 +250,7 @@ fn resolve_sources(
 
 /// What a checkpoint of this source is for: the absolute local path, or the bucket and
 /// prefix on their endpoint.
-fn source_identity(source: &ResolvedSource, s3_config: &S3Config) -> String {
+fn source_identity(source: &ResolvedSource, s3_config: &S3Connection) -> String {
     match source {
         ResolvedSource::Local { canonical, .. } => canonical.display().to_string(),
         ResolvedSource::S3 { bucket, prefix, .. } => format!(

@@ -501,18 +501,7 @@ impl Config {
         let destination = delivery
             .s3_endpoint
             .as_ref()
-            .map(|endpoint| DestinationConfig::S3 {
-                endpoint: endpoint.clone(),
-                region: delivery
-                    .s3_region
-                    .clone()
-                    .unwrap_or_else(|| self.region.clone()),
-                access_key_id: delivery.s3_access_key_id.clone(),
-                secret_access_key: delivery
-                    .s3_secret_access_key
-                    .as_ref()
-                    .map(|secret| secret.0.clone()),
-            });
+            .map(|_| DestinationConfig::S3(self.s3_connection()));
         TrailsConfig {
             data_dir: self.data_dir.clone(),
             default_account_id: self.account_id.clone(),
@@ -538,18 +527,26 @@ impl Config {
         else {
             return opentrail_store::SegmentsLocation::DataDir;
         };
-        let delivery = &self.trail_delivery;
-        settings.endpoint = delivery.s3_endpoint.clone();
-        settings.region = delivery
-            .s3_region
-            .clone()
-            .unwrap_or_else(|| self.region.clone());
-        settings.access_key_id = delivery.s3_access_key_id.clone();
-        settings.secret_access_key = delivery
-            .s3_secret_access_key
-            .as_ref()
-            .map(|secret| secret.0.clone());
+        settings.connection = self.s3_connection();
         opentrail_store::SegmentsLocation::S3(settings)
+    }
+
+    /// How to reach the S3-compatible service (`OPENTRAIL_S3_*`) that segments and trail
+    /// buckets share; the region defaults to the server's.
+    pub fn s3_connection(&self) -> opentrail_store::S3Connection {
+        let delivery = &self.trail_delivery;
+        opentrail_store::S3Connection {
+            endpoint: delivery.s3_endpoint.clone(),
+            region: delivery
+                .s3_region
+                .clone()
+                .unwrap_or_else(|| self.region.clone()),
+            access_key_id: delivery.s3_access_key_id.clone(),
+            secret_access_key: delivery
+                .s3_secret_access_key
+                .as_ref()
+                .map(|secret| secret.0.clone()),
+        }
     }
 }
 
@@ -1141,13 +1138,13 @@ upstream = \"127.0.0.1:9000\"
         };
         assert_eq!(settings.bucket, "audit-segments");
         assert_eq!(settings.prefix, "prod");
-        assert_eq!(settings.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+        assert_eq!(settings.connection.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
         assert_eq!(
-            settings.region, DEFAULT_REGION,
+            settings.connection.region, DEFAULT_REGION,
             "the region setting by default"
         );
-        assert_eq!(settings.access_key_id.as_deref(), Some("AKID"));
-        assert_eq!(settings.secret_access_key.as_deref(), Some("SECRET"));
+        assert_eq!(settings.connection.access_key_id.as_deref(), Some("AKID"));
+        assert_eq!(settings.connection.secret_access_key.as_deref(), Some("SECRET"));
         assert!(!format!("{:?}", config.segments_location()).contains("SECRET"));
 
         let unset = Config::load_with_environment(None, no_environment(), ConfigLayer::default())

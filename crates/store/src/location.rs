@@ -30,18 +30,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as ObjectPath;
-use object_store::{
-    BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig,
-};
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
 use crate::error::StoreError;
+use crate::s3::{DEFAULT_S3_REGION, S3Connection, S3RequestLimits};
 use crate::segment;
 
-/// The region assumed when none is configured: S3-compatible servers mostly ignore it,
-/// but request signing needs one.
-pub const DEFAULT_S3_REGION: &str = "us-east-1";
 /// Files up to this size are uploaded in one request; larger ones in parts of this size.
 const UPLOAD_PART_BYTES: usize = 16 * 1024 * 1024;
 /// One request's limit; a large segment's upload is many parts, each within it.
@@ -63,34 +58,12 @@ pub enum SegmentsLocation {
 }
 
 /// A bucket and prefix on an S3-compatible store, and how to reach it.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct S3Segments {
     pub bucket: String,
     /// Without leading or trailing `/`; empty for the bucket's root.
     pub prefix: String,
-    /// `http(s)://host:port`; `None` means AWS's own endpoint for `region`.
-    pub endpoint: Option<String>,
-    pub region: String,
-    /// Both or neither; without them requests are unsigned.
-    pub access_key_id: Option<String>,
-    pub secret_access_key: Option<String>,
-}
-
-impl std::fmt::Debug for S3Segments {
-    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter
-            .debug_struct("S3Segments")
-            .field("bucket", &self.bucket)
-            .field("prefix", &self.prefix)
-            .field("endpoint", &self.endpoint)
-            .field("region", &self.region)
-            .field("access_key_id", &self.access_key_id)
-            .field(
-                "secret_access_key",
-                &self.secret_access_key.as_ref().map(|_| "…"),
-            )
-            .finish()
-    }
+    pub connection: S3Connection,
 }
 
 impl S3Segments {
@@ -122,10 +95,10 @@ impl S3Segments {
         Ok(S3Segments {
             bucket: bucket.to_owned(),
             prefix: prefix.to_owned(),
-            endpoint: None,
-            region: DEFAULT_S3_REGION.to_owned(),
-            access_key_id: None,
-            secret_access_key: None,
+            connection: S3Connection {
+                region: DEFAULT_S3_REGION.to_owned(),
+                ..S3Connection::default()
+            },
         })
     }
 
@@ -216,50 +189,16 @@ impl ObjectStoreHome {
             key: String::new(),
             detail,
         };
-        let client_options = ClientOptions::new()
-            .with_allow_http(
-                settings
-                    .endpoint
-                    .as_deref()
-                    .is_some_and(|endpoint| endpoint.starts_with("http://")),
-            )
-            .with_timeout(S3_REQUEST_TIMEOUT)
-            .with_connect_timeout(S3_CONNECT_TIMEOUT);
-        let region = if settings.region.is_empty() {
-            DEFAULT_S3_REGION
-        } else {
-            &settings.region
+        let limits = S3RequestLimits {
+            request_timeout: S3_REQUEST_TIMEOUT,
+            connect_timeout: S3_CONNECT_TIMEOUT,
+            retries_max: S3_REQUEST_RETRIES_MAX,
+            retry_timeout: S3_RETRY_TIMEOUT,
         };
-        let mut builder = AmazonS3Builder::new()
-            .with_bucket_name(&settings.bucket)
-            .with_region(region)
-            .with_virtual_hosted_style_request(false)
-            .with_client_options(client_options)
-            .with_retry(RetryConfig {
-                backoff: BackoffConfig {
-                    init_backoff: Duration::from_millis(100),
-                    max_backoff: Duration::from_secs(2),
-                    base: 2.0,
-                },
-                max_retries: S3_REQUEST_RETRIES_MAX,
-                retry_timeout: S3_RETRY_TIMEOUT,
-            });
-        if let Some(endpoint) = &settings.endpoint {
-            builder = builder.with_endpoint(endpoint);
-        }
-        match (&settings.access_key_id, &settings.secret_access_key) {
-            (Some(access_key_id), Some(secret_access_key)) => {
-                builder = builder
-                    .with_access_key_id(access_key_id)
-                    .with_secret_access_key(secret_access_key);
-            }
-            (None, None) => builder = builder.with_skip_signature(true),
-            _ => {
-                return Err(setup(
-                    "the S3 access key id and secret access key must be given together".into(),
-                ));
-            }
-        }
+        let builder = settings
+            .connection
+            .bucket_builder(&settings.bucket, limits)
+            .map_err(|error| setup(error.to_string()))?;
         let store = builder.build().map_err(|error| setup(error.to_string()))?;
         ObjectStoreHome::new(Arc::new(store), &settings.prefix, url)
     }

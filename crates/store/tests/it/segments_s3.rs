@@ -140,10 +140,10 @@ fn bucket_request(endpoint: &str, method: &str, bucket: &str) -> String {
 
 fn location(s3: &S3, bucket: &str) -> SegmentsLocation {
     let mut settings = S3Segments::parse_url(&format!("s3://{bucket}/{PREFIX}")).expect("url");
-    settings.endpoint = Some(s3.endpoint.clone());
-    settings.region = REGION.to_owned();
-    settings.access_key_id = Some(KEY_ID.to_owned());
-    settings.secret_access_key = Some(SECRET.to_owned());
+    settings.connection.endpoint = Some(s3.endpoint.clone());
+    settings.connection.region = REGION.to_owned();
+    settings.connection.access_key_id = Some(KEY_ID.to_owned());
+    settings.connection.secret_access_key = Some(SECRET.to_owned());
     SegmentsLocation::S3(settings)
 }
 
@@ -447,9 +447,9 @@ fn an_unreachable_bucket_fails_the_open_with_its_url() {
     let dir = tempfile::tempdir().expect("tempdir");
     // Nothing listens on port 9 of the loopback (discard), so the listing fails fast.
     let mut settings = S3Segments::parse_url("s3://nowhere/p").expect("url");
-    settings.endpoint = Some("http://127.0.0.1:9".into());
-    settings.access_key_id = Some(KEY_ID.into());
-    settings.secret_access_key = Some(SECRET.into());
+    settings.connection.endpoint = Some("http://127.0.0.1:9".into());
+    settings.connection.access_key_id = Some(KEY_ID.into());
+    settings.connection.secret_access_key = Some(SECRET.into());
     let options = StoreOptions {
         segments_location: SegmentsLocation::S3(settings),
         ..StoreOptions::default()

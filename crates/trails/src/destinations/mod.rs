@@ -28,45 +28,19 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use object_store::path::Path as ObjectPath;
 use object_store::{Attribute, Attributes, ObjectStore, ObjectStoreExt, PutOptions, PutPayload};
+use opentrail_store::S3Connection;
 
 pub use local::{BUCKETS_DIR_NAME, LocalDirectory, SIGNATURE_SIDECAR_SUFFIX};
 pub use s3::S3Endpoint;
 
 /// Where buckets live, as configured. Its `Debug` leaves the secret key out.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DestinationConfig {
     /// `<buckets_dir>/<bucket>/<key>`; CreateTrail creates the bucket directory.
     LocalDirectory { buckets_dir: PathBuf },
-    /// An S3-compatible endpoint such as `http://127.0.0.1:5055`.
-    S3 {
-        endpoint: String,
-        region: String,
-        /// Without credentials, requests are sent unsigned.
-        access_key_id: Option<String>,
-        secret_access_key: Option<String>,
-    },
-}
-
-impl fmt::Debug for DestinationConfig {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            DestinationConfig::LocalDirectory { buckets_dir } => formatter
-                .debug_struct("LocalDirectory")
-                .field("buckets_dir", buckets_dir)
-                .finish(),
-            DestinationConfig::S3 {
-                endpoint,
-                region,
-                access_key_id,
-                secret_access_key: _,
-            } => formatter
-                .debug_struct("S3")
-                .field("endpoint", endpoint)
-                .field("region", region)
-                .field("access_key_id", access_key_id)
-                .finish_non_exhaustive(),
-        }
-    }
+    /// An S3-compatible service such as `http://127.0.0.1:5055`; without credentials,
+    /// requests are sent unsigned.
+    S3(S3Connection),
 }
 
 impl DestinationConfig {
@@ -84,17 +58,7 @@ pub fn connect(config: &DestinationConfig) -> Arc<dyn Destination> {
         DestinationConfig::LocalDirectory { buckets_dir } => {
             Arc::new(LocalDirectory::new(buckets_dir))
         }
-        DestinationConfig::S3 {
-            endpoint,
-            region,
-            access_key_id,
-            secret_access_key,
-        } => Arc::new(S3Endpoint {
-            endpoint,
-            region,
-            access_key_id,
-            secret_access_key,
-        }),
+        DestinationConfig::S3(connection) => Arc::new(S3Endpoint { connection }),
     }
 }
 

@@ -5,12 +5,12 @@
 //! errors in GetTrailStatus meanwhile. Objects keep attributes, so the trait's provided
 //! writes and reads apply (signatures as `x-amz-meta-signature`).
 
-use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use object_store::aws::AmazonS3Builder;
-use object_store::{BackoffConfig, ClientOptions, ObjectStore, RetryConfig};
+use object_store::ObjectStore;
+use opentrail_store::S3Connection;
+use opentrail_store::s3::S3RequestLimits;
 
 use super::{Destination, DestinationBucket, DestinationError, DestinationFuture};
 
@@ -21,63 +21,29 @@ const S3_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const S3_REQUEST_RETRIES_MAX: usize = 2;
 const S3_RETRY_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// An S3-compatible endpoint such as `http://127.0.0.1:5055`.
-#[derive(Clone)]
+/// An S3-compatible service such as `http://127.0.0.1:5055`.
+#[derive(Debug, Clone)]
 pub struct S3Endpoint {
-    pub endpoint: String,
-    pub region: String,
-    /// Without credentials, requests are sent unsigned.
-    pub access_key_id: Option<String>,
-    pub secret_access_key: Option<String>,
-}
-
-impl fmt::Debug for S3Endpoint {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter
-            .debug_struct("S3Endpoint")
-            .field("endpoint", &self.endpoint)
-            .field("region", &self.region)
-            .field("access_key_id", &self.access_key_id)
-            .finish_non_exhaustive()
-    }
+    pub connection: S3Connection,
 }
 
 impl Destination for S3Endpoint {
     fn open_bucket(&self, name: &str) -> Result<Arc<dyn DestinationBucket>, DestinationError> {
-        let client_options = ClientOptions::new()
-            .with_allow_http(self.endpoint.starts_with("http://"))
-            .with_timeout(S3_REQUEST_TIMEOUT)
-            .with_connect_timeout(S3_CONNECT_TIMEOUT);
-        let retry = RetryConfig {
-            backoff: BackoffConfig {
-                init_backoff: Duration::from_millis(100),
-                max_backoff: Duration::from_secs(2),
-                base: 2.0,
-            },
-            max_retries: S3_REQUEST_RETRIES_MAX,
+        let limits = S3RequestLimits {
+            request_timeout: S3_REQUEST_TIMEOUT,
+            connect_timeout: S3_CONNECT_TIMEOUT,
+            retries_max: S3_REQUEST_RETRIES_MAX,
             retry_timeout: S3_RETRY_TIMEOUT,
         };
-        let mut builder = AmazonS3Builder::new()
-            .with_endpoint(&self.endpoint)
-            .with_region(&self.region)
-            .with_bucket_name(name)
-            .with_virtual_hosted_style_request(false)
-            .with_client_options(client_options)
-            .with_retry(retry);
-        match (&self.access_key_id, &self.secret_access_key) {
-            (Some(access_key_id), Some(secret_access_key)) => {
-                builder = builder
-                    .with_access_key_id(access_key_id)
-                    .with_secret_access_key(secret_access_key);
-            }
-            // Without static credentials object_store would look for instance metadata,
-            // which a self-hosted server never has.
-            _ => builder = builder.with_skip_signature(true),
-        }
-        let store = builder.build().map_err(|error| DestinationError::Setup {
+        let setup = |reason: String| DestinationError::Setup {
             bucket: name.to_owned(),
-            reason: error.to_string(),
-        })?;
+            reason,
+        };
+        let builder = self
+            .connection
+            .bucket_builder(name, limits)
+            .map_err(|error| setup(error.to_string()))?;
+        let store = builder.build().map_err(|error| setup(error.to_string()))?;
         Ok(Arc::new(S3Bucket {
             name: name.to_owned(),
             store: Arc::new(store),
