@@ -15,6 +15,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
+use opentrail_protocol::aws_calls::{ResponseError, response_error, status_code_name};
+use opentrail_protocol::error::REQUEST_ID_HEADER;
+use opentrail_protocol::json11::TARGET_HEADER;
 use opentrail_protocol::sigv4::{self, SigningParams};
 use reqwest::{Method, Url};
 use serde::de::DeserializeOwned;
@@ -427,7 +430,7 @@ impl ApiClient {
             signed_headers.push(("content-encoding", content_encoding));
         }
         if let Some(amz_target) = amz_target {
-            signed_headers.push(("x-amz-target", amz_target));
+            signed_headers.push((TARGET_HEADER, amz_target));
         }
         let signature_headers = sigv4::sign(
             method.as_str(),
@@ -452,7 +455,7 @@ impl ApiClient {
             request = request.header("content-encoding", content_encoding);
         }
         if let Some(amz_target) = amz_target {
-            request = request.header("x-amz-target", amz_target);
+            request = request.header(TARGET_HEADER, amz_target);
         }
         for (name, value) in &signature_headers {
             request = request.header(name.as_str(), value.as_str());
@@ -465,14 +468,10 @@ impl ApiClient {
         let status = response.status();
         let request_id = response
             .headers()
-            .get("x-amzn-requestid")
+            .get(REQUEST_ID_HEADER)
             .and_then(|value| value.to_str().ok())
             .map(str::to_owned);
-        let error_type_header = response
-            .headers()
-            .get("x-amzn-errortype")
-            .and_then(|value| value.to_str().ok())
-            .map(str::to_owned);
+        let headers = response.headers().clone();
         let retry_after = response
             .headers()
             .get("retry-after")
@@ -487,7 +486,7 @@ impl ApiClient {
         if status.is_success() {
             return Ok(bytes.to_vec());
         }
-        let mut error = server_error(status.as_u16(), error_type_header, request_id, &bytes);
+        let mut error = server_error(status.as_u16(), &headers, request_id, &bytes);
         error.retry_after = retry_after;
         Err(error.into())
     }
@@ -503,37 +502,20 @@ fn parse_json_body<T: DeserializeOwned>(body: &[u8]) -> anyhow::Result<T> {
     serde_json::from_slice(body).context("the server's answer is not the JSON this command expects")
 }
 
+/// The AWS error shape's code and message (decoded by the protocol crate), or the body's
+/// text when the answer is not in that shape (a proxy's error page).
 fn server_error(
     status: u16,
-    error_type_header: Option<String>,
+    headers: &reqwest::header::HeaderMap,
     request_id: Option<String>,
     body: &[u8],
 ) -> ServerError {
-    #[derive(serde::Deserialize)]
-    struct ErrorBody {
-        #[serde(rename = "__type")]
-        code: Option<String>,
-        #[serde(alias = "Message")]
-        message: Option<String>,
-    }
     let body = &body[..body.len().min(ERROR_BODY_BYTES_MAX)];
-    let parsed: Option<ErrorBody> = serde_json::from_slice(body).ok();
-    let (body_code, body_message) = match parsed {
-        Some(ErrorBody { code, message }) => (code, message),
-        None => (None, None),
+    let decoded = response_error(status, headers, body);
+    let (code, body_message) = match decoded {
+        Some(ResponseError { code, message }) => (code, message),
+        None => (status_code_name(status), None),
     };
-    // botocore's rule: a `namespace#` prefix and a `:detail` suffix are not part of the code.
-    let code = error_type_header
-        .or(body_code)
-        .map(|code| {
-            let without_namespace = code.rsplit('#').next().unwrap_or(&code);
-            without_namespace
-                .split(':')
-                .next()
-                .unwrap_or(without_namespace)
-                .to_owned()
-        })
-        .unwrap_or_else(|| format!("HTTP{status}"));
     let message = body_message.unwrap_or_else(|| {
         let text = String::from_utf8_lossy(body).trim().to_owned();
         if text.is_empty() {
@@ -677,6 +659,7 @@ fn parse_credentials_profile(text: &str, wanted_profile: &str) -> CredentialsPro
 #[cfg(test)]
 mod tests {
     use super::*;
+    use reqwest::header::HeaderMap;
 
     #[test]
     fn backoff_doubles_with_jitter_and_caps() {
@@ -795,7 +778,7 @@ mod tests {
     fn error_answers_become_one_readable_line() {
         let error = server_error(
             400,
-            None,
+            &HeaderMap::new(),
             Some("req-1".to_owned()),
             br#"{"__type":"com.amazonaws.cloudtrail.v20131101#InvalidSignatureException","message":"The request signature we calculated does not match.\n\nCanonical..."}"#,
         );
@@ -804,19 +787,19 @@ mod tests {
             error.to_string(),
             "InvalidSignatureException: The request signature we calculated does not match. (HTTP 400, request id req-1)"
         );
-        let plain = server_error(502, None, None, b"Bad Gateway");
-        assert_eq!(plain.to_string(), "HTTP502: Bad Gateway (HTTP 502)");
+        let plain = server_error(502, &HeaderMap::new(), None, b"Bad Gateway");
+        assert_eq!(plain.to_string(), "BadGateway: Bad Gateway (HTTP 502)");
     }
 
     #[test]
     fn retry_after_is_read_as_seconds() {
         assert_eq!(parse_retry_after(" 3 "), Some(Duration::from_secs(3)));
         assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
-        let overloaded = server_error(503, None, None, b"{}");
+        let overloaded = server_error(503, &HeaderMap::new(), None, b"{}");
         assert!(overloaded.is_retryable());
-        assert!(server_error(429, None, None, b"{}").is_retryable());
-        assert!(!server_error(400, None, None, b"{}").is_retryable());
-        assert!(!server_error(413, None, None, b"{}").is_retryable());
+        assert!(server_error(429, &HeaderMap::new(), None, b"{}").is_retryable());
+        assert!(!server_error(400, &HeaderMap::new(), None, b"{}").is_retryable());
+        assert!(!server_error(413, &HeaderMap::new(), None, b"{}").is_retryable());
     }
 
     #[test]

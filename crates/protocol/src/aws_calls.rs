@@ -418,8 +418,7 @@ pub fn response_error(status: u16, headers: &HeaderMap, body: &[u8]) -> Option<R
     if status < 400 {
         return None;
     }
-    let header_code = header_text(headers, "x-amzn-errortype")
-        .map(|value| value.split(':').next().unwrap_or(value).to_owned());
+    let header_code = header_text(headers, "x-amzn-errortype").map(bare_error_code);
     let (body_code, message) = error_from_json(body)
         .or_else(|| error_from_xml(body))
         .unwrap_or((None, None));
@@ -428,6 +427,17 @@ pub fn response_error(status: u16, headers: &HeaderMap, body: &[u8]) -> Option<R
         .filter(|code| !code.is_empty())
         .unwrap_or_else(|| status_code_name(status));
     Some(ResponseError { code, message })
+}
+
+/// botocore's rule: a `namespace#` prefix and a `:detail` suffix are not part of an
+/// error code.
+fn bare_error_code(code: &str) -> String {
+    let without_namespace = code.rsplit('#').next().unwrap_or(code);
+    without_namespace
+        .split(':')
+        .next()
+        .unwrap_or(without_namespace)
+        .to_owned()
 }
 
 fn error_from_json(body: &[u8]) -> Option<(Option<String>, Option<String>)> {
@@ -441,7 +451,7 @@ fn error_from_json(body: &[u8]) -> Option<(Option<String>, Option<String>)> {
             .map(str::to_owned)
     };
     let code = string(&["__type", "code", "Code", "error", "errorCode"])
-        .map(|code| code.rsplit('#').next().unwrap_or(&code).to_owned());
+        .map(|code| bare_error_code(&code));
     let message = string(&[
         "message",
         "Message",

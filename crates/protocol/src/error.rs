@@ -203,6 +203,9 @@ pub const REST_JSON_CONTENT_TYPE: &str = "application/json";
 /// Header botocore's rest-json parser reads the error code from first; JSON 1.1 clients
 /// accept it too.
 pub const ERROR_TYPE_HEADER: &str = "x-amzn-ErrorType";
+/// Header every answer carries its request id in (botocore copies it into
+/// `ResponseMetadata.RequestId`).
+pub const REQUEST_ID_HEADER: &str = "x-amzn-requestid";
 
 #[derive(Serialize)]
 struct Json11ErrorBody<'a> {

@@ -16,7 +16,8 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tracing::Instrument as _;
 
 /// The response header AWS SDKs read the request id from.
-pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-amzn-requestid");
+pub const REQUEST_ID_HEADER: HeaderName =
+    HeaderName::from_static(opentrail_protocol::error::REQUEST_ID_HEADER);
 
 /// Histograms are kept as summaries in the recorder; upkeep drains their buffers so memory
 /// stays bounded between scrapes.
