@@ -1,9 +1,13 @@
 //! What every view of the log in this crate shares (trail delivery and stream sinks; the
 //! digest worker consumes the delivery manifest instead): blocking store work off the async
-//! threads, reading the log after a cursor through a trail's filter in bounded chunks, and
-//! saving the cursor once what was read is safely elsewhere.
+//! threads, reading the log after a cursor through a trail's filter in bounded chunks,
+//! saving the cursor once what was read is safely elsewhere, and the way a worker stops,
+//! pauses and retries a failing destination.
+
+use std::time::Duration;
 
 use opentrail_store::{LogConsumer, ScanBounds, ScanStep};
+use tokio::sync::watch;
 
 use crate::error::TrailsError;
 use crate::selectors::{Decision, TrailFilter};
@@ -12,6 +16,79 @@ use crate::selectors::{Decision, TrailFilter};
 /// them (a stopped trail behind a busy log) must not hold a blocking thread for long: the
 /// next poll continues from where this one stopped.
 pub(crate) const READ_CHUNKS_PER_POLL_MAX: usize = 64;
+
+/// A step of log-file delivery after which a test crash stops the worker. It stands beside
+/// [`WorkerStop`], which carries it, so that stream workers need not import `delivery`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrashPoint {
+    /// The plan is durable; no object written.
+    AfterPlan,
+    /// Every object is written; the manifest and the cursor are not.
+    AfterObjects,
+    /// The manifest is durable; the cursor has not moved.
+    AfterManifest,
+    /// The cursor moved; the plan is not marked complete and nobody was notified.
+    AfterCursor,
+}
+
+/// Why a worker stopped before finishing a step.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WorkerStop {
+    #[error("shutting down")]
+    Shutdown,
+    #[error("simulated crash at {0:?}")]
+    SimulatedCrash(CrashPoint),
+    #[error(transparent)]
+    Failed(#[from] TrailsError),
+}
+
+/// Sleeps for `duration`, or reports that shutdown began (before or during the sleep).
+pub(crate) async fn pause_unless_shutdown(
+    shutdown: &mut watch::Receiver<bool>,
+    duration: Duration,
+) -> Result<(), WorkerStop> {
+    if *shutdown.borrow() {
+        return Err(WorkerStop::Shutdown);
+    }
+    tokio::select! {
+        _ = shutdown.changed() => Err(WorkerStop::Shutdown),
+        () = tokio::time::sleep(duration) => Ok(()),
+    }
+}
+
+/// The pauses between attempts at a failing destination: from `initial`, doubled after
+/// each failure up to `max`, without jitter. Retries go on for as long as it takes; only
+/// shutdown ends them.
+pub(crate) struct Backoff {
+    next_pause: Duration,
+    max: Duration,
+}
+
+impl Backoff {
+    pub(crate) fn new(initial: Duration, max: Duration) -> Backoff {
+        Backoff {
+            next_pause: initial,
+            max,
+        }
+    }
+
+    /// How long [`Backoff::pause`] will sleep, for reporting the failure first.
+    pub(crate) fn next_pause(&self) -> Duration {
+        self.next_pause
+    }
+
+    /// Sleeps before the next attempt (or reports that shutdown began), then doubles the
+    /// pause.
+    pub(crate) async fn pause(
+        &mut self,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<(), WorkerStop> {
+        pause_unless_shutdown(shutdown, self.next_pause).await?;
+        self.next_pause = self.next_pause.saturating_mul(2).min(self.max);
+        Ok(())
+    }
+}
 
 /// Runs blocking work (store calls, file I/O) off the async threads.
 pub(crate) async fn blocking<T, E>(

@@ -39,7 +39,10 @@ use opentrail_store::{LogConsumer, Store};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use crate::consumer::{Offer, blocking, read_filtered, save_cursor};
+use crate::consumer::{
+    Backoff, Offer, blocking, pause_unless_shutdown, read_filtered, save_cursor,
+};
+pub use crate::consumer::{CrashPoint, WorkerStop};
 use crate::destinations::Destinations;
 use crate::error::TrailsError;
 use crate::log_file::{self, FileIdentity};
@@ -106,19 +109,6 @@ impl DeliveryOptions {
     pub fn poll_interval(&self) -> Duration {
         (self.interval / 4).clamp(Duration::from_millis(100), Duration::from_secs(1))
     }
-}
-
-/// A step after which a test crash stops the worker.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CrashPoint {
-    /// The plan is durable; no object written.
-    AfterPlan,
-    /// Every object is written; the manifest and the cursor are not.
-    AfterObjects,
-    /// The manifest is durable; the cursor has not moved.
-    AfterManifest,
-    /// The cursor moved; the plan is not marked complete and nobody was notified.
-    AfterCursor,
 }
 
 /// What `state.json` holds.
@@ -210,17 +200,6 @@ pub struct DeliveryContext {
     pub notifier: Notifier,
     pub options: DeliveryOptions,
     pub default_account_id: String,
-}
-
-/// Why a worker stopped before finishing a step.
-#[derive(Debug, thiserror::Error)]
-pub enum WorkerStop {
-    #[error("shutting down")]
-    Shutdown,
-    #[error("simulated crash at {0:?}")]
-    SimulatedCrash(CrashPoint),
-    #[error(transparent)]
-    Failed(#[from] TrailsError),
 }
 
 /// One record waiting for the next batch.
@@ -332,10 +311,12 @@ impl DeliveryWorker {
                 Err(WorkerStop::Shutdown | WorkerStop::SimulatedCrash(_)) => return,
                 Err(WorkerStop::Failed(error)) => {
                     tracing::error!(trail = arn.as_str(), %error, "redoing the planned batch failed; retrying");
-                    if self
-                        .pause(self.context.options.retry_backoff_max)
-                        .await
-                        .is_err()
+                    if pause_unless_shutdown(
+                        &mut self.shutdown,
+                        self.context.options.retry_backoff_max,
+                    )
+                    .await
+                    .is_err()
                     {
                         return;
                     }
@@ -360,10 +341,12 @@ impl DeliveryWorker {
                     tracing::error!(trail = arn.as_str(), %error, "delivery failed; retrying");
                     // Start the batch again from the durable cursor.
                     self.forget_pending();
-                    if self
-                        .pause(self.context.options.retry_backoff_max)
-                        .await
-                        .is_err()
+                    if pause_unless_shutdown(
+                        &mut self.shutdown,
+                        self.context.options.retry_backoff_max,
+                    )
+                    .await
+                    .is_err()
                     {
                         return;
                     }
@@ -380,17 +363,6 @@ impl DeliveryWorker {
         }
         if let Err(error) = self.deliver_pending().await {
             tracing::info!(trail = self.trail.arn().as_str(), %error, "batch left for the next start");
-        }
-    }
-
-    /// Sleeps, or reports that shutdown began.
-    async fn pause(&mut self, duration: Duration) -> Result<(), WorkerStop> {
-        if *self.shutdown.borrow() {
-            return Err(WorkerStop::Shutdown);
-        }
-        tokio::select! {
-            _ = self.shutdown.changed() => Err(WorkerStop::Shutdown),
-            () = tokio::time::sleep(duration) => Ok(()),
         }
     }
 
@@ -652,13 +624,12 @@ impl DeliveryWorker {
         for (file, records) in batch.files.iter().zip(contents) {
             let record_count = records.len();
             let (oldest, newest) = event_time_range(&records);
-            let built = tokio::task::spawn_blocking(move || log_file::build_log_file(&records))
-                .await
-                .map_err(|error| TrailsError::Task(error.to_string()))?
-                .map_err(|source| TrailsError::Write {
-                    path: PathBuf::from(&file.key),
-                    source,
-                })?;
+            let path = PathBuf::from(&file.key);
+            let built = blocking(move || {
+                log_file::build_log_file(&records)
+                    .map_err(|source| TrailsError::Write { path, source })
+            })
+            .await?;
             self.put_with_retries(&batch.bucket, &file.key, built.gzip)
                 .await?;
             delivered.push(DeliveredFile {
@@ -729,37 +700,30 @@ impl DeliveryWorker {
         bytes: Vec<u8>,
     ) -> Result<(), WorkerStop> {
         let options = &self.context.options;
-        let mut pause = options.retry_backoff_initial;
-        let backoff_max = options.retry_backoff_max;
+        let mut backoff = Backoff::new(options.retry_backoff_initial, options.retry_backoff_max);
         loop {
             let attempt_time_ms = jiff::Timestamp::now().as_millisecond();
             let attempt = match self.context.destinations.bucket(bucket_name) {
                 Ok(bucket) => bucket.put(key, bytes.clone()).await,
                 Err(error) => Err(error),
             };
-            match attempt {
-                Ok(()) => return Ok(()),
-                Err(error) => {
-                    let message = error.to_string();
-                    tracing::warn!(
-                        trail = self.trail.arn().as_str(),
-                        key,
-                        error = message.as_str(),
-                        retry_in_ms = pause.as_millis() as u64,
-                        "log file delivery failed"
-                    );
-                    metrics::counter!("opentrail_trail_delivery_failures_total").increment(1);
-                    update_status(&self.status, |status| {
-                        status.latest_delivery_error = Some(message);
-                        status.latest_delivery_attempt_time_ms = Some(attempt_time_ms);
-                    });
-                    if *self.shutdown.borrow() {
-                        return Err(WorkerStop::Shutdown);
-                    }
-                    self.pause(pause).await?;
-                    pause = pause.saturating_mul(2).min(backoff_max);
-                }
-            }
+            let Err(error) = attempt else {
+                return Ok(());
+            };
+            let message = error.to_string();
+            tracing::warn!(
+                trail = self.trail.arn().as_str(),
+                key,
+                error = message.as_str(),
+                retry_in_ms = backoff.next_pause().as_millis() as u64,
+                "log file delivery failed"
+            );
+            metrics::counter!("opentrail_trail_delivery_failures_total").increment(1);
+            update_status(&self.status, |status| {
+                status.latest_delivery_error = Some(message);
+                status.latest_delivery_attempt_time_ms = Some(attempt_time_ms);
+            });
+            backoff.pause(&mut self.shutdown).await?;
         }
     }
 

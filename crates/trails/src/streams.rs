@@ -24,8 +24,9 @@ use opentrail_store::{LogConsumer, Store};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use crate::consumer::{Offer, blocking, read_filtered, save_cursor};
-use crate::delivery::WorkerStop;
+use crate::consumer::{
+    Backoff, Offer, WorkerStop, blocking, pause_unless_shutdown, read_filtered, save_cursor,
+};
 use crate::error::TrailsError;
 use crate::model::Trail;
 use crate::selectors::TrailFilter;
@@ -183,25 +184,17 @@ impl StreamWorker {
                 Err(WorkerStop::Shutdown | WorkerStop::SimulatedCrash(_)) => return,
                 Err(WorkerStop::Failed(error)) => {
                     tracing::error!(trail = self.trail.arn().as_str(), %error, "stream delivery failed");
-                    if self
-                        .pause(self.context.options.retry_backoff_max)
-                        .await
-                        .is_err()
+                    if pause_unless_shutdown(
+                        &mut self.shutdown,
+                        self.context.options.retry_backoff_max,
+                    )
+                    .await
+                    .is_err()
                     {
                         return;
                     }
                 }
             }
-        }
-    }
-
-    async fn pause(&mut self, duration: Duration) -> Result<(), WorkerStop> {
-        if *self.shutdown.borrow() {
-            return Err(WorkerStop::Shutdown);
-        }
-        tokio::select! {
-            _ = self.shutdown.changed() => Err(WorkerStop::Shutdown),
-            () = tokio::time::sleep(duration) => Ok(()),
         }
     }
 
@@ -260,32 +253,28 @@ impl StreamWorker {
         stream: &str,
         lines: &[String],
     ) -> Result<(), WorkerStop> {
-        let mut pause = self.context.options.retry_backoff_initial;
+        let options = &self.context.options;
+        let mut backoff = Backoff::new(options.retry_backoff_initial, options.retry_backoff_max);
         loop {
             let client = self.context.client.clone();
-            match self
+            let Err(error) = self
                 .sink
                 .send(&client, &self.log_group_arn, stream, lines)
                 .await
-            {
-                Ok(()) => return Ok(()),
-                Err(error) => {
-                    tracing::warn!(
-                        trail = self.trail.arn().as_str(),
-                        error = error.as_str(),
-                        "stream sink failed; retrying"
-                    );
-                    metrics::counter!("opentrail_trail_stream_failures_total").increment(1);
-                    update_status(&self.status, |status| {
-                        status.latest_cloud_watch_logs_delivery_error = Some(error);
-                    });
-                    self.persist_status().await;
-                    self.pause(pause).await?;
-                    pause = pause
-                        .saturating_mul(2)
-                        .min(self.context.options.retry_backoff_max);
-                }
-            }
+            else {
+                return Ok(());
+            };
+            tracing::warn!(
+                trail = self.trail.arn().as_str(),
+                error = error.as_str(),
+                "stream sink failed; retrying"
+            );
+            metrics::counter!("opentrail_trail_stream_failures_total").increment(1);
+            update_status(&self.status, |status| {
+                status.latest_cloud_watch_logs_delivery_error = Some(error);
+            });
+            self.persist_status().await;
+            backoff.pause(&mut self.shutdown).await?;
         }
     }
 

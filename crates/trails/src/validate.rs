@@ -157,6 +157,7 @@ impl ValidationReport {
 }
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ValidateError {
     #[error(transparent)]
     Destination(#[from] DestinationError),
