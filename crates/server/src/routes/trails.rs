@@ -30,6 +30,9 @@ use crate::api_error::{ApiError, wire_response_into_http};
 use crate::auth::Caller;
 use crate::state::AppState;
 
+/// What every operation returns: its answer, or the error to answer with.
+type OperationResult = Result<WireResponse, ApiError>;
+
 /// Every trail operation.
 pub async fn handle(
     state: &AppState,
@@ -41,171 +44,73 @@ pub async fn handle(
     Ok(wire_response_into_http(wire))
 }
 
-/// The operations without the HTTP plumbing, so tests need only a [`Trails`].
+/// The operations without the HTTP plumbing, so tests need only a [`Trails`]: the
+/// caller's permission first, then the operation's own function, which decodes the
+/// request, calls [`Trails`] and encodes the answer.
 pub(crate) async fn handle_operation(
     trails: &Trails,
     caller: &Caller,
     operation: Operation,
     body: &[u8],
-) -> Result<WireResponse, ApiError> {
+) -> OperationResult {
+    require_permission(caller, operation)?;
     let scope = Scope {
         account_id: caller.account_id.clone(),
         region: caller.region.clone(),
     };
     match operation {
-        Operation::CreateTrail => {
-            caller.require_admin()?;
-            create_trail(trails, &scope, body).await
-        }
-        Operation::UpdateTrail => {
-            caller.require_admin()?;
-            update_trail(trails, &scope, body).await
-        }
-        Operation::DeleteTrail => {
-            caller.require_admin()?;
-            let trail = parse_body::<TrailNameRequest>(body)?.trail()?;
-            trails
-                .delete_trail(&scope, &trail_ref(trail))
-                .await
-                .map_err(trail_error)?;
-            Ok(empty_ok_response())
-        }
-        Operation::StartLogging => {
-            caller.require_admin()?;
-            let trail = parse_body::<TrailNameRequest>(body)?.trail()?;
-            trails
-                .start_logging(&scope, &trail_ref(trail))
-                .await
-                .map_err(trail_error)?;
-            Ok(empty_ok_response())
-        }
-        Operation::StopLogging => {
-            caller.require_admin()?;
-            let trail = parse_body::<TrailNameRequest>(body)?.trail()?;
-            trails
-                .stop_logging(&scope, &trail_ref(trail))
-                .await
-                .map_err(trail_error)?;
-            Ok(empty_ok_response())
-        }
-        Operation::PutEventSelectors => {
-            caller.require_admin()?;
-            put_event_selectors(trails, &scope, body).await
-        }
-        Operation::AddTags => {
-            caller.require_admin()?;
-            let (trail, tags) = parse_body::<TagsRequest>(body)?.validate()?;
-            trails
-                .add_tags(
-                    &scope,
-                    &trail_ref(trail),
-                    tags.into_iter().map(model_tag).collect(),
-                )
-                .await
-                .map_err(tag_error)?;
-            Ok(empty_ok_response())
-        }
-        Operation::RemoveTags => {
-            caller.require_admin()?;
-            let (trail, tags) = parse_body::<TagsRequest>(body)?.validate()?;
-            trails
-                .remove_tags(
-                    &scope,
-                    &trail_ref(trail),
-                    tags.into_iter().map(|tag| tag.key).collect(),
-                )
-                .await
-                .map_err(tag_error)?;
-            Ok(empty_ok_response())
-        }
-        Operation::GetTrail => {
-            caller.require_read()?;
-            let trail = parse_body::<TrailNameRequest>(body)?.trail()?;
-            let found = trails
-                .get_trail(&scope, &trail_ref(trail))
-                .map_err(trail_error)?;
-            Ok(ok_response(&GetTrailResponse {
-                trail: trail_shape(&found),
-            }))
-        }
-        Operation::DescribeTrails => {
-            caller.require_read()?;
-            let (names, include_shadow_trails) =
-                parse_body::<DescribeTrailsRequest>(body)?.validate()?;
-            let references: Vec<TrailRef> = names.into_iter().map(trail_ref).collect();
-            let found = trails.describe_trails(&scope, &references, include_shadow_trails);
-            Ok(ok_response(&DescribeTrailsResponse {
-                trail_list: found.iter().map(trail_shape).collect(),
-            }))
-        }
-        Operation::ListTrails => {
-            caller.require_read()?;
-            // Every trail fits one page (a handful per region), so NextToken is never
-            // needed; a token sent anyway changes nothing.
-            let _request: ListTrailsRequest = parse_body(body)?;
-            Ok(ok_response(&ListTrailsResponse {
-                trails: trails
-                    .list_trails(&caller.account_id)
-                    .iter()
-                    .map(|trail| TrailInfo {
-                        trail_arn: trail.arn(),
-                        name: trail.name.clone(),
-                        home_region: trail.home_region.clone(),
-                    })
-                    .collect(),
-                next_token: None,
-            }))
-        }
-        Operation::GetTrailStatus => {
-            caller.require_read()?;
-            let trail = parse_body::<TrailNameRequest>(body)?.trail()?;
-            let (found, status) = trails
-                .status(&scope, &trail_ref(trail))
-                .map_err(trail_error)?;
-            Ok(ok_response(&status_response(&found, &status)))
-        }
-        Operation::ListPublicKeys => {
-            caller.require_read()?;
-            list_public_keys(trails, &scope, body)
-        }
-        Operation::GetEventSelectors => {
-            caller.require_read()?;
-            let trail = parse_body::<GetEventSelectorsRequest>(body)?.trail()?;
-            let found = trails
-                .get_trail(&scope, &trail_ref(trail))
-                .map_err(trail_error)?;
-            Ok(ok_response(&selectors_response(&found)))
-        }
-        Operation::ListTags => {
-            caller.require_read()?;
-            let resources = parse_body::<ListTagsRequest>(body)?.validate()?;
-            let mut resource_tag_list = Vec::with_capacity(resources.len());
-            for (resource_id, trail) in resources {
-                let found = trails
-                    .get_trail(&scope, &trail_ref(trail))
-                    .map_err(tag_error)?;
-                resource_tag_list.push(ResourceTag {
-                    resource_id,
-                    tags_list: found.tags.iter().map(wire_tag).collect(),
-                });
-            }
-            Ok(ok_response(&ListTagsResponse {
-                resource_tag_list,
-                next_token: None,
-            }))
-        }
-        other => Err(ApiError(AwsError::unknown_operation(format!(
-            "The operation {} is not a trail operation.",
-            other.name()
-        )))),
+        Operation::CreateTrail => create_trail(trails, &scope, body).await,
+        Operation::UpdateTrail => update_trail(trails, &scope, body).await,
+        Operation::DeleteTrail => delete_trail(trails, &scope, body).await,
+        Operation::StartLogging => start_logging(trails, &scope, body).await,
+        Operation::StopLogging => stop_logging(trails, &scope, body).await,
+        Operation::PutEventSelectors => put_event_selectors(trails, &scope, body).await,
+        Operation::AddTags => add_tags(trails, &scope, body).await,
+        Operation::RemoveTags => remove_tags(trails, &scope, body).await,
+        Operation::GetTrail => get_trail(trails, &scope, body),
+        Operation::DescribeTrails => describe_trails(trails, &scope, body),
+        Operation::ListTrails => list_trails(trails, &scope, body),
+        Operation::GetTrailStatus => get_trail_status(trails, &scope, body),
+        Operation::ListPublicKeys => list_public_keys(trails, &scope, body),
+        Operation::GetEventSelectors => get_event_selectors(trails, &scope, body),
+        Operation::ListTags => list_tags(trails, &scope, body),
+        other => Err(not_a_trail_operation(other)),
     }
 }
 
-async fn create_trail(
-    trails: &Trails,
-    scope: &Scope,
-    body: &[u8],
-) -> Result<WireResponse, ApiError> {
+/// Changing trails needs an admin key; reading them, a read or admin key. Any other
+/// operation is not one of this module's.
+fn require_permission(caller: &Caller, operation: Operation) -> Result<(), ApiError> {
+    match operation {
+        Operation::CreateTrail
+        | Operation::UpdateTrail
+        | Operation::DeleteTrail
+        | Operation::StartLogging
+        | Operation::StopLogging
+        | Operation::PutEventSelectors
+        | Operation::AddTags
+        | Operation::RemoveTags => caller.require_admin(),
+        Operation::GetTrail
+        | Operation::DescribeTrails
+        | Operation::ListTrails
+        | Operation::GetTrailStatus
+        | Operation::ListPublicKeys
+        | Operation::GetEventSelectors
+        | Operation::ListTags => caller.require_read(),
+        other => Err(not_a_trail_operation(other)),
+    }
+}
+
+fn not_a_trail_operation(operation: Operation) -> ApiError {
+    ApiError(AwsError::unknown_operation(format!(
+        "The operation {} is not a trail operation.",
+        operation.name()
+    )))
+}
+
+// ------------------------------------------------------------------ changes
+
+async fn create_trail(trails: &Trails, scope: &Scope, body: &[u8]) -> OperationResult {
     let valid = parse_body::<CreateTrailRequest>(body)?.validate()?;
     let new = NewTrail {
         name: valid.name,
@@ -224,11 +129,7 @@ async fn create_trail(
     Ok(ok_response(&settings_response(&trail)))
 }
 
-async fn update_trail(
-    trails: &Trails,
-    scope: &Scope,
-    body: &[u8],
-) -> Result<WireResponse, ApiError> {
+async fn update_trail(trails: &Trails, scope: &Scope, body: &[u8]) -> OperationResult {
     let valid = parse_body::<UpdateTrailRequest>(body)?.validate()?;
     let update = TrailUpdate {
         s3_bucket_name: valid.s3_bucket_name,
@@ -248,11 +149,19 @@ async fn update_trail(
     Ok(ok_response(&settings_response(&trail)))
 }
 
-async fn put_event_selectors(
-    trails: &Trails,
-    scope: &Scope,
-    body: &[u8],
-) -> Result<WireResponse, ApiError> {
+async fn delete_trail(trails: &Trails, scope: &Scope, body: &[u8]) -> OperationResult {
+    empty_answer(trails.delete_trail(scope, &named_trail(body)?).await)
+}
+
+async fn start_logging(trails: &Trails, scope: &Scope, body: &[u8]) -> OperationResult {
+    empty_answer(trails.start_logging(scope, &named_trail(body)?).await)
+}
+
+async fn stop_logging(trails: &Trails, scope: &Scope, body: &[u8]) -> OperationResult {
+    empty_answer(trails.stop_logging(scope, &named_trail(body)?).await)
+}
+
+async fn put_event_selectors(trails: &Trails, scope: &Scope, body: &[u8]) -> OperationResult {
     let (trail, selectors) = parse_body::<PutEventSelectorsRequest>(body)?.validate()?;
     let selectors = match selectors {
         ValidatedSelectors::Basic(basic) => {
@@ -269,11 +178,74 @@ async fn put_event_selectors(
     Ok(ok_response(&selectors_response(&updated)))
 }
 
-// ------------------------------------------------------------------ conversions
+async fn add_tags(trails: &Trails, scope: &Scope, body: &[u8]) -> OperationResult {
+    let (trail, tags) = parse_body::<TagsRequest>(body)?.validate()?;
+    let tags = tags.into_iter().map(model_tag).collect();
+    trails
+        .add_tags(scope, &trail_ref(trail), tags)
+        .await
+        .map_err(tag_error)?;
+    Ok(empty_ok_response())
+}
+
+async fn remove_tags(trails: &Trails, scope: &Scope, body: &[u8]) -> OperationResult {
+    let (trail, tags) = parse_body::<TagsRequest>(body)?.validate()?;
+    let keys = tags.into_iter().map(|tag| tag.key).collect();
+    trails
+        .remove_tags(scope, &trail_ref(trail), keys)
+        .await
+        .map_err(tag_error)?;
+    Ok(empty_ok_response())
+}
+
+// ------------------------------------------------------------------ reads
+
+fn get_trail(trails: &Trails, scope: &Scope, body: &[u8]) -> OperationResult {
+    let found = trails
+        .get_trail(scope, &named_trail(body)?)
+        .map_err(trail_error)?;
+    Ok(ok_response(&GetTrailResponse {
+        trail: trail_shape(&found),
+    }))
+}
+
+fn describe_trails(trails: &Trails, scope: &Scope, body: &[u8]) -> OperationResult {
+    let (names, include_shadow_trails) = parse_body::<DescribeTrailsRequest>(body)?.validate()?;
+    let references: Vec<TrailRef> = names.into_iter().map(trail_ref).collect();
+    let found = trails.describe_trails(scope, &references, include_shadow_trails);
+    Ok(ok_response(&DescribeTrailsResponse {
+        trail_list: found.iter().map(trail_shape).collect(),
+    }))
+}
+
+fn list_trails(trails: &Trails, scope: &Scope, body: &[u8]) -> OperationResult {
+    // Every trail fits one page (a handful per region), so NextToken is never needed; a
+    // token sent anyway changes nothing.
+    let _request: ListTrailsRequest = parse_body(body)?;
+    Ok(ok_response(&ListTrailsResponse {
+        trails: trails
+            .list_trails(&scope.account_id)
+            .iter()
+            .map(|trail| TrailInfo {
+                trail_arn: trail.arn(),
+                name: trail.name.clone(),
+                home_region: trail.home_region.clone(),
+            })
+            .collect(),
+        next_token: None,
+    }))
+}
+
+fn get_trail_status(trails: &Trails, scope: &Scope, body: &[u8]) -> OperationResult {
+    let (found, status) = trails
+        .status(scope, &named_trail(body)?)
+        .map_err(trail_error)?;
+    Ok(ok_response(&status_response(&found, &status)))
+}
 
 /// ListPublicKeys: the digest keys of the caller's region valid in the window. Keys are
 /// per region (as in CloudTrail), not per account: they only ever sign digests.
-fn list_public_keys(trails: &Trails, scope: &Scope, body: &[u8]) -> Result<WireResponse, ApiError> {
+fn list_public_keys(trails: &Trails, scope: &Scope, body: &[u8]) -> OperationResult {
     use opentrail_protocol::public_keys::{
         ListPublicKeysRequest, ListPublicKeysResponse, PublicKey, PublicKeyInput,
     };
@@ -295,6 +267,46 @@ fn list_public_keys(trails: &Trails, scope: &Scope, body: &[u8]) -> Result<WireR
         next_token: None,
     };
     Ok(ok_response(&response))
+}
+
+fn get_event_selectors(trails: &Trails, scope: &Scope, body: &[u8]) -> OperationResult {
+    let trail = parse_body::<GetEventSelectorsRequest>(body)?.trail()?;
+    let found = trails
+        .get_trail(scope, &trail_ref(trail))
+        .map_err(trail_error)?;
+    Ok(ok_response(&selectors_response(&found)))
+}
+
+fn list_tags(trails: &Trails, scope: &Scope, body: &[u8]) -> OperationResult {
+    let resources = parse_body::<ListTagsRequest>(body)?.validate()?;
+    let mut resource_tag_list = Vec::with_capacity(resources.len());
+    for (resource_id, trail) in resources {
+        let found = trails
+            .get_trail(scope, &trail_ref(trail))
+            .map_err(tag_error)?;
+        resource_tag_list.push(ResourceTag {
+            resource_id,
+            tags_list: found.tags.iter().map(wire_tag).collect(),
+        });
+    }
+    Ok(ok_response(&ListTagsResponse {
+        resource_tag_list,
+        next_token: None,
+    }))
+}
+
+// ------------------------------------------------------------------ conversions
+
+/// The empty answer of a change, or CloudTrail's error for its failure.
+fn empty_answer<T>(changed: Result<T, TrailsError>) -> OperationResult {
+    changed.map_err(trail_error)?;
+    Ok(empty_ok_response())
+}
+
+/// The trail a `{"Name": …}` request names.
+fn named_trail(body: &[u8]) -> Result<TrailRef, ApiError> {
+    let trail = parse_body::<TrailNameRequest>(body)?.trail()?;
+    Ok(trail_ref(trail))
 }
 
 fn trail_ref(name: TrailName) -> TrailRef {
