@@ -29,9 +29,10 @@ use anyhow::Context as _;
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use opentrail_event::parse::stream::{self, StreamError, StreamedRecord};
-use opentrail_event::{RecordError, RecordErrorKind, is_gzip};
+use opentrail_event::{RecordError, is_gzip};
 use opentrail_import::ListedFile;
 use opentrail_import::classify::is_line_file;
+use opentrail_protocol::cloudtrail_data::record_error_code;
 
 /// Size limits of request bodies.
 #[derive(Debug, Clone, Copy)]
@@ -241,21 +242,6 @@ struct BodyPacker<'e> {
     local_failures: Vec<LocalFailure>,
 }
 
-/// The error code the server gives a record of this kind (its `POST /v1/events` answers
-/// use the cloudtrail-data vocabulary), so a summary reads the same whichever side
-/// refused a record.
-fn server_error_code(kind: RecordErrorKind) -> &'static str {
-    match kind {
-        RecordErrorKind::MissingField => "FieldNotFound",
-        RecordErrorKind::TooLarge => "FieldTooLong",
-        RecordErrorKind::NotAnObject
-        | RecordErrorKind::InvalidJson
-        | RecordErrorKind::InvalidUtf8
-        | RecordErrorKind::InvalidEventTime
-        | RecordErrorKind::InvalidField => "InvalidData",
-    }
-}
-
 impl BodyPacker<'_> {
     fn take(&mut self, record: StreamedRecord<'_>) -> Result<(), PackError> {
         match record {
@@ -268,7 +254,7 @@ impl BodyPacker<'_> {
             }) => {
                 self.local_failures.push(LocalFailure {
                     index,
-                    error_code: server_error_code(kind).to_owned(),
+                    error_code: record_error_code(kind).to_owned(),
                     message,
                 });
                 Ok(())

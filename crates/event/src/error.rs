@@ -47,8 +47,8 @@ impl RecordError {
     }
 }
 
-/// Exhaustive on purpose: the server maps each kind to its wire code, and a new kind
-/// must make it decide.
+/// Exhaustive on purpose: `protocol::cloudtrail_data::record_error_code` maps each kind
+/// to its wire code, and a new kind must make it decide.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RecordErrorKind {
     NotAnObject,

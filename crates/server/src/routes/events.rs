@@ -5,8 +5,9 @@ use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use opentrail_event::{IngestContext, RecordErrorKind, parse_batch_with_limit};
+use opentrail_event::{IngestContext, parse_batch_with_limit};
 use opentrail_protocol::AwsError;
+use opentrail_protocol::cloudtrail_data::{entry_codes, record_error_code};
 use opentrail_protocol::native::{
     IngestFailure, IngestResponse, IngestedEvent, NativeLookup, lookup_response_body,
 };
@@ -80,7 +81,7 @@ async fn ingest_body(
     for failure in parsed.failures {
         response.failed.push(IngestFailure {
             index: failure.index,
-            error_code: error_code_for(failure.kind).to_owned(),
+            error_code: record_error_code(failure.kind).to_owned(),
             message: failure.message,
         });
     }
@@ -104,7 +105,7 @@ pub async fn store_accepted(
         if !may_write_any_account && record.account_id != caller.account_id {
             response.failed.push(IngestFailure {
                 index,
-                error_code: "InvalidRecipient".into(),
+                error_code: entry_codes::INVALID_RECIPIENT.into(),
                 message: format!(
                     "recipientAccountId {} is not the account of this key ({}).",
                     record.account_id, caller.account_id
@@ -129,17 +130,6 @@ pub async fn store_accepted(
     }
     response.failed.sort_by_key(|failure| failure.index);
     Ok(response)
-}
-
-fn error_code_for(kind: RecordErrorKind) -> &'static str {
-    match kind {
-        RecordErrorKind::NotAnObject
-        | RecordErrorKind::InvalidJson
-        | RecordErrorKind::InvalidUtf8 => "InvalidData",
-        RecordErrorKind::MissingField => "FieldNotFound",
-        RecordErrorKind::InvalidEventTime | RecordErrorKind::InvalidField => "InvalidData",
-        RecordErrorKind::TooLarge => "FieldTooLong",
-    }
 }
 
 /// `GET /v1/events`: several filters at once, time range, paging.
