@@ -13,6 +13,7 @@ mod keys_command;
 mod lookup_command;
 mod output;
 mod proxy_command;
+mod rules_command;
 mod s3_args;
 mod time_arg;
 mod validate_command;
@@ -100,6 +101,9 @@ enum Command {
     /// --endpoint http://127.0.0.1:4580 --credentials ./opentrail-data/credentials
     // Boxed: its many flags make it much larger than the other variants.
     Proxy(Box<proxy_command::ProxyArgs>),
+    /// Work with Sigma detection rules (logsource aws/cloudtrail): `rules test` runs them
+    /// over event files and prints what they match.
+    Rules(rules_command::RulesArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -194,6 +198,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Proxy(args) => {
             init_logging(LogFormat::Text, "info,fjall=warn,lsm_tree=warn");
             runtime.block_on(proxy_command::run(*args))
+        }
+        Command::Rules(args) => {
+            init_logging(LogFormat::Text, "warn");
+            // Synchronous: it reads local files and needs no runtime.
+            rules_command::run(args)
         }
         Command::Validate(args) => {
             init_logging(LogFormat::Text, "warn");

@@ -13,6 +13,7 @@ use serde_json::Value;
 
 mod import;
 mod ingest_lookup;
+mod rules;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_opentrail");
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
