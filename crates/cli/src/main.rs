@@ -134,6 +134,11 @@ struct ServeArgs {
     /// directory that already holds events is left as it is.
     #[arg(long)]
     demo: bool,
+    /// Match every event against the Sigma rules (`*.yml`, logsource aws/cloudtrail) in
+    /// DIR, reloaded when they change; matches are listed by `GET /v1/alerts` and sent to
+    /// OPENTRAIL_ALERT_WEBHOOK_URL.
+    #[arg(long, value_name = "DIR", env = "OPENTRAIL_RULES_DIR")]
+    rules: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -220,6 +225,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         listen: args.listen,
         tls_cert: args.tls_cert,
         tls_key: args.tls_key,
+        rules_dir: args.rules,
         ..ConfigLayer::default()
     };
     let config = Config::load(args.config.as_deref(), flags)?;

@@ -24,6 +24,32 @@ pub enum DetectError {
     /// The record is not the text of a JSON object.
     #[error("the record is not a JSON object: {0}")]
     InvalidRecord(#[source] serde_json::Error),
+    #[error("I/O error on {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file of ours (the alert log, the delivery state) does not read back.
+    #[error("{} is damaged: {detail}", path.display())]
+    Corrupt { path: PathBuf, detail: String },
+    #[error("cannot encode an alert: {0}")]
+    Encode(String),
+    #[error("the event log: {0}")]
+    Store(#[from] opentrail_store::StoreError),
+    #[error("alert delivery: {0}")]
+    Delivery(String),
+    #[error("a background task failed: {0}")]
+    Task(String),
+}
+
+impl DetectError {
+    pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> DetectError {
+        DetectError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
 }
 
 /// A rule file, or a rule in it, that was not loaded, and why.

@@ -9,6 +9,11 @@
 //! this crate loads and screens rules, and parses each record once, only as far as the
 //! rules read it.
 //!
+//! Around the rules, the live side: [`DetectionConsumer`] matches every acknowledged event
+//! as a consumer of the log (cursor `detections`), [`AlertLog`] keeps each match durably,
+//! [`AlertDelivery`] sends alerts to a webhook, and [`Detections`] is what the server
+//! holds (it reloads the rules directory when it changes).
+//!
 //! ```
 //! # fn main() -> Result<(), opentrail_detect::DetectError> {
 //! let rules = opentrail_detect::RuleSet::from_yaml("bucket.yml", r#"
@@ -64,12 +69,20 @@
 //! **Invariant:** [`RuleSet::matches`] parses the record once per call, whatever the number
 //! of rules, and its answer equals evaluating every rule against the whole record.
 
+mod alerts;
+mod consumer;
+mod delivery;
 mod error;
 mod load;
 mod locate;
 mod record;
 mod rule_set;
 mod screen;
+mod service;
 
+pub use alerts::{ALERT_LOG_FILE_NAME, Alert, AlertLog};
+pub use consumer::{DETECTIONS_CONSUMER, DetectionConsumer, ScanReport, SharedRules};
+pub use delivery::AlertDelivery;
 pub use error::{DetectError, RuleRefusal};
 pub use rule_set::{Level, LoadedRules, RuleInfo, RuleMatch, RuleSet, Status};
+pub use service::{DetectionWorkers, Detections, DetectionsOptions};

@@ -9,7 +9,7 @@
 //!   the last page.
 //! - `POST /v1/events` and `POST /v1/k8s-audit` answer [`IngestResponse`].
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use opentrail_event::FilterField;
 
@@ -195,6 +195,59 @@ pub struct IngestFailure {
     pub index: usize,
     pub error_code: String,
     pub message: String,
+}
+
+/// The answer to `GET /v1/alerts`: rule matches, newest first.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertsResponse {
+    pub alerts: Vec<AlertItem>,
+}
+
+/// One alert: the rule that fired and the event that fired it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertItem {
+    pub alert_id: String,
+    pub rule_id: String,
+    pub rule_title: String,
+    pub level: String,
+    pub event_id: String,
+    pub event_name: String,
+    pub event_source: String,
+    pub event_time: String,
+    pub recipient_account_id: String,
+    pub aws_region: String,
+    pub detected_at: String,
+}
+
+/// The most alerts one `GET /v1/alerts` returns, and the default.
+pub const ALERTS_LIMIT_MAX: usize = 1_000;
+pub const ALERTS_LIMIT_DEFAULT: usize = 100;
+
+/// `limit` of `GET /v1/alerts?limit=N` (1 to [`ALERTS_LIMIT_MAX`]).
+pub fn alerts_limit(query: &str) -> Result<usize, AwsError> {
+    let mut limit = ALERTS_LIMIT_DEFAULT;
+    for pair in query.split('&').filter(|pair| !pair.is_empty()) {
+        let (raw_name, raw_value) = pair.split_once('=').unwrap_or((pair, ""));
+        let name = decode_component(raw_name)?;
+        let value = decode_component(raw_value)?;
+        match name.as_str() {
+            "limit" => {
+                limit = value
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|limit| (1..=ALERTS_LIMIT_MAX).contains(limit))
+                    .ok_or_else(|| {
+                        invalid(format!(
+                            "limit must be a number from 1 to {ALERTS_LIMIT_MAX}, not {value:?}"
+                        ))
+                    })?;
+            }
+            other => return Err(invalid(format!("unknown query parameter {other:?}"))),
+        }
+    }
+    Ok(limit)
 }
 
 fn invalid(message: String) -> AwsError {

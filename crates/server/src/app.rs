@@ -19,6 +19,7 @@ use opentrail_store::Store;
 use tokio::net::TcpListener;
 
 use opentrail_archive::{ArchiveOptions, Archiver};
+use opentrail_detect::{Detections, DetectionsOptions};
 use opentrail_trails::Trails;
 
 use crate::audit::AuditRecorder;
@@ -41,6 +42,9 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 /// Where the Parquet archive lives, under the data directory.
 pub const ARCHIVE_DIR_NAME: &str = "archive";
+
+/// Where the alert log and its delivery state live, under the data directory.
+pub const ALERTS_DIR_NAME: &str = "alerts";
 
 /// How often the archiver checks whether a seal is due.
 const ARCHIVE_CHECK_INTERVAL: Duration = Duration::from_secs(1);
@@ -122,6 +126,7 @@ impl Server {
                 ingest: IngestLimiter::default(),
                 rate_limiter: RateLimiter::default(),
                 trails: opened.trails,
+                detections: Arc::new(opened.detections),
             },
             listener,
             local_addr,
@@ -187,6 +192,7 @@ impl Server {
             .map_err(ServeError::ArchiveWorker)?;
         let retention = spawn_retention(state.store.clone());
         state.trails.start();
+        let detection_workers = state.detections.start().map_err(ServeError::Detections)?;
         let app = routes::router(state.clone());
         let limits = state.config.connection_limits();
 
@@ -246,6 +252,8 @@ impl Server {
         state.audit.close().await;
         // Delivery workers finish (or abandon, to be redone) their batch while the store is open.
         state.trails.shutdown().await;
+        // The scan in progress appends its alerts; the next start goes on after them.
+        detection_workers.stop().await;
         // A seal in progress finishes; unsealed events wait in the log for the next start.
         match tokio::task::spawn_blocking(move || archiver.shutdown()).await {
             Ok(Ok(())) => {}
@@ -378,6 +386,7 @@ pub fn endpoint_url(listen: SocketAddr, tls: bool) -> String {
 struct OpenedDataDirectory {
     store: Store,
     archiver: Archiver,
+    detections: Detections,
     trails: Trails,
     channels: ChannelRegistry,
     keys: KeyStore,
@@ -408,6 +417,16 @@ fn open_data_directory(config: &Config) -> Result<OpenedDataDirectory, ServeErro
                 source,
             }
         })?;
+    // Also before retention: opening registers the detection consumer's cursor.
+    let detections = Detections::open(
+        store.clone(),
+        DetectionsOptions {
+            alerts_dir: config.data_dir.join(ALERTS_DIR_NAME),
+            rules_dir: config.rules_dir.clone(),
+            webhook_url: config.alert_webhook_url.clone(),
+        },
+    )
+    .map_err(ServeError::Detections)?;
     let keys = KeyStore::open(&config.data_dir)?;
     let credentials_file = config.data_dir.join(CREDENTIALS_FILE_NAME);
     let first_admin_key =
@@ -427,6 +446,7 @@ fn open_data_directory(config: &Config) -> Result<OpenedDataDirectory, ServeErro
         trails,
         store,
         archiver,
+        detections,
         channels,
         keys,
         credentials_file,

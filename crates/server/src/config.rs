@@ -26,6 +26,8 @@
 //! | `free_space_reserve_mb` | `OPENTRAIL_FREE_SPACE_RESERVE_MB` | 5% of the data dir's filesystem, at most 512 MiB: under this much free space, writes are refused with 503 until space is freed; `0` turns the check off |
 //! | `segments_url` | `OPENTRAIL_SEGMENTS_URL` | none: sealed segments stay under `<data_dir>/store/segments`; `s3://BUCKET[/PREFIX]` keeps them in a bucket reached with the `s3_*` settings below (the local folder is then a cache, refilled at start) |
 //! | `lookup_rate_limit_per_key_per_second` | `OPENTRAIL_LOOKUP_RATE_LIMIT_PER_KEY_PER_SECOND` | none |
+//! | `rules_dir` | `OPENTRAIL_RULES_DIR` | none: no detections; else Sigma rules (`*.yml`, `logsource: product: aws, service: cloudtrail`) matched against every event, reloaded when they change |
+//! | `alert_webhook_url` | `OPENTRAIL_ALERT_WEBHOOK_URL` | none; else each alert is `POST`ed there as JSON (`ruleId`, `ruleTitle`, `eventId`, `eventName`, `eventTime`, …) |
 //! | `s3_endpoint` | `OPENTRAIL_S3_ENDPOINT` | none: trail buckets are directories under `<data_dir>/buckets` |
 //! | `s3_region` | `OPENTRAIL_S3_REGION` | the `region` setting |
 //! | `s3_access_key_id` | `OPENTRAIL_S3_ACCESS_KEY_ID` | none (requests to the endpoint are unsigned) |
@@ -117,6 +119,10 @@ pub struct Config {
     /// `None`: sealed segments stay under the data dir; else `s3://BUCKET[/PREFIX]`,
     /// reached with the trail delivery `s3_*` settings (see [`Config::segments_location`]).
     pub segments_url: Option<String>,
+    /// Sigma rules matched against every event (`serve --rules DIR`).
+    pub rules_dir: Option<PathBuf>,
+    /// Where each alert is `POST`ed.
+    pub alert_webhook_url: Option<String>,
     /// `None` means LookupEvents is not rate limited (CloudTrail allows 2 per second).
     pub lookup_rate_limit_per_key_per_second: Option<u32>,
     /// Where trails deliver log files, how often, and their notification and stream sinks.
@@ -207,6 +213,8 @@ impl Default for Config {
             body_read_timeout_secs: DEFAULT_BODY_READ_TIMEOUT_SECS,
             free_space_reserve_mb: None,
             segments_url: None,
+            rules_dir: None,
+            alert_webhook_url: None,
             lookup_rate_limit_per_key_per_second: None,
             trail_delivery: TrailDeliveryConfig::default(),
             proxies: Vec::new(),
@@ -240,6 +248,8 @@ pub struct ConfigLayer {
     pub body_read_timeout_secs: Option<u32>,
     pub free_space_reserve_mb: Option<u64>,
     pub segments_url: Option<String>,
+    pub rules_dir: Option<PathBuf>,
+    pub alert_webhook_url: Option<String>,
     /// `Some(None)` explicitly turns a lower layer's limit off (environment value `none`).
     pub lookup_rate_limit_per_key_per_second: Option<Option<u32>>,
     pub s3_endpoint: Option<String>,
@@ -400,6 +410,15 @@ impl Config {
             && let Err(reason) = opentrail_store::S3Segments::parse_url(url)
         {
             return Err(invalid_setting("segments_url", url, &reason));
+        }
+        if let Some(url) = &self.alert_webhook_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(invalid_setting(
+                "alert_webhook_url",
+                url,
+                "must be an http:// or https:// URL",
+            ));
         }
         if let Some(rate) = self.lookup_rate_limit_per_key_per_second {
             check_range(
@@ -639,6 +658,8 @@ impl ConfigLayer {
                 parse_number::<u64>,
             )?,
             segments_url: read("OPENTRAIL_SEGMENTS_URL"),
+            rules_dir: read("OPENTRAIL_RULES_DIR").map(PathBuf::from),
+            alert_webhook_url: read("OPENTRAIL_ALERT_WEBHOOK_URL"),
             lookup_rate_limit_per_key_per_second: parse_environment_variable(
                 &read,
                 "OPENTRAIL_LOOKUP_RATE_LIMIT_PER_KEY_PER_SECOND",
@@ -697,6 +718,8 @@ impl ConfigLayer {
             body_read_timeout_secs,
             free_space_reserve_mb,
             segments_url,
+            rules_dir,
+            alert_webhook_url,
             lookup_rate_limit_per_key_per_second,
             s3_endpoint,
             s3_region,
@@ -771,6 +794,12 @@ impl ConfigLayer {
         }
         if let Some(value) = segments_url {
             config.segments_url = Some(value);
+        }
+        if let Some(value) = rules_dir {
+            config.rules_dir = Some(value);
+        }
+        if let Some(value) = alert_webhook_url {
+            config.alert_webhook_url = Some(value);
         }
         if let Some(value) = lookup_rate_limit_per_key_per_second {
             config.lookup_rate_limit_per_key_per_second = value;
@@ -993,6 +1022,8 @@ mod tests {
                 body_read_timeout_secs: DEFAULT_BODY_READ_TIMEOUT_SECS,
                 free_space_reserve_mb: None,
                 segments_url: None,
+                rules_dir: None,
+                alert_webhook_url: None,
                 lookup_rate_limit_per_key_per_second: Some(2),
                 trail_delivery: TrailDeliveryConfig::default(),
                 proxies: Vec::new(),
@@ -1138,13 +1169,19 @@ upstream = \"127.0.0.1:9000\"
         };
         assert_eq!(settings.bucket, "audit-segments");
         assert_eq!(settings.prefix, "prod");
-        assert_eq!(settings.connection.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+        assert_eq!(
+            settings.connection.endpoint.as_deref(),
+            Some("http://127.0.0.1:9000")
+        );
         assert_eq!(
             settings.connection.region, DEFAULT_REGION,
             "the region setting by default"
         );
         assert_eq!(settings.connection.access_key_id.as_deref(), Some("AKID"));
-        assert_eq!(settings.connection.secret_access_key.as_deref(), Some("SECRET"));
+        assert_eq!(
+            settings.connection.secret_access_key.as_deref(),
+            Some("SECRET")
+        );
         assert!(!format!("{:?}", config.segments_location()).contains("SECRET"));
 
         let unset = Config::load_with_environment(None, no_environment(), ConfigLayer::default())

@@ -37,6 +37,8 @@ pub enum ServeError {
     },
     #[error("cannot open the trails: {0}")]
     Trails(#[from] TrailsError),
+    #[error("cannot start detections: {0}")]
+    Detections(#[source] opentrail_detect::DetectError),
     #[error("cannot start the archiver: {0}")]
     ArchiveWorker(#[source] ArchiveError),
     #[error("cannot open the channels: {0}")]

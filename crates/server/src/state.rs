@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use metrics_exporter_prometheus::PrometheusHandle;
+use opentrail_detect::Detections;
 use opentrail_store::Store;
 use opentrail_trails::Trails;
 
@@ -30,6 +31,8 @@ pub struct AppState {
     pub rate_limiter: RateLimiter,
     /// Trails and their delivery workers (started by [`crate::Server::run_until`]).
     pub trails: Trails,
+    /// Sigma rules, the alert log and their workers.
+    pub detections: Arc<Detections>,
 }
 
 impl FromRef<AppState> for AuditRecorder {

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use opentrail_detect::{LoadedRules, RuleSet};
 
+mod alerts;
 mod corpus;
 mod loading;
 mod starter;

@@ -87,6 +87,7 @@ impl Console {
             opentrail_trails::TrailsOptions::from_config(config.trails_config()),
         )
         .expect("trails");
+        let store_for_detections = store.clone();
         let state = AppState {
             config: Arc::new(config),
             keys: keys.clone(),
@@ -97,6 +98,17 @@ impl Console {
             rate_limiter: crate::rate_limit::RateLimiter::default(),
             store: store.clone(),
             metrics: prometheus_handle().expect("metrics"),
+            detections: std::sync::Arc::new(
+                opentrail_detect::Detections::open(
+                    store_for_detections.clone(),
+                    opentrail_detect::DetectionsOptions {
+                        alerts_dir: data_dir.path().join("alerts"),
+                        rules_dir: None,
+                        webhook_url: None,
+                    },
+                )
+                .expect("detections"),
+            ),
         };
         // The console alone, with the given session limits.
         let router = super::router_with_sessions(state.clone(), SessionStore::new(limits))

@@ -14,6 +14,7 @@
 //!
 //! [`Caller`]: crate::auth::Caller
 
+pub mod alerts;
 pub mod channels;
 pub mod events;
 pub mod json11;
@@ -57,6 +58,7 @@ pub fn router(state: AppState) -> Router {
 /// - `POST /v1/events` — native ingest (`caller.require_ingest()`), `GET /v1/events` —
 ///   native lookup (`caller.require_read()`).
 /// - `POST /v1/k8s-audit` — Kubernetes audit webhook (`caller.require_ingest()`).
+/// - `GET /v1/alerts` — what the detection rules matched (`caller.require_read()`).
 /// - `POST /PutAuditEvents` — cloudtrail-data restJson1; signed for `cloudtrail-data`,
 ///   which [`auth::signing_service_for_path`] already knows.
 pub fn authenticated_routes(state: AppState) -> Router<AppState> {
@@ -64,6 +66,7 @@ pub fn authenticated_routes(state: AppState) -> Router<AppState> {
         .route("/", post(json11::dispatch))
         .route("/v1/events", post(events::ingest).get(events::lookup))
         .route("/v1/k8s-audit", post(k8s_audit::receive))
+        .route("/v1/alerts", get(alerts::list_alerts))
         .route("/PutAuditEvents", post(put_audit_events::put_audit_events))
         .route("/metrics", get(operations::metrics))
         .route("/v1/keys", post(keys::create_key).get(keys::list_keys))

@@ -58,6 +58,7 @@ impl TestServer {
             opentrail_trails::TrailsOptions::from_config(config.trails_config()),
         )
         .expect("trails");
+        let store_for_detections = store.clone();
         let state = AppState {
             config: Arc::new(config),
             keys: keys.clone(),
@@ -68,6 +69,17 @@ impl TestServer {
             store,
             metrics: prometheus_handle().expect("metrics"),
             trails,
+            detections: std::sync::Arc::new(
+                opentrail_detect::Detections::open(
+                    store_for_detections.clone(),
+                    opentrail_detect::DetectionsOptions {
+                        alerts_dir: data_dir.path().join("alerts"),
+                        rules_dir: None,
+                        webhook_url: None,
+                    },
+                )
+                .expect("detections"),
+            ),
         };
         TestServer {
             router: super::router(state).layer(axum::extract::connect_info::MockConnectInfo(
