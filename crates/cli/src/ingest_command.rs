@@ -16,14 +16,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use opentrail_import::{ImportError, ListedFile, LocalListing, list_local_files};
+use opentrail_import::{ListedFile, LocalListing};
 use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::client::{ApiClient, ConnectionArgs, EventsAnswer, RetryPolicy, SendFailure};
 use crate::ingest_files::{
-    self, BatchLimits, FilePlan, LocalFailure, SplitBody, SplitOutcome, Stopped,
+    self, BatchLimits, FilePlan, LocalFailure, SplitBody, SplitOutcome, Stopped, list_event_files,
 };
 use crate::one_line;
 use crate::output::{OutputArgs, OutputFormat, render_table};
@@ -176,13 +176,7 @@ fn count(length: usize) -> u64 {
 
 pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
     let client = Arc::new(ApiClient::from_connection_args(&args.connection)?);
-    let listing = list_local_files(&args.paths).map_err(|error| match error {
-        ImportError::InvalidSource {
-            source_text,
-            reason,
-        } => anyhow!("cannot read {source_text}: {reason}"),
-        other => other.into(),
-    })?;
+    let listing = list_event_files(&args.paths)?;
     if listing.files.is_empty() {
         if let Some(error) = listing.errors.first() {
             bail!("{}: {}", error.path, error.message);

@@ -30,8 +30,8 @@ use flate2::Compression;
 use flate2::write::GzEncoder;
 use opentrail_event::parse::stream::{self, StreamError, StreamedRecord};
 use opentrail_event::{RecordError, is_gzip};
-use opentrail_import::ListedFile;
 use opentrail_import::classify::is_line_file;
+use opentrail_import::{ImportError, ListedFile, LocalListing, list_local_files};
 use opentrail_protocol::cloudtrail_data::record_error_code;
 
 /// Size limits of request bodies.
@@ -82,6 +82,19 @@ pub enum FilePlan {
     Whole { gzip_body: Vec<u8> },
     /// Cut into bodies by [`split_reader`].
     Split,
+}
+
+/// The event files under `paths`, as `ingest` and `rules test` read them: import's walk
+/// and rules (`opentrail_import::list_local_files`), with a path that cannot be read at
+/// all named in the error.
+pub fn list_event_files(paths: &[std::path::PathBuf]) -> anyhow::Result<LocalListing> {
+    list_local_files(paths).map_err(|error| match error {
+        ImportError::InvalidSource {
+            source_text,
+            reason,
+        } => anyhow::anyhow!("cannot read {source_text}: {reason}"),
+        other => other.into(),
+    })
 }
 
 /// Decides between sending a file whole and splitting it, and for a whole file reads its

@@ -14,11 +14,11 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context as _, anyhow, bail};
+use crate::ingest_files::list_event_files;
+use anyhow::{Context as _, bail};
 use opentrail_detect::{DetectError, RuleRefusal, RuleSet};
 use opentrail_event::parse::stream::{self, StreamedRecord};
 use opentrail_import::classify::is_line_file;
-use opentrail_import::{ImportError, list_local_files};
 use serde::{Deserialize, Serialize};
 
 use crate::output::{OutputArgs, OutputFormat, render_table};
@@ -154,13 +154,7 @@ fn run_test(args: TestArgs, format: OutputFormat) -> anyhow::Result<()> {
         );
     }
 
-    let listing = list_local_files(&args.against).map_err(|error| match error {
-        ImportError::InvalidSource {
-            source_text,
-            reason,
-        } => anyhow!("cannot read {source_text}: {reason}"),
-        other => other.into(),
-    })?;
+    let listing = list_event_files(&args.against)?;
     for error in listing.errors {
         report.errors.push(ReadError {
             file: error.path,
