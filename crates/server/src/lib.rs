@@ -35,6 +35,8 @@ pub mod recording;
 pub mod routes;
 pub mod startup;
 pub mod state;
+#[cfg(test)]
+mod test_state;
 pub mod tls;
 
 pub use app::{Server, serve, shutdown_signal};

@@ -2,22 +2,19 @@
 //! CSRF, permissions and account scoping, the live tail, export, and the sign-in audit
 //! records. (The browser itself is exercised by `tests/console/`.)
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use opentrail_event::{EventRecord, IngestContext};
-use opentrail_store::{LookupQuery, Store, StoreOptions};
+use opentrail_store::{LookupQuery, Store};
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
 
 use super::session::{SessionLimits, SessionStore};
-use crate::config::Config;
 use crate::keys::{CreatedAccessKey, KeyStore, Role};
-use crate::observability::prometheus_handle;
-use crate::state::AppState;
+use crate::test_state::{TestState, test_state};
 
 const DEFAULT_ACCOUNT: &str = "123456789012";
 const OTHER_ACCOUNT: &str = "444455556666";
@@ -67,49 +64,13 @@ impl Console {
     }
 
     fn start_with(limits: SessionLimits) -> Console {
-        let data_dir = tempfile::tempdir().expect("temp dir");
-        let config = Config {
-            data_dir: data_dir.path().to_owned(),
-            ..Config::default()
-        };
-        let store = Store::open(&config.store_dir(), StoreOptions::default()).expect("store");
-        let keys = KeyStore::open(data_dir.path()).expect("keys");
-        let admin = keys
-            .create_first_admin_key_if_none(
-                DEFAULT_ACCOUNT,
-                "us-east-1",
-                &data_dir.path().join("credentials"),
-            )
-            .expect("bootstrap")
-            .expect("first admin");
-        let trails = opentrail_trails::Trails::open(
-            store.clone(),
-            opentrail_trails::TrailsOptions::from_config(config.trails_config()),
-        )
-        .expect("trails");
-        let store_for_detections = store.clone();
-        let state = AppState {
-            config: Arc::new(config),
-            keys: keys.clone(),
-            audit: crate::audit::AuditRecorder::start(store.clone()),
-            channels: crate::channels::ChannelRegistry::open(data_dir.path()).expect("channels"),
-            trails,
-            ingest: crate::ingest::IngestLimiter::default(),
-            rate_limiter: crate::rate_limit::RateLimiter::default(),
-            store: store.clone(),
-            metrics: prometheus_handle().expect("metrics"),
-            detections: std::sync::Arc::new(
-                opentrail_detect::Detections::open(
-                    store_for_detections.clone(),
-                    opentrail_detect::DetectionsOptions {
-                        alerts_dir: data_dir.path().join("alerts"),
-                        rules_dir: None,
-                        webhook_url: None,
-                    },
-                )
-                .expect("detections"),
-            ),
-        };
+        let TestState {
+            state,
+            admin,
+            data_dir,
+        } = test_state(|_| {});
+        let keys = state.keys.clone();
+        let store = state.store.clone();
         // The console alone, with the given session limits.
         let router = super::router_with_sessions(state.clone(), SessionStore::new(limits))
             .with_state(state)

@@ -2,20 +2,15 @@
 //! request ids. Requests go through the whole layer stack (`tower::ServiceExt::oneshot`),
 //! signed with the protocol crate's SigV4 signer, as the CLI signs them.
 
-use std::sync::Arc;
-
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use opentrail_protocol::sigv4::{self, SigningParams};
-use opentrail_store::{Store, StoreOptions};
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
 
-use crate::config::Config;
 use crate::keys::{CreatedAccessKey, KeyStore, Role};
-use crate::observability::prometheus_handle;
-use crate::state::AppState;
+use crate::test_state::{TestState, test_state};
 
 const DEFAULT_ACCOUNT: &str = "123456789012";
 const OTHER_ACCOUNT: &str = "444455556666";
@@ -37,50 +32,12 @@ struct Answer {
 
 impl TestServer {
     fn start() -> TestServer {
-        let data_dir = tempfile::tempdir().expect("temp dir");
-        let config = Config {
-            data_dir: data_dir.path().to_owned(),
-            ingest_body_bytes_max: BODY_BYTES_MAX,
-            ..Config::default()
-        };
-        let store = Store::open(&config.store_dir(), StoreOptions::default()).expect("store");
-        let keys = KeyStore::open(data_dir.path()).expect("keys");
-        let admin = keys
-            .create_first_admin_key_if_none(
-                DEFAULT_ACCOUNT,
-                "us-east-1",
-                &data_dir.path().join("credentials"),
-            )
-            .expect("bootstrap")
-            .expect("first admin");
-        let trails = opentrail_trails::Trails::open(
-            store.clone(),
-            opentrail_trails::TrailsOptions::from_config(config.trails_config()),
-        )
-        .expect("trails");
-        let store_for_detections = store.clone();
-        let state = AppState {
-            config: Arc::new(config),
-            keys: keys.clone(),
-            audit: crate::audit::AuditRecorder::start(store.clone()),
-            channels: crate::channels::ChannelRegistry::open(data_dir.path()).expect("channels"),
-            ingest: crate::ingest::IngestLimiter::default(),
-            rate_limiter: crate::rate_limit::RateLimiter::default(),
-            store,
-            metrics: prometheus_handle().expect("metrics"),
-            trails,
-            detections: std::sync::Arc::new(
-                opentrail_detect::Detections::open(
-                    store_for_detections.clone(),
-                    opentrail_detect::DetectionsOptions {
-                        alerts_dir: data_dir.path().join("alerts"),
-                        rules_dir: None,
-                        webhook_url: None,
-                    },
-                )
-                .expect("detections"),
-            ),
-        };
+        let TestState {
+            state,
+            admin,
+            data_dir,
+        } = test_state(|config| config.ingest_body_bytes_max = BODY_BYTES_MAX);
+        let keys = state.keys.clone();
         TestServer {
             router: super::router(state).layer(axum::extract::connect_info::MockConnectInfo(
                 std::net::SocketAddr::from(([127, 0, 0, 1], 9)),
