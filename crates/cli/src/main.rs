@@ -3,6 +3,7 @@
 //! Every flag is declared once, in the clap structs below; parsing, `--help` and the
 //! environment-variable fallbacks all come from those declarations.
 
+mod alerts_command;
 mod backup_command;
 mod client;
 mod demo;
@@ -104,6 +105,9 @@ enum Command {
     /// Work with Sigma detection rules (logsource aws/cloudtrail): `rules test` runs them
     /// over event files and prints what they match.
     Rules(rules_command::RulesArgs),
+    /// List what the server's detection rules (`serve --rules DIR`) matched, newest
+    /// first: rule, level, the event and when it was seen.
+    Alerts(alerts_command::AlertsArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -203,6 +207,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Proxy(args) => {
             init_logging(LogFormat::Text, "info,fjall=warn,lsm_tree=warn");
             runtime.block_on(proxy_command::run(*args))
+        }
+        Command::Alerts(args) => {
+            init_logging(LogFormat::Text, "warn");
+            runtime.block_on(alerts_command::run(args))
         }
         Command::Rules(args) => {
             init_logging(LogFormat::Text, "warn");

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail, ensure};
 use serde_json::Value;
 
+mod alerts;
 mod import;
 mod ingest_lookup;
 mod rules;
