@@ -55,11 +55,13 @@ impl AlertDelivery {
     /// Delivers until `shutdown` turns true.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let mut backoff = BACKOFF_INITIAL;
+        // Read once; afterwards this worker is the only writer of the state.
+        let mut delivered = None;
         loop {
             if *shutdown.borrow() {
                 return;
             }
-            let pause = match self.deliver_pending().await {
+            let pause = match self.deliver_pending(&mut delivered).await {
                 Ok(0) => IDLE_POLL,
                 Ok(_) => {
                     backoff = BACKOFF_INITIAL;
@@ -81,11 +83,23 @@ impl AlertDelivery {
     }
 
     /// Sends what is pending, one alert at a time; returns how many were sent.
-    pub async fn deliver_pending(&self) -> Result<u64, DetectError> {
-        let state_path = self.state_path.clone();
-        let mut state = tokio::task::spawn_blocking(move || read_state(&state_path))
-            .await
-            .map_err(|error| DetectError::Task(error.to_string()))??;
+    /// `delivered` caches the state's count between calls (`None`: read it from the
+    /// file), so an idle poll compares two numbers and touches no file.
+    async fn deliver_pending(&self, delivered: &mut Option<u64>) -> Result<u64, DetectError> {
+        let mut state = match *delivered {
+            Some(count) => DeliveryState { delivered: count },
+            None => {
+                let state_path = self.state_path.clone();
+                let state = tokio::task::spawn_blocking(move || read_state(&state_path))
+                    .await
+                    .map_err(|error| DetectError::Task(error.to_string()))??;
+                *delivered = Some(state.delivered);
+                state
+            }
+        };
+        if state.delivered >= self.alerts.len() {
+            return Ok(0);
+        }
         let alerts = Arc::clone(&self.alerts);
         let first = state.delivered;
         let pending = tokio::task::spawn_blocking(move || alerts.read_from(first, 100))
@@ -105,6 +119,7 @@ impl AlertDelivery {
             })
             .await
             .map_err(|error| DetectError::Task(error.to_string()))??;
+            *delivered = Some(state.delivered);
             metrics::counter!("opentrail_alerts_delivered_total").increment(1);
         }
         Ok(sent)

@@ -197,32 +197,16 @@ fn load_rules(dir: &Path) -> Result<RuleSet, DetectError> {
     Ok(loaded.rules)
 }
 
-/// Names, sizes and modification times of the files under `dir`: what changes when a
-/// rule is added, edited or removed.
+/// Names, sizes and modification times of the rule files under `dir` (the files
+/// [`RuleSet::load_dir`] reads): what changes when a rule is added, edited or removed.
 fn rules_fingerprint(dir: &Path) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
-    let mut entries: Vec<_> = walk(dir)
+    let mut ignored = Vec::new();
+    crate::load::rule_files(dir, &mut ignored)
+        .unwrap_or_default()
         .into_iter()
         .filter_map(|path| {
             let metadata = std::fs::metadata(&path).ok()?;
             Some((path, metadata.len(), metadata.modified().ok()))
         })
-        .collect();
-    entries.sort();
-    entries
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut paths = Vec::new();
-    for entry in entries.filter_map(Result::ok) {
-        let path = entry.path();
-        match entry.file_type() {
-            Ok(kind) if kind.is_dir() => paths.extend(walk(&path)),
-            Ok(_) => paths.push(path),
-            Err(_) => {}
-        }
-    }
-    paths
+        .collect()
 }
