@@ -48,10 +48,7 @@ impl NativeLookup {
             insight: false,
             cursor: None,
         };
-        for pair in query.split('&').filter(|pair| !pair.is_empty()) {
-            let (raw_name, raw_value) = pair.split_once('=').unwrap_or((pair, ""));
-            let name = decode_component(raw_name)?;
-            let value = decode_component(raw_value)?;
+        for (name, value) in query_pairs(query)? {
             match name.as_str() {
                 "start" => lookup.start_ms = Some(parse_time(&name, &value)?),
                 "end" => lookup.end_ms = Some(parse_time(&name, &value)?),
@@ -228,10 +225,7 @@ pub const ALERTS_LIMIT_DEFAULT: usize = 100;
 /// `limit` of `GET /v1/alerts?limit=N` (1 to [`ALERTS_LIMIT_MAX`]).
 pub fn alerts_limit(query: &str) -> Result<usize, AwsError> {
     let mut limit = ALERTS_LIMIT_DEFAULT;
-    for pair in query.split('&').filter(|pair| !pair.is_empty()) {
-        let (raw_name, raw_value) = pair.split_once('=').unwrap_or((pair, ""));
-        let name = decode_component(raw_name)?;
-        let value = decode_component(raw_value)?;
+    for (name, value) in query_pairs(query)? {
         match name.as_str() {
             "limit" => {
                 limit = value
@@ -265,6 +259,19 @@ fn parse_time(name: &str, value: &str) -> Result<i64, AwsError> {
                 "{name} must be an RFC 3339 time or epoch milliseconds, got '{value}'."
             ))
         })
+}
+
+/// A raw query string's `name=value` pairs, percent-decoded (`+` is a space); a
+/// component that is not UTF-8 once decoded is a validation error.
+fn query_pairs(query: &str) -> Result<Vec<(String, String)>, AwsError> {
+    query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (raw_name, raw_value) = pair.split_once('=').unwrap_or((pair, ""));
+            Ok((decode_component(raw_name)?, decode_component(raw_value)?))
+        })
+        .collect()
 }
 
 fn decode_component(raw: &str) -> Result<String, AwsError> {
