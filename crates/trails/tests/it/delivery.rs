@@ -399,9 +399,21 @@ async fn the_service_delivers_within_the_interval_and_enforces_trail_rules() {
         assert_eq!(counts.get(&id), Some(&1));
     }
     assert!(!counts.contains_key(&before[0].1));
-    let (_, status) = trails
-        .status(&scope, &TrailRef::Name("svc".to_owned()))
-        .expect("status");
+    // The worker writes the objects, then the manifest and cursor, then its status: the
+    // files can be visible a moment before the status says so.
+    let mut status = None;
+    for _ in 0..100 {
+        let (_, current) = trails
+            .status(&scope, &TrailRef::Name("svc".to_owned()))
+            .expect("status");
+        let delivered = current.latest_delivery_time_ms.is_some();
+        status = Some(current);
+        if delivered {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let status = status.expect("status read");
     assert!(status.latest_delivery_time_ms.is_some());
 
     trails.shutdown().await;
