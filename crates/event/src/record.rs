@@ -40,7 +40,11 @@
 //! | `eventCategory` | `"Insight"` when `eventType` is `AwsCloudTrailInsight`, else `"Management"` |
 //! | `awsRegion` | [`IngestContext::region`] |
 //! | `recipientAccountId` | [`IngestContext::account_id`] |
-//! | `readOnly` | [`infer_read_only`] of `eventName` |
+//! | `readOnly` | [`infer_read_only`] of `eventName`; never added to Insights records, which CloudTrail writes without it |
+//!
+//! Insights records (`insightDetails` present) as CloudTrail writes them carry no top-level
+//! `eventName` or `eventSource`: those are read from `insightDetails.eventName` and
+//! `insightDetails.eventSource` when the top-level members are absent.
 //!
 //! So the stored object reads back as the input object plus the appended members; no
 //! present value is ever changed.
@@ -261,6 +265,18 @@ struct RecordFields<'a> {
     user_identity: ObjectMember<UserIdentityFields<'a>>,
     #[serde(default, borrow)]
     resources: ArrayMember<ObjectMember<ResourceFields<'a>>>,
+    #[serde(rename = "insightDetails", default, borrow)]
+    insight_details: ObjectMember<InsightDetailsFields<'a>>,
+}
+
+/// CloudTrail's Insights records name the API they describe only inside
+/// `insightDetails`, so that is where their event name and source are read from.
+#[derive(Deserialize)]
+struct InsightDetailsFields<'a> {
+    #[serde(rename = "eventName", default, borrow)]
+    event_name: Member<'a>,
+    #[serde(rename = "eventSource", default, borrow)]
+    event_source: Member<'a>,
 }
 
 /// A member to add: appended before the closing `}`, or replacing a `null` in place.
@@ -315,7 +331,8 @@ fn interpret(
     let normalised = NormalisedMembers::resolve(fields, context, generated_event_id)?;
     let (read_only, read_only_inferred) = read_only_of(fields, &required.event_name)?;
     let mut splices = normalised.splices(fields, context)?;
-    if read_only_inferred {
+    // Insights records describe many calls, not one: CloudTrail gives them no readOnly.
+    if read_only_inferred && normalised.event_category.as_str() != "Insight" {
         splices.push(Splice::fill(
             "readOnly",
             fields.read_only,
@@ -335,9 +352,17 @@ struct RequiredMembers<'a> {
 
 impl<'a> RequiredMembers<'a> {
     fn read(fields: &RecordFields<'a>) -> Result<RequiredMembers<'a>, InvalidRecord> {
+        let (event_name, event_name_path) =
+            insight_fallback(fields, &fields.event_name, "eventName", |insight| {
+                (&insight.event_name, "insightDetails.eventName")
+            });
+        let (event_source, event_source_path) =
+            insight_fallback(fields, &fields.event_source, "eventSource", |insight| {
+                (&insight.event_source, "insightDetails.eventSource")
+            });
         let missing: Vec<&str> = [
-            ("eventName", &fields.event_name),
-            ("eventSource", &fields.event_source),
+            ("eventName", event_name),
+            ("eventSource", event_source),
             ("eventTime", &fields.event_time),
         ]
         .into_iter()
@@ -351,10 +376,28 @@ impl<'a> RequiredMembers<'a> {
             ));
         }
         Ok(RequiredMembers {
-            event_name: required_non_empty_string(&fields.event_name, "eventName")?,
-            event_source: required_non_empty_string(&fields.event_source, "eventSource")?,
+            event_name: required_non_empty_string(event_name, event_name_path)?,
+            event_source: required_non_empty_string(event_source, event_source_path)?,
             event_time_ms: event_time_ms(&fields.event_time)?,
         })
+    }
+}
+
+/// The top-level member, or for an Insights record without it, the same member of
+/// `insightDetails`; with the path to name in errors.
+fn insight_fallback<'r, 'a>(
+    fields: &'r RecordFields<'a>,
+    top_level: &'r Member<'a>,
+    name: &'static str,
+    in_details: impl Fn(&'r InsightDetailsFields<'a>) -> (&'r Member<'a>, &'static str),
+) -> (&'r Member<'a>, &'static str) {
+    let absent = |member: &Member<'_>| matches!(member, Member::Absent | Member::Null);
+    if !absent(top_level) {
+        return (top_level, name);
+    }
+    match fields.insight_details.object() {
+        Ok(Some(details)) if !absent(in_details(details).0) => in_details(details),
+        _ => (top_level, name),
     }
 }
 

@@ -141,6 +141,24 @@ fn insight_events_get_the_insight_category() {
     assert_eq!(record.attributes.event_category, "Insight");
 }
 
+/// CloudTrail's own Insights records carry no top-level eventName or eventSource: the
+/// API they describe is named inside `insightDetails`.
+#[test]
+fn insight_records_as_cloudtrail_writes_them_take_their_names_from_insight_details() {
+    let text = r#"{"eventVersion":"1.07","eventTime":"2024-03-01T10:15:00Z","awsRegion":"us-east-1","eventID":"5f7b7c3c-1111-4e0e-9a7e-000000000001","eventType":"AwsCloudTrailInsight","recipientAccountId":"111122223333","sharedEventID":"0c2d1f0e-2222-4e0e-9a7e-000000000002","insightDetails":{"state":"Start","eventSource":"ssm.amazonaws.com","eventName":"UpdateInstanceInformation","insightType":"ApiCallRateInsight","insightContext":{"statistics":{"baseline":{"average":0.5},"insight":{"average":20.0},"baselineDuration":10080}}},"eventCategory":"Insight"}"#;
+    let record = normalise(text);
+    assert_eq!(record.attributes.event_name, "UpdateInstanceInformation");
+    assert_eq!(record.attributes.event_source, "ssm.amazonaws.com");
+    assert_eq!(record.attributes.event_category, "Insight");
+    assert_eq!(as_value(&record.json), as_value(text), "kept as sent");
+
+    let nameless = text.replace(r#""eventName":"UpdateInstanceInformation","#, "");
+    let invalid =
+        EventRecord::from_json_object(&nameless, &context()).expect_err("no event name anywhere");
+    assert_eq!(invalid.kind, RecordErrorKind::MissingField);
+    assert!(invalid.message.contains("eventName"), "{}", invalid.message);
+}
+
 #[test]
 fn empty_context_cannot_fill_account_or_region() {
     let empty = IngestContext {
