@@ -7,7 +7,9 @@
 //! investigation stories are woven in (see [`stories`]):
 //!
 //! - the DynamoDB table `orders` deleted by IAM user `alice` from 203.0.113.7;
-//! - EC2 instances launched by CloudFormation on user `bob`'s behalf.
+//! - EC2 instances launched by CloudFormation on user `bob`'s behalf;
+//! - a call-rate spike (role `ci-deployer` writing SSM parameters) and an error spike
+//!   (user `eve` refused on `GetSecretValue`), one minute each, for Insights.
 //!
 //! The same configuration always yields the same bytes, so a benchmark can write the
 //! CloudTrail log files once and regenerate the identical stream for ingest instead of

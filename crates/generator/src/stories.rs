@@ -9,7 +9,14 @@
 //!    instances with bob's credentials, so each RunInstances record names bob and carries
 //!    `invokedBy` [`LAUNCH_INVOKED_BY`].
 //!
-//! Both happen in the primary account and region, at fixed fractions of the window.
+//! 3. **Who is hammering the API?** (a call-rate spike for Insights) The role
+//!    [`CALL_SPIKE_ROLE`] writes [`CALL_SPIKE_CALLS`] SSM parameters
+//!    ([`CALL_SPIKE_EVENT_NAME`]) within one minute.
+//! 4. **Who is probing the secrets?** (an error spike for Insights) IAM user
+//!    [`ERROR_SPIKE_USER`] is refused ([`ERROR_SPIKE_ERROR_CODE`]) on
+//!    [`ERROR_SPIKE_CALLS`] [`ERROR_SPIKE_EVENT_NAME`] calls within one minute.
+//!
+//! All happen in the primary account and region, at fixed fractions of the window.
 
 use std::sync::Arc;
 
@@ -29,12 +36,23 @@ pub const LAUNCH_USER: &str = "bob";
 pub const LAUNCH_STACK: &str = "web-fleet";
 pub const LAUNCH_INVOKED_BY: &str = "cloudformation.amazonaws.com";
 pub const LAUNCH_INSTANCES: usize = 3;
+pub const CALL_SPIKE_ROLE: &str = "ci-deployer";
+pub const CALL_SPIKE_EVENT_NAME: &str = "PutParameter";
+pub const CALL_SPIKE_EVENT_SOURCE: &str = "ssm.amazonaws.com";
+pub const CALL_SPIKE_CALLS: usize = 60;
+pub const ERROR_SPIKE_USER: &str = "eve";
+pub const ERROR_SPIKE_EVENT_NAME: &str = "GetSecretValue";
+pub const ERROR_SPIKE_EVENT_SOURCE: &str = "secretsmanager.amazonaws.com";
+pub const ERROR_SPIKE_ERROR_CODE: &str = "AccessDenied";
+pub const ERROR_SPIKE_CALLS: usize = 40;
 /// Records the stories add to the stream.
-pub const EVENT_COUNT: usize = 8 + LAUNCH_INSTANCES + 3;
+pub const EVENT_COUNT: usize = 8 + LAUNCH_INSTANCES + 3 + CALL_SPIKE_CALLS + ERROR_SPIKE_CALLS;
 
 /// Where in the window each story starts (fraction of the window).
 const DELETE_TABLE_AT: f64 = 0.62;
 const LAUNCH_AT: f64 = 0.41;
+const CALL_SPIKE_AT: f64 = 0.83;
+const ERROR_SPIKE_AT: f64 = 0.91;
 
 const CONSOLE: &str = "console.amazonaws.com";
 const CLI: &str = "aws-cli/2.15.30 md/awscrt#0.19.19 ua/2.0 os/macos#23.4.0 md/arch#arm64 lang/python#3.11.8 md/pyimpl#CPython cfg/retry-mode#standard md/installer#source md/prompt#off md/command#cloudformation.create-stack";
@@ -313,6 +331,71 @@ pub(crate) fn build(
     describe_stack.request = request;
     describe_stack.tls_host = Some(format!("cloudformation.{region}.amazonaws.com"));
     push(at(LAUNCH_AT, 95), region, &bob, &describe_stack, &mut rng);
+
+    // Story 3: the ci-deployer role writes a burst of SSM parameters in one minute.
+    let spike = at(CALL_SPIKE_AT, 0);
+    let spike = spike - spike.rem_euclid(60_000);
+    let deployer_seed = hash(&[str_seed(account), str_seed(CALL_SPIKE_ROLE), 0xc1]);
+    let deployer = Identity {
+        json: assumed_role_identity(
+            account,
+            CALL_SPIKE_ROLE,
+            "pipeline-4711",
+            deployer_seed,
+            &format_event_time(spike - 300_000),
+            None,
+        ),
+        source_ip: public_ip(deployer_seed),
+        user_agent: CLI.replace("cloudformation.create-stack", "ssm.put-parameter"),
+    };
+    for i in 0..CALL_SPIKE_CALLS {
+        let mut put = call(
+            CALL_SPIKE_EVENT_SOURCE,
+            CALL_SPIKE_EVENT_NAME,
+            false,
+            false,
+            &mut rng,
+        );
+        put.request = format!(
+            "{{\"name\":\"/deploy/web/param-{i:03}\",\"type\":\"String\",\"overwrite\":true}}"
+        );
+        put.response = "{\"version\":2,\"tier\":\"Standard\"}".to_owned();
+        put.tls_host = Some(format!("ssm.{region}.amazonaws.com"));
+        let time_ms = spike + (i as i64 * 59_000) / CALL_SPIKE_CALLS as i64;
+        push(time_ms, region, &deployer, &put, &mut rng);
+    }
+
+    // Story 4: eve is refused secret after secret, within one minute.
+    let probe = at(ERROR_SPIKE_AT, 0);
+    let probe = probe - probe.rem_euclid(60_000);
+    let eve_seed = hash(&[str_seed(account), str_seed(ERROR_SPIKE_USER), 0xe7e]);
+    let eve = Identity {
+        json: iam_user_identity(account, ERROR_SPIKE_USER, eve_seed, None, None),
+        source_ip: public_ip(eve_seed),
+        user_agent: CLI.replace(
+            "cloudformation.create-stack",
+            "secretsmanager.get-secret-value",
+        ),
+    };
+    for i in 0..ERROR_SPIKE_CALLS {
+        let mut get = call(
+            ERROR_SPIKE_EVENT_SOURCE,
+            ERROR_SPIKE_EVENT_NAME,
+            true,
+            false,
+            &mut rng,
+        );
+        get.request = format!("{{\"secretId\":\"prod/db/password-{i:02}\"}}");
+        get.error = Some((
+            ERROR_SPIKE_ERROR_CODE,
+            format!(
+                "User: arn:aws:iam::{account}:user/{ERROR_SPIKE_USER} is not authorized to perform: secretsmanager:GetSecretValue on resource: prod/db/password-{i:02} because no identity-based policy allows the secretsmanager:GetSecretValue action"
+            ),
+        ));
+        get.tls_host = Some(format!("secretsmanager.{region}.amazonaws.com"));
+        let time_ms = probe + (i as i64 * 59_000) / ERROR_SPIKE_CALLS as i64;
+        push(time_ms, region, &eve, &get, &mut rng);
+    }
 
     records.sort_by_key(|record| record.time_ms);
     records
