@@ -4,9 +4,15 @@
 //!
 //! # The rule
 //!
-//! A minute is *closed* once the watermark (the newest event time seen, less
-//! [`Settings::lateness_ms`]) has passed its end; only closed minutes are judged, so the
-//! events of a minute that arrive a little out of order are counted first.
+//! A minute of a series is *closed* once the series' watermark, less
+//! [`Settings::lateness_ms`], has passed its end; only closed minutes are judged, so the
+//! events of a minute that arrive a little out of order are counted first. A series'
+//! watermark is its own newest event time, carried forward by the newest event time of
+//! the whole log for at most [`FOLLOW_MS`] (so a burst followed by silence on that API
+//! still closes while other traffic flows), and by the clock once the log is quiet. Each
+//! series keeps its own, so old logs imported beside live traffic are judged in their own
+//! time. An event for a minute already closed still counts in the baseline and the
+//! metrics, but is not judged.
 //!
 //! For a closed minute `m` of a series, with `W` the baseline window in minutes:
 //! - the **baseline** is the mean `b` and standard deviation `σ` of the series' count per
@@ -44,6 +50,8 @@ pub const BASELINE_BUCKETS: i64 = 168;
 pub const MIN_UNUSUAL_PER_MINUTE: f64 = 10.0;
 /// CloudTrail's baseline: the 7 days before the activity.
 pub const DEFAULT_BASELINE_MINUTES: i64 = 7 * 24 * 60;
+/// How far the log's newest event carries a quiet series' watermark past its own newest.
+pub const FOLLOW_MS: i64 = 10 * 60_000;
 const MINUTE_MS: i64 = 60_000;
 const HOUR_MINUTES: i64 = 60;
 
@@ -160,6 +168,9 @@ struct Series {
     late: BTreeMap<i64, u64>,
     period: Option<OpenPeriod>,
     last_active_minute: i64,
+    /// Every minute before this one is judged (set by the series' first event).
+    closed_before: i64,
+    newest_ms: i64,
 }
 
 /// Baseline figures at one minute.
@@ -225,14 +236,19 @@ impl Series {
             });
         let average = sum as f64 / window_minutes;
         let variance = (squares as f64 / window_minutes - average * average).max(0.0);
-        let deviation = variance.sqrt();
         Baseline {
             average,
-            threshold: MIN_UNUSUAL_PER_MINUTE
-                .max(2.0 * average)
-                .max(average + 4.0 * deviation),
+            threshold: unusual_from(average, variance.sqrt()),
         }
     }
+}
+
+/// The rule's threshold for a baseline mean and deviation: a count at or above it is
+/// unusual.
+pub fn unusual_from(average: f64, deviation: f64) -> f64 {
+    MIN_UNUSUAL_PER_MINUTE
+        .max(2.0 * average)
+        .max(average + 4.0 * deviation)
 }
 
 /// Every series, the watermark, and what has been judged.
@@ -245,8 +261,6 @@ pub struct Analyzer {
     first_seen: Vec<((String, String), i64)>,
     #[serde(skip)]
     first_seen_index: HashMap<(String, String), i64>,
-    /// Every minute before this one is closed (judged); `None` before the first event.
-    closed_before: Option<i64>,
     newest_event_ms: Option<i64>,
 }
 
@@ -257,7 +271,6 @@ impl Analyzer {
             series: HashMap::new(),
             first_seen: Vec::new(),
             first_seen_index: HashMap::new(),
-            closed_before: None,
             newest_event_ms: None,
         }
     }
@@ -314,18 +327,23 @@ impl Analyzer {
         }
         let minute = time_ms.div_euclid(MINUTE_MS);
         self.newest_event_ms = Some(self.newest_event_ms.map_or(time_ms, |n| n.max(time_ms)));
-        let closed_before = *self.closed_before.get_or_insert(minute);
         let bucket_minutes = self.settings.bucket_minutes();
-        let hour_written_before = closed_before.div_euclid(HOUR_MINUTES) * HOUR_MINUTES;
         for key in keys {
             let place = (key.account_id.clone(), key.region.clone());
             self.first_seen_index
                 .entry(place)
                 .and_modify(|first| *first = (*first).min(minute))
                 .or_insert(minute);
-            let series = self.series.entry(key).or_default();
+            let series = self.series.entry(key).or_insert_with(|| Series {
+                closed_before: minute,
+                newest_ms: time_ms,
+                last_active_minute: minute,
+                ..Series::default()
+            });
             series.last_active_minute = series.last_active_minute.max(minute);
-            if minute >= closed_before {
+            series.newest_ms = series.newest_ms.max(time_ms);
+            let hour_written_before = series.closed_before.div_euclid(HOUR_MINUTES) * HOUR_MINUTES;
+            if minute >= series.closed_before {
                 *series.minutes.entry(minute).or_default() += 1;
             } else {
                 // Too late to be judged: it still counts in the baseline and the metrics.
@@ -342,18 +360,23 @@ impl Analyzer {
         }
     }
 
-    /// Judges every minute that ended before `watermark_ms` less the lateness, and
-    /// returns the period boundaries found and the hours ready for the metrics files.
-    pub fn close_until(&mut self, watermark_ms: i64) -> Closed {
+    /// Judges every minute each series' watermark closed (with `clock_ms`, the clock's
+    /// time once the log is quiet) and returns the period boundaries found and the hours
+    /// ready for the metrics files.
+    pub fn close(&mut self, clock_ms: Option<i64>) -> Closed {
         let mut closed = Closed::default();
-        let Some(old) = self.closed_before else {
-            return closed;
-        };
-        let new = (watermark_ms - self.settings.lateness_ms).div_euclid(MINUTE_MS);
         let settings = self.settings;
         let bucket_minutes = settings.bucket_minutes();
-        if new > old {
-            for (key, series) in &mut self.series {
+        let log_newest_ms = self.newest_event_ms.unwrap_or(i64::MIN);
+        for (key, series) in &mut self.series {
+            let followed = log_newest_ms.min(series.newest_ms.saturating_add(FOLLOW_MS));
+            let watermark_ms = series
+                .newest_ms
+                .max(followed)
+                .max(clock_ms.unwrap_or(i64::MIN));
+            let new = (watermark_ms - settings.lateness_ms).div_euclid(MINUTE_MS);
+            let old = series.closed_before;
+            if new > old {
                 let established_from = self
                     .first_seen_index
                     .get(&(key.account_id.clone(), key.region.clone()))
@@ -367,16 +390,12 @@ impl Analyzer {
                     &settings,
                     &mut closed.transitions,
                 );
+                series.closed_before = new;
             }
-            self.closed_before = Some(new);
-        }
-        let written_before =
-            self.closed_before.unwrap_or(old).div_euclid(HOUR_MINUTES) * HOUR_MINUTES;
-        let keep_buckets_from = (self.closed_before.unwrap_or(old) - settings.baseline_minutes)
-            .div_euclid(bucket_minutes)
-            - 1;
-        for (key, series) in &mut self.series {
+            let written_before = series.closed_before.div_euclid(HOUR_MINUTES) * HOUR_MINUTES;
             take_complete_hours(key, series, written_before, &mut closed.hours);
+            let keep_buckets_from =
+                (series.closed_before - settings.baseline_minutes).div_euclid(bucket_minutes) - 1;
             while series
                 .buckets
                 .front()
@@ -385,6 +404,10 @@ impl Analyzer {
                 series.buckets.pop_front();
             }
         }
+        // Boundaries in time order, whatever the map's order.
+        closed
+            .transitions
+            .sort_by(|a, b| a.minute.cmp(&b.minute).then_with(|| a.key.cmp(&b.key)));
         self.forget_idle_series();
         closed
     }

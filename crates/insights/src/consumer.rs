@@ -136,12 +136,9 @@ impl InsightsConsumer {
             }
             let caught_up = through >= self.log.store().last_seq();
             let quiet = now_ms - self.last_analysed_wall_ms >= QUIET_MS;
-            let mut watermark = analyzer.newest_event_ms().unwrap_or(i64::MIN);
-            if caught_up && quiet {
-                // Nothing is arriving: minutes end by the clock, not by the next event.
-                watermark = watermark.max(now_ms);
-            }
-            let closed = analyzer.close_until(watermark);
+            // Nothing is arriving: minutes end by the clock, not by the next event.
+            let clock_ms = (caught_up && quiet).then_some(now_ms);
+            let closed = analyzer.close(clock_ms);
             // Under the lock: a metrics read sees these minutes in memory or on disk.
             if !closed.hours.is_empty() {
                 self.metrics.append(&closed.hours)?;

@@ -40,4 +40,4 @@ pub use consumer::{INSIGHTS_CONSUMER, InsightsConsumer, InsightsScan, SNAPSHOT_I
 pub use error::InsightsError;
 pub use metric_files::METRICS_RETENTION_DAYS;
 pub use model::{InsightType, InsightsScope, SeriesKey, SourceCategory};
-pub use service::{Insights, InsightsOptions, InsightsWorker, MetricQuery};
+pub use service::{Insights, InsightsOptions, InsightsWorker, MetricQuery, Timeline};

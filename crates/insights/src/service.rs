@@ -146,6 +146,79 @@ impl Insights {
     }
 }
 
+/// What the console draws for one series: its count per minute and, for each minute, the
+/// baseline of the window before it with the rule's threshold (the band a minute must
+/// leave to be unusual). The baseline is computed per minute over the exact window, so it
+/// can differ slightly from the analysis's, which keeps the window in buckets.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Timeline {
+    /// (minute start in epoch ms, count), every minute of the range.
+    pub points: Vec<(i64, f64)>,
+    /// (minute start in epoch ms, baseline average, threshold).
+    pub band: Vec<(i64, f64, f64)>,
+    pub baseline_minutes: i64,
+}
+
+impl Insights {
+    /// The [`Timeline`] of `query`'s series over `[start_ms, end_ms)` (the period and fill
+    /// settings of the query are ignored: minutes, zeros included). Blocking.
+    pub fn timeline(&self, query: &MetricQuery) -> Result<Timeline, InsightsError> {
+        const MINUTE_MS: i64 = 60_000;
+        let window = self.options.settings.baseline_minutes;
+        let first_minute = query.start_ms.div_euclid(MINUTE_MS);
+        let last_minute = (query.end_ms - 1).div_euclid(MINUTE_MS);
+        if last_minute < first_minute {
+            return Ok(Timeline {
+                points: Vec::new(),
+                band: Vec::new(),
+                baseline_minutes: window,
+            });
+        }
+        let per_minute = self.metric_data(&MetricQuery {
+            start_ms: (first_minute - window) * MINUTE_MS,
+            end_ms: (last_minute + 1) * MINUTE_MS,
+            period_seconds: 60,
+            fill_with_zeros: false,
+            ..query.clone()
+        })?;
+        let counts: std::collections::HashMap<i64, f64> = per_minute
+            .into_iter()
+            .map(|(at, count)| (at.div_euclid(MINUTE_MS), count))
+            .collect();
+        let count_at = |minute: i64| counts.get(&minute).copied().unwrap_or(0.0);
+        // A sliding window: add the minute entering, drop the one leaving.
+        let (mut sum, mut squares) = (0.0f64, 0.0f64);
+        for minute in first_minute - window..first_minute {
+            let count = count_at(minute);
+            sum += count;
+            squares += count * count;
+        }
+        let mut timeline = Timeline {
+            points: Vec::new(),
+            band: Vec::new(),
+            baseline_minutes: window,
+        };
+        for minute in first_minute..=last_minute {
+            let average = sum / window as f64;
+            let deviation = (squares / window as f64 - average * average)
+                .max(0.0)
+                .sqrt();
+            let at = minute * MINUTE_MS;
+            let count = count_at(minute);
+            timeline.points.push((at, count));
+            timeline.band.push((
+                at,
+                average,
+                crate::analysis::unusual_from(average, deviation),
+            ));
+            let leaving = count_at(minute - window);
+            sum += count - leaving;
+            squares += count * count - leaving * leaving;
+        }
+        Ok(timeline)
+    }
+}
+
 /// The running worker; [`InsightsWorker::stop`] ends it after saving a snapshot.
 pub struct InsightsWorker {
     stop: Arc<AtomicBool>,

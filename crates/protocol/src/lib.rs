@@ -11,6 +11,7 @@
 //! - [`error`]: error codes, HTTP statuses, and error rendering for both protocols.
 //! - [`json11`]: awsJson1_1 dispatch (`X-Amz-Target`), body parsing and success rendering.
 //! - [`lookup_events`]: LookupEvents request validation and response shapes.
+//! - [`insights_metrics`]: ListInsightsMetricData validation, paging and response shapes.
 //! - [`token`]: stateless, parameter-bound `NextToken` codec.
 //! - [`cloudtrail_data`]: PutAuditEvents (restJson1) and the record CloudTrail stores for a
 //!   channel event.
@@ -20,11 +21,14 @@
 //! - [`time`]: epoch-seconds numbers, milliseconds and RFC 3339 text.
 //! - [`trails`]: the trail operations' shapes and their validation (names, ARNs, buckets,
 //!   prefixes, selectors).
+//! - [`insight_selectors`]: PutInsightSelectors / GetInsightSelectors on trails.
 
 pub mod aws_calls;
 pub mod channels;
 pub mod cloudtrail_data;
 pub mod error;
+pub mod insight_selectors;
+pub mod insights_metrics;
 pub mod json11;
 pub mod lookup_events;
 pub mod native;

@@ -115,6 +115,7 @@ impl Server {
             tls = tls.is_some(),
             "opentrail is ready"
         );
+        let insights = crate::insights::open_insights(&config, &opened.store, &opened.trails);
         Ok(Server {
             state: AppState {
                 config,
@@ -125,6 +126,7 @@ impl Server {
                 channels: opened.channels,
                 ingest: IngestLimiter::default(),
                 rate_limiter: RateLimiter::default(),
+                insights,
                 trails: opened.trails,
                 detections: Arc::new(opened.detections),
             },
@@ -193,6 +195,7 @@ impl Server {
         let retention = spawn_retention(state.store.clone());
         state.trails.start();
         let detection_workers = state.detections.start().map_err(ServeError::Detections)?;
+        let insights_worker = state.insights.start().map_err(ServeError::Insights)?;
         let app = routes::router(state.clone());
         let limits = state.config.connection_limits();
 
@@ -254,6 +257,13 @@ impl Server {
         state.trails.shutdown().await;
         // The scan in progress appends its alerts; the next start goes on after them.
         detection_workers.stop().await;
+        // The scan in progress appends its records; the snapshot is saved for the next start.
+        if tokio::task::spawn_blocking(move || insights_worker.stop())
+            .await
+            .is_err()
+        {
+            tracing::error!("stopping the Insights worker failed");
+        }
         // A seal in progress finishes; unsealed events wait in the log for the next start.
         match tokio::task::spawn_blocking(move || archiver.shutdown()).await {
             Ok(Ok(())) => {}

@@ -26,7 +26,8 @@
 //! | `free_space_reserve_mb` | `OPENTRAIL_FREE_SPACE_RESERVE_MB` | 5% of the data dir's filesystem, at most 512 MiB: under this much free space, writes are refused with 503 until space is freed; `0` turns the check off |
 //! | `segments_url` | `OPENTRAIL_SEGMENTS_URL` | none: sealed segments stay under `<data_dir>/store/segments`; `s3://BUCKET[/PREFIX]` keeps them in a bucket reached with the `s3_*` settings below (the local folder is then a cache, refilled at start) |
 //! | `lookup_rate_limit_per_key_per_second` | `OPENTRAIL_LOOKUP_RATE_LIMIT_PER_KEY_PER_SECOND` | none |
-//! | `rules_dir` | `OPENTRAIL_RULES_DIR` | none: no detections; else Sigma rules (`*.yml`, `logsource: product: aws, service: cloudtrail`) matched against every event, reloaded when they change |
+//! | `insights_baseline_minutes` | `OPENTRAIL_INSIGHTS_BASELINE_MINUTES` | 10080 (7 days, CloudTrail's): the window an Insights baseline covers, and the history an account needs before its first Insights; shorten it for demos and tests |
+//! | `rules_dir` | `OPENTRAIL_RULES_DIR` | none: only the rules added through the API (`opentrail rules add`, kept in `<data_dir>/detections`); else also Sigma rules (`*.yml`, `logsource: product: aws, service: cloudtrail`) matched against every event, reloaded when they change |
 //! | `alert_webhook_url` | `OPENTRAIL_ALERT_WEBHOOK_URL` | none; else each alert is `POST`ed there as JSON (`ruleId`, `ruleTitle`, `eventId`, `eventName`, `eventTime`, …) |
 //! | `s3_endpoint` | `OPENTRAIL_S3_ENDPOINT` | none: trail buckets are directories under `<data_dir>/buckets` |
 //! | `s3_region` | `OPENTRAIL_S3_REGION` | the `region` setting |
@@ -69,6 +70,10 @@ pub const DEFAULT_ARCHIVE_RETENTION_DAYS: u32 = 2555;
 pub const DEFAULT_ARCHIVE_SEAL_AGE_SECS: u32 = 300;
 /// Long enough that a quiet server makes few small segments (merges combine them).
 pub const DEFAULT_SEAL_INTERVAL_SECS: u32 = 120;
+/// CloudTrail's Insights baseline: the 7 days before the activity.
+pub const DEFAULT_INSIGHTS_BASELINE_MINUTES: u32 = 7 * 24 * 60;
+/// A year: a longer baseline only costs memory without changing what is found.
+const INSIGHTS_BASELINE_MINUTES_LIMIT: u32 = 366 * 24 * 60;
 /// The common soft limit of open files is 1024; the store needs some of its own.
 pub const DEFAULT_CONNECTIONS_MAX: u32 = 1024;
 pub const DEFAULT_HEADER_READ_TIMEOUT_SECS: u32 = 30;
@@ -125,6 +130,8 @@ pub struct Config {
     pub alert_webhook_url: Option<String>,
     /// `None` means LookupEvents is not rate limited (CloudTrail allows 2 per second).
     pub lookup_rate_limit_per_key_per_second: Option<u32>,
+    /// The Insights baseline window, in minutes (at least 1).
+    pub insights_baseline_minutes: u32,
     /// Where trails deliver log files, how often, and their notification and stream sinks.
     pub trail_delivery: TrailDeliveryConfig,
     /// Recording proxies this process serves (`[[proxy]]`).
@@ -216,6 +223,7 @@ impl Default for Config {
             rules_dir: None,
             alert_webhook_url: None,
             lookup_rate_limit_per_key_per_second: None,
+            insights_baseline_minutes: DEFAULT_INSIGHTS_BASELINE_MINUTES,
             trail_delivery: TrailDeliveryConfig::default(),
             proxies: Vec::new(),
         }
@@ -252,6 +260,7 @@ pub struct ConfigLayer {
     pub alert_webhook_url: Option<String>,
     /// `Some(None)` explicitly turns a lower layer's limit off (environment value `none`).
     pub lookup_rate_limit_per_key_per_second: Option<Option<u32>>,
+    pub insights_baseline_minutes: Option<u32>,
     pub s3_endpoint: Option<String>,
     pub s3_region: Option<String>,
     pub s3_access_key_id: Option<String>,
@@ -360,6 +369,12 @@ impl Config {
             self.ingest_queue_max,
             1,
             INGEST_QUEUE_MAX_LIMIT,
+        )?;
+        check_range(
+            "insights_baseline_minutes",
+            self.insights_baseline_minutes,
+            1,
+            INSIGHTS_BASELINE_MINUTES_LIMIT,
         )?;
         check_range(
             "retention_days",
@@ -665,6 +680,11 @@ impl ConfigLayer {
                 "OPENTRAIL_LOOKUP_RATE_LIMIT_PER_KEY_PER_SECOND",
                 parse_optional_rate_limit,
             )?,
+            insights_baseline_minutes: parse_environment_variable(
+                &read,
+                "OPENTRAIL_INSIGHTS_BASELINE_MINUTES",
+                parse_number::<u32>,
+            )?,
             s3_endpoint: read("OPENTRAIL_S3_ENDPOINT"),
             s3_region: read("OPENTRAIL_S3_REGION"),
             s3_access_key_id: read("OPENTRAIL_S3_ACCESS_KEY_ID"),
@@ -721,6 +741,7 @@ impl ConfigLayer {
             rules_dir,
             alert_webhook_url,
             lookup_rate_limit_per_key_per_second,
+            insights_baseline_minutes,
             s3_endpoint,
             s3_region,
             s3_access_key_id,
@@ -803,6 +824,9 @@ impl ConfigLayer {
         }
         if let Some(value) = lookup_rate_limit_per_key_per_second {
             config.lookup_rate_limit_per_key_per_second = value;
+        }
+        if let Some(value) = insights_baseline_minutes {
+            config.insights_baseline_minutes = value;
         }
         let delivery = &mut config.trail_delivery;
         if let Some(value) = s3_endpoint {
@@ -1025,6 +1049,7 @@ mod tests {
                 rules_dir: None,
                 alert_webhook_url: None,
                 lookup_rate_limit_per_key_per_second: Some(2),
+                insights_baseline_minutes: DEFAULT_INSIGHTS_BASELINE_MINUTES,
                 trail_delivery: TrailDeliveryConfig::default(),
                 proxies: Vec::new(),
             }

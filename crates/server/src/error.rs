@@ -39,6 +39,8 @@ pub enum ServeError {
     Trails(#[from] TrailsError),
     #[error("cannot start detections: {0}")]
     Detections(#[source] opentrail_detect::DetectError),
+    #[error("cannot start Insights: {0}")]
+    Insights(#[source] opentrail_insights::InsightsError),
     #[error("cannot start the archiver: {0}")]
     ArchiveWorker(#[source] ArchiveError),
     #[error("cannot open the channels: {0}")]

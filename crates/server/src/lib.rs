@@ -10,6 +10,7 @@
 //!   [`error`] says why the server could not start; [`startup`] opens the store and binds listeners.
 //! - [`observability`]: request ids, request logs, Prometheus metrics.
 //! - [`console`]: the web console at `/console` (cookie sessions, embedded assets).
+//! - [`insights`]: CloudTrail Insights, on when a trail's Insights selectors ask.
 //! - [`recording`]: the recording proxies (`[[proxy]]`, `opentrail proxy`) and the sink
 //!   that appends their records to the store.
 //!
@@ -27,6 +28,7 @@ pub mod connections;
 pub mod console;
 pub mod error;
 pub mod ingest;
+pub mod insights;
 pub mod keys;
 pub mod lookup;
 pub mod observability;

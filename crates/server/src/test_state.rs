@@ -49,6 +49,7 @@ pub(crate) fn test_state(configure: impl FnOnce(&mut Config)) -> TestState {
         },
     )
     .expect("detections");
+    let insights = crate::insights::open_insights(&config, &store, &trails);
     let state = AppState {
         config: Arc::new(config),
         keys,
@@ -58,6 +59,7 @@ pub(crate) fn test_state(configure: impl FnOnce(&mut Config)) -> TestState {
         rate_limiter: crate::rate_limit::RateLimiter::default(),
         store,
         metrics: prometheus_handle().expect("metrics"),
+        insights,
         trails,
         detections: Arc::new(detections),
     };

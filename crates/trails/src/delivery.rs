@@ -29,6 +29,14 @@
 //!
 //! Events accepted while the trail was not logging are skipped by sequence number (the
 //! trail's [`crate::model::LoggingHistory`]), so a restart cannot deliver them either.
+//!
+//! # Log files and Insights files
+//!
+//! The same worker delivers a trail's Insights files ([`DeliveryKind::Insights`]): the
+//! Insights records its Insights selectors pick, under `CloudTrail-Insight/`, with its own
+//! cursor (`trail/<arn>/insights`) and plan (`insights-state.json`), so both kinds are
+//! exactly once in the same way. Insights files skip steps 3 and 5: they are not in the
+//! manifest, so digests do not cover them, and no notification is sent.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -45,7 +53,7 @@ use crate::consumer::{
 pub use crate::consumer::{CrashPoint, WorkerStop};
 use crate::destinations::Destinations;
 use crate::error::TrailsError;
-use crate::log_file::{self, FileIdentity};
+use crate::log_file::{self, FileFolder, FileIdentity};
 use crate::manifest::{DeliveredFile, Manifest};
 use crate::model::{SnsTopic, Trail};
 use crate::notify::{Notifier, deterministic_message_id};
@@ -56,6 +64,61 @@ use crate::status::{StatusHandle, TrailStatus, status_snapshot, update_status};
 /// Bumped if `state.json` changes shape; an older server refuses a newer file.
 const STATE_FORMAT: u32 = 1;
 const STATE_FILE_NAME: &str = "state.json";
+/// The Insights worker's plan, beside the log-file worker's (same shape).
+pub const INSIGHTS_STATE_FILE_NAME: &str = "insights-state.json";
+
+/// What a delivery worker delivers. Both kinds run every step the same way; they differ
+/// in what they read, where files go, and what follows a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryKind {
+    /// Log files under `CloudTrail/`: cursor `trail/<arn>`, plan `state.json`; recorded
+    /// in the manifest (digests cover them), notified, reported as `LatestDelivery…`.
+    LogFiles,
+    /// Insights files under `CloudTrail-Insight/`: cursor `trail/<arn>/insights`, plan
+    /// `insights-state.json`; no manifest, no notification, failures reported as
+    /// `latest_insights_delivery_error`.
+    Insights,
+}
+
+impl DeliveryKind {
+    /// The store cursor of this kind's worker of `trail`.
+    pub fn consumer(self, trail: &Trail) -> String {
+        match self {
+            DeliveryKind::LogFiles => trail.delivery_consumer(),
+            DeliveryKind::Insights => trail.insights_consumer(),
+        }
+    }
+
+    /// The worker's plan file in the trail's state directory.
+    pub fn state_file_name(self) -> &'static str {
+        match self {
+            DeliveryKind::LogFiles => STATE_FILE_NAME,
+            DeliveryKind::Insights => INSIGHTS_STATE_FILE_NAME,
+        }
+    }
+
+    fn folder(self) -> FileFolder {
+        match self {
+            DeliveryKind::LogFiles => FileFolder::Logs,
+            DeliveryKind::Insights => FileFolder::Insights,
+        }
+    }
+
+    fn filter(self, trail: &Trail, default_account_id: &str) -> TrailFilter {
+        match self {
+            DeliveryKind::LogFiles => TrailFilter::new(trail, default_account_id),
+            DeliveryKind::Insights => TrailFilter::for_insights(trail),
+        }
+    }
+
+    /// For log messages.
+    fn files_name(self) -> &'static str {
+        match self {
+            DeliveryKind::LogFiles => "log files",
+            DeliveryKind::Insights => "Insights files",
+        }
+    }
+}
 
 /// Tunables of delivery, each with an explicit bound.
 #[derive(Debug, Clone)]
@@ -161,9 +224,14 @@ impl PlannedFile {
     }
 }
 
-/// Loads a trail's delivery state (default when none yet). Blocking.
+/// Loads a trail's log-file delivery state (default when none yet). Blocking.
 pub fn load_state(trail_dir: &Path) -> Result<DeliveryState, TrailsError> {
-    state_file::load_versioned_state(&trail_dir.join(STATE_FILE_NAME), STATE_FORMAT)
+    load_kind_state(trail_dir, DeliveryKind::LogFiles)
+}
+
+/// Loads the delivery state of one kind of a trail's files. Blocking.
+pub fn load_kind_state(trail_dir: &Path, kind: DeliveryKind) -> Result<DeliveryState, TrailsError> {
+    state_file::load_versioned_state(&trail_dir.join(kind.state_file_name()), STATE_FORMAT)
 }
 
 impl state_file::VersionedState for DeliveryState {
@@ -179,8 +247,13 @@ impl state_file::VersionedState for DeliveryState {
     }
 }
 
-fn save_state(trail_dir: &Path, state: &DeliveryState, sync: bool) -> Result<(), TrailsError> {
-    let path = trail_dir.join(STATE_FILE_NAME);
+fn save_state(
+    trail_dir: &Path,
+    kind: DeliveryKind,
+    state: &DeliveryState,
+    sync: bool,
+) -> Result<(), TrailsError> {
+    let path = trail_dir.join(kind.state_file_name());
     std::fs::create_dir_all(trail_dir).map_err(|source| TrailsError::Write {
         path: trail_dir.to_owned(),
         source,
@@ -214,13 +287,15 @@ struct PendingRecord {
 /// The delivery worker of one trail. Drive it with [`DeliveryWorker::run`], or step by
 /// step in tests with [`DeliveryWorker::recover`] and [`DeliveryWorker::poll`].
 pub struct DeliveryWorker {
+    kind: DeliveryKind,
     context: Arc<DeliveryContext>,
     trail_updates: watch::Receiver<Arc<Trail>>,
     trail: Arc<Trail>,
     filter: TrailFilter,
     trail_dir: PathBuf,
     state: DeliveryState,
-    manifest: Manifest,
+    /// Log files only: what digests consume.
+    manifest: Option<Manifest>,
     next_file_seq: u64,
     status: StatusHandle,
     /// Everything at or below this is delivered (or skipped) and durable.
@@ -235,13 +310,13 @@ pub struct DeliveryWorker {
 }
 
 impl DeliveryWorker {
-    /// This trail's view of the log (`trail/<arn>`).
+    /// This worker's view of the log (`trail/<arn>`, or `trail/<arn>/insights`).
     fn log(&self) -> LogConsumer {
-        LogConsumer::new(self.context.store.clone(), self.trail.delivery_consumer())
+        LogConsumer::new(self.context.store.clone(), self.kind.consumer(&self.trail))
     }
 
-    /// Opens the worker of a trail whose state lives in `trail_dir`. Blocking (reads the
-    /// state, the manifest's last line and the store cursor).
+    /// Opens the log-file worker of a trail whose state lives in `trail_dir`. Blocking
+    /// (reads the state, the manifest's last line and the store cursor).
     pub fn open(
         context: Arc<DeliveryContext>,
         trail_updates: watch::Receiver<Arc<Trail>>,
@@ -249,12 +324,37 @@ impl DeliveryWorker {
         status: StatusHandle,
         shutdown: watch::Receiver<bool>,
     ) -> Result<DeliveryWorker, TrailsError> {
+        Self::open_kind(
+            DeliveryKind::LogFiles,
+            context,
+            trail_updates,
+            trail_dir,
+            status,
+            shutdown,
+        )
+    }
+
+    /// Opens the worker of one kind of a trail's files. Blocking.
+    pub fn open_kind(
+        kind: DeliveryKind,
+        context: Arc<DeliveryContext>,
+        trail_updates: watch::Receiver<Arc<Trail>>,
+        trail_dir: PathBuf,
+        status: StatusHandle,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<DeliveryWorker, TrailsError> {
         let trail = Arc::clone(&trail_updates.borrow());
-        let filter = TrailFilter::new(&trail, &context.default_account_id);
-        let state = load_state(&trail_dir)?;
-        let manifest = Manifest::new(&trail_dir);
-        let next_file_seq = manifest.last()?.map_or(1, |file| file.file_seq + 1);
-        let stored_cursor = context.store.load_cursor(&trail.delivery_consumer())?;
+        let filter = kind.filter(&trail, &context.default_account_id);
+        let state = load_kind_state(&trail_dir, kind)?;
+        let (manifest, next_file_seq) = match kind {
+            DeliveryKind::LogFiles => {
+                let manifest = Manifest::new(&trail_dir);
+                let next_file_seq = manifest.last()?.map_or(1, |file| file.file_seq + 1);
+                (Some(manifest), next_file_seq)
+            }
+            DeliveryKind::Insights => (None, 1),
+        };
+        let stored_cursor = context.store.load_cursor(&kind.consumer(&trail))?;
         let mut cursor = stored_cursor;
         if let Some(batch) = &state.batch {
             if batch.complete {
@@ -267,8 +367,11 @@ impl DeliveryWorker {
         if let Some(first) = filter.logging().first_deliverable_after() {
             cursor = cursor.max(first);
         }
-        update_status(&status, |current| current.restore_delivery(&state.status));
+        if kind == DeliveryKind::LogFiles {
+            update_status(&status, |current| current.restore_delivery(&state.status));
+        }
         Ok(DeliveryWorker {
+            kind,
             context,
             trail_updates,
             trail,
@@ -300,9 +403,11 @@ impl DeliveryWorker {
     /// [`DeliveryOptions::poll_interval`], and a last delivery attempt at shutdown.
     pub async fn run(mut self) {
         let arn = self.trail.arn();
+        let files = self.kind.files_name();
         tracing::debug!(
             trail = arn.as_str(),
             cursor = self.cursor,
+            files,
             "trail delivery started"
         );
         loop {
@@ -310,7 +415,7 @@ impl DeliveryWorker {
                 Ok(()) => break,
                 Err(WorkerStop::Shutdown | WorkerStop::SimulatedCrash(_)) => return,
                 Err(WorkerStop::Failed(error)) => {
-                    tracing::error!(trail = arn.as_str(), %error, "redoing the planned batch failed; retrying");
+                    tracing::error!(trail = arn.as_str(), files, %error, "redoing the planned batch failed; retrying");
                     if pause_unless_shutdown(
                         &mut self.shutdown,
                         self.context.options.retry_backoff_max,
@@ -338,7 +443,7 @@ impl DeliveryWorker {
                 Ok(_) => {}
                 Err(WorkerStop::Shutdown | WorkerStop::SimulatedCrash(_)) => return,
                 Err(WorkerStop::Failed(error)) => {
-                    tracing::error!(trail = arn.as_str(), %error, "delivery failed; retrying");
+                    tracing::error!(trail = arn.as_str(), files, %error, "delivery failed; retrying");
                     // Start the batch again from the durable cursor.
                     self.forget_pending();
                     if pause_unless_shutdown(
@@ -362,7 +467,12 @@ impl DeliveryWorker {
             return;
         }
         if let Err(error) = self.deliver_pending().await {
-            tracing::info!(trail = self.trail.arn().as_str(), %error, "batch left for the next start");
+            tracing::info!(
+                trail = self.trail.arn().as_str(),
+                files = self.kind.files_name(),
+                %error,
+                "batch left for the next start"
+            );
         }
     }
 
@@ -380,7 +490,7 @@ impl DeliveryWorker {
         let latest = Arc::clone(&self.trail_updates.borrow_and_update());
         if !Arc::ptr_eq(&latest, &self.trail) {
             let trail = latest;
-            self.filter = TrailFilter::new(&trail, &self.context.default_account_id);
+            self.filter = self.kind.filter(&trail, &self.context.default_account_id);
             self.trail = trail;
             if let Some(first) = self.filter.logging().first_deliverable_after()
                 && first > self.cursor
@@ -558,15 +668,20 @@ impl DeliveryWorker {
         let mut files = Vec::with_capacity(streams.len());
         let mut contents = Vec::with_capacity(streams.len());
         for ((account_id, region), records) in streams {
-            let unique = log_file::unique_string(&FileIdentity {
-                trail_id: &self.trail.id,
-                trail_arn: &trail_arn,
-                after_seq: self.cursor,
-                through_seq,
-                account_id: &account_id,
-                region: &region,
-            });
-            let key = log_file::log_file_key(
+            let folder = self.kind.folder();
+            let unique = log_file::unique_string_in(
+                folder,
+                &FileIdentity {
+                    trail_id: &self.trail.id,
+                    trail_arn: &trail_arn,
+                    after_seq: self.cursor,
+                    through_seq,
+                    account_id: &account_id,
+                    region: &region,
+                },
+            );
+            let key = log_file::file_key(
+                folder,
                 self.trail.settings.s3_key_prefix.as_deref(),
                 &account_id,
                 &region,
@@ -587,13 +702,17 @@ impl DeliveryWorker {
             through_seq,
             planned_time_ms,
             bucket: self.trail.settings.s3_bucket_name.clone(),
-            sns_topic: self.trail.settings.sns_topic.clone(),
+            // CloudTrail notifies log file deliveries only.
+            sns_topic: match self.kind {
+                DeliveryKind::LogFiles => self.trail.settings.sns_topic.clone(),
+                DeliveryKind::Insights => None,
+            },
             files,
             complete: false,
         };
         self.state.last_batch_number = batch_number;
         self.state.batch = Some(batch.clone());
-        self.state.status = status_snapshot(&self.status);
+        self.state.status = self.status_to_persist();
         self.persist_state(true).await?;
         self.crash_if(CrashPoint::AfterPlan)?;
         self.window_started = None;
@@ -610,8 +729,18 @@ impl DeliveryWorker {
     async fn persist_state(&self, sync: bool) -> Result<(), WorkerStop> {
         let trail_dir = self.trail_dir.clone();
         let state = self.state.clone();
-        blocking(move || save_state(&trail_dir, &state, sync)).await?;
+        let kind = self.kind;
+        blocking(move || save_state(&trail_dir, kind, &state, sync)).await?;
         Ok(())
+    }
+
+    /// The status the plan file keeps: the log-file worker's is what GetTrailStatus shows
+    /// after a restart; the Insights worker keeps none.
+    fn status_to_persist(&self) -> TrailStatus {
+        match self.kind {
+            DeliveryKind::LogFiles => status_snapshot(&self.status),
+            DeliveryKind::Insights => TrailStatus::default(),
+        }
     }
 
     /// Steps 2–5 of a planned batch: write, record, advance, notify.
@@ -660,19 +789,32 @@ impl DeliveryWorker {
         self.crash_if(CrashPoint::AfterCursor)?;
 
         let delivered_time_ms = jiff::Timestamp::now().as_millisecond();
-        update_status(&self.status, |status| {
-            status.latest_delivery_time_ms = Some(delivered_time_ms);
-            status.latest_delivery_attempt_time_ms = Some(delivered_time_ms);
-            status.latest_delivery_error = None;
-        });
         let file_count = batch.files.len() as u64;
-        metrics::counter!("opentrail_trail_files_delivered_total").increment(file_count);
+        match self.kind {
+            DeliveryKind::LogFiles => {
+                update_status(&self.status, |status| {
+                    status.latest_delivery_time_ms = Some(delivered_time_ms);
+                    status.latest_delivery_attempt_time_ms = Some(delivered_time_ms);
+                    status.latest_delivery_error = None;
+                });
+                metrics::counter!("opentrail_trail_files_delivered_total").increment(file_count);
+            }
+            DeliveryKind::Insights => {
+                update_status(&self.status, |status| {
+                    status.latest_insights_delivery_time_ms = Some(delivered_time_ms);
+                    status.latest_insights_delivery_error = None;
+                });
+                metrics::counter!("opentrail_trail_insights_files_delivered_total")
+                    .increment(file_count);
+            }
+        }
         tracing::debug!(
             trail = self.trail.arn().as_str(),
             batch = batch.batch_number,
             files = file_count,
             through_seq = batch.through_seq,
-            "delivered log files"
+            "delivered {}",
+            self.kind.files_name()
         );
 
         if let Some(topic) = &batch.sns_topic {
@@ -683,10 +825,12 @@ impl DeliveryWorker {
         {
             planned.complete = true;
         }
-        self.state.status = status_snapshot(&self.status);
+        self.state.status = self.status_to_persist();
         // A lost completion mark only repeats the idempotent steps after a crash.
         self.persist_state(false).await?;
-        self.prune_manifest().await;
+        if let Some(manifest) = &self.manifest {
+            self.prune_manifest(manifest.clone()).await;
+        }
         Ok(())
     }
 
@@ -716,25 +860,32 @@ impl DeliveryWorker {
                 key,
                 error = message.as_str(),
                 retry_in_ms = backoff.next_pause().as_millis() as u64,
-                "log file delivery failed"
+                "delivery of {} failed",
+                self.kind.files_name()
             );
             metrics::counter!("opentrail_trail_delivery_failures_total").increment(1);
-            update_status(&self.status, |status| {
-                status.latest_delivery_error = Some(message);
-                status.latest_delivery_attempt_time_ms = Some(attempt_time_ms);
+            let kind = self.kind;
+            update_status(&self.status, |status| match kind {
+                DeliveryKind::LogFiles => {
+                    status.latest_delivery_error = Some(message);
+                    status.latest_delivery_attempt_time_ms = Some(attempt_time_ms);
+                }
+                DeliveryKind::Insights => status.latest_insights_delivery_error = Some(message),
             });
             backoff.pause(&mut self.shutdown).await?;
         }
     }
 
     /// Appends the batch's files the manifest does not hold yet (a redone batch may have
-    /// recorded them before the crash).
+    /// recorded them before the crash). Insights files have no manifest.
     async fn record_in_manifest(
         &mut self,
         batch_number: u64,
         delivered: Vec<DeliveredFile>,
     ) -> Result<(), WorkerStop> {
-        let manifest = self.manifest.clone();
+        let Some(manifest) = self.manifest.clone() else {
+            return Ok(());
+        };
         let next_file_seq = self.next_file_seq;
         let appended = blocking(move || -> Result<u64, TrailsError> {
             let already = manifest.recorded_for_batch(batch_number)?;
@@ -794,8 +945,7 @@ impl DeliveryWorker {
 
     /// Deletes manifest day files past the retention. Failures are logged: they only
     /// cost disk.
-    async fn prune_manifest(&self) {
-        let manifest = self.manifest.clone();
+    async fn prune_manifest(&self, manifest: Manifest) {
         let retention_ms =
             i64::try_from(self.context.options.manifest_retention.as_millis()).unwrap_or(i64::MAX);
         let keep_from_ms = jiff::Timestamp::now()

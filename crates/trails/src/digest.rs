@@ -21,6 +21,9 @@
 //! off, or when the trail is deleted, a final digest closes the chain; the next one starts
 //! over with `null`.
 //!
+//! Digests list log files only (those in the delivery manifest). Insights files are not
+//! in the manifest, so no digest covers them, and `validate` does not check them.
+//!
 //! # Crash safety
 //!
 //! Like delivery: the whole period (every digest's key, JSON bytes and signature) is

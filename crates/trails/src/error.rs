@@ -28,6 +28,8 @@ pub enum TrailsError {
         "log group {0} is not configured (add it to cloudwatch_log_groups in the configuration)"
     )]
     LogGroupNotConfigured(String),
+    #[error("invalid Insights selectors: {0}")]
+    InvalidInsightSelectors(String),
     #[error("a resource holds at most {limit} tags")]
     TagsLimitExceeded { limit: usize },
     #[error("cannot read {path}: {source}")]

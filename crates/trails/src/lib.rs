@@ -6,7 +6,8 @@
 //! - [`log_file`]: CloudTrail's key layout and file naming, gzip `{"Records":[…]}`.
 //! - [`destinations`]: where log files go: the [`Destination`] trait and its kinds, one
 //!   module each (a local directory, an S3-compatible endpoint), through `object_store`.
-//! - [`delivery`]: the per-trail delivery consumer: plan, write, record, advance.
+//! - [`delivery`]: the per-trail delivery consumer: plan, write, record, advance; one for
+//!   log files and, while a trail has Insights selectors, one for Insights files.
 //! - [`manifest`]: the durable record of delivered files that digests (issue 6) consume.
 //! - [`digest`]: log file integrity: digest files, their signatures, and the per-trail
 //!   digest writer (a consumer of the manifest with its own durable state).
@@ -23,7 +24,8 @@
 //!   per-trail workers are started and stopped by `supervisor`.
 //!
 //! Every view here is a consumer of the event log with a durable cursor in the store
-//! (`trail/<arn>` for log files, `trail/<arn>/cloudwatch-logs` for streams), so recovery
+//! (`trail/<arn>` for log files, `trail/<arn>/insights` for Insights files,
+//! `trail/<arn>/cloudwatch-logs` for streams), so recovery
 //! is replay. A delivered file is a pure function of (trail, log range): its key and
 //! bytes are fixed by a plan recorded durably before the object is written, so a crash
 //! anywhere rewrites the same key with the same records.
@@ -52,7 +54,7 @@ pub mod streams;
 mod supervisor;
 pub mod validate;
 
-pub use delivery::{CrashPoint, DeliveryOptions};
+pub use delivery::{CrashPoint, DeliveryKind, DeliveryOptions};
 pub use destinations::{
     Bucket, Destination, DestinationBucket, DestinationConfig, DestinationError, DestinationFuture,
     Destinations,
@@ -62,11 +64,11 @@ pub use digest_keys::PublicKeyInfo;
 pub use error::TrailsError;
 pub use manifest::{DeliveredFile, Manifest};
 pub use model::{
-    AdvancedSelector, BasicSelector, DataResource, EventSelectors, FieldSelector, LoggingHistory,
-    ReadWriteType, SnsTopic, Tag, Trail, TrailSettings,
+    AdvancedSelector, BasicSelector, DataResource, EventSelectors, FieldSelector, InsightSelector,
+    LoggingHistory, ReadWriteType, SnsTopic, Tag, Trail, TrailSettings,
 };
 pub use options::{TrailsConfig, TrailsOptions};
-pub use service::{NewTrail, Scope, TrailRef, TrailUpdate, Trails};
+pub use service::{InsightSelection, NewTrail, Scope, TrailRef, TrailUpdate, Trails};
 pub use sinks::{SendFuture, SinkConnector, StreamSink, StreamSinkConfig};
 pub use status::{StatusHandle, TrailStatus};
 pub use streams::StreamOptions;

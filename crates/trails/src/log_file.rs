@@ -3,6 +3,9 @@
 //! Key (spec §5):
 //! `[<prefix>/]AWSLogs/<account>/CloudTrail/<region>/<YYYY>/<MM>/<DD>/<account>_CloudTrail_<region>_<YYYYMMDDTHHmmZ>_<UniqueString>.json.gz`
 //!
+//! Insights files have the same shape with `CloudTrail-Insight` for `CloudTrail`, in the
+//! folder and in the name ([`FileFolder::Insights`]).
+//!
 //! - The date folders and the timestamp are the batch's *planned delivery time* in UTC,
 //!   recorded durably before the object is written, so a rewrite after a crash lands on
 //!   the same key.
@@ -39,11 +42,44 @@ pub struct FileIdentity<'a> {
     pub region: &'a str,
 }
 
-/// The 16-character unique string of a file: a pure function of its identity.
+/// Which of CloudTrail's folders a file goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileFolder {
+    /// `CloudTrail`: log files.
+    Logs,
+    /// `CloudTrail-Insight`: Insights files.
+    Insights,
+}
+
+impl FileFolder {
+    /// The folder, which is also the file name's second part.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileFolder::Logs => "CloudTrail",
+            FileFolder::Insights => "CloudTrail-Insight",
+        }
+    }
+
+    /// What the unique string hashes first, so a log file and an Insights file of the
+    /// same log range never share one.
+    fn hash_domain(self) -> &'static str {
+        match self {
+            FileFolder::Logs => "opentrail log file v1",
+            FileFolder::Insights => "opentrail insights file v1",
+        }
+    }
+}
+
+/// The 16-character unique string of a log file: a pure function of its identity.
 pub fn unique_string(identity: &FileIdentity<'_>) -> String {
+    unique_string_in(FileFolder::Logs, identity)
+}
+
+/// The 16-character unique string of a file of `folder`: a pure function of its identity.
+pub fn unique_string_in(folder: FileFolder, identity: &FileIdentity<'_>) -> String {
     let mut hasher = Sha256::new();
     for part in [
-        "opentrail log file v1",
+        folder.hash_domain(),
         identity.trail_id,
         identity.trail_arn,
         &identity.after_seq.to_string(),
@@ -71,9 +107,29 @@ pub fn log_file_key(
     delivery_time_ms: i64,
     unique: &str,
 ) -> String {
+    file_key(
+        FileFolder::Logs,
+        prefix,
+        account_id,
+        region,
+        delivery_time_ms,
+        unique,
+    )
+}
+
+/// The object key of a file in `folder` (log files, Insights files).
+pub fn file_key(
+    folder: FileFolder,
+    prefix: Option<&str>,
+    account_id: &str,
+    region: &str,
+    delivery_time_ms: i64,
+    unique: &str,
+) -> String {
+    let folder = folder.as_str();
     let (date_path, minute_stamp) = delivery_time_parts(delivery_time_ms);
-    let name = format!("{account_id}_CloudTrail_{region}_{minute_stamp}_{unique}.json.gz");
-    let tail = format!("AWSLogs/{account_id}/CloudTrail/{region}/{date_path}/{name}");
+    let name = format!("{account_id}_{folder}_{region}_{minute_stamp}_{unique}.json.gz");
+    let tail = format!("AWSLogs/{account_id}/{folder}/{region}/{date_path}/{name}");
     match prefix {
         Some(prefix) if !prefix.is_empty() => format!("{prefix}/{tail}"),
         _ => tail,
@@ -149,5 +205,38 @@ mod tests {
         );
         let prefixed = log_file_key(Some("a/b"), "1", "r", 1_438_395_033_000, "x");
         assert!(prefixed.starts_with("a/b/AWSLogs/1/CloudTrail/r/2015/08/01/"));
+    }
+
+    #[test]
+    fn insights_keys_use_the_cloudtrail_insight_folder_and_name() {
+        let key = file_key(
+            FileFolder::Insights,
+            Some("org"),
+            "111122223333",
+            "us-east-2",
+            1_438_395_033_000,
+            "Mu0KsOhtH1ar15ZZ",
+        );
+        assert_eq!(
+            key,
+            "org/AWSLogs/111122223333/CloudTrail-Insight/us-east-2/2015/08/01/111122223333_CloudTrail-Insight_us-east-2_20150801T0210Z_Mu0KsOhtH1ar15ZZ.json.gz"
+        );
+    }
+
+    #[test]
+    fn a_log_file_and_an_insights_file_of_one_range_get_different_unique_strings() {
+        let identity = FileIdentity {
+            trail_id: "id",
+            trail_arn: "arn:aws:cloudtrail:us-east-1:111122223333:trail/t",
+            after_seq: 10,
+            through_seq: 20,
+            account_id: "111122223333",
+            region: "us-east-1",
+        };
+        let log = unique_string(&identity);
+        assert_eq!(log, unique_string_in(FileFolder::Logs, &identity));
+        let insights = unique_string_in(FileFolder::Insights, &identity);
+        assert_ne!(log, insights);
+        assert_eq!(insights.len(), UNIQUE_STRING_LEN);
     }
 }

@@ -23,6 +23,10 @@ pub struct Trail {
     pub tags: Vec<Tag>,
     pub logging: LoggingHistory,
     pub created_time_ms: i64,
+    /// PutInsightSelectors: which Insights the trail delivers. Empty: Insights off. (Absent
+    /// in files written before Insights existed.)
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub insight_selectors: Vec<InsightSelector>,
 }
 
 impl Trail {
@@ -46,6 +50,27 @@ impl Trail {
     pub fn stream_consumer(&self) -> String {
         format!("trail/{}/cloudwatch-logs", self.arn())
     }
+
+    /// The store cursor of the Insights file delivery consumer.
+    pub fn insights_consumer(&self) -> String {
+        format!("trail/{}/insights", self.arn())
+    }
+
+    /// Whether the trail has Insights selectors (`HasInsightSelectors`).
+    pub fn has_insight_selectors(&self) -> bool {
+        !self.insight_selectors.is_empty()
+    }
+}
+
+/// One Insights selector: a type, on some categories of events.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InsightSelector {
+    /// `ApiCallRateInsight` or `ApiErrorRateInsight`.
+    pub insight_type: String,
+    /// `Management` and/or `Data`; CloudTrail's default (when a request names none) is
+    /// `Management`, applied before it gets here.
+    pub event_categories: Vec<String>,
 }
 
 /// `arn:aws:cloudtrail:<region>:<account>:trail/<name>`.

@@ -16,8 +16,23 @@ use crate::model::Trail;
 
 const TRAILS_FILE_NAME: &str = "trails.json";
 /// Bumped if the file layout changes, so an older server refuses a newer file instead of
-/// dropping fields it does not know.
-const FILE_VERSION: u32 = 1;
+/// dropping fields it does not know. Version 2 added Insights selectors; a file is written
+/// as version 1 while no trail has any (see [`file_version`]), so a server without
+/// Insights still opens it and loses nothing.
+const FILE_VERSION: u32 = 2;
+
+/// The oldest version that holds everything in `contents`.
+fn file_version(contents: &RegistryContents) -> u32 {
+    if contents
+        .trails
+        .iter()
+        .any(|trail| trail.has_insight_selectors())
+    {
+        2
+    } else {
+        1
+    }
+}
 
 #[derive(Serialize, Deserialize)]
 struct TrailsFile {
@@ -118,7 +133,7 @@ impl TrailRegistry {
             return Ok(result);
         }
         let bytes = serde_json::to_vec_pretty(&TrailsFile {
-            version: FILE_VERSION,
+            version: file_version(&contents),
             contents: contents.clone(),
         })
         .map_err(|error| TrailsError::Corrupt {
@@ -136,5 +151,76 @@ impl TrailRegistry {
             .write()
             .unwrap_or_else(PoisonError::into_inner) = Arc::new(contents);
         Ok(result)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::InsightSelector;
+
+    /// A trails.json as written before Insights selectors existed.
+    const BEFORE_INSIGHTS: &str = r#"{
+      "version": 1,
+      "trails": [{
+        "id": "5b7f0c3e-0000-4000-8000-000000000001",
+        "name": "main",
+        "accountId": "111122223333",
+        "homeRegion": "us-east-1",
+        "settings": {
+          "s3BucketName": "audit-logs",
+          "includeGlobalServiceEvents": true,
+          "isMultiRegionTrail": false,
+          "logFileValidationEnabled": false,
+          "recursiveLogging": true
+        },
+        "selectors": {"kind": "default"},
+        "tags": [],
+        "logging": {"isLogging": true, "periods": [{"afterSeq": 3}]},
+        "createdTimeMs": 1700000000000
+      }],
+      "cleanups": []
+    }"#;
+
+    #[test]
+    fn a_file_from_before_insights_loads_and_insights_selectors_persist_as_version_2() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join(TRAILS_FILE_NAME), BEFORE_INSIGHTS).expect("write");
+        let registry = TrailRegistry::open(dir.path()).expect("open an old file");
+        let trails = registry.trails();
+        assert_eq!(trails.len(), 1);
+        assert!(trails[0].insight_selectors.is_empty());
+        assert!(trails[0].logging.covers(4));
+
+        let version_on_disk = || -> u64 {
+            let bytes = std::fs::read(dir.path().join(TRAILS_FILE_NAME)).expect("read");
+            let file: serde_json::Value = serde_json::from_slice(&bytes).expect("json");
+            file["version"].as_u64().expect("version")
+        };
+        let set = |selectors: Vec<InsightSelector>| {
+            registry
+                .mutate(|contents| {
+                    contents.trails[0].insight_selectors = selectors;
+                    Ok(())
+                })
+                .expect("mutate");
+        };
+        set(vec![InsightSelector {
+            insight_type: "ApiCallRateInsight".to_owned(),
+            event_categories: vec!["Management".to_owned()],
+        }]);
+        // A server without Insights must refuse this file rather than drop the selectors.
+        assert_eq!(version_on_disk(), 2);
+        let reopened = TrailRegistry::open(dir.path()).expect("reopen");
+        assert_eq!(
+            reopened.trails()[0].insight_selectors,
+            registry.trails()[0].insight_selectors
+        );
+        drop(reopened);
+        // Without selectors the file is one every earlier server reads.
+        set(Vec::new());
+        assert_eq!(version_on_disk(), 1);
+        let bytes = std::fs::read(dir.path().join(TRAILS_FILE_NAME)).expect("read");
+        assert!(!String::from_utf8_lossy(&bytes).contains("insightSelectors"));
     }
 }

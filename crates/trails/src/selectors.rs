@@ -15,6 +15,15 @@
 //!
 //! A trail without selectors behaves as one basic selector: all management events.
 //!
+//! # Insights
+//!
+//! Insights records (`eventCategory` `Insight`, the store's Insight lane) never go into log
+//! files, whatever the event selectors say. A trail with Insights selectors delivers them
+//! in Insights files instead ([`TrailFilter::for_insights`]): the records of its own
+//! account, in its regions, whose `insightDetails.insightType` it selected. Insights
+//! records carry no event category of their own, so a selector's `EventCategories` decide
+//! what the analysis looks at, not which records a trail delivers.
+//!
 //! # Advanced selectors
 //!
 //! An event is logged when **any** advanced selector matches; a selector matches when
@@ -45,6 +54,7 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, Visitor};
+use serde_json::value::RawValue;
 
 use crate::model::{
     AdvancedSelector, BasicSelector, EventSelectors, FieldSelector, LoggingHistory, Trail,
@@ -60,6 +70,8 @@ pub const GLOBAL_SERVICE_EVENT_SOURCES: [&str; 5] = [
 ];
 /// The region CloudTrail records global service events in.
 pub const GLOBAL_SERVICE_REGION: &str = "us-east-1";
+/// The `eventCategory` of Insights records.
+pub const INSIGHT_CATEGORY: &str = "Insight";
 
 /// The members of a stored record that filtering and file naming read, borrowed from the
 /// record's JSON text. Everything else is skipped unparsed.
@@ -91,6 +103,17 @@ pub struct EventView<'a> {
     pub user_identity: Option<UserIdentityView<'a>>,
     #[serde(default, borrow)]
     pub resources: Option<Vec<ResourceView<'a>>>,
+    /// Kept as text and read only for Insights records ([`EventView::insight_type`]), so
+    /// other records pay nothing for it and an odd value never makes one unreadable.
+    #[serde(rename = "insightDetails", default, borrow)]
+    pub insight_details: Option<&'a RawValue>,
+}
+
+/// The member of `insightDetails` delivery reads.
+#[derive(Debug, Default, Deserialize)]
+struct InsightDetailsView<'a> {
+    #[serde(rename = "insightType", default, borrow)]
+    insight_type: Option<Cow<'a, str>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -125,6 +148,18 @@ impl<'a> EventView<'a> {
 
     pub fn region(&self) -> &str {
         self.aws_region.as_deref().unwrap_or_default()
+    }
+
+    /// Whether this is an Insights record (the store's Insight lane).
+    pub fn is_insight(&self) -> bool {
+        self.category() == INSIGHT_CATEGORY
+    }
+
+    /// `insightDetails.insightType`, when present and a string.
+    pub fn insight_type(&self) -> Option<Cow<'a, str>> {
+        let details: InsightDetailsView<'a> =
+            serde_json::from_str(self.insight_details?.get()).ok()?;
+        details.insight_type
     }
 
     /// `eventTime` in milliseconds, when it parses as RFC 3339.
@@ -384,8 +419,17 @@ pub struct TrailFilter {
     /// `None`: every region (a multi-region trail).
     region: Option<String>,
     include_global_service_events: bool,
-    selectors: EventSelectors,
+    selection: Selection,
     logging: LoggingHistory,
+}
+
+/// What a filter picks among the records in scope.
+#[derive(Debug, Clone)]
+enum Selection {
+    /// Log files: what the event selectors admit (never Insights records).
+    Events(EventSelectors),
+    /// Insights files: Insights records of these `insightType`s.
+    Insights(Vec<String>),
 }
 
 /// What filtering decided about one log entry.
@@ -400,12 +444,32 @@ pub enum Decision {
 }
 
 impl TrailFilter {
+    /// What the trail's log files (and streams) hold.
     pub fn new(trail: &Trail, default_account_id: &str) -> TrailFilter {
         TrailFilter {
             account_id: (trail.account_id != default_account_id).then(|| trail.account_id.clone()),
             region: (!trail.settings.is_multi_region_trail).then(|| trail.home_region.clone()),
             include_global_service_events: trail.settings.include_global_service_events,
-            selectors: trail.selectors.clone(),
+            selection: Selection::Events(trail.selectors.clone()),
+            logging: trail.logging.clone(),
+        }
+    }
+
+    /// What the trail's Insights files hold: the Insights records of its own account (the
+    /// analysis runs per account of a trail with Insights selectors), in its regions, of
+    /// the types it selected, accepted while it was logging.
+    pub fn for_insights(trail: &Trail) -> TrailFilter {
+        TrailFilter {
+            account_id: Some(trail.account_id.clone()),
+            region: (!trail.settings.is_multi_region_trail).then(|| trail.home_region.clone()),
+            include_global_service_events: true,
+            selection: Selection::Insights(
+                trail
+                    .insight_selectors
+                    .iter()
+                    .map(|selector| selector.insight_type.clone())
+                    .collect(),
+            ),
             logging: trail.logging.clone(),
         }
     }
@@ -434,7 +498,7 @@ impl TrailFilter {
         }
     }
 
-    /// Scope and selectors, without the logging periods.
+    /// Scope and selection, without the logging periods.
     pub fn admits(&self, event: &EventView<'_>) -> bool {
         if let Some(account_id) = &self.account_id
             && event.account_id() != account_id
@@ -446,10 +510,66 @@ impl TrailFilter {
         {
             return false;
         }
-        if !self.include_global_service_events && is_global_service_event(event) {
-            return false;
+        match &self.selection {
+            Selection::Events(selectors) => {
+                if event.is_insight() {
+                    return false;
+                }
+                if !self.include_global_service_events && is_global_service_event(event) {
+                    return false;
+                }
+                selectors_admit(selectors, event)
+            }
+            Selection::Insights(insight_types) => {
+                event.is_insight()
+                    && event.insight_type().is_some_and(|insight_type| {
+                        insight_types
+                            .iter()
+                            .any(|selected| selected.as_str() == insight_type)
+                    })
+            }
         }
-        selectors_admit(&self.selectors, event)
+    }
+}
+
+/// Whether a trail with these selectors logs management events; with `writes`, write
+/// management events. PutInsightSelectors needs them: `ApiCallRateInsight` on management
+/// events analyses writes, `ApiErrorRateInsight` any management call.
+pub fn logs_management_events(selectors: &EventSelectors, writes: bool) -> bool {
+    match selectors {
+        EventSelectors::Default => true,
+        EventSelectors::Basic(basic) => basic.iter().any(|selector| {
+            selector.include_management_events
+                && (!writes || selector.read_write_type != crate::model::ReadWriteType::ReadOnly)
+        }),
+        EventSelectors::Advanced(advanced) => advanced.iter().any(|selector| {
+            let management = selector.field_selectors.iter().any(|field| {
+                field.field == "eventCategory"
+                    && field.equals.iter().any(|value| value == "Management")
+            });
+            let read_only_only = selector.field_selectors.iter().any(|field| {
+                field.field == "readOnly"
+                    && !field.equals.is_empty()
+                    && field.equals.iter().all(|value| value == "true")
+            });
+            management && (!writes || !read_only_only)
+        }),
+    }
+}
+
+/// Whether a trail with these selectors logs any data events (Insights on data events
+/// need them).
+pub fn logs_data_events(selectors: &EventSelectors) -> bool {
+    match selectors {
+        EventSelectors::Default => false,
+        EventSelectors::Basic(basic) => basic
+            .iter()
+            .any(|selector| !selector.data_resources.is_empty()),
+        EventSelectors::Advanced(advanced) => advanced.iter().any(|selector| {
+            selector.field_selectors.iter().any(|field| {
+                field.field == "eventCategory" && field.equals.iter().any(|value| value == "Data")
+            })
+        }),
     }
 }
 

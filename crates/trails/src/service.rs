@@ -9,6 +9,11 @@
 //! - Names are unique per account among trails visible in a region; at most
 //!   [`TrailsOptions::trails_per_region_max`] trails are visible per account and region.
 //! - A trail is not logging until StartLogging.
+//! - Insights selectors (PutInsightSelectors) need the events they analyse: write
+//!   management events for `ApiCallRateInsight` on management events, any management
+//!   events for `ApiErrorRateInsight`, data events for either on data events. Turning
+//!   Insights on delivers Insights recorded from then on (nothing is back-filled); turning
+//!   them off forgets the Insights worker's cursor, so it never holds retention back.
 //!
 //! Workers: each trail's delivery, digest and stream workers are the supervisor's
 //! (`supervisor.rs`); every change to a trail is published to them. [`Trails::shutdown`]
@@ -19,18 +24,19 @@ use std::sync::Arc;
 
 use opentrail_store::{LogConsumer, Store};
 
-use crate::delivery::{DeliveryContext, load_state};
+use crate::delivery::{DeliveryContext, DeliveryKind, load_state};
 use crate::destinations::{DestinationError, Destinations};
 use crate::digest::DigestContext;
 use crate::digest_keys::{DigestKeys, PublicKeyInfo};
 use crate::error::TrailsError;
 use crate::manifest::Manifest;
 use crate::model::{
-    EventSelectors, LoggingHistory, SnsTopic, Tag, Trail, TrailSettings, trail_arn,
+    EventSelectors, InsightSelector, LoggingHistory, SnsTopic, Tag, Trail, TrailSettings, trail_arn,
 };
 use crate::notify::Notifier;
 use crate::options::TrailsOptions;
 use crate::registry::{PendingCleanup, TrailRegistry};
+use crate::selectors::{logs_data_events, logs_management_events};
 use crate::status::{StatusHandle, Statuses, TrailStatus, status_snapshot, update_status};
 use crate::streams::{StreamContext, load_stream_status, sink_for};
 use crate::supervisor::{Supervisor, WorkerContexts};
@@ -103,6 +109,22 @@ pub struct TrailUpdate {
     pub recursive_logging: Option<bool>,
 }
 
+/// One Insights type a trail has turned on, with where it applies: what the Insights
+/// analysis asks ([`Trails::insight_selections`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InsightSelection {
+    pub account_id: String,
+    pub home_region: String,
+    /// A multi-region trail: Insights in every region of the account.
+    pub all_regions: bool,
+    /// `ApiCallRateInsight` or `ApiErrorRateInsight`.
+    pub insight_type: String,
+    /// `Management` and/or `Data`.
+    pub event_categories: Vec<String>,
+    /// Whether the trail is logging now (a stopped trail delivers nothing new).
+    pub logging: bool,
+}
+
 /// The handle the server keeps. Cheap to clone.
 #[derive(Clone)]
 pub struct Trails {
@@ -173,6 +195,7 @@ impl Trails {
             }),
         };
         trails.finish_cleanups()?;
+        trails.forget_stale_insights_cursors()?;
         for trail in trails.inner.registry.trails() {
             let status = trails.status_handle(&trail.id);
             let trail_dir = trails.trail_dir(&trail.id);
@@ -240,6 +263,24 @@ impl Trails {
                 });
                 Ok(())
             })?;
+        }
+        Ok(())
+    }
+
+    /// Removes the Insights cursor of trails without Insights selectors: a crash between
+    /// saving it (PutInsightSelectors turning Insights on) and recording the selectors, or
+    /// between recording their removal and deleting it, would otherwise leave a cursor
+    /// that holds retention back for ever. Blocking.
+    fn forget_stale_insights_cursors(&self) -> Result<(), TrailsError> {
+        for trail in self.inner.registry.snapshot().trails.iter() {
+            if trail.has_insight_selectors() {
+                continue;
+            }
+            let consumer = trail.insights_consumer();
+            // Each deletion rewrites the store's meta file, so only existing ones.
+            if self.inner.store.load_cursor(&consumer)? > 0 {
+                self.inner.store.delete_cursor(&consumer)?;
+            }
         }
         Ok(())
     }
@@ -371,6 +412,31 @@ impl Trails {
         Ok((trail, status))
     }
 
+    /// Every Insights selector of every trail, with its trail's account, regions and
+    /// logging state. Reads a snapshot of the registry: cheap enough to ask every few
+    /// seconds.
+    pub fn insight_selections(&self) -> Vec<InsightSelection> {
+        self.inner
+            .registry
+            .snapshot()
+            .trails
+            .iter()
+            .flat_map(|trail| {
+                trail
+                    .insight_selectors
+                    .iter()
+                    .map(move |selector| InsightSelection {
+                        account_id: trail.account_id.clone(),
+                        home_region: trail.home_region.clone(),
+                        all_regions: trail.settings.is_multi_region_trail,
+                        insight_type: selector.insight_type.clone(),
+                        event_categories: selector.event_categories.clone(),
+                        logging: trail.logging.is_logging,
+                    })
+            })
+            .collect()
+    }
+
     /// The status handle of a trail, for the digest writer to report into.
     pub fn status_of(&self, trail_id: &str) -> StatusHandle {
         self.status_handle(trail_id)
@@ -465,6 +531,7 @@ impl Trails {
             tags: dedup_tags(new.tags),
             logging: LoggingHistory::default(),
             created_time_ms: jiff::Timestamp::now().as_millisecond(),
+            insight_selectors: Vec::new(),
         };
         let this = self.clone();
         let scope_for_check = scope.clone();
@@ -643,7 +710,11 @@ impl Trails {
         let trail = self.resolve_for_change(scope, reference)?;
         self.inner.supervisor.stop_trail(&trail.id).await;
         let trail_id = trail.id.clone();
-        let consumers = vec![trail.delivery_consumer(), trail.stream_consumer()];
+        let consumers = vec![
+            trail.delivery_consumer(),
+            trail.stream_consumer(),
+            trail.insights_consumer(),
+        ];
         self.mutate(move |contents| {
             contents.trails.retain(|existing| existing.id != trail_id);
             contents.cleanups.push(PendingCleanup {
@@ -673,15 +744,19 @@ impl Trails {
         let last_seq = self.last_seq().await?;
         // Periods every consumer has passed are dropped, so the history stays short.
         let store = self.inner.store.clone();
-        let consumers = [trail.delivery_consumer(), trail.stream_consumer()];
-        let has_stream = trail.settings.cloud_watch_logs_log_group_arn.is_some();
+        let mut consumers = vec![trail.delivery_consumer()];
+        if trail.settings.cloud_watch_logs_log_group_arn.is_some() {
+            consumers.push(trail.stream_consumer());
+        }
+        if trail.has_insight_selectors() {
+            consumers.push(trail.insights_consumer());
+        }
         let delivered_through = tokio::task::spawn_blocking(move || -> Result<u64, TrailsError> {
-            let delivery = store.load_cursor(&consumers[0])?;
-            if has_stream {
-                Ok(delivery.min(store.load_cursor(&consumers[1])?))
-            } else {
-                Ok(delivery)
+            let mut through = u64::MAX;
+            for consumer in &consumers {
+                through = through.min(store.load_cursor(consumer)?);
             }
+            Ok(through)
         })
         .await
         .map_err(|error| TrailsError::Task(error.to_string()))??;
@@ -743,6 +818,61 @@ impl Trails {
         .await
     }
 
+    /// PutInsightSelectors: replaces the trail's Insights selectors; an empty list turns
+    /// Insights off. Types and categories are the protocol's to validate; this checks the
+    /// trail logs the events they analyse.
+    pub async fn put_insight_selectors(
+        &self,
+        scope: &Scope,
+        reference: &TrailRef,
+        selectors: Vec<InsightSelector>,
+    ) -> Result<Trail, TrailsError> {
+        let trail = self.resolve_for_change(scope, reference)?;
+        check_insights_have_their_events(&trail, &selectors)?;
+        if !trail.has_insight_selectors() && !selectors.is_empty() {
+            self.start_insights_at_now(&trail).await?;
+        }
+        let updated = self
+            .change_trail(&trail.id, move |trail| {
+                trail.insight_selectors = selectors;
+                Ok(())
+            })
+            .await?;
+        // Publishing has stopped the Insights worker (after its last flush).
+        if trail.has_insight_selectors() && !updated.has_insight_selectors() {
+            self.forget_insights_delivery(&updated).await?;
+        }
+        Ok(updated)
+    }
+
+    /// Insights turned on are delivered from now on (CloudTrail does not back-fill them):
+    /// the cursor starts at the end of the log, and a plan left by an earlier period of
+    /// Insights is dropped.
+    async fn start_insights_at_now(&self, trail: &Trail) -> Result<(), TrailsError> {
+        self.forget_insights_delivery(trail).await?;
+        let last_seq = self.last_seq().await?;
+        let log = LogConsumer::new(self.inner.store.clone(), trail.insights_consumer());
+        crate::consumer::save_cursor(&log, last_seq).await
+    }
+
+    /// Removes the Insights worker's cursor and plan (its worker is not running).
+    async fn forget_insights_delivery(&self, trail: &Trail) -> Result<(), TrailsError> {
+        let store = self.inner.store.clone();
+        let consumer = trail.insights_consumer();
+        let plan = self
+            .trail_dir(&trail.id)
+            .join(DeliveryKind::Insights.state_file_name());
+        crate::consumer::blocking(move || -> Result<(), TrailsError> {
+            store.delete_cursor(&consumer)?;
+            match std::fs::remove_file(&plan) {
+                Ok(()) => Ok(()),
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(source) => Err(TrailsError::Write { path: plan, source }),
+            }
+        })
+        .await
+    }
+
     /// AddTags: sets (or overwrites) tags on a trail named by ARN.
     pub async fn add_tags(
         &self,
@@ -788,6 +918,37 @@ impl Trails {
         .await
         .map(|_| ())
     }
+}
+
+/// Insights analyse events the trail logs (PutInsightSelectors' rule): refused with
+/// [`TrailsError::InvalidInsightSelectors`] when the trail's event selectors leave them
+/// out.
+fn check_insights_have_their_events(
+    trail: &Trail,
+    insight_selectors: &[InsightSelector],
+) -> Result<(), TrailsError> {
+    for selector in insight_selectors {
+        for category in &selector.event_categories {
+            let needed = match (category.as_str(), selector.insight_type.as_str()) {
+                ("Management", "ApiCallRateInsight") => {
+                    (!logs_management_events(&trail.selectors, true)).then_some("write management")
+                }
+                ("Management", _) => {
+                    (!logs_management_events(&trail.selectors, false)).then_some("management")
+                }
+                ("Data", _) => (!logs_data_events(&trail.selectors)).then_some("data"),
+                _ => None,
+            };
+            if let Some(events) = needed {
+                return Err(TrailsError::InvalidInsightSelectors(format!(
+                    "{} on {category} events needs trail {} to log {events} events; change its event selectors first (PutEventSelectors).",
+                    selector.insight_type,
+                    trail.arn()
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// CloudTrail's message for an unknown trail.

@@ -24,6 +24,14 @@ pub struct TrailStatus {
     /// Reserved for the digest writer (log file integrity).
     pub latest_digest_delivery_time_ms: Option<i64>,
     pub latest_digest_delivery_error: Option<String>,
+    /// The last successful delivery of Insights files (GetTrailStatus has no member for
+    /// it; kept for logs and the console).
+    #[serde(default)]
+    pub latest_insights_delivery_time_ms: Option<i64>,
+    /// The error of the last failed Insights file delivery; cleared by the next success.
+    /// GetTrailStatus reports it as `LatestDeliveryError` when log files have none.
+    #[serde(default)]
+    pub latest_insights_delivery_error: Option<String>,
 }
 
 impl TrailStatus {

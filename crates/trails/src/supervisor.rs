@@ -1,11 +1,14 @@
 //! The workers of each trail: started, told about changes, stopped.
 //!
 //! Each trail has a delivery worker ([`crate::delivery::DeliveryWorker`]), a digest writer
-//! ([`crate::digest::DigestWorker`]) and, when its log group has a sink, a stream worker
-//! ([`crate::streams::StreamWorker`]). Each watches its trail through a `watch` channel,
-//! so changes reach it without a restart; only a changed log group replaces the stream
-//! worker. Workers open on a blocking thread (they read their state files) and report a
-//! failure to open in the trail's status.
+//! ([`crate::digest::DigestWorker`]), when its log group has a sink, a stream worker
+//! ([`crate::streams::StreamWorker`]), and while it has Insights selectors, a second
+//! delivery worker for its Insights files ([`DeliveryKind::Insights`]). Each watches its
+//! trail through a `watch` channel, so changes reach it without a restart; only a changed
+//! log group replaces the stream worker, and only turning Insights on or off starts or
+//! stops the Insights worker (which flushes what it holds). Workers open on a blocking
+//! thread (they read their state files) and report a failure to open in the trail's
+//! status.
 //!
 //! Stopping a trail (DeleteTrail) stops delivery first, so it flushes what it holds, then
 //! the digest writer, which closes the chain with a final digest covering those files.
@@ -22,7 +25,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::delivery::{DeliveryContext, DeliveryWorker};
+use crate::delivery::{DeliveryContext, DeliveryKind, DeliveryWorker};
 use crate::digest::{DigestContext, DigestStop, DigestWorker};
 use crate::model::Trail;
 use crate::sinks::SinkConnector;
@@ -60,12 +63,28 @@ struct TrailWorkers {
     digest: (watch::Sender<DigestStop>, JoinHandle<()>),
     /// The log group the stream worker sends, and the worker.
     stream: Option<StreamWorkerHandle>,
+    /// The Insights file worker, while the trail has Insights selectors.
+    insights: Option<WorkerHandle>,
 }
 
 struct StreamWorkerHandle {
     log_group: String,
     shutdown: watch::Sender<bool>,
     task: JoinHandle<()>,
+}
+
+/// A worker that stops on its own signal.
+struct WorkerHandle {
+    shutdown: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl WorkerHandle {
+    /// Signals the worker and waits for it.
+    async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        stop_worker(self.task).await;
+    }
 }
 
 impl Supervisor {
@@ -112,6 +131,10 @@ impl Supervisor {
                 let _ = stream.shutdown.send(true);
                 handles.push(stream.task);
             }
+            if let Some(insights) = trail_workers.insights {
+                let _ = insights.shutdown.send(true);
+                handles.push(insights.task);
+            }
         }
         for handle in handles {
             stop_worker(handle).await;
@@ -119,10 +142,11 @@ impl Supervisor {
     }
 
     /// Tells a trail's workers about its new version (`trail` is the registry's current
-    /// one), starting them for a new trail, and replaces its stream worker when the log
-    /// group changed.
+    /// one), starting them for a new trail, replaces its stream worker when the log group
+    /// changed, and starts or stops its Insights worker when Insights were turned on or
+    /// off.
     pub(crate) async fn publish(&self, trail: &Trail) {
-        let stopped_stream = {
+        let (stopped_stream, stopped_insights) = {
             let mut workers = self.workers.lock().unwrap_or_else(PoisonError::into_inner);
             let Some(trail_workers) = workers.get_mut(&trail.id) else {
                 drop(workers);
@@ -130,12 +154,27 @@ impl Supervisor {
                 return;
             };
             trail_workers.trail.send_replace(Arc::new(trail.clone()));
+            let stopped_insights = match (
+                trail.has_insight_selectors(),
+                trail_workers.insights.is_some(),
+            ) {
+                (true, false) => {
+                    trail_workers.insights = Some(self.spawn_insights_worker(
+                        trail_workers.trail.subscribe(),
+                        self.trails_dir.join(&trail.id),
+                        self.statuses.handle(&trail.id),
+                    ));
+                    None
+                }
+                (false, true) => trail_workers.insights.take(),
+                _ => None,
+            };
             let wanted = trail.settings.cloud_watch_logs_log_group_arn.as_deref();
             let running = trail_workers
                 .stream
                 .as_ref()
                 .map(|stream| stream.log_group.as_str());
-            if wanted == running {
+            let stopped_stream = if wanted == running {
                 None
             } else {
                 let stopped = trail_workers.stream.take();
@@ -148,11 +187,15 @@ impl Supervisor {
                     );
                 }
                 stopped
-            }
+            };
+            (stopped_stream, stopped_insights)
         };
         if let Some(stream) = stopped_stream {
             let _ = stream.shutdown.send(true);
             stop_worker(stream.task).await;
+        }
+        if let Some(insights) = stopped_insights {
+            insights.stop().await;
         }
     }
 
@@ -175,6 +218,9 @@ impl Supervisor {
                 let _ = stream.shutdown.send(true);
                 stop_worker(stream.task).await;
             }
+            if let Some(insights) = trail_workers.insights {
+                insights.stop().await;
+            }
         }
     }
 
@@ -186,9 +232,11 @@ impl Supervisor {
         let status = self.statuses.handle(&trail_id);
         let trail_dir = self.trails_dir.join(&trail_id);
         let log_group = trail.settings.cloud_watch_logs_log_group_arn.clone();
+        let has_insight_selectors = trail.has_insight_selectors();
         let (trail_sender, trail_receiver) = watch::channel(Arc::new(trail));
         let (shutdown_sender, shutdown_receiver) = watch::channel(false);
         let delivery = self.spawn_delivery_worker(
+            DeliveryKind::LogFiles,
             trail_receiver.clone(),
             trail_dir.clone(),
             Arc::clone(&status),
@@ -199,6 +247,13 @@ impl Supervisor {
             trail_dir.clone(),
             Arc::clone(&status),
         );
+        let insights = has_insight_selectors.then(|| {
+            self.spawn_insights_worker(
+                trail_receiver.clone(),
+                trail_dir.clone(),
+                Arc::clone(&status),
+            )
+        });
         let stream = log_group.and_then(|log_group| {
             self.spawn_stream_worker(&log_group, trail_receiver, trail_dir, status)
         });
@@ -211,12 +266,33 @@ impl Supervisor {
                 delivery,
                 digest,
                 stream,
+                insights,
             },
         );
     }
 
+    /// The Insights file worker, with its own stop signal (turning Insights off stops it
+    /// alone).
+    fn spawn_insights_worker(
+        &self,
+        trail_receiver: watch::Receiver<Arc<Trail>>,
+        trail_dir: PathBuf,
+        status: StatusHandle,
+    ) -> WorkerHandle {
+        let (shutdown, shutdown_receiver) = watch::channel(false);
+        let task = self.spawn_delivery_worker(
+            DeliveryKind::Insights,
+            trail_receiver,
+            trail_dir,
+            status,
+            shutdown_receiver,
+        );
+        WorkerHandle { shutdown, task }
+    }
+
     fn spawn_delivery_worker(
         &self,
+        kind: DeliveryKind,
         trail_receiver: watch::Receiver<Arc<Trail>>,
         trail_dir: PathBuf,
         status: StatusHandle,
@@ -225,7 +301,8 @@ impl Supervisor {
         let context = Arc::clone(&self.contexts.delivery);
         tokio::spawn(async move {
             let opened = tokio::task::spawn_blocking(move || {
-                DeliveryWorker::open(
+                DeliveryWorker::open_kind(
+                    kind,
                     context,
                     trail_receiver,
                     trail_dir,
@@ -238,10 +315,11 @@ impl Supervisor {
             match opened {
                 Ok(Ok(worker)) => worker.run().await,
                 Ok(Err((error, status))) => {
-                    tracing::error!(%error, "cannot start trail delivery");
-                    update_status(&status, |current| {
-                        current.latest_delivery_error =
-                            Some(format!("cannot start delivery: {error}"));
+                    tracing::error!(%error, ?kind, "cannot start trail delivery");
+                    let message = Some(format!("cannot start delivery: {error}"));
+                    update_status(&status, |current| match kind {
+                        DeliveryKind::LogFiles => current.latest_delivery_error = message,
+                        DeliveryKind::Insights => current.latest_insights_delivery_error = message,
                     });
                 }
                 Err(error) => tracing::error!(%error, "trail delivery task failed"),

@@ -21,7 +21,7 @@ fn run(per_minute: &[usize], close_minutes: i64) -> Vec<Transition> {
         }
     }
     analyzer
-        .close_until(T0 + close_minutes * MINUTE_MS + 60 * 60_000)
+        .close(Some(T0 + close_minutes * MINUTE_MS + 60 * 60_000))
         .transitions
 }
 
@@ -99,7 +99,7 @@ fn read_calls_count_only_as_errors_and_errors_are_per_code() {
     // 50 reads: not calls Insights counts; 25 AccessDenied among them.
     add(&mut analyzer, 12, 25, true, None);
     add(&mut analyzer, 12, 25, true, Some("AccessDenied"));
-    let transitions = analyzer.close_until(T0 + 20 * MINUTE_MS).transitions;
+    let transitions = analyzer.close(Some(T0 + 20 * MINUTE_MS)).transitions;
     assert_eq!(transitions.len(), 2, "{transitions:#?}");
     for transition in &transitions {
         assert_eq!(
@@ -130,12 +130,12 @@ fn events_arriving_after_their_minute_was_judged_still_count_in_the_baseline() {
     for minute in 0..12 {
         add(&mut analyzer, minute, 1);
     }
-    analyzer.close_until(T0 + 13 * MINUTE_MS + 60_000);
+    analyzer.close(Some(T0 + 13 * MINUTE_MS + 60_000));
     // Minute 3 gets 40 late calls: too late to start a period there, but they raise the
     // baseline, so 12 calls in minute 13 are now usual (threshold b + 4σ ≈ 22).
     add(&mut analyzer, 3, 40);
     add(&mut analyzer, 13, 12);
-    let transitions = analyzer.close_until(T0 + 20 * MINUTE_MS).transitions;
+    let transitions = analyzer.close(Some(T0 + 20 * MINUTE_MS)).transitions;
     assert!(transitions.is_empty(), "{transitions:#?}");
 }
 
@@ -156,7 +156,7 @@ fn the_number_of_series_kept_is_bounded() {
                 id,
             ));
         }
-        analyzer.close_until(T0 + (minute + 1) * MINUTE_MS + 60 * 60_000);
+        analyzer.close(Some(T0 + (minute + 1) * MINUTE_MS + 60 * 60_000));
         assert!(
             analyzer.series_count() <= 100 + 50,
             "{}",
@@ -180,11 +180,61 @@ fn the_analysis_survives_a_snapshot_round_trip() {
             ));
         }
     }
-    analyzer.close_until(T0 + 12 * MINUTE_MS + 60 * 60_000);
+    analyzer.close(Some(T0 + 12 * MINUTE_MS + 60 * 60_000));
     analyzer.sync_for_snapshot();
     let text = serde_json::to_string(&analyzer).expect("serialises");
     let restored: Analyzer = serde_json::from_str::<Analyzer>(&text)
         .expect("deserialises")
         .restored();
     assert_eq!(restored, analyzer);
+}
+
+#[test]
+fn old_logs_imported_beside_live_traffic_are_judged_in_their_own_time() {
+    let mut analyzer = Analyzer::new(Settings::with_baseline_minutes(W));
+    // Live traffic of another API first, two hours later than the import.
+    for i in 0..5 {
+        analyzer.observe_record(&call(
+            T0 + 120 * MINUTE_MS + i * 1_000,
+            "CreateUser",
+            "admin",
+            false,
+            None,
+            10_000 + i as u64,
+        ));
+    }
+    analyzer.close(None);
+    let mut id = 0;
+    for minute in 0..15i64 {
+        let count = if minute == 12 { 40 } else { 2 };
+        for i in 0..count {
+            id += 1;
+            analyzer.observe_record(&call(
+                T0 + minute * MINUTE_MS + i * 1_000,
+                "PutParameter",
+                "ci",
+                false,
+                None,
+                id,
+            ));
+        }
+    }
+    let transitions = analyzer.close(None).transitions;
+    let states: Vec<_> = transitions
+        .iter()
+        .map(|t| {
+            (
+                t.key.event_name.as_str(),
+                t.state,
+                t.minute - T0 / MINUTE_MS,
+            )
+        })
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("PutParameter", PeriodState::Start, 12),
+            ("PutParameter", PeriodState::End, 13)
+        ]
+    );
 }

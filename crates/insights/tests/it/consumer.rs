@@ -283,6 +283,27 @@ fn the_worker_reports_the_burst_and_serves_its_metrics_and_forgets_when_turned_o
         .expect("metrics");
     assert_eq!(hourly, vec![(T0, 64.0)]);
 
+    // The console's timeline: every minute, with the baseline band before each.
+    let timeline = insights
+        .timeline(&MetricQuery {
+            start_ms: T0 + 10 * MINUTE_MS,
+            end_ms: T0 + 14 * MINUTE_MS,
+            ..query.clone()
+        })
+        .expect("timeline");
+    assert_eq!(timeline.baseline_minutes, W);
+    let counts: Vec<f64> = timeline.points.iter().map(|(_, count)| *count).collect();
+    assert_eq!(counts, [2.0, 2.0, 40.0, 0.0]);
+    let (_, average, threshold) = timeline.band[2];
+    assert_eq!(average, 2.0, "the ten minutes before the burst");
+    assert!(threshold > average && threshold <= 40.0, "{threshold}");
+    let (_, after_average, _) = timeline.band[3];
+    assert_eq!(
+        after_average,
+        (9.0 * 2.0 + 40.0) / 10.0,
+        "the burst enters the window"
+    );
+
     // Off everywhere: the analysis is forgotten and the cursor no longer holds retention.
     scope.0.store(false, std::sync::atomic::Ordering::Release);
     wait_for(|| {

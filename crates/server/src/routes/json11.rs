@@ -45,11 +45,16 @@ pub async fn dispatch(
         | Operation::GetTrailStatus
         | Operation::PutEventSelectors
         | Operation::GetEventSelectors
+        | Operation::PutInsightSelectors
+        | Operation::GetInsightSelectors
         | Operation::AddTags
         | Operation::ListTags
         | Operation::RemoveTags
         | Operation::ListPublicKeys => {
             crate::routes::trails::handle(&state, caller, operation, &body).await
+        }
+        Operation::ListInsightsMetricData => {
+            crate::routes::insights::list_insights_metric_data(&state, caller, &body).await
         }
         other => Err(ApiError(AwsError::unknown_operation(format!(
             "The operation {} is not implemented by OpenTrail.",

@@ -17,6 +17,7 @@
 pub mod alerts;
 pub mod channels;
 pub mod events;
+pub mod insights;
 pub mod json11;
 pub mod k8s_audit;
 pub mod keys;

@@ -439,7 +439,7 @@ async fn json11_operations_not_implemented_yet_are_unknown_operations() {
     );
     request.headers_mut().insert(
         "x-amz-target",
-        "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.GetInsightSelectors"
+        "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.GetEventConfiguration"
             .parse()
             .expect("header"),
     );
@@ -477,7 +477,7 @@ async fn json11_dispatch_accepts_the_short_target_of_the_smithy_sdks() {
     // A short target that names no operation, or one OpenTrail does not implement.
     for target in [
         "CloudTrail_20131101.NoSuchOperation",
-        "CloudTrail_20131101.GetInsightSelectors",
+        "CloudTrail_20131101.GetEventConfiguration",
     ] {
         let answer = call(target).await;
         assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{target}");

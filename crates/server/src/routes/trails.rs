@@ -1,15 +1,20 @@
 //! Trail operations of the JSON 1.1 control plane: CreateTrail, GetTrail, DescribeTrails,
 //! ListTrails, UpdateTrail, DeleteTrail, StartLogging, StopLogging, GetTrailStatus,
-//! PutEventSelectors, GetEventSelectors, AddTags, ListTags, RemoveTags.
+//! PutEventSelectors, GetEventSelectors, PutInsightSelectors, GetInsightSelectors, AddTags,
+//! ListTags, RemoveTags.
 //!
-//! Permissions: changing trails (create, update, delete, start, stop, selectors, tags)
-//! needs an admin key; reading them needs a read or admin key. A trail belongs to the
+//! Permissions: changing trails (create, update, delete, start, stop, event and Insights
+//! selectors, tags) needs an admin key; reading them needs a read or admin key. A trail belongs to the
 //! caller's account and its home region is the region the CreateTrail call was signed
 //! for; another account's trail answers `TrailNotFoundException` exactly as if it did not
 //! exist. Wire shapes and validation come from `opentrail_protocol::trails`; the trail
 //! model and delivery from `opentrail_trails`; this module converts between them by hand.
 
 use axum::response::Response;
+use opentrail_protocol::insight_selectors::{
+    GetInsightSelectorsRequest, InsightSelectorsResponse, PutInsightSelectorsRequest,
+    ValidatedInsightSelector, insight_not_enabled,
+};
 use opentrail_protocol::json11::{Operation, empty_ok_response, ok_response, parse_body};
 use opentrail_protocol::time::ms_to_epoch_seconds;
 use opentrail_protocol::trails::{
@@ -21,8 +26,8 @@ use opentrail_protocol::trails::{
 };
 use opentrail_protocol::{AwsError, WireResponse, error::codes};
 use opentrail_trails::model::{
-    AdvancedSelector, BasicSelector, DataResource, EventSelectors, FieldSelector, ReadWriteType,
-    Tag, Trail,
+    AdvancedSelector, BasicSelector, DataResource, EventSelectors, FieldSelector, InsightSelector,
+    ReadWriteType, Tag, Trail,
 };
 use opentrail_trails::{NewTrail, Scope, TrailRef, TrailStatus, TrailUpdate, Trails, TrailsError};
 
@@ -65,6 +70,7 @@ pub(crate) async fn handle_operation(
         Operation::StartLogging => start_logging(trails, &scope, body).await,
         Operation::StopLogging => stop_logging(trails, &scope, body).await,
         Operation::PutEventSelectors => put_event_selectors(trails, &scope, body).await,
+        Operation::PutInsightSelectors => put_insight_selectors(trails, &scope, body).await,
         Operation::AddTags => add_tags(trails, &scope, body).await,
         Operation::RemoveTags => remove_tags(trails, &scope, body).await,
         Operation::GetTrail => get_trail(trails, &scope, body),
@@ -73,6 +79,7 @@ pub(crate) async fn handle_operation(
         Operation::GetTrailStatus => get_trail_status(trails, &scope, body),
         Operation::ListPublicKeys => list_public_keys(trails, &scope, body),
         Operation::GetEventSelectors => get_event_selectors(trails, &scope, body),
+        Operation::GetInsightSelectors => get_insight_selectors(trails, &scope, body),
         Operation::ListTags => list_tags(trails, &scope, body),
         other => Err(not_a_trail_operation(other)),
     }
@@ -88,6 +95,7 @@ fn require_permission(caller: &Caller, operation: Operation) -> Result<(), ApiEr
         | Operation::StartLogging
         | Operation::StopLogging
         | Operation::PutEventSelectors
+        | Operation::PutInsightSelectors
         | Operation::AddTags
         | Operation::RemoveTags => caller.require_admin(),
         Operation::GetTrail
@@ -96,6 +104,7 @@ fn require_permission(caller: &Caller, operation: Operation) -> Result<(), ApiEr
         | Operation::GetTrailStatus
         | Operation::ListPublicKeys
         | Operation::GetEventSelectors
+        | Operation::GetInsightSelectors
         | Operation::ListTags => caller.require_read(),
         other => Err(not_a_trail_operation(other)),
     }
@@ -176,6 +185,24 @@ async fn put_event_selectors(trails: &Trails, scope: &Scope, body: &[u8]) -> Ope
         .await
         .map_err(trail_error)?;
     Ok(ok_response(&selectors_response(&updated)))
+}
+
+/// PutInsightSelectors: in the trail's home region, as PutEventSelectors; an empty list
+/// turns Insights off.
+async fn put_insight_selectors(trails: &Trails, scope: &Scope, body: &[u8]) -> OperationResult {
+    let (trail, selectors) = parse_body::<PutInsightSelectorsRequest>(body)?.validate()?;
+    let selectors = selectors
+        .into_iter()
+        .map(|selector| InsightSelector {
+            insight_type: selector.insight_type,
+            event_categories: selector.event_categories,
+        })
+        .collect();
+    let updated = trails
+        .put_insight_selectors(scope, &trail_ref(trail), selectors)
+        .await
+        .map_err(trail_error)?;
+    Ok(ok_response(&insight_selectors_response(&updated)))
 }
 
 async fn add_tags(trails: &Trails, scope: &Scope, body: &[u8]) -> OperationResult {
@@ -275,6 +302,18 @@ fn get_event_selectors(trails: &Trails, scope: &Scope, body: &[u8]) -> Operation
         .get_trail(scope, &trail_ref(trail))
         .map_err(trail_error)?;
     Ok(ok_response(&selectors_response(&found)))
+}
+
+/// GetInsightSelectors: any region the trail is visible in, as GetEventSelectors.
+fn get_insight_selectors(trails: &Trails, scope: &Scope, body: &[u8]) -> OperationResult {
+    let trail = parse_body::<GetInsightSelectorsRequest>(body)?.trail()?;
+    let found = trails
+        .get_trail(scope, &trail_ref(trail))
+        .map_err(trail_error)?;
+    if !found.has_insight_selectors() {
+        return Err(ApiError(insight_not_enabled(&found.arn())));
+    }
+    Ok(ok_response(&insight_selectors_response(&found)))
 }
 
 fn list_tags(trails: &Trails, scope: &Scope, body: &[u8]) -> OperationResult {
@@ -445,6 +484,18 @@ fn selectors_response(trail: &Trail) -> EventSelectorsResponse {
     }
 }
 
+fn insight_selectors_response(trail: &Trail) -> InsightSelectorsResponse {
+    let selectors: Vec<ValidatedInsightSelector> = trail
+        .insight_selectors
+        .iter()
+        .map(|selector| ValidatedInsightSelector {
+            insight_type: selector.insight_type.clone(),
+            event_categories: selector.event_categories.clone(),
+        })
+        .collect();
+    InsightSelectorsResponse::new(trail.arn(), &selectors)
+}
+
 fn settings_response(trail: &Trail) -> TrailSettingsResponse {
     let settings = &trail.settings;
     TrailSettingsResponse {
@@ -482,7 +533,7 @@ fn trail_shape(trail: &Trail) -> TrailShape {
         cloud_watch_logs_role_arn: settings.cloud_watch_logs_role_arn.clone(),
         kms_key_id: None,
         has_custom_event_selectors: !matches!(trail.selectors, EventSelectors::Default),
-        has_insight_selectors: false,
+        has_insight_selectors: trail.has_insight_selectors(),
         is_organization_trail: false,
         recursive_logging: settings.recursive_logging,
     }
@@ -494,7 +545,12 @@ fn status_response(trail: &Trail, status: &TrailStatus) -> GetTrailStatusRespons
     // "Succeeded" holds the time of the last successful attempt, as CloudTrail sends it.
     GetTrailStatusResponse {
         is_logging: logging.is_logging,
-        latest_delivery_error: status.latest_delivery_error.clone(),
+        // Insights files go to the same bucket; their failure shows when log files have
+        // none (GetTrailStatus has no member of its own for them).
+        latest_delivery_error: status
+            .latest_delivery_error
+            .clone()
+            .or_else(|| status.latest_insights_delivery_error.clone()),
         latest_notification_error: status.latest_notification_error.clone(),
         latest_delivery_time: seconds(status.latest_delivery_time_ms),
         latest_notification_time: seconds(status.latest_notification_time_ms),
@@ -571,6 +627,9 @@ fn trail_error(error: TrailsError) -> ApiError {
             codes::INVALID_CLOUD_WATCH_LOGS_LOG_GROUP_ARN,
             format!("Log group {group} is not configured on this server (cloudwatch_log_groups)."),
         ),
+        TrailsError::InvalidInsightSelectors(message) => {
+            AwsError::new(codes::INVALID_INSIGHT_SELECTORS, message)
+        }
         TrailsError::TagsLimitExceeded { limit } => {
             AwsError::tags_limit_exceeded(format!("A resource can have at most {limit} tags."))
         }

@@ -124,6 +124,7 @@ pub fn trail(name: &str, selectors: EventSelectors, logging_after_seq: Option<u6
         tags: Vec::new(),
         logging,
         created_time_ms: 0,
+        insight_selectors: Vec::new(),
     }
 }
 
