@@ -102,11 +102,12 @@ enum Command {
     /// --endpoint http://127.0.0.1:4580 --credentials ./opentrail-data/credentials
     // Boxed: its many flags make it much larger than the other variants.
     Proxy(Box<proxy_command::ProxyArgs>),
-    /// Work with Sigma detection rules (logsource aws/cloudtrail): `rules test` runs them
-    /// over event files and prints what they match.
+    /// Work with Sigma detection rules (logsource aws/cloudtrail): the server's rules
+    /// (`rules add|list|disable|enable|remove`), and `rules test`, which runs rules over
+    /// event files or s3:// prefixes and prints what they match.
     Rules(rules_command::RulesArgs),
-    /// List what the server's detection rules (`serve --rules DIR`) matched, newest
-    /// first: rule, level, the event and when it was seen.
+    /// List what the server's detection rules (`serve --rules DIR`, `rules add`)
+    /// matched, newest first: rule, level, the event and when it was seen.
     Alerts(alerts_command::AlertsArgs),
 }
 
@@ -139,8 +140,9 @@ struct ServeArgs {
     #[arg(long)]
     demo: bool,
     /// Match every event against the Sigma rules (`*.yml`, logsource aws/cloudtrail) in
-    /// DIR, reloaded when they change; matches are listed by `GET /v1/alerts` and sent to
-    /// OPENTRAIL_ALERT_WEBHOOK_URL.
+    /// DIR, reloaded when they change, besides those added with `opentrail rules add`;
+    /// matches are listed by `opentrail alerts` and sent to OPENTRAIL_ALERT_WEBHOOK_URL,
+    /// OPENTRAIL_ALERT_SYSLOG and OPENTRAIL_ALERT_FILE.
     #[arg(long, value_name = "DIR", env = "OPENTRAIL_RULES_DIR")]
     rules: Option<PathBuf>,
 }
@@ -214,8 +216,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Rules(args) => {
             init_logging(LogFormat::Text, "warn");
-            // Synchronous: it reads local files and needs no runtime.
-            rules_command::run(args)
+            runtime.block_on(rules_command::run(args))
         }
         Command::Validate(args) => {
             init_logging(LogFormat::Text, "warn");

@@ -27,7 +27,8 @@ const SCAN_BOUNDS: ScanBounds = ScanBounds {
     chunks_max: Some(16),
 };
 
-/// The rules in force, replaced whole when the rules directory changes.
+/// The rules in force, replaced whole when the rules change (the directory's files, or
+/// a change through the API).
 pub type SharedRules = Arc<RwLock<Arc<RuleSet>>>;
 
 /// Matches the log against the rules, one bounded scan at a time.
@@ -64,12 +65,19 @@ impl DetectionConsumer {
     /// alerts, then saves the cursor. Blocking.
     pub fn run_once(&self) -> Result<ScanReport, DetectError> {
         let after = self.log.load_cursor()?.max(self.alerts.last_seq());
+        // The log's end is read before the rules, and the scan stops there: an event
+        // appended after a rule change returned lies past it, so it is matched by the
+        // rules as changed, never by the set read here.
+        let end = self.log.store().last_seq();
         let rules = Arc::clone(&self.rules.read().unwrap_or_else(PoisonError::into_inner));
         let detected_at = jiff::Timestamp::now().to_string();
         let mut found = Vec::new();
         let mut events = 0u64;
         let mut failure = None;
         let through_seq = self.log.scan(after, SCAN_BOUNDS, |entry| {
+            if entry.seq > end {
+                return ScanStep::StopBefore;
+            }
             events += 1;
             match alerts_of(&rules, &entry, &detected_at) {
                 Ok(alerts) => {

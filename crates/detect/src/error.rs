@@ -41,6 +41,18 @@ pub enum DetectError {
     Delivery(String),
     #[error("a background task failed: {0}")]
     Task(String),
+    /// No loaded rule (and, for removal, no rule added through the API) has this id.
+    #[error("no rule has the id {id}")]
+    UnknownRule { id: String },
+    /// Only rules added through the API can be removed through it.
+    #[error(
+        "rule {id} comes from the rules directory ({}): delete its file there, or disable the rule",
+        file.display()
+    )]
+    DirectoryRule { id: String, file: PathBuf },
+    /// Each target kind keeps one delivery position, so it can be configured once.
+    #[error("more than one {0} alert target: each kind of target can be configured once")]
+    DuplicateTarget(&'static str),
 }
 
 impl DetectError {

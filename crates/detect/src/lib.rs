@@ -11,8 +11,10 @@
 //!
 //! Around the rules, the live side: [`DetectionConsumer`] matches every acknowledged event
 //! as a consumer of the log (cursor `detections`), [`AlertLog`] keeps each match durably,
-//! [`AlertDelivery`] sends alerts to a webhook, and [`Detections`] is what the server
-//! holds (it reloads the rules directory when it changes).
+//! [`AlertDelivery`] sends alerts to one [`AlertTarget`] (a signed webhook, syslog, an
+//! NDJSON file), and [`Detections`] is what the server holds: the [`RuleCatalog`] of the
+//! rules directory (reloaded when it changes) and of rules added through the API, some
+//! of them disabled.
 //!
 //! ```
 //! # fn main() -> Result<(), opentrail_detect::DetectError> {
@@ -70,6 +72,7 @@
 //! of rules, and its answer equals evaluating every rule against the whole record.
 
 mod alerts;
+mod catalog;
 mod consumer;
 mod delivery;
 mod error;
@@ -81,8 +84,9 @@ mod screen;
 mod service;
 
 pub use alerts::{ALERT_LOG_FILE_NAME, Alert, AlertLog};
+pub use catalog::{CatalogRefusal, CatalogRule, RuleCatalog, RuleOrigin};
 pub use consumer::{DETECTIONS_CONSUMER, DetectionConsumer, ScanReport, SharedRules};
-pub use delivery::AlertDelivery;
+pub use delivery::{AlertDelivery, AlertTarget, DELIVERY_STATE_FILE_NAME, SIGNATURE_HEADER};
 pub use error::{DetectError, RuleRefusal};
 pub use rule_set::{Level, LoadedRules, RuleInfo, RuleMatch, RuleSet, Status};
 pub use service::{DetectionWorkers, Detections, DetectionsOptions};

@@ -154,6 +154,22 @@ impl RuleSet {
     pub fn load_dir(dir: &Path) -> Result<LoadedRules, DetectError> {
         let mut refused = Vec::new();
         let files = load::rule_files(dir, &mut refused)?;
+        let built = RuleSet::load_files(files, &|_| false);
+        refused.extend(built.refused);
+        // Stable: a file's refusals keep their order.
+        refused.sort_by(|a, b| a.source.cmp(&b.source));
+        Ok(LoadedRules {
+            rules: built.rules,
+            refused,
+            skipped: built.skipped,
+        })
+    }
+
+    /// Loads rule files, in the order given (a later file holding an id an earlier one
+    /// holds is refused). Rules whose id `held_back` names are checked and listed in
+    /// [`BuiltRules::all`] but left out of the set (disabled rules).
+    pub(crate) fn load_files(files: Vec<PathBuf>, held_back: &dyn Fn(&str) -> bool) -> BuiltRules {
+        let mut refused = Vec::new();
         let mut skipped = Vec::new();
         let mut accepted = Vec::new();
         for path in files {
@@ -166,15 +182,11 @@ impl RuleSet {
                 accepted.push((path, outcome.accepted));
             }
         }
-        let (rules, duplicates) = RuleSet::build(accepted);
-        refused.extend(duplicates);
-        // Stable: a file's refusals keep their order.
-        refused.sort_by(|a, b| a.source.cmp(&b.source));
-        Ok(LoadedRules {
-            rules,
-            refused,
-            skipped,
-        })
+        let mut built = RuleSet::build(accepted, held_back);
+        refused.append(&mut built.refused);
+        built.refused = refused;
+        built.skipped = skipped;
+        built
     }
 
     /// Loads the rules of one YAML text (one or more documents), named `source_name` in
@@ -186,10 +198,10 @@ impl RuleSet {
         let outcome = load::examine(&source, text);
         let mut refused = outcome.refused;
         refused.extend(outcome.skipped);
-        let (rules, duplicates) = RuleSet::build(vec![(source, outcome.accepted)]);
-        refused.extend(duplicates);
+        let built = RuleSet::build(vec![(source, outcome.accepted)], &|_| false);
+        refused.extend(built.refused);
         if refused.is_empty() {
-            Ok(rules)
+            Ok(built.rules)
         } else {
             Err(DetectError::Refused(refused))
         }
@@ -240,9 +252,13 @@ impl RuleSet {
     }
 
     /// Builds a set from accepted rules, file by file. A file holding an id that an
-    /// earlier file (or an earlier rule of its own) holds is refused whole.
-    fn build(files: Vec<(PathBuf, Vec<Accepted>)>) -> (RuleSet, Vec<RuleRefusal>) {
+    /// earlier file (or an earlier rule of its own) holds is refused whole. Rules
+    /// `held_back` names are listed in `all` but not evaluated.
+    fn build(files: Vec<(PathBuf, Vec<Accepted>)>, held_back: &dyn Fn(&str) -> bool) -> BuiltRules {
         let mut set = RuleSet::empty();
+        let mut all: Vec<RuleInfo> = Vec::new();
+        // Every accepted id (held back or not) → its position in `all`.
+        let mut seen: HashMap<String, usize> = HashMap::new();
         let mut refused = Vec::new();
         let mut compiled = Vec::new();
         for (source, accepted) in files {
@@ -251,7 +267,7 @@ impl RuleSet {
                 .iter()
                 .filter_map(|rule| {
                     let id = rule.compiled.id.as_deref().unwrap_or_default();
-                    let earlier = set.positions.get(id).map(|&at| &set.rules[at].source);
+                    let earlier = seen.get(id).map(|&at| &all[at].source);
                     let reason = match earlier {
                         Some(earlier) => format!(
                             "rule id {id} is already used by a rule in {}",
@@ -276,22 +292,44 @@ impl RuleSet {
             }
             for rule in accepted {
                 let id = rule.compiled.id.clone().unwrap_or_default();
-                set.positions.insert(id.clone(), set.rules.len());
-                set.rules.push(RuleInfo {
-                    id,
+                let info = RuleInfo {
+                    id: id.clone(),
                     title: rule.parsed.title.clone(),
                     level: rule.parsed.level.map(Level::from_sigma),
                     status: rule.parsed.status.map(Status::from_sigma),
                     source: source.clone(),
-                });
+                };
+                seen.insert(id.clone(), all.len());
+                all.push(info.clone());
+                if held_back(&id) {
+                    continue;
+                }
+                set.positions.insert(id, set.rules.len());
+                set.rules.push(info);
                 set.reads.add_rule(&rule.parsed);
                 compiled.push(rule.compiled);
             }
         }
         // One index build for the whole set.
         set.engine.extend_compiled_rules(compiled);
-        (set, refused)
+        BuiltRules {
+            rules: set,
+            all,
+            refused,
+            skipped: Vec::new(),
+        }
     }
+}
+
+/// What [`RuleSet::load_files`] made of a list of files.
+pub(crate) struct BuiltRules {
+    /// The rules that run.
+    pub rules: RuleSet,
+    /// Every rule that loaded, held back or not, in load order.
+    pub all: Vec<RuleInfo>,
+    pub refused: Vec<RuleRefusal>,
+    /// Files whose rules are for another log source.
+    pub skipped: Vec<PathBuf>,
 }
 
 impl Default for RuleSet {

@@ -1,9 +1,10 @@
-//! What the server holds: the alert log, the rules in force, and the two workers (the
-//! detection consumer's thread and the webhook delivery task).
+//! What the server holds: the alert log, the rules (the directory's and the API's, see
+//! `catalog.rs`), and the workers: the detection consumer's thread and one delivery task
+//! per notification target.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -11,8 +12,9 @@ use opentrail_store::Store;
 use tokio::sync::watch;
 
 use crate::alerts::AlertLog;
-use crate::consumer::{DetectionConsumer, SharedRules};
-use crate::delivery::AlertDelivery;
+use crate::catalog::{CatalogRule, RuleBook, RuleCatalog};
+use crate::consumer::{DETECTIONS_CONSUMER, DetectionConsumer};
+use crate::delivery::{AlertDelivery, AlertTarget};
 use crate::error::DetectError;
 use crate::rule_set::RuleSet;
 
@@ -24,16 +26,19 @@ const RULES_RELOAD_CHECK: Duration = Duration::from_secs(2);
 /// The pause after a failed scan (a damaged record, a full disk).
 const CONSUMER_RETRY_PAUSE: Duration = Duration::from_secs(1);
 
-/// Where detections keep their state and what they run.
+/// Where detections keep their state, what they run and where alerts go.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DetectionsOptions {
-    /// The alert log and the delivery state (`DATA_DIR/alerts`).
+    /// The alert log and the targets' delivery state (`DATA_DIR/alerts`).
     pub alerts_dir: PathBuf,
-    /// Sigma rules (`*.yml`), reloaded when they change; `None`: no rules, and no
-    /// consumer (nothing holds back retention).
+    /// Rules added through the API and the disabled rules (`DATA_DIR/detections`).
+    pub rules_state_dir: PathBuf,
+    /// Sigma rules (`*.yml`), reloaded when they change. Without it and without API
+    /// rules, no consumer runs (nothing holds back retention) until a rule is added.
     pub rules_dir: Option<PathBuf>,
-    /// Each alert is `POST`ed here as JSON.
-    pub webhook_url: Option<String>,
+    /// Where each alert is sent; each target has its own worker and position (so each
+    /// kind appears at most once).
+    pub targets: Vec<AlertTarget>,
 }
 
 /// Detections: rules, alerts, and their workers.
@@ -41,23 +46,52 @@ pub struct Detections {
     options: DetectionsOptions,
     store: Store,
     alerts: Arc<AlertLog>,
-    rules: SharedRules,
+    book: Arc<RuleBook>,
+    /// Opened by [`Detections::open`] when rules exist; the consumer thread takes it.
+    consumer: Mutex<Option<DetectionConsumer>>,
 }
 
 impl Detections {
     /// Opens the alert log and loads the rules. A rule that cannot be used is logged
-    /// with its file and skipped; the others run.
+    /// with its file and listed as refused; the others run. Fails when the rules
+    /// directory cannot be read.
+    ///
+    /// When rules exist, this registers the consumer's cursor (call it before retention
+    /// runs, so retention keeps every event not matched yet). When none do, a cursor left
+    /// by an earlier run is dropped, so it no longer holds retention back; the first rule
+    /// added later starts after the newest alert's event.
     pub fn open(store: Store, options: DetectionsOptions) -> Result<Detections, DetectError> {
+        for (index, target) in options.targets.iter().enumerate() {
+            if options.targets[..index]
+                .iter()
+                .any(|earlier| earlier.state_file_name() == target.state_file_name())
+            {
+                return Err(DetectError::DuplicateTarget(target.kind()));
+            }
+        }
         let alerts = Arc::new(AlertLog::open(&options.alerts_dir)?);
-        let rules = match &options.rules_dir {
-            Some(dir) => load_rules(dir)?,
-            None => RuleSet::empty(),
+        let book = Arc::new(RuleBook::open(
+            options.rules_dir.clone(),
+            &options.rules_state_dir,
+        )?);
+        let consumer = if book.has_rules() {
+            Some(DetectionConsumer::open(
+                store.clone(),
+                Arc::clone(&alerts),
+                Arc::clone(book.shared()),
+            )?)
+        } else {
+            if store.load_cursor(DETECTIONS_CONSUMER)? > 0 {
+                store.delete_cursor(DETECTIONS_CONSUMER)?;
+            }
+            None
         };
         Ok(Detections {
             options,
             store,
             alerts,
-            rules: Arc::new(RwLock::new(Arc::new(rules))),
+            book,
+            consumer: Mutex::new(consumer),
         })
     }
 
@@ -65,46 +99,77 @@ impl Detections {
         &self.alerts
     }
 
-    /// The rules in force now.
+    /// The rules running now (disabled rules left out).
     pub fn rules(&self) -> Arc<RuleSet> {
-        Arc::clone(&self.rules.read().unwrap_or_else(PoisonError::into_inner))
+        Arc::clone(
+            &self
+                .book
+                .shared()
+                .read()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
     }
 
-    /// Starts the consumer (when a rules directory is set) and the delivery (when a
-    /// webhook is set). Call from inside a tokio runtime.
+    /// Every rule, running or disabled, and every refused one.
+    pub fn catalog(&self) -> Arc<RuleCatalog> {
+        self.book.catalog()
+    }
+
+    /// Adds a rule (its Sigma YAML) and runs it from the next event on; kept under the
+    /// state directory. A refusal is [`DetectError::Refused`]. Blocking.
+    pub fn add_rule(&self, yaml: &str) -> Result<CatalogRule, DetectError> {
+        self.book.add(yaml)
+    }
+
+    /// Enables or disables a rule, whatever its origin; persisted. Blocking.
+    pub fn set_rule_enabled(&self, id: &str, enabled: bool) -> Result<CatalogRule, DetectError> {
+        self.book.set_enabled(id, enabled)
+    }
+
+    /// Removes a rule added through the API. Blocking.
+    pub fn remove_rule(&self, id: &str) -> Result<CatalogRule, DetectError> {
+        self.book.remove(id)
+    }
+
+    /// Starts the consumer's thread (when no rule exists yet, it opens the consumer,
+    /// registering its cursor, once one is added) and one delivery task per target.
+    /// Call from inside a tokio runtime, once.
     pub fn start(&self) -> Result<DetectionWorkers, DetectError> {
         let stop = Arc::new(AtomicBool::new(false));
-        let consumer = match &self.options.rules_dir {
-            Some(dir) => {
-                let consumer = DetectionConsumer::open(
-                    self.store.clone(),
-                    Arc::clone(&self.alerts),
-                    Arc::clone(&self.rules),
-                )?;
-                let loop_state = ConsumerLoop {
-                    consumer,
-                    rules: Arc::clone(&self.rules),
-                    rules_dir: dir.clone(),
-                    stop: Arc::clone(&stop),
-                };
-                let thread = std::thread::Builder::new()
-                    .name("opentrail-detections".into())
-                    .spawn(move || loop_state.run())
-                    .map_err(|source| DetectError::io(dir, source))?;
-                Some(thread)
-            }
-            None => None,
+        let consumer = self
+            .consumer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let loop_state = ConsumerLoop {
+            consumer,
+            store: self.store.clone(),
+            alerts: Arc::clone(&self.alerts),
+            book: Arc::clone(&self.book),
+            stop: Arc::clone(&stop),
         };
+        let consumer = std::thread::Builder::new()
+            .name("opentrail-detections".into())
+            .spawn(move || loop_state.run())
+            .map_err(|source| DetectError::io(&self.options.alerts_dir, source))?;
         let (shutdown_sender, shutdown) = watch::channel(false);
-        let delivery = self.options.webhook_url.clone().map(|url| {
-            let delivery =
-                AlertDelivery::new(Arc::clone(&self.alerts), &self.options.alerts_dir, url);
-            tokio::spawn(delivery.run(shutdown))
-        });
+        let deliveries = self
+            .options
+            .targets
+            .iter()
+            .map(|target| {
+                let delivery = AlertDelivery::new(
+                    Arc::clone(&self.alerts),
+                    &self.options.alerts_dir,
+                    target.clone(),
+                );
+                tokio::spawn(delivery.run(shutdown.clone()))
+            })
+            .collect();
         Ok(DetectionWorkers {
             stop,
-            consumer,
-            delivery,
+            consumer: Some(consumer),
+            deliveries,
             shutdown_sender,
         })
     }
@@ -114,19 +179,19 @@ impl Detections {
 pub struct DetectionWorkers {
     stop: Arc<AtomicBool>,
     consumer: Option<JoinHandle<()>>,
-    delivery: Option<tokio::task::JoinHandle<()>>,
+    deliveries: Vec<tokio::task::JoinHandle<()>>,
     shutdown_sender: watch::Sender<bool>,
 }
 
 impl DetectionWorkers {
-    /// Stops both workers and waits for them (the consumer finishes its scan first).
+    /// Stops every worker and waits for them (the consumer finishes its scan first).
     pub async fn stop(self) {
         self.stop.store(true, Ordering::Release);
         let _ = self.shutdown_sender.send(true);
-        if let Some(delivery) = self.delivery
-            && let Err(error) = delivery.await
-        {
-            tracing::error!(%error, "the alert delivery task failed");
+        for delivery in self.deliveries {
+            if let Err(error) = delivery.await {
+                tracing::error!(%error, "an alert delivery task failed");
+            }
         }
         if let Some(consumer) = self.consumer {
             let joined = tokio::task::spawn_blocking(move || consumer.join()).await;
@@ -138,63 +203,72 @@ impl DetectionWorkers {
 }
 
 struct ConsumerLoop {
-    consumer: DetectionConsumer,
-    rules: SharedRules,
-    rules_dir: PathBuf,
+    /// `None` until a rule exists.
+    consumer: Option<DetectionConsumer>,
+    store: Store,
+    alerts: Arc<AlertLog>,
+    book: Arc<RuleBook>,
     stop: Arc<AtomicBool>,
 }
 
 impl ConsumerLoop {
-    fn run(self) {
-        let mut fingerprint = rules_fingerprint(&self.rules_dir);
+    fn run(mut self) {
+        let rules_dir = self.book.rules_dir().map(Path::to_path_buf);
+        let mut fingerprint = rules_dir.as_deref().map(rules_fingerprint);
         let mut last_check = Instant::now();
         while !self.stop.load(Ordering::Acquire) {
-            if last_check.elapsed() >= RULES_RELOAD_CHECK {
+            if let Some(dir) = &rules_dir
+                && last_check.elapsed() >= RULES_RELOAD_CHECK
+            {
                 last_check = Instant::now();
-                let now = rules_fingerprint(&self.rules_dir);
+                let now = Some(rules_fingerprint(dir));
                 if now != fingerprint {
                     fingerprint = now;
-                    self.reload();
+                    self.book.reload_directory();
                 }
             }
-            let pause = match self.consumer.run_once() {
-                Ok(report) if report.events > 0 => {
-                    metrics::counter!("opentrail_detection_events_total").increment(report.events);
-                    metrics::counter!("opentrail_alerts_total").increment(report.alerts);
-                    Duration::ZERO
-                }
-                Ok(_) => CONSUMER_IDLE_POLL,
-                Err(error) => {
-                    tracing::error!(%error, "matching rules failed; trying again");
-                    CONSUMER_RETRY_PAUSE
-                }
-            };
+            let pause = self.scan_once();
             if !pause.is_zero() {
                 std::thread::sleep(pause);
             }
         }
     }
 
-    fn reload(&self) {
-        match load_rules(&self.rules_dir) {
-            Ok(rules) => {
-                tracing::info!(rules = rules.rules().len(), dir = %self.rules_dir.display(), "rules reloaded");
-                *self.rules.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(rules);
+    /// One scan (opening the consumer first if a rule now exists); the pause before the
+    /// next.
+    fn scan_once(&mut self) -> Duration {
+        if self.consumer.is_none() {
+            if !self.book.has_rules() {
+                return CONSUMER_IDLE_POLL;
             }
+            match DetectionConsumer::open(
+                self.store.clone(),
+                Arc::clone(&self.alerts),
+                Arc::clone(self.book.shared()),
+            ) {
+                Ok(consumer) => self.consumer = Some(consumer),
+                Err(error) => {
+                    tracing::error!(%error, "the detection consumer could not start; trying again");
+                    return CONSUMER_RETRY_PAUSE;
+                }
+            }
+        }
+        let Some(consumer) = &self.consumer else {
+            return CONSUMER_IDLE_POLL;
+        };
+        match consumer.run_once() {
+            Ok(report) if report.events > 0 => {
+                metrics::counter!("opentrail_detection_events_total").increment(report.events);
+                metrics::counter!("opentrail_alerts_total").increment(report.alerts);
+                Duration::ZERO
+            }
+            Ok(_) => CONSUMER_IDLE_POLL,
             Err(error) => {
-                tracing::error!(%error, "the rules directory could not be read; the previous rules stay in force");
+                tracing::error!(%error, "matching rules failed; trying again");
+                CONSUMER_RETRY_PAUSE
             }
         }
     }
-}
-
-/// Loads `dir`, logging each refused rule with its place.
-fn load_rules(dir: &Path) -> Result<RuleSet, DetectError> {
-    let loaded = RuleSet::load_dir(dir)?;
-    for refusal in &loaded.refused {
-        tracing::warn!(%refusal, "a rule was refused");
-    }
-    Ok(loaded.rules)
 }
 
 /// Names, sizes and modification times of the rule files under `dir` (the files

@@ -8,6 +8,9 @@
 //!   `{"events":[<record>…],"nextCursor":"…"}`, newest first; `nextCursor` is absent on
 //!   the last page.
 //! - `POST /v1/events` and `POST /v1/k8s-audit` answer [`IngestResponse`].
+//! - `GET /v1/alerts?limit=N` answers [`AlertsResponse`]; `GET /v1/rules` answers
+//!   [`RulesResponse`]; `POST /v1/rules` (Sigma YAML), `POST /v1/rules/{id}/disable`,
+//!   `POST /v1/rules/{id}/enable` and `DELETE /v1/rules/{id}` answer [`RuleResponse`].
 
 use serde::{Deserialize, Serialize};
 
@@ -216,6 +219,58 @@ pub struct AlertItem {
     pub recipient_account_id: String,
     pub aws_region: String,
     pub detected_at: String,
+}
+
+/// The answer to `GET /v1/rules`: every detection rule, running or disabled (directory
+/// rules first, then rules added through the API), and every rule file or rule refused.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RulesResponse {
+    pub rules: Vec<RuleItem>,
+    pub refused: Vec<RefusedRuleItem>,
+}
+
+/// The answer to `POST /v1/rules`, `POST /v1/rules/{id}/disable|enable` and
+/// `DELETE /v1/rules/{id}`: the rule as it is now (or was, when removed).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RuleResponse {
+    pub rule: RuleItem,
+}
+
+/// One detection rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RuleItem {
+    pub id: String,
+    pub title: String,
+    /// Sigma's `level` (`informational` … `critical`), when the rule has one.
+    #[serde(default)]
+    pub level: Option<String>,
+    /// Sigma's `status` (`stable`, `test`, `experimental`…), when the rule has one.
+    #[serde(default)]
+    pub status: Option<String>,
+    /// `directory` (the server's rules directory) or `api` (added through the API).
+    pub origin: String,
+    /// The file the rule is read from.
+    pub file: String,
+    /// A disabled rule is listed but matches nothing.
+    pub enabled: bool,
+}
+
+/// A rule file, or a rule in it, that does not run, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RefusedRuleItem {
+    pub origin: String,
+    pub file: String,
+    /// 1-based, where it can be told.
+    #[serde(default)]
+    pub line: Option<u32>,
+    /// The rule's title, when the problem is one rule's.
+    #[serde(default)]
+    pub rule_title: Option<String>,
+    pub reason: String,
 }
 
 /// The most alerts one `GET /v1/alerts` returns, and the default.

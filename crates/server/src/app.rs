@@ -45,6 +45,8 @@ pub const ARCHIVE_DIR_NAME: &str = "archive";
 
 /// Where the alert log and its delivery state live, under the data directory.
 pub const ALERTS_DIR_NAME: &str = "alerts";
+/// Rules added through the API, and which rules are disabled.
+pub const DETECTIONS_DIR_NAME: &str = "detections";
 
 /// How often the archiver checks whether a seal is due.
 const ARCHIVE_CHECK_INTERVAL: Duration = Duration::from_secs(1);
@@ -432,8 +434,9 @@ fn open_data_directory(config: &Config) -> Result<OpenedDataDirectory, ServeErro
         store.clone(),
         DetectionsOptions {
             alerts_dir: config.data_dir.join(ALERTS_DIR_NAME),
+            rules_state_dir: config.data_dir.join(DETECTIONS_DIR_NAME),
             rules_dir: config.rules_dir.clone(),
-            webhook_url: config.alert_webhook_url.clone(),
+            targets: config.alert_targets(),
         },
     )
     .map_err(ServeError::Detections)?;

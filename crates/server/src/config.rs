@@ -29,6 +29,9 @@
 //! | `insights_baseline_minutes` | `OPENTRAIL_INSIGHTS_BASELINE_MINUTES` | 10080 (7 days, CloudTrail's): the window an Insights baseline covers, and the history an account needs before its first Insights; shorten it for demos and tests |
 //! | `rules_dir` | `OPENTRAIL_RULES_DIR` | none: only the rules added through the API (`opentrail rules add`, kept in `<data_dir>/detections`); else also Sigma rules (`*.yml`, `logsource: product: aws, service: cloudtrail`) matched against every event, reloaded when they change |
 //! | `alert_webhook_url` | `OPENTRAIL_ALERT_WEBHOOK_URL` | none; else each alert is `POST`ed there as JSON (`ruleId`, `ruleTitle`, `eventId`, `eventName`, `eventTime`, …) |
+//! | `alert_webhook_secret` | `OPENTRAIL_ALERT_WEBHOOK_SECRET` | none: unsigned; else each alert request carries `X-OpenTrail-Signature-256: sha256=<hex HMAC-SHA256(secret, body)>`, as trail stream webhooks |
+//! | `alert_syslog` | `OPENTRAIL_ALERT_SYSLOG` | none; else each alert goes to syslog as an RFC 5424 message: `udp://host:port`, or `tcp://host:port` / `host:port` (octet-counted) |
+//! | `alert_file` | `OPENTRAIL_ALERT_FILE` | none; else each alert is appended to this NDJSON file (fsynced per batch, rotated at 100 MiB, 5 kept) |
 //! | `s3_endpoint` | `OPENTRAIL_S3_ENDPOINT` | none: trail buckets are directories under `<data_dir>/buckets` |
 //! | `s3_region` | `OPENTRAIL_S3_REGION` | the `region` setting |
 //! | `s3_access_key_id` | `OPENTRAIL_S3_ACCESS_KEY_ID` | none (requests to the endpoint are unsigned) |
@@ -128,6 +131,12 @@ pub struct Config {
     pub rules_dir: Option<PathBuf>,
     /// Where each alert is `POST`ed.
     pub alert_webhook_url: Option<String>,
+    /// Signs the alert webhook's requests (HMAC-SHA256 of the body).
+    pub alert_webhook_secret: Option<Secret>,
+    /// Where each alert is sent as a syslog message (`udp://`, `tcp://` or `host:port`).
+    pub alert_syslog: Option<String>,
+    /// An NDJSON file each alert is appended to.
+    pub alert_file: Option<PathBuf>,
     /// `None` means LookupEvents is not rate limited (CloudTrail allows 2 per second).
     pub lookup_rate_limit_per_key_per_second: Option<u32>,
     /// The Insights baseline window, in minutes (at least 1).
@@ -222,6 +231,9 @@ impl Default for Config {
             segments_url: None,
             rules_dir: None,
             alert_webhook_url: None,
+            alert_webhook_secret: None,
+            alert_syslog: None,
+            alert_file: None,
             lookup_rate_limit_per_key_per_second: None,
             insights_baseline_minutes: DEFAULT_INSIGHTS_BASELINE_MINUTES,
             trail_delivery: TrailDeliveryConfig::default(),
@@ -258,6 +270,9 @@ pub struct ConfigLayer {
     pub segments_url: Option<String>,
     pub rules_dir: Option<PathBuf>,
     pub alert_webhook_url: Option<String>,
+    pub alert_webhook_secret: Option<Secret>,
+    pub alert_syslog: Option<String>,
+    pub alert_file: Option<PathBuf>,
     /// `Some(None)` explicitly turns a lower layer's limit off (environment value `none`).
     pub lookup_rate_limit_per_key_per_second: Option<Option<u32>>,
     pub insights_baseline_minutes: Option<u32>,
@@ -435,6 +450,30 @@ impl Config {
                 "must be an http:// or https:// URL",
             ));
         }
+        if self.alert_webhook_secret.is_some() && self.alert_webhook_url.is_none() {
+            return Err(invalid_setting(
+                "alert_webhook_secret",
+                "…",
+                "set alert_webhook_url too: the secret signs its requests",
+            ));
+        }
+        if let Some(address) = &self.alert_syslog
+            && let Err(reason) = (opentrail_detect::AlertTarget::Syslog {
+                address: address.clone(),
+            })
+            .validate()
+        {
+            return Err(invalid_setting("alert_syslog", address, &reason));
+        }
+        if let Some(path) = &self.alert_file
+            && path.as_os_str().is_empty()
+        {
+            return Err(invalid_setting(
+                "alert_file",
+                "",
+                "must be the path of a file",
+            ));
+        }
         if let Some(rate) = self.lookup_rate_limit_per_key_per_second {
             check_range(
                 "lookup_rate_limit_per_key_per_second",
@@ -549,6 +588,30 @@ impl Config {
             sns_topics: delivery.sns_topics.clone(),
             log_groups: delivery.cloudwatch_log_groups.clone(),
         }
+    }
+
+    /// Where alerts are sent (`alert_webhook_url` and its secret, `alert_syslog`,
+    /// `alert_file`), each with its own worker.
+    pub fn alert_targets(&self) -> Vec<opentrail_detect::AlertTarget> {
+        let mut targets = Vec::new();
+        if let Some(url) = &self.alert_webhook_url {
+            targets.push(opentrail_detect::AlertTarget::Webhook {
+                url: url.clone(),
+                secret: self
+                    .alert_webhook_secret
+                    .as_ref()
+                    .map(|secret| secret.0.clone()),
+            });
+        }
+        if let Some(address) = &self.alert_syslog {
+            targets.push(opentrail_detect::AlertTarget::Syslog {
+                address: address.clone(),
+            });
+        }
+        if let Some(path) = &self.alert_file {
+            targets.push(opentrail_detect::AlertTarget::File { path: path.clone() });
+        }
+        targets
     }
 
     /// Where the store keeps sealed segments: `segments_url` with the `s3_*` settings.
@@ -675,6 +738,9 @@ impl ConfigLayer {
             segments_url: read("OPENTRAIL_SEGMENTS_URL"),
             rules_dir: read("OPENTRAIL_RULES_DIR").map(PathBuf::from),
             alert_webhook_url: read("OPENTRAIL_ALERT_WEBHOOK_URL"),
+            alert_webhook_secret: read("OPENTRAIL_ALERT_WEBHOOK_SECRET").map(Secret),
+            alert_syslog: read("OPENTRAIL_ALERT_SYSLOG"),
+            alert_file: read("OPENTRAIL_ALERT_FILE").map(PathBuf::from),
             lookup_rate_limit_per_key_per_second: parse_environment_variable(
                 &read,
                 "OPENTRAIL_LOOKUP_RATE_LIMIT_PER_KEY_PER_SECOND",
@@ -740,6 +806,9 @@ impl ConfigLayer {
             segments_url,
             rules_dir,
             alert_webhook_url,
+            alert_webhook_secret,
+            alert_syslog,
+            alert_file,
             lookup_rate_limit_per_key_per_second,
             insights_baseline_minutes,
             s3_endpoint,
@@ -821,6 +890,15 @@ impl ConfigLayer {
         }
         if let Some(value) = alert_webhook_url {
             config.alert_webhook_url = Some(value);
+        }
+        if let Some(value) = alert_webhook_secret {
+            config.alert_webhook_secret = Some(value);
+        }
+        if let Some(value) = alert_syslog {
+            config.alert_syslog = Some(value);
+        }
+        if let Some(value) = alert_file {
+            config.alert_file = Some(value);
         }
         if let Some(value) = lookup_rate_limit_per_key_per_second {
             config.lookup_rate_limit_per_key_per_second = value;
@@ -1048,6 +1126,9 @@ mod tests {
                 segments_url: None,
                 rules_dir: None,
                 alert_webhook_url: None,
+                alert_webhook_secret: None,
+                alert_syslog: None,
+                alert_file: None,
                 lookup_rate_limit_per_key_per_second: Some(2),
                 insights_baseline_minutes: DEFAULT_INSIGHTS_BASELINE_MINUTES,
                 trail_delivery: TrailDeliveryConfig::default(),
@@ -1177,6 +1258,55 @@ upstream = \"127.0.0.1:9000\"
         assert_eq!(config.archive_retention_days, 70);
         assert_eq!(config.lookup_rate_limit_per_key_per_second, Some(3));
         assert_eq!(config.seal_interval_secs, 1);
+    }
+
+    #[test]
+    fn alert_targets_come_from_the_environment_and_are_checked() {
+        let environment = environment_of(&[
+            ("OPENTRAIL_ALERT_WEBHOOK_URL", "http://127.0.0.1:9/hook"),
+            ("OPENTRAIL_ALERT_WEBHOOK_SECRET", "s3cr3t"),
+            ("OPENTRAIL_ALERT_SYSLOG", "udp://127.0.0.1:514"),
+            ("OPENTRAIL_ALERT_FILE", "/var/log/opentrail/alerts.ndjson"),
+        ]);
+        let config = Config::load_with_environment(None, environment, ConfigLayer::default())
+            .expect("loads");
+        assert!(
+            !format!("{config:?}").contains("s3cr3t"),
+            "the secret stays out of logs"
+        );
+        assert_eq!(
+            config.alert_targets(),
+            vec![
+                opentrail_detect::AlertTarget::Webhook {
+                    url: "http://127.0.0.1:9/hook".to_owned(),
+                    secret: Some("s3cr3t".to_owned()),
+                },
+                opentrail_detect::AlertTarget::Syslog {
+                    address: "udp://127.0.0.1:514".to_owned(),
+                },
+                opentrail_detect::AlertTarget::File {
+                    path: PathBuf::from("/var/log/opentrail/alerts.ndjson"),
+                },
+            ]
+        );
+        for (name, value, setting) in [
+            ("OPENTRAIL_ALERT_SYSLOG", "syslog.example", "alert_syslog"),
+            (
+                "OPENTRAIL_ALERT_WEBHOOK_SECRET",
+                "s3cr3t",
+                "alert_webhook_secret",
+            ),
+        ] {
+            let refused = Config::load_with_environment(
+                None,
+                environment_of(&[(name, value)]),
+                ConfigLayer::default(),
+            );
+            assert!(
+                matches!(refused, Err(ConfigError::InvalidSetting { setting: s, .. }) if s == setting),
+                "{name}={value}: {refused:?}"
+            );
+        }
     }
 
     #[test]

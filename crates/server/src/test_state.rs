@@ -44,8 +44,9 @@ pub(crate) fn test_state(configure: impl FnOnce(&mut Config)) -> TestState {
         store.clone(),
         opentrail_detect::DetectionsOptions {
             alerts_dir: data_dir.path().join("alerts"),
+            rules_state_dir: data_dir.path().join("detections"),
             rules_dir: None,
-            webhook_url: None,
+            targets: Vec::new(),
         },
     )
     .expect("detections");

@@ -1,13 +1,16 @@
-//! `opentrail rules test` as a user runs it: the shipped starter rules over a few log
-//! files, as a table and as JSON, and a broken rule reported with its file and line.
+//! `opentrail rules` as a user runs it: `rules test` with the shipped starter rules over a
+//! few log files, as a table and as JSON, and a broken rule reported with its file and
+//! line; and `rules add|list|disable|enable|remove` against a real server.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use std::time::{Duration, Instant};
+
 use anyhow::{Context as _, ensure};
 use serde_json::Value;
 
-use crate::BINARY;
+use crate::{BINARY, Server};
 
 const BUCKET_DELETED: &str = "f29bb726-7dfb-48e9-9e6a-0e15902cd9d7";
 const ROOT_LOGIN: &str = "8ce7a6d9-1e1c-4026-8d0c-0eeb88a25767";
@@ -184,5 +187,135 @@ fn a_broken_rule_is_reported_with_its_file_and_line() -> anyhow::Result<()> {
         "{stderr}"
     );
     assert!(stderr.contains("sounds_like"), "{stderr}");
+    Ok(())
+}
+
+const ADDED_RULE_ID: &str = "6c1d2b66-0000-4000-8000-00000000c001";
+
+fn run_ok(server: &Server, arguments: &[&str]) -> anyhow::Result<String> {
+    let output = server.client(arguments)?;
+    ensure!(
+        output.status.success(),
+        "`opentrail {}` failed: {}\n{}",
+        arguments.join(" "),
+        String::from_utf8_lossy(&output.stderr),
+        server.logs()
+    );
+    Ok(String::from_utf8(output.stdout)?)
+}
+
+fn listed_rules(server: &Server) -> anyhow::Result<Vec<Value>> {
+    let list = server.client_json(&["rules", "list"])?;
+    Ok(list["rules"].as_array().context("rules array")?.clone())
+}
+
+/// Waits (bounded) until `opentrail alerts` lists `count` alerts.
+fn wait_for_alerts(server: &Server, count: usize) -> anyhow::Result<Vec<Value>> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let answer = server.client_json(&["alerts"])?;
+        let alerts = answer["alerts"].as_array().context("alerts array")?.clone();
+        if alerts.len() >= count {
+            return Ok(alerts);
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "{} alert(s), not {count}\n{}",
+            alerts.len(),
+            server.logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn ingest_bucket_policy_change(server: &Server, dir: &Path, event_id: &str) -> anyhow::Result<()> {
+    let file = dir.join(format!("{event_id}.json"));
+    std::fs::write(
+        &file,
+        format!(
+            r#"{{"Records":[{{"eventVersion":"1.09","eventTime":"2026-11-30T10:00:00Z","eventSource":"s3.amazonaws.com","eventName":"PutBucketPolicy","awsRegion":"us-east-1","eventID":"{event_id}","recipientAccountId":"123456789012","requestParameters":{{"bucketName":"acme"}}}}]}}"#
+        ),
+    )?;
+    run_ok(server, &["ingest", file.to_str().context("path")?])?;
+    Ok(())
+}
+
+#[test]
+fn rules_are_added_listed_disabled_enabled_and_removed_on_a_server() -> anyhow::Result<()> {
+    let (data, logs) = crate::temporary_directories()?;
+    let server = Server::start(data.path(), logs.path(), &[])?;
+    let work = tempfile::tempdir()?;
+    assert_eq!(run_ok(&server, &["rules", "list"])?.trim(), "No rules.");
+
+    let rule = work.path().join("bucket_policy.yml");
+    std::fs::write(
+        &rule,
+        format!(
+            "title: Bucket policy changed\nid: {ADDED_RULE_ID}\nlevel: medium\nlogsource:\n    \
+             product: aws\n    service: cloudtrail\ndetection:\n    selection:\n        \
+             eventName: PutBucketPolicy\n    condition: selection\n"
+        ),
+    )?;
+    let added = run_ok(&server, &["rules", "add", rule.to_str().context("path")?])?;
+    assert!(
+        added.contains(ADDED_RULE_ID) && added.contains("Bucket policy changed"),
+        "{added}"
+    );
+    let rules = listed_rules(&server)?;
+    assert_eq!(rules.len(), 1, "{rules:?}");
+    assert_eq!(
+        (&rules[0]["id"], &rules[0]["origin"], &rules[0]["enabled"]),
+        (
+            &Value::from(ADDED_RULE_ID),
+            &Value::from("api"),
+            &Value::from(true)
+        )
+    );
+    let table = run_ok(&server, &["rules", "list"])?;
+    assert!(table.starts_with("RULE ID"), "{table}");
+
+    ingest_bucket_policy_change(&server, work.path(), "6c1d2b66-0000-4000-8000-0000000000e1")?;
+    let alerts = wait_for_alerts(&server, 1)?;
+    assert_eq!(alerts[0]["ruleId"], ADDED_RULE_ID);
+
+    let disabled = run_ok(&server, &["rules", "disable", ADDED_RULE_ID])?;
+    assert!(disabled.starts_with("Disabled rule"), "{disabled}");
+    assert_eq!(listed_rules(&server)?[0]["enabled"], false);
+    let enabled = run_ok(&server, &["rules", "enable", ADDED_RULE_ID])?;
+    assert!(enabled.starts_with("Enabled rule"), "{enabled}");
+
+    // The same id again is refused, with the reason; so is a rule that cannot run.
+    let again = server.client(&["rules", "add", rule.to_str().context("path")?])?;
+    assert!(!again.status.success());
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        stderr.contains("InvalidRuleException") && stderr.contains("already used"),
+        "{stderr}"
+    );
+    let broken = work.path().join("broken.yml");
+    std::fs::write(
+        &broken,
+        "title: Broken\nid: 6c1d2b66-0000-4000-8000-00000000c002\nlogsource:\n    product: \
+         aws\n    service: cloudtrail\ndetection:\n    selection:\n        eventName|sounds_like: \
+         DeleteBucket\n    condition: selection\n",
+    )?;
+    let refused = server.client(&["rules", "add", broken.to_str().context("path")?])?;
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("line 8") && stderr.contains("sounds_like"),
+        "{stderr}"
+    );
+
+    let removed = run_ok(&server, &["rules", "remove", ADDED_RULE_ID])?;
+    assert!(removed.starts_with("Removed rule"), "{removed}");
+    assert!(listed_rules(&server)?.is_empty());
+    let unknown = server.client(&["rules", "disable", ADDED_RULE_ID])?;
+    assert!(!unknown.status.success());
+    assert!(
+        String::from_utf8_lossy(&unknown.stderr).contains("RuleNotFoundException"),
+        "{}",
+        String::from_utf8_lossy(&unknown.stderr)
+    );
     Ok(())
 }

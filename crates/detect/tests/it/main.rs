@@ -6,9 +6,11 @@ use std::path::{Path, PathBuf};
 use opentrail_detect::{LoadedRules, RuleSet};
 
 mod alerts;
+mod api_rules;
 mod corpus;
 mod loading;
 mod starter;
+mod targets;
 
 /// The starter rules shipped in the repository.
 fn starter_dir() -> PathBuf {

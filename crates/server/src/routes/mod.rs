@@ -23,6 +23,7 @@ pub mod k8s_audit;
 pub mod keys;
 pub mod operations;
 pub mod put_audit_events;
+pub mod rules;
 #[cfg(test)]
 mod tests;
 pub mod trails;
@@ -60,6 +61,8 @@ pub fn router(state: AppState) -> Router {
 ///   native lookup (`caller.require_read()`).
 /// - `POST /v1/k8s-audit` — Kubernetes audit webhook (`caller.require_ingest()`).
 /// - `GET /v1/alerts` — what the detection rules matched (`caller.require_read()`).
+/// - `/v1/rules…` — detection rules: list (read), add, disable, enable, delete (admin
+///   of the default account); see [`rules`].
 /// - `POST /PutAuditEvents` — cloudtrail-data restJson1; signed for `cloudtrail-data`,
 ///   which [`auth::signing_service_for_path`] already knows.
 pub fn authenticated_routes(state: AppState) -> Router<AppState> {
@@ -68,6 +71,10 @@ pub fn authenticated_routes(state: AppState) -> Router<AppState> {
         .route("/v1/events", post(events::ingest).get(events::lookup))
         .route("/v1/k8s-audit", post(k8s_audit::receive))
         .route("/v1/alerts", get(alerts::list_alerts))
+        .route("/v1/rules", get(rules::list_rules).post(rules::add_rule))
+        .route("/v1/rules/{id}", delete(rules::delete_rule))
+        .route("/v1/rules/{id}/disable", post(rules::disable_rule))
+        .route("/v1/rules/{id}/enable", post(rules::enable_rule))
         .route("/PutAuditEvents", post(put_audit_events::put_audit_events))
         .route("/metrics", get(operations::metrics))
         .route("/v1/keys", post(keys::create_key).get(keys::list_keys))

@@ -72,7 +72,8 @@ pub enum StreamSinkConfig {
         keep_files: usize,
     },
     Syslog {
-        /// `host:port` of an RFC 5424 receiver over TCP.
+        /// An RFC 5424 receiver: `host:port` or `tcp://host:port` (TCP), or
+        /// `udp://host:port` (UDP).
         address: String,
     },
 }
@@ -112,11 +113,15 @@ impl StreamSinkConfig {
                 }
             }
             StreamSinkConfig::Syslog { address } => {
-                if address
-                    .rsplit_once(':')
-                    .is_none_or(|(_, port)| port.parse::<u16>().is_err())
+                let (_, host_port) = syslog::split_address(address);
+                if host_port.contains("://")
+                    || host_port
+                        .rsplit_once(':')
+                        .is_none_or(|(_, port)| port.parse::<u16>().is_err())
                 {
-                    return Err(format!("syslog address {address:?} must be host:port"));
+                    return Err(format!(
+                        "syslog address {address:?} must be host:port, tcp://host:port or udp://host:port"
+                    ));
                 }
             }
         }
