@@ -1,5 +1,6 @@
-//! The two calls the harness makes, SigV4-signed as any AWS client would sign them:
-//! `POST /v1/events` (native ingest) and `POST /` LookupEvents (AWS JSON 1.1).
+//! The calls the harness makes, SigV4-signed as any AWS client would sign them:
+//! `POST /v1/events` (native ingest), `POST /` LookupEvents (AWS JSON 1.1), native lookup
+//! pages and `GET /metrics`.
 
 use std::time::Duration;
 
@@ -216,6 +217,33 @@ impl Api {
                 None => return Ok(count),
             }
         }
+    }
+
+    /// The server's Prometheus text (`GET /metrics`, signed like every API call).
+    pub async fn metrics(&self) -> anyhow::Result<String> {
+        let request = self.signed(
+            "GET",
+            "/metrics",
+            vec![("host", &self.host)],
+            "us-east-1",
+            Vec::new(),
+        );
+        let response = request
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the server at {}", self.endpoint))?;
+        let status = response.status();
+        let bytes = response
+            .bytes()
+            .await
+            .context("cannot read the metrics answer")?;
+        if !status.is_success() {
+            bail!(
+                "GET /metrics failed with HTTP {status}: {}",
+                String::from_utf8_lossy(&bytes[..bytes.len().min(500)])
+            );
+        }
+        String::from_utf8(bytes.to_vec()).context("the metrics answer is not UTF-8")
     }
 
     async fn send(

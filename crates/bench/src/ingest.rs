@@ -42,11 +42,21 @@ struct Batch {
     events: usize,
 }
 
+/// Whether freshness probes run during ingest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Probes {
+    Freshness,
+    /// Only the generated events reach the server (the rules comparison, where each
+    /// probe's lookups would be load the figure does not ask for).
+    None,
+}
+
 pub async fn run(
     api: Arc<Api>,
     config: GeneratorConfig,
     clients: usize,
     batch_events: usize,
+    probes: Probes,
 ) -> anyhow::Result<IngestOutcome> {
     let (sender, receiver) = mpsc::channel::<Batch>(clients * 2);
     let producer = std::thread::spawn(move || {
@@ -64,7 +74,8 @@ pub async fn run(
     });
     let receiver = Arc::new(Mutex::new(receiver));
     let done = Arc::new(AtomicBool::new(false));
-    let prober = tokio::spawn(probe_freshness(Arc::clone(&api), Arc::clone(&done)));
+    let prober = (probes == Probes::Freshness)
+        .then(|| tokio::spawn(probe_freshness(Arc::clone(&api), Arc::clone(&done))));
 
     let started = Instant::now();
     let mut workers = Vec::with_capacity(clients);
@@ -120,9 +131,11 @@ pub async fn run(
     }
     outcome.seconds = started.elapsed().as_secs_f64();
     done.store(true, Ordering::Release);
-    let (freshness, missed) = prober.await.context("the freshness prober panicked")??;
-    outcome.freshness_ms = freshness;
-    outcome.probes_missed = missed;
+    if let Some(prober) = prober {
+        let (freshness, missed) = prober.await.context("the freshness prober panicked")??;
+        outcome.freshness_ms = freshness;
+        outcome.probes_missed = missed;
+    }
     if producer.join().is_err() {
         bail!("the event generator thread panicked");
     }

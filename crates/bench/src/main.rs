@@ -13,11 +13,14 @@
 //!    clients and batches of 500 (the same events, regenerated), freshness probes during
 //!    it, LookupEvents latency per attribute and lookups/s, disk, peak RSS;
 //! 4. `opentrail import` of the log files into another fresh data dir, when it exists;
-//! 5. DuckDB over the gz files and over a native table, the same lookups, results checked
+//! 5. detections (unless --skip-rules): the same events into servers without rules and
+//!    with 50 Sigma rules, alternately, and ack → webhook latency of alerts;
+//! 6. DuckDB over the gz files and over a native table, the same lookups, results checked
 //!    against OpenTrail's.
 
 mod api;
 mod corpus;
+mod detections;
 mod duckdb;
 mod ingest;
 mod lookups;
@@ -26,6 +29,7 @@ mod proxy;
 mod report;
 mod server;
 mod summary;
+mod webhook;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -95,6 +99,20 @@ struct Args {
     /// events here), so this adds about 20 minutes to a full run.
     #[arg(long)]
     duckdb_gz_all_attributes: bool,
+    /// Skip the detections phase (the rules' cost to ingest, alert latency).
+    #[arg(long)]
+    skip_rules: bool,
+    /// Events ingested by each server of the rules comparison [default: --events, at
+    /// most 1,000,000].
+    #[arg(long, value_name = "N")]
+    rules_events: Option<u64>,
+    /// Servers without rules and with them, alternately, this many times each.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    rules_repeats: usize,
+    /// Batches of the alert latency phase, 100 ms apart, each with 2 events that fire a
+    /// rule [default: 300; 150 with --quick].
+    #[arg(long, value_name = "N")]
+    alert_latency_batches: Option<usize>,
     /// Only the recording proxy's benchmark (issue 16): latency it adds at a fixed rate
     /// and calls/s, against calling the upstream directly (a fast in-process upstream, and
     /// `moto_server` when --moto-server or the venv has it).
@@ -117,6 +135,9 @@ struct Args {
 }
 
 const BATCH_EVENTS: usize = 500;
+/// Events per server of the rules comparison by default: they are ingested 2 × --rules-repeats
+/// times, so a full run's 10M would add more than an hour.
+const RULES_EVENTS_MAX: u64 = 1_000_000;
 /// The attributes also run over the gz files with DuckDB: who, on what, with which key,
 /// doing what. A query over the gz files reads and parses every log file whatever its
 /// condition, so its time hardly depends on the attribute (292–344 s for all 8 in the
@@ -345,7 +366,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
     )?);
 
     let phase = Instant::now();
-    let outcome = ingest::run(Arc::clone(&api), config.clone(), clients, BATCH_EVENTS).await?;
+    let outcome = ingest::run(
+        Arc::clone(&api),
+        config.clone(),
+        clients,
+        BATCH_EVENTS,
+        ingest::Probes::Freshness,
+    )
+    .await?;
     report.ingest(&outcome);
     report.phase("ingest", phase);
     eprintln!(
@@ -432,7 +460,31 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let _ = std::fs::remove_dir_all(&import_dir);
     report.phase("import", phase);
 
-    // 5. DuckDB.
+    // 5. Detections.
+    if !args.skip_rules {
+        let phase = Instant::now();
+        let rules_events = args
+            .rules_events
+            .unwrap_or(events.min(RULES_EVENTS_MAX))
+            .max(opentrail_generator::stories::EVENT_COUNT as u64);
+        let outcome = detections::run(&detections::Settings {
+            binary: &binary,
+            work_dir: &work_dir,
+            config: GeneratorConfig::new(args.seed, rules_events),
+            clients,
+            batch_events: BATCH_EVENTS,
+            pairs: args.rules_repeats.max(1),
+            latency_batches: args
+                .alert_latency_batches
+                .unwrap_or(if args.quick { 150 } else { 300 })
+                .max(1),
+        })
+        .await?;
+        report.detections(&outcome);
+        report.phase("detections", phase);
+    }
+
+    // 6. DuckDB.
     if !args.skip_duckdb {
         let phase = Instant::now();
         let python = duckdb::ensure_venv(&duckdb::venv_dir())?;

@@ -459,13 +459,13 @@ async fn start_fast_upstream() -> anyhow::Result<String> {
     Ok(address)
 }
 
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+pub(crate) fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack
         .windows(needle.len())
         .position(|window| window == needle)
 }
 
-fn content_length(head: &[u8]) -> usize {
+pub(crate) fn content_length(head: &[u8]) -> usize {
     String::from_utf8_lossy(head)
         .lines()
         .find_map(|line| {

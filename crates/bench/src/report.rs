@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::ImportResult;
 use crate::corpus::Shape;
+use crate::detections::{CostRun, DetectionsOutcome};
 use crate::duckdb::{self, DuckDbResults};
 use crate::ingest::IngestOutcome;
 use crate::lookups::{ATTRIBUTES, percentile};
@@ -88,6 +89,38 @@ pub struct Report {
     pub ingest_fraction_of_opentrail_parse: f64,
     /// The same ratio under the name issue 13 measures it by.
     pub ingest_fraction_of_own_parse: f64,
+
+    /// Detections (`None` with --skip-rules): the same events into fresh servers without
+    /// rules and with `rules_loaded` Sigma rules, in `rules_ingest_repeats` back-to-back
+    /// pairs whose order alternates; throughputs are the medians of each side's runs,
+    /// cost fractions the medians of the pairs' own fractions.
+    pub rules_loaded: Option<usize>,
+    pub rules_ingest_events: Option<u64>,
+    pub rules_ingest_repeats: Option<usize>,
+    /// Without rules: events/s from the first request to the last acknowledgement.
+    pub rules_ingest_events_per_s_without: Option<f64>,
+    /// With rules, the same span: what producers feel (rules run after the ack).
+    pub rules_ingest_events_per_s_with: Option<f64>,
+    /// With rules, until the detection consumer had matched every event.
+    pub rules_ingest_matched_events_per_s_with: Option<f64>,
+    /// 1 − with ÷ without, acknowledged throughput (median over the pairs).
+    pub rules_ingest_cost_fraction: Option<f64>,
+    /// 1 − matched-with ÷ without: the cost when ingest counts as done once every event
+    /// went through the rules.
+    pub rules_ingest_cost_fraction_matched: Option<f64>,
+    /// Alerts one server with rules wrote for the comparison's events.
+    pub rules_alerts_fired: Option<u64>,
+    /// Events the detection consumer still had to match at the last acknowledgement
+    /// (median of the runs with rules).
+    pub rules_lag_events_at_ack: Option<u64>,
+    pub rules_runs: Vec<CostRun>,
+    /// Ingest acknowledgement → alert received by a local webhook; a missed alert counts
+    /// as the wait it was given (30 s).
+    pub alert_latency_p50_ms: Option<f64>,
+    pub alert_latency_p99_ms: Option<f64>,
+    pub alert_latency_max_ms: Option<f64>,
+    pub alert_latency_alerts: Option<usize>,
+    pub alert_latency_missed: Option<usize>,
 
     pub import_mb_per_s: Option<f64>,
     pub import_events_per_s: Option<f64>,
@@ -266,6 +299,61 @@ impl Report {
         }
     }
 
+    pub fn detections(&mut self, outcome: &DetectionsOutcome) {
+        let side = |with_rules: bool, figure: fn(&CostRun) -> f64| {
+            let mut values: Vec<f64> = outcome
+                .runs
+                .iter()
+                .filter(|run| run.rules == with_rules)
+                .map(figure)
+                .collect();
+            median(&mut values)
+        };
+        let without = side(false, CostRun::acked_events_per_s);
+        let with = side(true, CostRun::acked_events_per_s);
+        let matched = side(true, CostRun::caught_up_events_per_s);
+        // Each pair ran back to back, under the same load: the cost is the median of the
+        // pairs' own ratios, not a ratio of medians.
+        let cost = |figure: fn(&CostRun) -> f64| {
+            let mut fractions: Vec<f64> = outcome
+                .runs
+                .chunks_exact(2)
+                .filter_map(|pair| {
+                    let with = pair.iter().find(|run| run.rules)?;
+                    let without = pair.iter().find(|run| !run.rules)?;
+                    let without = CostRun::acked_events_per_s(without);
+                    (without > 0.0).then(|| 1.0 - figure(with) / without)
+                })
+                .collect();
+            median(&mut fractions)
+        };
+        self.rules_loaded = Some(outcome.rules_loaded);
+        self.rules_ingest_events = outcome.runs.first().map(|run| run.events);
+        self.rules_ingest_repeats = Some(outcome.runs.iter().filter(|run| run.rules).count());
+        self.rules_ingest_events_per_s_without = without;
+        self.rules_ingest_events_per_s_with = with;
+        self.rules_ingest_matched_events_per_s_with = matched;
+        self.rules_ingest_cost_fraction = cost(CostRun::acked_events_per_s);
+        self.rules_ingest_cost_fraction_matched = cost(CostRun::caught_up_events_per_s);
+        self.rules_alerts_fired = outcome
+            .runs
+            .iter()
+            .filter(|run| run.rules)
+            .map(|run| run.alerts)
+            .max();
+        self.rules_lag_events_at_ack =
+            side(true, |run| run.lag_events_at_ack as f64).map(|lag| lag as u64);
+        self.rules_runs = outcome.runs.clone();
+        let latency = &outcome.latency;
+        if !latency.latencies_ms.is_empty() {
+            self.alert_latency_p50_ms = Some(percentile(&latency.latencies_ms, 0.5));
+            self.alert_latency_p99_ms = Some(percentile(&latency.latencies_ms, 0.99));
+            self.alert_latency_max_ms = latency.latencies_ms.iter().copied().reduce(f64::max);
+        }
+        self.alert_latency_alerts = Some(latency.expected);
+        self.alert_latency_missed = Some(latency.missed);
+    }
+
     pub fn duckdb(&mut self, results: &DuckDbResults, compared: &[(String, String, Vec<String>)]) {
         self.duckdb_version = Some(results.duckdb_version.clone());
         self.duckdb_native_load_s = Some(results.native_load_ms / 1e3);
@@ -389,6 +477,24 @@ impl Report {
                 Some(self.disk_compression_ratio),
                 |m, t| m >= t,
             ),
+            goal(
+                "rules_ingest_cost_fraction <= 0.15 (50 rules, acknowledged ingest)",
+                0.15,
+                self.rules_ingest_cost_fraction,
+                |m, t| m <= t,
+            ),
+            goal(
+                "rules_ingest_cost_fraction_matched <= 0.15 (until every event was matched)",
+                0.15,
+                self.rules_ingest_cost_fraction_matched,
+                |m, t| m <= t,
+            ),
+            goal(
+                "alert_latency_p99_ms <= 1000",
+                1000.0,
+                self.alert_latency_p99_ms,
+                |m, t| m <= t,
+            ),
         ];
     }
 
@@ -502,6 +608,51 @@ impl Report {
             "import (opentrail import of the gz files)",
             match (self.import_mb_per_s, self.import_events_per_s) {
                 (Some(mb), Some(events)) => format!("{mb:.1} MB/s of JSON, {events:.0} events/s"),
+                _ => "not measured".to_owned(),
+            },
+        );
+        match (
+            self.rules_ingest_events_per_s_without,
+            self.rules_ingest_events_per_s_with,
+            self.rules_ingest_matched_events_per_s_with,
+        ) {
+            (Some(without), Some(with), Some(matched)) => {
+                row(
+                    &format!(
+                        "ingest without rules / with {} Sigma rules (acknowledged) / with rules until every event was matched",
+                        self.rules_loaded.unwrap_or(0)
+                    ),
+                    format!(
+                        "{without:.0} / {with:.0} / {matched:.0} events/s ({} events per server, {} servers each way, alternating)",
+                        self.rules_ingest_events.unwrap_or(0),
+                        self.rules_ingest_repeats.unwrap_or(0)
+                    ),
+                );
+                row(
+                    "rules' cost to ingest throughput (acknowledged; until matched)",
+                    format!(
+                        "{:.3}; {:.3} ({} alerts per server, {} events left to match at the last ack)",
+                        self.rules_ingest_cost_fraction.unwrap_or(f64::NAN),
+                        self.rules_ingest_cost_fraction_matched.unwrap_or(f64::NAN),
+                        self.rules_alerts_fired.unwrap_or(0),
+                        self.rules_lag_events_at_ack.unwrap_or(0)
+                    ),
+                );
+            }
+            _ => row(
+                "rules' cost to ingest throughput",
+                "not measured (--skip-rules)".to_owned(),
+            ),
+        }
+        row(
+            "alert latency, ingest ack → received by a local webhook",
+            match (self.alert_latency_p50_ms, self.alert_latency_p99_ms) {
+                (Some(p50), Some(p99)) => format!(
+                    "p50 {p50:.1} ms, p99 {p99:.1} ms, max {:.1} ms ({} alerts, {} missed)",
+                    self.alert_latency_max_ms.unwrap_or(f64::NAN),
+                    self.alert_latency_alerts.unwrap_or(0),
+                    self.alert_latency_missed.unwrap_or(0)
+                ),
                 _ => "not measured".to_owned(),
             },
         );

@@ -18,6 +18,13 @@ pub struct Credentials {
     pub secret_access_key: String,
 }
 
+/// Detections of a started server: `serve --rules DIR` and the alert webhook.
+#[derive(Debug, Default, Clone)]
+pub struct Detections {
+    pub rules_dir: Option<PathBuf>,
+    pub alert_webhook_url: Option<String>,
+}
+
 pub struct ServerProcess {
     child: Option<Child>,
     pub pid: u32,
@@ -50,17 +57,40 @@ impl ServerProcess {
         data_dir: &Path,
         log: &Path,
     ) -> anyhow::Result<ServerProcess> {
+        ServerProcess::start_with(binary, data_dir, log, &Detections::default()).await
+    }
+
+    /// [`ServerProcess::start_on`] with detections set up as `detections` says (none by
+    /// default, whatever this process's environment holds).
+    pub async fn start_with(
+        binary: &Path,
+        data_dir: &Path,
+        log: &Path,
+        detections: &Detections,
+    ) -> anyhow::Result<ServerProcess> {
         let port = free_port()?;
         let host = format!("127.0.0.1:{port}");
         let log_file = std::fs::File::create(log)
             .with_context(|| format!("cannot create {}", log.display()))?;
-        let child = Command::new(binary)
+        let mut command = Command::new(binary);
+        command
             .arg("serve")
             .arg("--data-dir")
             .arg(data_dir)
             .arg("--listen")
             .arg(&host)
             .env("OPENTRAIL_LOG_FORMAT", "text")
+            // Rules or a webhook inherited from the caller's shell would load every
+            // server the harness starts, the baselines included.
+            .env_remove("OPENTRAIL_RULES_DIR")
+            .env_remove("OPENTRAIL_ALERT_WEBHOOK_URL");
+        if let Some(rules_dir) = &detections.rules_dir {
+            command.arg("--rules").arg(rules_dir);
+        }
+        if let Some(url) = &detections.alert_webhook_url {
+            command.env("OPENTRAIL_ALERT_WEBHOOK_URL", url);
+        }
+        let child = command
             .stdin(Stdio::null())
             .stdout(
                 log_file
@@ -115,6 +145,16 @@ impl ServerProcess {
     /// The server's resident-set high-water mark (VmHWM), in MB.
     pub fn peak_rss_mb(&self) -> Option<f64> {
         peak_rss_kb(self.pid).map(|kb| kb as f64 / 1024.0)
+    }
+
+    /// SIGKILL, then waits for the exit: for a server whose data dir is thrown away,
+    /// where a graceful stop (seconds of sealing and archiving) would only add time.
+    pub fn kill(&mut self) -> anyhow::Result<()> {
+        if let Some(mut child) = self.child.take() {
+            child.kill().context("cannot kill the server")?;
+            child.wait().context("cannot wait for the server")?;
+        }
+        Ok(())
     }
 
     /// SIGTERM (graceful: drains and closes the store), then waits for the exit.
@@ -208,8 +248,6 @@ fn read_credentials(path: &Path) -> anyhow::Result<Credentials> {
     }
 }
 
-/// Bytes a directory tree occupies on disk (allocated blocks, not apparent sizes, so
-/// preallocated journal space counts as what it costs).
 /// Writes dirty pages and drops the page cache (Linux, root only), so the next reads come
 /// from the disk.
 pub fn drop_page_cache() -> anyhow::Result<()> {
@@ -220,6 +258,8 @@ pub fn drop_page_cache() -> anyhow::Result<()> {
     std::fs::write("/proc/sys/vm/drop_caches", "3").context("cannot write /proc/sys/vm/drop_caches")
 }
 
+/// Bytes a directory tree occupies on disk (allocated blocks, not apparent sizes, so
+/// preallocated journal space counts as what it costs).
 pub fn disk_bytes(path: &Path) -> u64 {
     use std::os::unix::fs::MetadataExt as _;
     let mut total = 0;

@@ -15,7 +15,7 @@ use anyhow::{Context as _, bail};
 use serde_json::{Map, Value};
 
 /// The figures the markdown table shows first, in this order; the rest follow by name.
-const HEADLINE: [&str; 14] = [
+const HEADLINE: [&str; 16] = [
     "ingest_events_per_s",
     "parse_ceiling_events_per_s",
     "ingest_fraction_of_parse_ceiling",
@@ -30,10 +30,12 @@ const HEADLINE: [&str; 14] = [
     "import_mb_per_s",
     "lookup_speedup_vs_duckdb_gz",
     "lookup_speedup_vs_duckdb_native",
+    "rules_ingest_cost_fraction",
+    "alert_latency_p99_ms",
 ];
 
 /// Keys (dotted paths) that describe the run or its input rather than measure it.
-const NOT_FIGURES: [&str; 14] = [
+const NOT_FIGURES: [&str; 18] = [
     "events",
     "clients",
     "batch_events",
@@ -48,6 +50,10 @@ const NOT_FIGURES: [&str; 14] = [
     "log_files_raw_bytes",
     "parse.threads",
     "parse.sample_events",
+    "rules_loaded",
+    "rules_ingest_events",
+    "rules_ingest_repeats",
+    "alert_latency_alerts",
 ];
 
 pub struct Summary {

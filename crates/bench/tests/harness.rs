@@ -8,6 +8,8 @@ use anyhow::{Context, ensure};
 use serde_json::Value;
 
 const EVENTS: u64 = 3_000;
+/// Batches of the alert latency phase; each carries two events that fire a rule.
+const LATENCY_BATCHES: u64 = 20;
 
 fn opentrail_binary() -> anyhow::Result<PathBuf> {
     let bench = PathBuf::from(env!("CARGO_BIN_EXE_opentrail-bench"));
@@ -28,6 +30,8 @@ fn a_small_run_reports_every_figure_the_issue_names() -> anyhow::Result<()> {
         .args(["--quick", "--skip-duckdb", "--clients", "2"])
         .args(["--events", &EVENTS.to_string()])
         .args(["--lookups-per-attribute", "5"])
+        .args(["--rules-repeats", "2"])
+        .args(["--alert-latency-batches", &LATENCY_BATCHES.to_string()])
         .arg("--binary")
         .arg(opentrail_binary()?)
         .arg("--work-dir")
@@ -86,6 +90,7 @@ fn a_small_run_reports_every_figure_the_issue_names() -> anyhow::Result<()> {
             "lookup_p99_ms_cold_max: {cold:?}"
         );
     }
+    check_detections(&report, &stdout)?;
     for key in ["lookup_p50_ms", "lookup_p99_ms"] {
         let per_attribute = report[key]
             .as_object()
@@ -100,5 +105,67 @@ fn a_small_run_reports_every_figure_the_issue_names() -> anyhow::Result<()> {
             );
         }
     }
+    Ok(())
+}
+
+/// The detections phase: 50 rules in force, real alerts written while the comparison
+/// ingested, both sides run alternately, and every timed alert reached the webhook.
+fn check_detections(report: &Value, stdout: &str) -> anyhow::Result<()> {
+    ensure!(
+        report["rules_loaded"] == 50,
+        "rules_loaded: {}",
+        report["rules_loaded"]
+    );
+    ensure!(
+        report["rules_alerts_fired"]
+            .as_u64()
+            .is_some_and(|alerts| alerts > 0),
+        "no alert fired on the generated events: {}",
+        report["rules_alerts_fired"]
+    );
+    let runs = report["rules_runs"]
+        .as_array()
+        .context("rules_runs is not a list")?;
+    let sides: Vec<bool> = runs
+        .iter()
+        .map(|run| run["rules"].as_bool().unwrap_or(false))
+        .collect();
+    ensure!(
+        sides == [false, true, true, false],
+        "the servers without and with rules did not alternate: {sides:?}"
+    );
+    for run in runs.iter().filter(|run| run["rules"] == true) {
+        ensure!(
+            run["events"] == EVENTS,
+            "a server with rules ingested {} events",
+            run["events"]
+        );
+    }
+    for key in [
+        "rules_ingest_cost_fraction",
+        "rules_ingest_cost_fraction_matched",
+        "alert_latency_p50_ms",
+        "alert_latency_p99_ms",
+    ] {
+        ensure!(
+            report[key].as_f64().is_some(),
+            "{key} is not a number: {}",
+            report[key]
+        );
+    }
+    ensure!(
+        report["alert_latency_alerts"] == 2 * LATENCY_BATCHES,
+        "alert_latency_alerts: {}",
+        report["alert_latency_alerts"]
+    );
+    ensure!(
+        report["alert_latency_missed"] == 0,
+        "alerts never reached the webhook: {}",
+        report["alert_latency_missed"]
+    );
+    ensure!(
+        stdout.contains("| alert latency, ingest ack → received by a local webhook | p50"),
+        "no alert latency row:\n{stdout}"
+    );
     Ok(())
 }
