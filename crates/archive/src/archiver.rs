@@ -456,7 +456,7 @@ impl Archiver {
                 let archiver = archiver.clone();
                 let stop = stop.clone();
                 move || {
-                    yield_to_ingest();
+                    opentrail_store::yield_to_ingest();
                     background_loop(&archiver, &stop, interval)
                 }
             })
@@ -860,24 +860,3 @@ fn remove_dir_if_empty(dir: &Path) -> Result<bool, ArchiveError> {
 fn now_ms() -> i64 {
     jiff::Timestamp::now().as_millisecond()
 }
-
-/// The archive is a view that may lag (its cursor holds everything it has not sealed),
-/// while ingest answers producers waiting on an fsync: on two cores, a bulk ingest
-/// measured 30% of the server's CPU in this thread. A lower scheduling priority lets
-/// ingest take the CPU during bursts; the archive catches up when they end.
-#[cfg(target_os = "linux")]
-#[allow(unsafe_code)] // two syscalls on the calling thread; see SAFETY below.
-fn yield_to_ingest() {
-    const BACKGROUND_NICENESS: libc::c_int = 10;
-    // SAFETY: plain syscalls on the calling thread's own id; no memory is shared.
-    let result = unsafe {
-        let thread_id = libc::syscall(libc::SYS_gettid) as libc::id_t;
-        libc::setpriority(libc::PRIO_PROCESS, thread_id, BACKGROUND_NICENESS)
-    };
-    if result != 0 {
-        tracing::debug!(error = %std::io::Error::last_os_error(), "could not lower the archiver's priority");
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn yield_to_ingest() {}

@@ -150,7 +150,10 @@ impl Detections {
         };
         let consumer = std::thread::Builder::new()
             .name("opentrail-detections".into())
-            .spawn(move || loop_state.run())
+            .spawn(move || {
+                opentrail_store::yield_to_ingest();
+                loop_state.run()
+            })
             .map_err(|source| DetectError::io(&self.options.alerts_dir, source))?;
         let (shutdown_sender, shutdown) = watch::channel(false);
         let deliveries = self

@@ -247,6 +247,7 @@ struct Worker {
 
 impl Worker {
     fn run(self) {
+        opentrail_store::yield_to_ingest();
         let mut consumer: Option<InsightsConsumer> = None;
         let mut forgotten = false;
         while !self.stop.load(Ordering::Acquire) {

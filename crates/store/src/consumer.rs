@@ -11,6 +11,25 @@ use crate::error::StoreError;
 use crate::store::Store;
 use crate::values::LogEntry;
 
+/// Lowers the calling thread's scheduling priority (Linux: nice 10 for this thread only).
+///
+/// A consumer is a view that may lag (its cursor holds what it has not done), while
+/// ingest answers producers waiting on an fsync: on two cores, a thread that reads the
+/// whole log (the archive, detections, Insights) would otherwise take the CPU from ingest
+/// during a burst. At a lower priority it catches up when the burst ends. Call it first
+/// thing in a consumer's own thread; never on an async runtime's threads.
+pub fn yield_to_ingest() {
+    const BACKGROUND_NICENESS: i32 = 10;
+    #[cfg(target_os = "linux")]
+    if let Err(error) =
+        rustix::process::setpriority_process(Some(rustix::thread::gettid()), BACKGROUND_NICENESS)
+    {
+        tracing::debug!(%error, "could not lower a consumer thread's priority");
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = BACKGROUND_NICENESS;
+}
+
 /// What a scan's visitor does with one entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ScanStep {

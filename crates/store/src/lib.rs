@@ -44,7 +44,7 @@ mod values;
 mod writer;
 
 pub use backup::{StoreBackup, backup_store};
-pub use consumer::{LogConsumer, ScanBounds, ScanStep};
+pub use consumer::{LogConsumer, ScanBounds, ScanStep, yield_to_ingest};
 pub use error::StoreError;
 pub use location::{S3Segments, SegmentsLocation};
 pub use options::StoreOptions;
