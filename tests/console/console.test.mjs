@@ -14,7 +14,7 @@ import { chromium } from 'playwright-core';
 
 import {
   OpenTrail, chromiumArgs, chromiumPath, cloudFormationRunInstances, ensureScreenshotDir, repo,
-  screenshotDir, seedEvents,
+  parameterWrites, screenshotDir, seedEvents,
 } from './harness.mjs';
 
 const bin = process.env.OPENTRAIL_BIN || path.join(repo, 'target', 'debug', 'opentrail');
@@ -394,6 +394,59 @@ describe('OpenTrail console', () => {
     assert.ok(width <= 390, `no horizontal scrolling on trails (${width}px)`);
     await shot(phone.page, 'trails-390', { fullPage: true });
     await phone.context.close();
+  });
+
+  it('turns Insights on for a trail and shows the burst as a period on its timeline', async () => {
+    const { page } = admin;
+    await page.goto(`${server.url}/console/trails`);
+    await page.getByLabel('Trail name').fill('insights-trail');
+    await page.getByLabel('Bucket').fill('insights-bucket');
+    await page.getByRole('button', { name: 'Create trail' }).click();
+    const row = page.locator('table.trails tbody tr[data-name="insights-trail"]');
+    await row.getByText('Stopped').waitFor();
+    await page.getByRole('button', { name: 'Start logging for insights-trail' }).click();
+    await row.getByText('Logging', { exact: true }).waitFor();
+    await page.getByRole('button', { name: 'Turn on Insights for insights-trail' }).click();
+    await page.getByRole('button', { name: 'Turn off Insights for insights-trail' }).waitFor();
+    assert.match(await row.locator('td[data-label="Insights"]').innerText(), /On/);
+    await shot(page, 'trails-insights', { fullPage: true });
+
+    // Eight quiet minutes (two writes each), then mallory writes 40 in one minute: one batch,
+    // as an import would bring them, so the analysis reads history and burst together.
+    const burstMinute = Math.floor(Date.now() / 60_000) * 60_000 - 3 * 60_000;
+    const records = [];
+    for (let minutesBefore = 8; minutesBefore >= 1; minutesBefore -= 1) {
+      records.push(...parameterWrites(burstMinute - minutesBefore * 60_000, 2, 'ci', `base-${minutesBefore}`));
+    }
+    records.push(...parameterWrites(burstMinute, 40, 'mallory', 'burst'));
+    await server.ingest(records);
+
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Insights' }).click();
+    await page.waitForURL(/\/console\/insights/);
+    const period = page.locator('table.insights tbody tr').filter({ hasText: 'PutParameter' });
+    // The analysis closes the burst's minute and the next one a few seconds after they end.
+    for (let attempt = 0; attempt < 60 && !(await period.locator('td[data-label="Ended"] time').count()); attempt += 1) {
+      await new Promise((resolve) => { setTimeout(resolve, 1_000); });
+      await page.reload();
+      await page.locator('table.insights, .empty').first().waitFor();
+    }
+    const text = await period.innerText();
+    assert.match(text, /Call rate/);
+    assert.match(text, /user\/mallory/, 'the principal that caused it');
+    assert.match(text, /40\/min/, 'the burst minute');
+    // The timeline: calls per minute, the baseline band, the period shaded.
+    const chart = page.locator('.insight-chart svg.timeline');
+    await chart.waitFor();
+    assert.equal(await chart.locator('rect.period').count(), 1);
+    assert.equal(await chart.locator('polygon.band').count(), 1);
+    const points = (await chart.locator('polyline.counts').getAttribute('points')).trim().split(' ');
+    assert.ok(points.length >= 30, `a point per minute (${points.length})`);
+    await shot(page, 'insights', { fullPage: true });
+    // The Start record opens in the event detail, with its insightDetails.
+    await period.getByRole('link', { name: 'Record' }).click();
+    await page.waitForURL(/\/console\/event\?/);
+    await page.getByText('AwsCloudTrailInsight').first().waitFor();
+    await page.getByText('insightDetails').first().waitFor();
   });
 
   it('is usable at 390 px', async () => {

@@ -52,6 +52,8 @@ export class OpenTrail {
     env.RUST_LOG = env.RUST_LOG || 'warn';
     // Trails deliver within a second, so the trails test sees a last delivery quickly.
     env.OPENTRAIL_DELIVERY_INTERVAL_SECS = '1';
+    // A 5-minute Insights baseline, so the Insights test needs minutes of history, not 7 days.
+    env.OPENTRAIL_INSIGHTS_BASELINE_MINUTES = '5';
     this.process = spawn(this.bin, ['serve', '--data-dir', path.join(this.dataDir, 'data'), '--listen', `127.0.0.1:${this.port}`], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     for (const stream of [this.process.stdout, this.process.stderr]) {
       stream.setEncoding('utf8');
@@ -122,6 +124,29 @@ export class OpenTrail {
 }
 
 // ------------------------------------------------------------------ seed data
+
+// `count` write calls of SSM PutParameter by `user`, spread over the minute starting at
+// `minuteMs`: the baseline and the burst of the Insights test.
+export function parameterWrites(minuteMs, count, user, idPrefix) {
+  return Array.from({ length: count }, (_, index) => ({
+    eventVersion: '1.11',
+    userIdentity: { type: 'IAMUser', principalId: `AIDA${user.toUpperCase()}EXAMPLE`, arn: `arn:aws:iam::${ACCOUNT}:user/${user}`, accountId: ACCOUNT, userName: user },
+    eventTime: new Date(minuteMs + Math.floor((index * 55_000) / count)).toISOString().replace(/\.\d+Z$/, 'Z'),
+    eventSource: 'ssm.amazonaws.com',
+    eventName: 'PutParameter',
+    awsRegion: 'us-east-1',
+    sourceIPAddress: '198.51.100.77',
+    userAgent: 'aws-cli/2.15.0 Python/3.11.6 Linux/6.1 exe/x86_64.debian.12',
+    requestParameters: { name: `/app/${user}/${index}`, overwrite: true },
+    responseElements: { version: 2 },
+    eventID: `${idPrefix}-${String(index).padStart(4, '0')}`,
+    readOnly: false,
+    eventType: 'AwsApiCall',
+    managementEvent: true,
+    recipientAccountId: ACCOUNT,
+    eventCategory: 'Management',
+  }));
+}
 
 const ACCOUNT = '123456789012';
 

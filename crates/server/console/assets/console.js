@@ -47,6 +47,7 @@ const PAGES = [
   { path: '/event', render: renderDetail, title: 'Event' },
   { path: '/keys', render: renderKeys, nav: 'Access keys', title: 'Access keys', admin: true },
   { path: '/trails', render: renderTrails, nav: 'Trails', title: 'Trails' },
+  { path: '/insights', render: renderInsights, nav: 'Insights', title: 'Insights' },
 ];
 
 let session = null; // the answer of GET /api/session
@@ -978,12 +979,28 @@ function renderTrails(main) {
       error.textContent = failure.message;
     }
   };
+  const switchInsights = async (trail, button) => {
+    const enabled = !trail.HasInsightSelectors;
+    error.textContent = '';
+    button.disabled = true;
+    try {
+      await api('/trails/insights', { method: 'POST', body: { name: trail.TrailARN, enabled } });
+      announce(`Insights ${enabled ? 'on' : 'off'} for ${trail.Name}`);
+      await load({ refresh: true });
+      list.querySelector(`button[data-insights="${CSS.escape(trail.TrailARN)}"]`)?.focus();
+    } catch (failure) {
+      button.disabled = false;
+      error.textContent = failure.message;
+    }
+  };
   const trailRow = (trail) => {
     const status = trail.Status || {};
     const delivered = epochToIso(status.LatestDeliveryTime);
     const since = epochToIso(status.IsLogging ? status.StartLoggingTime : status.StopLoggingTime);
     const button = admin ? h('button', { type: 'button', class: `${status.IsLogging ? 'danger' : 'primary'} small`, 'data-trail': trail.TrailARN, 'aria-label': `${status.IsLogging ? 'Stop' : 'Start'} logging for ${trail.Name}` }, status.IsLogging ? 'Stop' : 'Start') : null;
     button?.addEventListener('click', () => toggle(trail, button));
+    const insightsButton = admin ? h('button', { type: 'button', class: 'small', 'data-insights': trail.TrailARN, 'aria-label': `Turn ${trail.HasInsightSelectors ? 'off' : 'on'} Insights for ${trail.Name}` }, trail.HasInsightSelectors ? 'Turn off' : 'Turn on') : null;
+    insightsButton?.addEventListener('click', () => switchInsights(trail, insightsButton));
     return h('tr', { 'data-name': trail.Name },
       h('td', { class: 'col-trail', 'data-label': 'Name' }, h('strong', null, trail.Name), h('span', { class: 'muted mono arn' }, trail.TrailARN)),
       h('td', { 'data-label': 'Status' },
@@ -991,6 +1008,7 @@ function renderTrails(main) {
         since ? h('span', { class: 'muted', title: since }, ` since ${formatTime(since).slice(0, 16)}`) : null),
       h('td', { class: 'mono', 'data-label': 'Destination' }, `${trail.S3BucketName || ''}${trail.S3KeyPrefix ? `/${trail.S3KeyPrefix}` : ''}`),
       h('td', { 'data-label': 'Validation' }, trail.LogFileValidationEnabled ? 'On' : 'Off'),
+      h('td', { 'data-label': 'Insights' }, trail.HasInsightSelectors ? h('a', { href: `${BASE}/insights` }, 'On') : 'Off', insightsButton ? ' ' : null, insightsButton),
       h('td', { 'data-label': 'Last delivery' }, delivered ? h('time', { datetime: delivered, title: formatTime(delivered) }, relativeTime(delivered)) : h('span', { class: 'muted' }, 'None yet')),
       h('td', { class: 'col-error', 'data-label': 'Last error' }, status.LatestDeliveryError ? h('span', { class: 'badge error' }, status.LatestDeliveryError) : h('span', { class: 'muted' }, 'None')),
       admin ? h('td', { class: 'col-actions' }, button) : null);
@@ -1005,7 +1023,7 @@ function renderTrails(main) {
         list.replaceChildren(h('p', { class: 'muted' }, admin ? 'No trails yet. Create one to deliver events to a bucket.' : 'No trails yet.'));
         return;
       }
-      const headings = ['Name', 'Status', 'Destination', 'Validation', 'Last delivery', 'Last error'];
+      const headings = ['Name', 'Status', 'Destination', 'Validation', 'Insights', 'Last delivery', 'Last error'];
       if (admin) headings.push('Actions');
       list.replaceChildren(h('div', { class: 'table-wrap' }, h('table', { class: 'keys trails' },
         h('caption', { class: 'visually-hidden' }, 'Trails with their logging status'),
@@ -1021,6 +1039,150 @@ function renderTrails(main) {
   const timer = setInterval(() => { if (!document.hidden) load({ refresh: true }); }, 5_000);
   cleanup = () => clearInterval(timer);
   focusHeading(main);
+}
+
+// ------------------------------------------------------------------ insights
+
+const MINUTE_MS = 60_000;
+
+function insightLabel(period) {
+  return period.insightType === 'ApiErrorRateInsight' ? `Error rate${period.errorCode ? ` · ${period.errorCode}` : ''}` : 'Call rate';
+}
+
+function perMinute(value) {
+  return typeof value === 'number' ? `${value >= 10 ? value.toFixed(0) : value.toFixed(2)}/min` : '—';
+}
+
+function msToIso(ms) {
+  return typeof ms === 'number' ? new Date(ms).toISOString() : '';
+}
+
+function renderInsights(main) {
+  add(main, h('div', { class: 'page-head' }, h('div', null, h('h1', null, 'Insights'),
+    h('p', { class: 'lead' }, 'Minutes when an API was called, or failed, far more often than its baseline: CloudTrail Insights, found as events arrive.'))));
+  const list = h('div', null, h('p', { class: 'loading', role: 'status' }, 'Loading Insights…'));
+  const chart = h('section', { class: 'card insight-chart', 'aria-labelledby': 'timeline-heading', hidden: true });
+  add(main, h('section', { class: 'card', 'aria-labelledby': 'periods-heading' }, h('h2', { id: 'periods-heading' }, 'Insights periods'), list), chart);
+  let selected = null;
+
+  const showTimeline = async (period, periods, baselineMinutes) => {
+    selected = period.sharedEventId;
+    for (const row of list.querySelectorAll('tr[data-period]')) row.classList.toggle('selected', row.dataset.period === selected);
+    const startMs = period.start ?? period.end;
+    const endMs = period.end ?? Date.now();
+    // The period with as much context as a chart can show legibly around it.
+    const context = Math.min(Math.max(baselineMinutes, 30), 120) * MINUTE_MS;
+    const from = Math.floor((startMs - context) / MINUTE_MS) * MINUTE_MS;
+    // Never past the current minute: the future has no calls to draw.
+    const now = Math.ceil(Date.now() / MINUTE_MS) * MINUTE_MS;
+    const to = Math.min(Math.ceil((endMs + context / 2) / MINUTE_MS) * MINUTE_MS, now, from + 2 * 24 * 60 * MINUTE_MS);
+    const title = `${shortSource(period.eventSource)} ${period.eventName} · ${insightLabel(period)}`;
+    chart.hidden = false;
+    chart.replaceChildren(h('h2', { id: 'timeline-heading' }, title), h('p', { class: 'loading', role: 'status' }, 'Loading the timeline…'));
+    try {
+      const params = new URLSearchParams({ account: period.account, region: period.region, eventSource: period.eventSource, eventName: period.eventName, insightType: period.insightType, start: String(from), end: String(to) });
+      if (period.errorCode) params.set('errorCode', period.errorCode);
+      const timeline = await api(`/insights/timeline?${params}`);
+      const samePeriods = periods.filter((other) => other.account === period.account && other.region === period.region && other.eventSource === period.eventSource && other.eventName === period.eventName && other.insightType === period.insightType && (other.errorCode || '') === (period.errorCode || ''));
+      chart.replaceChildren(
+        h('h2', { id: 'timeline-heading' }, title),
+        h('p', { class: 'muted' }, `${period.insightType === 'ApiErrorRateInsight' ? 'Errors' : 'Calls'} per minute in ${period.account} / ${period.region}, with the band a minute must leave to be unusual (baseline of the ${timeline.baselineMinutes} minutes before it). Insights periods are shaded.`),
+        timelineSvg(timeline, samePeriods, from, to),
+        h('ul', { class: 'legend' },
+          h('li', null, h('span', { class: 'swatch line' }), 'Per minute'),
+          h('li', null, h('span', { class: 'swatch band' }), 'Baseline to threshold'),
+          h('li', null, h('span', { class: 'swatch period' }), 'Insights period')));
+    } catch (failure) {
+      if (failure.status !== 401) chart.replaceChildren(h('h2', { id: 'timeline-heading' }, title), h('p', { class: 'notice error', role: 'alert' }, failure.message));
+    }
+  };
+
+  const periodRow = (period, periods, baselineMinutes) => {
+    const started = msToIso(period.start);
+    const ended = msToIso(period.end);
+    const button = h('button', { type: 'button', class: 'link', 'aria-label': `Show the timeline of ${period.eventName} ${insightLabel(period)}` }, 'Timeline');
+    button.addEventListener('click', () => showTimeline(period, periods, baselineMinutes));
+    const eventId = period.startEventId || period.endEventId;
+    return h('tr', { 'data-period': period.sharedEventId },
+      h('td', { 'data-label': 'Type' }, h('span', { class: `badge ${period.insightType === 'ApiErrorRateInsight' ? 'error' : 'auto'}` }, insightLabel(period))),
+      h('td', { 'data-label': 'API' }, h('span', { class: 'muted' }, `${shortSource(period.eventSource)} `), h('strong', null, period.eventName)),
+      h('td', { 'data-label': 'Started' }, started ? h('time', { datetime: started, title: formatTime(started) }, formatTime(started).slice(0, 16)) : '—'),
+      h('td', { 'data-label': 'Ended' }, ended ? h('time', { datetime: ended }, formatTime(ended).slice(11, 16)) : h('span', { class: 'badge warn' }, 'ongoing')),
+      h('td', { class: 'num', 'data-label': 'Baseline' }, perMinute(period.baselineAverage)),
+      h('td', { class: 'num', 'data-label': 'During' }, perMinute(period.insightAverage)),
+      h('td', { class: 'mono', 'data-label': 'Top principal' }, period.topPrincipal || '—'),
+      h('td', { class: 'col-actions' }, button,
+        eventId ? h('a', { href: eventHref({ accountId: period.account, eventId }), class: 'small-link' }, 'Record') : null));
+  };
+
+  const load = async () => {
+    try {
+      const answer = await api('/insights');
+      if (!answer.periods.length) {
+        list.replaceChildren(h('div', { class: 'empty' },
+          h('p', null, 'No Insights periods in the last 7 days.'),
+          h('p', { class: 'muted' }, 'Insights are off until a trail asks for them, for example:'),
+          h('pre', { class: 'mono' }, 'aws cloudtrail put-insight-selectors --trail-name TRAIL \\\n  --insight-selectors \'[{"InsightType":"ApiCallRateInsight"},{"InsightType":"ApiErrorRateInsight"}]\''),
+          h('p', { class: 'muted' }, `An account needs ${answer.baselineMinutes} minutes of history (its baseline) before its first Insights.`)));
+        return;
+      }
+      list.replaceChildren(h('div', { class: 'table-wrap' }, h('table', { class: 'keys insights' },
+        h('caption', { class: 'visually-hidden' }, 'Insights periods, newest first'),
+        h('thead', null, h('tr', null, ['Type', 'API', 'Started', 'Ended', 'Baseline', 'During', 'Top principal', 'Actions'].map((label) =>
+          h('th', { scope: 'col' }, label === 'Actions' ? h('span', { class: 'visually-hidden' }, label) : label)))),
+        h('tbody', null, answer.periods.map((period) => periodRow(period, answer.periods, answer.baselineMinutes))))));
+      const first = answer.periods.find((period) => period.sharedEventId === selected) || answer.periods[0];
+      showTimeline(first, answer.periods, answer.baselineMinutes);
+    } catch (failure) {
+      if (failure.status !== 401) list.replaceChildren(h('p', { class: 'notice error', role: 'alert' }, failure.message));
+    }
+  };
+  load();
+  focusHeading(main);
+}
+
+function timelineSvg(timeline, periods, from, to) {
+  const ns = 'http://www.w3.org/2000/svg';
+  const width = 900;
+  const height = 260;
+  const pad = { left: 44, right: 12, top: 12, bottom: 28 };
+  const svg = document.createElementNS(ns, 'svg');
+  svg.setAttribute('viewBox', `0 0 ${width} ${height}`);
+  svg.setAttribute('role', 'img');
+  svg.setAttribute('class', 'timeline');
+  const peak = Math.max(1, ...timeline.points.map(([, count]) => count), ...timeline.band.map(([, , threshold]) => threshold));
+  const x = (ms) => pad.left + ((ms - from) / Math.max(1, to - from)) * (width - pad.left - pad.right);
+  const y = (value) => height - pad.bottom - (value / peak) * (height - pad.top - pad.bottom);
+  const element = (tag, attributes, text) => {
+    const node = document.createElementNS(ns, tag);
+    for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, String(value));
+    if (text !== undefined) node.textContent = text;
+    svg.append(node);
+    return node;
+  };
+  svg.append(Object.assign(document.createElementNS(ns, 'title'), { textContent: `Per-minute counts from ${formatTime(msToIso(from))} to ${formatTime(msToIso(to))}, peak ${Math.max(0, ...timeline.points.map(([, count]) => count))}` }));
+  for (const period of periods) {
+    const start = period.start ?? period.end;
+    const end = period.end ?? to;
+    if (end < from || start > to) continue;
+    element('rect', { class: 'period', x: x(Math.max(start, from)), y: pad.top, width: Math.max(2, x(Math.min(end, to)) - x(Math.max(start, from))), height: height - pad.top - pad.bottom });
+  }
+  if (timeline.band.length) {
+    const upper = timeline.band.map(([ms, , threshold]) => `${x(ms + MINUTE_MS / 2)},${y(threshold)}`);
+    const lower = timeline.band.map(([ms, average]) => `${x(ms + MINUTE_MS / 2)},${y(average)}`).reverse();
+    element('polygon', { class: 'band', points: [...upper, ...lower].join(' ') });
+  }
+  element('polyline', { class: 'counts', points: timeline.points.map(([ms, count]) => `${x(ms + MINUTE_MS / 2)},${y(count)}`).join(' ') });
+  element('line', { class: 'axis', x1: pad.left, y1: height - pad.bottom, x2: width - pad.right, y2: height - pad.bottom });
+  element('line', { class: 'axis', x1: pad.left, y1: pad.top, x2: pad.left, y2: height - pad.bottom });
+  element('text', { class: 'tick', x: pad.left - 6, y: y(peak) + 4, 'text-anchor': 'end' }, String(Math.round(peak)));
+  element('text', { class: 'tick', x: pad.left - 6, y: y(0) + 4, 'text-anchor': 'end' }, '0');
+  const ticks = 6;
+  for (let i = 0; i <= ticks; i += 1) {
+    const ms = from + ((to - from) * i) / ticks;
+    element('text', { class: 'tick', x: x(ms), y: height - 8, 'text-anchor': i === 0 ? 'start' : i === ticks ? 'end' : 'middle' }, formatTime(msToIso(ms)).slice(11, 16));
+  }
+  return svg;
 }
 
 // ------------------------------------------------------------------ access keys

@@ -11,6 +11,8 @@
 //!   streamed CSV or JSON export.
 //! - [`trails`]: list with status, create, start and stop, through the JSON 1.1 trail
 //!   handler with the session's caller.
+//! - [`insights`]: the Insights periods found, and one series' per-minute timeline with
+//!   its baseline band.
 //!
 //! The console authenticates by cookie, so it is merged beside, not behind, the SigV4
 //! layer. [`require_session`] turns a session into the same [`Caller`] the API's
@@ -23,6 +25,7 @@
 
 pub mod assets;
 pub mod events;
+pub mod insights;
 pub mod session;
 pub mod sign_in;
 #[cfg(test)]
@@ -121,6 +124,9 @@ fn console_routes(app: AppState, sessions: SessionStore) -> Router<AppState> {
         .route("/api/trails", get(trails::list).post(trails::create))
         .route("/api/trails/start", post(trails::start))
         .route("/api/trails/stop", post(trails::stop))
+        .route("/api/trails/insights", post(trails::insights))
+        .route("/api/insights", get(insights::periods))
+        .route("/api/insights/timeline", get(insights::timeline))
         .route("/api/sign-out", post(sign_in::sign_out))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),

@@ -11,6 +11,8 @@
 //!   CreateTrail's answer.
 //! - `POST /console/api/trails/start` and `/stop` `{"name"}` → `{}` (StartLogging,
 //!   StopLogging). The name travels in the body, not the path: a trail ARN contains `/`.
+//! - `POST /console/api/trails/insights` `{"name","enabled"}` → PutInsightSelectors'
+//!   answer: both Insights types on management events, or none.
 //!
 //! Every change is recorded by self-audit under the API operation's name, as the JSON 1.1
 //! endpoint records it, so a change made in the console is as visible as one made with the
@@ -42,6 +44,14 @@ struct CreateRequest {
     prefix: Option<String>,
     #[serde(default)]
     log_file_validation: bool,
+}
+
+/// What the Insights switch sends.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InsightsRequest {
+    name: String,
+    enabled: bool,
 }
 
 /// What the Start and Stop buttons send.
@@ -172,6 +182,48 @@ pub async fn stop(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     switch(Operation::StopLogging, state, call, body).await
+}
+
+/// `POST /console/api/trails/insights` `{"name","enabled"}`: PutInsightSelectors, both
+/// Insights types on management events, or none.
+pub async fn insights(
+    State(state): State<AppState>,
+    call: CallContext,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let caller = &call.caller;
+    let result = match caller.require_admin() {
+        Ok(()) => match serde_json::from_slice::<InsightsRequest>(&body) {
+            Ok(request) => {
+                let selectors = if request.enabled {
+                    json!([
+                        { "InsightType": "ApiCallRateInsight" },
+                        { "InsightType": "ApiErrorRateInsight" },
+                    ])
+                } else {
+                    json!([])
+                };
+                run(
+                    &state,
+                    caller,
+                    Operation::PutInsightSelectors,
+                    &json!({ "TrailName": request.name, "InsightSelectors": selectors }),
+                )
+                .await
+            }
+            Err(error) => Err(validation(format!(
+                "The request body must be {{\"name\": \"<trail name or ARN>\", \"enabled\": true|false}}: {error}"
+            ))),
+        },
+        Err(error) => Err(error),
+    };
+    call.record(
+        Operation::PutInsightSelectors.name(),
+        Some(parameters(&body)),
+        result.as_ref().err(),
+    )
+    .await;
+    result.map(Json)
 }
 
 async fn switch(
