@@ -79,8 +79,8 @@ def test_short_target_errors_are_the_modelled_ones(server):
         "com.amazonaws.example.v1.CloudTrail_20131101.LookupEvents",
         "CloudTrailDataService.PutAuditEvents",
         # Modelled, but not implemented by OpenTrail: same answer in both forms.
-        f"{SHORT_PREFIX}.GetInsightSelectors",
-        f"{TARGET_PREFIX}.GetInsightSelectors",
+        f"{SHORT_PREFIX}.GetEventConfiguration",
+        f"{TARGET_PREFIX}.GetEventConfiguration",
     ],
 )
 def test_a_target_naming_no_operation_is_unknown_operation(server, target):

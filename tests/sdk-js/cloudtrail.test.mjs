@@ -19,7 +19,7 @@ import {
   CloudTrailServiceException,
   CreateTrailCommand,
   DeleteTrailCommand,
-  GetInsightSelectorsCommand,
+  GetEventConfigurationCommand,
   GetTrailStatusCommand,
   InvalidLookupAttributesException,
   InvalidMaxResultsException,
@@ -253,13 +253,13 @@ describe('the trail API', () => {
 
 describe('dispatch', () => {
   test('an operation OpenTrail does not implement is UnknownOperationException (400)', async () => {
-    const error = await client.send(new GetInsightSelectorsCommand({ TrailName: 'anything' })).then(
+    const error = await client.send(new GetEventConfigurationCommand({ TrailName: 'anything' })).then(
       (output) => assert.fail(`expected an error, got ${JSON.stringify(output)}`),
       (caught) => caught,
     );
     assert.ok(error instanceof CloudTrailServiceException);
     assert.equal(error.name, 'UnknownOperationException');
     assert.equal(error.$metadata.httpStatusCode, 400);
-    assert.match(error.message, /GetInsightSelectors/);
+    assert.match(error.message, /GetEventConfiguration/);
   });
 });

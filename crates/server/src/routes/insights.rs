@@ -7,8 +7,8 @@ use opentrail_protocol::AwsError;
 use opentrail_protocol::error::codes;
 use opentrail_protocol::insights_metrics::ListInsightsMetricDataRequest;
 use opentrail_protocol::json11;
-use opentrail_protocol::trails::{TrailName, parse_trail_name_or_arn};
-use opentrail_trails::{Scope, TrailRef};
+use opentrail_protocol::trails::parse_trail_name_or_arn;
+use opentrail_trails::Scope;
 
 use crate::api_error::{ApiError, wire_response_into_http};
 use crate::auth::Caller;
@@ -63,18 +63,7 @@ pub async fn list_insights_metric_data(
 /// The ARN of the caller's trail `name` (a name or an ARN). The model lists no
 /// TrailNotFound for this operation: an unknown trail is an invalid trail name.
 fn trail_arn_of(state: &AppState, caller: &Caller, name: &str) -> Result<String, ApiError> {
-    let reference = match parse_trail_name_or_arn(Some(name))? {
-        TrailName::Name(name) => TrailRef::Name(name),
-        TrailName::Arn {
-            region,
-            account_id,
-            name,
-        } => TrailRef::Arn {
-            region,
-            account_id,
-            name,
-        },
-    };
+    let reference = crate::routes::trails::trail_ref(parse_trail_name_or_arn(Some(name))?);
     let scope = Scope {
         account_id: caller.account_id.clone(),
         region: caller.region.clone(),

@@ -348,7 +348,7 @@ fn named_trail(body: &[u8]) -> Result<TrailRef, ApiError> {
     Ok(trail_ref(trail))
 }
 
-fn trail_ref(name: TrailName) -> TrailRef {
+pub(crate) fn trail_ref(name: TrailName) -> TrailRef {
     match name {
         TrailName::Name(name) => TrailRef::Name(name),
         TrailName::Arn {
