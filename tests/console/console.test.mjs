@@ -64,7 +64,8 @@ async function rowTexts(page) {
 describe('OpenTrail console', () => {
   before(async () => {
     await ensureScreenshotDir();
-    server = await new OpenTrail(bin).start();
+    // Rules are loaded by the Alerts test; until then the rules directory is empty.
+    server = await new OpenTrail(bin).start({ rules: true });
     await server.ingestFile(path.join(repo, 'examples', 'delete-table.json'));
     await server.ingest([cloudFormationRunInstances()]);
     await server.ingest(seedEvents(SEEDED));
@@ -447,6 +448,134 @@ describe('OpenTrail console', () => {
     await page.waitForURL(/\/console\/event\?/);
     await page.getByText('AwsCloudTrailInsight').first().waitFor();
     await page.getByText('insightDetails').first().waitFor();
+  });
+
+  it('raises alerts from rules, opens the event, acknowledges one and hides it', async () => {
+    const { page } = admin;
+    await page.goto(`${server.url}/console/events`);
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Alerts' }).click();
+    await page.waitForURL(/\/console\/alerts/);
+    // No rule yet: the page says how to load some.
+    const empty = page.locator('.empty');
+    await empty.getByText('No detection rules are running').waitFor();
+    assert.match(await empty.innerText(), /opentrail serve --rules rules\/cloudtrail/);
+    await shot(page, 'alerts-empty');
+
+    // The server reloads its rules directory within seconds; the page refreshes itself and
+    // says the rules run. New rules match the events stored from then on.
+    await server.addRules(['dynamodb_table_deleted.yml', 's3_bucket_deleted.yml']);
+    await empty.getByText('2 rules are matching every event as it arrives.').waitFor({ timeout: 30_000 });
+    const writeBy = (user, fields) => ({
+      ...cloudFormationRunInstances(),
+      userIdentity: { type: 'IAMUser', principalId: `AIDA${user.toUpperCase()}EXAMPLE`, arn: `arn:aws:iam::123456789012:user/${user}`, accountId: '123456789012', accessKeyId: `AKIAEXAMPLE${user.toUpperCase()}01`, userName: user },
+      eventTime: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+      sourceIPAddress: '198.51.100.23',
+      responseElements: null,
+      ...fields,
+    });
+    await server.ingest([writeBy('mallory', {
+      eventSource: 'dynamodb.amazonaws.com',
+      eventName: 'DeleteTable',
+      eventTime: '2026-11-25T10:02:41Z',
+      userAgent: 'aws-cli/2.15.0 Python/3.11.6 Linux/6.1 command/dynamodb.delete-table',
+      requestParameters: { tableName: 'invoices' },
+      requestID: 'DELETETABLEINVOICES01',
+      eventID: '5b0f4c1e-8a2d-4e6f-9c3b-7d1a2e4f6a80',
+      resources: [{ accountId: '123456789012', type: 'AWS::DynamoDB::Table', ARN: 'arn:aws:dynamodb:us-east-1:123456789012:table/invoices' }],
+    })]);
+    const tableAlert = page.locator('table.alerts tbody tr', { hasText: 'DeleteTable' });
+    await tableAlert.waitFor({ timeout: 30_000 });
+    await server.ingest([writeBy('bob', {
+      eventSource: 's3.amazonaws.com',
+      eventName: 'DeleteBucket',
+      awsRegion: 'eu-west-1',
+      userAgent: 'aws-cli/2.15.0 Python/3.11.6 Linux/6.1 command/s3api.delete-bucket',
+      requestParameters: { bucketName: 'quarterly-reports' },
+      requestID: 'DELETEBUCKET00000001',
+      eventID: 'a1e7b0c2-5d4e-4f3a-9b8c-0d1e2f3a4b5c',
+      resources: [{ accountId: '123456789012', type: 'AWS::S3::Bucket', ARN: 'arn:aws:s3:::quarterly-reports' }],
+    })]);
+    const bucketAlert = page.locator('table.alerts tbody tr', { hasText: 'DeleteBucket' });
+    await bucketAlert.waitFor({ timeout: 30_000 });
+
+    // Newest first: the bucket's alert came from a later event of the log.
+    const rows = await page.locator('table.alerts tbody tr').allInnerTexts();
+    assert.equal(rows.length, 2, rows.join(' | '));
+    assert.match(rows[0], /DeleteBucket/);
+    const tableText = (await tableAlert.innerText()).replace(/\s+/g, ' ');
+    for (const expected of [/high/i, /DynamoDB table deleted/, /dynamodb\.amazonaws\.com/, /2026-11-25 10:02:41/, /123456789012/, /us-east-1/, /New/]) {
+      assert.match(tableText, expected);
+    }
+    assert.match((await bucketAlert.innerText()).replace(/\s+/g, ' '), /medium.*S3 bucket deleted.*s3\.amazonaws\.com.*eu-west-1/is);
+    // Each level has its colour.
+    const colour = (row) => row.locator('.badge.level').evaluate((badge) => getComputedStyle(badge).backgroundColor);
+    assert.notEqual(await colour(tableAlert), await colour(bucketAlert));
+    await shot(page, 'alerts', { fullPage: true });
+    const overflow = await page.locator('.table-wrap').evaluate((wrap) => wrap.scrollWidth - wrap.clientWidth);
+    assert.ok(overflow <= 0, `the alerts table fits at 1280 px (${overflow}px too wide)`);
+
+    // The event name opens the event that fired the alert.
+    await tableAlert.getByRole('link', { name: 'DeleteTable' }).click();
+    await page.waitForURL(/\/console\/event\?/);
+    const summary = page.locator('section.summary');
+    await summary.waitFor();
+    assert.match(await summary.innerText(), /mallory/);
+    assert.match(await summary.innerText(), /arn:aws:dynamodb:us-east-1:123456789012:table\/invoices/);
+    await page.goBack();
+    await page.waitForURL(/\/console\/alerts$/);
+
+    // Acknowledge it: the row says by whom, and the button is gone.
+    await tableAlert.getByRole('button', { name: /^Acknowledge "DynamoDB table deleted"/ }).click();
+    await tableAlert.getByText('Acknowledged').waitFor();
+    assert.match(await tableAlert.innerText(), new RegExp(server.admin.accessKeyId));
+    assert.equal(await tableAlert.getByRole('button').count(), 0);
+    assert.match(await bucketAlert.innerText(), /New/, 'only that alert');
+    await shot(page, 'alerts-acknowledged', { fullPage: true });
+
+    // Hide acknowledged: only the bucket's alert is left, in the URL and after a reload.
+    await page.getByLabel('Hide acknowledged').check();
+    await page.waitForURL(/\/console\/alerts\?unacknowledged=true/);
+    await bucketAlert.waitFor();
+    assert.equal(await tableAlert.count(), 0);
+    await page.reload();
+    await bucketAlert.waitFor();
+    assert.equal(await tableAlert.count(), 0);
+    assert.equal(await page.getByLabel('Hide acknowledged').isChecked(), true);
+    await shot(page, 'alerts-hidden', { fullPage: true });
+    await page.getByLabel('Hide acknowledged').uncheck();
+    await tableAlert.waitFor();
+
+    // The acknowledgement is in the audit trail like any other management call.
+    await page.goto(`${server.url}/console/events?eventName=AcknowledgeAlert`);
+    const audited = page.locator('table.events tbody tr');
+    await audited.first().waitFor();
+    assert.equal(await audited.count(), 1);
+
+    // A read key sees the alerts but cannot acknowledge them, in the page or the API.
+    const reader = await newPage();
+    await signIn(reader.page, server.readKey);
+    await reader.page.goto(`${server.url}/console/alerts`);
+    await reader.page.locator('table.alerts tbody tr', { hasText: 'DeleteBucket' }).waitFor();
+    assert.equal(await reader.page.locator('table.alerts button').count(), 0);
+    await reader.page.getByText('Acknowledging alerts needs an admin key').waitFor();
+    const refused = await reader.page.evaluate(async () => {
+      const { csrfToken } = await (await fetch('/console/api/session')).json();
+      const { alerts } = await (await fetch('/console/api/alerts')).json();
+      const bucket = alerts.find((alert) => alert.eventName === 'DeleteBucket');
+      const answer = await fetch(`/console/api/alerts/${encodeURIComponent(bucket.alertId)}/acknowledge`, { method: 'POST', headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': csrfToken }, body: '{}' });
+      return [answer.status, (await answer.json()).__type];
+    });
+    assert.deepEqual(refused, [403, 'AccessDeniedException']);
+    await reader.context.close();
+
+    const phone = await newPage(390, 844);
+    await signIn(phone.page, server.admin);
+    await phone.page.goto(`${server.url}/console/alerts`);
+    await phone.page.locator('table.alerts tbody tr').first().waitFor();
+    const width = await phone.page.evaluate(() => document.documentElement.scrollWidth);
+    assert.ok(width <= 390, `no horizontal scrolling on alerts (${width}px)`);
+    await shot(phone.page, 'alerts-390', { fullPage: true });
+    await phone.context.close();
   });
 
   it('is usable at 390 px', async () => {

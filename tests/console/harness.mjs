@@ -4,7 +4,7 @@
 // playwright-core (never a downloaded browser).
 
 import { spawn, execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm, mkdir } from 'node:fs/promises';
+import { copyFile, mkdtemp, readFile, rename, rm, mkdir } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -44,9 +44,17 @@ export class OpenTrail {
     this.logs = [];
   }
 
-  async start() {
+  // With `rules`, the server watches an empty rules directory (`--rules`) that
+  // addRules() fills later.
+  async start({ rules = false } = {}) {
     this.dataDir = await mkdtemp(path.join(tmpdir(), 'opentrail-console-'));
     this.port = await freePort();
+    const args = ['serve', '--data-dir', path.join(this.dataDir, 'data'), '--listen', `127.0.0.1:${this.port}`];
+    if (rules) {
+      this.rulesDir = path.join(this.dataDir, 'rules');
+      await mkdir(this.rulesDir);
+      args.push('--rules', this.rulesDir);
+    }
     this.url = `http://127.0.0.1:${this.port}`;
     const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('OPENTRAIL_') && !name.startsWith('AWS_')));
     env.RUST_LOG = env.RUST_LOG || 'warn';
@@ -54,7 +62,7 @@ export class OpenTrail {
     env.OPENTRAIL_DELIVERY_INTERVAL_SECS = '1';
     // A 5-minute Insights baseline, so the Insights test needs minutes of history, not 7 days.
     env.OPENTRAIL_INSIGHTS_BASELINE_MINUTES = '5';
-    this.process = spawn(this.bin, ['serve', '--data-dir', path.join(this.dataDir, 'data'), '--listen', `127.0.0.1:${this.port}`], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.process = spawn(this.bin, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
     for (const stream of [this.process.stdout, this.process.stderr]) {
       stream.setEncoding('utf8');
       stream.on('data', (chunk) => { this.logs.push(chunk); if (this.logs.length > 2000) this.logs.shift(); });
@@ -99,6 +107,17 @@ export class OpenTrail {
       env: Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('OPENTRAIL_') && !name.startsWith('AWS_'))),
     });
     return JSON.parse(stdout);
+  }
+
+  // Copies starter rules (rules/cloudtrail/NAME) into the watched rules directory, each
+  // renamed into place whole, so the server never reads half a file. It reloads the
+  // directory within a few seconds.
+  async addRules(names) {
+    for (const name of names) {
+      const partial = path.join(this.rulesDir, `${name}.partial`);
+      await copyFile(path.join(repo, 'rules', 'cloudtrail', name), partial);
+      await rename(partial, path.join(this.rulesDir, name));
+    }
   }
 
   // POST /v1/events with the ingest key's bearer token; answers after fsync.

@@ -71,6 +71,7 @@
 //! **Invariant:** [`RuleSet::matches`] parses the record once per call, whatever the number
 //! of rules, and its answer equals evaluating every rule against the whole record.
 
+mod acknowledgements;
 mod alerts;
 mod catalog;
 mod consumer;
@@ -83,6 +84,9 @@ mod rule_set;
 mod screen;
 mod service;
 
+pub use acknowledgements::{
+    ACKNOWLEDGEMENTS_FILE_NAME, Acknowledged, Acknowledgement, Acknowledgements,
+};
 pub use alerts::{ALERT_LOG_FILE_NAME, Alert, AlertLog};
 pub use catalog::{CatalogRefusal, CatalogRule, RuleCatalog, RuleOrigin};
 pub use consumer::{DETECTIONS_CONSUMER, DetectionConsumer, ScanReport, SharedRules};

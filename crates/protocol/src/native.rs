@@ -8,7 +8,8 @@
 //!   `{"events":[<record>…],"nextCursor":"…"}`, newest first; `nextCursor` is absent on
 //!   the last page.
 //! - `POST /v1/events` and `POST /v1/k8s-audit` answer [`IngestResponse`].
-//! - `GET /v1/alerts?limit=N` answers [`AlertsResponse`]; `GET /v1/rules` answers
+//! - `GET /v1/alerts?limit=N&unacknowledged=true` answers [`AlertsResponse`];
+//!   `POST /v1/alerts/{alertId}/acknowledge` answers [`AlertResponse`]; `GET /v1/rules` answers
 //!   [`RulesResponse`]; `POST /v1/rules` (Sigma YAML), `POST /v1/rules/{id}/disable`,
 //!   `POST /v1/rules/{id}/enable` and `DELETE /v1/rules/{id}` answer [`RuleResponse`].
 
@@ -219,6 +220,22 @@ pub struct AlertItem {
     pub recipient_account_id: String,
     pub aws_region: String,
     pub detected_at: String,
+    /// Whether someone marked the alert as seen (`POST /v1/alerts/{alertId}/acknowledge`).
+    #[serde(default)]
+    pub acknowledged: bool,
+    /// When it was acknowledged (RFC 3339), `null` until it is.
+    #[serde(default)]
+    pub acknowledged_at: Option<String>,
+    /// The access key id that acknowledged it, `null` until it is.
+    #[serde(default)]
+    pub acknowledged_by: Option<String>,
+}
+
+/// The answer to `POST /v1/alerts/{alertId}/acknowledge`: the alert as it is now.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertResponse {
+    pub alert: AlertItem,
 }
 
 /// The answer to `GET /v1/rules`: every detection rule, running or disabled (directory
@@ -279,9 +296,35 @@ pub const ALERTS_LIMIT_DEFAULT: usize = 100;
 
 /// `limit` of `GET /v1/alerts?limit=N` (1 to [`ALERTS_LIMIT_MAX`]).
 pub fn alerts_limit(query: &str) -> Result<usize, AwsError> {
+    alerts_query(query).map(|query| query.limit)
+}
+
+/// A validated `GET /v1/alerts` query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AlertsQuery {
+    /// The newest this many alerts (after the filter).
+    pub limit: usize,
+    /// `unacknowledged=true`: only alerts nobody has acknowledged.
+    pub unacknowledged: bool,
+}
+
+/// `GET /v1/alerts?limit=N&unacknowledged=true|false`.
+pub fn alerts_query(query: &str) -> Result<AlertsQuery, AwsError> {
     let mut limit = ALERTS_LIMIT_DEFAULT;
+    let mut unacknowledged = false;
     for (name, value) in query_pairs(query)? {
         match name.as_str() {
+            "unacknowledged" => {
+                unacknowledged = match value.as_str() {
+                    "true" => true,
+                    "false" => false,
+                    _ => {
+                        return Err(invalid(format!(
+                            "unacknowledged must be true or false, not {value:?}"
+                        )));
+                    }
+                };
+            }
             "limit" => {
                 limit = value
                     .parse::<usize>()
@@ -296,7 +339,10 @@ pub fn alerts_limit(query: &str) -> Result<usize, AwsError> {
             other => return Err(invalid(format!("unknown query parameter {other:?}"))),
         }
     }
-    Ok(limit)
+    Ok(AlertsQuery {
+        limit,
+        unacknowledged,
+    })
 }
 
 fn invalid(message: String) -> AwsError {
@@ -394,5 +440,26 @@ mod tests {
             String::from_utf8(body).expect("utf8"),
             r#"{"events":[{"a":1},{"b":2}],"nextCursor":"abc"}"#
         );
+    }
+
+    #[test]
+    fn alerts_queries_take_a_limit_and_the_unacknowledged_filter() {
+        assert_eq!(
+            alerts_query("").expect("empty"),
+            AlertsQuery {
+                limit: ALERTS_LIMIT_DEFAULT,
+                unacknowledged: false
+            }
+        );
+        assert_eq!(
+            alerts_query("unacknowledged=true&limit=5").expect("both"),
+            AlertsQuery {
+                limit: 5,
+                unacknowledged: true
+            }
+        );
+        let error = alerts_query("unacknowledged=yes").expect_err("not a bool");
+        assert_eq!(error.code, VALIDATION);
+        assert!(error.message.contains("true or false"), "{}", error.message);
     }
 }

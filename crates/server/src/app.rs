@@ -19,7 +19,7 @@ use opentrail_store::Store;
 use tokio::net::TcpListener;
 
 use opentrail_archive::{ArchiveOptions, Archiver};
-use opentrail_detect::{Detections, DetectionsOptions};
+use opentrail_detect::{Acknowledgements, Detections, DetectionsOptions};
 use opentrail_trails::Trails;
 
 use crate::audit::AuditRecorder;
@@ -131,6 +131,7 @@ impl Server {
                 insights,
                 trails: opened.trails,
                 detections: Arc::new(opened.detections),
+                acknowledgements: Arc::new(opened.acknowledgements),
             },
             listener,
             local_addr,
@@ -399,6 +400,7 @@ struct OpenedDataDirectory {
     store: Store,
     archiver: Archiver,
     detections: Detections,
+    acknowledgements: Acknowledgements,
     trails: Trails,
     channels: ChannelRegistry,
     keys: KeyStore,
@@ -440,6 +442,8 @@ fn open_data_directory(config: &Config) -> Result<OpenedDataDirectory, ServeErro
         },
     )
     .map_err(ServeError::Detections)?;
+    let acknowledgements = Acknowledgements::open(&config.data_dir.join(ALERTS_DIR_NAME))
+        .map_err(ServeError::Detections)?;
     let keys = KeyStore::open(&config.data_dir)?;
     let credentials_file = config.data_dir.join(CREDENTIALS_FILE_NAME);
     let first_admin_key =
@@ -460,6 +464,7 @@ fn open_data_directory(config: &Config) -> Result<OpenedDataDirectory, ServeErro
         store,
         archiver,
         detections,
+        acknowledgements,
         channels,
         keys,
         credentials_file,

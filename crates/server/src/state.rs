@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use metrics_exporter_prometheus::PrometheusHandle;
-use opentrail_detect::Detections;
+use opentrail_detect::{Acknowledgements, Detections};
 use opentrail_insights::Insights;
 use opentrail_store::Store;
 use opentrail_trails::Trails;
@@ -34,6 +34,8 @@ pub struct AppState {
     pub trails: Trails,
     /// Sigma rules, the alert log and their workers.
     pub detections: Arc<Detections>,
+    /// Which alerts were acknowledged, by whom (beside the alert log, in `DATA_DIR/alerts`).
+    pub acknowledgements: Arc<Acknowledgements>,
     /// Insights: the analysis behind ListInsightsMetricData, and its worker.
     pub insights: Arc<Insights>,
 }

@@ -50,6 +50,9 @@ pub(crate) fn test_state(configure: impl FnOnce(&mut Config)) -> TestState {
         },
     )
     .expect("detections");
+    let acknowledgements =
+        opentrail_detect::Acknowledgements::open(&data_dir.path().join("alerts"))
+            .expect("acknowledgements");
     let insights = crate::insights::open_insights(&config, &store, &trails);
     let state = AppState {
         config: Arc::new(config),
@@ -63,6 +66,7 @@ pub(crate) fn test_state(configure: impl FnOnce(&mut Config)) -> TestState {
         insights,
         trails,
         detections: Arc::new(detections),
+        acknowledgements: Arc::new(acknowledgements),
     };
     TestState {
         state,

@@ -45,6 +45,7 @@ const PAGES = [
   { path: '/sign-in', render: renderSignIn, public: true, title: 'Sign in' },
   { path: '/events', render: renderHistory, nav: 'Event history', title: 'Event history' },
   { path: '/event', render: renderDetail, title: 'Event' },
+  { path: '/alerts', render: renderAlerts, nav: 'Alerts', title: 'Alerts' },
   { path: '/keys', render: renderKeys, nav: 'Access keys', title: 'Access keys', admin: true },
   { path: '/trails', render: renderTrails, nav: 'Trails', title: 'Trails' },
   { path: '/insights', render: renderInsights, nav: 'Insights', title: 'Insights' },
@@ -1183,6 +1184,129 @@ function timelineSvg(timeline, periods, from, to) {
     element('text', { class: 'tick', x: x(ms), y: height - 8, 'text-anchor': i === 0 ? 'start' : i === ticks ? 'end' : 'middle' }, formatTime(msToIso(ms)).slice(11, 16));
   }
   return svg;
+}
+
+// ------------------------------------------------------------------ alerts
+
+// Sigma's levels, most severe first; each has its colour in console.css (.badge.level-*).
+const LEVELS = ['critical', 'high', 'medium', 'low', 'informational'];
+
+function levelBadge(level) {
+  const known = LEVELS.includes(level) ? level : 'informational';
+  return h('span', { class: `badge level level-${known}` }, level || 'unknown');
+}
+
+function renderAlerts(main) {
+  const admin = session.role === 'admin';
+  const hideAcknowledged = new URLSearchParams(location.search).get('unacknowledged') === 'true';
+  add(main, h('div', { class: 'page-head' }, h('div', null, h('h1', null, 'Alerts'),
+    h('p', { class: 'lead' }, 'Events that matched a detection rule, newest first. Acknowledge an alert once someone has looked into it.'))));
+  const hideBox = h('input', { type: 'checkbox', id: 'hide-acknowledged', checked: hideAcknowledged });
+  const count = h('p', { class: 'count', 'aria-live': 'polite' }, 'Loading alerts…');
+  const error = h('p', { class: 'form-error', role: 'alert' });
+  const list = h('div', null, h('p', { class: 'loading', role: 'status' }, 'Loading alerts…'));
+  add(main,
+    admin ? null : h('p', { class: 'notice', role: 'note' }, `Acknowledging alerts needs an admin key; this session's key has the ${session.role} role.`),
+    h('div', { class: 'toolbar' }, count,
+      h('div', { class: 'actions' }, h('label', { class: 'check', for: 'hide-acknowledged' }, hideBox, 'Hide acknowledged'))),
+    error,
+    list);
+
+  let shown = ''; // the last answer drawn, so an unchanged refresh leaves the table (and focus) alone
+  const acknowledge = async (alert, button) => {
+    error.textContent = '';
+    button.disabled = true;
+    try {
+      await api(`/alerts/${encodeURIComponent(alert.alertId)}/acknowledge`, { method: 'POST', body: {} });
+      announce(`Alert "${alert.ruleTitle}" on ${alert.eventName} acknowledged`);
+      // The clicked row may vanish (hidden) or lose its button: keep focus in the table.
+      const rows = [...list.querySelectorAll('tbody tr')];
+      const next = rows[rows.findIndex((row) => row.dataset.alert === alert.alertId) + 1]?.dataset.alert;
+      await load({ refresh: true });
+      const target = (next && list.querySelector(`tr[data-alert="${CSS.escape(next)}"] button`)) || list.querySelector('tbody button') || main.querySelector('h1');
+      target?.focus();
+    } catch (failure) {
+      button.disabled = false;
+      error.textContent = failure.message;
+    }
+  };
+  const alertRow = (alert) => {
+    const button = admin && !alert.acknowledged
+      ? h('button', { type: 'button', class: 'small', 'aria-label': `Acknowledge "${alert.ruleTitle}" on ${alert.eventName} at ${formatTime(alert.eventTime)}` }, 'Acknowledge')
+      : null;
+    button?.addEventListener('click', () => acknowledge(alert, button));
+    const status = alert.acknowledged
+      ? [h('span', { class: 'badge ok' }, 'Acknowledged'),
+        h('span', { class: 'sub muted', title: `${formatTime(alert.acknowledgedAt)} UTC` }, `by ${alert.acknowledgedBy || 'unknown'}${alert.acknowledgedBy === session.accessKeyId ? ' (you)' : ''} · ${relativeTime(alert.acknowledgedAt)}`)]
+      : [h('span', { class: 'badge warn' }, 'New'),
+        h('span', { class: 'sub muted', title: `Detected ${formatTime(alert.detectedAt)} UTC` }, `detected ${relativeTime(alert.detectedAt)}`)];
+    return h('tr', { 'data-alert': alert.alertId, class: alert.acknowledged ? 'acknowledged' : null },
+      h('td', { 'data-label': 'Level' }, levelBadge(alert.level)),
+      h('td', { class: 'col-rule', 'data-label': 'Rule' }, h('strong', { title: `Rule ${alert.ruleId}` }, alert.ruleTitle)),
+      h('td', { class: 'col-event', 'data-label': 'Event' },
+        h('a', { href: eventHref({ accountId: alert.recipientAccountId, eventId: alert.eventId }), title: 'Open the event that fired this alert' }, alert.eventName),
+        h('span', { class: 'sub muted', title: alert.eventSource }, alert.eventSource)),
+      h('td', { class: 'mono', 'data-label': 'Event time (UTC)' }, h('time', { datetime: alert.eventTime }, formatTime(alert.eventTime))),
+      h('td', { class: 'mono', 'data-label': 'Account' }, alert.recipientAccountId),
+      h('td', { 'data-label': 'Region' }, alert.awsRegion),
+      h('td', { class: 'col-status', 'data-label': 'Status' }, status),
+      admin ? h('td', { class: 'col-actions' }, button) : null);
+  };
+  const emptyState = (answer) => {
+    if (!answer.rulesRunning) {
+      return h('div', { class: 'empty' },
+        h('p', null, h('strong', null, 'No detection rules are running, so nothing raises alerts.')),
+        h('p', { class: 'muted' }, 'Start the server with a directory of Sigma rules (*.yml, logsource aws/cloudtrail; reloaded when they change), for example the starter rules:'),
+        h('pre', { class: 'mono' }, 'opentrail serve --rules rules/cloudtrail'),
+        h('p', { class: 'muted' }, 'or add a rule to the running server:'),
+        h('pre', { class: 'mono' }, 'opentrail rules add my-rule.yml'));
+    }
+    const rules = `${answer.rulesRunning} rule${answer.rulesRunning === 1 ? ' is' : 's are'}`;
+    return h('div', { class: 'empty' },
+      h('p', null, hideAcknowledged ? 'No unacknowledged alerts.' : 'No alerts yet.'),
+      h('p', { class: 'muted' }, `${rules} matching every event as it arrives.`));
+  };
+  const load = async ({ refresh = false } = {}) => {
+    const query = new URLSearchParams();
+    if (hideAcknowledged) query.set('unacknowledged', 'true');
+    // Background refreshes are not recorded by self-audit (see console/alerts.rs).
+    if (refresh) query.set('refresh', '1');
+    try {
+      const text = query.toString();
+      const answer = await api(`/alerts${text ? `?${text}` : ''}`);
+      const drawn = JSON.stringify(answer);
+      if (drawn === shown) return;
+      shown = drawn;
+      const open = answer.alerts.filter((alert) => !alert.acknowledged).length;
+      count.textContent = answer.alerts.length
+        ? `${answer.alerts.length} alert${answer.alerts.length === 1 ? '' : 's'}${hideAcknowledged ? ', acknowledged ones hidden' : `, ${open} unacknowledged`}`
+        : '';
+      if (!answer.alerts.length) {
+        list.replaceChildren(h('section', { class: 'card' }, emptyState(answer)));
+        return;
+      }
+      const headings = ['Level', 'Rule', 'Event', 'Event time (UTC)', 'Account', 'Region', 'Status'];
+      if (admin) headings.push('Actions');
+      const stale = answer.rulesRunning ? [] : [h('p', { class: 'notice', role: 'note' }, 'No detection rules are running now: these alerts were raised by rules since removed or disabled.')];
+      list.replaceChildren(...stale,
+        h('div', { class: 'table-wrap' }, h('table', { class: 'keys alerts' },
+          h('caption', { class: 'visually-hidden' }, 'Alerts, newest first'),
+          h('thead', null, h('tr', null, headings.map((label) => h('th', { scope: 'col' }, label === 'Actions' ? h('span', { class: 'visually-hidden' }, label) : label)))),
+          h('tbody', null, answer.alerts.map(alertRow)))));
+    } catch (failure) {
+      if (failure.status !== 401) list.replaceChildren(h('p', { class: 'notice error', role: 'alert' }, failure.message));
+    }
+  };
+  hideBox.addEventListener('change', () => {
+    // In the URL, so a reload or a shared link keeps the view.
+    navigate(`${BASE}/alerts${hideBox.checked ? '?unacknowledged=true' : ''}`, { replace: true });
+    document.getElementById('hide-acknowledged')?.focus();
+  });
+  load();
+  // Rules match in the background: show new alerts while the page is open.
+  const timer = setInterval(() => { if (!document.hidden) load({ refresh: true }); }, 3_000);
+  cleanup = () => clearInterval(timer);
+  focusHeading(main);
 }
 
 // ------------------------------------------------------------------ access keys

@@ -13,6 +13,8 @@
 //!   handler with the session's caller.
 //! - [`insights`]: the Insights periods found, and one series' per-minute timeline with
 //!   its baseline band.
+//! - [`alerts`]: the newest alerts with their acknowledgements, and acknowledging one
+//!   through the API's own handler.
 //!
 //! The console authenticates by cookie, so it is merged beside, not behind, the SigV4
 //! layer. [`require_session`] turns a session into the same [`Caller`] the API's
@@ -23,6 +25,7 @@
 //! `signed_in` in [`router`] (handlers take `caller: Caller` and check the role like any
 //! API handler), and register the page in `PAGES` in `console/assets/console.js`.
 
+pub mod alerts;
 pub mod assets;
 pub mod events;
 pub mod insights;
@@ -127,6 +130,12 @@ fn console_routes(app: AppState, sessions: SessionStore) -> Router<AppState> {
         .route("/api/trails/insights", post(trails::insights))
         .route("/api/insights", get(insights::periods))
         .route("/api/insights/timeline", get(insights::timeline))
+        .route("/api/alerts", get(alerts::list))
+        // The API's own handler: admin keys acknowledge, scoped to their account.
+        .route(
+            "/api/alerts/{alert_id}/acknowledge",
+            post(crate::routes::alerts::acknowledge_alert),
+        )
         .route("/api/sign-out", post(sign_in::sign_out))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),

@@ -60,7 +60,8 @@ pub fn router(state: AppState) -> Router {
 /// - `POST /v1/events` — native ingest (`caller.require_ingest()`), `GET /v1/events` —
 ///   native lookup (`caller.require_read()`).
 /// - `POST /v1/k8s-audit` — Kubernetes audit webhook (`caller.require_ingest()`).
-/// - `GET /v1/alerts` — what the detection rules matched (`caller.require_read()`).
+/// - `GET /v1/alerts` — what the detection rules matched (`caller.require_read()`);
+///   `POST /v1/alerts/{alertId}/acknowledge` marks one as seen (`caller.require_admin()`).
 /// - `/v1/rules…` — detection rules: list (read), add, disable, enable, delete (admin
 ///   of the default account); see [`rules`].
 /// - `POST /PutAuditEvents` — cloudtrail-data restJson1; signed for `cloudtrail-data`,
@@ -71,6 +72,10 @@ pub fn authenticated_routes(state: AppState) -> Router<AppState> {
         .route("/v1/events", post(events::ingest).get(events::lookup))
         .route("/v1/k8s-audit", post(k8s_audit::receive))
         .route("/v1/alerts", get(alerts::list_alerts))
+        .route(
+            "/v1/alerts/{alert_id}/acknowledge",
+            post(alerts::acknowledge_alert),
+        )
         .route("/v1/rules", get(rules::list_rules).post(rules::add_rule))
         .route("/v1/rules/{id}", delete(rules::delete_rule))
         .route("/v1/rules/{id}/disable", post(rules::disable_rule))
