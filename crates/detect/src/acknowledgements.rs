@@ -55,21 +55,9 @@ impl Acknowledgements {
     /// Opens (creating the directory if needed) the acknowledgements in `dir`, cutting a
     /// torn last line. A damaged complete line fails the open, naming the file.
     pub fn open(dir: &Path) -> Result<Acknowledgements, DetectError> {
-        opentrail_durable::create_private_directory(dir)
-            .map_err(|source| DetectError::io(dir, source))?;
-        let path = dir.join(ACKNOWLEDGEMENTS_FILE_NAME);
-        let bytes = opentrail_durable::read_optional(&path)
-            .map_err(|source| DetectError::io(&path, source))?
-            .unwrap_or_default();
-        let complete = bytes
-            .iter()
-            .rposition(|&byte| byte == b'\n')
-            .map_or(0, |newline| newline + 1);
-        if complete < bytes.len() {
-            cut_to(&path, complete as u64)?;
-        }
+        let (path, bytes) = crate::alerts::open_lines(dir, ACKNOWLEDGEMENTS_FILE_NAME)?;
         let mut by_alert = HashMap::new();
-        for (index, line) in bytes[..complete].split(|&byte| byte == b'\n').enumerate() {
+        for (index, line) in bytes.split(|&byte| byte == b'\n').enumerate() {
             if line.is_empty() {
                 continue;
             }
@@ -153,16 +141,6 @@ impl Acknowledgements {
 }
 
 /// Truncates `path` to `len` bytes and syncs it.
-fn cut_to(path: &Path, len: u64) -> Result<(), DetectError> {
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .open(path)
-        .map_err(|source| DetectError::io(path, source))?;
-    file.set_len(len)
-        .and_then(|()| file.sync_all())
-        .map_err(|source| DetectError::io(path, source))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

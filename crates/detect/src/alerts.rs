@@ -55,21 +55,9 @@ pub struct AlertLog {
 impl AlertLog {
     /// Opens (creating if needed) the log in `dir`, cutting a torn last line.
     pub fn open(dir: &Path) -> Result<AlertLog, DetectError> {
-        opentrail_durable::create_private_directory(dir)
-            .map_err(|source| DetectError::io(dir, source))?;
-        let path = dir.join(ALERT_LOG_FILE_NAME);
-        let bytes = opentrail_durable::read_optional(&path)
-            .map_err(|source| DetectError::io(&path, source))?
-            .unwrap_or_default();
-        let complete = bytes
-            .iter()
-            .rposition(|&byte| byte == b'\n')
-            .map_or(0, |newline| newline + 1);
-        if complete < bytes.len() {
-            cut_to(&path, complete as u64)?;
-        }
+        let (path, bytes) = open_lines(dir, ALERT_LOG_FILE_NAME)?;
         let mut tally = Tally::default();
-        for line in bytes[..complete].split(|&byte| byte == b'\n') {
+        for line in bytes.split(|&byte| byte == b'\n') {
             if line.is_empty() {
                 continue;
             }
@@ -188,6 +176,27 @@ fn parse_line(path: &Path, line: &[u8]) -> Result<Alert, DetectError> {
 }
 
 /// Truncates `path` to `len` bytes and syncs it.
+/// Opens the NDJSON file `file_name` in `dir` (creating the directory if needed): its path
+/// and its complete lines. A torn last line (a write a crash cut short, never
+/// acknowledged) is cut from the file first.
+pub(crate) fn open_lines(dir: &Path, file_name: &str) -> Result<(PathBuf, Vec<u8>), DetectError> {
+    opentrail_durable::create_private_directory(dir)
+        .map_err(|source| DetectError::io(dir, source))?;
+    let path = dir.join(file_name);
+    let mut bytes = opentrail_durable::read_optional(&path)
+        .map_err(|source| DetectError::io(&path, source))?
+        .unwrap_or_default();
+    let complete = bytes
+        .iter()
+        .rposition(|&byte| byte == b'\n')
+        .map_or(0, |newline| newline + 1);
+    if complete < bytes.len() {
+        cut_to(&path, complete as u64)?;
+        bytes.truncate(complete);
+    }
+    Ok((path, bytes))
+}
+
 fn cut_to(path: &Path, len: u64) -> Result<(), DetectError> {
     let file = std::fs::OpenOptions::new()
         .write(true)

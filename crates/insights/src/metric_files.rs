@@ -24,6 +24,13 @@ pub struct MetricFiles {
 }
 
 impl MetricFiles {
+    /// The files in `dir`, for reading only: no I/O until a read.
+    pub fn at(dir: &Path) -> MetricFiles {
+        MetricFiles {
+            dir: dir.to_path_buf(),
+        }
+    }
+
     pub fn open(dir: &Path) -> Result<MetricFiles, InsightsError> {
         opentrail_durable::create_directory_durably(dir)
             .map_err(|source| InsightsError::io(dir, source))?;

@@ -114,7 +114,7 @@ impl Insights {
         }
         let metrics_dir = self.options.dir.join("metrics");
         let mut minutes = if metrics_dir.exists() {
-            MetricFiles::open(&metrics_dir)?.read(&key, from_minute, to_minute)?
+            MetricFiles::at(&metrics_dir).read(&key, from_minute, to_minute)?
         } else {
             Default::default()
         };
