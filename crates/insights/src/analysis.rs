@@ -258,9 +258,8 @@ pub struct Analyzer {
     #[serde(with = "as_pairs")]
     series: HashMap<SeriesKey, Series>,
     /// (account, region) → the first minute seen: where its history begins.
-    first_seen: Vec<((String, String), i64)>,
-    #[serde(skip)]
-    first_seen_index: HashMap<(String, String), i64>,
+    #[serde(with = "as_pairs")]
+    first_seen: HashMap<(String, String), i64>,
     newest_event_ms: Option<i64>,
 }
 
@@ -269,31 +268,13 @@ impl Analyzer {
         Analyzer {
             settings,
             series: HashMap::new(),
-            first_seen: Vec::new(),
-            first_seen_index: HashMap::new(),
+            first_seen: HashMap::new(),
             newest_event_ms: None,
         }
     }
 
     pub fn settings(&self) -> &Settings {
         &self.settings
-    }
-
-    /// Rebuilds what is not serialised, after loading a snapshot.
-    pub fn restored(mut self) -> Analyzer {
-        self.first_seen_index = self.first_seen.iter().cloned().collect();
-        self
-    }
-
-    /// Prepares for a snapshot.
-    pub fn sync_for_snapshot(&mut self) {
-        let mut first_seen: Vec<_> = self
-            .first_seen_index
-            .iter()
-            .map(|(key, minute)| (key.clone(), *minute))
-            .collect();
-        first_seen.sort();
-        self.first_seen = first_seen;
     }
 
     pub fn series_count(&self) -> usize {
@@ -330,7 +311,7 @@ impl Analyzer {
         let bucket_minutes = self.settings.bucket_minutes();
         for key in keys {
             let place = (key.account_id.clone(), key.region.clone());
-            self.first_seen_index
+            self.first_seen
                 .entry(place)
                 .and_modify(|first| *first = (*first).min(minute))
                 .or_insert(minute);
@@ -378,7 +359,7 @@ impl Analyzer {
             let old = series.closed_before;
             if new > old {
                 let established_from = self
-                    .first_seen_index
+                    .first_seen
                     .get(&(key.account_id.clone(), key.region.clone()))
                     .map_or(i64::MAX, |first| first + settings.baseline_minutes);
                 judge_minutes(

@@ -92,7 +92,7 @@ impl InsightsConsumer {
         let (through_seq, restored) = match snapshot {
             Some(snapshot) => {
                 metrics.restore(&snapshot.metric_files)?;
-                (snapshot.through_seq, snapshot.analyzer.restored())
+                (snapshot.through_seq, snapshot.analyzer)
             }
             None => {
                 metrics.clear()?;
@@ -164,13 +164,12 @@ impl InsightsConsumer {
     /// Writes the snapshot and then the cursor.
     pub fn save(&mut self) -> Result<(), InsightsError> {
         let snapshot = {
-            let mut analyzer = self.analyzer.lock().unwrap_or_else(PoisonError::into_inner);
+            let analyzer = self.analyzer.lock().unwrap_or_else(PoisonError::into_inner);
             // Counted back from the newest event, not the clock, so the metrics of
             // imported old logs stay as long as they are the newest there are.
             if let Some(newest_ms) = analyzer.newest_event_ms() {
                 self.metrics.expire(newest_ms)?;
             }
-            analyzer.sync_for_snapshot();
             Snapshot {
                 version: SNAPSHOT_VERSION,
                 through_seq: self.through_seq,
