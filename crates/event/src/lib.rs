@@ -34,3 +34,4 @@ pub use parse::{
 pub use record::{
     DEFAULT_EVENT_VERSION, EventRecord, IngestContext, MAX_RECORD_BYTES, infer_read_only,
 };
+pub use scan::{ObjectMembers, RawObjectMember, ScanError, object_members};

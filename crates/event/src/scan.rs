@@ -11,8 +11,9 @@
 use std::ops::Range;
 
 /// Structure the scanner could not follow, at a byte offset of the scanned text.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct ScanError {
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason} at byte {offset}")]
+pub struct ScanError {
     pub offset: usize,
     pub reason: &'static str,
 }
@@ -62,27 +63,30 @@ pub(crate) fn trim_range(bytes: &[u8], range: Range<usize>) -> Range<usize> {
 
 const LOW_BITS: u64 = u64::from_ne_bytes([0x01; 8]);
 const HIGH_BITS: u64 = u64::from_ne_bytes([0x80; 8]);
-const QUOTES: u64 = u64::from_ne_bytes([b'"'; 8]);
-const BACKSLASHES: u64 = u64::from_ne_bytes([b'\\'; 8]);
+const QUOTES: u64 = u64::from_le_bytes([b'"'; 8]);
+const BACKSLASHES: u64 = u64::from_le_bytes([b'\\'; 8]);
 
-/// Whether any byte of `word` is zero (the classic SWAR test; exact, no false positives
-/// on "is there one", which is all we ask of it).
-const fn has_zero_byte(word: u64) -> bool {
-    word.wrapping_sub(LOW_BITS) & !word & HIGH_BITS != 0
+/// The high bit of each zero byte of `word`, and maybe of bytes above the first zero
+/// byte (the classic SWAR test: the borrow can spill upwards, never downwards, so the
+/// lowest set bit is exact).
+const fn zero_bytes(word: u64) -> u64 {
+    word.wrapping_sub(LOW_BITS) & !word & HIGH_BITS
 }
 
 /// Offset (from `from`) of the first `"` or `\` at or after `from`.
 ///
 /// Most of a CloudTrail record is string content, so this loop dominates splitting; it
-/// skips eight bytes at a time while none of them can end the string.
+/// looks at eight bytes at a time, and reads the first hit's place off the bit mask.
 fn find_quote_or_backslash(bytes: &[u8], from: usize) -> Option<usize> {
     let mut at = from;
     while let Some(chunk) = bytes.get(at..at + 8) {
         let mut word_bytes = [0u8; 8];
         word_bytes.copy_from_slice(chunk);
-        let word = u64::from_ne_bytes(word_bytes);
-        if has_zero_byte(word ^ QUOTES) || has_zero_byte(word ^ BACKSLASHES) {
-            break;
+        let word = u64::from_le_bytes(word_bytes);
+        let hits = zero_bytes(word ^ QUOTES) | zero_bytes(word ^ BACKSLASHES);
+        if hits != 0 {
+            // Little-endian: the lowest bit belongs to the first byte.
+            return Some(at + (hits.trailing_zeros() / 8) as usize);
         }
         at += 8;
     }
@@ -199,43 +203,168 @@ pub(crate) fn split_array(
     Err(ScanError::at(open, "unterminated array"))
 }
 
-/// Scans the object whose `{` is at `open`, member by member, recognising a top-level
-/// `"Records"` member whose value is an array.
-pub(crate) fn scan_top_object(bytes: &[u8], open: usize) -> Result<TopObject, ScanError> {
-    let mut records = None;
-    let mut at = skip_whitespace(bytes, open + 1);
-    if bytes.get(at) == Some(&b'}') {
-        return Ok(TopObject::Plain { end: at + 1 });
+/// Walks the members of the object whose `{` is at `open`: [`MemberWalk::next_name`]
+/// finds a member's name and where its value starts, the caller moves past the value
+/// (skipping it or splitting it) and hands its end to [`MemberWalk::after_value`].
+pub(crate) struct MemberWalk<'a> {
+    bytes: &'a [u8],
+    at: usize,
+    /// Just past the closing `}`, once it is found.
+    end: Option<usize>,
+}
+
+impl<'a> MemberWalk<'a> {
+    pub(crate) fn new(bytes: &'a [u8], open: usize) -> Result<MemberWalk<'a>, ScanError> {
+        if bytes.get(open) != Some(&b'{') {
+            return Err(ScanError::at(open, "expected an object"));
+        }
+        let at = skip_whitespace(bytes, open + 1);
+        let end = (bytes.get(at) == Some(&b'}')).then_some(at + 1);
+        Ok(MemberWalk { bytes, at, end })
     }
-    let end = loop {
+
+    /// The next member's name (between its quotes, escapes undecoded) and where its value
+    /// starts; `None` after the last member.
+    pub(crate) fn next_name(&mut self) -> Result<Option<(Range<usize>, usize)>, ScanError> {
+        if self.end.is_some() {
+            return Ok(None);
+        }
+        let (bytes, at) = (self.bytes, self.at);
         if bytes.get(at) != Some(&b'"') {
             return Err(ScanError::at(at, "expected a member name"));
         }
         let name_end = string_end(bytes, at)?;
-        let name = &bytes[at + 1..name_end - 1];
-        at = skip_whitespace(bytes, name_end);
-        if bytes.get(at) != Some(&b':') {
-            return Err(ScanError::at(at, "expected `:` after a member name"));
+        let colon = skip_whitespace(bytes, name_end);
+        if bytes.get(colon) != Some(&b':') {
+            return Err(ScanError::at(colon, "expected `:` after a member name"));
         }
-        at = skip_whitespace(bytes, at + 1);
-        if name == b"Records" && records.is_none() && bytes.get(at) == Some(&b'[') {
-            let (elements, array_end) = split_array(bytes, at)?;
-            records = Some(elements);
-            at = array_end;
-        } else {
-            at = value_end(bytes, at)?;
-        }
-        at = skip_whitespace(bytes, at);
-        match bytes.get(at) {
-            Some(b',') => at = skip_whitespace(bytes, at + 1),
-            Some(b'}') => break at + 1,
+        Ok(Some((
+            at + 1..name_end - 1,
+            skip_whitespace(bytes, colon + 1),
+        )))
+    }
+
+    /// Moves past the member whose value ends at `value_end`.
+    pub(crate) fn after_value(&mut self, value_end: usize) -> Result<(), ScanError> {
+        let at = skip_whitespace(self.bytes, value_end);
+        match self.bytes.get(at) {
+            Some(b',') => self.at = skip_whitespace(self.bytes, at + 1),
+            Some(b'}') => self.end = Some(at + 1),
             _ => return Err(ScanError::at(at, "expected `,` or `}` after a member")),
         }
-    };
+        Ok(())
+    }
+
+    /// Just past the closing `}`, once every member was walked.
+    pub(crate) fn end(&self) -> Option<usize> {
+        self.end
+    }
+}
+
+/// Scans the object whose `{` is at `open`, member by member, recognising a top-level
+/// `"Records"` member whose value is an array.
+pub(crate) fn scan_top_object(bytes: &[u8], open: usize) -> Result<TopObject, ScanError> {
+    let mut records = None;
+    let mut walk = MemberWalk::new(bytes, open)?;
+    while let Some((name, value_start)) = walk.next_name()? {
+        let value_end = if &bytes[name] == b"Records"
+            && records.is_none()
+            && bytes.get(value_start) == Some(&b'[')
+        {
+            let (elements, array_end) = split_array(bytes, value_start)?;
+            records = Some(elements);
+            array_end
+        } else {
+            value_end(bytes, value_start)?
+        };
+        walk.after_value(value_end)?;
+    }
+    let end = walk
+        .end()
+        .ok_or_else(|| ScanError::at(open, "unterminated object"))?;
     Ok(match records {
         Some(elements) => TopObject::RecordsWrapper { elements, end },
         None => TopObject::Plain { end },
     })
+}
+
+/// One member of a JSON object, as its raw text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawObjectMember<'a> {
+    /// The name between its quotes, with any escapes left undecoded.
+    pub name: &'a str,
+    /// The value's text: an object, array, string (with its quotes), number, `true`,
+    /// `false` or `null`.
+    pub value: &'a str,
+}
+
+/// The members of the JSON object `text` (surrounding whitespace allowed), in order.
+///
+/// Only the structure is followed (strings, escapes, nesting): nothing is decoded or
+/// validated, so this is several times cheaper than parsing when a caller needs a few
+/// members of large records. An error (including text after the object) ends the
+/// iteration.
+pub fn object_members(text: &str) -> ObjectMembers<'_> {
+    let bytes = text.as_bytes();
+    ObjectMembers {
+        text,
+        walk: Some(MemberWalk::new(bytes, skip_whitespace(bytes, 0))),
+    }
+}
+
+/// The iterator of [`object_members`].
+pub struct ObjectMembers<'a> {
+    text: &'a str,
+    /// `None` once the object ended or an error was returned.
+    walk: Option<Result<MemberWalk<'a>, ScanError>>,
+}
+
+impl<'a> ObjectMembers<'a> {
+    fn advance(
+        text: &'a str,
+        walk: &mut MemberWalk<'a>,
+    ) -> Result<Option<RawObjectMember<'a>>, ScanError> {
+        let Some((name, value_start)) = walk.next_name()? else {
+            let end = walk.end().unwrap_or(text.len());
+            if skip_whitespace(text.as_bytes(), end) < text.len() {
+                return Err(ScanError::at(end, "text after the object"));
+            }
+            return Ok(None);
+        };
+        let value_end = value_end(text.as_bytes(), value_start)?;
+        walk.after_value(value_end)?;
+        // Both ranges start and end next to ASCII delimiters, so `get` only fails on text
+        // the walk could not have produced; it is reported rather than trusted.
+        match (text.get(name), text.get(value_start..value_end)) {
+            (Some(name), Some(value)) => Ok(Some(RawObjectMember { name, value })),
+            _ => Err(ScanError::at(
+                value_start,
+                "member not on character boundaries",
+            )),
+        }
+    }
+}
+
+impl<'a> Iterator for ObjectMembers<'a> {
+    type Item = Result<RawObjectMember<'a>, ScanError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let outcome = match self.walk.as_mut()? {
+            Ok(walk) => Self::advance(self.text, walk),
+            Err(error) => Err(error.clone()),
+        };
+        match outcome {
+            Ok(Some(member)) => Some(Ok(member)),
+            Ok(None) => {
+                self.walk = None;
+                None
+            }
+            Err(error) => {
+                self.walk = None;
+                Some(Err(error))
+            }
+        }
+    }
 }
 
 /// `text` without whitespace outside strings. Only meaningful for valid JSON (removing
@@ -348,6 +477,44 @@ mod tests {
     }
 
     #[test]
+    fn object_members_are_raw_text_in_order() {
+        let text = r#" { "a" : {"b":[1,"}"]} , "c\"d":"x\"y", "e":-1.5e3,"f":null } "#;
+        let members: Vec<(&str, &str)> = object_members(text)
+            .map(|member| member.map(|member| (member.name, member.value)))
+            .collect::<Result<_, _>>()
+            .expect("walks");
+        assert_eq!(
+            members,
+            vec![
+                ("a", r#"{"b":[1,"}"]}"#),
+                (r#"c\"d"#, r#""x\"y""#),
+                ("e", "-1.5e3"),
+                ("f", "null"),
+            ]
+        );
+        assert_eq!(object_members("{}").count(), 0);
+    }
+
+    #[test]
+    fn object_members_stop_at_the_first_error() {
+        for broken in [
+            "[1]",
+            "{} {}",
+            r#"{"a" 1}"#,
+            r#"{"a":1"#,
+            r#"{"a":1 "b":2}"#,
+            r#"{"a":"#,
+        ] {
+            let results: Vec<_> = object_members(broken).collect();
+            assert!(
+                results.last().is_some_and(Result::is_err),
+                "{broken}: {results:?}"
+            );
+            assert_eq!(results.iter().filter(|result| result.is_err()).count(), 1);
+        }
+    }
+
+    #[test]
     fn compact_keeps_string_whitespace() {
         assert_eq!(
             compact("{\n  \"a b\" : [ 1 , \"c\\\" d\" ]\r\n}"),
@@ -367,7 +534,24 @@ mod tests {
 
     proptest! {
         #[test]
+        fn the_first_quote_or_backslash_is_found_exactly(
+            bytes in proptest::collection::vec(prop_oneof![Just(b'"'), Just(b'\\'), Just(0u8), Just(0x80u8), any::<u8>()], 0..40),
+            from in 0usize..8
+        ) {
+            let naive = bytes
+                .iter()
+                .enumerate()
+                .skip(from)
+                .find(|(_, byte)| **byte == b'"' || **byte == b'\\')
+                .map(|(at, _)| at);
+            prop_assert_eq!(find_quote_or_backslash(&bytes, from), naive);
+        }
+
+        #[test]
         fn scanning_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            if let Ok(text) = std::str::from_utf8(&bytes) {
+                let _ = object_members(text).count();
+            }
             for start in 0..bytes.len().min(4) {
                 let _ = split_array(&bytes, start);
                 let _ = scan_top_object(&bytes, start);
@@ -383,7 +567,24 @@ mod tests {
             let _ = split_array(bytes, 0);
             let _ = scan_top_object(bytes, 0);
             let _ = value_end(bytes, 0);
+            let _ = object_members(&text).count();
             let _ = compact(&text);
+        }
+
+        #[test]
+        fn walking_a_serialised_object_finds_each_member(
+            map in proptest::collection::btree_map("[a-z\"\\\\]{0,6}", arbitrary_json(), 0..6)
+        ) {
+            let object: serde_json::Map<String, serde_json::Value> = map.into_iter().collect();
+            let text = serde_json::to_string_pretty(&object).expect("serialises");
+            let mut found = serde_json::Map::new();
+            for member in object_members(&text) {
+                let member = member.expect("walks");
+                let name: String = serde_json::from_str(&format!("\"{}\"", member.name))
+                    .expect("name decodes");
+                found.insert(name, serde_json::from_str(member.value).expect("value parses"));
+            }
+            prop_assert_eq!(found, object);
         }
 
         #[test]
