@@ -11,7 +11,8 @@ use crate::error::StoreError;
 use crate::store::Store;
 use crate::values::LogEntry;
 
-/// Lowers the calling thread's scheduling priority (Linux: nice 10 for this thread only).
+/// Lowers the calling thread's scheduling priority (Linux: nice 10 for this thread only,
+/// and the threads it starts afterwards).
 ///
 /// A consumer is a view that may lag (its cursor holds what it has not done), while
 /// ingest answers producers waiting on an fsync: on two cores, a thread that reads the
@@ -120,4 +121,89 @@ impl LogConsumer {
         }
         Ok(through_seq)
     }
+
+    /// Reads the entries in `(after_seq, through_seq]` and returns `map`'s result for each,
+    /// in seq order. A span of at least [`PARALLEL_MAP_MIN_EVENTS`] is cut into `workers`
+    /// contiguous parts, each read and mapped on its own thread (a scoped thread, which
+    /// inherits the caller's priority), so that a consumer whose work is per entry
+    /// (detections) catches up a backlog on every core, decoding included. Each part reads
+    /// [`MAP_READ_EVENTS`] entries at a time.
+    pub fn map_range<T: Send>(
+        &self,
+        after_seq: u64,
+        through_seq: u64,
+        workers: usize,
+        map: impl Fn(LogEntry) -> T + Sync,
+    ) -> Result<Vec<(u64, T)>, StoreError> {
+        let span = through_seq.saturating_sub(after_seq);
+        if workers < 2 || span < PARALLEL_MAP_MIN_EVENTS {
+            return self.map_part(after_seq, through_seq, &map);
+        }
+        let part_len = span.div_ceil(workers as u64);
+        let parts: Vec<(u64, u64)> = (0..workers as u64)
+            .map(|index| {
+                let first_after = after_seq + index * part_len;
+                (first_after, (first_after + part_len).min(through_seq))
+            })
+            .filter(|(after, through)| after < through)
+            .collect();
+        std::thread::scope(|scope| {
+            let map = &map;
+            // The first part is read here; a thread that cannot start leaves its part to
+            // this one.
+            let spawned: Vec<_> = parts[1..]
+                .iter()
+                .map(|&(after, through)| {
+                    let handle = std::thread::Builder::new()
+                        .name(format!("{}-reader", self.name))
+                        .spawn_scoped(scope, move || self.map_part(after, through, map));
+                    ((after, through), handle)
+                })
+                .collect();
+            let mut mapped = self.map_part(parts[0].0, parts[0].1, map)?;
+            for ((after, through), handle) in spawned {
+                let part = match handle {
+                    Ok(handle) => handle
+                        .join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?,
+                    Err(_) => self.map_part(after, through, map)?,
+                };
+                mapped.extend(part);
+            }
+            Ok(mapped)
+        })
+    }
+
+    fn map_part<T>(
+        &self,
+        after_seq: u64,
+        through_seq: u64,
+        map: &impl Fn(LogEntry) -> T,
+    ) -> Result<Vec<(u64, T)>, StoreError> {
+        let mut mapped = Vec::new();
+        let mut cursor = after_seq;
+        while cursor < through_seq {
+            let limit = usize::try_from(through_seq - cursor)
+                .unwrap_or(usize::MAX)
+                .min(MAP_READ_EVENTS);
+            let entries = self.store.read_log(cursor, limit)?;
+            let Some(last) = entries.last().map(|entry| entry.seq) else {
+                break;
+            };
+            for entry in entries {
+                if entry.seq > through_seq {
+                    return Ok(mapped);
+                }
+                mapped.push((entry.seq, map(entry)));
+            }
+            cursor = last;
+        }
+        Ok(mapped)
+    }
 }
+
+/// A [`LogConsumer::map_range`] span shorter than this is read on the caller's thread:
+/// starting threads would cost more than they save.
+pub const PARALLEL_MAP_MIN_EVENTS: u64 = 512;
+/// Entries one [`LogConsumer::map_range`] part reads at a time (bounds its memory).
+const MAP_READ_EVENTS: usize = 1_000;

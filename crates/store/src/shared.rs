@@ -365,10 +365,7 @@ impl Shared {
                 let decoded = self.cache.get_or_load((segment.id, block), || {
                     segment.decode_block(block, &self.dictionaries)
                 })?;
-                record_text(
-                    decoded.record(index as usize),
-                    &segment.path.display().to_string(),
-                )
+                record_text(decoded.record(index as usize), &segment.path.display())
             }
             RecordPlace::Head(head, row) => {
                 let (source_id, reference, journal) = {
@@ -387,17 +384,17 @@ impl Shared {
                         head.journal_path.clone(),
                     )
                 };
-                let ((reference, block), location) = (reference, journal.display().to_string());
+                let (reference, block) = reference;
                 let decoded = self.cache.get_or_load((source_id, block), || {
                     crate::blocks::decode_block(
                         &self.dictionaries,
                         reference.block.dictionary_id,
                         reference.block.raw_len,
                         &reference.block.bytes,
-                        &|| location.clone(),
+                        &|| journal.display().to_string(),
                     )
                 })?;
-                record_text(decoded.record(reference.index as usize), &location)
+                record_text(decoded.record(reference.index as usize), &journal.display())
             }
         }
     }

@@ -5,12 +5,25 @@ use opentrail_event::EventRecord;
 
 use crate::error::StoreError;
 
-pub(crate) fn record_text(bytes: Option<&[u8]>, location: &str) -> Result<String, StoreError> {
+/// A stored record's text. `location` is only rendered for an error: reads of the log
+/// come here once per record.
+pub(crate) fn record_text(
+    bytes: Option<&[u8]>,
+    location: &dyn std::fmt::Display,
+) -> Result<String, StoreError> {
     let bytes = bytes.ok_or_else(|| {
-        StoreError::corrupt("record block", location, "record index out of range")
+        StoreError::corrupt(
+            "record block",
+            location.to_string(),
+            "record index out of range",
+        )
     })?;
     String::from_utf8(bytes.to_vec()).map_err(|error| {
-        StoreError::corrupt("stored record", location, format!("invalid UTF-8: {error}"))
+        StoreError::corrupt(
+            "stored record",
+            location.to_string(),
+            format!("invalid UTF-8: {error}"),
+        )
     })
 }
 

@@ -74,6 +74,40 @@ fn a_bounded_scan_reads_at_most_its_chunks_and_the_next_one_continues() {
 }
 
 #[test]
+fn a_mapped_range_is_every_entry_in_it_once_in_seq_order_on_any_number_of_threads() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = store_with_events(dir.path(), 3_000);
+    let consumer = LogConsumer::new(store, "test-view");
+    let event_id = |entry: opentrail_store::LogEntry| {
+        let record: serde_json::Value = serde_json::from_str(&entry.json).expect("JSON");
+        record["eventID"].as_str().map(str::to_owned)
+    };
+    let expected: Vec<(u64, Option<String>)> = (11..=2_990u64)
+        .map(|seq| (seq, Some(format!("id-{}", seq - 1))))
+        .collect();
+    for workers in [1, 2, 3, 7] {
+        let mapped = consumer
+            .map_range(10, 2_990, workers, event_id)
+            .expect("map");
+        assert_eq!(mapped, expected, "{workers} workers");
+    }
+    // Past the end of the log, and an empty span.
+    let tail = consumer
+        .map_range(2_995, 9_000, 2, |entry| entry.seq)
+        .expect("map");
+    assert_eq!(
+        tail.iter().map(|(seq, _)| *seq).collect::<Vec<_>>(),
+        vec![2_996, 2_997, 2_998, 2_999, 3_000]
+    );
+    assert!(
+        consumer
+            .map_range(5, 5, 2, |entry| entry.seq)
+            .expect("map")
+            .is_empty()
+    );
+}
+
+#[test]
 fn the_saved_cursor_survives_a_reopen() {
     let dir = tempfile::tempdir().expect("tempdir");
     {
