@@ -10,7 +10,7 @@
 
 use std::sync::{Arc, PoisonError, RwLock};
 
-use opentrail_store::{LogConsumer, LogEntry, ScanBounds, ScanStep, Store};
+use opentrail_store::{LogConsumer, LogEntry, Store};
 use serde::Deserialize;
 
 use crate::alerts::{Alert, AlertLog};
@@ -20,12 +20,9 @@ use crate::rule_set::RuleSet;
 /// The detection consumer's cursor name in the store.
 pub const DETECTIONS_CONSUMER: &str = "detections";
 
-/// Events one scan may read: bounds the memory of a scan's alerts and how long the rules
-/// lock is held by one scan.
-const SCAN_BOUNDS: ScanBounds = ScanBounds {
-    chunk_events: 1_000,
-    chunks_max: Some(16),
-};
+/// The most events one scan matches: bounds the memory of a scan's alerts and how long
+/// one scan holds a set of rules.
+const SCAN_EVENTS_MAX: u64 = 64_000;
 
 /// The rules in force, replaced whole when the rules change (the directory's files, or
 /// a change through the API).
@@ -36,6 +33,8 @@ pub struct DetectionConsumer {
     log: LogConsumer,
     alerts: Arc<AlertLog>,
     rules: SharedRules,
+    /// Threads a backlog is read and matched on: the machine's cores.
+    workers: usize,
 }
 
 /// What one [`DetectionConsumer::run_once`] did.
@@ -58,11 +57,18 @@ impl DetectionConsumer {
         let log = LogConsumer::new(store, DETECTIONS_CONSUMER);
         let cursor = log.load_cursor()?;
         log.save_cursor(cursor.max(alerts.last_seq()))?;
-        Ok(DetectionConsumer { log, alerts, rules })
+        let workers = std::thread::available_parallelism().map_or(1, usize::from);
+        Ok(DetectionConsumer {
+            log,
+            alerts,
+            rules,
+            workers,
+        })
     }
 
-    /// Matches the events after the cursor (at most [`SCAN_BOUNDS`]), appends their
-    /// alerts, then saves the cursor. Blocking.
+    /// Matches the events after the cursor (at most [`SCAN_EVENTS_MAX`]), appends their
+    /// alerts, then saves the cursor. Blocking. A backlog is read and matched on every
+    /// core ([`LogConsumer::map_range`]).
     pub fn run_once(&self) -> Result<ScanReport, DetectError> {
         let after = self.log.load_cursor()?.max(self.alerts.last_seq());
         // The log's end is read before the rules, and the scan stops there: an event
@@ -71,35 +77,37 @@ impl DetectionConsumer {
         let end = self.log.store().last_seq();
         let rules = Arc::clone(&self.rules.read().unwrap_or_else(PoisonError::into_inner));
         let detected_at = jiff::Timestamp::now().to_string();
+        let through = end.min(after.saturating_add(SCAN_EVENTS_MAX));
+        let outcomes = self.log.map_range(after, through, self.workers, |entry| {
+            alerts_of(&rules, &entry, &detected_at)
+        })?;
         let mut found = Vec::new();
         let mut events = 0u64;
+        let mut matched_through = after;
         let mut failure = None;
-        let through_seq = self.log.scan(after, SCAN_BOUNDS, |entry| {
-            if entry.seq > end {
-                return ScanStep::StopBefore;
-            }
-            events += 1;
-            match alerts_of(&rules, &entry, &detected_at) {
+        for (seq, outcome) in outcomes {
+            match outcome {
                 Ok(alerts) => {
                     found.extend(alerts);
-                    ScanStep::Continue
+                    events += 1;
+                    matched_through = seq;
                 }
                 Err(error) => {
                     failure = Some(error);
-                    ScanStep::StopBefore
+                    break;
                 }
             }
-        })?;
+        }
         // What was matched before a failure is kept; the failing event is tried again.
         self.alerts.append(&found)?;
-        if through_seq > after {
-            self.log.save_cursor(through_seq)?;
+        if matched_through > after {
+            self.log.save_cursor(matched_through)?;
         }
         if let Some(error) = failure {
             return Err(error);
         }
         Ok(ScanReport {
-            through_seq,
+            through_seq: matched_through,
             events,
             alerts: found.len() as u64,
         })

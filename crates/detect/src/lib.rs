@@ -6,8 +6,8 @@
 //! through an array matches when any element matches
 //! (`requestParameters.ipPermissions.items.ipRanges.items.cidrIp`). Parsing and evaluation
 //! are [rsigma](https://github.com/timescale/rsigma)'s (`rsigma-parser`, `rsigma-eval`);
-//! this crate loads and screens rules, and parses each record once, only as far as the
-//! rules read it.
+//! this crate loads and screens rules, passes over the records no rule can fire without
+//! parsing them, and parses each other record once, only as far as the rules read it.
 //!
 //! Around the rules, the live side: [`DetectionConsumer`] matches every acknowledged event
 //! as a consumer of the log (cursor `detections`), [`AlertLog`] keeps each match durably,
@@ -68,8 +68,9 @@
 //! **Invariant:** a file loads whole or not at all: one problem in a multi-document file
 //! refuses all of it, since rsigma does not say which document a parse error belongs to.
 //!
-//! **Invariant:** [`RuleSet::matches`] parses the record once per call, whatever the number
-//! of rules, and its answer equals evaluating every rule against the whole record.
+//! **Invariant:** [`RuleSet::matches`] parses the record at most once per call, whatever
+//! the number of rules, and its answer equals evaluating every rule against the whole
+//! record: the prefilter only passes over records on which no rule's witness holds.
 
 mod acknowledgements;
 mod alerts;
@@ -79,6 +80,7 @@ mod delivery;
 mod error;
 mod load;
 mod locate;
+mod prefilter;
 mod record;
 mod rule_set;
 mod screen;

@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::error::{DetectError, RuleRefusal};
 use crate::load::{self, Accepted};
+use crate::prefilter::Prefilter;
 use crate::record::{Reads, parse_record};
 
 /// Compiled Sigma rules for CloudTrail records, ready to match records against.
@@ -23,6 +24,8 @@ pub struct RuleSet {
     positions: HashMap<String, usize>,
     /// What of a record the rules read (see `record.rs`).
     reads: Reads,
+    /// Which records are worth parsing (see `prefilter.rs`).
+    prefilter: Prefilter,
 }
 
 /// What [`RuleSet::load_dir`] found: the rules that load, and the files that did not.
@@ -144,6 +147,7 @@ impl RuleSet {
             rules: Vec::new(),
             positions: HashMap::new(),
             reads: Reads::nothing(),
+            prefilter: Prefilter::default(),
         }
     }
 
@@ -221,10 +225,20 @@ impl RuleSet {
     }
 
     /// The rules a CloudTrail record fires, in rule order. `record_json` is the record's
-    /// JSON object text, as stored. The record is parsed once for all rules, and only as
-    /// far as they read (see `record.rs`); rsigma's candidate index then evaluates only the
-    /// rules the record's values can fire. Fails when the text is not one JSON object.
+    /// JSON object text, as stored. A record no rule can fire is told apart from a few
+    /// members' raw text (see `prefilter.rs`); any other is parsed once for all rules, and
+    /// only as far as they read (see `record.rs`), and rsigma's candidate index then
+    /// evaluates only the rules the record's values can fire. Fails when the text is not
+    /// one JSON object, unless the screen already shows that no rule can fire on it.
+    #[doc(hidden)]
+    pub fn tmp_admits(&self, record_json: &str) -> bool {
+        self.prefilter.admits(record_json)
+    }
+
     pub fn matches(&self, record_json: &str) -> Result<Vec<RuleMatch>, DetectError> {
+        if !self.prefilter.admits(record_json) {
+            return Ok(Vec::new());
+        }
         let record = parse_record(record_json, &self.reads).map_err(DetectError::InvalidRecord)?;
         let event = JsonEvent::borrow(&record);
         let mut fired: Vec<usize> = self
@@ -307,11 +321,13 @@ impl RuleSet {
                 set.positions.insert(id, set.rules.len());
                 set.rules.push(info);
                 set.reads.add_rule(&rule.parsed);
+                set.prefilter.add_rule(&rule.parsed);
                 compiled.push(rule.compiled);
             }
         }
         // One index build for the whole set.
         set.engine.extend_compiled_rules(compiled);
+        set.prefilter.finish();
         BuiltRules {
             rules: set,
             all,

@@ -1,13 +1,18 @@
 //! The starter rules over the whole real corpus: no errors, and per rule exactly the
 //! matches an independent count finds (each rule's logic rewritten below as plain Rust
 //! over `serde_json::Value`), and the same matches as rsigma evaluating every rule on the
-//! whole record (the partial parse changes nothing).
+//! whole record (the partial parse changes nothing). Then the 50 benchmark rules against
+//! rsigma on whole records, over the corpus and generated events: the prefilter and the
+//! partial parse change nothing there either.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use opentrail_event::{IngestContext, parse_batch};
 use serde_json::Value;
+
+use opentrail_detect::{LoadedRules, RuleSet};
+use opentrail_generator::{Generator, GeneratorConfig};
 
 use crate::{load_starter_rules, rule_id, starter_dir};
 
@@ -214,5 +219,58 @@ fn starter_rules_over_the_corpus_match_an_independent_count() {
     assert!(
         total > 20,
         "the corpus exercises the rules ({total} matches)"
+    );
+}
+
+/// The 43 rules the benchmark adds to the starter rules, in the style of SigmaHQ's: more
+/// fields and modifiers than the starter rules (`contains`, `startswith`, `1 of`, `not 1
+/// of filter_*`, rules without any `eventName`).
+const BENCH_RULES: &str = include_str!("../../../bench/rules/bench-rules.yml");
+
+#[test]
+fn benchmark_rules_answer_as_rsigma_on_whole_records() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("bench-rules.yml"), BENCH_RULES).expect("write rules");
+    for entry in std::fs::read_dir(starter_dir()).expect("starter rules") {
+        let path = entry.expect("entry").path();
+        std::fs::copy(&path, dir.path().join(path.file_name().expect("name"))).expect("copy");
+    }
+    let LoadedRules { rules, refused, .. } = RuleSet::load_dir(dir.path()).expect("loads");
+    assert!(refused.is_empty(), "{refused:#?}");
+    assert_eq!(rules.len(), 50);
+    let mut reference = rsigma_eval::Engine::new();
+    for entry in std::fs::read_dir(dir.path()).expect("rules dir") {
+        let collection =
+            rsigma_parser::parse_sigma_file(&entry.expect("entry").path()).expect("parses");
+        reference.add_collection(&collection).expect("compiles");
+    }
+
+    let mut records = corpus_records().unwrap_or_default();
+    let mut generator = Generator::new(GeneratorConfig::new(7, 50_000));
+    let mut text = String::new();
+    while generator.next_into(&mut text).is_some() {
+        records.push(std::mem::take(&mut text));
+    }
+    let mut fired_total = 0;
+    for json in &records {
+        let value: Value = serde_json::from_str(json).expect("records are JSON");
+        let fired: BTreeSet<String> = rules
+            .matches(json)
+            .unwrap_or_else(|error| panic!("{error}: {json}"))
+            .into_iter()
+            .map(|matched| matched.rule_id)
+            .collect();
+        let whole: BTreeSet<String> = reference
+            .evaluate(&rsigma_eval::JsonEvent::borrow(&value))
+            .into_iter()
+            .filter_map(|result| result.header.rule_id)
+            .collect();
+        assert_eq!(fired, whole, "differs from rsigma on {json}");
+        fired_total += fired.len();
+    }
+    assert!(
+        fired_total > 100,
+        "the records exercise the rules ({fired_total} matches over {} records)",
+        records.len()
     );
 }
