@@ -133,3 +133,43 @@ def test_alerts_are_listed_newest_first_within_the_callers_account(server_factor
 
 def test_a_server_without_rules_lists_no_alerts(server):
     assert alerts(server) == []
+
+
+def test_alerts_are_acknowledged_from_the_cli_durably_and_only_by_an_admin(server_factory, webhook, window):
+    server = detections_server(server_factory, webhook)
+    ids = server.ingest_ok([otlib.delete_table_event(window, table=otlib.uniq("t")) for _ in range(2)])
+    otlib.wait_for(lambda: all(alerts_for(server, event_id) for event_id in ids), what="two alerts")
+    def cli() -> tuple[str, ...]:
+        # A restart may move the server to another port.
+        return ("alerts", "--endpoint", server.endpoint)
+
+    def listed(*extra: str) -> list[dict]:
+        run = server.opentrail(*cli(), "--output", "json", "--limit", "1000", *extra)
+        assert run.returncode == 0, run.stderr
+        return [alert for alert in json.loads(run.stdout)["alerts"] if alert["eventId"] in ids]
+
+    first, second = sorted(listed(), key=lambda alert: ids.index(alert["eventId"]))
+    assert not first["acknowledged"] and first["acknowledgedBy"] is None
+
+    reader = server.create_key("read")
+    refused = server.opentrail(*cli(), "ack", first["alertId"], creds=reader)
+    assert refused.returncode != 0 and "AccessDenied" in refused.stderr, refused
+
+    done = server.opentrail(*cli(), "acknowledge", first["alertId"])
+    assert done.returncode == 0, done.stderr
+    assert f"Acknowledged {first['alertId']}" in done.stdout and server.admin.access_key_id in done.stdout
+    [acknowledged] = [alert for alert in listed() if alert["alertId"] == first["alertId"]]
+    assert acknowledged["acknowledged"] and acknowledged["acknowledgedBy"] == server.admin.access_key_id
+    assert [alert["alertId"] for alert in listed("--unacknowledged")] == [second["alertId"]]
+
+    again = server.opentrail(*cli(), "--output", "json", "ack", first["alertId"])
+    assert json.loads(again.stdout)["alert"]["acknowledgedAt"] == acknowledged["acknowledgedAt"]
+    table = server.opentrail(*cli())
+    [row] = [line for line in table.stdout.splitlines() if first["alertId"] in line]
+    assert server.admin.access_key_id in row, table.stdout
+    missing = server.opentrail(*cli(), "ack", "999999-no-such-rule")
+    assert missing.returncode != 0 and "AlertNotFoundException" in missing.stderr, missing
+
+    server.kill()
+    server.start()
+    assert [alert["alertId"] for alert in listed("--unacknowledged")] == [second["alertId"]]

@@ -656,6 +656,20 @@ fn parse_credentials_profile(text: &str, wanted_profile: &str) -> CredentialsPro
     profile
 }
 
+/// An id (a rule's, an alert's) as one URL path segment: anything but unreserved
+/// characters is percent-encoded, so an id never reaches another route.
+pub fn path_segment(id: &str) -> String {
+    let mut encoded = String::with_capacity(id.len());
+    for byte in id.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+            encoded.push(char::from(byte));
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    encoded
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -38,7 +38,7 @@ use opentrail_store::s3::S3RequestLimits;
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 
-use crate::client::{ApiClient, ConnectionArgs};
+use crate::client::{ApiClient, ConnectionArgs, path_segment};
 use crate::ingest_files::list_event_files;
 use crate::output::{OutputArgs, OutputFormat, print_json, render_table};
 use crate::s3_args::S3Args;
@@ -241,20 +241,6 @@ async fn run_server_command(
 }
 
 const RULES_PATH: &str = "/v1/rules";
-
-/// A rule id as one URL path segment: anything but unreserved characters is
-/// percent-encoded, so an id never reaches another route.
-fn path_segment(id: &str) -> String {
-    let mut encoded = String::with_capacity(id.len());
-    for byte in id.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
-            encoded.push(char::from(byte));
-        } else {
-            encoded.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    encoded
-}
 
 fn print_rule_list(list: RulesResponse) {
     if list.rules.is_empty() {
