@@ -22,6 +22,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use opentrail_event::object_members;
+
+use crate::record::Sketch;
 use rsigma_parser::{
     ConditionExpr, Detection, DetectionItem, Modifier, Quantifier, SigmaRule, SigmaValue,
 };
@@ -156,35 +158,12 @@ impl<T> Default for Names<T> {
     }
 }
 
-/// A name's length and first 8 bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Sketch {
-    length: usize,
-    head: u64,
-}
-
-impl Sketch {
-    fn of(name: &str) -> Sketch {
-        let mut head = [0u8; 8];
-        let taken = name.len().min(8);
-        head[..taken].copy_from_slice(&name.as_bytes()[..taken]);
-        Sketch {
-            length: name.len(),
-            head: u64::from_le_bytes(head),
-        }
-    }
-
-    fn length_bit(length: usize) -> u64 {
-        1 << length.min(63)
-    }
-}
-
 impl<T: Default> Names<T> {
     fn entry(&mut self, name: &str) -> &mut T {
         let at = match self.entries.iter().position(|(_, known, _)| known == name) {
             Some(at) => at,
             None => {
-                self.lengths |= Sketch::length_bit(name.len());
+                self.lengths |= Sketch::of(name).length_bit();
                 self.entries
                     .push((Sketch::of(name), name.to_owned(), T::default()));
                 self.entries.len() - 1
@@ -196,10 +175,10 @@ impl<T: Default> Names<T> {
 
 impl<T> Names<T> {
     fn get(&self, name: &str) -> Option<&T> {
-        if self.lengths & Sketch::length_bit(name.len()) == 0 {
+        let sketch = Sketch::of(name);
+        if self.lengths & sketch.length_bit() == 0 {
             return None;
         }
-        let sketch = Sketch::of(name);
         self.entries
             .iter()
             .find(|(known_sketch, known, _)| {

@@ -35,15 +35,16 @@ pub(crate) struct Node {
     lengths: u64,
 }
 
-/// A name's length and first 8 bytes, compared before the name itself.
+/// A name's length and first 8 bytes, compared before the name itself (here and by the
+/// prefilter's member lookups).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct Sketch {
+pub(crate) struct Sketch {
     length: usize,
     head: u64,
 }
 
 impl Sketch {
-    fn of(name: &str) -> Sketch {
+    pub(crate) fn of(name: &str) -> Sketch {
         let mut head = [0u8; 8];
         let taken = name.len().min(8);
         head[..taken].copy_from_slice(&name.as_bytes()[..taken]);
@@ -53,7 +54,8 @@ impl Sketch {
         }
     }
 
-    fn length_bit(self) -> u64 {
+    /// The bit of a set of name lengths (`u64`) this name's length takes.
+    pub(crate) fn length_bit(self) -> u64 {
         1 << self.length.min(63)
     }
 }
