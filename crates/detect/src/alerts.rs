@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 
 use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
 
 use crate::error::DetectError;
 
@@ -50,6 +51,8 @@ struct Tally {
 pub struct AlertLog {
     path: PathBuf,
     tally: Mutex<Tally>,
+    /// The number of alerts, sent after each append: deliveries wake on it.
+    appended: watch::Sender<u64>,
 }
 
 impl AlertLog {
@@ -65,10 +68,18 @@ impl AlertLog {
             tally.alerts += 1;
             tally.last_seq = tally.last_seq.max(alert.seq);
         }
+        let (appended, _) = watch::channel(tally.alerts);
         Ok(AlertLog {
             path,
             tally: Mutex::new(tally),
+            appended,
         })
+    }
+
+    /// Changes after each append (to the number of alerts), so a delivery that has sent
+    /// everything waits for the next alert instead of polling.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.appended.subscribe()
     }
 
     /// Appends `alerts` durably (one write, one fsync); they are in the log once this
@@ -91,6 +102,7 @@ impl AlertLog {
             .iter()
             .map(|alert| alert.seq)
             .fold(tally.last_seq, u64::max);
+        self.appended.send_replace(tally.alerts);
         Ok(())
     }
 

@@ -38,9 +38,8 @@ pub const DELIVERY_STATE_FILE_NAME: &str = "delivered.json";
 pub const SIGNATURE_HEADER: &str = "x-opentrail-signature-256";
 /// Time for one webhook request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
-/// How often the log is checked for new alerts when nothing is pending. Alerts are
-/// matched within the detection consumer's own poll, so this keeps ack → delivery
-/// well under a second.
+/// The longest a delivery with nothing pending waits before reading the log again; an
+/// appended alert wakes it at once (`AlertLog::subscribe`).
 const IDLE_POLL: Duration = Duration::from_millis(100);
 const BACKOFF_INITIAL: Duration = Duration::from_millis(200);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
@@ -136,6 +135,8 @@ enum Sender {
 /// Sends the alert log to one target.
 pub struct AlertDelivery {
     alerts: Arc<AlertLog>,
+    /// Changes when alerts are appended (see [`AlertLog::subscribe`]).
+    appended: watch::Receiver<u64>,
     target: AlertTarget,
     state_path: PathBuf,
     sender: Sender,
@@ -154,6 +155,7 @@ impl AlertDelivery {
             AlertTarget::File { path } => Sender::Stream(file_config(path).connect()),
         };
         AlertDelivery {
+            appended: alerts.subscribe(),
             alerts,
             state_path: alerts_dir.join(target.state_file_name()),
             target,
@@ -171,6 +173,9 @@ impl AlertDelivery {
             if *shutdown.borrow() {
                 return;
             }
+            // Marked seen before reading the log: an alert appended from here on ends
+            // the idle wait below.
+            self.appended.borrow_and_update();
             let pause = match self.deliver_pending(&mut delivered).await {
                 Ok(0) => IDLE_POLL,
                 Ok(_) => {
@@ -192,9 +197,13 @@ impl AlertDelivery {
                     pause
                 }
             };
+            // Idle: the next alert wakes the delivery at once. A failing target keeps its
+            // backoff.
+            let idle = pause == IDLE_POLL;
             tokio::select! {
                 () = tokio::time::sleep(pause) => {}
                 _ = shutdown.changed() => {}
+                Ok(()) = self.appended.changed(), if idle => {}
             }
         }
     }

@@ -18,8 +18,8 @@ use crate::delivery::{AlertDelivery, AlertTarget};
 use crate::error::DetectError;
 use crate::rule_set::RuleSet;
 
-/// How often the consumer looks for new events when it has caught up: an acknowledged
-/// event is matched within about this long.
+/// The longest the consumer waits for new events once it has caught up (an append wakes
+/// it at once), so that it still notices a stop or a change of the rules directory.
 const CONSUMER_IDLE_POLL: Duration = Duration::from_millis(100);
 /// How often the rules directory is checked for changes.
 const RULES_RELOAD_CHECK: Duration = Duration::from_secs(2);
@@ -230,8 +230,13 @@ impl ConsumerLoop {
                     self.book.reload_directory();
                 }
             }
+            let seen = self.store.last_seq();
             let pause = self.scan_once();
-            if !pause.is_zero() {
+            if pause == CONSUMER_IDLE_POLL && self.consumer.is_some() {
+                // Caught up: the next append wakes the consumer at once; the poll's end
+                // still comes round for a stop or a change of the rules directory.
+                self.store.wait_for_events_after(seen, pause);
+            } else if !pause.is_zero() {
                 std::thread::sleep(pause);
             }
         }

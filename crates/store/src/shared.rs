@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
+use std::sync::{Arc, Condvar, Mutex, PoisonError, RwLock, RwLockReadGuard};
 
 use opentrail_event::EventRecord;
 
@@ -49,6 +49,8 @@ pub(crate) struct Shared {
     pub cache: BlockCache,
     pub retention_ms: i64,
     pub last_seq: AtomicU64,
+    /// Notified each time `last_seq` moves on (see [`Shared::publish_last_seq`]).
+    appended: (Mutex<()>, Condvar),
     pub expired_through_seq: AtomicU64,
     next_source_id: AtomicU64,
     /// Held by whoever rewrites segments (the sealer, `compact`), one at a time.
@@ -81,6 +83,37 @@ pub(crate) enum RecordPlace {
 }
 
 impl Shared {
+    /// Makes the events through `last_seq` (already readable) known, and wakes whoever
+    /// waits for them in [`Shared::wait_for_events_after`].
+    pub(crate) fn publish_last_seq(&self, last_seq: u64) {
+        self.last_seq.store(last_seq, Ordering::Release);
+        // Taken before notifying: a waiter checks `last_seq` under this lock, so it is
+        // either already waiting (and woken) or sees the new value.
+        let _guard = self
+            .appended
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        self.appended.1.notify_all();
+    }
+
+    /// Waits until the log holds an event after `seq`, or `timeout` passes; the last seq.
+    pub(crate) fn wait_for_events_after(&self, seq: u64, timeout: std::time::Duration) -> u64 {
+        let guard = self
+            .appended
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let _woken = self
+            .appended
+            .1
+            .wait_timeout_while(guard, timeout, |_| {
+                self.last_seq.load(Ordering::Acquire) <= seq
+            })
+            .unwrap_or_else(PoisonError::into_inner);
+        self.last_seq.load(Ordering::Acquire)
+    }
+
     pub(crate) fn recover(
         dir: &Path,
         options: StoreOptions,
@@ -134,6 +167,7 @@ impl Shared {
             }),
             meta,
             last_seq: AtomicU64::new(expired_through_seq),
+            appended: (Mutex::new(()), Condvar::new()),
             expired_through_seq: AtomicU64::new(expired_through_seq),
             next_source_id: AtomicU64::new(1),
             maintenance: Mutex::new(()),

@@ -136,6 +136,13 @@ impl Store {
         self.shared.last_seq.load(Ordering::Acquire)
     }
 
+    /// Waits until the log holds an event after `seq` (readable, as [`Store::read_log`]
+    /// reads it) or `timeout` passes, and returns the last seq then. A consumer that has
+    /// caught up waits here instead of sleeping, so it starts on an append at once.
+    pub fn wait_for_events_after(&self, seq: u64, timeout: std::time::Duration) -> u64 {
+        self.shared.wait_for_events_after(seq, timeout)
+    }
+
     /// Durably records that `consumer` has processed the log through `seq`. Call it only
     /// after the consumer's own output is durable.
     pub fn save_cursor(&self, consumer: &str, seq: u64) -> Result<(), StoreError> {

@@ -420,7 +420,7 @@ impl Writer {
                 .eq(previous_last_seq + 1..=last_seq),
             "seqs are dense: a group takes the next ones, in order"
         );
-        self.shared.last_seq.store(last_seq, Ordering::Release);
+        self.shared.publish_last_seq(last_seq);
         // Not fsynced: it only has to survive a process crash, which the page cache does;
         // see `check_high_water_mark`.
         self.high_water_file

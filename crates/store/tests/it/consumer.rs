@@ -108,6 +108,29 @@ fn a_mapped_range_is_every_entry_in_it_once_in_seq_order_on_any_number_of_thread
 }
 
 #[test]
+fn a_wait_for_events_ends_when_another_thread_appends() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = store_with_events(dir.path(), 3);
+    // Nothing after seq 3: the wait ends with its timeout, the log unchanged.
+    assert_eq!(
+        store.wait_for_events_after(3, std::time::Duration::from_millis(10)),
+        3
+    );
+    assert_eq!(store.wait_for_events_after(2, std::time::Duration::ZERO), 3);
+    let writer = {
+        let store = store.clone();
+        std::thread::spawn(move || {
+            let line = event("id-late", "PutItem", "2026-11-01T00:00:00Z");
+            store.append(records(&line)).expect("append");
+        })
+    };
+    // An hour: only the append can end this wait in a test run.
+    let last = store.wait_for_events_after(3, std::time::Duration::from_secs(3_600));
+    assert_eq!(last, 4);
+    writer.join().expect("writer");
+}
+
+#[test]
 fn the_saved_cursor_survives_a_reopen() {
     let dir = tempfile::tempdir().expect("tempdir");
     {
