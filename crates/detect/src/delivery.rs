@@ -216,7 +216,13 @@ impl AlertDelivery {
             Some(count) => DeliveryState { delivered: count },
             None => {
                 let state_path = self.state_path.clone();
-                let state = blocking(move || read_state(&state_path)).await?;
+                let mut state = blocking(move || read_state(&state_path)).await?;
+                if let AlertTarget::File { path } = &self.target {
+                    let (path, alerts) = (path.clone(), Arc::clone(&self.alerts));
+                    let counted = state.delivered;
+                    state.delivered =
+                        blocking(move || already_in_file(&path, &alerts, counted)).await?;
+                }
                 *delivered = Some(state.delivered);
                 state
             }
@@ -270,6 +276,59 @@ impl AlertDelivery {
             }
         }
     }
+}
+
+/// The alert file's tail looked at after a restart: more than one batch of alerts.
+const FILE_TAIL_BYTES: u64 = BATCH_ALERTS_MAX as u64 * 4096;
+
+/// The count of alerts delivered to the NDJSON file at `path`, given the saved count
+/// `counted`. A crash between writing a batch and saving the count leaves that batch at
+/// the file's end: its alerts are counted instead of written twice. (The file is its own
+/// record of what it got; a webhook or a syslog server cannot be asked.)
+fn already_in_file(path: &Path, alerts: &AlertLog, counted: u64) -> Result<u64, DetectError> {
+    #[derive(Deserialize)]
+    struct AlertIdOnly {
+        #[serde(rename = "alertId")]
+        alert_id: String,
+    }
+    let Some(tail) = read_tail(path, FILE_TAIL_BYTES)? else {
+        return Ok(counted);
+    };
+    // The first line of the tail may be cut: it does not parse and is passed over.
+    let written: std::collections::HashSet<String> = tail
+        .split(|&byte| byte == b'\n')
+        .filter_map(|line| serde_json::from_slice::<AlertIdOnly>(line).ok())
+        .map(|line| line.alert_id)
+        .collect();
+    if written.is_empty() {
+        return Ok(counted);
+    }
+    let pending = alerts.read_from(counted, BATCH_ALERTS_MAX)?;
+    let already = pending
+        .iter()
+        .take_while(|alert| written.contains(&alert.alert_id))
+        .count();
+    Ok(counted + already as u64)
+}
+
+/// The last `max_bytes` of the file at `path`; `None` when it does not exist.
+fn read_tail(path: &Path, max_bytes: u64) -> Result<Option<Vec<u8>>, DetectError> {
+    use std::io::{Read as _, Seek as _, SeekFrom};
+    let mut file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(DetectError::io(path, source)),
+    };
+    let length = file
+        .metadata()
+        .map_err(|source| DetectError::io(path, source))?
+        .len();
+    file.seek(SeekFrom::Start(length.saturating_sub(max_bytes)))
+        .map_err(|source| DetectError::io(path, source))?;
+    let mut tail = Vec::new();
+    file.read_to_end(&mut tail)
+        .map_err(|source| DetectError::io(path, source))?;
+    Ok(Some(tail))
 }
 
 async fn send_webhook(
