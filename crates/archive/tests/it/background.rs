@@ -46,11 +46,8 @@ fn dropping_the_handle_also_stops_the_loop() {
         .expect("archiver")
         .spawn(Duration::from_secs(3600))
         .expect("spawn");
-    let started = Instant::now();
+    // Shutdown does not wait out the hour-long interval: were it to, this drop would
+    // hang the test run (no clock is read, so a loaded machine cannot fail it).
     drop(handle);
-    assert!(
-        started.elapsed() < Duration::from_secs(10),
-        "shutdown does not wait out the interval"
-    );
     Archiver::open(store, &archive_dir, eager_options()).expect("lock released");
 }
