@@ -74,3 +74,34 @@ pub(crate) fn test_state(configure: impl FnOnce(&mut Config)) -> TestState {
         data_dir,
     }
 }
+
+/// What the in-process router tests put in front of the router: every request comes from
+/// 127.0.0.1 (rate limits and audit records read the peer address).
+pub(crate) fn local_peer() -> axum::extract::connect_info::MockConnectInfo<std::net::SocketAddr> {
+    axum::extract::connect_info::MockConnectInfo(std::net::SocketAddr::from(([127, 0, 0, 1], 9)))
+}
+
+/// Appends to `state`'s alert log an alert of `account` for the event at `seq` (a
+/// DynamoDB table deleted); its id.
+pub(crate) fn raise_alert(state: &AppState, seq: u64, account: &str) -> String {
+    let alert = opentrail_detect::Alert {
+        alert_id: format!("{seq}-rule-1"),
+        rule_id: "rule-1".into(),
+        rule_title: "DynamoDB table deleted".into(),
+        level: "high".into(),
+        event_id: format!("event-{seq}"),
+        event_name: "DeleteTable".into(),
+        event_source: "dynamodb.amazonaws.com".into(),
+        event_time: "2026-11-25T09:14:03Z".into(),
+        recipient_account_id: account.into(),
+        aws_region: "us-east-1".into(),
+        seq,
+        detected_at: "2026-11-25T09:14:04Z".into(),
+    };
+    state
+        .detections
+        .alerts()
+        .append(std::slice::from_ref(&alert))
+        .expect("append alert");
+    alert.alert_id
+}

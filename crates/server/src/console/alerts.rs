@@ -79,14 +79,13 @@ mod tests {
     use axum::Router;
     use axum::body::Body;
     use axum::http::{Request, StatusCode, header};
-    use opentrail_detect::Alert;
     use serde_json::Value;
     use tower::ServiceExt as _;
 
     use super::split_refresh;
     use crate::console::session::{SessionLimits, SessionStore};
     use crate::keys::Role;
-    use crate::test_state::{TestState, test_state};
+    use crate::test_state::{TestState, local_peer, raise_alert, test_state};
 
     const DEFAULT_ACCOUNT: &str = "123456789012";
     const OTHER_ACCOUNT: &str = "444455556666";
@@ -115,9 +114,7 @@ mod tests {
             let sessions = SessionStore::new(SessionLimits::default());
             let router = crate::console::router_with_sessions(state.clone(), sessions.clone())
                 .with_state(state.clone())
-                .layer(axum::extract::connect_info::MockConnectInfo(
-                    std::net::SocketAddr::from(([127, 0, 0, 1], 9)),
-                ));
+                .layer(local_peer());
             Console {
                 router,
                 sessions,
@@ -185,26 +182,7 @@ mod tests {
         }
 
         fn raise(&self, seq: u64, account: &str) -> String {
-            let alert = Alert {
-                alert_id: format!("{seq}-rule-1"),
-                rule_id: "rule-1".into(),
-                rule_title: "DynamoDB table deleted".into(),
-                level: "high".into(),
-                event_id: format!("event-{seq}"),
-                event_name: "DeleteTable".into(),
-                event_source: "dynamodb.amazonaws.com".into(),
-                event_time: "2026-11-25T09:14:03Z".into(),
-                recipient_account_id: account.into(),
-                aws_region: "us-east-1".into(),
-                seq,
-                detected_at: "2026-11-25T09:14:04Z".into(),
-            };
-            self.state
-                .detections
-                .alerts()
-                .append(std::slice::from_ref(&alert))
-                .expect("append alert");
-            alert.alert_id
+            raise_alert(&self.state, seq, account)
         }
     }
 

@@ -14,7 +14,7 @@ use tower::ServiceExt as _;
 
 use super::session::{SessionLimits, SessionStore};
 use crate::keys::{CreatedAccessKey, KeyStore, Role};
-use crate::test_state::{TestState, test_state};
+use crate::test_state::{TestState, local_peer, test_state};
 
 const DEFAULT_ACCOUNT: &str = "123456789012";
 const OTHER_ACCOUNT: &str = "444455556666";
@@ -74,9 +74,7 @@ impl Console {
         // The console alone, with the given session limits.
         let router = super::router_with_sessions(state.clone(), SessionStore::new(limits))
             .with_state(state)
-            .layer(axum::extract::connect_info::MockConnectInfo(
-                std::net::SocketAddr::from(([127, 0, 0, 1], 9)),
-            ));
+            .layer(local_peer());
         Console {
             router,
             keys,

@@ -191,7 +191,6 @@ mod tests {
     use axum::Router;
     use axum::body::Body;
     use axum::http::{Request, StatusCode};
-    use opentrail_detect::Alert;
     use opentrail_protocol::sigv4::{self, SigningParams};
     use opentrail_store::LookupQuery;
     use serde_json::Value;
@@ -199,7 +198,7 @@ mod tests {
 
     use crate::keys::{CreatedAccessKey, Role};
     use crate::state::AppState;
-    use crate::test_state::{TestState, test_state};
+    use crate::test_state::{TestState, local_peer, raise_alert, test_state};
 
     const DEFAULT_ACCOUNT: &str = "123456789012";
     const OTHER_ACCOUNT: &str = "444455556666";
@@ -224,12 +223,7 @@ mod tests {
                 admin,
                 data_dir,
             } = test_state(|_| {});
-            let router = crate::routes::router(state.clone()).layer(
-                axum::extract::connect_info::MockConnectInfo(std::net::SocketAddr::from((
-                    [127, 0, 0, 1],
-                    9,
-                ))),
-            );
+            let router = crate::routes::router(state.clone()).layer(local_peer());
             Api {
                 router,
                 state,
@@ -242,28 +236,8 @@ mod tests {
             self.state.keys.create(role, account).expect("key")
         }
 
-        /// An alert of `account` for the event at `seq`; its id.
         fn raise(&self, seq: u64, account: &str) -> String {
-            let alert = Alert {
-                alert_id: format!("{seq}-rule-1"),
-                rule_id: "rule-1".into(),
-                rule_title: "DynamoDB table deleted".into(),
-                level: "high".into(),
-                event_id: format!("event-{seq}"),
-                event_name: "DeleteTable".into(),
-                event_source: "dynamodb.amazonaws.com".into(),
-                event_time: "2026-11-25T09:14:03Z".into(),
-                recipient_account_id: account.into(),
-                aws_region: "us-east-1".into(),
-                seq,
-                detected_at: "2026-11-25T09:14:04Z".into(),
-            };
-            self.state
-                .detections
-                .alerts()
-                .append(std::slice::from_ref(&alert))
-                .expect("append alert");
-            alert.alert_id
+            raise_alert(&self.state, seq, account)
         }
 
         /// A SigV4-signed request, as the CLI sends it (only ingest keys have bearer

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use tower::ServiceExt as _;
 
 use crate::keys::{CreatedAccessKey, KeyStore, Role};
-use crate::test_state::{TestState, test_state};
+use crate::test_state::{TestState, local_peer, test_state};
 
 const DEFAULT_ACCOUNT: &str = "123456789012";
 const OTHER_ACCOUNT: &str = "444455556666";
@@ -39,9 +39,7 @@ impl TestServer {
         } = test_state(|config| config.ingest_body_bytes_max = BODY_BYTES_MAX);
         let keys = state.keys.clone();
         TestServer {
-            router: super::router(state).layer(axum::extract::connect_info::MockConnectInfo(
-                std::net::SocketAddr::from(([127, 0, 0, 1], 9)),
-            )),
+            router: super::router(state).layer(local_peer()),
             keys,
             admin,
             _data_dir: data_dir,
