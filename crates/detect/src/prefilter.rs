@@ -134,8 +134,8 @@ impl TestBits {
         self.0[test / 64] |= 1 << (test % 64);
     }
 
-    fn meets(&self, other: &TestBits) -> bool {
-        self.0.iter().zip(&other.0).any(|(a, b)| a & b != 0)
+    fn get(&self, test: usize) -> bool {
+        self.0[test / 64] & (1 << (test % 64)) != 0
     }
 }
 
@@ -202,31 +202,36 @@ pub(crate) struct Prefilter {
     admits_all: bool,
     /// Every test, by index.
     tests: BTreeMap<Test, usize>,
-    /// Each rule's clauses, as the indexes of their tests (set once every rule is added).
-    rules: Vec<Vec<TestBits>>,
-    /// Clauses of rules added since the last [`Prefilter::finish`].
-    pending: Vec<Clauses>,
+    /// Each rule's clauses, each as the indexes of its tests.
+    rules: Vec<Vec<Vec<usize>>>,
     /// Top-level member name → the tests on it, or on its members.
     top: Names<TopField>,
 }
 
 impl Prefilter {
-    /// Adds `rule`'s clauses (or makes the screen admit everything). Call
-    /// [`Prefilter::finish`] after the last rule.
+    /// Adds `rule`'s clauses (or makes the screen admit everything).
     pub(crate) fn add_rule(&mut self, rule: &SigmaRule) {
         let clauses = rule_clauses(rule);
         if clauses.is_empty() {
             self.admits_all = true;
             return;
         }
-        for test in clauses.iter().flatten() {
-            if !self.tests.contains_key(test) {
-                let index = self.tests.len();
-                self.tests.insert(test.clone(), index);
-                self.index_test(test, index);
-            }
+        let indexed = clauses
+            .iter()
+            .map(|clause| clause.iter().map(|test| self.test_index(test)).collect())
+            .collect();
+        self.rules.push(indexed);
+    }
+
+    /// `test`'s index, given (and its field's lookups made) when it is new.
+    fn test_index(&mut self, test: &Test) -> usize {
+        if let Some(&index) = self.tests.get(test) {
+            return index;
         }
-        self.pending.push(clauses);
+        let index = self.tests.len();
+        self.tests.insert(test.clone(), index);
+        self.index_test(test, index);
+        index
     }
 
     fn index_test(&mut self, (path, value_test): &Test, index: usize) {
@@ -236,29 +241,6 @@ impl Prefilter {
             let members = self.top.entry(outer).members.get_or_insert_default();
             members.entry(inner).add(value_test, index);
         }
-    }
-
-    /// Turns the added rules' clauses into bit sets, now that every test has its index.
-    pub(crate) fn finish(&mut self) {
-        let tests = self.tests.len();
-        let mut rules = std::mem::take(&mut self.rules);
-        for clauses in self.pending.drain(..) {
-            rules.push(
-                clauses
-                    .iter()
-                    .map(|clause| {
-                        let mut bits = TestBits::none(tests);
-                        clause.iter().for_each(|test| bits.set(self.tests[test]));
-                        bits
-                    })
-                    .collect(),
-            );
-        }
-        // Earlier rules' bit sets may be shorter than the tests now known.
-        for bits in rules.iter_mut().flatten() {
-            bits.0.resize(tests.div_ceil(64), 0);
-        }
-        self.rules = rules;
     }
 
     /// Whether some rule may fire on the record `record_json`. `false` only when no rule
@@ -275,9 +257,11 @@ impl Prefilter {
         if !self.judge_members(record_json, &mut passed, &mut folded) {
             return true;
         }
-        self.rules
-            .iter()
-            .any(|clauses| clauses.iter().all(|clause| clause.meets(&passed)))
+        self.rules.iter().any(|clauses| {
+            clauses
+                .iter()
+                .all(|clause| clause.iter().any(|&test| passed.get(test)))
+        })
     }
 
     /// Judges the record's members the tests read; `false` when its structure cannot be
@@ -470,7 +454,6 @@ mod tests {
         assert!(collection.errors.is_empty(), "{:?}", collection.errors);
         let mut prefilter = Prefilter::default();
         prefilter.add_rule(&collection.rules.remove(0));
-        prefilter.finish();
         prefilter
     }
 
@@ -508,7 +491,6 @@ mod tests {
                     sel:\n    - eventName: StopLogging\n    - errorCode: AccessDenied\n  condition: sel\n";
         let mut collection = rsigma_parser::parse_sigma_yaml(yaml).expect("parses");
         screen.add_rule(&collection.rules.remove(0));
-        screen.finish();
         assert!(screen.admits(r#"{"eventName":"DeleteTrail","eventSource":"a"}"#));
         assert!(screen.admits(r#"{"eventName":"GetObject","errorCode":"AccessDenied"}"#));
         assert!(screen.admits(r#"{"eventName":"StopLogging"}"#));

@@ -327,7 +327,6 @@ impl RuleSet {
         }
         // One index build for the whole set.
         set.engine.extend_compiled_rules(compiled);
-        set.prefilter.finish();
         BuiltRules {
             rules: set,
             all,
