@@ -1,4 +1,10 @@
-"""The Parquet archive: events reach it on their own, and DuckDB reads it as it is."""
+"""The Parquet archive: events reach it on their own, and DuckDB reads it as it is.
+
+By default an event moves to the archive the day before the store's retention drops it
+(`archive_after_days`), so recent events are kept once, in the store's segments; these
+tests set `OPENTRAIL_ARCHIVE_AFTER_DAYS=0` to archive at once, except the one about that
+default.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,9 @@ import duckdb
 import pyarrow
 
 import otlib
+
+
+ARCHIVE_AT_ONCE = {"OPENTRAIL_ARCHIVE_SEAL_AGE_SECS": "1", "OPENTRAIL_ARCHIVE_AFTER_DAYS": "0"}
 
 
 def _archived_rows(archive_dir, where: str) -> int:
@@ -22,7 +31,7 @@ def _archived_rows(archive_dir, where: str) -> int:
 
 
 def test_ingested_events_are_archived_as_parquet_that_duckdb_reads(server_factory):
-    server = server_factory(extra_env={"OPENTRAIL_ARCHIVE_SEAL_AGE_SECS": "1"})
+    server = server_factory(extra_env=ARCHIVE_AT_ONCE)
     name = otlib.uniq("Archived")
     day_one = otlib.utcnow().replace(year=2024, month=3, day=1)
     day_two = day_one.replace(day=2)
@@ -54,7 +63,7 @@ def test_ingested_events_are_archived_as_parquet_that_duckdb_reads(server_factor
 
 
 def test_datafusion_reads_the_archive_as_it_is(server_factory):
-    server = server_factory(extra_env={"OPENTRAIL_ARCHIVE_SEAL_AGE_SECS": "1"})
+    server = server_factory(extra_env=ARCHIVE_AT_ONCE)
     name = otlib.uniq("Fusion")
     when = otlib.utcnow().replace(year=2023, month=7, day=10)
     server.ingest_ok([otlib.cloudtrail_event(name, event_time=when, event_id=f"{name}-{i}") for i in range(7)])
@@ -75,3 +84,39 @@ def test_datafusion_reads_the_archive_as_it_is(server_factory):
         f"FROM events WHERE eventname = '{name}' GROUP BY event_date"
     ).to_pylist()
     assert rows == [{"event_date": "2023-07-10", "n": 7, "who": "alice"}], rows
+
+
+def test_recent_events_are_kept_once_in_the_store_until_they_are_due_for_the_archive(server_factory):
+    server = server_factory(
+        extra_env={"OPENTRAIL_ARCHIVE_SEAL_AGE_SECS": "1", "OPENTRAIL_SEAL_INTERVAL_SECS": "1"}
+    )
+    name = otlib.uniq("Recent")
+    now = otlib.utcnow()
+    server.ingest_ok([otlib.cloudtrail_event(name, event_time=now, event_id=f"{name}-{i}") for i in range(12)])
+    segments = server.data_dir / "store" / "segments"
+    where = f"eventname = '{name}'"
+
+    def in_segments() -> int:
+        if not list(segments.glob("*.parquet")):
+            return 0
+        query = "SELECT count(*) FROM read_parquet(?) WHERE " + where
+        return duckdb.execute(query, [str(segments / "*.parquet")]).fetchone()[0]
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and in_segments() < 12:
+        time.sleep(0.5)
+    assert in_segments() == 12, server.logs()
+    # The archiver checks every second and its seal age is 1 s: give it a few chances.
+    time.sleep(4)
+    archive = server.data_dir / "archive"
+    assert _archived_rows(archive, where) == 0, "a recent event is not copied to the archive"
+    assert sorted(server.stored_event_ids(name)) == sorted(f"{name}-{i}" for i in range(12))
+
+    # Due at once: the same events reach the archive, and lookups still find them.
+    server.extra_env.update(ARCHIVE_AT_ONCE)
+    server.restart()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and _archived_rows(archive, where) < 12:
+        time.sleep(0.5)
+    assert _archived_rows(archive, where) == 12, server.logs()
+    assert len(server.stored_event_ids(name)) == 12

@@ -51,6 +51,12 @@ pub struct ArchiveOptions {
     pub row_group_rows_max: usize,
     /// ZSTD level of every column (1–22).
     pub zstd_level: i32,
+    /// An event is archived only once it was recorded (ingest time) at least this long
+    /// ago. Zero archives as soon as a seal is due, keeping a second copy of every recent
+    /// event beside the store's; the server passes the store's retention less a day, so
+    /// an event moves from the store to the archive when it is about to leave lookups and
+    /// is kept in one place at a time (issue 13).
+    pub archive_after: Duration,
     /// Files are deleted once every row in them was recorded (ingest time) this long ago.
     pub retention: Duration,
     /// How often the background loop runs [`Archiver::expire`] and [`Archiver::compact`].
@@ -77,6 +83,7 @@ impl Default for ArchiveOptions {
             read_chunk_events: 256,
             row_group_rows_max: 65_536,
             zstd_level: 3,
+            archive_after: Duration::ZERO,
             retention: Duration::from_secs(2557 * 24 * 3600),
             maintenance_interval: Duration::from_secs(3600),
             compact_after: Duration::from_secs(24 * 3600),
@@ -289,14 +296,18 @@ impl Archiver {
         let Some(oldest) = self.log.store().read_log(through, 1)?.into_iter().next() else {
             return self.report(&state, None, false);
         };
-        let waited_ms = now_ms.saturating_sub(oldest.ingest_time_ms);
+        let cutoff_ms = self.archive_cutoff_ms(now_ms);
+        if oldest.ingest_time_ms > cutoff_ms {
+            return self.report(&state, None, false);
+        }
+        let waited_ms = now_ms.saturating_sub(self.due_since_ms(oldest.ingest_time_ms));
         let age_max_ms = i64::try_from(self.options.seal_age_max.as_millis()).unwrap_or(i64::MAX);
-        let due = last_seq - through >= self.options.seal_events_min || waited_ms >= age_max_ms;
+        let due = waited_ms >= age_max_ms || self.enough_waiting(through, last_seq, cutoff_ms)?;
         if !due {
             return self.report(&state, None, false);
         }
 
-        let entries = self.read_next_seal(through)?;
+        let entries = self.read_next_seal(through, cutoff_ms)?;
         let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
             return self.report(&state, None, false);
         };
@@ -495,11 +506,53 @@ impl Archiver {
         })
     }
 
-    /// The entries of the next seal: from `through`, up to the event and byte bounds.
-    fn read_next_seal(&self, through: u64) -> Result<Vec<LogEntry>, ArchiveError> {
+    /// The newest ingest time an event may have to be archived at `now_ms`
+    /// ([`ArchiveOptions::archive_after`]).
+    fn archive_cutoff_ms(&self, now_ms: i64) -> i64 {
+        if self.options.archive_after.is_zero() {
+            // Not `now_ms`: a clock that stepped back must not hold events back.
+            return i64::MAX;
+        }
+        let after_ms = i64::try_from(self.options.archive_after.as_millis()).unwrap_or(i64::MAX);
+        now_ms.saturating_sub(after_ms)
+    }
+
+    /// When an event recorded at `ingest_time_ms` became eligible for the archive.
+    fn due_since_ms(&self, ingest_time_ms: i64) -> i64 {
+        let after_ms = i64::try_from(self.options.archive_after.as_millis()).unwrap_or(i64::MAX);
+        ingest_time_ms.saturating_add(after_ms)
+    }
+
+    /// Whether at least `seal_events_min` events after `through` may be archived. Ingest
+    /// time never decreases with seq, so one read of the `seal_events_min`-th event says.
+    fn enough_waiting(
+        &self,
+        through: u64,
+        last_seq: u64,
+        cutoff_ms: i64,
+    ) -> Result<bool, ArchiveError> {
+        let min = self.options.seal_events_min.max(1);
+        if last_seq - through < min {
+            return Ok(false);
+        }
+        if cutoff_ms == i64::MAX {
+            return Ok(true);
+        }
+        let nth = self.log.store().read_log(through + min - 1, 1)?;
+        Ok(nth
+            .first()
+            .is_some_and(|entry| entry.ingest_time_ms <= cutoff_ms))
+    }
+
+    /// The entries of the next seal: from `through`, up to the event and byte bounds and
+    /// the last event recorded at or before `cutoff_ms`.
+    fn read_next_seal(&self, through: u64, cutoff_ms: i64) -> Result<Vec<LogEntry>, ArchiveError> {
         let mut entries: Vec<LogEntry> = Vec::new();
         let mut bytes = 0usize;
         self.log.scan(through, self.unbounded_scan(), |entry| {
+            if entry.ingest_time_ms > cutoff_ms {
+                return ScanStep::StopBefore;
+            }
             let full = entries.len() >= self.options.seal_events_max
                 || bytes.saturating_add(entry.json.len()) > self.options.seal_bytes_max;
             // Always take one entry, so a record over the byte bound still moves on.

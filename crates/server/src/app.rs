@@ -422,6 +422,7 @@ fn open_data_directory(config: &Config) -> Result<OpenedDataDirectory, ServeErro
     let archive_options = ArchiveOptions {
         retention: Duration::from_secs(u64::from(config.archive_retention_days) * 24 * 60 * 60),
         seal_age_max: Duration::from_secs(u64::from(config.archive_seal_age_secs)),
+        archive_after: Duration::from_secs(u64::from(config.archive_after_days()) * 24 * 60 * 60),
         ..ArchiveOptions::default()
     };
     let archiver =

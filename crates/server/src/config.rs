@@ -16,6 +16,7 @@
 //! | `record_ingest_calls` | `OPENTRAIL_RECORD_INGEST_CALLS` | `false` |
 //! | `retention_days` | `OPENTRAIL_RETENTION_DAYS` | 90 |
 //! | `archive_retention_days` | `OPENTRAIL_ARCHIVE_RETENTION_DAYS` | 2555 |
+//! | `archive_after_days` | `OPENTRAIL_ARCHIVE_AFTER_DAYS` | `retention_days` less one: an event moves to the Parquet archive this long after it was recorded, shortly before lookups drop it, so it is kept in one place at a time; `0` archives every event within `archive_seal_age_secs`, as a second copy beside the store |
 //! | `archive_seal_age_secs` | `OPENTRAIL_ARCHIVE_SEAL_AGE_SECS` | 300 |
 //! | `seal_interval_secs` | `OPENTRAIL_SEAL_INTERVAL_SECS` | 120: the longest an event stays in the store's in-memory head before it is sealed into a segment |
 //! | `tls_cert`, `tls_key` | `OPENTRAIL_TLS_CERT`, `OPENTRAIL_TLS_KEY` | none: plain HTTP. Both PEM files: HTTPS only (HTTP/1.1 and HTTP/2), reloaded on SIGHUP |
@@ -109,8 +110,11 @@ pub struct Config {
     pub retention_days: u32,
     /// The columnar archive keeps events this many days.
     pub archive_retention_days: u32,
-    /// Events reach the Parquet archive at the latest this long after they were recorded
-    /// (sooner when enough events are waiting).
+    /// Events are archived this many days after they were recorded; `None` is
+    /// [`Config::archive_after_days`]'s default, a day before the store's retention ends.
+    pub archive_after_days: Option<u32>,
+    /// Events reach the Parquet archive at the latest this long after they are due
+    /// (`archive_after_days`; sooner when enough events are waiting).
     pub archive_seal_age_secs: u32,
     pub seal_interval_secs: u32,
     /// PEM certificate chain and private key: serve HTTPS only. Both or neither.
@@ -219,6 +223,7 @@ impl Default for Config {
             record_ingest_calls: false,
             retention_days: DEFAULT_RETENTION_DAYS,
             archive_retention_days: DEFAULT_ARCHIVE_RETENTION_DAYS,
+            archive_after_days: None,
             archive_seal_age_secs: DEFAULT_ARCHIVE_SEAL_AGE_SECS,
             seal_interval_secs: DEFAULT_SEAL_INTERVAL_SECS,
             tls_cert: None,
@@ -258,6 +263,7 @@ pub struct ConfigLayer {
     pub record_ingest_calls: Option<bool>,
     pub retention_days: Option<u32>,
     pub archive_retention_days: Option<u32>,
+    pub archive_after_days: Option<u32>,
     pub archive_seal_age_secs: Option<u32>,
     pub seal_interval_secs: Option<u32>,
     pub tls_cert: Option<PathBuf>,
@@ -318,6 +324,13 @@ pub enum ConfigError {
 }
 
 impl Config {
+    /// Days after which an event moves to the Parquet archive: as set, else the day before
+    /// the store's retention ends, so each event is kept in one place at a time.
+    pub fn archive_after_days(&self) -> u32 {
+        self.archive_after_days
+            .unwrap_or(self.retention_days.saturating_sub(1))
+    }
+
     /// The bounds on HTTP connections (`connections.rs`).
     pub fn connection_limits(&self) -> crate::connections::ConnectionLimits {
         let seconds = |value: u32| std::time::Duration::from_secs(u64::from(value));
@@ -403,6 +416,16 @@ impl Config {
             1,
             RETENTION_DAYS_LIMIT,
         )?;
+        if self.archive_after_days() > self.retention_days {
+            return Err(invalid_setting(
+                "archive_after_days",
+                &self.archive_after_days().to_string(),
+                &format!(
+                    "must not exceed retention_days ({}): the store would keep events past their retention until they are archived",
+                    self.retention_days
+                ),
+            ));
+        }
         check_range(
             "archive_seal_age_secs",
             self.archive_seal_age_secs,
@@ -698,6 +721,11 @@ impl ConfigLayer {
                 "OPENTRAIL_ARCHIVE_RETENTION_DAYS",
                 parse_number::<u32>,
             )?,
+            archive_after_days: parse_environment_variable(
+                &read,
+                "OPENTRAIL_ARCHIVE_AFTER_DAYS",
+                parse_number::<u32>,
+            )?,
             archive_seal_age_secs: parse_environment_variable(
                 &read,
                 "OPENTRAIL_ARCHIVE_SEAL_AGE_SECS",
@@ -794,6 +822,7 @@ impl ConfigLayer {
             record_ingest_calls,
             retention_days,
             archive_retention_days,
+            archive_after_days,
             archive_seal_age_secs,
             seal_interval_secs,
             tls_cert,
@@ -850,6 +879,9 @@ impl ConfigLayer {
         }
         if let Some(value) = archive_retention_days {
             config.archive_retention_days = value;
+        }
+        if let Some(value) = archive_after_days {
+            config.archive_after_days = Some(value);
         }
         if let Some(value) = archive_seal_age_secs {
             config.archive_seal_age_secs = value;
@@ -1076,6 +1108,11 @@ mod tests {
         assert!(!config.record_ingest_calls);
         assert_eq!(config.retention_days, 90);
         assert_eq!(config.archive_retention_days, 2555);
+        assert_eq!(
+            config.archive_after_days(),
+            89,
+            "events move to the archive the day before the store drops them"
+        );
         assert_eq!(config.lookup_rate_limit_per_key_per_second, None);
         assert_eq!(config.store_dir(), PathBuf::from("./opentrail-data/store"));
     }
@@ -1093,6 +1130,7 @@ mod tests {
             record_ingest_calls = true
             retention_days = 30
             archive_retention_days = 365
+            archive_after_days = 7
             lookup_rate_limit_per_key_per_second = 2
             "#,
         );
@@ -1114,6 +1152,7 @@ mod tests {
                 record_ingest_calls: true,
                 retention_days: 30,
                 archive_retention_days: 365,
+                archive_after_days: Some(7),
                 archive_seal_age_secs: DEFAULT_ARCHIVE_SEAL_AGE_SECS,
                 seal_interval_secs: DEFAULT_SEAL_INTERVAL_SECS,
                 tls_cert: None,
@@ -1256,6 +1295,11 @@ upstream = \"127.0.0.1:9000\"
         assert!(config.record_ingest_calls);
         assert_eq!(config.retention_days, 7);
         assert_eq!(config.archive_retention_days, 70);
+        assert_eq!(
+            config.archive_after_days(),
+            6,
+            "the archive follows a shorter store retention"
+        );
         assert_eq!(config.lookup_rate_limit_per_key_per_second, Some(3));
         assert_eq!(config.seal_interval_secs, 1);
     }
@@ -1484,6 +1528,32 @@ upstream = \"127.0.0.1:9000\"
                 "{name}: {error}"
             );
         }
+    }
+
+    #[test]
+    fn archive_after_days_may_be_zero_but_not_past_the_store_retention() {
+        let environment = environment_of(&[("OPENTRAIL_ARCHIVE_AFTER_DAYS", "0")]);
+        let config = Config::load_with_environment(None, environment, ConfigLayer::default())
+            .expect("zero archives at once");
+        assert_eq!(config.archive_after_days(), 0);
+
+        let environment = environment_of(&[
+            ("OPENTRAIL_RETENTION_DAYS", "30"),
+            ("OPENTRAIL_ARCHIVE_AFTER_DAYS", "31"),
+        ]);
+        let error = Config::load_with_environment(None, environment, ConfigLayer::default())
+            .expect_err("past the store's retention");
+        assert!(
+            matches!(
+                &error,
+                ConfigError::InvalidSetting {
+                    setting: "archive_after_days",
+                    ..
+                }
+            ),
+            "{error}"
+        );
+        assert!(error.to_string().contains("retention_days (30)"), "{error}");
     }
 
     #[test]

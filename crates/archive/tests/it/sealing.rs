@@ -128,6 +128,60 @@ fn seals_wait_for_enough_events_or_for_the_oldest_to_age() {
 }
 
 #[test]
+fn events_are_archived_only_once_they_were_recorded_archive_after_ago() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open_store(&dir.path().join("store"));
+    let batch = |range: std::ops::Range<usize>| {
+        let events: Vec<String> = range
+            .map(|i| event(&format!("e{i}"), "PutItem", "2024-01-01T00:00:00Z"))
+            .collect();
+        records(&format!("[{}]", events.join(",")))
+    };
+    append(&store, batch(0..3));
+    let first_recorded_ms = store.read_log(0, 1).expect("read")[0].ingest_time_ms;
+    // Ingest time has millisecond steps: wait for the next one, so the two batches differ.
+    while now_ms() <= first_recorded_ms {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    append(&store, batch(3..7));
+    let second_recorded_ms = store.read_log(3, 1).expect("read")[0].ingest_time_ms;
+    assert!(second_recorded_ms > first_recorded_ms);
+
+    let day_ms = 24 * 3600 * 1000;
+    let options = ArchiveOptions {
+        archive_after: Duration::from_secs(24 * 3600),
+        seal_events_min: 3,
+        seal_age_max: Duration::from_secs(60),
+        ..ArchiveOptions::default()
+    };
+    let archiver = open_archiver(&store, &dir.path().join("archive"), options);
+
+    // Seven events wait, more than seal_events_min, but none is a day old.
+    let report = archiver.run_once_at(now_ms()).expect("too recent");
+    assert!(report.sealed.is_none());
+    assert!(
+        list_all_part_files(&dir.path().join("archive"))
+            .expect("list")
+            .is_empty()
+    );
+
+    // A day after the first batch: exactly it is due, and it is enough for a seal.
+    let report = archiver
+        .run_once_at(first_recorded_ms + day_ms)
+        .expect("first batch due");
+    let sealed = report.sealed.expect("the first batch is sealed");
+    assert_eq!((sealed.first_seq, sealed.last_seq), (1, 3));
+    assert_eq!(report.pending_events, 4);
+
+    // The second batch is due a moment later but is waited for (count or age) as usual.
+    let report = archiver
+        .run_once_at(second_recorded_ms + day_ms)
+        .expect("second batch due");
+    assert_eq!(report.sealed.expect("four events are enough").events, 4);
+    assert_eq!(archived_seqs(&dir.path().join("archive")).len(), 7);
+}
+
+#[test]
 fn a_backlog_is_sealed_in_bounded_ranges() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = open_store(&dir.path().join("store"));
