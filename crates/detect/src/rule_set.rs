@@ -230,11 +230,6 @@ impl RuleSet {
     /// only as far as they read (see `record.rs`), and rsigma's candidate index then
     /// evaluates only the rules the record's values can fire. Fails when the text is not
     /// one JSON object, unless the screen already shows that no rule can fire on it.
-    #[doc(hidden)]
-    pub fn tmp_admits(&self, record_json: &str) -> bool {
-        self.prefilter.admits(record_json)
-    }
-
     pub fn matches(&self, record_json: &str) -> Result<Vec<RuleMatch>, DetectError> {
         if !self.prefilter.admits(record_json) {
             return Ok(Vec::new());
