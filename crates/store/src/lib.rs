@@ -53,3 +53,4 @@ pub use s3::{DEFAULT_S3_REGION, S3Connection};
 pub use space::{FreeSpace, WriteStatus};
 pub use store::Store;
 pub use values::{AppendOutcome, ExpireReport, LogEntry, StoreStats};
+pub use writer::BeforeVisible;

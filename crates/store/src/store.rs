@@ -16,7 +16,7 @@ use crate::query::{LookupPage, LookupQuery, Scope, StoredEvent};
 use crate::shared::{SeqRead, Shared, lock_directory, now_ms, read_head};
 use crate::stored_record::parse_stored;
 use crate::values::{AppendOutcome, ExpireReport, LogEntry, StoreStats};
-use crate::writer::WriterHandle;
+use crate::writer::{BeforeVisible, WriterHandle};
 
 /// The handle to an open store. Cheap to clone; all clones share one writer.
 #[derive(Clone)]
@@ -57,13 +57,30 @@ impl Store {
     /// record in order, its sequence number or that it was a duplicate. Blocks until the
     /// records are on disk; waits for room when the append queue is full.
     pub fn append(&self, records: Vec<EventRecord>) -> Result<Vec<AppendOutcome>, StoreError> {
-        self.threads.writer.append(&self.shared, records, true)
+        self.threads
+            .writer
+            .append(&self.shared, records, true, None)
     }
 
     /// Like [`Store::append`], but reports [`StoreError::Overloaded`] instead of waiting
     /// when the append queue is full, so servers can answer 503.
     pub fn try_append(&self, records: Vec<EventRecord>) -> Result<Vec<AppendOutcome>, StoreError> {
-        self.threads.writer.append(&self.shared, records, false)
+        self.threads
+            .writer
+            .append(&self.shared, records, false, None)
+    }
+
+    /// [`Store::try_append`], and `before_visible` runs with the outcomes after the
+    /// records are durable but before any reader can see their seqs (see
+    /// [`BeforeVisible`]); it does not run when the append fails.
+    pub fn try_append_then(
+        &self,
+        records: Vec<EventRecord>,
+        before_visible: BeforeVisible,
+    ) -> Result<Vec<AppendOutcome>, StoreError> {
+        self.threads
+            .writer
+            .append(&self.shared, records, false, Some(before_visible))
     }
 
     /// Removes events recorded longer ago than the retention period, but never past what

@@ -41,11 +41,7 @@ const SEAL_WAIT_MAX: Duration = Duration::from_secs(30);
 type Reply<T> = mpsc::SyncSender<Result<T, StoreError>>;
 
 enum Command {
-    Append {
-        records: Vec<EventRecord>,
-        prepared: PreparedRecords,
-        reply: Reply<Vec<AppendOutcome>>,
-    },
+    Append(PendingAppend),
     Expire {
         now_ms: i64,
         reply: Reply<ExpireReport>,
@@ -127,6 +123,7 @@ impl WriterHandle {
         shared: &Shared,
         records: Vec<EventRecord>,
         wait_for_room: bool,
+        before_visible: Option<BeforeVisible>,
     ) -> Result<Vec<AppendOutcome>, StoreError> {
         if records.is_empty() {
             return Ok(Vec::new());
@@ -134,11 +131,12 @@ impl WriterHandle {
         let prepared = prepare(shared, &records)?;
         let (reply, response) = mpsc::sync_channel(1);
         self.send(
-            Command::Append {
+            Command::Append(PendingAppend {
                 records,
                 prepared,
                 reply,
-            },
+                before_visible,
+            }),
             wait_for_room,
         )?;
         response.recv().map_err(|_| writer_gone())?
@@ -249,7 +247,14 @@ struct PendingAppend {
     records: Vec<EventRecord>,
     prepared: PreparedRecords,
     reply: Reply<Vec<AppendOutcome>>,
+    before_visible: Option<BeforeVisible>,
 }
+
+/// Runs on the writer thread once an append's records are durable and in the head, and
+/// before their seqs are published to readers (`Store::last_seq`, the log consumers),
+/// with the append's outcomes: for a side table that a consumer must find in place when
+/// it first sees those seqs. It must be quick and must not call the store.
+pub type BeforeVisible = Box<dyn FnOnce(&[AppendOutcome]) + Send>;
 
 impl Writer {
     fn run(mut self, receiver: Receiver<Command>) {
@@ -266,15 +271,7 @@ impl Writer {
             let mut group = Vec::new();
             let mut deferred = None;
             match command {
-                Command::Append {
-                    records,
-                    prepared,
-                    reply,
-                } => group.push(PendingAppend {
-                    records,
-                    prepared,
-                    reply,
-                }),
+                Command::Append(append) => group.push(append),
                 other => deferred = Some(other),
             }
             // Appends keep queuing meanwhile, so the group after a wait is a large one.
@@ -282,17 +279,9 @@ impl Writer {
             let mut group_events: usize = group.iter().map(|append| append.records.len()).sum();
             while deferred.is_none() && group_events < group_events_max {
                 match receiver.try_recv() {
-                    Ok(Command::Append {
-                        records,
-                        prepared,
-                        reply,
-                    }) => {
-                        group_events += records.len();
-                        group.push(PendingAppend {
-                            records,
-                            prepared,
-                            reply,
-                        });
+                    Ok(Command::Append(append)) => {
+                        group_events += append.records.len();
+                        group.push(append);
                     }
                     Ok(other) => deferred = Some(other),
                     Err(_) => break,
@@ -420,6 +409,11 @@ impl Writer {
                 .eq(previous_last_seq + 1..=last_seq),
             "seqs are dense: a group takes the next ones, in order"
         );
+        for (append, outcomes) in group.iter_mut().zip(&plan.outcomes) {
+            if let Some(before_visible) = append.before_visible.take() {
+                before_visible(outcomes);
+            }
+        }
         self.shared.publish_last_seq(last_seq);
         // Not fsynced: it only has to survive a process crash, which the page cache does;
         // see `check_high_water_mark`.

@@ -1,7 +1,7 @@
 //! `LogConsumer`: scans read in seq order within their bounds and stop where the visitor
 //! says, and the cursor it saves is what the store keeps (and what retention respects).
 
-use opentrail_store::{LogConsumer, ScanBounds, ScanStep};
+use opentrail_store::{AppendOutcome, LogConsumer, ScanBounds, ScanStep};
 
 use crate::support::{event, open, records};
 
@@ -128,6 +128,41 @@ fn a_wait_for_events_ends_when_another_thread_appends() {
     let last = store.wait_for_events_after(3, std::time::Duration::from_secs(3_600));
     assert_eq!(last, 4);
     writer.join().expect("writer");
+}
+
+#[test]
+fn a_before_visible_hook_sees_the_outcomes_before_readers_see_the_seqs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = store_with_events(dir.path(), 3);
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let lines = [
+        event("id-1", "PutItem", "2026-11-01T00:00:00Z"),
+        event("id-new", "PutItem", "2026-11-01T00:00:00Z"),
+    ];
+    let hook = {
+        let store = store.clone();
+        let seen = std::sync::Arc::clone(&seen);
+        Box::new(move |outcomes: &[AppendOutcome]| {
+            *seen.lock().expect("lock") = Some((outcomes.to_vec(), store.last_seq()));
+        })
+    };
+    let outcomes = store
+        .try_append_then(records(&lines.join("\n")), hook)
+        .expect("append");
+    let (hooked, last_seq_then) = seen.lock().expect("lock").take().expect("the hook ran");
+    assert_eq!(hooked, outcomes, "the same outcomes the append returns");
+    assert!(matches!(
+        outcomes[..],
+        [
+            AppendOutcome::Duplicate { .. },
+            AppendOutcome::Stored { seq: 4 }
+        ]
+    ));
+    assert_eq!(
+        last_seq_then, 3,
+        "seq 4 was not visible yet when the hook ran"
+    );
+    assert_eq!(store.last_seq(), 4);
 }
 
 #[test]
