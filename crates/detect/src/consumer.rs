@@ -7,8 +7,13 @@
 //! cursor, so those events are not matched twice. Every event at or below that seq was
 //! matched in the same scan, because a scan handles events in seq order and appends its
 //! alerts once, at its end. So a restart neither misses nor repeats an alert.
+//!
+//! Where the ingest path screened a run of seqs with the same rules (`screening.rs`),
+//! the scan reads only the records the prefilter admitted there; everything else is read
+//! and matched whole.
 
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
 use opentrail_store::{LogConsumer, LogEntry, Store};
 use serde::Deserialize;
@@ -16,6 +21,7 @@ use serde::Deserialize;
 use crate::alerts::{Alert, AlertLog};
 use crate::error::DetectError;
 use crate::rule_set::RuleSet;
+use crate::screening::{Screening, Stretch};
 
 /// The detection consumer's cursor name in the store.
 pub const DETECTIONS_CONSUMER: &str = "detections";
@@ -23,6 +29,12 @@ pub const DETECTIONS_CONSUMER: &str = "detections";
 /// The most events one scan matches: bounds the memory of a scan's alerts and how long
 /// one scan holds a set of rules.
 const SCAN_EVENTS_MAX: u64 = 64_000;
+
+/// The cursor is saved at most this often. A consumer that keeps up scans every group
+/// commit, and a save is a metadata rewrite with two fsyncs beside the journal's. Saving
+/// less often repeats nothing: a restart starts after the alert log's newest event at
+/// least, and the events after it that were already matched fired no rule.
+const CURSOR_SAVE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The rules in force, replaced whole when the rules change (the directory's files, or
 /// a change through the API).
@@ -32,9 +44,20 @@ pub type SharedRules = Arc<RwLock<Arc<RuleSet>>>;
 pub struct DetectionConsumer {
     log: LogConsumer,
     alerts: Arc<AlertLog>,
-    rules: SharedRules,
+    /// The rules in force, and what the ingest paths screened with them.
+    screening: Arc<Screening>,
     /// Threads a backlog is read and matched on: the machine's cores.
     workers: usize,
+    progress: Mutex<Progress>,
+}
+
+/// Where the consumer is, ahead of its saved cursor between saves.
+#[derive(Default)]
+struct Progress {
+    /// Every event up to this seq was matched.
+    matched_through: u64,
+    /// When the cursor was last saved; `None` before the first save.
+    saved_at: Option<Instant>,
 }
 
 /// What one [`DetectionConsumer::run_once`] did.
@@ -52,7 +75,7 @@ impl DetectionConsumer {
     pub fn open(
         store: Store,
         alerts: Arc<AlertLog>,
-        rules: SharedRules,
+        screening: Arc<Screening>,
     ) -> Result<DetectionConsumer, DetectError> {
         let log = LogConsumer::new(store, DETECTIONS_CONSUMER);
         let cursor = log.load_cursor()?;
@@ -61,8 +84,9 @@ impl DetectionConsumer {
         Ok(DetectionConsumer {
             log,
             alerts,
-            rules,
+            screening,
             workers,
+            progress: Mutex::new(Progress::default()),
         })
     }
 
@@ -70,38 +94,73 @@ impl DetectionConsumer {
     /// alerts, then saves the cursor. Blocking. A backlog is read and matched on every
     /// core ([`LogConsumer::map_range`]).
     pub fn run_once(&self) -> Result<ScanReport, DetectError> {
-        let after = self.log.load_cursor()?.max(self.alerts.last_seq());
+        let after = self
+            .lock_progress()
+            .matched_through
+            .max(self.log.load_cursor()?)
+            .max(self.alerts.last_seq());
         // The log's end is read before the rules, and the scan stops there: an event
         // appended after a rule change returned lies past it, so it is matched by the
         // rules as changed, never by the set read here.
         let end = self.log.store().last_seq();
-        let rules = Arc::clone(&self.rules.read().unwrap_or_else(PoisonError::into_inner));
+        let rules = self.screening.rules();
         let detected_at = jiff::Timestamp::now().to_string();
         let through = end.min(after.saturating_add(SCAN_EVENTS_MAX));
-        let outcomes = self.log.map_range(after, through, self.workers, |entry| {
-            alerts_of(&rules, &entry, &detected_at)
-        })?;
         let mut found = Vec::new();
         let mut events = 0u64;
         let mut matched_through = after;
         let mut failure = None;
-        for (seq, outcome) in outcomes {
-            match outcome {
-                Ok(alerts) => {
-                    found.extend(alerts);
-                    events += 1;
-                    matched_through = seq;
+        for stretch in self.screening.plan(after, through, &rules) {
+            let outcomes = match stretch {
+                Stretch::Screened {
+                    first,
+                    last,
+                    admitted,
+                } => {
+                    let outcomes = self.match_seqs(&admitted, &rules, &detected_at)?;
+                    let failed = outcomes.iter().any(|(_, outcome)| outcome.is_err());
+                    if !failed {
+                        // Every other seq of the stretch was screened out: matched, with
+                        // no alert.
+                        found.extend(
+                            outcomes
+                                .into_iter()
+                                .flat_map(|(_, alerts)| alerts.unwrap_or_default()),
+                        );
+                        events += last - first + 1;
+                        matched_through = last;
+                        continue;
+                    }
+                    outcomes
                 }
-                Err(error) => {
-                    failure = Some(error);
-                    break;
+                Stretch::Unscreened { after, through } => {
+                    self.log.map_range(after, through, self.workers, |entry| {
+                        alerts_of(&rules, &entry, &detected_at)
+                    })?
                 }
+            };
+            for (seq, outcome) in outcomes {
+                match outcome {
+                    Ok(alerts) => {
+                        found.extend(alerts);
+                        events += 1;
+                        matched_through = seq;
+                    }
+                    Err(error) => {
+                        failure = Some(error);
+                        break;
+                    }
+                }
+            }
+            if failure.is_some() {
+                break;
             }
         }
         // What was matched before a failure is kept; the failing event is tried again.
         self.alerts.append(&found)?;
         if matched_through > after {
-            self.log.save_cursor(matched_through)?;
+            self.save_cursor_now_and_then(matched_through)?;
+            self.screening.forget_through(matched_through);
         }
         if let Some(error) = failure {
             return Err(error);
@@ -114,12 +173,52 @@ impl DetectionConsumer {
     }
 }
 
+impl DetectionConsumer {
+    fn lock_progress(&self) -> std::sync::MutexGuard<'_, Progress> {
+        self.progress.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Records that every event through `seq` was matched, and saves the cursor unless
+    /// it was saved less than [`CURSOR_SAVE_INTERVAL`] ago.
+    fn save_cursor_now_and_then(&self, seq: u64) -> Result<(), DetectError> {
+        let mut progress = self.lock_progress();
+        progress.matched_through = seq;
+        if progress
+            .saved_at
+            .is_some_and(|at| at.elapsed() < CURSOR_SAVE_INTERVAL)
+        {
+            return Ok(());
+        }
+        self.log.save_cursor(seq)?;
+        progress.saved_at = Some(Instant::now());
+        Ok(())
+    }
+
+    /// Reads and matches single seqs (a screened stretch's admitted records), in order;
+    /// a seq the log no longer holds (retention) has nothing to match.
+    fn match_seqs(
+        &self,
+        seqs: &[u64],
+        rules: &RuleSet,
+        detected_at: &str,
+    ) -> Result<Vec<(u64, EventAlerts)>, DetectError> {
+        let mut outcomes = Vec::with_capacity(seqs.len());
+        for &seq in seqs {
+            for entry in self.log.store().read_log(seq - 1, 1)? {
+                if entry.seq == seq {
+                    outcomes.push((seq, alerts_of(rules, &entry, detected_at)));
+                }
+            }
+        }
+        Ok(outcomes)
+    }
+}
+
+/// The alerts one event fired, or why it could not be matched.
+type EventAlerts = Result<Vec<Alert>, DetectError>;
+
 /// The alerts one log entry fires.
-fn alerts_of(
-    rules: &RuleSet,
-    entry: &LogEntry,
-    detected_at: &str,
-) -> Result<Vec<Alert>, DetectError> {
+fn alerts_of(rules: &RuleSet, entry: &LogEntry, detected_at: &str) -> EventAlerts {
     let matches = rules.matches(&entry.json)?;
     if matches.is_empty() {
         return Ok(Vec::new());

@@ -84,6 +84,7 @@ mod prefilter;
 mod record;
 mod rule_set;
 mod screen;
+mod screening;
 mod service;
 
 pub use acknowledgements::{
@@ -95,4 +96,5 @@ pub use consumer::{DETECTIONS_CONSUMER, DetectionConsumer, ScanReport, SharedRul
 pub use delivery::{AlertDelivery, AlertTarget, DELIVERY_STATE_FILE_NAME, SIGNATURE_HEADER};
 pub use error::{DetectError, RuleRefusal};
 pub use rule_set::{Level, LoadedRules, RuleInfo, RuleMatch, RuleSet, Status};
+pub use screening::{SCREENED_SEQS_MAX, Screening, Verdicts};
 pub use service::{DetectionWorkers, Detections, DetectionsOptions};

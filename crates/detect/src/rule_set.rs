@@ -224,6 +224,12 @@ impl RuleSet {
         self.rules.is_empty()
     }
 
+    /// Whether some rule might fire on a record (its JSON object text, as stored): the
+    /// prefilter [`RuleSet::matches`] starts with. `false` is a proof that none fires.
+    pub fn admits(&self, record_json: &str) -> bool {
+        self.prefilter.admits(record_json)
+    }
+
     /// The rules a CloudTrail record fires, in rule order. `record_json` is the record's
     /// JSON object text, as stored. A record no rule can fire is told apart from a few
     /// members' raw text (see `prefilter.rs`); any other is parsed once for all rules, and
@@ -231,7 +237,7 @@ impl RuleSet {
     /// evaluates only the rules the record's values can fire. Fails when the text is not
     /// one JSON object, unless the screen already shows that no rule can fire on it.
     pub fn matches(&self, record_json: &str) -> Result<Vec<RuleMatch>, DetectError> {
-        if !self.prefilter.admits(record_json) {
+        if !self.admits(record_json) {
             return Ok(Vec::new());
         }
         let record = parse_record(record_json, &self.reads).map_err(DetectError::InvalidRecord)?;

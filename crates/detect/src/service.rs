@@ -17,6 +17,7 @@ use crate::consumer::{DETECTIONS_CONSUMER, DetectionConsumer};
 use crate::delivery::{AlertDelivery, AlertTarget};
 use crate::error::DetectError;
 use crate::rule_set::RuleSet;
+use crate::screening::Screening;
 
 /// The longest the consumer waits for new events once it has caught up (an append wakes
 /// it at once), so that it still notices a stop or a change of the rules directory.
@@ -47,6 +48,8 @@ pub struct Detections {
     store: Store,
     alerts: Arc<AlertLog>,
     book: Arc<RuleBook>,
+    /// What the ingest paths screened, for the consumer.
+    screening: Arc<Screening>,
     /// Opened by [`Detections::open`] when rules exist; the consumer thread takes it.
     consumer: Mutex<Option<DetectionConsumer>>,
 }
@@ -74,11 +77,12 @@ impl Detections {
             options.rules_dir.clone(),
             &options.rules_state_dir,
         )?);
+        let screening = Arc::new(Screening::new(Arc::clone(book.shared())));
         let consumer = if book.has_rules() {
             Some(DetectionConsumer::open(
                 store.clone(),
                 Arc::clone(&alerts),
-                Arc::clone(book.shared()),
+                Arc::clone(&screening),
             )?)
         } else {
             if store.load_cursor(DETECTIONS_CONSUMER)? > 0 {
@@ -91,6 +95,7 @@ impl Detections {
             store,
             alerts,
             book,
+            screening,
             consumer: Mutex::new(consumer),
         })
     }
@@ -108,6 +113,12 @@ impl Detections {
                 .read()
                 .unwrap_or_else(PoisonError::into_inner),
         )
+    }
+
+    /// Where an ingest path notes its batches' prefilter verdicts ([`Screening::judge`]
+    /// before the append, [`Screening::note`] after), so the consumer reads less.
+    pub fn screening(&self) -> &Arc<Screening> {
+        &self.screening
     }
 
     /// Every rule, running or disabled, and every refused one.
@@ -146,6 +157,7 @@ impl Detections {
             store: self.store.clone(),
             alerts: Arc::clone(&self.alerts),
             book: Arc::clone(&self.book),
+            screening: Arc::clone(&self.screening),
             stop: Arc::clone(&stop),
         };
         let consumer = std::thread::Builder::new()
@@ -211,6 +223,7 @@ struct ConsumerLoop {
     store: Store,
     alerts: Arc<AlertLog>,
     book: Arc<RuleBook>,
+    screening: Arc<Screening>,
     stop: Arc<AtomicBool>,
 }
 
@@ -252,7 +265,7 @@ impl ConsumerLoop {
             match DetectionConsumer::open(
                 self.store.clone(),
                 Arc::clone(&self.alerts),
-                Arc::clone(self.book.shared()),
+                Arc::clone(&self.screening),
             ) {
                 Ok(consumer) => self.consumer = Some(consumer),
                 Err(error) => {

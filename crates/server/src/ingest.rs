@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+use opentrail_detect::Screening;
 use opentrail_event::EventRecord;
 use opentrail_protocol::AwsError;
 use opentrail_store::{AppendOutcome, Store, StoreError};
@@ -63,8 +64,14 @@ fn writes_refused(reason: &'static str, error: &StoreError) -> ApiError {
 
 /// Appends records durably; returns once they are fsynced (or were duplicates). A full
 /// queue or a refused write answers 503 with `Retry-After`; nothing of it was stored.
+///
+/// With `screening`, the records are first run through the detection rules' prefilter
+/// on the same blocking thread, and the verdicts noted against the seqs they got (by
+/// the store's writer, before those seqs are visible), so the detection consumer does
+/// not read the records no rule can fire on (see `opentrail_detect::Screening`).
 pub async fn append_to_store(
     store: Store,
+    screening: Option<Arc<Screening>>,
     records: Vec<EventRecord>,
 ) -> Result<Vec<AppendOutcome>, ApiError> {
     if records.is_empty() {
@@ -72,9 +79,22 @@ pub async fn append_to_store(
     }
     let started = std::time::Instant::now();
     let count = records.len() as u64;
-    let outcome = tokio::task::spawn_blocking(move || store.try_append(records))
-        .await
-        .map_err(ApiError::internal)?;
+    let outcome = tokio::task::spawn_blocking(move || {
+        let verdicts = screening.as_ref().and_then(|screening| {
+            screening.judge(records.iter().map(|record| record.json.as_str()))
+        });
+        match (screening, verdicts) {
+            // Noted before the seqs are visible, so the consumer never reads them whole
+            // for want of a note that was on its way.
+            (Some(screening), Some(verdicts)) => store.try_append_then(
+                records,
+                Box::new(move |outcomes| screening.note(verdicts, outcomes)),
+            ),
+            _ => store.try_append(records),
+        }
+    })
+    .await
+    .map_err(ApiError::internal)?;
     match outcome {
         Ok(outcomes) => {
             metrics::histogram!("opentrail_append_seconds").record(started.elapsed().as_secs_f64());

@@ -83,7 +83,7 @@ async fn append_recorded(
             })
             .collect();
         let mut backoff = RETRY_FIRST;
-        while let Err(error) = append_to_store(store.clone(), records.clone()).await {
+        while let Err(error) = append_to_store(store.clone(), None, records.clone()).await {
             tracing::warn!(error = %error.0.message, "the store refused recorded calls; retrying");
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(RETRY_MAX);

@@ -120,7 +120,12 @@ pub async fn store_accepted(
         .iter()
         .map(|record| record.event_id.clone())
         .collect();
-    let outcomes = append_to_store(state.store.clone(), records).await?;
+    let outcomes = append_to_store(
+        state.store.clone(),
+        Some(std::sync::Arc::clone(state.detections.screening())),
+        records,
+    )
+    .await?;
     for ((index, event_id), outcome) in indexes.into_iter().zip(event_ids).zip(outcomes) {
         let entry = IngestedEvent { index, event_id };
         match outcome {

@@ -63,9 +63,13 @@ async fn put(
     let ingestion_time = Timestamp::now();
     let batch = prepare_batch(&channel, &entries, ingestion_time);
     let (records, pending) = (batch.records, batch.pending);
-    let outcomes = append_to_store(state.store.clone(), records)
-        .await
-        .map_err(|ApiError(error)| error)?;
+    let outcomes = append_to_store(
+        state.store.clone(),
+        Some(std::sync::Arc::clone(state.detections.screening())),
+        records,
+    )
+    .await
+    .map_err(|ApiError(error)| error)?;
     let response = assemble_response(pending, &outcomes)?;
     state.channels.record_ingestion(
         &channel.id,
