@@ -253,7 +253,8 @@ struct PendingAppend {
 /// Runs on the writer thread once an append's records are durable and in the head, and
 /// before their seqs are published to readers (`Store::last_seq`, the log consumers),
 /// with the append's outcomes: for a side table that a consumer must find in place when
-/// it first sees those seqs. It must be quick and must not call the store.
+/// it first sees those seqs. It must be quick, and must not append to the store or wait
+/// for it (reading `Store::last_seq` is fine: the hook runs before it moves).
 pub type BeforeVisible = Box<dyn FnOnce(&[AppendOutcome]) + Send>;
 
 impl Writer {
