@@ -510,6 +510,42 @@ key_names = {{ AKIAPROXYSECTION0001 = "erin" }}
     assert records[0]["resources"][0]["ARN"] == f"arn:aws:sqs:us-east-1:{server.account_id}:section-jobs"
 
 
+def test_calls_a_proxy_section_records_are_matched_by_the_servers_rules(server_factory, moto, tmp_path):
+    rules_dir = Path(__file__).resolve().parents[2] / "rules" / "cloudtrail"
+    # No rule fires on CreateBucket; the starter rule "S3 bucket deleted" fires on the
+    # DeleteBucket, which the proxy records into the server (screened like HTTP ingest).
+    port = otlib.free_port()
+    config = tmp_path / "opentrail.toml"
+    config.write_text(
+        f"""
+[[proxy]]
+listen = "127.0.0.1:{port}"
+upstream = "{moto.endpoint}"
+"""
+    )
+    server = server_factory(extra_args=["--config", str(config), "--rules", str(rules_dir)])
+    s3 = aws_client("s3", f"http://127.0.0.1:{port}", key="AKIAPROXYRULES000001")
+    kept, deleted = otlib.uniq("kept-bucket").lower(), otlib.uniq("gone-bucket").lower()
+    for bucket in (kept, deleted):
+        s3.create_bucket(Bucket=bucket)
+    s3.delete_bucket(Bucket=deleted)
+    records = wait_for_events(
+        server, "AKIAPROXYRULES000001", lambda found: len(found) >= 3, "the three calls recorded"
+    )
+    deletion = next(record for record in records if record["eventName"] == "DeleteBucket")
+
+    def bucket_alerts() -> list[dict]:
+        answer = server.signed_request("GET", "/v1/alerts", query={"limit": "100"})
+        assert answer.status == 200, answer
+        return answer.json["alerts"]
+
+    otlib.wait_for(lambda: bucket_alerts(), timeout=20, interval=0.2, what="an alert for the deleted bucket")
+    alerts = bucket_alerts()
+    assert [(alert["ruleTitle"], alert["eventId"]) for alert in alerts] == [
+        ("S3 bucket deleted", deletion["eventID"])
+    ], alerts
+
+
 # --------------------------------------------------------------------------- Kubernetes
 
 

@@ -100,8 +100,11 @@ impl Server {
                 account_id: config.account_id.clone(),
                 region: config.region.clone(),
             };
-            let (sink, writer) =
-                crate::recording::StoreRecordSink::start(opened.store.clone(), context);
+            let (sink, writer) = crate::recording::StoreRecordSink::start(
+                opened.store.clone(),
+                Some(Arc::clone(opened.detections.screening())),
+                context,
+            );
             let proxies = crate::recording::bind_proxies(
                 &crate::recording::owned_by(&config.proxies, &config),
                 sink,

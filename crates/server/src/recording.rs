@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use opentrail_detect::Screening;
 use opentrail_event::{EventRecord, IngestContext};
 use opentrail_proxy::{Proxy, ProxyConfig};
 use opentrail_recorder::{RecordSink, SinkFull};
@@ -39,10 +40,15 @@ pub struct StoreRecordSink {
 
 impl StoreRecordSink {
     /// Starts the appending task; it ends once every sink handle is dropped and what was
-    /// queued is stored.
-    pub fn start(store: Store, context: IngestContext) -> (Arc<StoreRecordSink>, JoinHandle<()>) {
+    /// queued is stored. With `screening` (a server's detections), the records are
+    /// screened for the detection consumer as HTTP ingest's are.
+    pub fn start(
+        store: Store,
+        screening: Option<Arc<Screening>>,
+        context: IngestContext,
+    ) -> (Arc<StoreRecordSink>, JoinHandle<()>) {
         let (sender, receiver) = mpsc::channel(SINK_CHANNEL);
-        let task = tokio::spawn(append_recorded(store, context, receiver));
+        let task = tokio::spawn(append_recorded(store, screening, context, receiver));
         (Arc::new(StoreRecordSink { sender }), task)
     }
 }
@@ -61,6 +67,7 @@ impl RecordSink for StoreRecordSink {
 
 async fn append_recorded(
     store: Store,
+    screening: Option<Arc<Screening>>,
     context: IngestContext,
     mut receiver: mpsc::Receiver<String>,
 ) {
@@ -83,7 +90,9 @@ async fn append_recorded(
             })
             .collect();
         let mut backoff = RETRY_FIRST;
-        while let Err(error) = append_to_store(store.clone(), None, records.clone()).await {
+        while let Err(error) =
+            append_to_store(store.clone(), screening.clone(), records.clone()).await
+        {
             tracing::warn!(error = %error.0.message, "the store refused recorded calls; retrying");
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(RETRY_MAX);
@@ -203,7 +212,8 @@ pub async fn run_proxy(
                 account_id: config.account_id.clone(),
                 region: config.region.clone(),
             };
-            let (sink, writer) = StoreRecordSink::start(store.clone(), context);
+            // No server, so no detections to screen for.
+            let (sink, writer) = StoreRecordSink::start(store.clone(), None, context);
             let proxies = owned_by(std::slice::from_ref(&proxy), &config);
             (sink, proxies, Recording::Store { store, writer })
         }
