@@ -9,6 +9,8 @@ OPENTRAIL_REGION=us-east-1 on a free loopback port; its admin key is read from
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 import otlib
@@ -77,3 +79,16 @@ def read_key(server):
 def ingest_key(server):
     """An `ingest` key of the default account."""
     return server.create_key("ingest")
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint():
+    """An S3-compatible endpoint for a test module: $OPENTRAIL_TEST_S3_ENDPOINT when set
+    (CI's server), else a `moto_server` of the venv on a free loopback port."""
+    given = os.environ.get("OPENTRAIL_TEST_S3_ENDPOINT")
+    if given:
+        yield given
+        return
+    moto = otlib.MotoServer().start()
+    yield moto.endpoint
+    moto.stop()

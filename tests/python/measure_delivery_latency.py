@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import otlib  # noqa: E402
-from test_delivery import WITHOUT_SELF_AUDIT, MotoServer, s3_client  # noqa: E402
+from test_delivery import WITHOUT_SELF_AUDIT, s3_client  # noqa: E402
 
 
 def main() -> None:
@@ -33,7 +33,7 @@ def main() -> None:
     parser.add_argument("--pause", type=float, default=0.5, help="seconds between samples")
     args = parser.parse_args()
     otlib.isolate_aws_environment()
-    moto = MotoServer().start()
+    moto = otlib.MotoServer().start()
     work = Path(tempfile.mkdtemp(prefix="opentrail-latency-"))
     server = otlib.Server(
         otlib.opentrail_bin(),

@@ -739,3 +739,44 @@ def wait_for(predicate, timeout: float = 10.0, interval: float = 0.1, what: str 
 def checksum(event_data: str) -> str:
     """PutAuditEvents' eventDataChecksum: base64(SHA-256(eventData))."""
     return base64.b64encode(hashlib.sha256(event_data.encode()).digest()).decode()
+
+
+# --------------------------------------------------------------------------- S3 server
+
+
+class MotoServer:
+    """`moto_server` on a loopback port (in memory: a restart forgets every bucket)."""
+
+    def __init__(self, port: int | None = None):
+        self.port = port or free_port()
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> "MotoServer":
+        binary = Path(sys.executable).parent / "moto_server"
+        if not binary.exists():
+            raise RuntimeError(f"moto_server not found next to {sys.executable}: run scripts/python-env")
+        self.proc = subprocess.Popen(
+            [str(binary), "-H", "127.0.0.1", "-p", str(self.port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(self.endpoint + "/", timeout=1):
+                    return self
+            except OSError:
+                if self.proc.poll() is not None:
+                    break
+                time.sleep(0.1)
+        raise RuntimeError(f"moto_server did not start on port {self.port}")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=30)

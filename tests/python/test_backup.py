@@ -113,9 +113,9 @@ def test_a_backup_taken_during_ingest_restores_every_acknowledged_event_and_resu
 
 
 def test_a_backup_goes_to_s3_and_comes_back(server_factory, tmp_path):
-    from test_delivery import MotoServer, s3_client
+    from test_delivery import s3_client
 
-    moto = MotoServer().start()
+    moto = otlib.MotoServer().start()
     try:
         s3_client(moto.endpoint).create_bucket(Bucket="opentrail-backups")
         s3_env = {

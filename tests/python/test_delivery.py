@@ -3,8 +3,8 @@ local directory destination: CloudTrail's key layout, one gzip member of
 `{"Records":[…]}`, selectors, stopped trails, `kill -9` during delivery (every event once),
 outages of S3, SNS-shaped notifications, stream sinks, and DuckDB reading the files.
 
-The S3 server is `moto_server` from the test venv, started here on a free loopback port,
-unless OPENTRAIL_TEST_S3_ENDPOINT names one that is already running. Servers deliver with
+The S3 server is conftest's `s3_endpoint`: `moto_server` from the test venv on a free
+loopback port, unless OPENTRAIL_TEST_S3_ENDPOINT names one that is already running. Servers deliver with
 OPENTRAIL_DELIVERY_INTERVAL_SECS=1. Polls are bounded; no timing is asserted.
 """
 
@@ -16,16 +16,11 @@ import hmac
 import http.client
 import http.server
 import json
-import os
 import random
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
 import uuid
 import zlib
-from pathlib import Path
 
 import boto3
 import pytest
@@ -51,59 +46,10 @@ WITHOUT_SELF_AUDIT = [
 # --------------------------------------------------------------------------- S3 server
 
 
-class MotoServer:
-    """`moto_server` on a loopback port (in memory: a restart forgets every bucket)."""
-
-    def __init__(self, port: int | None = None):
-        self.port = port or otlib.free_port()
-        self.proc: subprocess.Popen | None = None
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> "MotoServer":
-        binary = Path(sys.executable).parent / "moto_server"
-        if not binary.exists():
-            pytest.fail(f"moto_server not found next to {sys.executable}: run scripts/python-env", pytrace=False)
-        self.proc = subprocess.Popen(
-            [str(binary), "-H", "127.0.0.1", "-p", str(self.port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            stdin=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(self.endpoint + "/", timeout=1):
-                    return self
-            except OSError:
-                if self.proc.poll() is not None:
-                    break
-                time.sleep(0.1)
-        raise RuntimeError(f"moto_server did not start on port {self.port}")
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=30)
-
-
 def s3_client(endpoint: str):
     return boto3.session.Session(
         aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1"
     ).client("s3", endpoint_url=endpoint, config=Config(retries={"total_max_attempts": 2}, s3={"addressing_style": "path"}))
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint():
-    given = os.environ.get("OPENTRAIL_TEST_S3_ENDPOINT")
-    if given:
-        yield given
-        return
-    moto = MotoServer().start()
-    yield moto.endpoint
-    moto.stop()
 
 
 # --------------------------------------------------------------------------- destinations
@@ -408,7 +354,7 @@ def test_missing_s3_bucket_is_s3_bucket_does_not_exist(s3_endpoint, server_facto
 
 
 def test_an_s3_outage_is_retried_and_nothing_is_lost(server_factory):
-    moto = MotoServer().start()
+    moto = otlib.MotoServer().start()
     try:
         destination = Destination("s3", moto.endpoint)
         srv = server_factory(extra_env=destination.env())
@@ -424,7 +370,7 @@ def test_an_s3_outage_is_retried_and_nothing_is_lost(server_factory):
             what="LatestDeliveryError during the outage",
         )
         # The same endpoint comes back (empty: moto keeps nothing), with the bucket.
-        moto = MotoServer(moto.port).start()
+        moto = otlib.MotoServer(moto.port).start()
         s3_client(moto.endpoint).create_bucket(Bucket=bucket)
         files = wait_for_ids(destination, srv, bucket, during, timeout=120)
         counts = id_counts(files)

@@ -2,7 +2,7 @@
 PyPI) accepts OpenTrail's digest chain in a real S3-compatible server, and reports a
 changed log file as INVALID with exit status 1; `opentrail validate` agrees.
 
-The S3 server is `moto_server` (started here on a free port unless
+The S3 server is conftest's `s3_endpoint` (`moto_server` on a free port unless
 OPENTRAIL_TEST_S3_ENDPOINT names a running one). The aws CLI reaches OpenTrail through
 `--endpoint-url` and S3 through AWS_ENDPOINT_URL_S3: validate-logs never sends
 --endpoint-url to S3 (spec §6.4). Digests are written every 2 s here.
@@ -18,23 +18,11 @@ import subprocess
 import time
 import uuid
 
-import pytest
 
 import otlib
-from test_delivery import WITHOUT_SELF_AUDIT, MotoServer, s3_client
+from test_delivery import WITHOUT_SELF_AUDIT, s3_client
 
 WAIT_S = 90.0
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint():
-    given = os.environ.get("OPENTRAIL_TEST_S3_ENDPOINT")
-    if given:
-        yield given
-        return
-    moto = MotoServer().start()
-    yield moto.endpoint
-    moto.stop()
 
 
 def s3_env(endpoint: str) -> dict[str, str]:

@@ -17,14 +17,10 @@ import gzip
 import json
 import os
 import subprocess
-import sys
-import time
-import urllib.request
 import uuid
 from pathlib import Path
 
 import boto3
-import pytest
 
 import otlib
 
@@ -35,47 +31,6 @@ S3_KEY_ID = "opentrailtest"
 S3_SECRET = "opentrailtestsecret"
 S3_REGION = "us-east-1"
 SANS_FILES_UPLOADED = 60
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint(tmp_path_factory):
-    configured = os.environ.get("OPENTRAIL_TEST_S3_ENDPOINT")
-    if configured:
-        yield configured
-        return
-    moto = Path(sys.executable).parent / "moto_server"
-    if not moto.exists():
-        pytest.fail(f"moto_server not found at {moto}: run scripts/python-env", pytrace=False)
-    port = otlib.free_port()
-    log = tmp_path_factory.mktemp("moto") / "moto.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [str(moto), "-H", "127.0.0.1", "-p", str(port)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"moto_server exited: {log.read_text()}", pytrace=False)
-            try:
-                urllib.request.urlopen(endpoint + "/", timeout=2).read()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"moto_server did not answer: {log.read_text()}", pytrace=False)
-                time.sleep(0.2)
-        yield endpoint
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=20)
 
 
 def s3_client(endpoint: str):

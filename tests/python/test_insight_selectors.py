@@ -4,14 +4,13 @@ DescribeTrails, every modelled error with its HTTP status, and Insights records 
 through POST /v1/events) delivered to the trail's S3 bucket under CloudTrail-Insight, and
 never in its log files.
 
-The S3 server is test_delivery's `moto_server` (or OPENTRAIL_TEST_S3_ENDPOINT). Polls are
+The S3 server is conftest's `s3_endpoint` (`moto_server`, or OPENTRAIL_TEST_S3_ENDPOINT). Polls are
 bounded; no timing is asserted.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import time
 import uuid
 
@@ -19,7 +18,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 import otlib
-from test_delivery import WITHOUT_SELF_AUDIT, MotoServer, gunzip_one_member, s3_client
+from test_delivery import WITHOUT_SELF_AUDIT, gunzip_one_member, s3_client
 
 DELIVERY_WAIT_S = 60.0
 CALL_RATE = "ApiCallRateInsight"
@@ -29,17 +28,6 @@ ERROR_RATE = "ApiErrorRateInsight"
 @pytest.fixture
 def srv(server_factory):
     return server_factory()
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint():
-    given = os.environ.get("OPENTRAIL_TEST_S3_ENDPOINT")
-    if given:
-        yield given
-        return
-    moto = MotoServer().start()
-    yield moto.endpoint
-    moto.stop()
 
 
 def arn(name: str, region: str = otlib.REGION, account: str = otlib.ACCOUNT_ID) -> str:

@@ -26,7 +26,6 @@ import botocore.exceptions
 import pytest
 
 import otlib
-from test_delivery import MotoServer
 from test_tls import certificates, tls_server  # noqa: F401 (fixtures)
 
 PROXY_KEY = "AKIAPROXYALICE000001"
@@ -108,7 +107,7 @@ def aws_client(service: str, endpoint: str, key: str = PROXY_KEY):
 
 @pytest.fixture(scope="module")
 def moto():
-    server = MotoServer().start()
+    server = otlib.MotoServer().start()
     yield server
     server.stop()
 
@@ -489,20 +488,31 @@ def test_a_full_queue_refuses_calls_unless_told_to_pass_them(server_factory, pro
 # --------------------------------------------------------------------------- [[proxy]] sections
 
 
-def test_a_proxy_section_in_the_server_config_records_into_the_server(server_factory, moto, tmp_path):
+def server_with_proxy_section(server_factory, upstream: str, tmp_path, recording: str = "", *args: str):
+    """A server whose config has one `[[proxy]]` section in front of `upstream`; returns
+    it and the proxy's endpoint."""
     port = otlib.free_port()
     config = tmp_path / "opentrail.toml"
     config.write_text(
         f"""
 [[proxy]]
 listen = "127.0.0.1:{port}"
-upstream = "{moto.endpoint}"
-[proxy.recording]
-key_names = {{ AKIAPROXYSECTION0001 = "erin" }}
+upstream = "{upstream}"
+{recording}
 """
     )
-    server = server_factory(extra_args=["--config", str(config)])
-    sqs = aws_client("sqs", f"http://127.0.0.1:{port}", key="AKIAPROXYSECTION0001")
+    server = server_factory(extra_args=["--config", str(config), *args])
+    return server, f"http://127.0.0.1:{port}"
+
+
+def test_a_proxy_section_in_the_server_config_records_into_the_server(server_factory, moto, tmp_path):
+    server, proxy = server_with_proxy_section(
+        server_factory,
+        moto.endpoint,
+        tmp_path,
+        '[proxy.recording]\nkey_names = { AKIAPROXYSECTION0001 = "erin" }',
+    )
+    sqs = aws_client("sqs", proxy, key="AKIAPROXYSECTION0001")
     sqs.create_queue(QueueName="section-jobs")
     records = wait_for_events(server, "AKIAPROXYSECTION0001", lambda found: len(found) >= 1, "the section's call recorded")
     assert records[0]["eventName"] == "CreateQueue"
@@ -514,17 +524,10 @@ def test_calls_a_proxy_section_records_are_matched_by_the_servers_rules(server_f
     rules_dir = Path(__file__).resolve().parents[2] / "rules" / "cloudtrail"
     # No rule fires on CreateBucket; the starter rule "S3 bucket deleted" fires on the
     # DeleteBucket, which the proxy records into the server (screened like HTTP ingest).
-    port = otlib.free_port()
-    config = tmp_path / "opentrail.toml"
-    config.write_text(
-        f"""
-[[proxy]]
-listen = "127.0.0.1:{port}"
-upstream = "{moto.endpoint}"
-"""
+    server, proxy = server_with_proxy_section(
+        server_factory, moto.endpoint, tmp_path, "", "--rules", str(rules_dir)
     )
-    server = server_factory(extra_args=["--config", str(config), "--rules", str(rules_dir)])
-    s3 = aws_client("s3", f"http://127.0.0.1:{port}", key="AKIAPROXYRULES000001")
+    s3 = aws_client("s3", proxy, key="AKIAPROXYRULES000001")
     kept, deleted = otlib.uniq("kept-bucket").lower(), otlib.uniq("gone-bucket").lower()
     for bucket in (kept, deleted):
         s3.create_bucket(Bucket=bucket)
