@@ -16,7 +16,7 @@ from pathlib import Path
 import duckdb
 
 import otlib
-from test_import_s3 import S3_KEY_ID, S3_REGION, S3_SECRET, s3_client, s3_endpoint  # noqa: F401
+from test_import_s3 import S3_KEY_ID, S3_REGION, S3_SECRET, s3_client
 
 PREFIX = "audit/segments"
 
