@@ -291,13 +291,16 @@ def test_a_100_mb_upload_streams_through_byte_identical_without_buffering(server
     proxy = proxies(moto.endpoint, "--data-dir", str(tmp_path / "proxy-data"))
     s3 = aws_client("s3", proxy.endpoint, key="AKIAPROXYUPLOAD00001")
     s3.create_bucket(Bucket="big")
+    # The proxy's own store is open and has recorded a call: its memory is in use already.
+    before = proxy.peak_rss_mb()
     body = os.urandom(100 * 1024 * 1024)
     s3.put_object(Bucket="big", Key="blob.bin", Body=body)
     direct = aws_client("s3", moto.endpoint)
     stored = direct.get_object(Bucket="big", Key="blob.bin")["Body"].read()
     assert hashlib.sha256(stored).hexdigest() == hashlib.sha256(body).hexdigest()
-    # The proxy copied only the first bytes of the body; buffering it would need 100 MB.
-    assert proxy.peak_rss_mb() < 60, f"proxy peak RSS {proxy.peak_rss_mb():.0f} MB"
+    # The proxy copied only the first bytes of the body; buffering it would add 100 MB.
+    added = proxy.peak_rss_mb() - before
+    assert added < 50, f"the upload raised the proxy's peak RSS by {added:.0f} MB (from {before:.0f} MB)"
     del server
 
 
