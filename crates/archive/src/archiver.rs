@@ -301,7 +301,7 @@ impl Archiver {
             return self.report(&state, None, false);
         }
         let waited_ms = now_ms.saturating_sub(self.due_since_ms(oldest.ingest_time_ms));
-        let age_max_ms = i64::try_from(self.options.seal_age_max.as_millis()).unwrap_or(i64::MAX);
+        let age_max_ms = millis(self.options.seal_age_max);
         let due = waited_ms >= age_max_ms || self.enough_waiting(through, last_seq, cutoff_ms)?;
         if !due {
             return self.report(&state, None, false);
@@ -350,7 +350,7 @@ impl Archiver {
     pub fn expire_at(&self, now_ms: i64) -> Result<ArchiveExpireReport, ArchiveError> {
         // Seals and expiry do not interleave: one never deletes what the other writes.
         let _state = self.lock_state();
-        let retention_ms = i64::try_from(self.options.retention.as_millis()).unwrap_or(i64::MAX);
+        let retention_ms = millis(self.options.retention);
         let cutoff_ms = now_ms.saturating_sub(retention_ms);
         let Ok(cutoff_date) = schema::event_date_of_millis(cutoff_ms) else {
             return Ok(ArchiveExpireReport::default());
@@ -409,7 +409,7 @@ impl Archiver {
     /// [`Archiver::compact`] as if the clock read `now_ms`.
     pub fn compact_at(&self, now_ms: i64) -> Result<CompactReport, ArchiveError> {
         let state = self.lock_state();
-        let after_ms = i64::try_from(self.options.compact_after.as_millis()).unwrap_or(i64::MAX);
+        let after_ms = millis(self.options.compact_after);
         // Partitions dated before this date ended at least `compact_after` ago.
         let Ok(open_from_date) = schema::event_date_of_millis(now_ms.saturating_sub(after_ms))
         else {
@@ -513,14 +513,12 @@ impl Archiver {
             // Not `now_ms`: a clock that stepped back must not hold events back.
             return i64::MAX;
         }
-        let after_ms = i64::try_from(self.options.archive_after.as_millis()).unwrap_or(i64::MAX);
-        now_ms.saturating_sub(after_ms)
+        now_ms.saturating_sub(millis(self.options.archive_after))
     }
 
     /// When an event recorded at `ingest_time_ms` became eligible for the archive.
     fn due_since_ms(&self, ingest_time_ms: i64) -> i64 {
-        let after_ms = i64::try_from(self.options.archive_after.as_millis()).unwrap_or(i64::MAX);
-        ingest_time_ms.saturating_add(after_ms)
+        ingest_time_ms.saturating_add(millis(self.options.archive_after))
     }
 
     /// Whether at least `seal_events_min` events after `through` may be archived. Ingest
@@ -814,8 +812,7 @@ impl StopSignal {
 
 fn background_loop(archiver: &Archiver, stop: &StopSignal, interval: Duration) {
     let mut last_maintenance_ms: Option<i64> = None;
-    let maintenance_interval_ms =
-        i64::try_from(archiver.options.maintenance_interval.as_millis()).unwrap_or(i64::MAX);
+    let maintenance_interval_ms = millis(archiver.options.maintenance_interval);
     loop {
         if stop.is_requested() {
             return;
@@ -908,6 +905,12 @@ fn remove_dir_if_empty(dir: &Path) -> Result<bool, ArchiveError> {
     }
     std::fs::remove_dir(dir).map_err(|error| ArchiveError::io(dir, error))?;
     Ok(true)
+}
+
+/// A duration in whole milliseconds, saturated: the options are compared with ingest
+/// times in milliseconds.
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
 fn now_ms() -> i64 {
