@@ -106,13 +106,7 @@ impl Detections {
 
     /// The rules running now (disabled rules left out).
     pub fn rules(&self) -> Arc<RuleSet> {
-        Arc::clone(
-            &self
-                .book
-                .shared()
-                .read()
-                .unwrap_or_else(PoisonError::into_inner),
-        )
+        self.screening.rules()
     }
 
     /// Where an ingest path notes its batches' prefilter verdicts ([`Screening::judge`]
