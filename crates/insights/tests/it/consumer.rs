@@ -304,6 +304,14 @@ fn the_worker_reports_the_burst_and_serves_its_metrics_and_forgets_when_turned_o
         "the burst enters the window"
     );
 
+    // The records are appended before the cursor is saved: wait for the save, or a cursor
+    // not yet written would pass for a forgotten one below.
+    wait_for(|| {
+        store
+            .load_cursor(INSIGHTS_CONSUMER)
+            .is_ok_and(|seq| seq > 0)
+    });
+
     // Off everywhere: the analysis is forgotten and the cursor no longer holds retention.
     scope.0.store(false, std::sync::atomic::Ordering::Release);
     wait_for(|| {
