@@ -118,6 +118,14 @@ impl Head {
             .map(|newest| newest.event_time_ms)
     }
 
+    /// The earliest event time any row has.
+    pub(crate) fn min_time_ms(&self) -> Option<i64> {
+        self.by_position
+            .keys()
+            .next_back()
+            .map(|oldest| oldest.event_time_ms)
+    }
+
     pub(crate) fn last_seq(&self) -> Option<u64> {
         self.rows.last().map(|row| row.seq)
     }

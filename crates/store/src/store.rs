@@ -175,6 +175,12 @@ impl Store {
         })
     }
 
+    /// Every source of events at this instant, for a scan of all of them (SQL): see
+    /// [`ScanSources`].
+    pub fn scan_sources(&self) -> Result<crate::ScanSources, StoreError> {
+        crate::scan_sources::scan_sources(&self.shared, now_ms())
+    }
+
     /// Every scope (account, region, lane) that holds or held an event.
     pub fn scopes(&self) -> Vec<Scope> {
         self.shared.scopes(&self.shared.sources())

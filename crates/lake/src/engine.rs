@@ -1,0 +1,185 @@
+//! [`Lake`]: one read-only `SELECT` over event data store tables, on DataFusion, within a
+//! memory pool every query of the process shares (spilling to disk before it gives up).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use datafusion::common::DataFusionError;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+use datafusion::execution::memory_pool::FairSpillPool;
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
+use datafusion::sql::parser::{DFParser, Statement};
+use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
+use opentrail_store::Store;
+
+use crate::error::LakeError;
+use crate::names::quote_table_names;
+use crate::table::{EventsTable, ScanCounters, TableScope};
+
+/// Limits every query runs within.
+#[derive(Debug, Clone)]
+pub struct LakeOptions {
+    /// Memory all running queries share; an operator that cannot spill fails past it.
+    pub memory_limit_bytes: usize,
+    /// Where sorts, joins and aggregations spill; `None`: the system's temporary directory.
+    pub spill_dir: Option<PathBuf>,
+    /// Threads one query reads and computes on.
+    pub target_partitions: usize,
+}
+
+impl Default for LakeOptions {
+    fn default() -> LakeOptions {
+        LakeOptions {
+            memory_limit_bytes: 256 * 1024 * 1024,
+            spill_dir: None,
+            target_partitions: std::thread::available_parallelism().map_or(2, usize::from),
+        }
+    }
+}
+
+/// A table a query may name: its name in `FROM` and the events it holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LakeTable {
+    pub name: String,
+    pub scope: TableScope,
+}
+
+/// A started query: its result rows as a stream, and what its scans have read so far.
+pub struct QueryRun {
+    /// The result's column names, in order.
+    pub columns: Vec<String>,
+    pub stream: SendableRecordBatchStream,
+    pub counters: Arc<ScanCounters>,
+}
+
+/// The SQL engine over one store.
+#[derive(Clone)]
+pub struct Lake {
+    store: Store,
+    options: LakeOptions,
+    runtime: Arc<RuntimeEnv>,
+}
+
+impl Lake {
+    pub fn new(store: Store, options: LakeOptions) -> Result<Lake, LakeError> {
+        let mode = match &options.spill_dir {
+            Some(dir) => DiskManagerMode::Directories(vec![dir.clone()]),
+            None => DiskManagerMode::OsTmpDirectory,
+        };
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_pool(Arc::new(FairSpillPool::new(options.memory_limit_bytes)))
+            .with_disk_manager_builder(DiskManagerBuilder::default().with_mode(mode))
+            .build_arc()
+            .map_err(|error| LakeError::Execution(error.to_string()))?;
+        Ok(Lake {
+            store,
+            options,
+            runtime,
+        })
+    }
+
+    pub fn options(&self) -> &LakeOptions {
+        &self.options
+    }
+
+    /// Plans `sql` over `tables` and starts it. Table names may be written unquoted even
+    /// when they hold `-` (event data store ids), as in CloudTrail Lake; other identifiers
+    /// are case-insensitive unless quoted.
+    pub async fn start(&self, sql: &str, tables: &[LakeTable]) -> Result<QueryRun, LakeError> {
+        let names: Vec<&str> = tables.iter().map(|table| table.name.as_str()).collect();
+        let sql = quote_table_names(sql, &names);
+        check_is_one_select(&sql)?;
+        let config = SessionConfig::new()
+            .with_target_partitions(self.options.target_partitions.max(1))
+            .with_information_schema(false);
+        let context = SessionContext::new_with_config_rt(config, Arc::clone(&self.runtime));
+        let counters = Arc::new(ScanCounters::default());
+        for table in tables {
+            let provider = EventsTable::new(
+                self.store.clone(),
+                table.scope.clone(),
+                Arc::clone(&counters),
+            );
+            context
+                .register_table(
+                    datafusion::common::TableReference::bare(table.name.as_str()),
+                    Arc::new(provider),
+                )
+                .map_err(|error| self.classify(error))?;
+        }
+        let read_only = SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false)
+            .with_allow_statements(false);
+        let frame = context
+            .sql_with_options(&sql, read_only)
+            .await
+            .map_err(|error| self.classify(error))?;
+        let stream = frame
+            .execute_stream()
+            .await
+            .map_err(|error| self.classify(error))?;
+        let columns = stream
+            .schema()
+            .fields()
+            .iter()
+            .map(|field| field.name().clone())
+            .collect();
+        Ok(QueryRun {
+            columns,
+            stream,
+            counters,
+        })
+    }
+
+    /// A DataFusion error as what the user did wrong, or what went wrong.
+    pub fn classify(&self, error: DataFusionError) -> LakeError {
+        match error.find_root() {
+            DataFusionError::ResourcesExhausted(detail) => LakeError::MemoryLimit {
+                limit_bytes: self.options.memory_limit_bytes,
+                detail: detail.clone(),
+            },
+            DataFusionError::SQL(..)
+            | DataFusionError::Plan(_)
+            | DataFusionError::SchemaError(..)
+            | DataFusionError::NotImplemented(_) => {
+                LakeError::InvalidQuery(error.strip_backtrace())
+            }
+            _ => LakeError::Execution(error.strip_backtrace()),
+        }
+    }
+}
+
+fn check_is_one_select(sql: &str) -> Result<(), LakeError> {
+    let statements = DFParser::parse_sql(sql)
+        .map_err(|error| LakeError::InvalidQuery(error.strip_backtrace()))?;
+    match statements.len() {
+        0 => return Err(LakeError::NotSelect("the statement is empty".into())),
+        1 => {}
+        count => {
+            return Err(LakeError::NotSelect(format!(
+                "{count} statements were given"
+            )));
+        }
+    }
+    match statements.front() {
+        Some(Statement::Statement(statement)) if matches!(**statement, SqlStatement::Query(_)) => {
+            Ok(())
+        }
+        Some(other) => Err(LakeError::NotSelect(format!(
+            "{} is not a SELECT",
+            first_words(&other.to_string())
+        ))),
+        None => Err(LakeError::NotSelect("the statement is empty".into())),
+    }
+}
+
+fn first_words(statement: &str) -> String {
+    statement
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}

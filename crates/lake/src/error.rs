@@ -1,0 +1,37 @@
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum LakeError {
+    /// The statement is not one read-only `SELECT` query.
+    #[error("only a single SELECT statement is allowed: {0}")]
+    NotSelect(String),
+    /// The SQL does not parse or plan (unknown column, table or function, wrong types).
+    #[error("{0}")]
+    InvalidQuery(String),
+    /// The query needed more memory than the limit allows, even spilling.
+    #[error("the query needs more memory than the limit of {limit_bytes} bytes: {detail}")]
+    MemoryLimit { limit_bytes: usize, detail: String },
+    /// The query ran past its time limit.
+    #[error("the query ran past its time limit of {seconds} s")]
+    TimedOut { seconds: u64 },
+    #[error("the query failed: {0}")]
+    Execution(String),
+    #[error("reading the record at seq {seq}: {detail}")]
+    Record { seq: u64, detail: String },
+    #[error("a segment's columns lack {0}")]
+    MissingColumn(String),
+    #[error(transparent)]
+    Store(#[from] opentrail_store::StoreError),
+    #[error("reading a segment's columns: {0}")]
+    Parquet(#[from] parquet::errors::ParquetError),
+    #[error("building columns: {0}")]
+    Arrow(#[from] datafusion::arrow::error::ArrowError),
+    #[error("opening a segment's columns: {0}")]
+    Io(#[source] std::io::Error),
+}
+
+impl From<LakeError> for datafusion::common::DataFusionError {
+    fn from(error: LakeError) -> Self {
+        datafusion::common::DataFusionError::External(Box::new(error))
+    }
+}

@@ -1,0 +1,25 @@
+//! SQL over the events, as CloudTrail Lake offers it: one table per event data store, the
+//! lower-case record fields as columns (`schema.rs`), read from the store's sealed
+//! segments (their Parquet columns when a query needs no other column) and unsealed heads,
+//! so a query sees an event as soon as its append is acknowledged.
+//!
+//! Data flows: `engine` (parse, check it is a SELECT, plan) → `table` (prune the store's
+//! sources by event time and account, read them on blocking threads) → `records` (stored
+//! JSON as Arrow columns) for what no Parquet holds.
+//!
+//! This crate knows nothing about HTTP or AWS wire shapes.
+
+mod engine;
+mod error;
+mod names;
+mod records;
+pub mod results;
+mod schema;
+mod table;
+
+/// The batches a query's stream yields.
+pub use datafusion::arrow::array::RecordBatch;
+pub use engine::{Lake, LakeOptions, LakeTable, QueryRun};
+pub use error::LakeError;
+pub use schema::{SEGMENT_COLUMNS, lake_schema};
+pub use table::{ScanCounters, TableScope};

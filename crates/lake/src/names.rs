@@ -1,0 +1,120 @@
+//! CloudTrail Lake queries name an event data store by its id, unquoted, although the id
+//! holds `-` (`FROM 0b7f3c2e-…`), which SQL would read as a minus. Before parsing, each
+//! unquoted occurrence of a known table name outside strings and comments is quoted.
+
+/// `sql` with every unquoted occurrence of one of `names` (compared case-insensitively)
+/// written as the quoted name.
+pub(crate) fn quote_table_names(sql: &str, names: &[&str]) -> String {
+    let bytes = sql.as_bytes();
+    let mut quoted = String::with_capacity(sql.len() + 16);
+    let mut index = 0;
+    while index < bytes.len() {
+        let rest = &sql[index..];
+        let skip = if rest.starts_with("--") {
+            rest.find('\n').map_or(rest.len(), |end| end + 1)
+        } else if let Some(comment) = rest.strip_prefix("/*") {
+            comment.find("*/").map_or(rest.len(), |end| end + 4)
+        } else if rest.starts_with('\'') || rest.starts_with('"') {
+            quoted_len(rest)
+        } else if is_word_byte(bytes[index]) && bytes[index] != b'-' {
+            let word_len = word_len(rest);
+            let word = &rest[..word_len];
+            match names.iter().find(|name| name.eq_ignore_ascii_case(word)) {
+                Some(name) => {
+                    quoted.push('"');
+                    quoted.push_str(name);
+                    quoted.push('"');
+                }
+                None => quoted.push_str(word),
+            }
+            index += word_len;
+            continue;
+        } else {
+            rest.chars().next().map_or(1, char::len_utf8)
+        };
+        quoted.push_str(&rest[..skip]);
+        index += skip;
+    }
+    quoted
+}
+
+fn is_word_byte(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'-'
+}
+
+/// The length of the word at the start of `text`: letters, digits, `_` and `-`, but not a
+/// `--` that starts a comment.
+fn word_len(text: &str) -> usize {
+    let bytes = text.as_bytes();
+    let mut len = 0;
+    while len < bytes.len() && is_word_byte(bytes[len]) {
+        if bytes[len] == b'-' && bytes.get(len + 1) == Some(&b'-') {
+            break;
+        }
+        len += 1;
+    }
+    len.max(1)
+}
+
+/// The length of the quoted string or identifier at the start of `text`, doubled quotes
+/// included; the rest of the text when it is never closed.
+fn quoted_len(text: &str) -> usize {
+    let bytes = text.as_bytes();
+    let quote = bytes[0];
+    let mut index = 1;
+    while index < bytes.len() {
+        if bytes[index] == quote {
+            if bytes.get(index + 1) == Some(&quote) {
+                index += 2;
+                continue;
+            }
+            return index + 1;
+        }
+        index += 1;
+    }
+    bytes.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::quote_table_names;
+
+    const ID: &str = "0b7f3c2e-51c6-4d18-8dec-3c7f7e5e3f8a";
+
+    #[test]
+    fn an_unquoted_id_is_quoted_and_nothing_else_changes() {
+        let sql = format!(
+            "SELECT eventName, a-b FROM {} WHERE x = 1",
+            ID.to_uppercase()
+        );
+        assert_eq!(
+            quote_table_names(&sql, &[ID]),
+            format!("SELECT eventName, a-b FROM \"{ID}\" WHERE x = 1")
+        );
+    }
+
+    #[test]
+    fn strings_comments_and_quoted_names_are_left_alone() {
+        let sql =
+            format!("SELECT '{ID}', 'it''s {ID}' FROM \"{ID}\" -- {ID}\n/* {ID} */ JOIN {ID}x");
+        assert_eq!(quote_table_names(&sql, &[ID]), sql);
+    }
+
+    #[test]
+    fn a_comment_right_after_the_name_ends_it() {
+        let sql = format!("SELECT * FROM {ID}--note\n");
+        assert_eq!(
+            quote_table_names(&sql, &[ID]),
+            format!("SELECT * FROM \"{ID}\"--note\n")
+        );
+    }
+
+    #[test]
+    fn text_that_is_not_ascii_survives() {
+        let sql = "SELECT 'é' AS ü FROM events";
+        assert_eq!(
+            quote_table_names(sql, &["events"]),
+            "SELECT 'é' AS ü FROM \"events\""
+        );
+    }
+}

@@ -1,0 +1,597 @@
+//! An event data store as a DataFusion table: [`EventsTable`] plans a scan of the store's
+//! sources (sealed segments and unsealed heads), pruned by event time and account, and
+//! reads each one on a blocking thread, from its Parquet columns when the query needs no
+//! other column, from its records otherwise.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use async_trait::async_trait;
+use datafusion::arrow::array::TimestampMillisecondArray;
+use datafusion::arrow::array::{Array, BooleanArray, RecordBatch, StringArray, UInt64Array};
+use datafusion::arrow::compute::filter_record_batch;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::{DataFusionError, ScalarValue};
+use datafusion::datasource::TableType;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPushDown};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::stream::RecordBatchReceiverStreamBuilder;
+use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
+use opentrail_store::{ScanSource, ScanSources, Store};
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::file::statistics::Statistics;
+
+use crate::error::LakeError;
+use crate::records::records_batch;
+use crate::schema::{SEGMENT_COLUMNS, lake_schema};
+
+/// Which events a table holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TableScope {
+    /// Only events whose `recipientAccountId` is this; `None`: every account.
+    pub account_id: Option<String>,
+}
+
+/// What the scans of one query read, for its statistics.
+#[derive(Debug, Default)]
+pub struct ScanCounters {
+    /// Events read (after retention, before the query's own filters).
+    pub events_scanned: AtomicU64,
+    /// Bytes read: Parquet column chunks, or record JSON.
+    pub bytes_scanned: AtomicU64,
+}
+
+/// Rows read per batch.
+const BATCH_ROWS: usize = 8_192;
+/// The category of Insights records, which event data stores of events do not hold.
+const INSIGHT_CATEGORY: &str = "Insight";
+
+pub struct EventsTable {
+    store: Store,
+    scope: TableScope,
+    counters: Arc<ScanCounters>,
+}
+
+impl fmt::Debug for EventsTable {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter
+            .debug_struct("EventsTable")
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EventsTable {
+    pub fn new(store: Store, scope: TableScope, counters: Arc<ScanCounters>) -> EventsTable {
+        EventsTable {
+            store,
+            scope,
+            counters,
+        }
+    }
+}
+
+#[async_trait]
+impl TableProvider for EventsTable {
+    fn schema(&self) -> SchemaRef {
+        lake_schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> datafusion::common::Result<Vec<TableProviderFilterPushDown>> {
+        // Filters on event time prune whole sources; DataFusion still applies every filter.
+        Ok(filters
+            .iter()
+            .map(|filter| {
+                if EventTimeBounds::default().narrowed_by(filter).is_some() {
+                    TableProviderFilterPushDown::Inexact
+                } else {
+                    TableProviderFilterPushDown::Unsupported
+                }
+            })
+            .collect())
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> datafusion::common::Result<Arc<dyn ExecutionPlan>> {
+        let schema = lake_schema();
+        let projected = match projection {
+            Some(indices) => Arc::new(schema.project(indices)?),
+            None => schema,
+        };
+        let bounds = filters
+            .iter()
+            .fold(EventTimeBounds::default(), |bounds, filter| {
+                bounds.narrowed_by(filter).unwrap_or(bounds)
+            });
+        let store = self.store.clone();
+        let sources = tokio::task::spawn_blocking(move || store.scan_sources())
+            .await
+            .map_err(|error| DataFusionError::External(Box::new(error)))?
+            .map_err(|error| DataFusionError::External(Box::new(error)))?;
+        let partitions = self.partitions(
+            sources,
+            &bounds,
+            &projected,
+            state.config().target_partitions().max(1),
+        );
+        let exec =
+            StreamingTableExec::try_new(projected, partitions, None, Vec::new(), false, limit)?;
+        Ok(Arc::new(exec))
+    }
+}
+
+impl EventsTable {
+    /// The sources a scan must read, spread over `count` partitions by their event counts.
+    fn partitions(
+        &self,
+        sources: ScanSources,
+        bounds: &EventTimeBounds,
+        projected: &SchemaRef,
+        count: usize,
+    ) -> Vec<Arc<dyn PartitionStream>> {
+        let from_columns = projected
+            .fields()
+            .iter()
+            .all(|field| SEGMENT_COLUMNS.contains(&field.name().as_str()));
+        let visibility = Visibility {
+            expired_through_seq: sources.expired_through_seq,
+            last_seq: sources.last_seq,
+            ingest_cutoff_ms: sources.ingest_cutoff_ms,
+            account_id: self.scope.account_id.clone(),
+        };
+        let mut wanted: Vec<ScanSource> = sources
+            .sources
+            .into_iter()
+            .filter(|source| bounds.overlaps(source.min_event_time_ms, source.max_event_time_ms))
+            .filter(|source| {
+                self.scope
+                    .account_id
+                    .as_ref()
+                    .is_none_or(|account| source.accounts.contains(account))
+            })
+            .collect();
+        // Largest first onto the least loaded partition.
+        wanted.sort_by_key(|source| std::cmp::Reverse(source.events));
+        let mut parts: Vec<SourcesPartition> = (0..count.min(wanted.len()).max(1))
+            .map(|_| SourcesPartition {
+                store: self.store.clone(),
+                schema: Arc::clone(projected),
+                sources: Vec::new(),
+                bounds: *bounds,
+                from_columns,
+                visibility: visibility.clone(),
+                counters: Arc::clone(&self.counters),
+            })
+            .collect();
+        for source in wanted {
+            let lightest = parts
+                .iter_mut()
+                .min_by_key(|part| part.sources.iter().map(|source| source.events).sum::<u64>());
+            if let Some(part) = lightest {
+                part.sources.push(source);
+            }
+        }
+        parts
+            .into_iter()
+            .map(|part| Arc::new(part) as Arc<dyn PartitionStream>)
+            .collect()
+    }
+}
+
+/// What a table may show: retention, the published log, and the table's account.
+#[derive(Debug, Clone)]
+struct Visibility {
+    expired_through_seq: u64,
+    last_seq: u64,
+    ingest_cutoff_ms: i64,
+    account_id: Option<String>,
+}
+
+impl Visibility {
+    fn shows_seq(&self, seq: u64, ingest_time_ms: i64) -> bool {
+        seq > self.expired_through_seq
+            && seq <= self.last_seq
+            && ingest_time_ms >= self.ingest_cutoff_ms
+    }
+
+    fn shows_event(&self, account_id: &str, category: &str) -> bool {
+        category != INSIGHT_CATEGORY
+            && self
+                .account_id
+                .as_deref()
+                .is_none_or(|wanted| wanted == account_id)
+    }
+}
+
+/// Some of the sources, read one after the other on a blocking thread.
+struct SourcesPartition {
+    store: Store,
+    schema: SchemaRef,
+    sources: Vec<ScanSource>,
+    bounds: EventTimeBounds,
+    from_columns: bool,
+    visibility: Visibility,
+    counters: Arc<ScanCounters>,
+}
+
+impl fmt::Debug for SourcesPartition {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter
+            .debug_struct("SourcesPartition")
+            .field("sources", &self.sources.len())
+            .field("from_columns", &self.from_columns)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A source as one partition's thread reads it.
+struct SourceToRead {
+    first_seq: u64,
+    last_seq: u64,
+    columns: Option<std::fs::File>,
+}
+
+impl PartitionStream for SourcesPartition {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    fn execute(&self, _context: Arc<TaskContext>) -> SendableRecordBatchStream {
+        let mut builder = RecordBatchReceiverStreamBuilder::new(Arc::clone(&self.schema), 2);
+        let sender = builder.tx();
+        let reader = PartitionReader {
+            store: self.store.clone(),
+            schema: Arc::clone(&self.schema),
+            bounds: self.bounds,
+            visibility: self.visibility.clone(),
+            counters: Arc::clone(&self.counters),
+        };
+        let from_columns = self.from_columns;
+        let sources: Result<Vec<SourceToRead>, LakeError> = self
+            .sources
+            .iter()
+            .map(|source| {
+                let columns = match (&source.columns, from_columns) {
+                    (Some(file), true) => Some(file.try_clone().map_err(LakeError::Io)?),
+                    _ => None,
+                };
+                Ok(SourceToRead {
+                    first_seq: source.first_seq,
+                    last_seq: source.last_seq,
+                    columns,
+                })
+            })
+            .collect();
+        builder.spawn_blocking(move || {
+            let mut emit = |batch: RecordBatch| -> Result<bool, LakeError> {
+                // A closed channel: the query ended (limit reached, cancelled).
+                Ok(sender.blocking_send(Ok(batch)).is_ok())
+            };
+            for source in sources? {
+                let more = match source.columns {
+                    Some(file) => reader.read_columns(file, &mut emit)?,
+                    None => reader.read_records(source.first_seq, source.last_seq, &mut emit)?,
+                };
+                if !more {
+                    break;
+                }
+            }
+            Ok(())
+        });
+        builder.build()
+    }
+}
+
+struct PartitionReader {
+    store: Store,
+    schema: SchemaRef,
+    bounds: EventTimeBounds,
+    visibility: Visibility,
+    counters: Arc<ScanCounters>,
+}
+
+/// Columns a reader needs besides the query's, to apply [`Visibility`].
+const VISIBILITY_COLUMNS: [&str; 4] = ["seq", "ingesttime", "recipientaccountid", "eventcategory"];
+
+impl PartitionReader {
+    /// Reads a segment's Parquet columns; false when the query wants no more.
+    fn read_columns(
+        &self,
+        file: std::fs::File,
+        emit: &mut impl FnMut(RecordBatch) -> Result<bool, LakeError>,
+    ) -> Result<bool, LakeError> {
+        let builder = ParquetRecordBatchReaderBuilder::try_new(file)?;
+        let parquet_schema = builder.parquet_schema();
+        let wanted: Vec<&str> = self
+            .schema
+            .fields()
+            .iter()
+            .map(|field| field.name().as_str())
+            .chain(VISIBILITY_COLUMNS)
+            .collect();
+        let indices: Vec<usize> = parquet_schema
+            .columns()
+            .iter()
+            .enumerate()
+            .filter(|(_, column)| wanted.contains(&column.name()))
+            .map(|(index, _)| index)
+            .collect();
+        // Rows are newest first, so a row group covers a stretch of event time.
+        let time_column = parquet_schema
+            .columns()
+            .iter()
+            .position(|column| column.name() == "eventtime");
+        let row_groups: Vec<usize> = builder
+            .metadata()
+            .row_groups()
+            .iter()
+            .enumerate()
+            .filter(|(_, group)| {
+                let statistics = time_column.and_then(|index| group.column(index).statistics());
+                match statistics {
+                    Some(Statistics::Int64(times)) => match (times.min_opt(), times.max_opt()) {
+                        (Some(min), Some(max)) => self.bounds.overlaps(*min, *max),
+                        _ => true,
+                    },
+                    _ => true,
+                }
+            })
+            .map(|(index, _)| index)
+            .collect();
+        let bytes: i64 = row_groups
+            .iter()
+            .filter_map(|&index| builder.metadata().row_groups().get(index))
+            .flat_map(|group| {
+                indices
+                    .iter()
+                    .filter_map(|&index| group.columns().get(index))
+                    .map(|column| column.compressed_size())
+            })
+            .sum();
+        self.counters
+            .bytes_scanned
+            .fetch_add(u64::try_from(bytes).unwrap_or(0), Ordering::Relaxed);
+        let mask = ProjectionMask::leaves(parquet_schema, indices);
+        let reader = builder
+            .with_row_groups(row_groups)
+            .with_projection(mask)
+            .with_batch_size(BATCH_ROWS)
+            .build()?;
+        for batch in reader {
+            let batch = batch?;
+            let shown = self.shown_rows_of_columns(&batch)?;
+            let batch = filter_record_batch(&batch, &shown)?;
+            self.counters
+                .events_scanned
+                .fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
+            let columns = self
+                .schema
+                .fields()
+                .iter()
+                .map(|field| {
+                    batch
+                        .column_by_name(field.name())
+                        .cloned()
+                        .ok_or_else(|| LakeError::MissingColumn(field.name().clone()))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let options = datafusion::arrow::array::RecordBatchOptions::new()
+                .with_row_count(Some(batch.num_rows()));
+            let batch =
+                RecordBatch::try_new_with_options(Arc::clone(&self.schema), columns, &options)?;
+            if !emit(batch)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    fn shown_rows_of_columns(&self, batch: &RecordBatch) -> Result<BooleanArray, LakeError> {
+        let column = |name: &str| {
+            batch
+                .column_by_name(name)
+                .ok_or_else(|| LakeError::MissingColumn(name.to_owned()))
+        };
+        let seqs = downcast::<UInt64Array>(column("seq")?, "seq")?;
+        let ingest = downcast::<TimestampMillisecondArray>(column("ingesttime")?, "ingesttime")?;
+        let accounts =
+            downcast::<StringArray>(column("recipientaccountid")?, "recipientaccountid")?;
+        let categories = downcast::<StringArray>(column("eventcategory")?, "eventcategory")?;
+        Ok((0..batch.num_rows())
+            .map(|row| {
+                Some(
+                    self.visibility
+                        .shows_seq(seqs.value(row), ingest.value(row))
+                        && self
+                            .visibility
+                            .shows_event(accounts.value(row), categories.value(row)),
+                )
+            })
+            .collect())
+    }
+
+    /// Reads the records of the seqs `[first_seq, last_seq]`; false when the query wants
+    /// no more.
+    fn read_records(
+        &self,
+        first_seq: u64,
+        last_seq: u64,
+        emit: &mut impl FnMut(RecordBatch) -> Result<bool, LakeError>,
+    ) -> Result<bool, LakeError> {
+        let mut after = first_seq.saturating_sub(1);
+        let through = last_seq.min(self.visibility.last_seq);
+        while after < through {
+            let limit = usize::try_from(through - after)
+                .unwrap_or(usize::MAX)
+                .min(BATCH_ROWS);
+            let mut entries = self.store.read_log(after, limit)?;
+            let Some(last) = entries.last().map(|entry| entry.seq) else {
+                break;
+            };
+            after = last;
+            entries.retain(|entry| {
+                entry.seq <= through && self.visibility.shows_seq(entry.seq, entry.ingest_time_ms)
+            });
+            let bytes: usize = entries.iter().map(|entry| entry.json.len()).sum();
+            self.counters
+                .bytes_scanned
+                .fetch_add(bytes as u64, Ordering::Relaxed);
+            let entries = self.shown_entries(entries)?;
+            self.counters
+                .events_scanned
+                .fetch_add(entries.len() as u64, Ordering::Relaxed);
+            if entries.is_empty() {
+                continue;
+            }
+            if !emit(records_batch(&self.schema, &entries)?)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// The entries of the table's account that are not Insights records.
+    fn shown_entries(
+        &self,
+        entries: Vec<opentrail_store::LogEntry>,
+    ) -> Result<Vec<opentrail_store::LogEntry>, LakeError> {
+        let mut shown = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let record =
+                opentrail_event::EventRecord::from_stored(&entry.json).map_err(|error| {
+                    LakeError::Record {
+                        seq: entry.seq,
+                        detail: error.to_string(),
+                    }
+                })?;
+            if self
+                .visibility
+                .shows_event(&record.account_id, &record.attributes.event_category)
+            {
+                shown.push(entry);
+            }
+        }
+        Ok(shown)
+    }
+}
+
+fn downcast<'a, T: 'static>(array: &'a Arc<dyn Array>, name: &str) -> Result<&'a T, LakeError> {
+    array
+        .as_any()
+        .downcast_ref::<T>()
+        .ok_or_else(|| LakeError::MissingColumn(name.to_owned()))
+}
+
+/// Event-time bounds (epoch ms, inclusive) the query's filters imply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct EventTimeBounds {
+    from_ms: i64,
+    through_ms: i64,
+}
+
+impl Default for EventTimeBounds {
+    fn default() -> EventTimeBounds {
+        EventTimeBounds {
+            from_ms: i64::MIN,
+            through_ms: i64::MAX,
+        }
+    }
+}
+
+impl EventTimeBounds {
+    fn overlaps(&self, min_ms: i64, max_ms: i64) -> bool {
+        min_ms <= self.through_ms && max_ms >= self.from_ms
+    }
+
+    /// These bounds narrowed by a filter on `eventtime`; `None` when the filter says
+    /// nothing about it.
+    fn narrowed_by(self, filter: &Expr) -> Option<EventTimeBounds> {
+        match filter {
+            Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
+                if *op == Operator::And {
+                    let left_bounds = self.narrowed_by(left);
+                    let both = left_bounds.unwrap_or(self).narrowed_by(right);
+                    return both.or(left_bounds);
+                }
+                let (op, literal) = match (is_event_time(left), is_event_time(right)) {
+                    (true, false) => (*op, literal_ms(right)?),
+                    (false, true) => (op.swap()?, literal_ms(left)?),
+                    _ => return None,
+                };
+                let mut bounds = self;
+                match op {
+                    Operator::Eq => {
+                        bounds.from_ms = bounds.from_ms.max(literal);
+                        bounds.through_ms = bounds.through_ms.min(literal);
+                    }
+                    Operator::Gt => bounds.from_ms = bounds.from_ms.max(literal.saturating_add(1)),
+                    Operator::GtEq => bounds.from_ms = bounds.from_ms.max(literal),
+                    Operator::Lt => {
+                        bounds.through_ms = bounds.through_ms.min(literal.saturating_sub(1))
+                    }
+                    Operator::LtEq => bounds.through_ms = bounds.through_ms.min(literal),
+                    _ => return None,
+                }
+                Some(bounds)
+            }
+            Expr::Between(between) if !between.negated && is_event_time(&between.expr) => {
+                let mut bounds = self;
+                bounds.from_ms = bounds.from_ms.max(literal_ms(&between.low)?);
+                bounds.through_ms = bounds.through_ms.min(literal_ms(&between.high)?);
+                Some(bounds)
+            }
+            _ => None,
+        }
+    }
+}
+
+fn is_event_time(expr: &Expr) -> bool {
+    match expr {
+        Expr::Column(column) => column.name == "eventtime",
+        Expr::Cast(cast) => is_event_time(&cast.expr),
+        _ => false,
+    }
+}
+
+/// A literal timestamp (any unit, or text) in epoch milliseconds, rounded down.
+fn literal_ms(expr: &Expr) -> Option<i64> {
+    let Expr::Literal(value, _) = expr else {
+        return None;
+    };
+    match value {
+        ScalarValue::TimestampSecond(Some(seconds), _) => seconds.checked_mul(1_000),
+        ScalarValue::TimestampMillisecond(Some(millis), _) => Some(*millis),
+        ScalarValue::TimestampMicrosecond(Some(micros), _) => Some(micros.div_euclid(1_000)),
+        ScalarValue::TimestampNanosecond(Some(nanos), _) => Some(nanos.div_euclid(1_000_000)),
+        ScalarValue::Utf8(Some(text)) | ScalarValue::LargeUtf8(Some(text)) => parse_time_ms(text),
+        _ => None,
+    }
+}
+
+/// Text as Lake queries write times: RFC 3339, or `YYYY-MM-DD[ HH:MM:SS[.fff]]` in UTC.
+pub(crate) fn parse_time_ms(text: &str) -> Option<i64> {
+    if let Ok(timestamp) = text.parse::<jiff::Timestamp>() {
+        return Some(timestamp.as_millisecond());
+    }
+    let civil = text.trim().parse::<jiff::civil::DateTime>().ok()?;
+    jiff::tz::TimeZone::UTC
+        .to_timestamp(civil)
+        .ok()
+        .map(|timestamp| timestamp.as_millisecond())
+}
