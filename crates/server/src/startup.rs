@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::error::ServeError;
 
 /// The data directory's store alone, for `opentrail proxy --data-dir` (blocking).
-pub(crate) fn open_store_only(config: &Config) -> Result<Store, ServeError> {
+pub fn open_store_only(config: &Config) -> Result<Store, ServeError> {
     create_private_directory(&config.data_dir).map_err(|source| ServeError::DataDirectory {
         path: config.data_dir.clone(),
         source,

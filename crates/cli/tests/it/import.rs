@@ -19,7 +19,7 @@ const INVICTUS_EVENTS: u64 = 2_900;
 const INVICTUS_ACCOUNT: &str = "123837392027";
 const KILL_TIMEOUT: Duration = Duration::from_secs(120);
 
-fn corpus(set: &str) -> PathBuf {
+pub(crate) fn corpus(set: &str) -> PathBuf {
     Path::new(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../../shared/corpus/cloudtrail"
@@ -46,7 +46,7 @@ fn import_command(arguments: &[&str]) -> Command {
 }
 
 /// Runs an import to the end and returns its JSON summary.
-fn import_json(arguments: &[&str]) -> anyhow::Result<Value> {
+pub(crate) fn import_json(arguments: &[&str]) -> anyhow::Result<Value> {
     let mut with_json = arguments.to_vec();
     with_json.extend(["--output", "json", "--quiet"]);
     let output = import_command(&with_json)

@@ -14,6 +14,7 @@ use serde_json::Value;
 mod alerts;
 mod import;
 mod ingest_lookup;
+mod query;
 mod rules;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_opentrail");

@@ -1,0 +1,237 @@
+//! `opentrail query`: SQL over the events, with CloudTrail Lake's columns, straight on a
+//! data directory no server runs on. The table `events` holds every stored event of
+//! every account.
+
+use std::io::{IsTerminal as _, Write as _};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use futures_util::StreamExt as _;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use opentrail_lake::results::{cell_json, cell_text};
+use opentrail_lake::{Lake, LakeOptions, LakeTable, RecordBatch, ScanCounters, TableScope};
+use opentrail_server::{Config, ConfigLayer, ServeError};
+use opentrail_store::StoreError;
+
+use crate::output::{csv_record, render_table};
+
+/// The table name offline queries use.
+const EVENTS_TABLE: &str = "events";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum QueryFormat {
+    Table,
+    Json,
+    Csv,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct QueryArgs {
+    /// One SELECT over the table `events`, e.g. "SELECT eventName, COUNT(*) AS n FROM
+    /// events WHERE userIdentity.userName = 'alice' GROUP BY eventName". Columns are the
+    /// lower-case record fields, as in CloudTrail Lake; unquoted names ignore case.
+    sql: String,
+    /// The data directory of a stopped server [default: ./opentrail-data].
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// TOML configuration file (its data_dir and retention_days apply).
+    #[arg(long, value_name = "FILE", env = "OPENTRAIL_CONFIG")]
+    config: Option<PathBuf>,
+    /// Output format: an aligned table, a JSON array of objects, or CSV with a header.
+    #[arg(long, value_enum, default_value_t = QueryFormat::Table)]
+    output: QueryFormat,
+    /// Memory the query may hold (MiB); sorts, joins and aggregations spill to disk
+    /// beyond it, and a query that cannot spill fails with the reason.
+    #[arg(long, value_name = "MIB", default_value_t = 1024,
+          value_parser = clap::value_parser!(u64).range(16..=1_048_576))]
+    memory_limit_mb: u64,
+    /// Stop the query after this many seconds.
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    timeout: Option<u64>,
+    /// No progress on stderr.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+pub async fn run(args: QueryArgs) -> anyhow::Result<()> {
+    let config = Config::load(
+        args.config.as_deref(),
+        ConfigLayer {
+            data_dir: args.data_dir.clone(),
+            ..ConfigLayer::default()
+        },
+    )?;
+    let data_dir = config.data_dir.clone();
+    let store =
+        tokio::task::spawn_blocking(move || opentrail_server::startup::open_store_only(&config))
+            .await
+            .context("the store's opening thread failed")?
+            .map_err(|error| match error {
+                ServeError::Store {
+                    source: StoreError::Locked { .. },
+                    ..
+                } => anyhow::anyhow!(
+                    "the data directory {} is in use by a running server; stop it first",
+                    data_dir.display()
+                ),
+                other => anyhow::Error::new(other),
+            })?;
+    let options = LakeOptions {
+        memory_limit_bytes: usize::try_from(args.memory_limit_mb.saturating_mul(1024 * 1024))
+            .unwrap_or(usize::MAX),
+        ..LakeOptions::default()
+    };
+    let lake = Lake::new(store, options)?;
+    let tables = [LakeTable {
+        name: EVENTS_TABLE.into(),
+        scope: TableScope::default(),
+    }];
+    let started = Instant::now();
+    let query = run_query(&lake, &args, &tables);
+    let outcome = match args.timeout {
+        Some(seconds) => tokio::time::timeout(Duration::from_secs(seconds), query)
+            .await
+            .unwrap_or_else(|_| Err(opentrail_lake::LakeError::TimedOut { seconds }.into())),
+        None => query.await,
+    };
+    let summary = outcome?;
+    if !args.quiet && std::io::stderr().is_terminal() {
+        eprintln!(
+            "{} rows in {:.2} s ({} events scanned)",
+            summary.rows,
+            started.elapsed().as_secs_f64(),
+            summary.events_scanned
+        );
+    }
+    Ok(())
+}
+
+struct QuerySummary {
+    rows: u64,
+    events_scanned: u64,
+}
+
+async fn run_query(
+    lake: &Lake,
+    args: &QueryArgs,
+    tables: &[LakeTable],
+) -> anyhow::Result<QuerySummary> {
+    let mut run = lake.start(&args.sql, tables).await?;
+    let progress = (!args.quiet && std::io::stderr().is_terminal())
+        .then(|| progress_spinner(Arc::clone(&run.counters)));
+    let mut printer = Printer::new(args.output, run.columns.clone())?;
+    while let Some(batch) = run.stream.next().await {
+        let batch = batch.map_err(|error| lake.classify(error))?;
+        printer.add(&batch)?;
+    }
+    if let Some((bar, ticker)) = progress {
+        ticker.abort();
+        bar.finish_and_clear();
+    }
+    let rows = printer.finish()?;
+    Ok(QuerySummary {
+        rows,
+        events_scanned: run.counters.events_scanned.load(Ordering::Relaxed),
+    })
+}
+
+/// A spinner with the events scanned so far, redrawn until the query ends.
+fn progress_spinner(counters: Arc<ScanCounters>) -> (ProgressBar, tokio::task::JoinHandle<()>) {
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {elapsed} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    let ticking = bar.clone();
+    let ticker = tokio::spawn(async move {
+        loop {
+            let scanned = counters.events_scanned.load(Ordering::Relaxed);
+            ticking.set_message(format!("{scanned} events scanned"));
+            ticking.tick();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    (bar, ticker)
+}
+
+/// Writes rows as they come (JSON, CSV) or once all are known (the table's widths).
+struct Printer {
+    format: QueryFormat,
+    out: std::io::BufWriter<std::io::Stdout>,
+    header: Vec<String>,
+    table_rows: Vec<Vec<String>>,
+    rows: u64,
+}
+
+impl Printer {
+    fn new(format: QueryFormat, header: Vec<String>) -> anyhow::Result<Printer> {
+        let mut out = std::io::BufWriter::new(std::io::stdout());
+        match format {
+            QueryFormat::Csv => out.write_all(csv_record(&header).as_bytes())?,
+            QueryFormat::Json => out.write_all(b"[")?,
+            QueryFormat::Table => {}
+        }
+        Ok(Printer {
+            format,
+            out,
+            header,
+            table_rows: Vec::new(),
+            rows: 0,
+        })
+    }
+
+    fn add(&mut self, batch: &RecordBatch) -> anyhow::Result<()> {
+        for row in 0..batch.num_rows() {
+            match self.format {
+                QueryFormat::Table | QueryFormat::Csv => {
+                    let cells = batch
+                        .columns()
+                        .iter()
+                        .map(|column| Ok(cell_text(column, row)?.unwrap_or_default()))
+                        .collect::<Result<Vec<String>, opentrail_lake::LakeError>>()?;
+                    if self.format == QueryFormat::Csv {
+                        self.out.write_all(csv_record(&cells).as_bytes())?;
+                    } else {
+                        self.table_rows.push(cells);
+                    }
+                }
+                QueryFormat::Json => {
+                    // Written member by member: the columns keep the query's order.
+                    self.out
+                        .write_all(if self.rows > 0 { b",\n{" } else { b"\n{" })?;
+                    for (index, (name, column)) in
+                        self.header.iter().zip(batch.columns()).enumerate()
+                    {
+                        if index > 0 {
+                            self.out.write_all(b",")?;
+                        }
+                        serde_json::to_writer(&mut self.out, name)?;
+                        self.out.write_all(b":")?;
+                        serde_json::to_writer(&mut self.out, &cell_json(column, row)?)?;
+                    }
+                    self.out.write_all(b"}")?;
+                }
+            }
+            self.rows += 1;
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> anyhow::Result<u64> {
+        match self.format {
+            QueryFormat::Table => {
+                let titles: Vec<&str> = self.header.iter().map(String::as_str).collect();
+                self.out
+                    .write_all(render_table(&titles, &self.table_rows).as_bytes())?;
+            }
+            QueryFormat::Json if self.rows == 0 => self.out.write_all(b"]\n")?,
+            QueryFormat::Json => self.out.write_all(b"\n]\n")?,
+            QueryFormat::Csv => {}
+        }
+        self.out.flush()?;
+        Ok(self.rows)
+    }
+}
