@@ -78,6 +78,8 @@ pub struct DuckDbResults {
     pub native_load_ms: f64,
     pub native_rows: u64,
     pub queries: Vec<QueryResult>,
+    #[serde(default)]
+    pub sql: Vec<crate::sql::DuckDbSql>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -106,6 +108,7 @@ pub fn run(
     limit: u32,
     native_repeats: usize,
     queries: &[(String, String, bool)],
+    sql: &[crate::sql::SqlQuery],
 ) -> anyhow::Result<DuckDbResults> {
     let script = work_dir.join("duckdb_lookups.py");
     std::fs::write(&script, SCRIPT)
@@ -118,6 +121,7 @@ pub fn run(
         "limit": limit,
         "native_repeats": native_repeats,
         "queries": queries.iter().map(|(attribute, value, gz)| serde_json::json!({"attribute": attribute, "value": value, "gz": gz})).collect::<Vec<_>>(),
+        "sql": sql.iter().map(|query| serde_json::json!({"name": query.name, "duckdb": query.duckdb})).collect::<Vec<_>>(),
     });
     let spec_path = work_dir.join("duckdb_queries.json");
     let results_path = work_dir.join("duckdb_results.json");

@@ -4,7 +4,8 @@ a native DuckDB table loaded from those files (the "fast columnar engine" bound)
 
 Usage: python duckdb_lookups.py QUERIES.json RESULTS.json
 QUERIES.json: {"logs_glob", "region", "start", "end", "limit", "native_repeats",
-               "queries": [{"attribute", "value", "gz"}]}
+               "queries": [{"attribute", "value", "gz"}],
+               "sql": [{"name", "duckdb"}]}   (SQL with {source} for the records)
 Writes timings, the event ids each engine returned, and for each query the full set of
 matching ids at or after the page's oldest eventTime (to compare pages whose last second
 holds more matches than fit: such ties may be broken differently by each engine).
@@ -19,7 +20,7 @@ import duckdb
 # DuckDB from sampling files to infer a schema, which is the fastest way to run it.
 RECORD = (
     "STRUCT(eventID VARCHAR, eventTime VARCHAR, eventName VARCHAR, eventSource VARCHAR,"
-    " awsRegion VARCHAR, readOnly BOOLEAN,"
+    " awsRegion VARCHAR, readOnly BOOLEAN, errorCode VARCHAR,"
     " userIdentity STRUCT(type VARCHAR, userName VARCHAR, arn VARCHAR,"
     " accessKeyId VARCHAR, invokedBy VARCHAR),"
     " resources STRUCT(type VARCHAR, ARN VARCHAR)[])"
@@ -113,6 +114,24 @@ def main():
         else:
             entry["boundary"] = None
             entry["candidates"] = []
+
+    # The SQL group-bys (issue 14): once over the gz files, then over the native table.
+    results["sql"] = []
+    for query in spec.get("sql", []):
+        started = time.perf_counter()
+        con.execute(query["duckdb"].replace("{source}", gz_source)).fetchall()
+        gz_ms = (time.perf_counter() - started) * 1000.0
+        native_ms = []
+        for _ in range(int(spec["native_repeats"])):
+            started = time.perf_counter()
+            rows = con.execute(query["duckdb"].replace("{source}", "events")).fetchall()
+            native_ms.append((time.perf_counter() - started) * 1000.0)
+        print(f"duckdb sql {query['name']}: gz {gz_ms:.0f} ms, native {min(native_ms):.0f} ms",
+              file=sys.stderr, flush=True)
+        results["sql"].append({
+            "name": query["name"], "gz_ms": gz_ms, "native_ms": native_ms,
+            "rows": [["" if value is None else str(value) for value in row] for row in rows],
+        })
 
     json.dump(results, open(sys.argv[2], "w"))
 

@@ -28,6 +28,7 @@ mod parse;
 mod proxy;
 mod report;
 mod server;
+mod sql;
 mod summary;
 mod webhook;
 
@@ -457,8 +458,27 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
         Err(error) => eprintln!("opentrail-bench: import failed, not measured: {error:#}"),
     }
-    let _ = std::fs::remove_dir_all(&import_dir);
     report.phase("import", phase);
+
+    // SQL over the imported data dir: the events DuckDB reads, without the server's own
+    // calls. `opentrail query`, several runs per query.
+    let middle_s = (scope.start_s + scope.end_s) / 2;
+    let day = format_event_time(middle_s * 1000)[..10].to_owned();
+    let next_day = format_event_time((middle_s + 86_400) * 1000)[..10].to_owned();
+    let sql_queries = sql::queries(&day, &next_day);
+    let mut sql_results = Vec::new();
+    if report.import_events_per_s.is_some() {
+        let phase = Instant::now();
+        sql_results = sql::run_opentrail(
+            &binary,
+            &import_dir,
+            &sql_queries,
+            if args.quick { 3 } else { 5 },
+        )?;
+        report.sql(&sql_results);
+        report.phase("sql", phase);
+    }
+    let _ = std::fs::remove_dir_all(&import_dir);
 
     // 5. Detections.
     if !args.skip_rules {
@@ -508,6 +528,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             lookups::PAGE,
             5,
             &queries,
+            &sql_queries,
         )?;
         if results.native_rows != events {
             bail!(
@@ -516,6 +537,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
             );
         }
         report.duckdb(&results, &compared);
+        if !sql_results.is_empty() {
+            report.duckdb_sql(&results.sql, &sql_results);
+        }
         report.phase("duckdb", phase);
     }
 

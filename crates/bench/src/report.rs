@@ -126,6 +126,23 @@ pub struct Report {
     pub import_events_per_s: Option<f64>,
     pub import_compressed_mb_per_s: Option<f64>,
 
+    /// `opentrail query` on the data dir `opentrail import` made of the log files (the
+    /// events DuckDB reads, none of the server's own calls), median execution time of the
+    /// runs: the group-by over every event, and errors by eventSource in one day.
+    pub sql_groupby_ms: Option<f64>,
+    pub sql_filtered_groupby_ms: Option<f64>,
+    /// The query process's peak RSS over every SQL run.
+    pub sql_peak_rss_mb: Option<f64>,
+    pub sql_filtered_events_scanned: Option<u64>,
+    pub duckdb_gz_sql_groupby_ms: Option<f64>,
+    pub duckdb_native_sql_groupby_ms: Option<f64>,
+    pub duckdb_gz_sql_filtered_groupby_ms: Option<f64>,
+    pub duckdb_native_sql_filtered_groupby_ms: Option<f64>,
+    /// DuckDB over the gz files ÷ OpenTrail, group-by over every event.
+    pub sql_speedup_vs_duckdb_gz: Option<f64>,
+    /// OpenTrail ÷ DuckDB's native table, group-by over every event.
+    pub sql_ratio_to_duckdb_native: Option<f64>,
+
     pub duckdb_version: Option<String>,
     pub duckdb_gz_lookup_p50_ms: BTreeMap<String, f64>,
     pub duckdb_native_lookup_p50_ms: BTreeMap<String, f64>,
@@ -413,6 +430,69 @@ impl Report {
             speedup(&self.duckdb_native_lookup_p50_ms, &self.lookup_p50_ms);
     }
 
+    pub fn sql(&mut self, results: &[crate::sql::OpenTrailSql]) {
+        for result in results {
+            let mut runs = result.execution_ms.clone();
+            let time = median(&mut runs);
+            match result.name {
+                "groupby" => self.sql_groupby_ms = time,
+                _ => {
+                    self.sql_filtered_groupby_ms = time;
+                    self.sql_filtered_events_scanned = Some(result.events_scanned);
+                }
+            }
+            self.sql_peak_rss_mb = match (self.sql_peak_rss_mb, result.peak_rss_mb) {
+                (Some(before), Some(now)) => Some(before.max(now)),
+                (before, now) => before.or(now),
+            };
+        }
+    }
+
+    /// DuckDB's SQL timings, the ratios, and a mismatch for any query whose rows differ.
+    pub fn duckdb_sql(
+        &mut self,
+        duckdb: &[crate::sql::DuckDbSql],
+        opentrail: &[crate::sql::OpenTrailSql],
+    ) {
+        for result in duckdb {
+            let mut native = result.native_ms.clone();
+            let native = median(&mut native);
+            if result.name == "groupby" {
+                self.duckdb_gz_sql_groupby_ms = Some(result.gz_ms);
+                self.duckdb_native_sql_groupby_ms = native;
+            } else {
+                self.duckdb_gz_sql_filtered_groupby_ms = Some(result.gz_ms);
+                self.duckdb_native_sql_filtered_groupby_ms = native;
+            }
+            self.results_compared += 1;
+            let ours = opentrail.iter().find(|ours| ours.name == result.name);
+            if ours.is_none_or(|ours| ours.rows != result.rows) {
+                self.result_mismatches.push(Mismatch {
+                    attribute: format!("sql {}", result.name),
+                    value: String::new(),
+                    engine: "duckdb",
+                    reason: format!(
+                        "DuckDB returned {} rows, OpenTrail {:?}; first rows {:?} and {:?}",
+                        result.rows.len(),
+                        ours.map(|ours| ours.rows.len()),
+                        result.rows.first(),
+                        ours.and_then(|ours| ours.rows.first())
+                    ),
+                });
+            }
+        }
+        if let (Some(ours), Some(gz), Some(native)) = (
+            self.sql_groupby_ms,
+            self.duckdb_gz_sql_groupby_ms,
+            self.duckdb_native_sql_groupby_ms,
+        ) && ours > 0.0
+            && native > 0.0
+        {
+            self.sql_speedup_vs_duckdb_gz = Some(gz / ours);
+            self.sql_ratio_to_duckdb_native = Some(ours / native);
+        }
+    }
+
     pub fn results_agree(&self) -> bool {
         self.result_mismatches.is_empty()
     }
@@ -487,6 +567,27 @@ impl Report {
                 "rules_ingest_cost_fraction_matched <= 0.15 (until every event was matched)",
                 0.15,
                 self.rules_ingest_cost_fraction_matched,
+                |m, t| m <= t,
+            ),
+            Goal {
+                goal: "sql_groupby_ms <= 1000 at 10M events",
+                target: 1000.0,
+                measured: self.sql_groupby_ms,
+                met: self
+                    .sql_groupby_ms
+                    .filter(|_| self.events >= 10_000_000)
+                    .map(|ms| ms <= 1000.0),
+            },
+            goal(
+                "sql_speedup_vs_duckdb_gz >= 5",
+                5.0,
+                self.sql_speedup_vs_duckdb_gz,
+                |m, t| m >= t,
+            ),
+            goal(
+                "sql_ratio_to_duckdb_native <= 2",
+                2.0,
+                self.sql_ratio_to_duckdb_native,
                 |m, t| m <= t,
             ),
             goal(
@@ -604,6 +705,32 @@ impl Report {
             self.server_rss_peak_mb
                 .map_or("unknown".to_owned(), |mb| format!("{mb:.0} MB")),
         );
+        let millis =
+            |value: Option<f64>| value.map_or("—".to_owned(), |ms| format!("{ms:.0} ms"));
+        row(
+            "SQL group-by over every event: OpenTrail / DuckDB over gz / DuckDB native",
+            format!(
+                "{} / {} / {}",
+                millis(self.sql_groupby_ms),
+                millis(self.duckdb_gz_sql_groupby_ms),
+                millis(self.duckdb_native_sql_groupby_ms)
+            ),
+        );
+        row(
+            "SQL errors by eventSource in one day: OpenTrail / DuckDB over gz / DuckDB native",
+            format!(
+                "{} / {} / {} ({} events scanned)",
+                millis(self.sql_filtered_groupby_ms),
+                millis(self.duckdb_gz_sql_filtered_groupby_ms),
+                millis(self.duckdb_native_sql_filtered_groupby_ms),
+                self.sql_filtered_events_scanned.unwrap_or(0)
+            ),
+        );
+        row(
+            "SQL query process peak RSS",
+            self.sql_peak_rss_mb
+                .map_or("—".to_owned(), |mb| format!("{mb:.0} MB")),
+        );
         row(
             "import (opentrail import of the gz files)",
             match (self.import_mb_per_s, self.import_events_per_s) {
@@ -655,10 +782,6 @@ impl Report {
                 ),
                 _ => "not measured".to_owned(),
             },
-        );
-        row(
-            "SQL group-by time",
-            "not measured (no SQL surface yet)".to_owned(),
         );
         row(
             "log files (AWSLogs layout)",

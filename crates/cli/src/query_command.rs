@@ -54,6 +54,11 @@ pub struct QueryArgs {
     /// No progress on stderr.
     #[arg(long, short)]
     quiet: bool,
+    /// Print the query's statistics on stderr as one JSON line: rows, execution time
+    /// (planning included, opening the data directory not), events and bytes scanned,
+    /// and this process's peak memory.
+    #[arg(long)]
+    stats: bool,
 }
 
 pub async fn run(args: QueryArgs) -> anyhow::Result<()> {
@@ -98,7 +103,16 @@ pub async fn run(args: QueryArgs) -> anyhow::Result<()> {
         None => query.await,
     };
     let summary = outcome?;
-    if !args.quiet && std::io::stderr().is_terminal() {
+    if args.stats {
+        let statistics = serde_json::json!({
+            "rows": summary.rows,
+            "execution_ms": started.elapsed().as_secs_f64() * 1e3,
+            "events_scanned": summary.events_scanned,
+            "bytes_scanned": summary.bytes_scanned,
+            "peak_rss_mb": peak_rss_mb(),
+        });
+        eprintln!("{statistics}");
+    } else if !args.quiet && std::io::stderr().is_terminal() {
         eprintln!(
             "{} rows in {:.2} s ({} events scanned)",
             summary.rows,
@@ -112,6 +126,15 @@ pub async fn run(args: QueryArgs) -> anyhow::Result<()> {
 struct QuerySummary {
     rows: u64,
     events_scanned: u64,
+    bytes_scanned: u64,
+}
+
+/// This process's peak resident memory (VmHWM), when Linux tells it.
+fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
 }
 
 async fn run_query(
@@ -135,6 +158,7 @@ async fn run_query(
     Ok(QuerySummary {
         rows,
         events_scanned: run.counters.events_scanned.load(Ordering::Relaxed),
+        bytes_scanned: run.counters.bytes_scanned.load(Ordering::Relaxed),
     })
 }
 
