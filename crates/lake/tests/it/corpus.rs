@@ -2,7 +2,7 @@
 //! independently from the files' JSON.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use opentrail_event::{EventRecord, IngestContext, parse_batch};
 use serde_json::Value;
@@ -14,30 +14,12 @@ const CORPUS_DIR: &str = concat!(
     "/../../../shared/corpus/cloudtrail"
 );
 
-fn corpus_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap_or_else(|error| panic!("corpus dir {}: {error}", dir.display()))
-        .filter_map(Result::ok)
-        .map(|entry| entry.path())
-        .collect();
-    entries.sort();
-    for path in entries {
-        let name = path.to_string_lossy().into_owned();
-        if path.is_dir() {
-            corpus_files(&path, out);
-        } else if name.ends_with(".json")
-            || name.ends_with(".json.gz")
-            || name.ends_with(".json.cloudtrail")
-        {
-            out.push(path);
-        }
-    }
-}
-
 /// Every corpus record once per (account, eventID), as the store keeps them.
 fn corpus_records() -> Vec<EventRecord> {
-    let mut files = Vec::new();
-    corpus_files(Path::new(CORPUS_DIR), &mut files);
+    // Listed as `opentrail import` lists a folder.
+    let listing = opentrail_import::list_local_files(&[PathBuf::from(CORPUS_DIR)])
+        .unwrap_or_else(|error| panic!("corpus at {CORPUS_DIR}: {error}"));
+    let files: Vec<PathBuf> = listing.files.into_iter().map(|file| file.path).collect();
     assert!(files.len() > 4_000, "corpus found at {CORPUS_DIR}");
     let context = IngestContext {
         account_id: "000000000000".into(),
