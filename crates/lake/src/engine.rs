@@ -3,6 +3,11 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use datafusion::catalog::TableProvider;
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::filter::FilterExec;
 
 use datafusion::common::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
@@ -16,6 +21,7 @@ use opentrail_store::Store;
 
 use crate::error::LakeError;
 use crate::names::quote_table_names;
+use crate::selectors::table_filter;
 use crate::table::{EventsTable, ScanCounters, TableScope};
 
 /// Limits every query runs within.
@@ -52,6 +58,44 @@ pub struct QueryRun {
     pub columns: Vec<String>,
     pub stream: SendableRecordBatchStream,
     pub counters: Arc<ScanCounters>,
+    plan: Arc<dyn ExecutionPlan>,
+}
+
+impl QueryRun {
+    /// Events that passed the filters over the scans (the data store's and the query's),
+    /// once the stream has ended; the events scanned when nothing filtered them.
+    pub fn events_matched(&self) -> u64 {
+        filtered_scan_rows(self.plan.as_ref())
+            .unwrap_or_else(|| self.counters.events_scanned.load(Ordering::Relaxed))
+    }
+}
+
+/// The rows out of the filters that sit right over the scans (through projections), or
+/// `None` when some scan has no filter over it.
+fn filtered_scan_rows(plan: &dyn ExecutionPlan) -> Option<u64> {
+    if plan.children().is_empty() {
+        return None;
+    }
+    if plan.is::<FilterExec>() && reaches_scan_without_filter(plan.children()[0].as_ref()) {
+        return plan
+            .metrics()
+            .and_then(|metrics| metrics.output_rows())
+            .map(|rows| rows as u64);
+    }
+    plan.children()
+        .into_iter()
+        .map(|child| filtered_scan_rows(child.as_ref()))
+        .sum()
+}
+
+fn reaches_scan_without_filter(plan: &dyn ExecutionPlan) -> bool {
+    let children = plan.children();
+    if children.is_empty() {
+        return true;
+    }
+    !plan.is::<FilterExec>()
+        && children.len() == 1
+        && reaches_scan_without_filter(children[0].as_ref())
 }
 
 /// The SQL engine over one store.
@@ -97,15 +141,26 @@ impl Lake {
         let context = SessionContext::new_with_config_rt(config, Arc::clone(&self.runtime));
         let counters = Arc::new(ScanCounters::default());
         for table in tables {
-            let provider = EventsTable::new(
+            let events: Arc<dyn TableProvider> = Arc::new(EventsTable::new(
                 self.store.clone(),
                 table.scope.clone(),
                 Arc::clone(&counters),
-            );
+            ));
+            // A data store's selectors and retention as a view over its account's events,
+            // so the optimizer pushes them down with the query's own filters.
+            let provider = match table_filter(&table.scope.selectors, table.scope.min_event_time_ms)
+            {
+                Some(filter) => context
+                    .read_table(events)
+                    .and_then(|frame| frame.filter(filter))
+                    .map(|frame| frame.into_view())
+                    .map_err(|error| self.classify(error))?,
+                None => events,
+            };
             context
                 .register_table(
                     datafusion::common::TableReference::bare(table.name.as_str()),
-                    Arc::new(provider),
+                    provider,
                 )
                 .map_err(|error| self.classify(error))?;
         }
@@ -117,9 +172,12 @@ impl Lake {
             .sql_with_options(&sql, read_only)
             .await
             .map_err(|error| self.classify(error))?;
-        let stream = frame
-            .execute_stream()
+        let task = frame.task_ctx();
+        let plan = frame
+            .create_physical_plan()
             .await
+            .map_err(|error| self.classify(error))?;
+        let stream = datafusion::physical_plan::execute_stream(Arc::clone(&plan), Arc::new(task))
             .map_err(|error| self.classify(error))?;
         let columns = stream
             .schema()
@@ -131,6 +189,7 @@ impl Lake {
             columns,
             stream,
             counters,
+            plan,
         })
     }
 

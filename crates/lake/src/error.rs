@@ -14,6 +14,9 @@ pub enum LakeError {
     /// The query ran past its time limit.
     #[error("the query ran past its time limit of {seconds} s")]
     TimedOut { seconds: u64 },
+    /// The result's text passed what a kept result may hold.
+    #[error("the result is larger than {max_bytes} bytes: aggregate it or add a LIMIT")]
+    ResultTooLarge { max_bytes: usize },
     #[error("the query failed: {0}")]
     Execution(String),
     #[error("reading the record at seq {seq}: {detail}")]

@@ -9,12 +9,15 @@
 //!
 //! This crate knows nothing about HTTP or AWS wire shapes.
 
+pub mod data_stores;
 mod engine;
 mod error;
 mod names;
+pub mod queries;
 mod records;
 pub mod results;
 mod schema;
+pub mod selectors;
 mod table;
 
 /// The batches a query's stream yields.
@@ -22,4 +25,5 @@ pub use datafusion::arrow::array::RecordBatch;
 pub use engine::{Lake, LakeOptions, LakeTable, QueryRun};
 pub use error::LakeError;
 pub use schema::{SEGMENT_COLUMNS, lake_schema};
+pub use selectors::{EventSelector, FieldCondition};
 pub use table::{ScanCounters, TableScope};

@@ -28,12 +28,17 @@ use parquet::file::statistics::Statistics;
 use crate::error::LakeError;
 use crate::records::records_batch;
 use crate::schema::{SEGMENT_COLUMNS, lake_schema};
+use crate::selectors::EventSelector;
 
 /// Which events a table holds.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TableScope {
     /// Only events whose `recipientAccountId` is this; `None`: every account.
     pub account_id: Option<String>,
+    /// Only events one of these admits (an event data store's); empty: every event.
+    pub selectors: Vec<EventSelector>,
+    /// Only events whose `eventTime` is at or after this (an event data store's retention).
+    pub min_event_time_ms: Option<i64>,
 }
 
 /// What the scans of one query read, for its statistics.

@@ -30,6 +30,7 @@ pub mod error;
 pub mod insight_selectors;
 pub mod insights_metrics;
 pub mod json11;
+pub mod lake;
 pub mod lookup_events;
 pub mod native;
 pub mod public_keys;

@@ -555,6 +555,15 @@ pub fn validate_event_selectors(selectors: &[EventSelector]) -> Result<(), AwsEr
 pub fn validate_advanced_event_selectors(
     selectors: &[AdvancedEventSelector],
 ) -> Result<(), AwsError> {
+    validate_advanced_selectors_of(selectors, &TRAIL_EVENT_CATEGORIES)
+}
+
+/// [`validate_advanced_event_selectors`] with the `eventCategory` values that the owner
+/// (a trail, an event data store) may log.
+pub fn validate_advanced_selectors_of(
+    selectors: &[AdvancedEventSelector],
+    event_categories: &[&str],
+) -> Result<(), AwsError> {
     if selectors.is_empty() {
         return Err(invalid_selectors(
             "AdvancedEventSelectors needs at least one selector.",
@@ -620,10 +629,10 @@ pub fn validate_advanced_event_selectors(
                                 "readOnly accepts true or false, not '{operand}'."
                             )));
                         }
-                        "eventCategory" if !TRAIL_EVENT_CATEGORIES.contains(&operand.as_str()) => {
+                        "eventCategory" if !event_categories.contains(&operand.as_str()) => {
                             return Err(invalid_selectors(format!(
-                                "eventCategory '{operand}' is not valid for a trail: use {}.",
-                                TRAIL_EVENT_CATEGORIES.join(", ")
+                                "eventCategory '{operand}' is not valid here: use {}.",
+                                event_categories.join(", ")
                             )));
                         }
                         _ => {}

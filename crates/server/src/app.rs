@@ -28,6 +28,7 @@ use crate::config::Config;
 use crate::error::ServeError;
 use crate::ingest::IngestLimiter;
 use crate::keys::{CREDENTIALS_FILE_NAME, KeyStore};
+use crate::lake::{LakeService, open_lake};
 use crate::observability;
 use crate::rate_limit::RateLimiter;
 use crate::routes;
@@ -129,6 +130,7 @@ impl Server {
                 store: opened.store,
                 metrics,
                 channels: opened.channels,
+                lake: opened.lake,
                 ingest: IngestLimiter::default(),
                 rate_limiter: RateLimiter::default(),
                 insights,
@@ -406,6 +408,7 @@ struct OpenedDataDirectory {
     acknowledgements: Acknowledgements,
     trails: Trails,
     channels: ChannelRegistry,
+    lake: LakeService,
     keys: KeyStore,
     credentials_file: PathBuf,
     created_first_admin_key: bool,
@@ -463,7 +466,9 @@ fn open_data_directory(config: &Config) -> Result<OpenedDataDirectory, ServeErro
     let channels = ChannelRegistry::open(&config.data_dir)?;
     let trails_options = opentrail_trails::TrailsOptions::from_config(config.trails_config());
     let trails = Trails::open(store.clone(), trails_options)?;
+    let lake = open_lake(config, &store)?;
     Ok(OpenedDataDirectory {
+        lake,
         trails,
         store,
         archiver,

@@ -28,6 +28,8 @@
 //! | `segments_url` | `OPENTRAIL_SEGMENTS_URL` | none: sealed segments stay under `<data_dir>/store/segments`; `s3://BUCKET[/PREFIX]` keeps them in a bucket reached with the `s3_*` settings below (the local folder is then a cache, refilled at start) |
 //! | `lookup_rate_limit_per_key_per_second` | `OPENTRAIL_LOOKUP_RATE_LIMIT_PER_KEY_PER_SECOND` | none |
 //! | `insights_baseline_minutes` | `OPENTRAIL_INSIGHTS_BASELINE_MINUTES` | 10080 (7 days, CloudTrail's): the window an Insights baseline covers, and the history an account needs before its first Insights; shorten it for demos and tests |
+//! | `lake_memory_limit_mb` | `OPENTRAIL_LAKE_MEMORY_LIMIT_MB` | 256: the memory every running Lake query shares; sorts, joins and aggregations spill to disk before a query fails with it |
+//! | `lake_query_timeout_secs` | `OPENTRAIL_LAKE_QUERY_TIMEOUT_SECS` | 3600 (CloudTrail's hour): a Lake query still running after this ends as `TIMED_OUT`, keeping the rows it had |
 //! | `rules_dir` | `OPENTRAIL_RULES_DIR` | none: only the rules added through the API (`opentrail rules add`, kept in `<data_dir>/detections`); else also Sigma rules (`*.yml`, `logsource: product: aws, service: cloudtrail`) matched against every event, reloaded when they change |
 //! | `alert_webhook_url` | `OPENTRAIL_ALERT_WEBHOOK_URL` | none; else each alert is `POST`ed there as JSON (`ruleId`, `ruleTitle`, `eventId`, `eventName`, `eventTime`, …) |
 //! | `alert_webhook_secret` | `OPENTRAIL_ALERT_WEBHOOK_SECRET` | none: unsigned; else each alert request carries `X-OpenTrail-Signature-256: sha256=<hex HMAC-SHA256(secret, body)>`, as trail stream webhooks |
@@ -78,6 +80,10 @@ pub const DEFAULT_SEAL_INTERVAL_SECS: u32 = 120;
 pub const DEFAULT_INSIGHTS_BASELINE_MINUTES: u32 = 7 * 24 * 60;
 /// A year: a longer baseline only costs memory without changing what is found.
 const INSIGHTS_BASELINE_MINUTES_LIMIT: u32 = 366 * 24 * 60;
+pub const DEFAULT_LAKE_MEMORY_LIMIT_MB: u32 = 256;
+const LAKE_MEMORY_LIMIT_MB_LIMIT: u32 = 1024 * 1024;
+pub const DEFAULT_LAKE_QUERY_TIMEOUT_SECS: u32 = 3600;
+const LAKE_QUERY_TIMEOUT_SECS_LIMIT: u32 = 7 * 24 * 3600;
 /// The common soft limit of open files is 1024; the store needs some of its own.
 pub const DEFAULT_CONNECTIONS_MAX: u32 = 1024;
 pub const DEFAULT_HEADER_READ_TIMEOUT_SECS: u32 = 30;
@@ -145,6 +151,8 @@ pub struct Config {
     pub lookup_rate_limit_per_key_per_second: Option<u32>,
     /// The Insights baseline window, in minutes (at least 1).
     pub insights_baseline_minutes: u32,
+    pub lake_memory_limit_mb: u32,
+    pub lake_query_timeout_secs: u32,
     /// Where trails deliver log files, how often, and their notification and stream sinks.
     pub trail_delivery: TrailDeliveryConfig,
     /// Recording proxies this process serves (`[[proxy]]`).
@@ -241,6 +249,8 @@ impl Default for Config {
             alert_file: None,
             lookup_rate_limit_per_key_per_second: None,
             insights_baseline_minutes: DEFAULT_INSIGHTS_BASELINE_MINUTES,
+            lake_memory_limit_mb: DEFAULT_LAKE_MEMORY_LIMIT_MB,
+            lake_query_timeout_secs: DEFAULT_LAKE_QUERY_TIMEOUT_SECS,
             trail_delivery: TrailDeliveryConfig::default(),
             proxies: Vec::new(),
         }
@@ -282,6 +292,8 @@ pub struct ConfigLayer {
     /// `Some(None)` explicitly turns a lower layer's limit off (environment value `none`).
     pub lookup_rate_limit_per_key_per_second: Option<Option<u32>>,
     pub insights_baseline_minutes: Option<u32>,
+    pub lake_memory_limit_mb: Option<u32>,
+    pub lake_query_timeout_secs: Option<u32>,
     pub s3_endpoint: Option<String>,
     pub s3_region: Option<String>,
     pub s3_access_key_id: Option<String>,
@@ -403,6 +415,18 @@ impl Config {
             self.insights_baseline_minutes,
             1,
             INSIGHTS_BASELINE_MINUTES_LIMIT,
+        )?;
+        check_range(
+            "lake_memory_limit_mb",
+            self.lake_memory_limit_mb,
+            16,
+            LAKE_MEMORY_LIMIT_MB_LIMIT,
+        )?;
+        check_range(
+            "lake_query_timeout_secs",
+            self.lake_query_timeout_secs,
+            1,
+            LAKE_QUERY_TIMEOUT_SECS_LIMIT,
         )?;
         check_range(
             "retention_days",
@@ -779,6 +803,16 @@ impl ConfigLayer {
                 "OPENTRAIL_INSIGHTS_BASELINE_MINUTES",
                 parse_number::<u32>,
             )?,
+            lake_memory_limit_mb: parse_environment_variable(
+                &read,
+                "OPENTRAIL_LAKE_MEMORY_LIMIT_MB",
+                parse_number::<u32>,
+            )?,
+            lake_query_timeout_secs: parse_environment_variable(
+                &read,
+                "OPENTRAIL_LAKE_QUERY_TIMEOUT_SECS",
+                parse_number::<u32>,
+            )?,
             s3_endpoint: read("OPENTRAIL_S3_ENDPOINT"),
             s3_region: read("OPENTRAIL_S3_REGION"),
             s3_access_key_id: read("OPENTRAIL_S3_ACCESS_KEY_ID"),
@@ -840,6 +874,8 @@ impl ConfigLayer {
             alert_file,
             lookup_rate_limit_per_key_per_second,
             insights_baseline_minutes,
+            lake_memory_limit_mb,
+            lake_query_timeout_secs,
             s3_endpoint,
             s3_region,
             s3_access_key_id,
@@ -937,6 +973,12 @@ impl ConfigLayer {
         }
         if let Some(value) = insights_baseline_minutes {
             config.insights_baseline_minutes = value;
+        }
+        if let Some(value) = lake_memory_limit_mb {
+            config.lake_memory_limit_mb = value;
+        }
+        if let Some(value) = lake_query_timeout_secs {
+            config.lake_query_timeout_secs = value;
         }
         let delivery = &mut config.trail_delivery;
         if let Some(value) = s3_endpoint {
@@ -1170,6 +1212,8 @@ mod tests {
                 alert_file: None,
                 lookup_rate_limit_per_key_per_second: Some(2),
                 insights_baseline_minutes: DEFAULT_INSIGHTS_BASELINE_MINUTES,
+                lake_memory_limit_mb: DEFAULT_LAKE_MEMORY_LIMIT_MB,
+                lake_query_timeout_secs: DEFAULT_LAKE_QUERY_TIMEOUT_SECS,
                 trail_delivery: TrailDeliveryConfig::default(),
                 proxies: Vec::new(),
             }

@@ -43,6 +43,8 @@ pub enum ServeError {
     Insights(#[source] opentrail_insights::InsightsError),
     #[error("cannot start the archiver: {0}")]
     ArchiveWorker(#[source] ArchiveError),
+    #[error("cannot open CloudTrail Lake's data in {path}: {detail}")]
+    Lake { path: PathBuf, detail: String },
     #[error("cannot open the channels: {0}")]
     Channels(#[from] ChannelRegistryError),
     #[error("cannot listen on {address}: {source}")]

@@ -11,6 +11,8 @@
 //! - [`observability`]: request ids, request logs, Prometheus metrics.
 //! - [`console`]: the web console at `/console` (cookie sessions, embedded assets).
 //! - [`insights`]: CloudTrail Insights, on when a trail's Insights selectors ask.
+//! - [`lake`]: CloudTrail Lake's event data stores and queries (`opentrail-lake`), whose
+//!   API is [`routes::lake`].
 //! - [`recording`]: the recording proxies (`[[proxy]]`, `opentrail proxy`) and the sink
 //!   that appends their records to the store.
 //!
@@ -30,6 +32,7 @@ pub mod error;
 pub mod ingest;
 pub mod insights;
 pub mod keys;
+pub mod lake;
 pub mod lookup;
 pub mod observability;
 pub mod rate_limit;

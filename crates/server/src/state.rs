@@ -17,6 +17,7 @@ use crate::channels::ChannelRegistry;
 use crate::config::Config;
 use crate::ingest::IngestLimiter;
 use crate::keys::KeyStore;
+use crate::lake::LakeService;
 use crate::rate_limit::RateLimiter;
 
 /// What every handler shares. Cheap to clone.
@@ -38,6 +39,8 @@ pub struct AppState {
     pub acknowledgements: Arc<Acknowledgements>,
     /// Insights: the analysis behind ListInsightsMetricData, and its worker.
     pub insights: Arc<Insights>,
+    /// CloudTrail Lake: event data stores and SQL queries over them.
+    pub lake: LakeService,
 }
 
 impl FromRef<AppState> for AuditRecorder {

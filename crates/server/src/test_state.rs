@@ -54,7 +54,9 @@ pub(crate) fn test_state(configure: impl FnOnce(&mut Config)) -> TestState {
         opentrail_detect::Acknowledgements::open(&data_dir.path().join("alerts"))
             .expect("acknowledgements");
     let insights = crate::insights::open_insights(&config, &store, &trails);
+    let lake = crate::lake::open_lake(&config, &store).expect("lake");
     let state = AppState {
+        lake,
         config: Arc::new(config),
         keys,
         audit: crate::audit::AuditRecorder::start(store.clone()),

@@ -152,6 +152,7 @@ async fn a_table_shows_only_its_account() {
         name: "mine".into(),
         scope: TableScope {
             account_id: Some(ACCOUNT.into()),
+            ..TableScope::default()
         },
     };
     let sql = "SELECT recipientAccountId, userIdentity.userName FROM mine";

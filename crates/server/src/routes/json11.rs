@@ -53,6 +53,19 @@ pub async fn dispatch(
         | Operation::ListPublicKeys => {
             crate::routes::trails::handle(&state, caller, operation, &body).await
         }
+        Operation::CreateEventDataStore
+        | Operation::GetEventDataStore
+        | Operation::ListEventDataStores
+        | Operation::UpdateEventDataStore
+        | Operation::DeleteEventDataStore
+        | Operation::RestoreEventDataStore
+        | Operation::StartQuery
+        | Operation::DescribeQuery
+        | Operation::GetQueryResults
+        | Operation::ListQueries
+        | Operation::CancelQuery => {
+            crate::routes::lake::handle(&state, caller, operation, &body).await
+        }
         Operation::ListInsightsMetricData => {
             crate::routes::insights::list_insights_metric_data(&state, caller, &body).await
         }

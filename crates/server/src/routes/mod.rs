@@ -21,6 +21,7 @@ pub mod insights;
 pub mod json11;
 pub mod k8s_audit;
 pub mod keys;
+pub mod lake;
 pub mod operations;
 pub mod put_audit_events;
 pub mod rules;
