@@ -129,6 +129,10 @@ struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:4580].
     #[arg(long, value_name = "ADDR")]
     listen: Option<SocketAddr>,
+    /// Also serve SQL over the Postgres wire protocol on this address (psql, Grafana,
+    /// Metabase, DBeaver); a read key's id and secret are the user and password.
+    #[arg(long, value_name = "ADDR")]
+    pg_listen: Option<SocketAddr>,
     /// Serve HTTPS only, with this PEM certificate chain (with --tls-key); reloaded on
     /// SIGHUP.
     #[arg(long, value_name = "FILE", requires = "tls_key")]
@@ -246,6 +250,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let flags = ConfigLayer {
         data_dir: args.data_dir,
         listen: args.listen,
+        pg_listen: args.pg_listen,
         tls_cert: args.tls_cert,
         tls_key: args.tls_key,
         rules_dir: args.rules,
@@ -269,6 +274,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         );
     }
     println!("OpenTrail is listening on {endpoint}");
+    if let Some(address) = server.postgres_addr() {
+        println!(
+            "SQL over the Postgres protocol on {address} (user: a read key's id, password: its secret)"
+        );
+    }
     if server.credentials_file().exists() {
         println!("Try it:");
         println!("  {}", server.aws_cli_hint());

@@ -24,6 +24,7 @@ mod table;
 pub use datafusion::arrow::array::RecordBatch;
 pub use engine::{Lake, LakeOptions, LakeTable, QueryRun};
 pub use error::LakeError;
+pub use names::data_store_ids_in;
 pub use schema::{SEGMENT_COLUMNS, lake_schema};
 pub use selectors::{EventSelector, FieldCondition};
 pub use table::{ScanCounters, TableScope};

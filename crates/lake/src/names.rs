@@ -5,6 +5,40 @@
 /// `sql` with every unquoted occurrence of one of `names` (compared case-insensitively)
 /// written as the quoted name.
 pub(crate) fn quote_table_names(sql: &str, names: &[&str]) -> String {
+    rewrite_words(sql, |word| {
+        names
+            .iter()
+            .find(|name| name.eq_ignore_ascii_case(word))
+            .map(|name| format!("\"{name}\""))
+    })
+}
+
+/// The event data store ids `sql` names: words shaped like a UUID outside strings, quoted
+/// names and comments (an eventID compared in a literal is not one), lower-cased, each
+/// once, in order.
+pub fn data_store_ids_in(sql: &str) -> Vec<String> {
+    let mut ids: Vec<String> = Vec::new();
+    rewrite_words(sql, |word| {
+        let id = word.to_ascii_lowercase();
+        if is_uuid(&id) && !ids.contains(&id) {
+            ids.push(id);
+        }
+        None
+    });
+    ids
+}
+
+fn is_uuid(word: &str) -> bool {
+    word.len() == 36
+        && word.char_indices().all(|(index, character)| match index {
+            8 | 13 | 18 | 23 => character == '-',
+            _ => character.is_ascii_hexdigit(),
+        })
+}
+
+/// `sql` with each unquoted word outside strings and comments replaced by what
+/// `replace` answers for it (kept when it answers `None`).
+fn rewrite_words(sql: &str, mut replace: impl FnMut(&str) -> Option<String>) -> String {
     let bytes = sql.as_bytes();
     let mut quoted = String::with_capacity(sql.len() + 16);
     let mut index = 0;
@@ -19,12 +53,8 @@ pub(crate) fn quote_table_names(sql: &str, names: &[&str]) -> String {
         } else if is_word_byte(bytes[index]) && bytes[index] != b'-' {
             let word_len = word_len(rest);
             let word = &rest[..word_len];
-            match names.iter().find(|name| name.eq_ignore_ascii_case(word)) {
-                Some(name) => {
-                    quoted.push('"');
-                    quoted.push_str(name);
-                    quoted.push('"');
-                }
+            match replace(word) {
+                Some(replacement) => quoted.push_str(&replacement),
                 None => quoted.push_str(word),
             }
             index += word_len;
@@ -77,7 +107,7 @@ fn quoted_len(text: &str) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use super::quote_table_names;
+    use super::{data_store_ids_in, quote_table_names};
 
     const ID: &str = "0b7f3c2e-51c6-4d18-8dec-3c7f7e5e3f8a";
 
@@ -107,6 +137,17 @@ mod tests {
             quote_table_names(&sql, &[ID]),
             format!("SELECT * FROM \"{ID}\"--note\n")
         );
+    }
+
+    #[test]
+    fn store_ids_are_found_outside_literals_and_comments() {
+        let store = "0f6f0d6e-7a4f-4f57-9d55-4d1a1b2c3d4e";
+        let event = "11111111-2222-3333-4444-555555555555";
+        let statement = format!(
+            "SELECT * FROM {store} -- not {event}\nWHERE eventid = '{event}' AND x = 'it''s {event}' AND y IN (SELECT 1 FROM {})",
+            store.to_uppercase()
+        );
+        assert_eq!(data_store_ids_in(&statement), vec![store.to_owned()]);
     }
 
     #[test]

@@ -14,6 +14,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use datafusion::arrow::datatypes::SchemaRef;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 
@@ -313,6 +314,83 @@ impl Queries {
         Ok(id)
     }
 
+    /// Runs `statement` at once on the query threads, within the same limits, and answers
+    /// its schema and rows: for clients that wait for the rows (the Postgres protocol).
+    /// Nothing is kept. Stores are tables by id and by name.
+    pub async fn run_now(
+        &self,
+        statement: &str,
+        stores: &[EventDataStore],
+        now_ms: i64,
+    ) -> Result<(SchemaRef, QueryResults), QueryError> {
+        let mut run = self
+            .plan_on_query_threads(statement, stores, now_ms)
+            .await?;
+        let lake = self.inner.lake.clone();
+        let options = self.inner.options.clone();
+        let drained = self
+            .runtime()
+            .spawn(async move {
+                let mut results = QueryResults {
+                    columns: run.columns.clone(),
+                    rows: Vec::new(),
+                };
+                let schema = run.stream.schema();
+                match tokio::time::timeout(
+                    options.time_limit,
+                    drain(&lake, &mut run, &mut results, options.max_result_bytes),
+                )
+                .await
+                {
+                    Ok(Ok(())) => Ok((schema, results)),
+                    Ok(Err(error)) => Err(error),
+                    Err(_) => Err(LakeError::TimedOut {
+                        seconds: options.time_limit.as_secs(),
+                    }),
+                }
+            })
+            .await
+            .map_err(|error| LakeError::Execution(error.to_string()))??;
+        Ok(drained)
+    }
+
+    /// The columns `statement` would answer, without running it.
+    pub async fn columns(
+        &self,
+        statement: &str,
+        stores: &[EventDataStore],
+        now_ms: i64,
+    ) -> Result<SchemaRef, QueryError> {
+        let run = self
+            .plan_on_query_threads(statement, stores, now_ms)
+            .await?;
+        Ok(run.stream.schema())
+    }
+
+    async fn plan_on_query_threads(
+        &self,
+        statement: &str,
+        stores: &[EventDataStore],
+        now_ms: i64,
+    ) -> Result<QueryRun, QueryError> {
+        let tables: Vec<LakeTable> = stores
+            .iter()
+            .flat_map(|store| {
+                [store.id.clone(), store.name.clone()].map(|name| LakeTable {
+                    name,
+                    scope: store.scope(now_ms),
+                })
+            })
+            .collect();
+        let lake = self.inner.lake.clone();
+        let sql = statement.to_owned();
+        Ok(self
+            .runtime()
+            .spawn(async move { lake.start(&sql, &tables).await })
+            .await
+            .map_err(|error| LakeError::Execution(error.to_string()))??)
+    }
+
     async fn run(&self, id: String, mut run: QueryRun) {
         let started = Instant::now();
         let options = &self.inner.options;
@@ -330,7 +408,7 @@ impl Queries {
             ),
         )
         .await;
-        let (status, error_message) = match drained {
+        let (mut status, mut error_message) = match drained {
             Ok(Ok(())) => (QueryStatus::Finished, None),
             Ok(Err(error)) => (QueryStatus::Failed, Some(error.to_string())),
             Err(_) => (
@@ -343,6 +421,16 @@ impl Queries {
                 ),
             ),
         };
+        // The rows go to disk before the status says they are there.
+        let results = Arc::new(results);
+        let rows_path = self.rows_path(&id);
+        let to_write = Arc::clone(&results);
+        let written = tokio::task::spawn_blocking(move || write_json(&rows_path, &*to_write)).await;
+        if !matches!(written, Ok(Ok(()))) {
+            tracing::error!(query = %id, "writing the query's results failed");
+            status = QueryStatus::Failed;
+            error_message = Some("The query's results could not be written to disk.".to_owned());
+        }
         let counters = &run.counters;
         let finished = {
             let mut entries = self.entries();
@@ -364,11 +452,11 @@ impl Queries {
             entry.running = None;
             record.clone()
         };
-        let rows_path = self.rows_path(&id);
-        let written = tokio::task::spawn_blocking(move || write_json(&rows_path, &results)).await;
-        if !matches!(written, Ok(Ok(()))) {
-            tracing::error!(query = %id, "writing the query's results failed");
-        }
+        *self
+            .inner
+            .last_results
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some((id.clone(), results));
         if let Err(error) = self.persist(&finished).await {
             tracing::error!(query = %id, %error, "writing the query's record failed");
         }

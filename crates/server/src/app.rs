@@ -68,6 +68,8 @@ pub struct Server {
     /// The `[[proxy]]` sections, bound, and the task appending what they record.
     proxies: Vec<crate::recording::BoundProxy>,
     proxy_records_writer: Option<tokio::task::JoinHandle<()>>,
+    /// The Postgres wire protocol (`pg_listen`): its address and the task serving it.
+    postgres: Option<(SocketAddr, tokio::task::JoinHandle<()>)>,
 }
 
 impl Server {
@@ -122,6 +124,19 @@ impl Server {
             "opentrail is ready"
         );
         let insights = crate::insights::open_insights(&config, &opened.store, &opened.trails);
+        let postgres = match config.pg_listen {
+            Some(address) => Some(
+                crate::postgres::bind(
+                    address,
+                    opened.keys.clone(),
+                    opened.lake.clone(),
+                    config.region.clone(),
+                )
+                .await
+                .map_err(|source| ServeError::Bind { address, source })?,
+            ),
+            None => None,
+        };
         Ok(Server {
             state: AppState {
                 config,
@@ -146,7 +161,13 @@ impl Server {
             tls,
             proxies,
             proxy_records_writer,
+            postgres,
         })
+    }
+
+    /// Where the Postgres wire protocol is served, when `pg_listen` asks for it.
+    pub fn postgres_addr(&self) -> Option<SocketAddr> {
+        self.postgres.as_ref().map(|(address, _)| *address)
     }
 
     /// The bound address (useful with port 0).
@@ -191,6 +212,7 @@ impl Server {
             tls,
             proxies,
             proxy_records_writer,
+            postgres,
             ..
         } = self;
         let certificate_reload = tls
@@ -256,6 +278,9 @@ impl Server {
         }
         upkeep.abort();
         retention.abort();
+        if let Some((_, serving)) = postgres {
+            serving.abort();
+        }
         if let Some(reload) = certificate_reload {
             reload.abort();
         }

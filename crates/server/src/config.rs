@@ -9,6 +9,7 @@
 //! |---|---|---|
 //! | `data_dir` | `OPENTRAIL_DATA_DIR` | `./opentrail-data` |
 //! | `listen` | `OPENTRAIL_LISTEN` | `127.0.0.1:4580` |
+//! | `pg_listen` | `OPENTRAIL_PG_LISTEN` | none: off; else the Postgres wire protocol on this address (SQL over event data stores, a read key's id and secret as user and password) |
 //! | `account_id` | `OPENTRAIL_ACCOUNT_ID` | `123456789012` |
 //! | `region` | `OPENTRAIL_REGION` | `us-east-1` |
 //! | `ingest_body_bytes_max` | `OPENTRAIL_INGEST_BODY_BYTES_MAX` | 10 MiB |
@@ -101,6 +102,8 @@ const LOOKUP_RATE_LIMIT_PER_SECOND_LIMIT: u32 = 1_000_000;
 pub struct Config {
     pub data_dir: PathBuf,
     pub listen: SocketAddr,
+    /// The Postgres wire protocol's address; `None`: not served.
+    pub pg_listen: Option<SocketAddr>,
     /// The default account: the first admin key belongs to it, events without a
     /// `recipientAccountId` land in it, and its admins see every account.
     pub account_id: String,
@@ -224,6 +227,7 @@ impl Default for Config {
         Config {
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             listen: SocketAddr::from(([127, 0, 0, 1], 4580)),
+            pg_listen: None,
             account_id: DEFAULT_ACCOUNT_ID.to_owned(),
             region: DEFAULT_REGION.to_owned(),
             ingest_body_bytes_max: DEFAULT_INGEST_BODY_BYTES_MAX,
@@ -266,6 +270,7 @@ impl Default for Config {
 pub struct ConfigLayer {
     pub data_dir: Option<PathBuf>,
     pub listen: Option<SocketAddr>,
+    pub pg_listen: Option<SocketAddr>,
     pub account_id: Option<String>,
     pub region: Option<String>,
     pub ingest_body_bytes_max: Option<usize>,
@@ -718,6 +723,11 @@ impl ConfigLayer {
         Ok(ConfigLayer {
             data_dir: read("OPENTRAIL_DATA_DIR").map(PathBuf::from),
             listen: parse_environment_variable(&read, "OPENTRAIL_LISTEN", parse_socket_address)?,
+            pg_listen: parse_environment_variable(
+                &read,
+                "OPENTRAIL_PG_LISTEN",
+                parse_socket_address,
+            )?,
             account_id: read("OPENTRAIL_ACCOUNT_ID"),
             region: read("OPENTRAIL_REGION"),
             ingest_body_bytes_max: parse_environment_variable(
@@ -849,6 +859,7 @@ impl ConfigLayer {
         let ConfigLayer {
             data_dir,
             listen,
+            pg_listen,
             account_id,
             region,
             ingest_body_bytes_max,
@@ -894,6 +905,9 @@ impl ConfigLayer {
         }
         if let Some(value) = listen {
             config.listen = value;
+        }
+        if let Some(value) = pg_listen {
+            config.pg_listen = Some(value);
         }
         if let Some(value) = account_id {
             config.account_id = value;
@@ -1187,6 +1201,7 @@ mod tests {
             Config {
                 data_dir: PathBuf::from("/var/lib/opentrail"),
                 listen: "0.0.0.0:9000".parse().expect("address"),
+                pg_listen: None,
                 account_id: "111122223333".to_owned(),
                 region: "eu-west-2".to_owned(),
                 ingest_body_bytes_max: 2048,

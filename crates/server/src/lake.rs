@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use opentrail_lake::data_stores::EventDataStores;
+use opentrail_lake::data_stores::{DataStoreError, EventDataStore, EventDataStores};
 use opentrail_lake::queries::{Queries, QueryOptions};
 use opentrail_lake::{Lake, LakeOptions};
 use opentrail_store::Store;
@@ -19,6 +19,33 @@ pub const LAKE_DIR_NAME: &str = "lake";
 pub struct LakeService {
     pub data_stores: EventDataStores,
     pub queries: Queries,
+}
+
+impl LakeService {
+    /// The account's event data stores that `statement` names by id: each must exist in
+    /// the account (else `NotFound`, as another account's does) and be enabled.
+    pub fn stores_named(
+        &self,
+        account_id: &str,
+        region: &str,
+        statement: &str,
+    ) -> Result<Vec<EventDataStore>, DataStoreError> {
+        let stores = self.data_stores.list(account_id, region);
+        opentrail_lake::data_store_ids_in(statement)
+            .into_iter()
+            .map(|id| {
+                let store = stores
+                    .iter()
+                    .find(|store| store.id == id)
+                    .ok_or_else(|| DataStoreError::NotFound(id.clone()))?;
+                if store.is_enabled() {
+                    Ok(store.clone())
+                } else {
+                    Err(DataStoreError::Inactive(id))
+                }
+            })
+            .collect()
+    }
 }
 
 /// Opens (creating) `DATA_DIR/lake`. Blocking.

@@ -11,6 +11,7 @@
 //! - [`observability`]: request ids, request logs, Prometheus metrics.
 //! - [`console`]: the web console at `/console` (cookie sessions, embedded assets).
 //! - [`insights`]: CloudTrail Insights, on when a trail's Insights selectors ask.
+//! - [`postgres`]: the Postgres wire protocol (`pg_listen`) over the same event data stores.
 //! - [`lake`]: CloudTrail Lake's event data stores and queries (`opentrail-lake`), whose
 //!   API is [`routes::lake`].
 //! - [`recording`]: the recording proxies (`[[proxy]]`, `opentrail proxy`) and the sink
@@ -35,6 +36,7 @@ pub mod keys;
 pub mod lake;
 pub mod lookup;
 pub mod observability;
+pub mod postgres;
 pub mod rate_limit;
 pub mod recording;
 pub mod routes;

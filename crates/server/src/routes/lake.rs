@@ -307,23 +307,9 @@ fn named_stores(
     caller: &Caller,
     statement: &str,
 ) -> Result<Vec<EventDataStore>, ApiError> {
-    let stores = lake.data_stores.list(&caller.account_id, &caller.region);
-    let mut named: Vec<EventDataStore> = Vec::new();
-    for id in uuid_words_outside_strings(statement) {
-        if named.iter().any(|store| store.id == id) {
-            continue;
-        }
-        let store = stores.iter().find(|store| store.id == id).ok_or_else(|| {
-            ApiError(AwsError::new(
-                codes::EVENT_DATA_STORE_NOT_FOUND,
-                format!("Event data store {id} was not found."),
-            ))
-        })?;
-        if !store.is_enabled() {
-            return Err(data_store_error(DataStoreError::Inactive(id)));
-        }
-        named.push(store.clone());
-    }
+    let named = lake
+        .stores_named(&caller.account_id, &caller.region, statement)
+        .map_err(data_store_error)?;
     if named.is_empty() {
         return Err(ApiError(AwsError::new(
             codes::INVALID_QUERY_STATEMENT,
@@ -331,58 +317,6 @@ fn named_stores(
         )));
     }
     Ok(named)
-}
-
-/// Words shaped like a lower-case UUID outside string literals and comments: the
-/// event data store ids a statement names (an eventID compared in a literal is not one).
-fn uuid_words_outside_strings(statement: &str) -> Vec<String> {
-    let mut words = Vec::new();
-    let mut current = String::new();
-    let mut characters = statement.chars().peekable();
-    let flush = |current: &mut String, words: &mut Vec<String>| {
-        if is_uuid(current) {
-            words.push(current.to_ascii_lowercase());
-        }
-        current.clear();
-    };
-    while let Some(character) = characters.next() {
-        match character {
-            '\'' => {
-                flush(&mut current, &mut words);
-                // A literal ends at a quote not followed by another ('' is a quote).
-                while let Some(inner) = characters.next() {
-                    if inner == '\'' {
-                        if characters.peek() == Some(&'\'') {
-                            characters.next();
-                        } else {
-                            break;
-                        }
-                    }
-                }
-            }
-            '-' if characters.peek() == Some(&'-') && current.is_empty() => {
-                for inner in characters.by_ref() {
-                    if inner == '\n' {
-                        break;
-                    }
-                }
-            }
-            character if character.is_ascii_alphanumeric() || character == '-' => {
-                current.push(character)
-            }
-            _ => flush(&mut current, &mut words),
-        }
-    }
-    flush(&mut current, &mut words);
-    words
-}
-
-fn is_uuid(word: &str) -> bool {
-    word.len() == 36
-        && word.char_indices().all(|(index, character)| match index {
-            8 | 13 | 18 | 23 => character == '-',
-            _ => character.is_ascii_hexdigit(),
-        })
 }
 
 /// `EventDataStoreOwnerAccountId`, when given, must be the caller's own account.
@@ -555,22 +489,4 @@ fn paginate<'a, T>(
     let next = (end < items.len())
         .then(|| token::encode(&(end as u64).to_be_bytes(), fingerprint.as_bytes()));
     Ok((&items[start..end], next))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn store_ids_are_found_outside_literals_and_comments() {
-        let store = "0f6f0d6e-7a4f-4f57-9d55-4d1a1b2c3d4e";
-        let event = "11111111-2222-3333-4444-555555555555";
-        let statement = format!(
-            "SELECT * FROM {store} -- not {event}\nWHERE eventid = '{event}' AND x = 'it''s {event}'"
-        );
-        assert_eq!(
-            uuid_words_outside_strings(&statement),
-            vec![store.to_owned()]
-        );
-    }
 }
