@@ -458,3 +458,18 @@ def test_results_survive_a_restart_and_a_query_cut_off_by_it_reads_failed(server
     described = client.describe_query(QueryId=cut_off)
     assert described["QueryStatus"] == "FAILED", described
     assert "stopped" in described["ErrorMessage"]
+
+
+def test_opentrail_query_runs_through_the_lake_api_of_a_server(lake_server, store_id):
+    marker = otlib.uniq("LakeCliQuery")
+    lake_server.ingest_ok(_events(marker, 6, otlib.new_window()))
+    reader = lake_server.create_key("read")
+    statement = (
+        f"SELECT eventname, count(*) AS n FROM {store_id} WHERE eventname LIKE '{marker}%' "
+        "GROUP BY eventname ORDER BY eventname"
+    )
+    result = lake_server.opentrail("query", statement, "--endpoint", lake_server.endpoint, "--output", "json", creds=reader)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == [{"eventname": f"{marker}{k}", "n": "2"} for k in range(3)]
+    refused = lake_server.opentrail("query", f"DROP TABLE {store_id}", "--endpoint", lake_server.endpoint, creds=reader)
+    assert refused.returncode != 0 and "InvalidQueryStatementException" in refused.stderr, refused.stderr

@@ -1,6 +1,7 @@
 //! `opentrail query`: SQL over the events, with CloudTrail Lake's columns, straight on a
-//! data directory no server runs on. The table `events` holds every stored event of
-//! every account.
+//! data directory no server runs on (the table `events` holds every stored event of every
+//! account), or with `--endpoint` through a running server's Lake API (StartQuery over
+//! event data stores).
 
 use std::io::{IsTerminal as _, Write as _};
 use std::path::PathBuf;
@@ -16,6 +17,7 @@ use opentrail_lake::{Lake, LakeOptions, LakeTable, RecordBatch, ScanCounters, Ta
 use opentrail_server::{Config, ConfigLayer, ServeError};
 use opentrail_store::StoreError;
 
+use crate::client::{ApiClient, ConnectionArgs};
 use crate::output::{csv_record, render_table};
 
 /// The table name offline queries use.
@@ -31,9 +33,22 @@ pub enum QueryFormat {
 #[derive(Debug, clap::Args)]
 pub struct QueryArgs {
     /// One SELECT over the table `events`, e.g. "SELECT eventName, COUNT(*) AS n FROM
-    /// events WHERE userIdentity.userName = 'alice' GROUP BY eventName". Columns are the
-    /// lower-case record fields, as in CloudTrail Lake; unquoted names ignore case.
+    /// events WHERE userIdentity.userName = 'alice' GROUP BY eventName"; with --endpoint,
+    /// over event data stores named by id as in CloudTrail Lake (`FROM <id>`). Columns are
+    /// the lower-case record fields; unquoted names ignore case.
     sql: String,
+    /// Run the query on a running server (StartQuery) instead, with a read or admin key.
+    #[arg(long, value_name = "URL")]
+    endpoint: Option<String>,
+    /// Access key id for --endpoint (else AWS_ACCESS_KEY_ID, else DATA_DIR/credentials).
+    #[arg(long, value_name = "ID")]
+    access_key_id: Option<String>,
+    /// Secret access key for --endpoint (else AWS_SECRET_ACCESS_KEY, else DATA_DIR/credentials).
+    #[arg(long, value_name = "SECRET")]
+    secret_access_key: Option<String>,
+    /// Region to sign --endpoint requests for (else AWS_REGION, …, us-east-1).
+    #[arg(long, value_name = "REGION")]
+    region: Option<String>,
     /// The data directory of a stopped server [default: ./opentrail-data].
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
@@ -62,6 +77,9 @@ pub struct QueryArgs {
 }
 
 pub async fn run(args: QueryArgs) -> anyhow::Result<()> {
+    if let Some(endpoint) = args.endpoint.clone() {
+        return run_on_server(&args, &endpoint).await;
+    }
     let config = Config::load(
         args.config.as_deref(),
         ConfigLayer {
@@ -118,6 +136,137 @@ pub async fn run(args: QueryArgs) -> anyhow::Result<()> {
             summary.rows,
             started.elapsed().as_secs_f64(),
             summary.events_scanned
+        );
+    }
+    Ok(())
+}
+
+/// The query through the Lake API: StartQuery, DescribeQuery until it ends (a spinner with
+/// its status meanwhile; Ctrl-C or --timeout cancels it on the server), then every page
+/// of GetQueryResults. Values arrive as text, as Lake gives them.
+async fn run_on_server(args: &QueryArgs, endpoint: &str) -> anyhow::Result<()> {
+    use opentrail_protocol::json11::Operation;
+    use serde_json::{Value, json};
+    let connection = ConnectionArgs {
+        endpoint: endpoint.to_owned(),
+        access_key_id: args.access_key_id.clone(),
+        secret_access_key: args.secret_access_key.clone(),
+        region: args.region.clone(),
+        data_dir: args
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("./opentrail-data")),
+    };
+    let client = ApiClient::from_connection_args(&connection)?;
+    let call = |operation: Operation, request: Value| {
+        let client = &client;
+        async move { client.call_json11(&operation.target(), &request).await }
+    };
+    let started = call(Operation::StartQuery, json!({ "QueryStatement": args.sql })).await?;
+    let query_id = started["QueryId"]
+        .as_str()
+        .context("StartQuery answered no QueryId")?
+        .to_owned();
+    let progress = (!args.quiet && std::io::stderr().is_terminal()).then(|| {
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {elapsed} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        bar
+    });
+    let deadline = args
+        .timeout
+        .map(|seconds| Instant::now() + Duration::from_secs(seconds));
+    let interrupted = tokio::signal::ctrl_c();
+    tokio::pin!(interrupted);
+    let described = loop {
+        let described = call(Operation::DescribeQuery, json!({ "QueryId": query_id })).await?;
+        let status = described["QueryStatus"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        if !matches!(status.as_str(), "QUEUED" | "RUNNING") {
+            break described;
+        }
+        if let Some(bar) = &progress {
+            let scanned = described["QueryStatistics"]["EventsScanned"]
+                .as_u64()
+                .unwrap_or(0);
+            bar.set_message(format!("{status} {query_id}, {scanned} events scanned"));
+            bar.tick();
+        }
+        let stop = tokio::select! {
+            _ = &mut interrupted => Some("interrupted"),
+            () = tokio::time::sleep(Duration::from_millis(200)) => {
+                deadline.filter(|deadline| Instant::now() >= *deadline).map(|_| "timed out")
+            }
+        };
+        if let Some(reason) = stop {
+            // Best effort: the query may have ended in the meantime.
+            let _ = call(Operation::CancelQuery, json!({ "QueryId": query_id })).await;
+            anyhow::bail!("query {query_id} {reason}; it was cancelled on the server");
+        }
+    };
+    if let Some(bar) = progress {
+        bar.finish_and_clear();
+    }
+    let status = described["QueryStatus"].as_str().unwrap_or_default();
+    if status != "FINISHED" {
+        let message = described["ErrorMessage"]
+            .as_str()
+            .unwrap_or("no reason given");
+        anyhow::bail!("query {query_id} ended {status}: {message}");
+    }
+    let mut printer: Option<Printer> = None;
+    let mut next_token: Option<String> = None;
+    loop {
+        let mut request = json!({ "QueryId": query_id, "MaxQueryResults": 1000 });
+        if let Some(token) = &next_token {
+            request["NextToken"] = json!(token);
+        }
+        let page = call(Operation::GetQueryResults, request).await?;
+        for row in page["QueryResultRows"].as_array().into_iter().flatten() {
+            let cells: Vec<(String, Value)> = row
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|cell| cell.as_object()?.iter().next())
+                .map(|(column, value)| (column.clone(), value.clone()))
+                .collect();
+            if printer.is_none() {
+                let header = cells.iter().map(|(column, _)| column.clone()).collect();
+                printer = Some(Printer::new(args.output, header)?);
+            }
+            if let Some(printer) = printer.as_mut() {
+                printer.add_row(cells.into_iter().map(|(_, value)| value).collect())?;
+            }
+        }
+        next_token = page["NextToken"].as_str().map(str::to_owned);
+        if next_token.is_none() {
+            break;
+        }
+    }
+    let rows = match printer {
+        Some(printer) => printer.finish()?,
+        // No rows: Lake's results carry no column names then.
+        None => Printer::new(args.output, Vec::new())?.finish()?,
+    };
+    let statistics = &described["QueryStatistics"];
+    if args.stats {
+        let line = json!({
+            "rows": rows,
+            "execution_ms": statistics["ExecutionTimeInMillis"],
+            "events_scanned": statistics["EventsScanned"],
+            "events_matched": statistics["EventsMatched"],
+            "bytes_scanned": statistics["BytesScanned"],
+            "query_id": query_id,
+        });
+        eprintln!("{line}");
+    } else if !args.quiet && std::io::stderr().is_terminal() {
+        eprintln!(
+            "{rows} rows in {} ms ({} events scanned), query {query_id}",
+            statistics["ExecutionTimeInMillis"], statistics["EventsScanned"]
         );
     }
     Ok(())
@@ -209,38 +358,50 @@ impl Printer {
 
     fn add(&mut self, batch: &RecordBatch) -> anyhow::Result<()> {
         for row in 0..batch.num_rows() {
-            match self.format {
-                QueryFormat::Table | QueryFormat::Csv => {
-                    let cells = batch
-                        .columns()
-                        .iter()
-                        .map(|column| Ok(cell_text(column, row)?.unwrap_or_default()))
-                        .collect::<Result<Vec<String>, opentrail_lake::LakeError>>()?;
-                    if self.format == QueryFormat::Csv {
-                        self.out.write_all(csv_record(&cells).as_bytes())?;
-                    } else {
-                        self.table_rows.push(cells);
-                    }
-                }
-                QueryFormat::Json => {
-                    // Written member by member: the columns keep the query's order.
-                    self.out
-                        .write_all(if self.rows > 0 { b",\n{" } else { b"\n{" })?;
-                    for (index, (name, column)) in
-                        self.header.iter().zip(batch.columns()).enumerate()
-                    {
-                        if index > 0 {
-                            self.out.write_all(b",")?;
-                        }
-                        serde_json::to_writer(&mut self.out, name)?;
-                        self.out.write_all(b":")?;
-                        serde_json::to_writer(&mut self.out, &cell_json(column, row)?)?;
-                    }
-                    self.out.write_all(b"}")?;
-                }
-            }
-            self.rows += 1;
+            let cells = batch
+                .columns()
+                .iter()
+                .map(|column| match self.format {
+                    QueryFormat::Json => cell_json(column, row),
+                    QueryFormat::Table | QueryFormat::Csv => Ok(serde_json::Value::String(
+                        cell_text(column, row)?.unwrap_or_default(),
+                    )),
+                })
+                .collect::<Result<Vec<_>, opentrail_lake::LakeError>>()?;
+            self.add_row(cells)?;
         }
+        Ok(())
+    }
+
+    /// One row: JSON values for `--output json`, strings for the table and CSV.
+    fn add_row(&mut self, cells: Vec<serde_json::Value>) -> anyhow::Result<()> {
+        let text = |cell: serde_json::Value| match cell {
+            serde_json::Value::String(text) => text,
+            serde_json::Value::Null => String::new(),
+            other => other.to_string(),
+        };
+        match self.format {
+            QueryFormat::Csv => {
+                let cells: Vec<String> = cells.into_iter().map(text).collect();
+                self.out.write_all(csv_record(&cells).as_bytes())?;
+            }
+            QueryFormat::Table => self.table_rows.push(cells.into_iter().map(text).collect()),
+            QueryFormat::Json => {
+                // Written member by member: the columns keep the query's order.
+                self.out
+                    .write_all(if self.rows > 0 { b",\n{" } else { b"\n{" })?;
+                for (index, (name, cell)) in self.header.iter().zip(&cells).enumerate() {
+                    if index > 0 {
+                        self.out.write_all(b",")?;
+                    }
+                    serde_json::to_writer(&mut self.out, name)?;
+                    self.out.write_all(b":")?;
+                    serde_json::to_writer(&mut self.out, cell)?;
+                }
+                self.out.write_all(b"}")?;
+            }
+        }
+        self.rows += 1;
         Ok(())
     }
 
