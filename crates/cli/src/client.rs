@@ -70,6 +70,35 @@ pub struct ConnectionArgs {
     pub data_dir: PathBuf,
 }
 
+/// The credentials of a command that works offline unless given `--endpoint`
+/// (`import`, `query`). Flattened next to its own `--endpoint`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct EndpointCredentials {
+    /// Access key id for --endpoint (else AWS_ACCESS_KEY_ID, else DATA_DIR/credentials).
+    #[arg(long, value_name = "ID")]
+    pub access_key_id: Option<String>,
+    /// Secret access key for --endpoint (else AWS_SECRET_ACCESS_KEY, else DATA_DIR/credentials).
+    #[arg(long, value_name = "SECRET")]
+    pub secret_access_key: Option<String>,
+    /// Region to sign --endpoint requests for (else AWS_REGION, …, us-east-1).
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+}
+
+impl EndpointCredentials {
+    /// How to reach `endpoint` with these credentials; `data_dir` holds the fallback
+    /// credentials file.
+    pub fn connection(&self, endpoint: &str, data_dir: PathBuf) -> ConnectionArgs {
+        ConnectionArgs {
+            endpoint: endpoint.to_owned(),
+            access_key_id: self.access_key_id.clone(),
+            secret_access_key: self.secret_access_key.clone(),
+            region: self.region.clone(),
+            data_dir,
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct Credentials {
     pub access_key_id: String,

@@ -25,7 +25,7 @@ use opentrail_import::{
 use opentrail_server::{Config, ConfigLayer};
 use opentrail_store::{DEFAULT_S3_REGION, Store, StoreError, StoreOptions};
 
-use crate::client::{ApiClient, ConnectionArgs, EventsAnswer, RetryPolicy, SendFailure};
+use crate::client::{ApiClient, EndpointCredentials, EventsAnswer, RetryPolicy, SendFailure};
 use crate::one_line;
 use crate::output::{OutputArgs, OutputFormat, render_table};
 use crate::s3_args::S3Args;
@@ -61,15 +61,8 @@ pub struct ImportArgs {
     /// account (only those may write other accounts' events).
     #[arg(long, value_name = "URL", env = "OPENTRAIL_ENDPOINT")]
     endpoint: Option<String>,
-    /// Access key id for --endpoint (else AWS_ACCESS_KEY_ID, else DATA_DIR/credentials).
-    #[arg(long, value_name = "ID")]
-    access_key_id: Option<String>,
-    /// Secret access key for --endpoint (else AWS_SECRET_ACCESS_KEY, else DATA_DIR/credentials).
-    #[arg(long, value_name = "SECRET")]
-    secret_access_key: Option<String>,
-    /// Region to sign --endpoint requests for (else AWS_REGION, …, us-east-1).
-    #[arg(long, value_name = "REGION")]
-    region: Option<String>,
+    #[command(flatten)]
+    credentials: EndpointCredentials,
     /// How s3:// sources are reached.
     #[command(flatten)]
     s3: S3Args,
@@ -131,13 +124,9 @@ pub fn run(args: ImportArgs, runtime: &tokio::runtime::Handle) -> anyhow::Result
     let signal_watch = runtime.spawn(watch_for_interrupts(cancel.clone()));
     let result = match &args.endpoint {
         Some(endpoint) => {
-            let connection = ConnectionArgs {
-                endpoint: endpoint.clone(),
-                access_key_id: args.access_key_id.clone(),
-                secret_access_key: args.secret_access_key.clone(),
-                region: args.region.clone(),
-                data_dir: config.data_dir.clone(),
-            };
+            let connection = args
+                .credentials
+                .connection(endpoint, config.data_dir.clone());
             let client = ApiClient::from_connection_args(&connection)?;
             options.checkpoint_dir = args.checkpoint_dir.clone();
             options.destination = format!("api {endpoint}");

@@ -17,7 +17,7 @@ use opentrail_lake::{Lake, LakeOptions, LakeTable, RecordBatch, ScanCounters, Ta
 use opentrail_server::{Config, ConfigLayer, ServeError};
 use opentrail_store::StoreError;
 
-use crate::client::{ApiClient, ConnectionArgs};
+use crate::client::{ApiClient, EndpointCredentials};
 use crate::output::{csv_record, render_table};
 
 /// The table name offline queries use.
@@ -40,15 +40,8 @@ pub struct QueryArgs {
     /// Run the query on a running server (StartQuery) instead, with a read or admin key.
     #[arg(long, value_name = "URL")]
     endpoint: Option<String>,
-    /// Access key id for --endpoint (else AWS_ACCESS_KEY_ID, else DATA_DIR/credentials).
-    #[arg(long, value_name = "ID")]
-    access_key_id: Option<String>,
-    /// Secret access key for --endpoint (else AWS_SECRET_ACCESS_KEY, else DATA_DIR/credentials).
-    #[arg(long, value_name = "SECRET")]
-    secret_access_key: Option<String>,
-    /// Region to sign --endpoint requests for (else AWS_REGION, …, us-east-1).
-    #[arg(long, value_name = "REGION")]
-    region: Option<String>,
+    #[command(flatten)]
+    credentials: EndpointCredentials,
     /// The data directory of a stopped server [default: ./opentrail-data].
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
@@ -147,16 +140,12 @@ pub async fn run(args: QueryArgs) -> anyhow::Result<()> {
 async fn run_on_server(args: &QueryArgs, endpoint: &str) -> anyhow::Result<()> {
     use opentrail_protocol::json11::Operation;
     use serde_json::{Value, json};
-    let connection = ConnectionArgs {
-        endpoint: endpoint.to_owned(),
-        access_key_id: args.access_key_id.clone(),
-        secret_access_key: args.secret_access_key.clone(),
-        region: args.region.clone(),
-        data_dir: args
-            .data_dir
+    let connection = args.credentials.connection(
+        endpoint,
+        args.data_dir
             .clone()
             .unwrap_or_else(|| PathBuf::from("./opentrail-data")),
-    };
+    );
     let client = ApiClient::from_connection_args(&connection)?;
     let call = |operation: Operation, request: Value| {
         let client = &client;
