@@ -19,6 +19,13 @@ pub enum LakeError {
     ResultTooLarge { max_bytes: usize },
     #[error("the query failed: {0}")]
     Execution(String),
+    /// A sample query was rendered without a value for one of its parameters.
+    #[error("the sample query {query} needs a value for its parameter {parameter}")]
+    MissingSampleParameter { query: String, parameter: String },
+    /// A sample query was given a value for a parameter it does not take (a typo, most
+    /// likely, that would otherwise leave the intended parameter unset).
+    #[error("the sample query {query} has no parameter {parameter}")]
+    UnknownSampleParameter { query: String, parameter: String },
     #[error("reading the record at seq {seq}: {detail}")]
     Record { seq: u64, detail: String },
     #[error("a segment's columns lack {0}")]

@@ -16,6 +16,7 @@ mod names;
 pub mod queries;
 mod records;
 pub mod results;
+pub mod samples;
 mod schema;
 pub mod selectors;
 mod table;
