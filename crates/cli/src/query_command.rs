@@ -35,7 +35,9 @@ pub struct QueryArgs {
     /// One SELECT over the table `events`, e.g. "SELECT eventName, COUNT(*) AS n FROM
     /// events WHERE userIdentity.userName = 'alice' GROUP BY eventName"; with --endpoint,
     /// over event data stores named by id as in CloudTrail Lake (`FROM <id>`). Columns are
-    /// the lower-case record fields; unquoted names ignore case.
+    /// the lower-case record fields; unquoted names ignore case. It may start with a
+    /// `--` comment.
+    #[arg(allow_hyphen_values = true)]
     sql: String,
     /// Run the query on a running server (StartQuery) instead, with a read or admin key.
     #[arg(long, value_name = "URL")]

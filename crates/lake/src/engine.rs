@@ -204,11 +204,22 @@ impl Lake {
             | DataFusionError::Plan(_)
             | DataFusionError::SchemaError(..)
             | DataFusionError::NotImplemented(_) => {
-                LakeError::InvalidQuery(error.strip_backtrace())
+                LakeError::InvalidQuery(one_line(&error.strip_backtrace()))
             }
-            _ => LakeError::Execution(error.strip_backtrace()),
+            _ => LakeError::Execution(one_line(&error.strip_backtrace())),
         }
     }
+}
+
+/// DataFusion puts an error's causes on lines of their own ("type_coercion\ncaused
+/// by\n…"); one line keeps the cause where a CLI or an AWS error message shows it.
+fn one_line(message: &str) -> String {
+    message
+        .split("\ncaused by\n")
+        .map(|part| part.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|part| !part.is_empty())
+        .collect::<Vec<_>>()
+        .join(": ")
 }
 
 fn check_is_one_select(sql: &str) -> Result<(), LakeError> {
