@@ -139,6 +139,7 @@ impl Lake {
             .with_target_partitions(self.options.target_partitions.max(1))
             .with_information_schema(false);
         let context = SessionContext::new_with_config_rt(config, Arc::clone(&self.runtime));
+        crate::trino::register(&context);
         let counters = Arc::new(ScanCounters::default());
         for table in tables {
             let events: Arc<dyn TableProvider> = Arc::new(EventsTable::new(

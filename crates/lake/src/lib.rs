@@ -20,6 +20,7 @@ pub mod samples;
 mod schema;
 pub mod selectors;
 mod table;
+mod trino;
 
 /// The batches a query's stream yields.
 pub use datafusion::arrow::array::RecordBatch;

@@ -288,3 +288,42 @@ async fn a_join_past_the_memory_limit_fails_and_the_next_query_runs() {
         [["2000"]]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trino_functions_from_lake_samples_run_unchanged() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open_store(dir.path());
+    let json = format!(
+        "[{}]",
+        event_with(
+            "e1",
+            "ConsoleLogin",
+            "2026-11-01T10:00:00Z",
+            ACCOUNT,
+            r#","additionalEventData":{"MFAUsed":"No"},"resources":[{"type":"AWS::S3::Bucket","ARN":"arn:aws:s3:::first"},{"type":"AWS::S3::Object","ARN":"arn:aws:s3:::first/key"}]"#,
+        )
+    );
+    append(&store, records(&json));
+    let lake = lake(&store);
+    let sql = "SELECT element_at(additionaleventdata, 'MFAUsed') AS mfa, \
+               element_at(additionaleventdata, 'missing') AS missing, \
+               element_at(resources, -1)['arn'] AS last_arn, \
+               json_extract_scalar(eventjson, '$.userIdentity.userName') AS user_name, \
+               to_iso8601(date_add('hour', 2, eventtime)) AS later, \
+               date_diff('minute', from_iso8601_timestamp('2026-11-01T09:00:00Z'), eventtime) AS minutes \
+               FROM events WHERE element_at(additionaleventdata, 'MFAUsed') = 'No'";
+    let rows = rows(&lake, sql, &[events_table()])
+        .await
+        .expect("query runs");
+    assert_eq!(
+        rows,
+        [[
+            "No",
+            "",
+            "arn:aws:s3:::first/key",
+            "alice",
+            "2026-11-01T12:00:00.000Z",
+            "60"
+        ]]
+    );
+}
