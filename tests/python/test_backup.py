@@ -101,6 +101,25 @@ def test_a_backup_taken_during_ingest_restores_every_acknowledged_event_and_resu
         assert not twice, f"{len(twice)} events delivered twice, e.g. {twice[:3]}"
         assert set(delivered_at_backup) <= set(delivered)
 
+        # Every log file in the restored bucket is one the restored trail planned and
+        # recorded (so a digest covers it), not one the copy holds without its record.
+        def unrecorded() -> set[str]:
+            in_bucket = {
+                path.relative_to(bucket).as_posix()
+                for path in bucket.rglob("*.json.gz")
+                if "CloudTrail" in path.parts
+            }
+            recorded = set()
+            for day_file in (restored_dir / "trails").glob("*/manifest/*.jsonl"):
+                for line in day_file.read_text().splitlines():
+                    try:
+                        recorded.add(json.loads(line)["key"])
+                    except ValueError:
+                        pass  # a line being appended
+            return in_bucket - recorded
+
+        otlib.wait_for(lambda: not unrecorded(), timeout=30, what="every log file in the restored bucket in its manifest")
+
         # The digest chain still validates (the restored server signs with the copied keys).
         time.sleep(5)
         validated = _opentrail(
