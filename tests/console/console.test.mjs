@@ -595,6 +595,130 @@ describe('OpenTrail console', () => {
     await phone.context.close();
   });
 
+  it('runs SQL over an event data store: a group-by as a table and a chart, CSV, samples, saved queries, cancel', async () => {
+    const created = await server.cloudtrail('CreateEventDataStore', { Name: 'console-events', TerminationProtectionEnabled: false });
+    const storeId = created.EventDataStoreArn.split('/').pop();
+    const { context, page } = await newPage();
+    page.on('dialog', (dialog) => dialog.accept());
+    await signIn(page, server.admin);
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Query' }).click();
+    await page.waitForURL(/\/console\/query/);
+    // The picker chose the only store and the editor names it.
+    await page.waitForFunction(() => document.getElementById('query-store').value.length === 36);
+    assert.equal(await page.getByLabel('Event data store').inputValue(), storeId);
+    assert.match(await page.getByLabel('SQL statement').inputValue(), new RegExp(storeId));
+    const finished = page.locator('#query-status[data-status="FINISHED"]');
+    const run = async (sql) => {
+      await page.getByLabel('SQL statement').fill(sql);
+      await page.getByRole('button', { name: 'Run', exact: true }).click();
+      await page.waitForURL(/\/console\/query\?id=/);
+      await finished.waitFor({ timeout: 60_000 });
+    };
+
+    // A group-by over the seeded events, counted independently here.
+    const expected = new Map();
+    for (const record of seedEvents(SEEDED)) expected.set(record.eventSource, (expected.get(record.eventSource) || 0) + 1);
+    const groupBy = `SELECT eventsource, count(*) AS calls\nFROM ${storeId}\nWHERE eventid LIKE '00000000-0000-4000-8000-%'\nGROUP BY eventsource\nORDER BY calls DESC, eventsource`;
+    await run(groupBy);
+    assert.match(await page.locator('#query-status').innerText(), /Finished · [\d,]+ events scanned · [\d,]+ matched · .+ scanned · [\d,]+ ms/);
+    const table = page.locator('table.results-table');
+    await table.waitFor();
+    assert.deepEqual(await table.locator('thead th').allInnerTexts(), ['eventsource', 'calls']);
+    const rows = await table.locator('tbody tr').evaluateAll((trs) => trs.map((tr) => [...tr.cells].map((cell) => cell.innerText)));
+    assert.deepEqual(new Map(rows.map(([source, calls]) => [source, Number(calls)])), expected);
+    // The chart: a bar per service, in the table's order.
+    const bars = page.locator('svg.query-chart rect.bar');
+    assert.equal(await bars.count(), expected.size);
+    assert.equal(await page.locator('svg.query-chart text.label').first().textContent(), rows[0][0]);
+    await shot(page, 'query', { fullPage: true });
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    assert.ok(overflow <= 0, `the Query page fits at 1280 px (${overflow}px too wide)`);
+
+    // CSV of every row.
+    const [download] = await Promise.all([page.waitForEvent('download'), page.locator('#query-csv').click()]);
+    assert.match(download.suggestedFilename(), /^opentrail-query-[0-9a-f]{8}\.csv$/);
+    const csv = (await readFile(await download.path(), 'utf8')).trim().split('\r\n');
+    assert.equal(csv[0], '"eventsource","calls"');
+    assert.deepEqual(csv.slice(1), rows.map(([source, calls]) => `"${source}","${calls}"`));
+
+    // A reload shows the same query: the URL names it.
+    await page.reload();
+    await finished.waitFor();
+    await page.locator('svg.query-chart rect.bar').first().waitFor();
+    assert.equal(await page.getByLabel('SQL statement').inputValue(), groupBy);
+    assert.equal(await page.locator('table.results-table tbody tr').count(), expected.size);
+
+    // A time bucket and a number: a line.
+    await run(`SELECT date_trunc('day', eventtime) AS day, count(*) AS calls\nFROM ${storeId}\nWHERE eventid LIKE '00000000-0000-4000-8000-%'\nGROUP BY 1\nORDER BY 1`);
+    await page.locator('svg.query-chart polyline.series').waitFor();
+    assert.ok(await page.locator('svg.query-chart circle.point').count() >= 7, 'a point per day of the seeded week');
+    assert.equal(await page.locator('svg.query-chart rect.bar').count(), 0);
+    await shot(page, 'query-time', { fullPage: true });
+
+    // A sample: its SQL with the store's id filled in; it runs.
+    await page.getByLabel('Sample queries').selectOption({ label: 'Top API calls' });
+    await page.getByRole('button', { name: 'Use this sample' }).click();
+    await page.waitForFunction(() => !document.getElementById('query-sql').value.includes('$EDS_ID') && document.getElementById('query-sql').value.includes('LIMIT 25'));
+    const sampleSql = await page.getByLabel('SQL statement').inputValue();
+    assert.match(sampleSql, new RegExp(`FROM ${storeId}`));
+    await page.getByRole('button', { name: 'Run', exact: true }).click();
+    await page.waitForURL(/\/console\/query\?id=/);
+    await page.locator('table.results-table thead th', { hasText: 'eventname' }).waitFor({ timeout: 60_000 });
+    await finished.waitFor();
+    assert.equal(await page.locator('svg.query-chart').count(), 0, 'three columns make no chart');
+
+    // Save, reload, open the saved query.
+    await page.getByLabel('SQL statement').fill(groupBy);
+    await page.getByLabel('Save as').fill('calls by service');
+    await page.getByRole('button', { name: 'Save query' }).click();
+    const saved = page.locator('li[data-saved="calls by service"]');
+    await saved.waitFor();
+    await page.reload();
+    await saved.waitFor();
+    await page.getByLabel('SQL statement').fill('');
+    await saved.getByRole('button', { name: 'calls by service', exact: true }).click();
+    assert.equal(await page.getByLabel('SQL statement').inputValue(), groupBy);
+
+    // A query that never ends, cancelled.
+    await page.getByLabel('SQL statement').fill(`WITH RECURSIVE forever AS (SELECT 1 AS n UNION ALL SELECT n + 1 FROM forever)\nSELECT count(*) AS n FROM forever CROSS JOIN (SELECT count(*) AS c FROM ${storeId}) e`);
+    await page.getByRole('button', { name: 'Run', exact: true }).click();
+    await page.locator('#query-status[data-status="RUNNING"]').waitFor({ timeout: 30_000 });
+    await page.getByRole('button', { name: 'Cancel', exact: true }).click();
+    await page.locator('#query-status[data-status="CANCELLED"]').waitFor();
+    assert.equal(await page.getByRole('button', { name: 'Cancel', exact: true }).isDisabled(), true);
+    await page.getByText('The query was cancelled').waitFor();
+    // The history lists every query of the page, newest first.
+    const history = page.locator('section[aria-labelledby="history-heading"] li');
+    await history.first().getByText('cancelled').waitFor();
+    assert.ok(await history.count() >= 4, `the history (${await history.count()})`);
+    await shot(page, 'query-cancelled', { fullPage: true });
+    // From the history, the group-by again, with its results.
+    await history.filter({ hasText: "eventsource, count(*) AS calls" }).first().getByRole('button').click();
+    await page.locator('svg.query-chart rect.bar').first().waitFor();
+    assert.equal(await page.getByLabel('SQL statement').inputValue(), groupBy);
+
+    // The saved query goes.
+    await saved.getByRole('button', { name: 'Delete saved query calls by service' }).click();
+    await saved.waitFor({ state: 'detached' });
+
+    // StartQuery and CancelQuery are in the audit trail.
+    await page.goto(`${server.url}/console/events?eventName=CancelQuery`);
+    await page.locator('table.events tbody tr').first().waitFor();
+    await context.close();
+
+    const phone = await newPage(390, 844);
+    await signIn(phone.page, server.admin);
+    await phone.page.goto(`${server.url}/console/query`);
+    await phone.page.waitForFunction(() => document.getElementById('query-store').value.length === 36);
+    await phone.page.getByRole('button', { name: 'Run', exact: true }).click();
+    await phone.page.locator('#query-status[data-status="FINISHED"]').waitFor({ timeout: 60_000 });
+    await phone.page.locator('table.results-table').waitFor();
+    const width = await phone.page.evaluate(() => document.documentElement.scrollWidth);
+    assert.ok(width <= 390, `no horizontal scrolling on the Query page (${width}px)`);
+    await shot(phone.page, 'query-390', { fullPage: true });
+    await phone.context.close();
+  });
+
   it('records sign-in and sign-out as console sign-in events', async () => {
     const { page } = admin;
     await page.goto(`${server.url}/console/events`);

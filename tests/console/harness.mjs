@@ -4,6 +4,7 @@
 // playwright-core (never a downloaded browser).
 
 import { spawn, execFile } from 'node:child_process';
+import { createHash, createHmac } from 'node:crypto';
 import { copyFile, mkdtemp, readFile, rename, rm, mkdir } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -132,6 +133,24 @@ export class OpenTrail {
     return answer;
   }
 
+  // One call of the AWS JSON 1.1 control plane (`POST /`, `X-Amz-Target`) as the aws CLI
+  // makes it, signed with SigV4 and the admin credentials: its answer.
+  async cloudtrail(operation, body = {}) {
+    const payload = JSON.stringify(body);
+    const headers = signV4({
+      url: `${this.url}/`,
+      region: 'us-east-1',
+      service: 'cloudtrail',
+      headers: { 'content-type': 'application/x-amz-json-1.1', 'x-amz-target': `CloudTrail_20131101.${operation}` },
+      body: payload,
+      key: this.admin,
+    });
+    const response = await fetch(`${this.url}/`, { method: 'POST', headers, body: payload });
+    const answer = await response.json();
+    if (!response.ok) throw new Error(`${operation} failed: ${response.status} ${JSON.stringify(answer)}`);
+    return answer;
+  }
+
   // `opentrail ingest FILE`: the real CLI, signing with SigV4 and the admin credentials
   // in DATA_DIR/credentials.
   async ingestFile(file) {
@@ -140,6 +159,27 @@ export class OpenTrail {
     });
     return stdout;
   }
+}
+
+// AWS Signature Version 4 for a POST with a JSON body: the headers to send (Host is the
+// URL's, as fetch sends it).
+function signV4({ url, region, service, headers, body, key, now = new Date() }) {
+  const sha256 = (data) => createHash('sha256').update(data).digest('hex');
+  const hmac = (secret, data) => createHmac('sha256', secret).update(data).digest();
+  const amzDate = now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  const day = amzDate.slice(0, 8);
+  const signed = { ...headers, host: new URL(url).host, 'x-amz-date': amzDate };
+  const names = Object.keys(signed).map((name) => name.toLowerCase()).sort();
+  const lower = Object.fromEntries(Object.entries(signed).map(([name, value]) => [name.toLowerCase(), String(value).trim()]));
+  const canonical = ['POST', new URL(url).pathname, '', ...names.map((name) => `${name}:${lower[name]}`), '', names.join(';'), sha256(body)].join('\n');
+  const scope = `${day}/${region}/${service}/aws4_request`;
+  const toSign = ['AWS4-HMAC-SHA256', amzDate, scope, sha256(canonical)].join('\n');
+  const signingKey = ['aws4_request'].reduce((secret, part) => hmac(secret, part),
+    hmac(hmac(hmac(`AWS4${key.secretAccessKey}`, day), region), service));
+  const signature = createHmac('sha256', signingKey).update(toSign).digest('hex');
+  const sent = { ...headers, 'x-amz-date': amzDate };
+  sent.authorization = `AWS4-HMAC-SHA256 Credential=${key.accessKeyId}/${scope}, SignedHeaders=${names.join(';')}, Signature=${signature}`;
+  return sent;
 }
 
 // ------------------------------------------------------------------ seed data

@@ -44,6 +44,7 @@ const RANGES = [
 const PAGES = [
   { path: '/sign-in', render: renderSignIn, public: true, title: 'Sign in' },
   { path: '/events', render: renderHistory, nav: 'Event history', title: 'Event history' },
+  { path: '/query', render: renderQuery, nav: 'Query', title: 'Query' },
   { path: '/event', render: renderDetail, title: 'Event' },
   { path: '/alerts', render: renderAlerts, nav: 'Alerts', title: 'Alerts' },
   { path: '/keys', render: renderKeys, nav: 'Access keys', title: 'Access keys', admin: true },
@@ -1184,6 +1185,567 @@ function timelineSvg(timeline, periods, from, to) {
     element('text', { class: 'tick', x: x(ms), y: height - 8, 'text-anchor': i === 0 ? 'start' : i === ticks ? 'end' : 'middle' }, formatTime(msToIso(ms)).slice(11, 16));
   }
   return svg;
+}
+
+// ------------------------------------------------------------------ query (CloudTrail Lake)
+
+const QUERY_POLL_MS = 500;
+const RESULTS_PAGE = 200;
+const CHART_BARS_MAX = 30;
+// A first column of dates or times makes a time series (what date_trunc answers).
+const TIME_VALUE = /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?(?:Z|[+-]\d{2}:?\d{2})?$/;
+
+function formatBytes(bytes) {
+  if (typeof bytes !== 'number') return '—';
+  const units = ['B', 'KB', 'MB', 'GB', 'TB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) { value /= 1024; unit += 1; }
+  return `${unit === 0 ? value : value.toFixed(value >= 10 ? 0 : 1)} ${units[unit]}`;
+}
+
+function formatCount(value) {
+  return typeof value === 'number' ? value.toLocaleString('en') : '—';
+}
+
+function timeValueMs(text) {
+  if (typeof text !== 'string' || !TIME_VALUE.test(text)) return NaN;
+  let iso = text.replace(' ', 'T');
+  if (iso.length > 10 && !/(Z|[+-]\d{2}:?\d{2})$/.test(iso)) iso += 'Z';
+  return Date.parse(iso);
+}
+
+// What chart two columns make: bars of a category's number, a line over time, or none.
+function chartKind(columns, rows) {
+  if (columns.length !== 2 || !rows.length) return null;
+  if (!rows.every((row) => row[1] !== null && row[1].trim() !== '' && Number.isFinite(Number(row[1])))) return null;
+  if (rows.every((row) => Number.isFinite(timeValueMs(row[0])))) return 'time';
+  return 'bars';
+}
+
+function svgElement(svg, tag, attributes, text) {
+  const node = document.createElementNS('http://www.w3.org/2000/svg', tag);
+  for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, String(value));
+  if (text !== undefined) node.textContent = text;
+  svg.append(node);
+  return node;
+}
+
+function chartSvg(width, height, label) {
+  const svg = document.createElementNS('http://www.w3.org/2000/svg', 'svg');
+  svg.setAttribute('viewBox', `0 0 ${width} ${height}`);
+  svg.setAttribute('role', 'img');
+  svg.setAttribute('class', 'query-chart');
+  svg.setAttribute('aria-label', label);
+  return svg;
+}
+
+// `width` is the space the chart gets, so its text is drawn at its real size.
+function barChart(columns, rows, width = 900) {
+  const shown = rows.slice(0, CHART_BARS_MAX);
+  const rowHeight = 26;
+  const labelWidth = Math.round(Math.min(250, width * 0.45));
+  const valueWidth = 64;
+  // 13 px text is at most about 8.8 px a character: longer labels are cut (whole in the title).
+  const labelChars = Math.max(8, Math.floor((labelWidth - 8) / 8.8));
+  const height = shown.length * rowHeight + 8;
+  const values = shown.map((row) => Number(row[1]));
+  const peak = Math.max(0, ...values) || 1;
+  const svg = chartSvg(width, height, `${columns[1]} by ${columns[0]}: bar chart of ${shown.length} rows`);
+  const scale = (value) => (Math.max(0, value) / peak) * (width - labelWidth - valueWidth);
+  shown.forEach((row, index) => {
+    const label = row[0] === null ? '(null)' : row[0];
+    const y = 4 + index * rowHeight;
+    const clipped = label.length > labelChars ? `${label.slice(0, labelChars - 1)}…` : label;
+    // One group per row, so hovering the label or the bar shows the whole of both.
+    const group = svgElement(svg, 'g', { class: 'row' });
+    svgElement(group, 'title', {}, `${label}: ${row[1]}`);
+    svgElement(group, 'text', { class: 'label', x: labelWidth - 8, y: y + rowHeight / 2 + 4, 'text-anchor': 'end' }, clipped);
+    svgElement(group, 'rect', { class: 'bar', x: labelWidth, y: y + 3, width: Math.max(1, scale(values[index])), height: rowHeight - 6, rx: 2 });
+    svgElement(group, 'text', { class: 'value', x: labelWidth + scale(values[index]) + 6, y: y + rowHeight / 2 + 4 }, Number(row[1]).toLocaleString('en'));
+  });
+  svgElement(svg, 'line', { class: 'axis', x1: labelWidth, y1: 2, x2: labelWidth, y2: height - 2 });
+  return svg;
+}
+
+function timeChart(columns, rows, width = 900) {
+  const points = rows.map((row) => [timeValueMs(row[0]), Number(row[1]), row[0]]).sort((left, right) => left[0] - right[0]);
+  const height = Math.round(Math.min(260, Math.max(180, width * 0.3)));
+  const pad = { left: 56, right: 16, top: 14, bottom: 30 };
+  const from = points[0][0];
+  const to = points[points.length - 1][0];
+  const peak = Math.max(0, ...points.map(([, value]) => value)) || 1;
+  const floor = Math.min(0, ...points.map(([, value]) => value));
+  const x = (ms) => (to === from ? (pad.left + width - pad.right) / 2 : pad.left + ((ms - from) / (to - from)) * (width - pad.left - pad.right));
+  const y = (value) => height - pad.bottom - ((value - floor) / (peak - floor)) * (height - pad.top - pad.bottom);
+  const svg = chartSvg(width, height, `${columns[1]} over ${columns[0]}: line chart of ${points.length} points from ${formatTime(msToIso(from))} to ${formatTime(msToIso(to))}`);
+  svgElement(svg, 'line', { class: 'axis', x1: pad.left, y1: height - pad.bottom, x2: width - pad.right, y2: height - pad.bottom });
+  svgElement(svg, 'line', { class: 'axis', x1: pad.left, y1: pad.top, x2: pad.left, y2: height - pad.bottom });
+  svgElement(svg, 'text', { class: 'tick', x: pad.left - 6, y: y(peak) + 4, 'text-anchor': 'end' }, peak.toLocaleString('en'));
+  svgElement(svg, 'text', { class: 'tick', x: pad.left - 6, y: y(floor) + 4, 'text-anchor': 'end' }, floor.toLocaleString('en'));
+  // Ticks at the points when there are few (days, hours), else evenly spaced; labelled
+  // with what varies: dates at midnight, times within a day.
+  const sameDay = formatTime(msToIso(from)).slice(0, 10) === formatTime(msToIso(to)).slice(0, 10);
+  const midnights = points.every(([ms]) => ms % 86400e3 === 0);
+  const tickLabel = (ms) => {
+    const text = formatTime(msToIso(ms));
+    if (midnights) return text.slice(0, 10);
+    return sameDay ? text.slice(11, 16) : text.slice(5, 16);
+  };
+  const room = Math.max(2, Math.floor((width - pad.left - pad.right) / (midnights || sameDay ? 90 : 110)));
+  const tickTimes = points.length <= room ? points.map(([ms]) => ms)
+    : Array.from({ length: Math.min(5, room) }, (_, i, all) => from + ((to - from) * i) / (all.length - 1));
+  tickTimes.forEach((ms, i) => {
+    const anchor = tickTimes.length === 1 ? 'middle' : i === 0 ? 'start' : i === tickTimes.length - 1 ? 'end' : 'middle';
+    svgElement(svg, 'text', { class: 'tick', x: x(ms), y: height - 9, 'text-anchor': anchor }, tickLabel(ms));
+  });
+  svgElement(svg, 'polyline', { class: 'series', points: points.map(([ms, value]) => `${x(ms)},${y(value)}`).join(' ') });
+  for (const [ms, value, label] of points) {
+    const point = svgElement(svg, 'circle', { class: 'point', cx: x(ms), cy: y(value), r: points.length > 60 ? 2 : 3.5 });
+    svgElement(point, 'title', {}, `${label}: ${value.toLocaleString('en')}`);
+  }
+  return svg;
+}
+
+function renderQuery(main) {
+  const urlId = new URLSearchParams(location.search).get('id');
+  const state = { stores: [], samples: [], storeId: '', queryId: null, status: null, columns: [], rows: [], total: 0, timer: null, stopped: false, startedAt: 0, polled: null };
+  cleanup = () => { state.stopped = true; clearTimeout(state.timer); };
+
+  add(main, h('div', { class: 'page-head' }, h('div', null, h('h1', null, 'Query'),
+    h('p', { class: 'lead' }, 'SQL over your events, as CloudTrail Lake runs it: choose an event data store, write a SELECT, run it. Results are kept for 7 days.'))));
+
+  // ---- the editor
+  const storeSelect = h('select', { id: 'query-store' }, h('option', { value: '' }, 'Loading…'));
+  const insertButton = h('button', { type: 'button', class: 'small', title: 'Insert the event data store ID at the cursor' }, 'Insert ID');
+  const sampleSelect = h('select', { id: 'query-sample' }, h('option', { value: '' }, 'Choose a sample…'));
+  const sampleBox = h('div', { class: 'sample-box', hidden: true });
+  const editor = h('textarea', { id: 'query-sql', class: 'sql', rows: '10', spellcheck: 'false', autocapitalize: 'off', autocomplete: 'off', 'aria-describedby': 'query-hint', placeholder: 'SELECT eventsource, count(*) AS events\nFROM <event data store ID>\nGROUP BY eventsource\nORDER BY events DESC' });
+  const runButton = h('button', { type: 'submit', class: 'primary' }, 'Run');
+  const cancelButton = h('button', { type: 'button', class: 'danger', disabled: true }, 'Cancel');
+  // Not a live region: it ticks while a query runs; start and end are announced instead.
+  const statusLine = h('p', { class: 'query-status', id: 'query-status' });
+  const editorError = h('p', { class: 'form-error', role: 'alert' });
+  const noStores = h('div', { class: 'notice', hidden: true });
+  const form = h('form', { class: 'query-editor', 'aria-label': 'SQL query' },
+    h('div', { class: 'editor-options' },
+      h('div', { class: 'field' }, h('label', { for: 'query-store' }, 'Event data store'), h('div', { class: 'inline' }, storeSelect, insertButton)),
+      h('div', { class: 'field' }, h('label', { for: 'query-sample' }, 'Sample queries'), sampleSelect)),
+    sampleBox,
+    noStores,
+    h('div', { class: 'field' }, h('label', { for: 'query-sql' }, 'SQL statement'), editor,
+      h('span', { id: 'query-hint', class: 'hint' }, 'One SELECT; the table is the event data store\'s ID. Ctrl+Enter runs it.')),
+    h('div', { class: 'editor-actions' }, runButton, cancelButton, statusLine),
+    editorError);
+
+  // ---- saving
+  const saveName = h('input', { id: 'save-name', type: 'text', maxlength: '128', spellcheck: 'false', autocomplete: 'off' });
+  const saveButton = h('button', { type: 'submit' }, 'Save query');
+  const saveForm = h('form', { class: 'save-form', 'aria-label': 'Save the query' },
+    h('div', { class: 'field' }, h('label', { for: 'save-name' }, 'Save as'), saveName), saveButton);
+  const saveError = h('p', { class: 'form-error', role: 'alert' });
+
+  // ---- results
+  const resultsCount = h('p', { class: 'count', 'aria-live': 'polite' });
+  const csvLink = h('a', { class: 'button small', id: 'query-csv', download: '', hidden: true }, 'Download CSV');
+  const jsonLink = h('a', { class: 'button small', id: 'query-json', download: '', hidden: true }, 'Download JSON');
+  const chartBox = h('figure', { class: 'chart-box', hidden: true });
+  const resultsBody = h('div', null, h('p', { class: 'muted' }, 'Run a query to see its results here.'));
+  const moreButton = h('button', { type: 'button' }, 'Load more rows');
+  const resultsFoot = h('div', { class: 'table-foot', hidden: true }, moreButton);
+  const results = h('section', { class: 'card results', 'aria-labelledby': 'results-heading' },
+    h('div', { class: 'card-head' }, h('h2', { id: 'results-heading' }, 'Results'), h('div', { class: 'actions' }, csvLink, jsonLink)),
+    resultsCount, chartBox, resultsBody, resultsFoot);
+
+  // ---- the side: saved queries and history
+  const savedList = h('div', null, h('p', { class: 'loading', role: 'status' }, 'Loading…'));
+  const historyList = h('div', null, h('p', { class: 'loading', role: 'status' }, 'Loading…'));
+  add(main, h('div', { class: 'query-grid' },
+    h('div', { class: 'query-main' },
+      h('section', { class: 'card', 'aria-label': 'Editor' }, form, saveForm, saveError),
+      results),
+    h('aside', { class: 'query-side' },
+      h('section', { class: 'card', 'aria-labelledby': 'saved-heading' }, h('h2', { id: 'saved-heading' }, 'Saved queries'), savedList),
+      h('section', { class: 'card', 'aria-labelledby': 'history-heading' }, h('h2', { id: 'history-heading' }, 'Recent queries'), historyList))));
+
+  // ---- the store picker: the statement follows the chosen store
+  const useStore = (id) => {
+    const previous = state.storeId;
+    state.storeId = id;
+    if (!id) return;
+    let text = editor.value.split('$EDS_ID').join(id);
+    if (previous && previous !== id) text = text.split(previous).join(id);
+    editor.value = text;
+  };
+  storeSelect.addEventListener('change', () => useStore(storeSelect.value));
+  insertButton.addEventListener('click', () => {
+    if (!state.storeId) return;
+    editor.focus();
+    editor.setRangeText(state.storeId, editor.selectionStart, editor.selectionEnd, 'end');
+  });
+
+  // ---- samples
+  const showSample = () => {
+    const sample = state.samples.find((candidate) => candidate.name === sampleSelect.value);
+    if (!sample) {
+      sampleBox.hidden = true;
+      sampleBox.replaceChildren();
+      return;
+    }
+    const inputs = sample.parameters.map((parameter) => h('input', { type: 'text', id: `sample-${parameter.name}`, name: parameter.name, required: true, spellcheck: 'false', autocomplete: 'off', 'aria-describedby': `sample-${parameter.name}-hint` }));
+    const use = h('button', { type: 'submit', class: 'small primary' }, 'Use this sample');
+    const sampleError = h('p', { class: 'form-error', role: 'alert' });
+    const sampleForm = h('form', { class: 'sample-form' },
+      sample.parameters.map((parameter, index) => h('div', { class: 'field' },
+        h('label', { for: `sample-${parameter.name}` }, parameter.name),
+        inputs[index],
+        h('span', { class: 'hint', id: `sample-${parameter.name}-hint` }, parameter.description))),
+      h('div', null, use),
+      sampleError);
+    sampleForm.addEventListener('submit', async (event) => {
+      event.preventDefault();
+      const query = new URLSearchParams({ name: sample.name });
+      if (state.storeId) query.set('store', state.storeId);
+      for (const input of inputs) query.set(input.name, input.value);
+      try {
+        const rendered = await api(`/query/sample-sql?${query}`);
+        editor.value = rendered.sql;
+        sampleSelect.value = '';
+        showSample();
+        editor.focus();
+        announce(`Sample "${sample.title}" is in the editor`);
+      } catch (failure) {
+        sampleError.textContent = failure.message;
+      }
+    });
+    sampleBox.replaceChildren(h('p', null, h('strong', null, sample.title), ' ', h('span', { class: 'muted' }, sample.description)), sampleForm);
+    sampleBox.hidden = false;
+    (inputs[0] || use).focus();
+  };
+  sampleSelect.addEventListener('change', showSample);
+
+  // ---- status and results
+  const setRunning = (running) => {
+    runButton.disabled = running;
+    cancelButton.disabled = !running;
+  };
+  const statusText = (answer) => {
+    const stats = answer.statistics || {};
+    const parts = [`${formatCount(stats.eventsScanned)} events scanned`, `${formatCount(stats.eventsMatched)} matched`, `${formatBytes(stats.bytesScanned)} scanned`, `${formatCount(stats.executionMs)} ms`];
+    switch (answer.status) {
+      case 'QUEUED':
+      case 'RUNNING':
+        return `Running… ${((Date.now() - (state.startedAt || Date.now())) / 1000).toFixed(1)} s`;
+      case 'FINISHED':
+        return `Finished · ${parts.join(' · ')}`;
+      case 'CANCELLED':
+        return 'Cancelled';
+      case 'TIMED_OUT':
+        return `Timed out · ${parts.join(' · ')}`;
+      default:
+        return `Failed · ${parts.join(' · ')}`;
+    }
+  };
+  const showStatus = (answer) => {
+    statusLine.textContent = statusText(answer);
+    statusLine.dataset.status = answer.status;
+    editorError.textContent = answer.status === 'FAILED' || answer.status === 'TIMED_OUT' ? (answer.errorMessage || 'The query failed.') : '';
+  };
+  const cell = (value) => {
+    if (value === null) return h('td', { class: 'null' }, 'NULL');
+    const numeric = value.trim() !== '' && Number.isFinite(Number(value));
+    return h('td', { class: numeric ? 'num' : null, title: value.length > 60 ? value : null }, value);
+  };
+  const numericColumn = (index) => state.rows.length > 0 && state.rows.every((row) => row[index] === null || (row[index].trim() !== '' && Number.isFinite(Number(row[index]))));
+  const drawResults = () => {
+    const shown = state.rows.length;
+    resultsCount.textContent = `${state.total.toLocaleString('en')} row${state.total === 1 ? '' : 's'}${shown < state.total ? `, ${shown.toLocaleString('en')} shown` : ''}`;
+    const download = (format) => `${API}/query/download?${new URLSearchParams({ id: state.queryId, format })}`;
+    csvLink.href = download('csv');
+    jsonLink.href = download('json');
+    csvLink.hidden = false;
+    jsonLink.hidden = false;
+    const kind = chartKind(state.columns, state.rows);
+    if (kind) {
+      const partial = kind === 'bars' && state.rows.length > CHART_BARS_MAX ? `the first ${CHART_BARS_MAX} rows` : shown < state.total ? `the first ${shown} rows` : null;
+      // As wide as the card's content, so labels keep their size on a phone.
+      const width = Math.max(300, Math.min(1200, results.clientWidth - 36 || 900));
+      chartBox.replaceChildren(kind === 'time' ? timeChart(state.columns, state.rows, width) : barChart(state.columns, state.rows, width),
+        h('figcaption', { class: 'muted' }, `${state.columns[1]} ${kind === 'time' ? 'over' : 'by'} ${state.columns[0]}${partial ? ` (${partial})` : ''}`));
+      chartBox.hidden = false;
+    } else {
+      chartBox.hidden = true;
+      chartBox.replaceChildren();
+    }
+    if (!state.columns.length || !state.total) {
+      resultsBody.replaceChildren(h('div', { class: 'empty' }, h('p', null, 'The query returned no rows.')));
+    } else {
+      resultsBody.replaceChildren(h('div', { class: 'table-wrap results-wrap' }, h('table', { class: 'results-table' },
+        h('caption', { class: 'visually-hidden' }, 'Query results'),
+        h('thead', null, h('tr', null, state.columns.map((column, index) => h('th', { scope: 'col', class: numericColumn(index) ? 'num' : null }, column)))),
+        h('tbody', null, state.rows.map((row) => h('tr', null, row.map(cell)))))));
+    }
+    resultsFoot.hidden = shown >= state.total;
+  };
+  const clearResults = (message) => {
+    state.columns = [];
+    state.rows = [];
+    state.total = 0;
+    resultsCount.textContent = '';
+    csvLink.hidden = true;
+    jsonLink.hidden = true;
+    chartBox.hidden = true;
+    chartBox.replaceChildren();
+    resultsFoot.hidden = true;
+    resultsBody.replaceChildren(h('p', { class: 'muted' }, message));
+  };
+  const loadResults = async ({ more = false } = {}) => {
+    const id = state.queryId;
+    const query = new URLSearchParams({ id, offset: String(more ? state.rows.length : 0), limit: String(RESULTS_PAGE) });
+    moreButton.disabled = true;
+    try {
+      const page = await api(`/query/results?${query}`);
+      if (state.stopped || id !== state.queryId) return;
+      state.columns = page.columns;
+      state.rows = more ? state.rows.concat(page.rows) : page.rows;
+      state.total = page.totalRows;
+      drawResults();
+    } catch (failure) {
+      if (failure.status !== 401) resultsBody.replaceChildren(h('p', { class: 'notice error', role: 'alert' }, failure.message));
+    } finally {
+      moreButton.disabled = false;
+    }
+  };
+  moreButton.addEventListener('click', () => loadResults({ more: true }));
+
+  // Follows a query until it ends, then shows its rows.
+  const follow = async (id) => {
+    clearTimeout(state.timer);
+    state.queryId = id;
+    try {
+      const answer = await api(`/query/status?${new URLSearchParams({ id })}`);
+      if (state.stopped || id !== state.queryId) return;
+      state.status = answer.status;
+      if (!state.startedAt && answer.createdMs) state.startedAt = answer.createdMs;
+      showStatus(answer);
+      if (answer.status === 'QUEUED' || answer.status === 'RUNNING') {
+        setRunning(true);
+        state.timer = setTimeout(() => follow(id), QUERY_POLL_MS);
+        return;
+      }
+      setRunning(false);
+      announce(statusLine.textContent);
+      if (answer.status === 'FINISHED') await loadResults();
+      else clearResults(answer.status === 'CANCELLED' ? 'The query was cancelled: it has no results.' : 'The query failed: it has no results.');
+      loadHistory();
+    } catch (failure) {
+      setRunning(false);
+      if (failure.status !== 401) editorError.textContent = failure.message;
+    }
+  };
+  // Shows a query of the history (or of the URL): its statement and its results.
+  const open = async (id, statement) => {
+    history.replaceState(null, '', `${BASE}/query?${new URLSearchParams({ id })}`);
+    if (statement !== undefined) editor.value = statement;
+    state.startedAt = 0;
+    clearResults('Loading…');
+    await follow(id);
+  };
+
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    editorError.textContent = '';
+    const statement = editor.value.trim();
+    if (!statement) {
+      editorError.textContent = 'Write a SELECT statement first.';
+      editor.focus();
+      return;
+    }
+    if (statement.includes('$EDS_ID')) {
+      editorError.textContent = 'Choose an event data store: the statement still says $EDS_ID.';
+      storeSelect.focus();
+      return;
+    }
+    const placeholder = /\{\{([A-Z][A-Z0-9_]*)\}\}/.exec(statement);
+    if (placeholder) {
+      editorError.textContent = `Fill in {{${placeholder[1]}}} first.`;
+      editor.focus();
+      return;
+    }
+    setRunning(true);
+    statusLine.textContent = 'Starting…';
+    try {
+      const started = await api('/query/start', { method: 'POST', body: { statement } });
+      state.startedAt = Date.now();
+      announce('Query started');
+      history.replaceState(null, '', `${BASE}/query?${new URLSearchParams({ id: started.queryId })}`);
+      clearResults('Running…');
+      loadHistory();
+      await follow(started.queryId);
+    } catch (failure) {
+      setRunning(false);
+      statusLine.textContent = '';
+      if (failure.status !== 401) editorError.textContent = failure.message;
+    }
+  });
+  editor.addEventListener('keydown', (event) => {
+    if (event.key === 'Enter' && (event.ctrlKey || event.metaKey)) {
+      event.preventDefault();
+      if (!runButton.disabled) form.requestSubmit();
+    }
+  });
+  cancelButton.addEventListener('click', async () => {
+    if (!state.queryId) return;
+    cancelButton.disabled = true;
+    try {
+      await api('/query/cancel', { method: 'POST', body: { queryId: state.queryId } });
+      await follow(state.queryId);
+      runButton.focus();
+    } catch (failure) {
+      // It may have ended meanwhile: show what it became.
+      if (failure.status !== 401) {
+        editorError.textContent = failure.message;
+        follow(state.queryId);
+      }
+    }
+  });
+
+  // ---- saved queries
+  const loadSaved = async () => {
+    try {
+      const answer = await api('/query/saved');
+      if (!answer.savedQueries.length) {
+        savedList.replaceChildren(h('p', { class: 'muted' }, 'None yet. Name a query below the editor and save it; every key of this account sees it.'));
+        return;
+      }
+      savedList.replaceChildren(h('ul', { class: 'query-list' }, answer.savedQueries.map((saved) => {
+        const openButton = h('button', { type: 'button', class: 'link', title: saved.statement }, saved.name);
+        openButton.addEventListener('click', () => {
+          editor.value = saved.statement;
+          saveName.value = saved.name;
+          editor.focus();
+          announce(`Saved query "${saved.name}" is in the editor`);
+        });
+        const remove = h('button', { type: 'button', class: 'danger small', 'aria-label': `Delete saved query ${saved.name}` }, 'Delete');
+        remove.addEventListener('click', async () => {
+          if (!window.confirm(`Delete the saved query "${saved.name}" for every key of this account?`)) return;
+          remove.disabled = true;
+          try {
+            await api(`/query/saved/${encodeURIComponent(saved.id)}`, { method: 'DELETE' });
+            announce(`Saved query "${saved.name}" deleted`);
+            await loadSaved();
+            savedList.querySelector('button')?.focus();
+          } catch (failure) {
+            remove.disabled = false;
+            saveError.textContent = failure.message;
+          }
+        });
+        return h('li', { 'data-saved': saved.name },
+          h('div', { class: 'item-head' }, openButton, remove),
+          h('code', { class: 'statement' }, saved.statement.replace(/\s+/g, ' ')));
+      })));
+    } catch (failure) {
+      if (failure.status !== 401) savedList.replaceChildren(h('p', { class: 'notice error', role: 'alert' }, failure.message));
+    }
+  };
+  saveForm.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    saveError.textContent = '';
+    if (!saveName.value.trim()) {
+      saveError.textContent = 'Give the query a name to save it under.';
+      saveName.focus();
+      return;
+    }
+    if (!editor.value.trim()) {
+      saveError.textContent = 'The editor is empty: there is nothing to save.';
+      editor.focus();
+      return;
+    }
+    saveButton.disabled = true;
+    try {
+      const saved = await api('/query/saved', { method: 'POST', body: { name: saveName.value.trim(), statement: editor.value } });
+      announce(`Saved as "${saved.name}"`);
+      await loadSaved();
+    } catch (failure) {
+      saveError.textContent = failure.message;
+    } finally {
+      saveButton.disabled = false;
+    }
+  });
+
+  // ---- history
+  const STATUS_BADGES = { FINISHED: 'ok', RUNNING: 'auto', QUEUED: 'auto', CANCELLED: 'off', FAILED: 'error', TIMED_OUT: 'error' };
+  const loadHistory = async () => {
+    try {
+      const answer = await api('/query/history');
+      if (state.stopped) return;
+      if (!answer.queries.length) {
+        historyList.replaceChildren(h('p', { class: 'muted' }, 'Queries run over this account\'s event data stores in the last 7 days appear here.'));
+        return;
+      }
+      historyList.replaceChildren(h('ul', { class: 'query-list' }, answer.queries.map((query) => {
+        const created = msToIso(query.createdMs);
+        const openButton = h('button', { type: 'button', class: 'link statement-link', title: query.statement, 'aria-label': `Open the query of ${formatTime(created)}: ${query.statement.slice(0, 80)}` }, query.statement.replace(/\s+/g, ' '));
+        openButton.addEventListener('click', () => open(query.queryId, query.statement));
+        return h('li', { 'data-query': query.queryId, class: query.queryId === state.queryId ? 'current' : null },
+          h('div', { class: 'item-head' },
+            h('span', { class: `badge ${STATUS_BADGES[query.status] || 'off'}` }, query.status.toLowerCase().replace('_', ' ')),
+            h('time', { datetime: created, title: `${formatTime(created)} UTC`, class: 'muted' }, relativeTime(created)),
+            query.status === 'FINISHED' ? h('span', { class: 'muted' }, `${formatCount(query.resultRows)} row${query.resultRows === 1 ? '' : 's'}`) : null),
+          openButton);
+      })));
+    } catch (failure) {
+      if (failure.status !== 401) historyList.replaceChildren(h('p', { class: 'notice error', role: 'alert' }, failure.message));
+    }
+  };
+
+  // ---- first load
+  const loadStores = async () => {
+    try {
+      const [stores, samples] = await Promise.all([api('/query/data-stores'), api('/query/samples')]);
+      if (state.stopped) return;
+      state.stores = stores.dataStores;
+      state.samples = samples.samples;
+      sampleSelect.replaceChildren(h('option', { value: '' }, 'Choose a sample…'), ...state.samples.map((sample) => h('option', { value: sample.name }, sample.title)));
+      const enabled = state.stores.filter((store) => store.status === 'ENABLED');
+      if (!enabled.length) {
+        storeSelect.replaceChildren(h('option', { value: '' }, 'No event data store'));
+        storeSelect.disabled = true;
+        insertButton.disabled = true;
+        noStores.hidden = false;
+        noStores.replaceChildren(
+          h('p', null, h('strong', null, 'This account has no event data store yet.'), ' A query reads one: a view of the account\'s events, made without copying them. An admin key creates one, for example:'),
+          h('pre', { class: 'mono' }, `aws cloudtrail create-event-data-store --name all-events \\\n  --endpoint-url ${location.origin}`));
+        return;
+      }
+      storeSelect.replaceChildren(...enabled.map((store) => h('option', { value: store.id }, `${store.name} (${store.id.slice(0, 8)}…)`)));
+      // The store the statement already names, else the first.
+      const named = enabled.find((store) => editor.value.includes(store.id)) || enabled[0];
+      storeSelect.value = named.id;
+      if (!editor.value.trim()) {
+        editor.value = `SELECT eventsource, count(*) AS events\nFROM ${named.id}\nGROUP BY eventsource\nORDER BY events DESC`;
+      }
+      useStore(named.id);
+    } catch (failure) {
+      if (failure.status !== 401) editorError.textContent = failure.message;
+    }
+  };
+  (async () => {
+    if (urlId) {
+      // A reload or a shared link: that query's statement, status and results.
+      try {
+        const answer = await api(`/query/status?${new URLSearchParams({ id: urlId })}`);
+        editor.value = answer.statement || '';
+      } catch (failure) {
+        if (failure.status !== 401) editorError.textContent = failure.message;
+      }
+    }
+    await loadStores();
+    if (urlId && editor.value) open(urlId);
+  })();
+  loadSaved();
+  loadHistory();
+  focusHeading(main);
 }
 
 // ------------------------------------------------------------------ alerts

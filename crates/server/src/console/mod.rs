@@ -15,6 +15,10 @@
 //!   its baseline band.
 //! - [`alerts`]: the newest alerts with their acknowledgements, and acknowledging one
 //!   through the API's own handler.
+//! - [`query`]: SQL over the events (CloudTrail Lake): the account's event data stores,
+//!   sample queries, starting, polling, paging, downloading and cancelling a query through
+//!   the Lake API's own handler, the query history, and saved queries kept per account in
+//!   `DATA_DIR/console/saved-queries.json`.
 //!
 //! The console authenticates by cookie, so it is merged beside, not behind, the SigV4
 //! layer. [`require_session`] turns a session into the same [`Caller`] the API's
@@ -29,6 +33,7 @@ pub mod alerts;
 pub mod assets;
 pub mod events;
 pub mod insights;
+pub mod query;
 pub mod session;
 pub mod sign_in;
 #[cfg(test)]
@@ -71,6 +76,8 @@ pub struct ConsoleState {
     /// Sign-in attempts per client address: bounds guessing and the self-audit records
     /// failed attempts produce.
     pub sign_in_limiter: RateLimiter,
+    /// The Query page's saved queries, per account.
+    pub saved_queries: query::SavedQueries,
 }
 
 impl FromRef<ConsoleState> for AppState {
@@ -111,6 +118,7 @@ pub fn router_with_sessions(app: AppState, sessions: SessionStore) -> Router<App
 
 fn console_routes(app: AppState, sessions: SessionStore) -> Router<AppState> {
     let state = ConsoleState {
+        saved_queries: query::SavedQueries::new(&app.config.data_dir),
         app,
         sessions,
         sign_in_limiter: RateLimiter::default(),
@@ -136,6 +144,22 @@ fn console_routes(app: AppState, sessions: SessionStore) -> Router<AppState> {
             "/api/alerts/{alert_id}/acknowledge",
             post(crate::routes::alerts::acknowledge_alert),
         )
+        // CloudTrail Lake: StartQuery, DescribeQuery and CancelQuery are the API's own
+        // handler with the session's caller.
+        .route("/api/query/data-stores", get(query::data_stores))
+        .route("/api/query/samples", get(query::samples))
+        .route("/api/query/sample-sql", get(query::sample_sql))
+        .route("/api/query/start", post(query::start))
+        .route("/api/query/status", get(query::status))
+        .route("/api/query/results", get(query::results))
+        .route("/api/query/download", get(query::download))
+        .route("/api/query/cancel", post(query::cancel))
+        .route("/api/query/history", get(query::history))
+        .route(
+            "/api/query/saved",
+            get(query::saved_list).post(query::saved_save),
+        )
+        .route("/api/query/saved/{id}", delete(query::saved_delete))
         .route("/api/sign-out", post(sign_in::sign_out))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),

@@ -23,6 +23,7 @@ struct Console {
     router: Router,
     keys: KeyStore,
     store: Store,
+    state: crate::state::AppState,
     admin: CreatedAccessKey,
     _data_dir: tempfile::TempDir,
 }
@@ -73,12 +74,13 @@ impl Console {
         let store = state.store.clone();
         // The console alone, with the given session limits.
         let router = super::router_with_sessions(state.clone(), SessionStore::new(limits))
-            .with_state(state)
+            .with_state(state.clone())
             .layer(local_peer());
         Console {
             router,
             keys,
             store,
+            state,
             admin,
             _data_dir: data_dir,
         }
@@ -1093,4 +1095,532 @@ async fn trail_list_refreshes_are_not_recorded() {
         2,
         "{recorded:?}"
     );
+}
+
+// ------------------------------------------------------------------ the Query page
+
+impl Console {
+    /// An event data store of every event of `account`, as CreateEventDataStore makes one.
+    fn create_data_store(&self, account: &str, name: &str) -> String {
+        let now_ms = jiff::Timestamp::now().as_millisecond();
+        self.state
+            .lake
+            .data_stores
+            .create(
+                opentrail_lake::data_stores::NewEventDataStore {
+                    name: name.into(),
+                    account_id: account.into(),
+                    region: self.state.config.region.clone(),
+                    selectors: Vec::new(),
+                    multi_region_enabled: true,
+                    organization_enabled: false,
+                    retention_days: 2557,
+                    termination_protection_enabled: false,
+                    billing_mode: "EXTENDABLE_RETENTION_PRICING".into(),
+                    tags: Vec::new(),
+                },
+                now_ms,
+            )
+            .expect("create event data store")
+            .id
+    }
+
+    async fn start_query(&self, browser: &Browser, statement: &str) -> Answer {
+        self.change(
+            "POST",
+            "/console/api/query/start",
+            browser,
+            Some(&browser.csrf_token),
+            json!({ "statement": statement }),
+        )
+        .await
+    }
+
+    async fn save_query(&self, browser: &Browser, name: &str, statement: &str) -> Answer {
+        self.change(
+            "POST",
+            "/console/api/query/saved",
+            browser,
+            Some(&browser.csrf_token),
+            json!({ "name": name, "statement": statement }),
+        )
+        .await
+    }
+
+    /// Polls the query's status until it is no longer active (bounded by polls, not time).
+    async fn wait_for_query(&self, browser: &Browser, query_id: &str) -> Value {
+        for _ in 0..2_000 {
+            let status = self
+                .get(
+                    &format!("/console/api/query/status?id={query_id}"),
+                    Some(browser),
+                )
+                .await;
+            assert_eq!(status.status, StatusCode::OK, "{}", status.text);
+            if !matches!(status.json["status"].as_str(), Some("QUEUED" | "RUNNING")) {
+                return status.json;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("query {query_id} did not finish");
+    }
+}
+
+/// Events of the last hour: three DeleteTable and one CreateTable in the default account,
+/// one DeleteTable in the other.
+fn recent_events() -> Vec<Value> {
+    let time = (jiff::Timestamp::now() - jiff::SignedDuration::from_secs(3600))
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    vec![
+        event("q-1", DEFAULT_ACCOUNT, "DeleteTable", &time, None),
+        event(
+            "q-2",
+            DEFAULT_ACCOUNT,
+            "DeleteTable",
+            &time,
+            Some("AccessDenied"),
+        ),
+        event("q-3", DEFAULT_ACCOUNT, "DeleteTable", &time, None),
+        event("q-4", DEFAULT_ACCOUNT, "CreateTable", &time, None),
+        event("q-5", OTHER_ACCOUNT, "DeleteTable", &time, None),
+    ]
+}
+
+#[tokio::test]
+async fn query_endpoints_need_a_session_and_changes_need_the_csrf_token() {
+    let console = Console::start();
+    for path in [
+        "/console/api/query/data-stores",
+        "/console/api/query/samples",
+        "/console/api/query/history",
+        "/console/api/query/saved",
+        "/console/api/query/status?id=00000000-0000-4000-8000-000000000000",
+    ] {
+        let answer = console.get(path, None).await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{path}");
+        assert_eq!(answer.json["__type"], "NotSignedInException", "{path}");
+    }
+    let store = console.create_data_store(DEFAULT_ACCOUNT, "all-events");
+    let browser = console.sign_in(&console.admin).await;
+    for (method, path, body) in [
+        (
+            "POST",
+            "/console/api/query/start",
+            json!({ "statement": format!("SELECT count(*) FROM {store}") }),
+        ),
+        (
+            "POST",
+            "/console/api/query/cancel",
+            json!({ "queryId": "00000000-0000-4000-8000-000000000000" }),
+        ),
+        (
+            "POST",
+            "/console/api/query/saved",
+            json!({ "name": "n", "statement": "SELECT 1" }),
+        ),
+        ("DELETE", "/console/api/query/saved/some-id", json!({})),
+    ] {
+        for token in [None, Some("wrong")] {
+            let refused = console
+                .change(method, path, &browser, token, body.clone())
+                .await;
+            assert_eq!(refused.status, StatusCode::FORBIDDEN, "{method} {path}");
+            assert_eq!(refused.json["__type"], "InvalidCsrfTokenException");
+        }
+    }
+    // Nothing was started or saved.
+    let history = console
+        .get("/console/api/query/history", Some(&browser))
+        .await;
+    assert_eq!(history.json["queries"], json!([]));
+    let saved = console
+        .get("/console/api/query/saved", Some(&browser))
+        .await;
+    assert_eq!(saved.json["savedQueries"], json!([]));
+}
+
+/// A read key lists the stores, runs a group-by, pages through and downloads its rows,
+/// and finds it in the history; StartQuery is recorded by self-audit as the API records it.
+#[tokio::test]
+async fn a_query_runs_pages_downloads_and_is_in_the_history() {
+    let console = Console::start();
+    console.append(&recent_events());
+    let store = console.create_data_store(DEFAULT_ACCOUNT, "all-events");
+    let reader = console
+        .sign_in(&console.create_key(Role::Read, DEFAULT_ACCOUNT))
+        .await;
+
+    let stores = console
+        .get("/console/api/query/data-stores", Some(&reader))
+        .await;
+    assert_eq!(stores.status, StatusCode::OK, "{}", stores.text);
+    assert_eq!(stores.json["dataStores"][0]["id"], store.as_str());
+    assert_eq!(stores.json["dataStores"][0]["name"], "all-events");
+    assert_eq!(stores.json["dataStores"][0]["status"], "ENABLED");
+    let samples = console
+        .get("/console/api/query/samples", Some(&reader))
+        .await;
+    let samples = samples.json["samples"].as_array().expect("samples").clone();
+    assert!(!samples.is_empty());
+    assert!(samples.iter().all(|sample| {
+        sample["sql"]
+            .as_str()
+            .is_some_and(|sql| sql.contains("$EDS_ID"))
+            && sample["title"].is_string()
+    }));
+    let with_parameter = samples
+        .iter()
+        .find(|sample| {
+            sample["parameters"]
+                .as_array()
+                .is_some_and(|list| !list.is_empty())
+        })
+        .expect("a sample with a parameter");
+    let sample_name = with_parameter["name"].as_str().expect("name");
+    let mut rendered = format!("/console/api/query/sample-sql?name={sample_name}&store={store}");
+    for parameter in with_parameter["parameters"].as_array().expect("parameters") {
+        let name = parameter["name"].as_str().expect("name");
+        rendered.push_str(&format!("&{name}=o%27brien"));
+    }
+    let rendered = console.get(&rendered, Some(&reader)).await;
+    assert_eq!(rendered.status, StatusCode::OK, "{}", rendered.text);
+    let sql = rendered.json["sql"].as_str().expect("sql");
+    assert!(
+        sql.contains(&store) && !sql.contains("$EDS_ID") && !sql.contains("{{"),
+        "{sql}"
+    );
+    assert!(sql.contains("o''brien"), "values are quoted as SQL: {sql}");
+    let missing = console
+        .get(
+            &format!("/console/api/query/sample-sql?name={sample_name}"),
+            Some(&reader),
+        )
+        .await;
+    assert_eq!(missing.status, StatusCode::BAD_REQUEST, "{}", missing.text);
+
+    let statement = format!(
+        "SELECT eventname, count(*) AS n FROM {store} \
+         WHERE eventsource = 'dynamodb.amazonaws.com' GROUP BY eventname ORDER BY n DESC"
+    );
+    let started = console.start_query(&reader, &statement).await;
+    assert_eq!(started.status, StatusCode::OK, "{}", started.text);
+    let query_id = started.json["queryId"].as_str().expect("id").to_owned();
+    let finished = console.wait_for_query(&reader, &query_id).await;
+    assert_eq!(finished["status"], "FINISHED", "{finished}");
+    assert_eq!(finished["statement"], statement.as_str());
+    // The store also holds the self-audit records of this session (ConsoleLogin, …).
+    assert_eq!(finished["statistics"]["eventsMatched"], 4, "{finished}");
+    assert!(finished["statistics"]["eventsScanned"].as_u64() >= Some(4));
+    assert!(finished["createdMs"].is_i64());
+
+    let first = console
+        .get(
+            &format!("/console/api/query/results?id={query_id}&limit=1"),
+            Some(&reader),
+        )
+        .await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.text);
+    assert_eq!(first.json["columns"], json!(["eventname", "n"]));
+    assert_eq!(first.json["rows"], json!([["DeleteTable", "3"]]));
+    assert_eq!(first.json["totalRows"], 2);
+    let second = console
+        .get(
+            &format!("/console/api/query/results?id={query_id}&offset=1&limit=1"),
+            Some(&reader),
+        )
+        .await;
+    assert_eq!(second.json["rows"], json!([["CreateTable", "1"]]));
+    let too_many = console
+        .get(
+            &format!("/console/api/query/results?id={query_id}&limit=100000"),
+            Some(&reader),
+        )
+        .await;
+    assert_eq!(too_many.status, StatusCode::BAD_REQUEST);
+
+    let csv = console
+        .get(
+            &format!("/console/api/query/download?id={query_id}&format=csv"),
+            Some(&reader),
+        )
+        .await;
+    assert_eq!(csv.status, StatusCode::OK);
+    assert_eq!(csv.headers[header::CONTENT_TYPE], "text/csv; charset=utf-8");
+    let disposition = csv.headers[header::CONTENT_DISPOSITION]
+        .to_str()
+        .expect("ascii");
+    assert!(disposition.starts_with("attachment; filename=\"opentrail-query-"));
+    assert_eq!(
+        csv.text,
+        "\"eventname\",\"n\"\r\n\"DeleteTable\",\"3\"\r\n\"CreateTable\",\"1\"\r\n"
+    );
+    let downloaded = console
+        .get(
+            &format!("/console/api/query/download?id={query_id}&format=json"),
+            Some(&reader),
+        )
+        .await;
+    assert_eq!(downloaded.json["columns"], json!(["eventname", "n"]));
+    assert_eq!(downloaded.json["rows"][1], json!(["CreateTable", "1"]));
+    let unknown_format = console
+        .get(
+            &format!("/console/api/query/download?id={query_id}&format=xml"),
+            Some(&reader),
+        )
+        .await;
+    assert_eq!(unknown_format.status, StatusCode::BAD_REQUEST);
+
+    let history = console
+        .get("/console/api/query/history", Some(&reader))
+        .await;
+    assert_eq!(history.status, StatusCode::OK, "{}", history.text);
+    let listed = &history.json["queries"][0];
+    assert_eq!(listed["queryId"], query_id.as_str());
+    assert_eq!(listed["status"], "FINISHED");
+    assert_eq!(listed["statement"], statement.as_str());
+    assert_eq!(listed["resultRows"], 2);
+    assert_eq!(listed["dataStoreIds"], json!([store]));
+
+    let recorded = console.wait_for_events_named("StartQuery", 1).await;
+    assert_eq!(
+        recorded[0]["requestParameters"]["queryStatement"],
+        statement.as_str()
+    );
+    console.wait_for_events_named("GetQueryResults", 2).await;
+
+    // The API's validation: one SELECT over the account's own stores.
+    let not_select = console
+        .start_query(&reader, &format!("DELETE FROM {store}"))
+        .await;
+    assert_eq!(
+        not_select.status,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        not_select.text
+    );
+    assert_eq!(not_select.json["__type"], "InvalidQueryStatementException");
+    let no_store = console.start_query(&reader, "SELECT 1").await;
+    assert_eq!(no_store.json["__type"], "InvalidQueryStatementException");
+}
+
+/// Another account's stores and queries do not exist for a key of this account: its query
+/// id is "not found" in every endpoint, and a statement cannot name its store.
+#[tokio::test]
+async fn another_accounts_query_is_not_found() {
+    let console = Console::start();
+    console.append(&recent_events());
+    let store = console.create_data_store(DEFAULT_ACCOUNT, "all-events");
+    let other_store = console.create_data_store(OTHER_ACCOUNT, "theirs");
+    let admin = console.sign_in(&console.admin).await;
+    let started = console
+        .start_query(&admin, &format!("SELECT count(*) AS n FROM {store}"))
+        .await;
+    let query_id = started.json["queryId"].as_str().expect("id").to_owned();
+    console.wait_for_query(&admin, &query_id).await;
+
+    let other = console
+        .sign_in(&console.create_key(Role::Admin, OTHER_ACCOUNT))
+        .await;
+    let stores = console
+        .get("/console/api/query/data-stores", Some(&other))
+        .await;
+    let ids: Vec<&Value> = stores.json["dataStores"]
+        .as_array()
+        .expect("stores")
+        .iter()
+        .map(|store| &store["id"])
+        .collect();
+    assert_eq!(ids, [&json!(other_store)], "only its own store");
+    for path in [
+        format!("/console/api/query/status?id={query_id}"),
+        format!("/console/api/query/results?id={query_id}"),
+        format!("/console/api/query/download?id={query_id}&format=csv"),
+    ] {
+        let answer = console.get(&path, Some(&other)).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::NOT_FOUND,
+            "{path}: {}",
+            answer.text
+        );
+        assert_eq!(answer.json["__type"], "QueryIdNotFoundException", "{path}");
+    }
+    let cancel = console
+        .change(
+            "POST",
+            "/console/api/query/cancel",
+            &other,
+            Some(&other.csrf_token),
+            json!({ "queryId": query_id }),
+        )
+        .await;
+    assert_eq!(cancel.status, StatusCode::NOT_FOUND);
+    assert_eq!(cancel.json["__type"], "QueryIdNotFoundException");
+    let history = console
+        .get("/console/api/query/history", Some(&other))
+        .await;
+    assert_eq!(history.json["queries"], json!([]));
+    let theirs = console
+        .start_query(&other, &format!("SELECT count(*) FROM {store}"))
+        .await;
+    assert_eq!(theirs.status, StatusCode::NOT_FOUND);
+    assert_eq!(theirs.json["__type"], "EventDataStoreNotFoundException");
+
+    // Its own store sees only its own events.
+    let own = console
+        .start_query(
+            &other,
+            &format!(
+                "SELECT count(*) AS n FROM {other_store} \
+                 WHERE eventsource = 'dynamodb.amazonaws.com'"
+            ),
+        )
+        .await;
+    let own_id = own.json["queryId"].as_str().expect("id").to_owned();
+    assert_eq!(
+        console.wait_for_query(&other, &own_id).await["status"],
+        "FINISHED"
+    );
+    let rows = console
+        .get(
+            &format!("/console/api/query/results?id={own_id}"),
+            Some(&other),
+        )
+        .await;
+    assert_eq!(rows.json["rows"], json!([["1"]]));
+}
+
+#[tokio::test]
+async fn a_running_query_is_cancelled() {
+    let console = Console::start();
+    console.append(&recent_events());
+    let store = console.create_data_store(DEFAULT_ACCOUNT, "all-events");
+    let admin = console.sign_in(&console.admin).await;
+    let started = console
+        .start_query(
+            &admin,
+            &format!(
+                "WITH RECURSIVE forever AS (SELECT 1 AS n UNION ALL SELECT n + 1 FROM forever) \
+                 SELECT count(*) AS n FROM forever CROSS JOIN (SELECT count(*) AS c FROM {store}) e"
+            ),
+        )
+        .await;
+    assert_eq!(started.status, StatusCode::OK, "{}", started.text);
+    let query_id = started.json["queryId"].as_str().expect("id").to_owned();
+    let cancelled = console
+        .change(
+            "POST",
+            "/console/api/query/cancel",
+            &admin,
+            Some(&admin.csrf_token),
+            json!({ "queryId": query_id }),
+        )
+        .await;
+    assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.text);
+    assert_eq!(cancelled.json["status"], "CANCELLED");
+    let status = console
+        .get(
+            &format!("/console/api/query/status?id={query_id}"),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(status.json["status"], "CANCELLED");
+    let rows = console
+        .get(
+            &format!("/console/api/query/results?id={query_id}"),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(rows.json["status"], "CANCELLED");
+    assert_eq!(rows.json["rows"], json!([]));
+    let again = console
+        .change(
+            "POST",
+            "/console/api/query/cancel",
+            &admin,
+            Some(&admin.csrf_token),
+            json!({ "queryId": query_id }),
+        )
+        .await;
+    assert_eq!(
+        again.json["__type"], "InactiveQueryException",
+        "{}",
+        again.text
+    );
+    let recorded = console.wait_for_events_named("CancelQuery", 2).await;
+    assert!(recorded.iter().any(|event| event["errorCode"].is_string()));
+}
+
+#[tokio::test]
+async fn saved_queries_are_kept_per_account() {
+    let console = Console::start();
+    let admin = console.sign_in(&console.admin).await;
+    let saved = console
+        .save_query(&admin, "deletes by user", "SELECT 1")
+        .await;
+    assert_eq!(saved.status, StatusCode::OK, "{}", saved.text);
+    let id = saved.json["id"].as_str().expect("id").to_owned();
+    let replaced = console
+        .save_query(&admin, "deletes by user", "SELECT 2")
+        .await;
+    assert_eq!(
+        replaced.json["id"],
+        id.as_str(),
+        "saving a name again replaces it"
+    );
+    console.save_query(&admin, "another", "SELECT 3").await;
+    let listed = console.get("/console/api/query/saved", Some(&admin)).await;
+    let names: Vec<&str> = listed.json["savedQueries"]
+        .as_array()
+        .expect("saved")
+        .iter()
+        .filter_map(|query| query["name"].as_str())
+        .collect();
+    assert_eq!(names, ["another", "deletes by user"]);
+    assert_eq!(listed.json["savedQueries"][1]["statement"], "SELECT 2");
+
+    let invalid = console.save_query(&admin, "", "SELECT 1").await;
+    assert_eq!(invalid.status, StatusCode::BAD_REQUEST);
+    assert_eq!(invalid.json["__type"], "ValidationException");
+
+    // Another account sees none of them and cannot delete them.
+    let other = console
+        .sign_in(&console.create_key(Role::Read, OTHER_ACCOUNT))
+        .await;
+    let theirs = console.get("/console/api/query/saved", Some(&other)).await;
+    assert_eq!(theirs.json["savedQueries"], json!([]));
+    let refused = console
+        .change(
+            "DELETE",
+            &format!("/console/api/query/saved/{id}"),
+            &other,
+            Some(&other.csrf_token),
+            json!({}),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::NOT_FOUND);
+    // A read key of the account shares them.
+    let reader = console
+        .sign_in(&console.create_key(Role::Read, DEFAULT_ACCOUNT))
+        .await;
+    let shared = console.get("/console/api/query/saved", Some(&reader)).await;
+    assert_eq!(
+        shared.json["savedQueries"].as_array().map(Vec::len),
+        Some(2)
+    );
+    let deleted = console
+        .change(
+            "DELETE",
+            &format!("/console/api/query/saved/{id}"),
+            &reader,
+            Some(&reader.csrf_token),
+            json!({}),
+        )
+        .await;
+    assert_eq!(deleted.status, StatusCode::OK, "{}", deleted.text);
+    let after = console.get("/console/api/query/saved", Some(&admin)).await;
+    assert_eq!(after.json["savedQueries"].as_array().map(Vec::len), Some(1));
+    console.wait_for_events_named("SaveQuery", 4).await;
+    console.wait_for_events_named("DeleteSavedQuery", 2).await;
 }
