@@ -19,27 +19,15 @@ use serde_json::Value;
 use crate::error::LakeError;
 use crate::schema::is_derived_column;
 
-/// `entries` as a batch of `schema` (a projection of the Lake schema).
+/// `entries` as a batch of `schema` (a projection of the Lake schema); `parsed` holds each
+/// entry's record, already parsed to decide whether it is shown.
 pub(crate) fn records_batch(
     schema: &SchemaRef,
     entries: &[LogEntry],
+    parsed: &[EventRecord],
 ) -> Result<RecordBatch, LakeError> {
     let names = || schema.fields().iter().map(|field| field.name().as_str());
-    let needs_derived = names().any(is_derived_column);
     let needs_values = names().any(|name| !is_derived_column(name) && name != "eventjson");
-    let derived = if needs_derived {
-        entries
-            .iter()
-            .map(|entry| {
-                EventRecord::from_stored(&entry.json).map_err(|error| LakeError::Record {
-                    seq: entry.seq,
-                    detail: error.to_string(),
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?
-    } else {
-        Vec::new()
-    };
     let values = if needs_values {
         entries
             .iter()
@@ -61,7 +49,7 @@ pub(crate) fn records_batch(
                 entries.iter().map(|entry| entry.json.as_str()),
             )) as ArrayRef
         } else if is_derived_column(name) {
-            derived_column(name, &derived)
+            derived_column(name, parsed)
         } else {
             let members: Vec<Option<&Value>> =
                 values.iter().map(|record| member(record, name)).collect();

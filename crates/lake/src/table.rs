@@ -20,6 +20,7 @@ use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPu
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::stream::RecordBatchReceiverStreamBuilder;
 use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
+use opentrail_event::EventRecord;
 use opentrail_store::{ScanSource, ScanSources, Store};
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -170,6 +171,7 @@ impl EventsTable {
                     .as_ref()
                     .is_none_or(|account| source.accounts.contains(account))
             })
+            .flat_map(|source| split_head(source, count))
             .collect();
         // Largest first onto the least loaded partition.
         wanted.sort_by_key(|source| std::cmp::Reverse(source.events));
@@ -197,6 +199,33 @@ impl EventsTable {
             .map(|part| Arc::new(part) as Arc<dyn PartitionStream>)
             .collect()
     }
+}
+
+/// A head (read as records, each one parsed) in `count` seq ranges, so that every
+/// partition parses a share of it; a segment as it is.
+fn split_head(source: ScanSource, count: usize) -> Vec<ScanSource> {
+    let seqs = source.last_seq.saturating_sub(source.first_seq) + 1;
+    if source.columns.is_some() || count < 2 || seqs < 2 * BATCH_ROWS as u64 {
+        return vec![source];
+    }
+    let per_part = seqs.div_ceil(count as u64);
+    (0..count as u64)
+        .map(|part| source.first_seq + part * per_part)
+        .take_while(|first_seq| *first_seq <= source.last_seq)
+        .map(|first_seq| {
+            let last_seq = (first_seq + per_part - 1).min(source.last_seq);
+            ScanSource {
+                first_seq,
+                last_seq,
+                min_event_time_ms: source.min_event_time_ms,
+                max_event_time_ms: source.max_event_time_ms,
+                // Proportional: the partitions are balanced by it.
+                events: source.events * (last_seq - first_seq + 1) / seqs,
+                accounts: source.accounts.clone(),
+                columns: None,
+            }
+        })
+        .collect()
 }
 
 /// What a table may show: retention, the published log, and the table's account.
@@ -457,42 +486,43 @@ impl PartitionReader {
             self.counters
                 .bytes_scanned
                 .fetch_add(bytes as u64, Ordering::Relaxed);
-            let entries = self.shown_entries(entries)?;
+            let (entries, parsed) = self.shown_entries(entries)?;
             self.counters
                 .events_scanned
                 .fetch_add(entries.len() as u64, Ordering::Relaxed);
             if entries.is_empty() {
                 continue;
             }
-            if !emit(records_batch(&self.schema, &entries)?)? {
+            if !emit(records_batch(&self.schema, &entries, &parsed)?)? {
                 return Ok(false);
             }
         }
         Ok(true)
     }
 
-    /// The entries of the table's account that are not Insights records.
+    /// The entries of the table's account that are not Insights records, with their
+    /// records parsed (once: parsing is most of a head's cost).
     fn shown_entries(
         &self,
         entries: Vec<opentrail_store::LogEntry>,
-    ) -> Result<Vec<opentrail_store::LogEntry>, LakeError> {
+    ) -> Result<(Vec<opentrail_store::LogEntry>, Vec<EventRecord>), LakeError> {
         let mut shown = Vec::with_capacity(entries.len());
+        let mut parsed = Vec::with_capacity(entries.len());
         for entry in entries {
             let record =
-                opentrail_event::EventRecord::from_stored(&entry.json).map_err(|error| {
-                    LakeError::Record {
-                        seq: entry.seq,
-                        detail: error.to_string(),
-                    }
+                EventRecord::from_stored(&entry.json).map_err(|error| LakeError::Record {
+                    seq: entry.seq,
+                    detail: error.to_string(),
                 })?;
             if self
                 .visibility
                 .shows_event(&record.account_id, &record.attributes.event_category)
             {
                 shown.push(entry);
+                parsed.push(record);
             }
         }
-        Ok(shown)
+        Ok((shown, parsed))
     }
 }
 
