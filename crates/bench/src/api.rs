@@ -1,6 +1,6 @@
 //! The calls the harness makes, SigV4-signed as any AWS client would sign them:
-//! `POST /v1/events` (native ingest), `POST /` LookupEvents (AWS JSON 1.1), native lookup
-//! pages and `GET /metrics`.
+//! `POST /v1/events` (native ingest), `POST /` LookupEvents and the Lake operations (AWS
+//! JSON 1.1), native lookup pages and `GET /metrics`.
 
 use std::time::Duration;
 
@@ -12,7 +12,8 @@ use serde::de::IgnoredAny;
 use crate::server::Credentials;
 
 const SERVICE: &str = "cloudtrail";
-const LOOKUP_TARGET: &str = "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.LookupEvents";
+/// The `X-Amz-Target` of a CloudTrail operation is this followed by its name.
+const TARGET_PREFIX: &str = "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.";
 /// An overloaded server answers 503 with Retry-After; the harness waits and resends.
 const RETRIES_MAX: u32 = 20;
 
@@ -142,27 +143,9 @@ impl Api {
         if let Some(end) = lookup.end_s {
             request["EndTime"] = end.into();
         }
-        let body = serde_json::to_vec(&request).context("cannot encode LookupEvents")?;
-        let response = self
-            .send(
-                "/",
-                lookup.region,
-                "application/x-amz-json-1.1",
-                Some(LOOKUP_TARGET),
-                body,
-            )
+        let bytes = self
+            .call_bytes(lookup.region, "LookupEvents", &request)
             .await?;
-        let status = response.status();
-        let bytes = response
-            .bytes()
-            .await
-            .context("cannot read the LookupEvents answer")?;
-        if !status.is_success() {
-            bail!(
-                "LookupEvents failed with HTTP {status}: {}",
-                String::from_utf8_lossy(&bytes[..bytes.len().min(500)])
-            );
-        }
         let answer: LookupAnswer = serde_json::from_slice(&bytes)
             .context("the LookupEvents answer is not the expected JSON")?;
         Ok(answer
@@ -170,6 +153,50 @@ impl Api {
             .into_iter()
             .map(|event| event.event_id)
             .collect())
+    }
+
+    /// One CloudTrail operation over AWS JSON 1.1 (`StartQuery`, …); its answer.
+    pub async fn call(
+        &self,
+        region: &str,
+        operation: &str,
+        request: &serde_json::Value,
+    ) -> anyhow::Result<serde_json::Value> {
+        let bytes = self.call_bytes(region, operation, request).await?;
+        serde_json::from_slice(&bytes)
+            .with_context(|| format!("the {operation} answer is not JSON"))
+    }
+
+    async fn call_bytes(
+        &self,
+        region: &str,
+        operation: &str,
+        request: &serde_json::Value,
+    ) -> anyhow::Result<Vec<u8>> {
+        let body =
+            serde_json::to_vec(request).with_context(|| format!("cannot encode {operation}"))?;
+        let target = format!("{TARGET_PREFIX}{operation}");
+        let response = self
+            .send(
+                "/",
+                region,
+                "application/x-amz-json-1.1",
+                Some(&target),
+                body,
+            )
+            .await?;
+        let status = response.status();
+        let bytes = response
+            .bytes()
+            .await
+            .with_context(|| format!("cannot read the {operation} answer"))?;
+        if !status.is_success() {
+            bail!(
+                "{operation} failed with HTTP {status}: {}",
+                String::from_utf8_lossy(&bytes[..bytes.len().min(500)])
+            );
+        }
+        Ok(bytes.to_vec())
     }
 
     /// How many events match one native lookup filter (`GET /v1/events`, every page).

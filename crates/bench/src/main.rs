@@ -422,6 +422,23 @@ async fn run(args: Args) -> anyhow::Result<()> {
             compared.push((attribute.to_owned(), value, page));
         }
     }
+    // SQL through the server while it is up: its memory during a query is the figure.
+    let middle_s = (scope.start_s + scope.end_s) / 2;
+    let day = format_event_time(middle_s * 1000)[..10].to_owned();
+    let next_day = format_event_time((middle_s + 86_400) * 1000)[..10].to_owned();
+    let sql_queries = sql::queries(&day, &next_day);
+    let phase = Instant::now();
+    let server_sql = sql::run_server(
+        &api,
+        &scope.region,
+        server.pid,
+        &sql_queries,
+        if args.quick { 3 } else { 5 },
+    )
+    .await?;
+    report.server_sql(&server_sql);
+    report.phase("sql_server", phase);
+
     report.server_rss(server.peak_rss_mb());
     server.stop()?;
     report.disk_stopped(
@@ -462,10 +479,6 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
     // SQL over the imported data dir: the events DuckDB reads, without the server's own
     // calls. `opentrail query`, several runs per query.
-    let middle_s = (scope.start_s + scope.end_s) / 2;
-    let day = format_event_time(middle_s * 1000)[..10].to_owned();
-    let next_day = format_event_time((middle_s + 86_400) * 1000)[..10].to_owned();
-    let sql_queries = sql::queries(&day, &next_day);
     let mut sql_results = Vec::new();
     if report.import_events_per_s.is_some() {
         let phase = Instant::now();

@@ -142,6 +142,13 @@ pub struct Report {
     pub sql_speedup_vs_duckdb_gz: Option<f64>,
     /// OpenTrail ÷ DuckDB's native table, group-by over every event.
     pub sql_ratio_to_duckdb_native: Option<f64>,
+    /// The same queries through the running server's Lake API (StartQuery on an event data
+    /// store of the admin's account, which also holds the server's record of its own calls):
+    /// median `ExecutionTimeInMillis`, and the server's highest VmRSS sampled while they ran.
+    pub sql_server_groupby_ms: Option<f64>,
+    pub sql_server_filtered_groupby_ms: Option<f64>,
+    pub sql_server_events_counted: Option<u64>,
+    pub server_rss_during_sql_mb: Option<f64>,
 
     pub duckdb_version: Option<String>,
     pub duckdb_gz_lookup_p50_ms: BTreeMap<String, f64>,
@@ -162,6 +169,14 @@ pub struct Report {
     pub goals: Vec<Goal>,
     pub phase_seconds: BTreeMap<String, f64>,
     pub total_seconds: f64,
+}
+
+/// The higher of two figures either of which may be missing.
+pub fn higher(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 fn median(values: &mut [f64]) -> Option<f64> {
@@ -441,10 +456,23 @@ impl Report {
                     self.sql_filtered_events_scanned = Some(result.events_scanned);
                 }
             }
-            self.sql_peak_rss_mb = match (self.sql_peak_rss_mb, result.peak_rss_mb) {
-                (Some(before), Some(now)) => Some(before.max(now)),
-                (before, now) => before.or(now),
-            };
+            self.sql_peak_rss_mb = higher(self.sql_peak_rss_mb, result.peak_rss_mb);
+        }
+    }
+
+    pub fn server_sql(&mut self, results: &[crate::sql::ServerSql]) {
+        for result in results {
+            let mut runs = result.execution_ms.clone();
+            let time = median(&mut runs);
+            match result.name {
+                "groupby" => {
+                    self.sql_server_groupby_ms = time;
+                    self.sql_server_events_counted = Some(result.events_counted);
+                }
+                _ => self.sql_server_filtered_groupby_ms = time,
+            }
+            self.server_rss_during_sql_mb =
+                higher(self.server_rss_during_sql_mb, result.server_rss_mb);
         }
     }
 
@@ -591,6 +619,12 @@ impl Report {
                 |m, t| m <= t,
             ),
             goal(
+                "server_rss_during_sql_mb <= 1024",
+                1024.0,
+                self.server_rss_during_sql_mb,
+                |m, t| m <= t,
+            ),
+            goal(
                 "alert_latency_p99_ms <= 1000",
                 1000.0,
                 self.alert_latency_p99_ms,
@@ -725,6 +759,20 @@ impl Report {
                 millis(self.duckdb_native_sql_filtered_groupby_ms),
                 self.sql_filtered_events_scanned.unwrap_or(0)
             ),
+        );
+        row(
+            "SQL through the server's Lake API: group-by / errors by eventSource in one day",
+            format!(
+                "{} / {} ({} events counted)",
+                millis(self.sql_server_groupby_ms),
+                millis(self.sql_server_filtered_groupby_ms),
+                self.sql_server_events_counted.unwrap_or(0)
+            ),
+        );
+        row(
+            "server RSS while its queries ran (highest VmRSS sampled)",
+            self.server_rss_during_sql_mb
+                .map_or("—".to_owned(), |mb| format!("{mb:.0} MB")),
         );
         row(
             "SQL query process peak RSS",

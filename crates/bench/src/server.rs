@@ -202,9 +202,19 @@ impl Drop for ServerProcess {
 
 /// VmHWM of a process, in kB.
 pub fn peak_rss_kb(pid: u32) -> Option<u64> {
+    status_kb(pid, "VmHWM:")
+}
+
+/// VmRSS of a process, in kB: its resident memory now.
+pub fn rss_kb(pid: u32) -> Option<u64> {
+    status_kb(pid, "VmRSS:")
+}
+
+/// One `kB` line of `/proc/<pid>/status`.
+fn status_kb(pid: u32, key: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
-    line["VmHWM:".len()..]
+    let line = status.lines().find(|line| line.starts_with(key))?;
+    line[key.len()..]
         .trim()
         .trim_end_matches("kB")
         .trim()

@@ -108,10 +108,7 @@ pub fn run_opentrail(
                 .push(statistics["execution_ms"].as_f64().unwrap_or(f64::NAN));
             result.events_scanned = statistics["events_scanned"].as_u64().unwrap_or(0);
             let rss = statistics["peak_rss_mb"].as_f64();
-            result.peak_rss_mb = match (result.peak_rss_mb, rss) {
-                (Some(before), Some(now)) => Some(before.max(now)),
-                (before, now) => before.or(now),
-            };
+            result.peak_rss_mb = crate::report::higher(result.peak_rss_mb, rss);
             let rows: Vec<serde_json::Map<String, Value>> =
                 serde_json::from_slice(&output.stdout).context("opentrail query's JSON")?;
             result.rows = rows
@@ -144,5 +141,134 @@ fn cell_text(value: &Value) -> String {
         Value::Null => String::new(),
         Value::String(text) => text.clone(),
         other => other.to_string(),
+    }
+}
+
+/// One query through the running server's Lake API (StartQuery → DescribeQuery until it
+/// ends), run `repeats` times, with the server's resident memory sampled meanwhile.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServerSql {
+    pub name: &'static str,
+    /// DescribeQuery's `ExecutionTimeInMillis` of each run.
+    pub execution_ms: Vec<f64>,
+    /// The events the group-by counted (its `n` column summed): the ingested ones of the
+    /// admin's account, plus the server's record of its own API calls.
+    pub events_counted: u64,
+    /// The highest VmRSS of the server seen while the query ran.
+    pub server_rss_mb: Option<f64>,
+}
+
+/// How often DescribeQuery is polled and the server's memory sampled.
+const POLL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(5);
+
+pub async fn run_server(
+    api: &crate::api::Api,
+    region: &str,
+    server_pid: u32,
+    queries: &[SqlQuery],
+    repeats: usize,
+) -> anyhow::Result<Vec<ServerSql>> {
+    let created = api
+        .call(
+            region,
+            "CreateEventDataStore",
+            &serde_json::json!({"Name": "opentrail-bench", "RetentionPeriod": 3653}),
+        )
+        .await?;
+    let store_id = created["EventDataStoreArn"]
+        .as_str()
+        .and_then(|arn| arn.rsplit('/').next())
+        .context("CreateEventDataStore answered no EventDataStoreArn")?
+        .to_owned();
+    let mut results = Vec::new();
+    for query in queries {
+        let statement = query
+            .opentrail
+            .replace("FROM events", &format!("FROM {store_id}"));
+        let mut result = ServerSql {
+            name: query.name,
+            execution_ms: Vec::new(),
+            events_counted: 0,
+            server_rss_mb: None,
+        };
+        for _ in 0..repeats.max(1) {
+            let started = api
+                .call(
+                    region,
+                    "StartQuery",
+                    &serde_json::json!({"QueryStatement": statement}),
+                )
+                .await?;
+            let query_id = started["QueryId"]
+                .as_str()
+                .context("StartQuery answered no QueryId")?
+                .to_owned();
+            let mut rss_kb_max = 0;
+            let described = loop {
+                if let Some(rss_kb) = crate::server::rss_kb(server_pid) {
+                    rss_kb_max = rss_kb_max.max(rss_kb);
+                }
+                let described = api
+                    .call(
+                        region,
+                        "DescribeQuery",
+                        &serde_json::json!({"QueryId": query_id}),
+                    )
+                    .await?;
+                match described["QueryStatus"].as_str() {
+                    Some("QUEUED" | "RUNNING") => tokio::time::sleep(POLL_INTERVAL).await,
+                    Some("FINISHED") => break described,
+                    other => bail!(
+                        "the server's query {} ended {other:?}: {}",
+                        query.name,
+                        described["ErrorMessage"]
+                    ),
+                }
+            };
+            result.execution_ms.push(
+                described["QueryStatistics"]["ExecutionTimeInMillis"]
+                    .as_f64()
+                    .unwrap_or(f64::NAN),
+            );
+            result.server_rss_mb =
+                crate::report::higher(result.server_rss_mb, Some(rss_kb_max as f64 / 1024.0));
+            result.events_counted = counted_events(api, region, &query_id).await?;
+        }
+        eprintln!(
+            "opentrail-bench: sql {} through the server: {:.0} ms (first run), {} events counted",
+            query.name,
+            result.execution_ms.first().copied().unwrap_or(f64::NAN),
+            result.events_counted
+        );
+        results.push(result);
+    }
+    Ok(results)
+}
+
+/// The sum of the `n` column over every page of a query's results.
+async fn counted_events(
+    api: &crate::api::Api,
+    region: &str,
+    query_id: &str,
+) -> anyhow::Result<u64> {
+    let mut counted = 0;
+    let mut next_token: Option<String> = None;
+    loop {
+        let mut request = serde_json::json!({"QueryId": query_id});
+        if let Some(token) = &next_token {
+            request["NextToken"] = token.clone().into();
+        }
+        let page = api.call(region, "GetQueryResults", &request).await?;
+        for row in page["QueryResultRows"].as_array().into_iter().flatten() {
+            for cell in row.as_array().into_iter().flatten() {
+                if let Some(n) = cell["n"].as_str() {
+                    counted += n.parse::<u64>().context("a count that is not a number")?;
+                }
+            }
+        }
+        match page["NextToken"].as_str() {
+            Some(token) => next_token = Some(token.to_owned()),
+            None => return Ok(counted),
+        }
     }
 }
