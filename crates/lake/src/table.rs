@@ -222,6 +222,7 @@ fn split_head(source: ScanSource, count: usize) -> Vec<ScanSource> {
                 // Proportional: the partitions are balanced by it.
                 events: source.events * (last_seq - first_seq + 1) / seqs,
                 accounts: source.accounts.clone(),
+                insights: source.insights,
                 columns: None,
             }
         })
@@ -278,7 +279,53 @@ impl fmt::Debug for SourcesPartition {
 struct SourceToRead {
     first_seq: u64,
     last_seq: u64,
+    /// What its rows must be checked for, as far as the source's own metadata tells.
+    checks: RowChecks,
     columns: Option<std::fs::File>,
+}
+
+/// The [`Visibility`] checks a segment's rows need. Most segments are wholly visible: one
+/// account, no Insights records, every seq published and none expired, so their rows need
+/// none, and their visibility columns are not even read.
+#[derive(Debug, Clone, Copy)]
+struct RowChecks {
+    seq: bool,
+    ingest_time: bool,
+    account: bool,
+    category: bool,
+}
+
+impl RowChecks {
+    fn of(source: &ScanSource, visibility: &Visibility) -> RowChecks {
+        RowChecks {
+            seq: source.first_seq <= visibility.expired_through_seq
+                || source.last_seq > visibility.last_seq,
+            // Refined by the Parquet statistics when the segment is read.
+            ingest_time: true,
+            account: visibility
+                .account_id
+                .as_ref()
+                .is_some_and(|shown| source.accounts.iter().any(|account| account != shown)),
+            category: source.insights,
+        }
+    }
+
+    fn any(&self) -> bool {
+        self.seq || self.ingest_time || self.account || self.category
+    }
+
+    /// The columns these checks read.
+    fn columns(&self) -> impl Iterator<Item = &'static str> {
+        [
+            (self.seq, "seq"),
+            (self.ingest_time, "ingesttime"),
+            (self.account, "recipientaccountid"),
+            (self.category, "eventcategory"),
+        ]
+        .into_iter()
+        .filter(|(needed, _)| *needed)
+        .map(|(_, column)| column)
+    }
 }
 
 impl PartitionStream for SourcesPartition {
@@ -308,6 +355,7 @@ impl PartitionStream for SourcesPartition {
                 Ok(SourceToRead {
                     first_seq: source.first_seq,
                     last_seq: source.last_seq,
+                    checks: RowChecks::of(source, &self.visibility),
                     columns,
                 })
             })
@@ -319,7 +367,7 @@ impl PartitionStream for SourcesPartition {
             };
             for source in sources? {
                 let more = match source.columns {
-                    Some(file) => reader.read_columns(file, &mut emit)?,
+                    Some(file) => reader.read_columns(file, source.checks, &mut emit)?,
                     None => reader.read_records(source.first_seq, source.last_seq, &mut emit)?,
                 };
                 if !more {
@@ -340,32 +388,16 @@ struct PartitionReader {
     counters: Arc<ScanCounters>,
 }
 
-/// Columns a reader needs besides the query's, to apply [`Visibility`].
-const VISIBILITY_COLUMNS: [&str; 4] = ["seq", "ingesttime", "recipientaccountid", "eventcategory"];
-
 impl PartitionReader {
     /// Reads a segment's Parquet columns; false when the query wants no more.
     fn read_columns(
         &self,
         file: std::fs::File,
+        mut checks: RowChecks,
         emit: &mut impl FnMut(RecordBatch) -> Result<bool, LakeError>,
     ) -> Result<bool, LakeError> {
         let builder = ParquetRecordBatchReaderBuilder::try_new(file)?;
         let parquet_schema = builder.parquet_schema();
-        let wanted: Vec<&str> = self
-            .schema
-            .fields()
-            .iter()
-            .map(|field| field.name().as_str())
-            .chain(VISIBILITY_COLUMNS)
-            .collect();
-        let indices: Vec<usize> = parquet_schema
-            .columns()
-            .iter()
-            .enumerate()
-            .filter(|(_, column)| wanted.contains(&column.name()))
-            .map(|(index, _)| index)
-            .collect();
         // Rows are newest first, so a row group covers a stretch of event time.
         let time_column = parquet_schema
             .columns()
@@ -388,6 +420,42 @@ impl PartitionReader {
             })
             .map(|(index, _)| index)
             .collect();
+        // Rows ingested before the retention cutoff: only where the oldest may be.
+        let ingest_column = parquet_schema
+            .columns()
+            .iter()
+            .position(|column| column.name() == "ingesttime");
+        checks.ingest_time = row_groups.iter().any(|&index| {
+            let statistics = ingest_column.and_then(|column| {
+                builder
+                    .metadata()
+                    .row_groups()
+                    .get(index)
+                    .and_then(|group| group.column(column).statistics())
+            });
+            match statistics {
+                Some(Statistics::Int64(times)) => times
+                    .min_opt()
+                    .is_none_or(|oldest| *oldest < self.visibility.ingest_cutoff_ms),
+                _ => true,
+            }
+        });
+        let mut wanted: Vec<&str> = self
+            .schema
+            .fields()
+            .iter()
+            .map(|field| field.name().as_str())
+            .collect();
+        for column in checks.columns() {
+            wanted.push(column);
+        }
+        let indices: Vec<usize> = parquet_schema
+            .columns()
+            .iter()
+            .enumerate()
+            .filter(|(_, column)| wanted.contains(&column.name()))
+            .map(|(index, _)| index)
+            .collect();
         let bytes: i64 = row_groups
             .iter()
             .filter_map(|&index| builder.metadata().row_groups().get(index))
@@ -408,9 +476,11 @@ impl PartitionReader {
             .with_batch_size(BATCH_ROWS)
             .build()?;
         for batch in reader {
-            let batch = batch?;
-            let shown = self.shown_rows_of_columns(&batch)?;
-            let batch = filter_record_batch(&batch, &shown)?;
+            let mut batch = batch?;
+            if checks.any() {
+                let shown = self.shown_rows_of_columns(&batch, checks)?;
+                batch = filter_record_batch(&batch, &shown)?;
+            }
             self.counters
                 .events_scanned
                 .fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
@@ -436,26 +506,59 @@ impl PartitionReader {
         Ok(true)
     }
 
-    fn shown_rows_of_columns(&self, batch: &RecordBatch) -> Result<BooleanArray, LakeError> {
+    fn shown_rows_of_columns(
+        &self,
+        batch: &RecordBatch,
+        checks: RowChecks,
+    ) -> Result<BooleanArray, LakeError> {
         let column = |name: &str| {
             batch
                 .column_by_name(name)
                 .ok_or_else(|| LakeError::MissingColumn(name.to_owned()))
         };
-        let seqs = downcast::<UInt64Array>(column("seq")?, "seq")?;
-        let ingest = downcast::<TimestampMillisecondArray>(column("ingesttime")?, "ingesttime")?;
-        let accounts =
-            downcast::<StringArray>(column("recipientaccountid")?, "recipientaccountid")?;
-        let categories = downcast::<StringArray>(column("eventcategory")?, "eventcategory")?;
+        let seqs = match checks.seq {
+            true => Some(downcast::<UInt64Array>(column("seq")?, "seq")?),
+            false => None,
+        };
+        let ingest = match checks.ingest_time {
+            true => Some(downcast::<TimestampMillisecondArray>(
+                column("ingesttime")?,
+                "ingesttime",
+            )?),
+            false => None,
+        };
+        let accounts = match checks.account {
+            true => Some(downcast::<StringArray>(
+                column("recipientaccountid")?,
+                "recipientaccountid",
+            )?),
+            false => None,
+        };
+        let categories = match checks.category {
+            true => Some(downcast::<StringArray>(
+                column("eventcategory")?,
+                "eventcategory",
+            )?),
+            false => None,
+        };
+        let visibility = &self.visibility;
         Ok((0..batch.num_rows())
             .map(|row| {
-                Some(
-                    self.visibility
-                        .shows_seq(seqs.value(row), ingest.value(row))
-                        && self
-                            .visibility
-                            .shows_event(accounts.value(row), categories.value(row)),
-                )
+                let seq_shown = seqs.is_none_or(|seqs| {
+                    let seq = seqs.value(row);
+                    seq > visibility.expired_through_seq && seq <= visibility.last_seq
+                });
+                let ingest_shown =
+                    ingest.is_none_or(|ingest| ingest.value(row) >= visibility.ingest_cutoff_ms);
+                let account_shown = accounts.is_none_or(|accounts| {
+                    visibility
+                        .account_id
+                        .as_deref()
+                        .is_none_or(|wanted| wanted == accounts.value(row))
+                });
+                let category_shown =
+                    categories.is_none_or(|categories| categories.value(row) != INSIGHT_CATEGORY);
+                Some(seq_shown && ingest_shown && account_shown && category_shown)
             })
             .collect())
     }

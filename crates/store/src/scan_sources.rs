@@ -34,6 +34,8 @@ pub struct ScanSource {
     pub events: u64,
     /// Every `recipientAccountId` among its events.
     pub accounts: Vec<String>,
+    /// Whether any of its events is an Insights record (lane `Insight`).
+    pub insights: bool,
     /// A sealed segment's columns (`columns.rs`), open; `None` for a head, whose events
     /// are read as records.
     pub columns: Option<File>,
@@ -69,6 +71,7 @@ fn try_scan_sources(shared: &Shared, now_ms: i64) -> Result<ScanSources, StoreEr
             max_event_time_ms: segment.max_time_ms,
             events: u64::from(segment.rows),
             accounts,
+            insights: has_insights(segment.scopes.iter()),
             columns: Some(columns),
         });
     }
@@ -84,6 +87,7 @@ fn try_scan_sources(shared: &Shared, now_ms: i64) -> Result<ScanSources, StoreEr
             max_event_time_ms: max_time,
             events: head.len() as u64,
             accounts: accounts_of(head.scopes.iter()),
+            insights: has_insights(head.scopes.iter()),
             columns: None,
         });
     }
@@ -95,6 +99,10 @@ fn try_scan_sources(shared: &Shared, now_ms: i64) -> Result<ScanSources, StoreEr
         expired_through_seq: shared.expired_through_seq.load(Ordering::Acquire),
         ingest_cutoff_ms: now_ms.saturating_sub(shared.retention_ms),
     })
+}
+
+fn has_insights<'a>(mut scopes: impl Iterator<Item = &'a crate::query::Scope>) -> bool {
+    scopes.any(|scope| scope.lane == crate::query::EventLane::Insight)
 }
 
 fn accounts_of<'a>(scopes: impl Iterator<Item = &'a crate::query::Scope>) -> Vec<String> {

@@ -387,3 +387,57 @@ async fn a_large_head_read_in_parts_counts_every_event_once() {
     store.flush_tables().expect("seal");
     assert_eq!(rows(&lake, sql, &tables).await.expect("segment"), expected);
 }
+
+/// Segments read from their columns alone: a segment with another account's events or an
+/// Insights record has its rows checked, one with neither is read whole, and the two give
+/// the counts a user expects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn column_reads_hide_other_accounts_and_insights_only_where_a_segment_holds_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open_store(dir.path());
+    let insight = records(&format!(
+        r#"{{"eventVersion":"1.08","eventID":"i1","eventName":"GetObject","eventSource":"s3.amazonaws.com","eventTime":"2026-11-01T10:05:00Z","awsRegion":"us-east-1","recipientAccountId":"{ACCOUNT}","eventType":"AwsCloudTrailInsight","eventCategory":"Insight","insightDetails":{{"state":"Start"}}}}"#
+    ));
+    let mut mixed = vec![
+        event("e1", "GetObject", "2026-11-01T10:00:00Z", ACCOUNT, "alice"),
+        event(
+            "e2",
+            "GetObject",
+            "2026-11-01T10:00:00Z",
+            OTHER_ACCOUNT,
+            "bob",
+        ),
+    ];
+    mixed.extend(insight);
+    append(&store, mixed);
+    store.flush_tables().expect("seal the mixed segment");
+    append(
+        &store,
+        vec![
+            event("e3", "PutObject", "2026-11-01T11:00:00Z", ACCOUNT, "alice"),
+            event("e4", "PutObject", "2026-11-01T11:01:00Z", ACCOUNT, "alice"),
+        ],
+    );
+    store.flush_tables().expect("seal the plain segment");
+    let lake = lake(&store);
+    let mine = LakeTable {
+        name: "mine".into(),
+        scope: TableScope {
+            account_id: Some(ACCOUNT.into()),
+            ..TableScope::default()
+        },
+    };
+    let by_name = |table: &str| {
+        format!("SELECT eventName, count(*) FROM {table} GROUP BY eventName ORDER BY eventName")
+    };
+    assert_eq!(
+        rows(&lake, &by_name("mine"), &[mine]).await.expect("mine"),
+        [["GetObject", "1"], ["PutObject", "2"]]
+    );
+    assert_eq!(
+        rows(&lake, &by_name("events"), &[events_table()])
+            .await
+            .expect("every account"),
+        [["GetObject", "2"], ["PutObject", "2"]]
+    );
+}
