@@ -14,11 +14,13 @@ use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
-use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::prelude::{DataFrame, SQLOptions, SessionConfig, SessionContext};
 use datafusion::sql::parser::{DFParser, Statement};
 use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
 use opentrail_store::Store;
 
+use crate::catalog::{PostgresDescription, PostgresParameter, PostgresSession};
 use crate::error::LakeError;
 use crate::names::quote_table_names;
 use crate::selectors::table_filter;
@@ -135,9 +137,75 @@ impl Lake {
         let names: Vec<&str> = tables.iter().map(|table| table.name.as_str()).collect();
         let sql = quote_table_names(sql, &names);
         check_is_one_select(&sql)?;
-        let config = SessionConfig::new()
+        let (context, counters) = self.context(tables, None)?;
+        let frame = context
+            .sql_with_options(&sql, read_only())
+            .await
+            .map_err(|error| self.classify(error))?;
+        self.execute(frame, counters).await
+    }
+
+    /// [`Lake::start`] for a statement a Postgres client sent: read as Postgres reads it,
+    /// over `tables` and the `pg_catalog` and `information_schema` describing them, with
+    /// its `$1`, `$2`, … bound to `parameters`.
+    pub async fn start_postgres(
+        &self,
+        sql: &str,
+        tables: &[LakeTable],
+        session: &PostgresSession,
+        parameters: &[PostgresParameter],
+    ) -> Result<QueryRun, LakeError> {
+        let (context, counters, plan) = self.plan_postgres(sql, tables, session).await?;
+        let plan = crate::catalog::bind(plan, parameters).map_err(|error| self.classify(error))?;
+        self.execute(DataFrame::new(context.state(), plan), counters)
+            .await
+    }
+
+    /// The result columns and parameters of a statement a Postgres client sent, without
+    /// running it.
+    pub async fn describe_postgres(
+        &self,
+        sql: &str,
+        tables: &[LakeTable],
+        session: &PostgresSession,
+    ) -> Result<PostgresDescription, LakeError> {
+        let (_, _, plan) = self.plan_postgres(sql, tables, session).await?;
+        Ok(PostgresDescription {
+            columns: Arc::new(plan.schema().as_arrow().clone()),
+            parameters: crate::catalog::parameter_types(&plan)
+                .map_err(|error| self.classify(error))?,
+        })
+    }
+
+    async fn plan_postgres(
+        &self,
+        sql: &str,
+        tables: &[LakeTable],
+        session: &PostgresSession,
+    ) -> Result<(SessionContext, Arc<ScanCounters>, LogicalPlan), LakeError> {
+        let names: Vec<&str> = tables.iter().map(|table| table.name.as_str()).collect();
+        let statement = crate::catalog::parse(&quote_table_names(sql, &names))?;
+        let (context, counters) = self.context(tables, Some(&session.database))?;
+        let plan = crate::catalog::plan(&context, statement, session)
+            .await
+            .and_then(|plan| read_only().verify_plan(&plan).map(|()| plan))
+            .map_err(|error| self.classify(error))?;
+        Ok((context, counters, plan))
+    }
+
+    /// A session with `tables` registered (in the catalog `catalog_name`, DataFusion's
+    /// default when `None`), and the counters of their scans.
+    fn context(
+        &self,
+        tables: &[LakeTable],
+        catalog_name: Option<&str>,
+    ) -> Result<(SessionContext, Arc<ScanCounters>), LakeError> {
+        let mut config = SessionConfig::new()
             .with_target_partitions(self.options.target_partitions.max(1))
             .with_information_schema(false);
+        if let Some(catalog_name) = catalog_name {
+            config = config.with_default_catalog_and_schema(catalog_name, "public");
+        }
         let context = SessionContext::new_with_config_rt(config, Arc::clone(&self.runtime));
         crate::trino::register(&context);
         let counters = Arc::new(ScanCounters::default());
@@ -165,14 +233,14 @@ impl Lake {
                 )
                 .map_err(|error| self.classify(error))?;
         }
-        let read_only = SQLOptions::new()
-            .with_allow_ddl(false)
-            .with_allow_dml(false)
-            .with_allow_statements(false);
-        let frame = context
-            .sql_with_options(&sql, read_only)
-            .await
-            .map_err(|error| self.classify(error))?;
+        Ok((context, counters))
+    }
+
+    async fn execute(
+        &self,
+        frame: DataFrame,
+        counters: Arc<ScanCounters>,
+    ) -> Result<QueryRun, LakeError> {
         let task = frame.task_ctx();
         let plan = frame
             .create_physical_plan()
@@ -221,6 +289,14 @@ fn one_line(message: &str) -> String {
         .filter(|part| !part.is_empty())
         .collect::<Vec<_>>()
         .join(": ")
+}
+
+/// Queries only: no DDL, no DML, no `SET`.
+fn read_only() -> SQLOptions {
+    SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false)
 }
 
 fn check_is_one_select(sql: &str) -> Result<(), LakeError> {

@@ -9,6 +9,7 @@
 //!
 //! This crate knows nothing about HTTP or AWS wire shapes.
 
+mod catalog;
 pub mod data_stores;
 mod engine;
 mod error;
@@ -22,6 +23,9 @@ pub mod selectors;
 mod table;
 mod trino;
 
+pub use catalog::{
+    PostgresDescription, PostgresParameter, PostgresSession, postgres_data_type, postgres_type_oid,
+};
 /// The batches a query's stream yields.
 pub use datafusion::arrow::array::RecordBatch;
 pub use engine::{Lake, LakeOptions, LakeTable, QueryRun};

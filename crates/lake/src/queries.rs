@@ -18,6 +18,7 @@ use datafusion::arrow::datatypes::SchemaRef;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 
+use crate::catalog::{PostgresDescription, PostgresParameter, PostgresSession};
 use crate::data_stores::EventDataStore;
 use crate::engine::{Lake, LakeTable, QueryRun};
 use crate::error::LakeError;
@@ -314,18 +315,31 @@ impl Queries {
         Ok(id)
     }
 
-    /// Runs `statement` at once on the query threads, within the same limits, and answers
-    /// its schema and rows: for clients that wait for the rows (the Postgres protocol).
-    /// Nothing is kept. Stores are tables by id and by name.
+    /// Runs a Postgres client's `statement` at once on the query threads, within the same
+    /// limits, with its parameters bound to `parameters`, and answers its schema and rows:
+    /// for clients that wait for the rows. Nothing is kept. Stores are tables by id and by
+    /// name, described by the session's `pg_catalog` and `information_schema`.
     pub async fn run_now(
         &self,
         statement: &str,
         stores: &[EventDataStore],
+        session: &PostgresSession,
+        parameters: &[PostgresParameter],
         now_ms: i64,
     ) -> Result<(SchemaRef, QueryResults), QueryError> {
+        let tables = tables_by_id_and_name(stores, now_ms);
+        let lake = self.inner.lake.clone();
+        let sql = statement.to_owned();
+        let session = session.clone();
+        let parameters = parameters.to_vec();
         let mut run = self
-            .plan_on_query_threads(statement, stores, now_ms)
-            .await?;
+            .runtime()
+            .spawn(async move {
+                lake.start_postgres(&sql, &tables, &session, &parameters)
+                    .await
+            })
+            .await
+            .map_err(|error| LakeError::Execution(error.to_string()))??;
         let lake = self.inner.lake.clone();
         let options = self.inner.options.clone();
         let drained = self
@@ -354,39 +368,21 @@ impl Queries {
         Ok(drained)
     }
 
-    /// The columns `statement` would answer, without running it.
-    pub async fn columns(
+    /// The columns and parameters of a Postgres client's `statement`, without running it.
+    pub async fn describe_statement(
         &self,
         statement: &str,
         stores: &[EventDataStore],
+        session: &PostgresSession,
         now_ms: i64,
-    ) -> Result<SchemaRef, QueryError> {
-        let run = self
-            .plan_on_query_threads(statement, stores, now_ms)
-            .await?;
-        Ok(run.stream.schema())
-    }
-
-    async fn plan_on_query_threads(
-        &self,
-        statement: &str,
-        stores: &[EventDataStore],
-        now_ms: i64,
-    ) -> Result<QueryRun, QueryError> {
-        let tables: Vec<LakeTable> = stores
-            .iter()
-            .flat_map(|store| {
-                [store.id.clone(), store.name.clone()].map(|name| LakeTable {
-                    name,
-                    scope: store.scope(now_ms),
-                })
-            })
-            .collect();
+    ) -> Result<PostgresDescription, QueryError> {
+        let tables = tables_by_id_and_name(stores, now_ms);
         let lake = self.inner.lake.clone();
         let sql = statement.to_owned();
+        let session = session.clone();
         Ok(self
             .runtime()
-            .spawn(async move { lake.start(&sql, &tables).await })
+            .spawn(async move { lake.describe_postgres(&sql, &tables, &session).await })
             .await
             .map_err(|error| LakeError::Execution(error.to_string()))??)
     }
@@ -592,6 +588,19 @@ impl Queries {
                 source: std::io::Error::other(error),
             })?
     }
+}
+
+/// Each store as two tables, one by its id and one by its name.
+fn tables_by_id_and_name(stores: &[EventDataStore], now_ms: i64) -> Vec<LakeTable> {
+    stores
+        .iter()
+        .flat_map(|store| {
+            [store.id.clone(), store.name.clone()].map(|name| LakeTable {
+                name,
+                scope: store.scope(now_ms),
+            })
+        })
+        .collect()
 }
 
 /// Reads the whole stream into `results`, failing once the text passes `max_bytes`.

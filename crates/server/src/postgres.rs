@@ -9,9 +9,15 @@
 //!   [`opentrail_lake::queries::Queries::run_now`] (the query threads, the shared memory
 //!   pool, the time limit). `BEGIN`, `COMMIT`, `ROLLBACK`, `SET` and `SHOW` are answered
 //!   so drivers that send them work; anything else is refused (SQLSTATE 0A000).
+//! - **Browsing**: `pg_catalog` (enough for psql's `\dt`, `\d`, `\l`, `\dn`) and
+//!   `information_schema` describe those tables and nothing else, with the functions
+//!   clients call on connecting (`version()`, `current_schema()`, `current_setting`, …);
+//!   see `opentrail_lake`'s catalog.
+//! - **Parameters**: `$1`, `$2`, … of the extended protocol, typed by the client or by
+//!   what they are compared with, in text format or (numbers and booleans) binary.
 //! - **How rows travel**: in text format (every value as Postgres prints it), with column
 //!   types mapped from Arrow so drivers convert numbers and booleans. Binary result
-//!   formats and statement parameters are not supported.
+//!   formats are not supported.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,6 +26,7 @@ use arrow_schema::{DataType, SchemaRef};
 use async_trait::async_trait;
 use futures_util::stream;
 use opentrail_lake::queries::QueryError;
+use opentrail_lake::{PostgresParameter, PostgresSession};
 use pgwire::api::auth::sasl::SASLAuthStartupHandler;
 use pgwire::api::auth::sasl::scram::{ScramAuth, gen_salted_password};
 use pgwire::api::auth::{
@@ -32,7 +39,7 @@ use pgwire::api::results::{
     QueryResponse, Response, Tag,
 };
 use pgwire::api::stmt::{NoopQueryParser, StoredStatement};
-use pgwire::api::{ClientInfo, METADATA_USER, PgWireServerHandlers, Type};
+use pgwire::api::{ClientInfo, METADATA_DATABASE, METADATA_USER, PgWireServerHandlers, Type};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use tokio::net::TcpListener;
 
@@ -41,6 +48,9 @@ use crate::lake::LakeService;
 
 /// PBKDF2 rounds of a SCRAM login: libpq's default.
 const SCRAM_ITERATIONS: usize = 4096;
+
+/// The Postgres version clients are told they speak to, for the features they use.
+const SERVER_VERSION: &str = "16.0";
 
 /// Binds the Postgres listener and serves it until the process ends.
 pub async fn bind(
@@ -96,7 +106,8 @@ impl PgWireServerHandlers for PostgresHandlers {
         }));
         scram.set_iterations(SCRAM_ITERATIONS);
         let mut parameters = DefaultServerParameterProvider::default();
-        parameters.server_version = format!("16.0 (OpenTrail {})", env!("CARGO_PKG_VERSION"));
+        parameters.server_version =
+            format!("{SERVER_VERSION} (OpenTrail {})", env!("CARGO_PKG_VERSION"));
         Arc::new(SASLAuthStartupHandler::new(Arc::new(parameters)).with_scram(scram))
     }
 }
@@ -175,22 +186,68 @@ fn classify(sql: &str) -> StatementKind {
     }
 }
 
-/// What `SHOW` answers for the settings drivers ask about.
-fn show_value(setting: &str) -> &'static str {
-    match setting.to_ascii_lowercase().as_str() {
-        "transaction_isolation" | "default_transaction_isolation" => "read committed",
-        "server_version" => "16.0",
-        "client_encoding" | "server_encoding" => "UTF8",
-        "standard_conforming_strings" => "on",
-        "timezone" => "UTC",
-        "datestyle" => "ISO, MDY",
-        _ => "",
+/// The settings `SHOW`, `current_setting` and `pg_settings` answer: those drivers and BI
+/// tools ask about. None can be changed (`SET` is acknowledged and ignored).
+fn settings() -> Vec<(String, String)> {
+    [
+        ("server_version", SERVER_VERSION),
+        ("server_version_num", "160000"),
+        ("server_encoding", "UTF8"),
+        ("client_encoding", "UTF8"),
+        ("standard_conforming_strings", "on"),
+        ("transaction_isolation", "read committed"),
+        ("default_transaction_isolation", "read committed"),
+        ("transaction_read_only", "on"),
+        ("default_transaction_read_only", "on"),
+        ("timezone", "UTC"),
+        ("datestyle", "ISO, MDY"),
+        ("intervalstyle", "postgres"),
+        ("integer_datetimes", "on"),
+        ("search_path", "\"$user\", public"),
+        ("max_identifier_length", "63"),
+        ("is_superuser", "off"),
+        ("lc_collate", "C.UTF-8"),
+        ("lc_ctype", "C.UTF-8"),
+    ]
+    .into_iter()
+    .map(|(name, value)| (name.to_owned(), value.to_owned()))
+    .collect()
+}
+
+/// What `SHOW setting` answers; empty for a setting nobody asks about.
+fn show_value(setting: &str) -> String {
+    settings()
+        .into_iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(setting))
+        .map(|(_, value)| value)
+        .unwrap_or_default()
+}
+
+/// How the connection looks from SQL: its database, user and settings.
+fn session_of<C: ClientInfo>(client: &C, user: &str) -> PostgresSession {
+    let database = client
+        .metadata()
+        .get(METADATA_DATABASE)
+        .filter(|database| !database.is_empty())
+        .cloned()
+        // As Postgres does: the database is named after the user unless named.
+        .unwrap_or_else(|| user.to_owned());
+    PostgresSession {
+        database,
+        user: user.to_owned(),
+        backend_pid: client.pid_and_secret_key().0,
+        version: format!(
+            "PostgreSQL {SERVER_VERSION} (OpenTrail {}), read-only SQL over CloudTrail events",
+            env!("CARGO_PKG_VERSION")
+        ),
+        settings: settings(),
     }
 }
 
 impl AccountQueries {
-    /// The key logged in on this connection, checked again now.
-    fn account_of<C: ClientInfo>(&self, client: &C) -> PgWireResult<String> {
+    /// The account of the key logged in on this connection, checked again now, and the
+    /// connection's session.
+    fn account_of<C: ClientInfo>(&self, client: &C) -> PgWireResult<(String, PostgresSession)> {
         let user = client
             .metadata()
             .get(METADATA_USER)
@@ -198,7 +255,7 @@ impl AccountQueries {
             .unwrap_or_default();
         match self.keys.get(&user) {
             Some(key) if key.is_active() && matches!(key.role, Role::Read | Role::Admin) => {
-                Ok(key.account_id)
+                Ok((key.account_id, session_of(client, &user)))
             }
             _ => Err(user_error(
                 "FATAL",
@@ -231,6 +288,7 @@ impl AccountQueries {
         &self,
         client: &C,
         sql: &str,
+        parameters: &[PostgresParameter],
         format: &Format,
     ) -> PgWireResult<Response> {
         match classify(sql) {
@@ -244,7 +302,7 @@ impl AccountQueries {
                     FieldFormat::Text,
                 )]);
                 let mut encoder = DataRowEncoder::new(Arc::clone(&fields));
-                encoder.encode_field(&Some(show_value(&setting)))?;
+                encoder.encode_field(&Some(show_value(&setting).as_str()))?;
                 let rows = vec![Ok(encoder.take_row())];
                 Ok(Response::Query(QueryResponse::new(
                     fields,
@@ -257,13 +315,13 @@ impl AccountQueries {
                 format!("only SELECT runs here, not {word}: OpenTrail's tables are read-only"),
             )),
             StatementKind::Select => {
-                let account = self.account_of(client)?;
+                let (account, session) = self.account_of(client)?;
                 let stores = self.stores(&account, sql)?;
                 let now_ms = jiff::Timestamp::now().as_millisecond();
                 let (schema, results) = self
                     .lake
                     .queries
-                    .run_now(sql, &stores, now_ms)
+                    .run_now(sql, &stores, &session, parameters, now_ms)
                     .await
                     .map_err(query_error)?;
                 let fields = Arc::new(fields_of(&schema, format));
@@ -283,35 +341,127 @@ impl AccountQueries {
         }
     }
 
+    /// The result columns of `sql`, and the types of its parameters (as the client gave
+    /// them in `declared`, else as the statement implies, else text).
     async fn describe<C: ClientInfo>(
         &self,
         client: &C,
         sql: &str,
+        declared: &[Option<Type>],
         format: &Format,
-    ) -> PgWireResult<Vec<FieldInfo>> {
+    ) -> PgWireResult<(Vec<Type>, Vec<FieldInfo>)> {
         match classify(sql) {
             StatementKind::Select => {
-                let account = self.account_of(client)?;
+                let (account, session) = self.account_of(client)?;
                 let stores = self.stores(&account, sql)?;
                 let now_ms = jiff::Timestamp::now().as_millisecond();
-                let schema = self
+                let description = self
                     .lake
                     .queries
-                    .columns(sql, &stores, now_ms)
+                    .describe_statement(sql, &stores, &session, now_ms)
                     .await
                     .map_err(query_error)?;
-                Ok(fields_of(&schema, format))
+                let count = declared.len().max(description.parameters.len());
+                let parameters = (0..count)
+                    .map(|index| {
+                        declared
+                            .get(index)
+                            .cloned()
+                            .flatten()
+                            .or_else(|| {
+                                description
+                                    .parameters
+                                    .get(index)
+                                    .cloned()
+                                    .flatten()
+                                    .map(|data_type| postgres_type(&data_type))
+                            })
+                            .unwrap_or(Type::TEXT)
+                    })
+                    .collect();
+                Ok((parameters, fields_of(&description.columns, format)))
             }
-            StatementKind::Show(setting) => Ok(vec![FieldInfo::new(
-                setting.to_ascii_lowercase(),
-                None,
-                None,
-                Type::TEXT,
-                FieldFormat::Text,
-            )]),
-            _ => Ok(Vec::new()),
+            StatementKind::Show(setting) => Ok((
+                Vec::new(),
+                vec![FieldInfo::new(
+                    setting.to_ascii_lowercase(),
+                    None,
+                    None,
+                    Type::TEXT,
+                    FieldFormat::Text,
+                )],
+            )),
+            _ => Ok((Vec::new(), Vec::new())),
         }
     }
+}
+
+/// A portal's parameters: text-format ones as sent, binary ones (numbers, booleans and
+/// text of the types the client declared) written out as text.
+fn portal_parameters(portal: &Portal<String>) -> PgWireResult<Vec<PostgresParameter>> {
+    portal
+        .parameters
+        .iter()
+        .enumerate()
+        .map(|(index, value)| {
+            let declared = portal
+                .statement
+                .parameter_types
+                .get(index)
+                .cloned()
+                .flatten();
+            let text = match value {
+                None => None,
+                Some(bytes) if portal.parameter_format.is_binary(index) => Some(
+                    binary_parameter_text(bytes, declared.as_ref()).ok_or_else(|| {
+                        user_error(
+                            "ERROR",
+                            "22P03",
+                            format!(
+                                "parameter ${} is in binary format as {}, which is not supported: send it as text",
+                                index + 1,
+                                declared.as_ref().map_or("an undeclared type", Type::name)
+                            ),
+                        )
+                    })?,
+                ),
+                Some(bytes) => Some(String::from_utf8(bytes.to_vec()).map_err(|_| {
+                    user_error(
+                        "ERROR",
+                        "22021",
+                        format!("parameter ${} is not valid UTF-8", index + 1),
+                    )
+                })?),
+            };
+            Ok(PostgresParameter {
+                text,
+                declared: declared
+                    .as_ref()
+                    .and_then(|declared| opentrail_lake::postgres_data_type(declared.oid())),
+            })
+        })
+        .collect()
+}
+
+/// A binary-format parameter of a numeric, boolean or text type as text.
+fn binary_parameter_text(bytes: &[u8], declared: Option<&Type>) -> Option<String> {
+    let declared = declared?;
+    Some(match *declared {
+        Type::BOOL => match bytes {
+            [0] => "f".to_owned(),
+            [_] => "t".to_owned(),
+            _ => return None,
+        },
+        Type::INT2 => i16::from_be_bytes(bytes.try_into().ok()?).to_string(),
+        Type::INT4 => i32::from_be_bytes(bytes.try_into().ok()?).to_string(),
+        Type::INT8 => i64::from_be_bytes(bytes.try_into().ok()?).to_string(),
+        Type::FLOAT4 => f32::from_be_bytes(bytes.try_into().ok()?).to_string(),
+        Type::FLOAT8 => f64::from_be_bytes(bytes.try_into().ok()?).to_string(),
+        Type::TEXT | Type::VARCHAR | Type::NAME | Type::BPCHAR | Type::UNKNOWN => {
+            String::from_utf8(bytes.to_vec()).ok()?
+        }
+        _ => return None,
+    })
 }
 
 /// A value as Postgres writes it in text format (booleans as `t`/`f`).
@@ -340,21 +490,9 @@ fn fields_of(schema: &SchemaRef, _requested: &Format) -> Vec<FieldInfo> {
         .collect()
 }
 
+/// The type a column of `data_type` travels as, the same the catalog shows for it.
 fn postgres_type(data_type: &DataType) -> Type {
-    match data_type {
-        DataType::Boolean => Type::BOOL,
-        DataType::Int8 | DataType::Int16 | DataType::UInt8 => Type::INT2,
-        DataType::Int32 | DataType::UInt16 => Type::INT4,
-        DataType::Int64 | DataType::UInt32 | DataType::UInt64 => Type::INT8,
-        DataType::Float16 | DataType::Float32 => Type::FLOAT4,
-        DataType::Float64 => Type::FLOAT8,
-        DataType::Decimal128(..) | DataType::Decimal256(..) => Type::NUMERIC,
-        DataType::Timestamp(_, Some(_)) => Type::TIMESTAMPTZ,
-        DataType::Timestamp(_, None) => Type::TIMESTAMP,
-        DataType::Date32 | DataType::Date64 => Type::DATE,
-        // Text, and nested values as their JSON text.
-        _ => Type::TEXT,
-    }
+    Type::from_oid(opentrail_lake::postgres_type_oid(data_type)).unwrap_or(Type::TEXT)
 }
 
 fn user_error(severity: &str, code: &str, message: String) -> PgWireError {
@@ -369,13 +507,29 @@ fn query_error(error: QueryError) -> PgWireError {
     use opentrail_lake::LakeError;
     let code = match &error {
         QueryError::Lake(LakeError::NotSelect(_)) => "0A000",
-        QueryError::Lake(LakeError::InvalidQuery(_)) => "42601",
+        QueryError::Lake(LakeError::InvalidQuery(message)) => invalid_query_code(message),
         QueryError::Lake(LakeError::MemoryLimit { .. }) => "53200",
         QueryError::Lake(LakeError::TimedOut { .. }) => "57014",
         QueryError::Lake(LakeError::ResultTooLarge { .. }) => "54000",
         _ => "XX000",
     };
     user_error("ERROR", code, error.to_string())
+}
+
+/// The SQLSTATE of a statement that does not plan, by what DataFusion (or the catalog)
+/// says of it.
+fn invalid_query_code(message: &str) -> &'static str {
+    if message.contains("No field named") {
+        "42703"
+    } else if message.contains("not found") || message.contains("does not exist") {
+        "42P01"
+    } else if message.contains("invalid value for parameter") {
+        "22P02"
+    } else if message.contains("takes") && message.contains("parameters but") {
+        "08P01"
+    } else {
+        "42601"
+    }
 }
 
 #[async_trait]
@@ -399,11 +553,16 @@ impl SimpleQueryHandler for AccountQueries {
                 .iter()
                 .any(|s| matches!(classify(s), StatementKind::Select))
         {
-            return Ok(vec![self.run(client, query, &Format::UnifiedText).await?]);
+            return Ok(vec![
+                self.run(client, query, &[], &Format::UnifiedText).await?,
+            ]);
         }
         let mut responses = Vec::with_capacity(statements.len());
         for statement in statements {
-            responses.push(self.run(client, statement, &Format::UnifiedText).await?);
+            responses.push(
+                self.run(client, statement, &[], &Format::UnifiedText)
+                    .await?,
+            );
         }
         Ok(responses)
     }
@@ -427,18 +586,13 @@ impl ExtendedQueryHandler for AccountQueries {
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
-        if portal.parameter_len() > 0 {
-            return Err(user_error(
-                "ERROR",
-                "0A000",
-                "statement parameters are not supported: write the values into the SQL".to_owned(),
-            ));
-        }
         let sql = portal.statement.statement.trim().trim_end_matches(';');
         if sql.is_empty() {
             return Ok(Response::EmptyQuery);
         }
-        self.run(client, sql, &portal.result_column_format).await
+        let parameters = portal_parameters(portal)?;
+        self.run(client, sql, &parameters, &portal.result_column_format)
+            .await
     }
 
     async fn do_describe_statement<C>(
@@ -450,8 +604,15 @@ impl ExtendedQueryHandler for AccountQueries {
         C: ClientInfo + Unpin + Send + Sync,
     {
         let sql = statement.statement.trim().trim_end_matches(';');
-        let fields = self.describe(client, sql, &Format::UnifiedText).await?;
-        Ok(DescribeStatementResponse::new(Vec::new(), fields))
+        let (parameters, fields) = self
+            .describe(
+                client,
+                sql,
+                &statement.parameter_types,
+                &Format::UnifiedText,
+            )
+            .await?;
+        Ok(DescribeStatementResponse::new(parameters, fields))
     }
 
     async fn do_describe_portal<C>(
@@ -463,8 +624,13 @@ impl ExtendedQueryHandler for AccountQueries {
         C: ClientInfo + Unpin + Send + Sync,
     {
         let sql = portal.statement.statement.trim().trim_end_matches(';');
-        let fields = self
-            .describe(client, sql, &portal.result_column_format)
+        let (_, fields) = self
+            .describe(
+                client,
+                sql,
+                &portal.statement.parameter_types,
+                &portal.result_column_format,
+            )
             .await?;
         Ok(DescribePortalResponse::new(fields))
     }
@@ -494,5 +660,64 @@ mod tests {
             classify("insert into x values (1)"),
             StatementKind::Refused(_)
         ));
+    }
+
+    #[test]
+    fn binary_parameters_of_declared_numbers_and_booleans_read_as_text() {
+        assert_eq!(
+            binary_parameter_text(&42i32.to_be_bytes(), Some(&Type::INT4)).as_deref(),
+            Some("42")
+        );
+        assert_eq!(
+            binary_parameter_text(&(-7i64).to_be_bytes(), Some(&Type::INT8)).as_deref(),
+            Some("-7")
+        );
+        assert_eq!(
+            binary_parameter_text(&[1], Some(&Type::BOOL)).as_deref(),
+            Some("t")
+        );
+        assert_eq!(
+            binary_parameter_text(b"GetObject", Some(&Type::VARCHAR)).as_deref(),
+            Some("GetObject")
+        );
+        // A wrong width, an undeclared type or one without a text form here: refused.
+        assert_eq!(binary_parameter_text(&[0, 1], Some(&Type::INT4)), None);
+        assert_eq!(binary_parameter_text(&[0; 8], None), None);
+        assert_eq!(
+            binary_parameter_text(&[0; 8], Some(&Type::TIMESTAMPTZ)),
+            None
+        );
+    }
+
+    #[test]
+    fn show_and_the_catalog_answer_the_same_settings() {
+        assert_eq!(show_value("server_version"), SERVER_VERSION);
+        assert_eq!(show_value("TimeZone"), "UTC");
+        assert_eq!(show_value("no_such_setting"), "");
+        assert!(
+            settings()
+                .iter()
+                .any(|(name, value)| name == "search_path" && value.ends_with("public"))
+        );
+    }
+
+    #[test]
+    fn planning_errors_carry_the_sqlstate_postgres_gives_them() {
+        assert_eq!(
+            invalid_query_code("Schema error: No field named no_such_column."),
+            "42703"
+        );
+        assert_eq!(
+            invalid_query_code("Error during planning: table 'opentrail.public.nope' not found"),
+            "42P01"
+        );
+        assert_eq!(
+            invalid_query_code("invalid value for parameter $1: \"x\" is not a boolean"),
+            "22P02"
+        );
+        assert_eq!(
+            invalid_query_code("sql parser error: Expected: an expression"),
+            "42601"
+        );
     }
 }
