@@ -2431,15 +2431,7 @@ fn relation_oids(catalog: &Catalog) -> HashMap<String, i64> {
 pub(crate) fn parse(sql: &str) -> Result<Statement, LakeError> {
     let mut statements = Parser::parse_sql(&PostgreSqlDialect {}, sql)
         .map_err(|error| LakeError::InvalidQuery(error.to_string()))?;
-    match statements.len() {
-        0 => return Err(LakeError::NotSelect("the statement is empty".into())),
-        1 => {}
-        count => {
-            return Err(LakeError::NotSelect(format!(
-                "{count} statements were given"
-            )));
-        }
-    }
+    crate::engine::check_one_statement(statements.len())?;
     let statement = statements.remove(0);
     if !matches!(statement, Statement::Query(_)) {
         let text = statement.to_string();

@@ -299,18 +299,21 @@ fn read_only() -> SQLOptions {
         .with_allow_statements(false)
 }
 
+/// Exactly one statement was given, as every entry point requires.
+pub(crate) fn check_one_statement(count: usize) -> Result<(), LakeError> {
+    match count {
+        0 => Err(LakeError::NotSelect("the statement is empty".into())),
+        1 => Ok(()),
+        count => Err(LakeError::NotSelect(format!(
+            "{count} statements were given"
+        ))),
+    }
+}
+
 fn check_is_one_select(sql: &str) -> Result<(), LakeError> {
     let statements = DFParser::parse_sql(sql)
         .map_err(|error| LakeError::InvalidQuery(error.strip_backtrace()))?;
-    match statements.len() {
-        0 => return Err(LakeError::NotSelect("the statement is empty".into())),
-        1 => {}
-        count => {
-            return Err(LakeError::NotSelect(format!(
-                "{count} statements were given"
-            )));
-        }
-    }
+    check_one_statement(statements.len())?;
     match statements.front() {
         Some(Statement::Statement(statement)) if matches!(**statement, SqlStatement::Query(_)) => {
             Ok(())
