@@ -135,7 +135,7 @@ impl Lake {
     /// are case-insensitive unless quoted.
     pub async fn start(&self, sql: &str, tables: &[LakeTable]) -> Result<QueryRun, LakeError> {
         let names: Vec<&str> = tables.iter().map(|table| table.name.as_str()).collect();
-        let sql = quote_table_names(sql, &names);
+        let sql = crate::trino::subscript_field_access(&quote_table_names(sql, &names));
         check_is_one_select(&sql)?;
         let (context, counters) = self.context(tables, None)?;
         let frame = context

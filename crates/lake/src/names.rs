@@ -1,6 +1,7 @@
 //! CloudTrail Lake queries name an event data store by its id, unquoted, although the id
 //! holds `-` (`FROM 0b7f3c2e-…`), which SQL would read as a minus. Before parsing, each
 //! unquoted occurrence of a known table name outside strings and comments is quoted.
+//! [`rewrite_code`], which finds that code, serves the other rewrites before parsing too.
 
 /// `sql` with every unquoted occurrence of one of `names` (compared case-insensitively)
 /// written as the quoted name.
@@ -39,10 +40,27 @@ fn is_uuid(word: &str) -> bool {
 /// `sql` with each unquoted word outside strings and comments replaced by what
 /// `replace` answers for it (kept when it answers `None`).
 fn rewrite_words(sql: &str, mut replace: impl FnMut(&str) -> Option<String>) -> String {
-    let bytes = sql.as_bytes();
-    let mut quoted = String::with_capacity(sql.len() + 16);
+    rewrite_code(sql, |rest| {
+        let first = *rest.as_bytes().first()?;
+        if !is_word_byte(first) || first == b'-' {
+            return None;
+        }
+        let word = &rest[..word_len(rest)];
+        // A word is consumed whole even when kept, so that no rewrite starts inside it.
+        Some((word.len(), replace(word).unwrap_or_else(|| word.to_owned())))
+    })
+}
+
+/// `sql` rewritten where it is code: at each position outside strings, quoted names and
+/// comments, `rewrite` is given the rest of the text and may answer how many bytes of it
+/// (at least one, ending on a character boundary) to replace, and with what.
+pub(crate) fn rewrite_code(
+    sql: &str,
+    mut rewrite: impl FnMut(&str) -> Option<(usize, String)>,
+) -> String {
+    let mut rewritten = String::with_capacity(sql.len() + 16);
     let mut index = 0;
-    while index < bytes.len() {
+    while index < sql.len() {
         let rest = &sql[index..];
         let skip = if rest.starts_with("--") {
             rest.find('\n').map_or(rest.len(), |end| end + 1)
@@ -50,22 +68,19 @@ fn rewrite_words(sql: &str, mut replace: impl FnMut(&str) -> Option<String>) -> 
             comment.find("*/").map_or(rest.len(), |end| end + 4)
         } else if rest.starts_with('\'') || rest.starts_with('"') {
             quoted_len(rest)
-        } else if is_word_byte(bytes[index]) && bytes[index] != b'-' {
-            let word_len = word_len(rest);
-            let word = &rest[..word_len];
-            match replace(word) {
-                Some(replacement) => quoted.push_str(&replacement),
-                None => quoted.push_str(word),
-            }
-            index += word_len;
+        } else if let Some((len, replacement)) =
+            rewrite(rest).filter(|(len, _)| *len > 0 && rest.is_char_boundary(*len))
+        {
+            rewritten.push_str(&replacement);
+            index += len;
             continue;
         } else {
             rest.chars().next().map_or(1, char::len_utf8)
         };
-        quoted.push_str(&rest[..skip]);
+        rewritten.push_str(&rest[..skip]);
         index += skip;
     }
-    quoted
+    rewritten
 }
 
 fn is_word_byte(byte: u8) -> bool {
@@ -88,7 +103,7 @@ fn word_len(text: &str) -> usize {
 
 /// The length of the quoted string or identifier at the start of `text`, doubled quotes
 /// included; the rest of the text when it is never closed.
-fn quoted_len(text: &str) -> usize {
+pub(crate) fn quoted_len(text: &str) -> usize {
     let bytes = text.as_bytes();
     let quote = bytes[0];
     let mut index = 1;

@@ -1,5 +1,5 @@
-//! Trino functions CloudTrail Lake queries use that DataFusion lacks or spells otherwise,
-//! so that samples copied from AWS's documentation run unchanged:
+//! Trino functions and forms CloudTrail Lake queries use that DataFusion lacks or spells
+//! otherwise, so that samples copied from AWS's documentation run unchanged:
 //!
 //! - `element_at(map, key)` is the value (NULL when the key is missing); on a list it is
 //!   the 1-based element, as before. DataFusion's own `element_at` on a map answers a list.
@@ -7,19 +7,38 @@
 //! - `from_iso8601_timestamp(text)` and `to_iso8601(timestamp)`.
 //! - `date_add(unit, n, timestamp)` and `date_diff(unit, from, to)` for the units
 //!   `millisecond` … `day` and `week`.
+//! - `regexp_extract(text, pattern)` and `regexp_extract(text, pattern, group)`: the first
+//!   match (or its group), NULL when nothing matches; patterns are the `regex` crate's
+//!   syntax, which is Trino's (Java's) without look-around and back-references.
+//! - `if(condition, value)` and `if(condition, value, otherwise)`, evaluated as a `CASE`.
+//! - The aggregates `count_if(condition)`, `max_by(x, y)` and `min_by(x, y)`
+//!   ([`aggregates`]).
+//! - `CROSS JOIN UNNEST(list) AS t(element)`, lateral as in Trino ([`lateral_unnest`]).
+//! - `.field` after a call or a subscript, `element_at(resources, 1).arn`
+//!   ([`field_access`], applied to the text before parsing).
+
+mod aggregates;
+mod field_access;
+mod lateral_unnest;
+
+pub(crate) use field_access::subscript_field_access;
 
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, Int64Array, StringArray, TimestampMillisecondArray,
 };
-use datafusion::arrow::compute::cast;
+use datafusion::arrow::compute::{cast, kernels::zip::zip};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{DataFusionError, ScalarValue};
+use datafusion::logical_expr::simplify::{ExprSimplifyResult, SimplifyContext};
+use datafusion::logical_expr::type_coercion::other::get_coerce_type_for_case_expression;
 use datafusion::logical_expr::{
-    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility, create_udf,
+    AggregateUDF, ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
+    TypeSignature, Volatility, create_udf, when,
 };
 use datafusion::prelude::SessionContext;
+use regex::Regex;
 
 use crate::schema::timestamp_type;
 
@@ -63,6 +82,25 @@ pub(crate) fn register(context: &SessionContext) {
         Volatility::Immutable,
         Arc::new(date_diff),
     ));
+    context.register_udf(ScalarUDF::new_from_impl(RegexpExtract {
+        signature: Signature::one_of(
+            vec![
+                TypeSignature::Exact(vec![DataType::Utf8, DataType::Utf8]),
+                TypeSignature::Exact(vec![DataType::Utf8, DataType::Utf8, DataType::Int64]),
+            ],
+            Volatility::Immutable,
+        ),
+    }));
+    context.register_udf(ScalarUDF::new_from_impl(If {
+        signature: Signature::user_defined(Volatility::Immutable),
+    }));
+    context.register_udaf(AggregateUDF::new_from_impl(aggregates::CountIf::new()));
+    for extreme in [aggregates::Extreme::Max, aggregates::Extreme::Min] {
+        context.register_udaf(AggregateUDF::new_from_impl(aggregates::ValueBy::new(
+            extreme,
+        )));
+    }
+    context.add_analyzer_rule(Arc::new(lateral_unnest::LateralUnnest));
 }
 
 type Result<T> = datafusion::common::Result<T>;
@@ -227,6 +265,161 @@ fn date_diff(args: &[ColumnarValue]) -> Result<ColumnarValue> {
         values.push(Some((to.value(row) - from.value(row)) / step));
     }
     Ok(ColumnarValue::Array(Arc::new(Int64Array::from(values))))
+}
+
+/// Trino's `regexp_extract`; see the module's documentation.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct RegexpExtract {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for RegexpExtract {
+    fn name(&self) -> &str {
+        "regexp_extract"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let arrays = arrays(&args.args)?;
+        let (texts, patterns) = (strings(&arrays[0])?, strings(&arrays[1])?);
+        let groups = match arrays.get(2) {
+            Some(groups) => Some(cast(groups, &DataType::Int64)?),
+            None => None,
+        };
+        let groups: Option<&Int64Array> = groups.as_ref().map(|groups| groups.as_primitive());
+        // The pattern is almost always one literal: compiled once, not per row.
+        let mut compiled: Option<(String, Regex)> = None;
+        let mut values = Vec::with_capacity(texts.len());
+        for row in 0..texts.len() {
+            if texts.is_null(row)
+                || patterns.is_null(row)
+                || groups.is_some_and(|groups| groups.is_null(row))
+            {
+                values.push(None);
+                continue;
+            }
+            let regex = compiled_pattern(&mut compiled, patterns.value(row))?;
+            let group = groups.map_or(0, |groups| groups.value(row));
+            let text = texts.value(row);
+            let found = match usize::try_from(group) {
+                Ok(0) => regex.find(text),
+                Ok(group) if group < regex.captures_len() => regex
+                    .captures(text)
+                    .and_then(|captures| captures.get(group)),
+                _ => {
+                    return Err(DataFusionError::Execution(format!(
+                        "regexp_extract: the pattern has {} groups, so there is no group {group}",
+                        regex.captures_len() - 1
+                    )));
+                }
+            };
+            values.push(found.map(|found| found.as_str()));
+        }
+        Ok(ColumnarValue::Array(Arc::new(StringArray::from(values))))
+    }
+}
+
+/// The compiled `pattern`, from `cache` when it holds the same pattern.
+fn compiled_pattern<'a>(
+    cache: &'a mut Option<(String, Regex)>,
+    pattern: &str,
+) -> Result<&'a Regex> {
+    if cache.as_ref().is_none_or(|(cached, _)| cached != pattern) {
+        let regex = Regex::new(pattern).map_err(|error| {
+            DataFusionError::Execution(format!("regexp_extract: invalid pattern: {error}"))
+        })?;
+        *cache = Some((pattern.to_owned(), regex));
+    }
+    cache
+        .as_ref()
+        .map(|(_, regex)| regex)
+        .ok_or_else(|| DataFusionError::Internal("regexp_extract: no compiled pattern".into()))
+}
+
+/// Trino's `if(condition, value[, otherwise])`. The optimizer rewrites it to `CASE WHEN
+/// condition THEN value ELSE otherwise END`, which evaluates only the branch taken
+/// (`if(n = 0, NULL, x / n)` does not divide by zero).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct If {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for If {
+    fn name(&self) -> &str {
+        "if"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        let [condition, branches @ ..] = arg_types else {
+            return Err(if_arguments_error());
+        };
+        if !(1..=2).contains(&branches.len()) {
+            return Err(if_arguments_error());
+        }
+        if !matches!(condition, DataType::Boolean | DataType::Null) {
+            return Err(DataFusionError::Plan(format!(
+                "if: the condition is a {condition}, not a boolean"
+            )));
+        }
+        let common = get_coerce_type_for_case_expression(branches, None).ok_or_else(|| {
+            DataFusionError::Plan(format!(
+                "if: the values' types {branches:?} have no common type"
+            ))
+        })?;
+        Ok(std::iter::once(DataType::Boolean)
+            .chain(std::iter::repeat_n(common, branches.len()))
+            .collect())
+    }
+
+    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+        arg_types.get(1).cloned().ok_or_else(if_arguments_error)
+    }
+
+    fn short_circuits(&self) -> bool {
+        true
+    }
+
+    fn simplify(&self, args: Vec<Expr>, _info: &SimplifyContext) -> Result<ExprSimplifyResult> {
+        let mut args = args.into_iter();
+        let (Some(condition), Some(value)) = (args.next(), args.next()) else {
+            return Err(if_arguments_error());
+        };
+        let mut case = when(condition, value);
+        Ok(ExprSimplifyResult::Simplified(match args.next() {
+            Some(otherwise) => case.otherwise(otherwise)?,
+            None => case.end()?,
+        }))
+    }
+
+    /// Only when the call was not rewritten to a `CASE`: both branches are evaluated.
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let arrays = arrays(&args.args)?;
+        let [conditions, value, rest @ ..] = arrays.as_slice() else {
+            return Err(if_arguments_error());
+        };
+        let otherwise = match rest.first() {
+            Some(otherwise) => Arc::clone(otherwise),
+            None => datafusion::arrow::array::new_null_array(value.data_type(), value.len()),
+        };
+        // A NULL condition takes `otherwise`, as in a CASE.
+        let chosen = zip(conditions.as_boolean(), value, &otherwise)?;
+        Ok(ColumnarValue::Array(chosen))
+    }
+}
+
+fn if_arguments_error() -> DataFusionError {
+    DataFusionError::Plan("if takes a condition and one or two values".into())
 }
 
 /// `element_at` as Trino has it: a map's value, or a list's 1-based element.

@@ -46,22 +46,26 @@ fn text<'a>(record: &'a Value, path: &[&str]) -> Option<&'a str> {
         .and_then(Value::as_str)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sample_queries_over_the_corpus_agree_with_counts_over_its_files() {
-    let records = corpus_records();
+/// The corpus in a store at `dir`, half sealed (Parquet and segment records) and half
+/// still in the head, and its records as JSON.
+fn corpus_store(dir: &std::path::Path) -> (opentrail_store::Store, Vec<Value>) {
+    let mut records = corpus_records();
     let parsed: Vec<Value> = records
         .iter()
         .map(|record| serde_json::from_str(&record.json).expect("stored json"))
         .collect();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = open_store(dir.path());
-    let half = records.len() / 2;
-    let mut records = records;
-    let rest = records.split_off(half);
+    let store = open_store(dir);
+    let rest = records.split_off(records.len() / 2);
     append(&store, records);
-    // Half sealed (Parquet and segment records), half still in the head.
     store.flush_tables().expect("seal");
     append(&store, rest);
+    (store, parsed)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sample_queries_over_the_corpus_agree_with_counts_over_its_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, parsed) = corpus_store(dir.path());
     let lake = lake(&store);
     let tables = [events_table()];
 
@@ -165,4 +169,157 @@ async fn sample_queries_over_the_corpus_agree_with_counts_over_its_files() {
     .await
     .expect("bucket");
     assert_eq!(found, [[on_bucket.to_string()]]);
+}
+
+/// Trino forms (lateral UNNEST, count_if, max_by, regexp_extract, if, a field after a call)
+/// over the corpus, against counts made from the files' JSON.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trino_forms_over_the_corpus_agree_with_counts_over_its_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, parsed) = corpus_store(dir.path());
+    let lake = lake(&store);
+    let tables = [events_table()];
+    let as_rows = |counts: Vec<(Option<String>, u64)>| -> Vec<Vec<String>> {
+        counts
+            .into_iter()
+            .map(|(key, count)| vec![key.unwrap_or_default(), count.to_string()])
+            .collect()
+    };
+
+    // Resources by type, one row per element of each event's list.
+    let mut by_type: BTreeMap<(bool, String), u64> = BTreeMap::new();
+    for resource in parsed
+        .iter()
+        .filter_map(|record| record.get("resources").and_then(Value::as_array))
+        .flatten()
+    {
+        let kind = resource.get("type").and_then(Value::as_str);
+        *by_type
+            .entry((kind.is_none(), kind.unwrap_or_default().to_owned()))
+            .or_default() += 1;
+    }
+    assert!(
+        by_type.len() > 5,
+        "the corpus has resources of several types"
+    );
+    let expected = as_rows(
+        by_type
+            .into_iter()
+            .map(|((_, kind), count)| (Some(kind), count))
+            .collect(),
+    );
+    let found = rows(
+        &lake,
+        "SELECT r.type, count(*) FROM events CROSS JOIN UNNEST(resources) AS t(r) \
+         GROUP BY r.type ORDER BY r.type",
+        &tables,
+    )
+    .await
+    .expect("resources by type");
+    assert_eq!(found, expected);
+
+    // Failed calls per service, and the same total through `if`.
+    let mut failures: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    for record in &parsed {
+        let source = text(record, &["eventSource"])
+            .unwrap_or_default()
+            .to_owned();
+        let entry = failures.entry(source).or_default();
+        entry.0 += u64::from(text(record, &["errorCode"]).is_some());
+        entry.1 += 1;
+    }
+    let expected: Vec<Vec<String>> = failures
+        .iter()
+        .map(|(source, (failed, calls))| {
+            vec![source.clone(), failed.to_string(), calls.to_string()]
+        })
+        .collect();
+    let found = rows(
+        &lake,
+        "SELECT eventSource, count_if(errorCode IS NOT NULL), count(*) FROM events \
+         GROUP BY eventSource ORDER BY eventSource",
+        &tables,
+    )
+    .await
+    .expect("failures per service");
+    assert_eq!(found, expected);
+    let failed: u64 = failures.values().map(|(failed, _)| failed).sum();
+    let found = rows(
+        &lake,
+        "SELECT sum(if(errorCode IS NULL, 0, 1)) FROM events",
+        &tables,
+    )
+    .await
+    .expect("failures through if");
+    assert_eq!(found, [[failed.to_string()]]);
+
+    // The latest call of each service is one at the service's latest time.
+    let found = rows(
+        &lake,
+        "SELECT count(*), count_if(e.eventtime = latest.at) FROM (\
+           SELECT eventSource, max_by(eventID, eventTime) AS id, max(eventTime) AS at \
+           FROM events GROUP BY eventSource) latest \
+         JOIN events e ON e.eventid = latest.id AND e.eventsource = latest.eventsource",
+        &tables,
+    )
+    .await
+    .expect("latest per service");
+    let services = failures.len().to_string();
+    assert_eq!(found, [[services.clone(), services]]);
+
+    // Clients by user agent product: the leading name before a `/`.
+    let mut by_product: BTreeMap<String, u64> = BTreeMap::new();
+    for agent in parsed
+        .iter()
+        .filter_map(|record| text(record, &["userAgent"]))
+    {
+        let Some((product, _)) = agent.split_once('/') else {
+            continue;
+        };
+        let is_name = product.starts_with(|c: char| c.is_ascii_alphabetic())
+            && product
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-');
+        if is_name {
+            *by_product.entry(product.to_owned()).or_default() += 1;
+        }
+    }
+    assert!(by_product.len() > 3, "the corpus has several clients");
+    let expected = as_rows(
+        by_product
+            .into_iter()
+            .map(|(product, count)| (Some(product), count))
+            .collect(),
+    );
+    let found = rows(
+        &lake,
+        "SELECT regexp_extract(userAgent, '^([A-Za-z][A-Za-z0-9-]*)/', 1) AS product, count(*) \
+         FROM events WHERE regexp_extract(userAgent, '^([A-Za-z][A-Za-z0-9-]*)/', 1) IS NOT NULL \
+         GROUP BY 1 ORDER BY 1",
+        &tables,
+    )
+    .await
+    .expect("clients");
+    assert_eq!(found, expected);
+
+    // Events whose first resource has an ARN.
+    let with_arn = parsed
+        .iter()
+        .filter(|record| {
+            record
+                .get("resources")
+                .and_then(|resources| resources.get(0))
+                .and_then(|first| first.get("ARN"))
+                .is_some_and(Value::is_string)
+        })
+        .count();
+    assert!(with_arn > 0, "the corpus has resources with an ARN");
+    let found = rows(
+        &lake,
+        "SELECT count(element_at(resources, 1).arn) FROM events",
+        &tables,
+    )
+    .await
+    .expect("first resources");
+    assert_eq!(found, [[with_arn.to_string()]]);
 }

@@ -4,6 +4,7 @@
 
 mod corpus;
 mod support;
+mod trino;
 
 use opentrail_event::EventRecord;
 use opentrail_lake::{Lake, LakeError, LakeOptions, LakeTable, TableScope};
