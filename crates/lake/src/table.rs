@@ -516,31 +516,23 @@ impl PartitionReader {
                 .column_by_name(name)
                 .ok_or_else(|| LakeError::MissingColumn(name.to_owned()))
         };
-        let seqs = match checks.seq {
-            true => Some(downcast::<UInt64Array>(column("seq")?, "seq")?),
-            false => None,
-        };
-        let ingest = match checks.ingest_time {
-            true => Some(downcast::<TimestampMillisecondArray>(
-                column("ingesttime")?,
-                "ingesttime",
-            )?),
-            false => None,
-        };
-        let accounts = match checks.account {
-            true => Some(downcast::<StringArray>(
-                column("recipientaccountid")?,
-                "recipientaccountid",
-            )?),
-            false => None,
-        };
-        let categories = match checks.category {
-            true => Some(downcast::<StringArray>(
-                column("eventcategory")?,
-                "eventcategory",
-            )?),
-            false => None,
-        };
+        // Only the columns the checks read are there.
+        let seqs = checks
+            .seq
+            .then(|| downcast::<UInt64Array>(column("seq")?, "seq"))
+            .transpose()?;
+        let ingest = checks
+            .ingest_time
+            .then(|| downcast::<TimestampMillisecondArray>(column("ingesttime")?, "ingesttime"))
+            .transpose()?;
+        let accounts = checks
+            .account
+            .then(|| downcast::<StringArray>(column("recipientaccountid")?, "recipientaccountid"))
+            .transpose()?;
+        let categories = checks
+            .category
+            .then(|| downcast::<StringArray>(column("eventcategory")?, "eventcategory"))
+            .transpose()?;
         let visibility = &self.visibility;
         Ok((0..batch.num_rows())
             .map(|row| {
