@@ -150,13 +150,7 @@ async fn a_table_shows_only_its_account() {
         ],
     );
     let lake = lake(&store);
-    let mine = LakeTable {
-        name: "mine".into(),
-        scope: TableScope {
-            account_id: Some(ACCOUNT.into()),
-            ..TableScope::default()
-        },
-    };
+    let mine = mine_table();
     let sql = "SELECT recipientAccountId, userIdentity.userName FROM mine";
     let unsealed = rows(&lake, sql, std::slice::from_ref(&mine))
         .await
@@ -364,13 +358,7 @@ async fn a_large_head_read_in_parts_counts_every_event_once() {
         })
         .collect();
     append(&store, batch);
-    let tables = [LakeTable {
-        name: "mine".into(),
-        scope: TableScope {
-            account_id: Some(ACCOUNT.into()),
-            ..TableScope::default()
-        },
-    }];
+    let tables = [mine_table()];
     let sql = "SELECT eventName, count(*) AS n, count(DISTINCT eventid) AS ids FROM mine \
                GROUP BY eventName ORDER BY eventName";
     let from_head = rows(&lake, sql, &tables).await.expect("head");
@@ -421,13 +409,7 @@ async fn column_reads_hide_other_accounts_and_insights_only_where_a_segment_hold
     );
     store.flush_tables().expect("seal the plain segment");
     let lake = lake(&store);
-    let mine = LakeTable {
-        name: "mine".into(),
-        scope: TableScope {
-            account_id: Some(ACCOUNT.into()),
-            ..TableScope::default()
-        },
-    };
+    let mine = mine_table();
     let by_name = |table: &str| {
         format!("SELECT eventName, count(*) FROM {table} GROUP BY eventName ORDER BY eventName")
     };

@@ -24,6 +24,17 @@ pub fn events_table() -> LakeTable {
     }
 }
 
+/// Only `ACCOUNT`'s events, under the name `mine`.
+pub fn mine_table() -> LakeTable {
+    LakeTable {
+        name: "mine".into(),
+        scope: TableScope {
+            account_id: Some(ACCOUNT.into()),
+            ..TableScope::default()
+        },
+    }
+}
+
 pub fn records(json: &str) -> Vec<EventRecord> {
     let context = IngestContext {
         account_id: ACCOUNT.into(),

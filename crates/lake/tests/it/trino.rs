@@ -2,7 +2,7 @@
 //! `max_by` / `min_by`, `regexp_extract`, `if`, lateral `CROSS JOIN UNNEST` and a field
 //! after a call or a subscript.
 
-use opentrail_lake::{LakeError, LakeTable, TableScope};
+use opentrail_lake::LakeError;
 
 use crate::support::*;
 
@@ -246,13 +246,7 @@ async fn cross_join_unnest_gives_one_row_per_resource() {
                  CROSS JOIN UNNEST(resources) AS b(y)";
     assert_eq!(query(&store, twice).await, [["5"]]);
     // A data store limited to one account is a view; it unnests the same.
-    let mine = LakeTable {
-        name: "mine".into(),
-        scope: TableScope {
-            account_id: Some(ACCOUNT.into()),
-            ..TableScope::default()
-        },
-    };
+    let mine = mine_table();
     let scoped = "SELECT count(*) FROM mine CROSS JOIN UNNEST(resources) AS t(r)";
     assert_eq!(
         rows(&lake(&store), scoped, &[mine]).await.expect("scoped"),
