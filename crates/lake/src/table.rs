@@ -1,7 +1,9 @@
 //! An event data store as a DataFusion table: [`EventsTable`] plans a scan of the store's
 //! sources (sealed segments and unsealed heads), pruned by event time and account, and
 //! reads each one on a blocking thread, from its Parquet columns when the query needs no
-//! other column, from its records otherwise.
+//! other column, from its records otherwise. A segment read for its records is first
+//! filtered on its columns by the query's filters those columns can answer
+//! ([`ColumnPrefilter`]), so only the records of rows that pass are read and parsed.
 
 use std::fmt;
 use std::sync::Arc;
@@ -13,13 +15,14 @@ use datafusion::arrow::array::{Array, BooleanArray, RecordBatch, StringArray, UI
 use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::{Session, TableProvider};
-use datafusion::common::{DataFusionError, ScalarValue};
+use datafusion::common::{DFSchema, DataFusionError, ScalarValue};
 use datafusion::datasource::TableType;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPushDown};
-use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::stream::RecordBatchReceiverStreamBuilder;
 use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
+use datafusion::physical_plan::{ExecutionPlan, PhysicalExpr};
 use opentrail_event::EventRecord;
 use opentrail_store::{ScanSource, ScanSources, Store};
 use parquet::arrow::ProjectionMask;
@@ -95,11 +98,14 @@ impl TableProvider for EventsTable {
         &self,
         filters: &[&Expr],
     ) -> datafusion::common::Result<Vec<TableProviderFilterPushDown>> {
-        // Filters on event time prune whole sources; DataFusion still applies every filter.
+        // Filters on event time prune whole sources, and filters a segment's columns can
+        // answer choose the records read; DataFusion still applies every filter.
         Ok(filters
             .iter()
             .map(|filter| {
-                if EventTimeBounds::default().narrowed_by(filter).is_some() {
+                if EventTimeBounds::default().narrowed_by(filter).is_some()
+                    || answerable_by_columns(filter)
+                {
                     TableProviderFilterPushDown::Inexact
                 } else {
                     TableProviderFilterPushDown::Unsupported
@@ -125,14 +131,27 @@ impl TableProvider for EventsTable {
             .fold(EventTimeBounds::default(), |bounds, filter| {
                 bounds.narrowed_by(filter).unwrap_or(bounds)
             });
+        let from_columns = projected
+            .fields()
+            .iter()
+            .all(|field| SEGMENT_COLUMNS.contains(&field.name().as_str()));
+        let prefilter = match from_columns {
+            true => None,
+            false => ColumnPrefilter::plan(state, filters)?.map(Arc::new),
+        };
         let store = self.store.clone();
         let sources = tokio::task::spawn_blocking(move || store.scan_sources())
             .await
             .map_err(|error| DataFusionError::External(Box::new(error)))?
             .map_err(|error| DataFusionError::External(Box::new(error)))?;
+        let read = ReadPlan {
+            bounds,
+            from_columns,
+            prefilter,
+        };
         let partitions = self.partitions(
             sources,
-            &bounds,
+            &read,
             &projected,
             state.config().target_partitions().max(1),
         );
@@ -147,14 +166,10 @@ impl EventsTable {
     fn partitions(
         &self,
         sources: ScanSources,
-        bounds: &EventTimeBounds,
+        read: &ReadPlan,
         projected: &SchemaRef,
         count: usize,
     ) -> Vec<Arc<dyn PartitionStream>> {
-        let from_columns = projected
-            .fields()
-            .iter()
-            .all(|field| SEGMENT_COLUMNS.contains(&field.name().as_str()));
         let visibility = Visibility {
             expired_through_seq: sources.expired_through_seq,
             last_seq: sources.last_seq,
@@ -164,7 +179,10 @@ impl EventsTable {
         let mut wanted: Vec<ScanSource> = sources
             .sources
             .into_iter()
-            .filter(|source| bounds.overlaps(source.min_event_time_ms, source.max_event_time_ms))
+            .filter(|source| {
+                read.bounds
+                    .overlaps(source.min_event_time_ms, source.max_event_time_ms)
+            })
             .filter(|source| {
                 self.scope
                     .account_id
@@ -180,8 +198,7 @@ impl EventsTable {
                 store: self.store.clone(),
                 schema: Arc::clone(projected),
                 sources: Vec::new(),
-                bounds: *bounds,
-                from_columns,
+                read: read.clone(),
                 visibility: visibility.clone(),
                 counters: Arc::clone(&self.counters),
             })
@@ -199,6 +216,123 @@ impl EventsTable {
             .map(|part| Arc::new(part) as Arc<dyn PartitionStream>)
             .collect()
     }
+}
+
+/// How a scan reads its sources, the same for every partition.
+#[derive(Debug, Clone)]
+struct ReadPlan {
+    bounds: EventTimeBounds,
+    /// Every column the query needs is among a segment's Parquet columns.
+    from_columns: bool,
+    /// When it needs others: what a segment's columns can decide before its records are read.
+    prefilter: Option<Arc<ColumnPrefilter>>,
+}
+
+/// The query's filters that a segment's Parquet columns answer, as one predicate over
+/// those columns. A scan that must read records (the query wants `eventjson`,
+/// `useridentity`…) evaluates it on the columns first and reads only the records of
+/// the rows that pass: `WHERE eventName = 'ConsoleLogin'` over 10M events reads the
+/// logins, not every record. The columns derive their values exactly as records do, so
+/// the rows that pass are those DataFusion's own filter keeps.
+struct ColumnPrefilter {
+    /// The columns the predicate reads, in the order it refers to them by.
+    schema: SchemaRef,
+    predicate: Arc<dyn PhysicalExpr>,
+}
+
+impl fmt::Debug for ColumnPrefilter {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter
+            .debug_struct("ColumnPrefilter")
+            .field("predicate", &self.predicate.to_string())
+            .finish()
+    }
+}
+
+impl ColumnPrefilter {
+    fn plan(
+        state: &dyn Session,
+        filters: &[Expr],
+    ) -> datafusion::common::Result<Option<ColumnPrefilter>> {
+        let answerable = filters
+            .iter()
+            .filter(|filter| answerable_by_columns(filter))
+            .map(|filter| unqualified(filter.clone()))
+            .collect::<datafusion::common::Result<Vec<_>>>()?;
+        let Some(predicate) = conjunction(answerable) else {
+            return Ok(None);
+        };
+        let referenced: Vec<String> = predicate
+            .column_refs()
+            .into_iter()
+            .map(|column| column.name.clone())
+            .collect();
+        let schema = lake_schema();
+        let indices: Vec<usize> = schema
+            .fields()
+            .iter()
+            .enumerate()
+            .filter(|(_, field)| referenced.contains(field.name()))
+            .map(|(index, _)| index)
+            .collect();
+        let schema = Arc::new(schema.project(&indices)?);
+        let df_schema = DFSchema::try_from(Arc::clone(&schema))?;
+        let predicate = state.create_physical_expr(predicate, &df_schema)?;
+        Ok(Some(ColumnPrefilter { schema, predicate }))
+    }
+
+    /// Which rows of a batch of a segment's columns pass (a null counts as not passing,
+    /// as in `WHERE`).
+    fn passing(&self, batch: &RecordBatch) -> Result<Vec<bool>, LakeError> {
+        let input = columns_as(batch, &self.schema)?;
+        let verdicts = self
+            .predicate
+            .evaluate(&input)
+            .and_then(|verdicts| verdicts.into_array(input.num_rows()))
+            .map_err(|error| LakeError::Execution(error.to_string()))?;
+        let verdicts = downcast::<BooleanArray>(&verdicts, "the prefilter's verdicts")?;
+        Ok((0..verdicts.len())
+            .map(|row| verdicts.is_valid(row) && verdicts.value(row))
+            .collect())
+    }
+}
+
+/// Whether a segment's columns alone can decide a filter: it reads only those columns,
+/// and gives the same answer each time it is evaluated.
+fn answerable_by_columns(filter: &Expr) -> bool {
+    let columns = filter.column_refs();
+    !columns.is_empty()
+        && columns
+            .iter()
+            .all(|column| SEGMENT_COLUMNS.contains(&column.name.as_str()))
+        && !filter.is_volatile()
+        && !datafusion::common::tree_node::TreeNode::exists(filter, |expr| {
+            Ok(matches!(
+                expr,
+                Expr::ScalarSubquery(_)
+                    | Expr::InSubquery(_)
+                    | Expr::Exists(_)
+                    | Expr::OuterReferenceColumn(..)
+                    | Expr::Placeholder(_)
+            ))
+        })
+        .unwrap_or(true)
+}
+
+/// A filter whose columns are named without the table's qualifier, as the prefilter's
+/// schema names them.
+fn unqualified(filter: Expr) -> datafusion::common::Result<Expr> {
+    use datafusion::common::tree_node::{Transformed, TreeNode};
+    filter
+        .transform(|expr| {
+            Ok(match expr {
+                Expr::Column(column) if column.relation.is_some() => Transformed::yes(
+                    Expr::Column(datafusion::common::Column::new_unqualified(column.name)),
+                ),
+                other => Transformed::no(other),
+            })
+        })
+        .map(|transformed| transformed.data)
 }
 
 /// A head (read as records, each one parsed) in `count` seq ranges, so that every
@@ -259,8 +393,7 @@ struct SourcesPartition {
     store: Store,
     schema: SchemaRef,
     sources: Vec<ScanSource>,
-    bounds: EventTimeBounds,
-    from_columns: bool,
+    read: ReadPlan,
     visibility: Visibility,
     counters: Arc<ScanCounters>,
 }
@@ -270,7 +403,7 @@ impl fmt::Debug for SourcesPartition {
         formatter
             .debug_struct("SourcesPartition")
             .field("sources", &self.sources.len())
-            .field("from_columns", &self.from_columns)
+            .field("read", &self.read)
             .finish_non_exhaustive()
     }
 }
@@ -339,16 +472,18 @@ impl PartitionStream for SourcesPartition {
         let reader = PartitionReader {
             store: self.store.clone(),
             schema: Arc::clone(&self.schema),
-            bounds: self.bounds,
+            bounds: self.read.bounds,
             visibility: self.visibility.clone(),
             counters: Arc::clone(&self.counters),
         };
-        let from_columns = self.from_columns;
+        let from_columns = self.read.from_columns;
+        let prefilter = self.read.prefilter.clone();
+        let reads_columns = from_columns || prefilter.is_some();
         let sources: Result<Vec<SourceToRead>, LakeError> = self
             .sources
             .iter()
             .map(|source| {
-                let columns = match (&source.columns, from_columns) {
+                let columns = match (&source.columns, reads_columns) {
                     (Some(file), true) => Some(file.try_clone().map_err(LakeError::Io)?),
                     _ => None,
                 };
@@ -366,9 +501,14 @@ impl PartitionStream for SourcesPartition {
                 Ok(sender.blocking_send(Ok(batch)).is_ok())
             };
             for source in sources? {
-                let more = match source.columns {
-                    Some(file) => reader.read_columns(file, source.checks, &mut emit)?,
-                    None => reader.read_records(source.first_seq, source.last_seq, &mut emit)?,
+                let more = match (source.columns, &prefilter) {
+                    (Some(file), Some(prefilter)) if !from_columns => {
+                        reader.read_passing_records(file, source.checks, prefilter, &mut emit)?
+                    }
+                    (Some(file), _) => reader.read_columns(file, source.checks, &mut emit)?,
+                    (None, _) => {
+                        reader.read_records(source.first_seq, source.last_seq, &mut emit)?
+                    }
                 };
                 if !more {
                     break;
@@ -393,9 +533,107 @@ impl PartitionReader {
     fn read_columns(
         &self,
         file: std::fs::File,
-        mut checks: RowChecks,
+        checks: RowChecks,
         emit: &mut impl FnMut(RecordBatch) -> Result<bool, LakeError>,
     ) -> Result<bool, LakeError> {
+        let wanted: Vec<&str> = self
+            .schema
+            .fields()
+            .iter()
+            .map(|field| field.name().as_str())
+            .collect();
+        let (reader, checks) = self.open_columns(file, checks, &wanted)?;
+        for batch in reader {
+            let mut batch = batch?;
+            if checks.any() {
+                let shown = self.shown_rows_of_columns(&batch, checks)?;
+                batch = filter_record_batch(&batch, &shown)?;
+            }
+            self.counters
+                .events_scanned
+                .fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
+            if !emit(columns_as(&batch, &self.schema)?)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Reads the records of a segment's rows that pass `prefilter` on its columns; false
+    /// when the query wants no more. Rows come newest first, as the segment's record
+    /// blocks are laid out, so consecutive reads mostly hit the block just decoded.
+    fn read_passing_records(
+        &self,
+        file: std::fs::File,
+        checks: RowChecks,
+        prefilter: &ColumnPrefilter,
+        emit: &mut impl FnMut(RecordBatch) -> Result<bool, LakeError>,
+    ) -> Result<bool, LakeError> {
+        let mut wanted: Vec<&str> = prefilter
+            .schema
+            .fields()
+            .iter()
+            .map(|field| field.name().as_str())
+            .collect();
+        wanted.push("seq");
+        let (reader, checks) = self.open_columns(file, checks, &wanted)?;
+        for batch in reader {
+            let batch = batch?;
+            let shown = match checks.any() {
+                true => Some(self.shown_rows_of_columns(&batch, checks)?),
+                false => None,
+            };
+            let passing = prefilter.passing(&batch)?;
+            let seqs = downcast::<UInt64Array>(
+                batch
+                    .column_by_name("seq")
+                    .ok_or_else(|| LakeError::MissingColumn("seq".to_owned()))?,
+                "seq",
+            )?;
+            let mut scanned = 0;
+            let mut wanted_seqs = Vec::new();
+            for (row, passes) in passing.into_iter().enumerate() {
+                if shown.as_ref().is_some_and(|shown| !shown.value(row)) {
+                    continue;
+                }
+                scanned += 1;
+                if passes {
+                    wanted_seqs.push(seqs.value(row));
+                }
+            }
+            self.counters
+                .events_scanned
+                .fetch_add(scanned, Ordering::Relaxed);
+            if wanted_seqs.is_empty() {
+                continue;
+            }
+            let entries = self.store.read_seqs(&wanted_seqs)?;
+            let bytes: usize = entries.iter().map(|entry| entry.json.len()).sum();
+            self.counters
+                .bytes_scanned
+                .fetch_add(bytes as u64, Ordering::Relaxed);
+            let (entries, parsed) = self.shown_entries(entries)?;
+            if !entries.is_empty() && !emit(records_batch(&self.schema, &entries, &parsed)?)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// A reader of `wanted` columns of a segment's Parquet, plus those `checks` need, over
+    /// the row groups the event-time bounds leave; with `checks` refined by the statistics.
+    fn open_columns(
+        &self,
+        file: std::fs::File,
+        mut checks: RowChecks,
+        wanted: &[&str],
+    ) -> Result<
+        (
+            parquet::arrow::arrow_reader::ParquetRecordBatchReader,
+            RowChecks,
+        ),
+        LakeError,
+    > {
         let builder = ParquetRecordBatchReaderBuilder::try_new(file)?;
         let parquet_schema = builder.parquet_schema();
         // Rows are newest first, so a row group covers a stretch of event time.
@@ -440,20 +678,14 @@ impl PartitionReader {
                 _ => true,
             }
         });
-        let mut wanted: Vec<&str> = self
-            .schema
-            .fields()
-            .iter()
-            .map(|field| field.name().as_str())
-            .collect();
-        for column in checks.columns() {
-            wanted.push(column);
-        }
         let indices: Vec<usize> = parquet_schema
             .columns()
             .iter()
             .enumerate()
-            .filter(|(_, column)| wanted.contains(&column.name()))
+            .filter(|(_, column)| {
+                let name = column.name();
+                wanted.contains(&name) || checks.columns().any(|needed| needed == name)
+            })
             .map(|(index, _)| index)
             .collect();
         let bytes: i64 = row_groups
@@ -475,35 +707,7 @@ impl PartitionReader {
             .with_projection(mask)
             .with_batch_size(BATCH_ROWS)
             .build()?;
-        for batch in reader {
-            let mut batch = batch?;
-            if checks.any() {
-                let shown = self.shown_rows_of_columns(&batch, checks)?;
-                batch = filter_record_batch(&batch, &shown)?;
-            }
-            self.counters
-                .events_scanned
-                .fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
-            let columns = self
-                .schema
-                .fields()
-                .iter()
-                .map(|field| {
-                    batch
-                        .column_by_name(field.name())
-                        .cloned()
-                        .ok_or_else(|| LakeError::MissingColumn(field.name().clone()))
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            let options = datafusion::arrow::array::RecordBatchOptions::new()
-                .with_row_count(Some(batch.num_rows()));
-            let batch =
-                RecordBatch::try_new_with_options(Arc::clone(&self.schema), columns, &options)?;
-            if !emit(batch)? {
-                return Ok(false);
-            }
-        }
-        Ok(true)
+        Ok((reader, checks))
     }
 
     fn shown_rows_of_columns(
@@ -619,6 +823,28 @@ impl PartitionReader {
         }
         Ok((shown, parsed))
     }
+}
+
+/// The columns of `batch` that `schema` names, as a batch of that schema (the row count
+/// kept when it names none, as for `count(*)`).
+fn columns_as(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, LakeError> {
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|field| {
+            batch
+                .column_by_name(field.name())
+                .cloned()
+                .ok_or_else(|| LakeError::MissingColumn(field.name().clone()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let options =
+        datafusion::arrow::array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+    Ok(RecordBatch::try_new_with_options(
+        Arc::clone(schema),
+        columns,
+        &options,
+    )?)
 }
 
 fn downcast<'a, T: 'static>(array: &'a Arc<dyn Array>, name: &str) -> Result<&'a T, LakeError> {

@@ -139,6 +139,25 @@ impl Store {
         Ok(entries)
     }
 
+    /// The log entries of `seqs`, in the order given, for a reader that already knows
+    /// which events it wants (SQL, after filtering a segment's columns). A seq that is
+    /// expired, past the published log or held by no source is left out.
+    pub fn read_seqs(&self, seqs: &[u64]) -> Result<Vec<LogEntry>, StoreError> {
+        let sources = self.shared.sources();
+        let last_seq = self.shared.last_seq.load(Ordering::Acquire);
+        let expired_through = self.shared.expired_through_seq.load(Ordering::Acquire);
+        let mut entries = Vec::with_capacity(seqs.len());
+        for &seq in seqs {
+            if seq <= expired_through || seq > last_seq {
+                continue;
+            }
+            if let SeqRead::Found(entry) = self.shared.read_seq(&sources, seq)? {
+                entries.push(entry);
+            }
+        }
+        Ok(entries)
+    }
+
     /// A consumer's durable cursor (0 when it has read nothing).
     pub fn load_cursor(&self, consumer: &str) -> Result<u64, StoreError> {
         Ok(self
