@@ -96,6 +96,13 @@ pub struct QueryResult {
     pub candidates: Vec<(String, String)>,
 }
 
+/// `opentrail query` for the script to run after each of DuckDB's native SQL runs.
+pub struct AlternateWith<'a> {
+    pub binary: &'a Path,
+    /// A stopped server's data dir holding the events DuckDB reads.
+    pub data_dir: &'a Path,
+}
+
 /// Runs the script on `logs_dir`; `queries` are (attribute, value, also over the gz files).
 #[allow(clippy::too_many_arguments)] // Each is one field of the script's input.
 pub fn run(
@@ -109,6 +116,7 @@ pub fn run(
     native_repeats: usize,
     queries: &[(String, String, bool)],
     sql: &[crate::sql::SqlQuery],
+    alternate_with: Option<AlternateWith<'_>>,
 ) -> anyhow::Result<DuckDbResults> {
     let script = work_dir.join("duckdb_lookups.py");
     std::fs::write(&script, SCRIPT)
@@ -121,7 +129,8 @@ pub fn run(
         "limit": limit,
         "native_repeats": native_repeats,
         "queries": queries.iter().map(|(attribute, value, gz)| serde_json::json!({"attribute": attribute, "value": value, "gz": gz})).collect::<Vec<_>>(),
-        "sql": sql.iter().map(|query| serde_json::json!({"name": query.name, "duckdb": query.duckdb})).collect::<Vec<_>>(),
+        "sql": sql.iter().map(|query| serde_json::json!({"name": query.name, "duckdb": query.duckdb, "opentrail": query.opentrail})).collect::<Vec<_>>(),
+        "opentrail": alternate_with.map(|opentrail| serde_json::json!({"binary": opentrail.binary, "data_dir": opentrail.data_dir})),
     });
     let spec_path = work_dir.join("duckdb_queries.json");
     let results_path = work_dir.join("duckdb_results.json");

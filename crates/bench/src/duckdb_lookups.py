@@ -5,12 +5,15 @@ a native DuckDB table loaded from those files (the "fast columnar engine" bound)
 Usage: python duckdb_lookups.py QUERIES.json RESULTS.json
 QUERIES.json: {"logs_glob", "region", "start", "end", "limit", "native_repeats",
                "queries": [{"attribute", "value", "gz"}],
-               "sql": [{"name", "duckdb"}]}   (SQL with {source} for the records)
+               "sql": [{"name", "duckdb", "opentrail"}],   (DuckDB's SQL with {source})
+               "opentrail": {"binary", "data_dir"} or null}
 Writes timings, the event ids each engine returned, and for each query the full set of
 matching ids at or after the page's oldest eventTime (to compare pages whose last second
 holds more matches than fit: such ties may be broken differently by each engine).
 """
 import json
+import os
+import subprocess
 import sys
 import time
 
@@ -48,6 +51,18 @@ CONDITIONS = {
     "EventSource": "eventSource = $value",
     "AccessKeyId": "userIdentity.accessKeyId = $value",
 }
+
+
+def opentrail_query(opentrail, sql):
+    """`opentrail query` on a stopped server's data dir: its execution time as it reports it
+    (the data dir's opening excluded, as DuckDB's table is already loaded)."""
+    run = subprocess.run(
+        [opentrail["binary"], "query", "--quiet", "--stats", "--output", "json",
+         "--data-dir", opentrail["data_dir"], sql],
+        capture_output=True, text=True, check=True,
+        env={key: value for key, value in os.environ.items()
+             if key not in ("OPENTRAIL_CONFIG", "OPENTRAIL_DATA_DIR")})
+    return float(json.loads(run.stderr.strip().splitlines()[-1])["execution_ms"])
 
 
 def main():
@@ -115,21 +130,30 @@ def main():
             entry["boundary"] = None
             entry["candidates"] = []
 
-    # The SQL group-bys (issue 14): once over the gz files, then over the native table.
+    # The SQL group-bys (issue 14): once over the gz files, then over the native table,
+    # each native run followed by `opentrail query` with the same question when the spec
+    # names a data dir. Alternating round by round keeps a change in the machine's load
+    # from landing on one engine only (the two ran minutes apart before, and a shared
+    # machine moved their ratio between 1.2 and 2.9).
     results["sql"] = []
+    opentrail = spec.get("opentrail")
     for query in spec.get("sql", []):
         started = time.perf_counter()
         con.execute(query["duckdb"].replace("{source}", gz_source)).fetchall()
         gz_ms = (time.perf_counter() - started) * 1000.0
-        native_ms = []
+        native_ms, opentrail_ms = [], []
         for _ in range(int(spec["native_repeats"])):
             started = time.perf_counter()
             rows = con.execute(query["duckdb"].replace("{source}", "events")).fetchall()
             native_ms.append((time.perf_counter() - started) * 1000.0)
-        print(f"duckdb sql {query['name']}: gz {gz_ms:.0f} ms, native {min(native_ms):.0f} ms",
+            if opentrail:
+                opentrail_ms.append(opentrail_query(opentrail, query["opentrail"]))
+        print(f"duckdb sql {query['name']}: gz {gz_ms:.0f} ms, native {min(native_ms):.0f} ms"
+              + (f", opentrail alternately {min(opentrail_ms):.0f} ms" if opentrail_ms else ""),
               file=sys.stderr, flush=True)
         results["sql"].append({
             "name": query["name"], "gz_ms": gz_ms, "native_ms": native_ms,
+            "opentrail_ms": opentrail_ms,
             "rows": [["" if value is None else str(value) for value in row] for row in rows],
         })
 

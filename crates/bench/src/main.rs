@@ -491,7 +491,6 @@ async fn run(args: Args) -> anyhow::Result<()> {
         report.sql(&sql_results);
         report.phase("sql", phase);
     }
-    let _ = std::fs::remove_dir_all(&import_dir);
 
     // 5. Detections.
     if !args.skip_rules {
@@ -542,6 +541,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
             5,
             &queries,
             &sql_queries,
+            (!sql_results.is_empty()).then_some(duckdb::AlternateWith {
+                binary: &binary,
+                data_dir: &import_dir,
+            }),
         )?;
         if results.native_rows != events {
             bail!(
@@ -555,6 +558,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
         report.phase("duckdb", phase);
     }
+    // Kept until DuckDB's phase has run `opentrail query` on it between its own runs.
+    let _ = std::fs::remove_dir_all(&import_dir);
 
     report.finish(total_started);
     println!("{}", report.markdown());

@@ -133,6 +133,10 @@ pub struct DuckDbSql {
     pub name: String,
     pub gz_ms: f64,
     pub native_ms: Vec<f64>,
+    /// `opentrail query`'s execution time right after each native run, when the harness
+    /// asked the script to alternate.
+    #[serde(default)]
+    pub opentrail_ms: Vec<f64>,
     pub rows: Vec<Vec<String>>,
 }
 
