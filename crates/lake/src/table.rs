@@ -23,7 +23,7 @@ use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPu
 use datafusion::physical_plan::stream::RecordBatchReceiverStreamBuilder;
 use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
 use datafusion::physical_plan::{ExecutionPlan, PhysicalExpr};
-use opentrail_event::EventRecord;
+use opentrail_event::{EventRecord, FilterField};
 use opentrail_store::{ScanSource, ScanSources, Store};
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -98,13 +98,15 @@ impl TableProvider for EventsTable {
         &self,
         filters: &[&Expr],
     ) -> datafusion::common::Result<Vec<TableProviderFilterPushDown>> {
-        // Filters on event time prune whole sources, and filters a segment's columns can
-        // answer choose the records read; DataFusion still applies every filter.
+        // Filters on event time prune whole sources, and filters a segment's columns or
+        // postings can answer choose the records read; DataFusion still applies every
+        // filter.
         Ok(filters
             .iter()
             .map(|filter| {
                 if EventTimeBounds::default().narrowed_by(filter).is_some()
                     || answerable_by_columns(filter)
+                    || indexed_term(filter).is_some()
                 {
                     TableProviderFilterPushDown::Inexact
                 } else {
@@ -135,9 +137,12 @@ impl TableProvider for EventsTable {
             .fields()
             .iter()
             .all(|field| SEGMENT_COLUMNS.contains(&field.name().as_str()));
-        let prefilter = match from_columns {
-            true => None,
-            false => ColumnPrefilter::plan(state, filters)?.map(Arc::new),
+        let (prefilter, indexed_terms) = match from_columns {
+            true => (None, Vec::new()),
+            false => (
+                ColumnPrefilter::plan(state, filters)?.map(Arc::new),
+                filters.iter().filter_map(indexed_term).collect(),
+            ),
         };
         let store = self.store.clone();
         let sources = tokio::task::spawn_blocking(move || store.scan_sources())
@@ -148,6 +153,7 @@ impl TableProvider for EventsTable {
             bounds,
             from_columns,
             prefilter,
+            indexed_terms: Arc::new(indexed_terms),
         };
         let partitions = self.partitions(
             sources,
@@ -226,6 +232,9 @@ struct ReadPlan {
     from_columns: bool,
     /// When it needs others: what a segment's columns can decide before its records are read.
     prefilter: Option<Arc<ColumnPrefilter>>,
+    /// Equalities a segment's postings answer (see [`indexed_term`]); when there are any,
+    /// a segment's records are read from its postings rather than through `prefilter`.
+    indexed_terms: Arc<Vec<(FilterField, String)>>,
 }
 
 /// The query's filters that a segment's Parquet columns answer, as one predicate over
@@ -317,6 +326,72 @@ fn answerable_by_columns(filter: &Expr) -> bool {
             ))
         })
         .unwrap_or(true)
+}
+
+/// An equality with a non-empty text on a field the store indexes, as the same value a
+/// column shows: `userIdentity.arn`, `accessKeyId` and `invokedBy` (which no segment
+/// column holds), and `eventName`, `eventSource`, `errorCode`, `sourceIPAddress`,
+/// `eventCategory` (the columns and the index take these from the same attribute; the
+/// account and region come from elsewhere, and the Parquet prefilter answers them). A segment's postings for the term
+/// list every event that can match, so `WHERE userIdentity.arn = '…'` reads one
+/// principal's records instead of parsing every record in range, and several such
+/// equalities read only the rows every one of them lists.
+fn indexed_term(filter: &Expr) -> Option<(FilterField, String)> {
+    let Expr::BinaryExpr(BinaryExpr {
+        left,
+        op: Operator::Eq,
+        right,
+    }) = filter
+    else {
+        return None;
+    };
+    let (field, literal) = match (indexed_field(left), indexed_field(right)) {
+        (Some(field), None) => (field, right),
+        (None, Some(field)) => (field, left),
+        _ => return None,
+    };
+    match literal.as_ref() {
+        Expr::Literal(
+            ScalarValue::Utf8(Some(text))
+            | ScalarValue::Utf8View(Some(text))
+            | ScalarValue::LargeUtf8(Some(text)),
+            _,
+        ) if !text.is_empty() => Some((field, text.clone())),
+        _ => None,
+    }
+}
+
+/// The indexed field a column or `useridentity.<name>` (DataFusion's `get_field`) reads.
+fn indexed_field(expr: &Expr) -> Option<FilterField> {
+    let call = match expr {
+        Expr::Column(column) => {
+            return match column.name.as_str() {
+                "eventname" => Some(FilterField::EventName),
+                "eventsource" => Some(FilterField::EventSource),
+                "errorcode" => Some(FilterField::ErrorCode),
+                "sourceipaddress" => Some(FilterField::SourceIpAddress),
+                "eventcategory" => Some(FilterField::EventCategory),
+                _ => None,
+            };
+        }
+        Expr::ScalarFunction(call) => call,
+        _ => return None,
+    };
+    if call.func.name() != "get_field" {
+        return None;
+    }
+    match call.args.as_slice() {
+        [
+            Expr::Column(column),
+            Expr::Literal(ScalarValue::Utf8(Some(name)), _),
+        ] if column.name == "useridentity" => match name.as_str() {
+            "arn" => Some(FilterField::UserArn),
+            "accesskeyid" => Some(FilterField::AccessKeyId),
+            "invokedby" => Some(FilterField::InvokedBy),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 /// A filter whose columns are named without the table's qualifier, as the prefilter's
@@ -412,6 +487,8 @@ impl fmt::Debug for SourcesPartition {
 struct SourceToRead {
     first_seq: u64,
     last_seq: u64,
+    /// A sealed segment (a head otherwise).
+    sealed: bool,
     /// What its rows must be checked for, as far as the source's own metadata tells.
     checks: RowChecks,
     columns: Option<std::fs::File>,
@@ -478,7 +555,8 @@ impl PartitionStream for SourcesPartition {
         };
         let from_columns = self.read.from_columns;
         let prefilter = self.read.prefilter.clone();
-        let reads_columns = from_columns || prefilter.is_some();
+        let indexed_terms = Arc::clone(&self.read.indexed_terms);
+        let reads_columns = from_columns || (prefilter.is_some() && indexed_terms.is_empty());
         let sources: Result<Vec<SourceToRead>, LakeError> = self
             .sources
             .iter()
@@ -490,6 +568,7 @@ impl PartitionStream for SourcesPartition {
                 Ok(SourceToRead {
                     first_seq: source.first_seq,
                     last_seq: source.last_seq,
+                    sealed: source.columns.is_some(),
                     checks: RowChecks::of(source, &self.visibility),
                     columns,
                 })
@@ -502,13 +581,20 @@ impl PartitionStream for SourcesPartition {
             };
             for source in sources? {
                 let more = match (source.columns, &prefilter) {
-                    (Some(file), Some(prefilter)) if !from_columns => {
+                    (Some(file), _) if from_columns => {
+                        reader.read_columns(file, source.checks, &mut emit)?
+                    }
+                    _ if source.sealed && !indexed_terms.is_empty() => reader
+                        .read_indexed_records(
+                            source.first_seq,
+                            source.last_seq,
+                            &indexed_terms,
+                            &mut emit,
+                        )?,
+                    (Some(file), Some(prefilter)) => {
                         reader.read_passing_records(file, source.checks, prefilter, &mut emit)?
                     }
-                    (Some(file), _) => reader.read_columns(file, source.checks, &mut emit)?,
-                    (None, _) => {
-                        reader.read_records(source.first_seq, source.last_seq, &mut emit)?
-                    }
+                    _ => reader.read_records(source.first_seq, source.last_seq, &mut emit)?,
                 };
                 if !more {
                     break;
@@ -608,12 +694,39 @@ impl PartitionReader {
                 continue;
             }
             let entries = self.store.read_seqs(&wanted_seqs)?;
-            let bytes: usize = entries.iter().map(|entry| entry.json.len()).sum();
+            // Counted as scanned above, by their columns.
+            if !self.emit_entries(entries, emit)?.0 {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Reads the records a segment's postings list under every one of `terms`; false when
+    /// the query wants no more. A segment merged away since the scan was planned is read
+    /// by its seq range instead.
+    fn read_indexed_records(
+        &self,
+        first_seq: u64,
+        last_seq: u64,
+        terms: &[(FilterField, String)],
+        emit: &mut impl FnMut(RecordBatch) -> Result<bool, LakeError>,
+    ) -> Result<bool, LakeError> {
+        let terms: Vec<(FilterField, &str)> = terms
+            .iter()
+            .map(|(field, value)| (*field, value.as_str()))
+            .collect();
+        let Some(seqs) = self.store.segment_seqs_indexed_under(first_seq, &terms)? else {
+            return self.read_records(first_seq, last_seq, emit);
+        };
+        for chunk in seqs.chunks(BATCH_ROWS) {
+            let mut entries = self.store.read_seqs(chunk)?;
+            entries.retain(|entry| self.visibility.shows_seq(entry.seq, entry.ingest_time_ms));
+            let (more, shown) = self.emit_entries(entries, emit)?;
             self.counters
-                .bytes_scanned
-                .fetch_add(bytes as u64, Ordering::Relaxed);
-            let (entries, parsed) = self.shown_entries(entries)?;
-            if !entries.is_empty() && !emit(records_batch(&self.schema, &entries, &parsed)?)? {
+                .events_scanned
+                .fetch_add(shown, Ordering::Relaxed);
+            if !more {
                 return Ok(false);
             }
         }
@@ -781,22 +894,34 @@ impl PartitionReader {
             entries.retain(|entry| {
                 entry.seq <= through && self.visibility.shows_seq(entry.seq, entry.ingest_time_ms)
             });
-            let bytes: usize = entries.iter().map(|entry| entry.json.len()).sum();
-            self.counters
-                .bytes_scanned
-                .fetch_add(bytes as u64, Ordering::Relaxed);
-            let (entries, parsed) = self.shown_entries(entries)?;
+            let (more, shown) = self.emit_entries(entries, emit)?;
             self.counters
                 .events_scanned
-                .fetch_add(entries.len() as u64, Ordering::Relaxed);
-            if entries.is_empty() {
-                continue;
-            }
-            if !emit(records_batch(&self.schema, &entries, &parsed)?)? {
+                .fetch_add(shown, Ordering::Relaxed);
+            if !more {
                 return Ok(false);
             }
         }
         Ok(true)
+    }
+
+    /// Emits the entries the table shows as one batch, with their bytes counted as
+    /// scanned; (whether the query wants more, how many were shown).
+    fn emit_entries(
+        &self,
+        entries: Vec<opentrail_store::LogEntry>,
+        emit: &mut impl FnMut(RecordBatch) -> Result<bool, LakeError>,
+    ) -> Result<(bool, u64), LakeError> {
+        let bytes: usize = entries.iter().map(|entry| entry.json.len()).sum();
+        self.counters
+            .bytes_scanned
+            .fetch_add(bytes as u64, Ordering::Relaxed);
+        let (entries, parsed) = self.shown_entries(entries)?;
+        if entries.is_empty() {
+            return Ok((true, 0));
+        }
+        let more = emit(records_batch(&self.schema, &entries, &parsed)?)?;
+        Ok((more, entries.len() as u64))
     }
 
     /// The entries of the table's account that are not Insights records, with their

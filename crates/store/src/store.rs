@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use opentrail_event::EventRecord;
+use opentrail_event::{EventRecord, FilterField};
 
 use crate::error::StoreError;
 use crate::layout::{FORMAT_FILE_NAME, V1_ENGINE_DIR};
@@ -156,6 +156,46 @@ impl Store {
             }
         }
         Ok(entries)
+    }
+
+    /// The seqs of the events of the sealed segment that starts at `covers_first` indexed
+    /// under every `(field, value)` of `terms`, in the segment's row order (newest first).
+    /// Terms are hashes, so this is a superset of the events whose fields equal those
+    /// values, for a reader that re-checks what it reads (SQL). `None` when no segment
+    /// starts there any more (a merge replaced it): the caller reads its range instead.
+    pub fn segment_seqs_indexed_under(
+        &self,
+        covers_first: u64,
+        terms: &[(FilterField, &str)],
+    ) -> Result<Option<Vec<u64>>, StoreError> {
+        let sources = self.shared.sources();
+        let Some(segment) = sources
+            .segments
+            .iter()
+            .find(|segment| segment.covers_first == covers_first)
+        else {
+            return Ok(None);
+        };
+        let mut cursors = Vec::with_capacity(terms.len());
+        for (field, value) in terms {
+            match segment.postings(crate::terms::term(*field, value)) {
+                Some(cursor) => cursors.push(cursor),
+                None => return Ok(Some(Vec::new())),
+            }
+        }
+        // The shortest list drives; the others are sought to each of its rows.
+        cursors.sort_by_key(|cursor| cursor.len());
+        let Some((driver, others)) = cursors.split_first_mut() else {
+            return Ok(Some(Vec::new()));
+        };
+        let mut seqs = Vec::new();
+        while let Some(row) = driver.current() {
+            if others.iter_mut().all(|other| other.seek(row) == Some(row)) {
+                seqs.push(segment.seq(row));
+            }
+            driver.advance();
+        }
+        Ok(Some(seqs))
     }
 
     /// A consumer's durable cursor (0 when it has read nothing).

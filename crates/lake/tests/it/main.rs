@@ -426,10 +426,10 @@ async fn column_reads_hide_other_accounts_and_insights_only_where_a_segment_hold
 }
 
 /// A query that needs records (here `requestparameters`) over a sealed segment reads only
-/// the records of the rows its filters on the segment's columns let through, and answers
+/// the records of the rows its filters on the segment's columns or postings let through, and answers
 /// exactly as over the unsealed head and as without those filters.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn record_reads_of_a_segment_are_narrowed_by_its_columns_and_answer_the_same() {
+async fn record_reads_of_a_segment_are_narrowed_by_its_columns_and_postings_and_answer_the_same() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = open_store(dir.path());
     let batch: Vec<EventRecord> = (0..600)
@@ -449,6 +449,10 @@ async fn record_reads_of_a_segment_are_narrowed_by_its_columns_and_answer_the_sa
                     index % 4
                 ),
             );
+            let json = json.replace(
+                r#""userName":"alice""#,
+                &format!(r#""userName":"alice","accessKeyId":"AKIA{}""#, index % 3),
+            );
             match index {
                 7 => records(&json.replace("alice", "carol")),
                 _ => records(&json),
@@ -467,13 +471,22 @@ async fn record_reads_of_a_segment_are_narrowed_by_its_columns_and_answer_the_sa
     let in_list = "SELECT count(*), count(DISTINCT requestParameters['bucketName']) FROM events \
                    WHERE sourceIPAddress IN ('198.51.100.1', '198.51.100.2') \
                    AND eventName <> 'GetObject'";
+    // userIdentity fields the segments' postings index (arn, accessKeyId), with one the
+    // Parquet columns answer.
+    let principal = "SELECT eventid, eventname FROM events \
+                     WHERE userIdentity.arn = 'arn:aws:iam::111122223333:user/carol'";
+    let key_of_alice = "SELECT eventid FROM events \
+                        WHERE userIdentity.arn = 'arn:aws:iam::111122223333:user/alice' \
+                        AND userIdentity.accessKeyId = 'AKIA1' AND eventName = 'DeleteBucket' \
+                        ORDER BY eventid";
     let every_bucket = "SELECT requestParameters['bucketName'] FROM events";
+    let queries = [deleted, mixed, in_list, principal, key_of_alice];
     let mut before_sealing = Vec::new();
-    for sql in [deleted, mixed, in_list] {
+    for sql in queries {
         before_sealing.push(rows(&lake, sql, &tables).await.expect("head"));
     }
     store.flush_tables().expect("seal");
-    for (sql, expected) in [deleted, mixed, in_list].into_iter().zip(&before_sealing) {
+    for (sql, expected) in queries.into_iter().zip(&before_sealing) {
         assert_eq!(
             &rows(&lake, sql, &tables).await.expect("segment"),
             expected,
@@ -498,6 +511,9 @@ async fn record_reads_of_a_segment_are_narrowed_by_its_columns_and_answer_the_sa
     );
     // DeleteBucket at indices ≡ 0, 1 (mod 100); their IPs end in .0 and .1.
     assert_eq!(before_sealing[2], [["6", "6"]]);
+    assert_eq!(before_sealing[3], [["e007", "GetObject"]]);
+    // DeleteBucket indices whose remainder by 3 is 1.
+    assert_eq!(ids(&before_sealing[4]), ["e001", "e100", "e301", "e400"]);
 
     // What a user sees in BytesScanned: the filtered query read a few records' bytes.
     let bytes_scanned = |sql: &'static str| {
@@ -512,10 +528,18 @@ async fn record_reads_of_a_segment_are_narrowed_by_its_columns_and_answer_the_sa
                 .load(std::sync::atomic::Ordering::Relaxed)
         }
     };
-    let narrowed = bytes_scanned(deleted).await;
     let whole = bytes_scanned(every_bucket).await;
-    assert!(
-        narrowed * 10 < whole,
-        "6 records of 600 should cost far less than every record: {narrowed} against {whole} bytes"
-    );
+    for (sql, matches) in [
+        (deleted, 6),
+        (in_list, 6),
+        (principal, 1),
+        (key_of_alice, 4),
+    ] {
+        let narrowed = bytes_scanned(sql).await;
+        assert!(
+            narrowed * 10 < whole,
+            "{matches} records of 600 should cost far less than every record: \
+             {narrowed} against {whole} bytes for {sql}"
+        );
+    }
 }
