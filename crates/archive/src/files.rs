@@ -265,17 +265,34 @@ pub struct ArchivedRecord {
 }
 
 /// Reads every record of one part file back, in log order, rebuilding each record from
-/// its columns (see the crate docs, "Lossless"). Holds one record batch at a time.
+/// its columns (see the crate docs, "Lossless").
 pub fn read_part_file(path: &Path) -> Result<Vec<ArchivedRecord>, ArchiveError> {
     let file = File::open(path).map_err(|error| ArchiveError::io(path, error))?;
+    let mut records = Vec::new();
+    read_part_file_in_batches(file, path, 4096, |batch| {
+        records.extend(batch);
+        Ok::<_, ArchiveError>(true)
+    })?;
+    Ok(records)
+}
+
+/// Reads an open part file's records back in log order, `batch_rows` at a time, handing
+/// each batch to `visit` until it answers false (then this answers false too). A reader
+/// of many files (SQL) holds one batch, never a whole file; holding the file open keeps a
+/// compaction that removes it from pulling it away. `path` names it in errors.
+pub fn read_part_file_in_batches<E: From<ArchiveError>>(
+    file: File,
+    path: &Path,
+    batch_rows: usize,
+    mut visit: impl FnMut(Vec<ArchivedRecord>) -> Result<bool, E>,
+) -> Result<bool, E> {
     let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-        .and_then(|builder| builder.with_batch_size(4096).build())
+        .and_then(|builder| builder.with_batch_size(batch_rows.max(1)).build())
         .map_err(|error| ArchiveError::parquet(path, error))?;
     let unreadable = |detail: String| ArchiveError::UnreadableFile {
         path: path.to_path_buf(),
         detail,
     };
-    let mut records = Vec::new();
     for batch in reader {
         let batch = batch.map_err(|error| unreadable(format!("Arrow error: {error}")))?;
         let seqs = batch
@@ -286,6 +303,7 @@ pub fn read_part_file(path: &Path) -> Result<Vec<ArchivedRecord>, ArchiveError> 
             .column_by_name("ingesttime")
             .and_then(|array| array.as_primitive_opt::<TimestampMillisecondType>())
             .ok_or_else(|| unreadable("no Timestamp(ms) ingesttime column".to_owned()))?;
+        let mut records = Vec::with_capacity(batch.num_rows());
         for row in 0..batch.num_rows() {
             let record = reconstruct_record(&batch, row)
                 .map_err(|error| unreadable(format!("row {row}: {error}")))?;
@@ -295,6 +313,9 @@ pub fn read_part_file(path: &Path) -> Result<Vec<ArchivedRecord>, ArchiveError> 
                 record,
             });
         }
+        if !visit(records)? {
+            return Ok(false);
+        }
     }
-    Ok(records)
+    Ok(true)
 }

@@ -83,6 +83,7 @@ pub async fn run(args: QueryArgs) -> anyhow::Result<()> {
         },
     )?;
     let data_dir = config.data_dir.clone();
+    let archive_dir = opentrail_server::lake::archive_dir(&config);
     let store =
         tokio::task::spawn_blocking(move || opentrail_server::startup::open_store_only(&config))
             .await
@@ -100,6 +101,7 @@ pub async fn run(args: QueryArgs) -> anyhow::Result<()> {
     let options = LakeOptions {
         memory_limit_bytes: usize::try_from(args.memory_limit_mb.saturating_mul(1024 * 1024))
             .unwrap_or(usize::MAX),
+        archive_dir: Some(archive_dir),
         ..LakeOptions::default()
     };
     let lake = Lake::new(store, options)?;

@@ -35,6 +35,9 @@ pub struct LakeOptions {
     pub spill_dir: Option<PathBuf>,
     /// Threads one query reads and computes on.
     pub target_partitions: usize,
+    /// The Parquet archive (`crates/archive`) that holds events after the store's retention
+    /// dropped them; `None`: tables hold only what the store holds.
+    pub archive_dir: Option<PathBuf>,
 }
 
 impl Default for LakeOptions {
@@ -43,6 +46,7 @@ impl Default for LakeOptions {
             memory_limit_bytes: 256 * 1024 * 1024,
             spill_dir: None,
             target_partitions: std::thread::available_parallelism().map_or(2, usize::from),
+            archive_dir: None,
         }
     }
 }
@@ -212,6 +216,7 @@ impl Lake {
         for table in tables {
             let events: Arc<dyn TableProvider> = Arc::new(EventsTable::new(
                 self.store.clone(),
+                self.options.archive_dir.clone(),
                 table.scope.clone(),
                 Arc::clone(&counters),
             ));

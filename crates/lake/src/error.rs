@@ -32,6 +32,8 @@ pub enum LakeError {
     MissingColumn(String),
     #[error(transparent)]
     Store(#[from] opentrail_store::StoreError),
+    #[error(transparent)]
+    Archive(#[from] opentrail_archive::ArchiveError),
     #[error("reading a segment's columns: {0}")]
     Parquet(#[from] parquet::errors::ParquetError),
     #[error("building columns: {0}")]

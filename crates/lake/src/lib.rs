@@ -1,7 +1,8 @@
 //! SQL over the events, as CloudTrail Lake offers it: one table per event data store, the
 //! lower-case record fields as columns (`schema.rs`), read from the store's sealed
 //! segments (their Parquet columns when a query needs no other column) and unsealed heads,
-//! so a query sees an event as soon as its append is acknowledged.
+//! so a query sees an event as soon as its append is acknowledged, and from the Parquet
+//! archive for the events the store's retention has dropped.
 //!
 //! Data flows: `engine` (parse, check it is a SELECT, plan) → `table` (prune the store's
 //! sources by event time and account, read them on blocking threads) → `records` (stored

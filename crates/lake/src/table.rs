@@ -6,6 +6,7 @@
 //! ([`ColumnPrefilter`]), so only the records of rows that pass are read and parsed.
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -61,6 +62,7 @@ const INSIGHT_CATEGORY: &str = "Insight";
 
 pub struct EventsTable {
     store: Store,
+    archive_dir: Option<PathBuf>,
     scope: TableScope,
     counters: Arc<ScanCounters>,
 }
@@ -75,9 +77,15 @@ impl fmt::Debug for EventsTable {
 }
 
 impl EventsTable {
-    pub fn new(store: Store, scope: TableScope, counters: Arc<ScanCounters>) -> EventsTable {
+    pub fn new(
+        store: Store,
+        archive_dir: Option<PathBuf>,
+        scope: TableScope,
+        counters: Arc<ScanCounters>,
+    ) -> EventsTable {
         EventsTable {
             store,
+            archive_dir,
             scope,
             counters,
         }
@@ -145,10 +153,17 @@ impl TableProvider for EventsTable {
             ),
         };
         let store = self.store.clone();
-        let sources = tokio::task::spawn_blocking(move || store.scan_sources())
-            .await
-            .map_err(|error| DataFusionError::External(Box::new(error)))?
-            .map_err(|error| DataFusionError::External(Box::new(error)))?;
+        let archive_dir = self.archive_dir.clone();
+        let (sources, archived) = tokio::task::spawn_blocking(move || {
+            let sources = store.scan_sources()?;
+            let archived = match &archive_dir {
+                Some(dir) => archived_parts(dir, sources.expired_through_seq, &bounds)?,
+                None => Vec::new(),
+            };
+            Ok::<_, LakeError>((sources, archived))
+        })
+        .await
+        .map_err(|error| DataFusionError::External(Box::new(error)))??;
         let read = ReadPlan {
             bounds,
             from_columns,
@@ -157,6 +172,7 @@ impl TableProvider for EventsTable {
         };
         let partitions = self.partitions(
             sources,
+            archived,
             &read,
             &projected,
             state.config().target_partitions().max(1),
@@ -172,6 +188,7 @@ impl EventsTable {
     fn partitions(
         &self,
         sources: ScanSources,
+        archived: Vec<ArchivedPart>,
         read: &ReadPlan,
         projected: &SchemaRef,
         count: usize,
@@ -199,11 +216,12 @@ impl EventsTable {
             .collect();
         // Largest first onto the least loaded partition.
         wanted.sort_by_key(|source| std::cmp::Reverse(source.events));
-        let mut parts: Vec<SourcesPartition> = (0..count.min(wanted.len()).max(1))
+        let mut parts: Vec<SourcesPartition> = (0..count.min(wanted.len() + archived.len()).max(1))
             .map(|_| SourcesPartition {
                 store: self.store.clone(),
                 schema: Arc::clone(projected),
                 sources: Vec::new(),
+                archived: Vec::new(),
                 read: read.clone(),
                 visibility: visibility.clone(),
                 counters: Arc::clone(&self.counters),
@@ -217,12 +235,65 @@ impl EventsTable {
                 part.sources.push(source);
             }
         }
+        // Archived files are read as records, each file on one partition, in turn.
+        let part_count = parts.len();
+        for (index, file) in archived.into_iter().enumerate() {
+            parts[index % part_count].archived.push(file);
+        }
         parts
             .into_iter()
             .map(|part| Arc::new(part) as Arc<dyn PartitionStream>)
             .collect()
     }
 }
+
+/// One part file of the Parquet archive, open (so a compaction that removes it cannot pull
+/// it away from the query), with the rows of it the store no longer holds.
+#[derive(Debug)]
+struct ArchivedPart {
+    path: PathBuf,
+    file: std::fs::File,
+}
+
+/// The archive's part files whose events the store has dropped (seqs at or below
+/// `expired_through_seq`: the store holds every later one, so no event is read twice) and
+/// whose event date the query's time bounds reach.
+fn archived_parts(
+    archive_dir: &Path,
+    expired_through_seq: u64,
+    bounds: &EventTimeBounds,
+) -> Result<Vec<ArchivedPart>, LakeError> {
+    if expired_through_seq == 0 || !archive_dir.is_dir() {
+        return Ok(Vec::new());
+    }
+    // A compaction may replace files between the listing and their opening; the listing
+    // taken again holds the merged file.
+    let mut attempts = 0;
+    'listing: loop {
+        attempts += 1;
+        let mut found = Vec::new();
+        for part in opentrail_archive::list_all_part_files(archive_dir)? {
+            let reached = parse_time_ms(&part.event_date)
+                .is_none_or(|day_ms| bounds.overlaps(day_ms, day_ms + DAY_MS - 1));
+            if part.first_seq > expired_through_seq || !reached {
+                continue;
+            }
+            match std::fs::File::open(&part.path) {
+                Ok(file) => found.push(ArchivedPart {
+                    path: part.path,
+                    file,
+                }),
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound && attempts < 5 => {
+                    continue 'listing;
+                }
+                Err(error) => return Err(LakeError::Io(error)),
+            }
+        }
+        return Ok(found);
+    }
+}
+
+const DAY_MS: i64 = 24 * 3600 * 1000;
 
 /// How a scan reads its sources, the same for every partition.
 #[derive(Debug, Clone)]
@@ -468,6 +539,7 @@ struct SourcesPartition {
     store: Store,
     schema: SchemaRef,
     sources: Vec<ScanSource>,
+    archived: Vec<ArchivedPart>,
     read: ReadPlan,
     visibility: Visibility,
     counters: Arc<ScanCounters>,
@@ -478,6 +550,7 @@ impl fmt::Debug for SourcesPartition {
         formatter
             .debug_struct("SourcesPartition")
             .field("sources", &self.sources.len())
+            .field("archived", &self.archived.len())
             .field("read", &self.read)
             .finish_non_exhaustive()
     }
@@ -574,11 +647,22 @@ impl PartitionStream for SourcesPartition {
                 })
             })
             .collect();
+        let archived: Result<Vec<ArchivedPart>, LakeError> = self
+            .archived
+            .iter()
+            .map(|part| {
+                Ok(ArchivedPart {
+                    path: part.path.clone(),
+                    file: part.file.try_clone().map_err(LakeError::Io)?,
+                })
+            })
+            .collect();
         builder.spawn_blocking(move || {
             let mut emit = |batch: RecordBatch| -> Result<bool, LakeError> {
                 // A closed channel: the query ended (limit reached, cancelled).
                 Ok(sender.blocking_send(Ok(batch)).is_ok())
             };
+            let archived = archived?;
             for source in sources? {
                 let more = match (source.columns, &prefilter) {
                     (Some(file), _) if from_columns => {
@@ -597,6 +681,11 @@ impl PartitionStream for SourcesPartition {
                     _ => reader.read_records(source.first_seq, source.last_seq, &mut emit)?,
                 };
                 if !more {
+                    return Ok(());
+                }
+            }
+            for part in archived {
+                if !reader.read_archived(part, &mut emit)? {
                     break;
                 }
             }
@@ -903,6 +992,40 @@ impl PartitionReader {
             }
         }
         Ok(true)
+    }
+
+    /// Reads an archived part file's records the store no longer holds; false when the
+    /// query wants no more. The archive's own retention removes whole files, so every
+    /// row left is shown (the store's ingest-time cutoff is what moved it here).
+    fn read_archived(
+        &self,
+        part: ArchivedPart,
+        emit: &mut impl FnMut(RecordBatch) -> Result<bool, LakeError>,
+    ) -> Result<bool, LakeError> {
+        let expired_through = self.visibility.expired_through_seq;
+        opentrail_archive::read_part_file_in_batches(part.file, &part.path, BATCH_ROWS, |records| {
+            let entries = records
+                .into_iter()
+                .filter(|archived| archived.seq <= expired_through)
+                .map(|archived| {
+                    Ok(opentrail_store::LogEntry {
+                        seq: archived.seq,
+                        ingest_time_ms: archived.ingest_time_ms,
+                        json: serde_json::to_string(&archived.record).map_err(|error| {
+                            LakeError::Record {
+                                seq: archived.seq,
+                                detail: error.to_string(),
+                            }
+                        })?,
+                    })
+                })
+                .collect::<Result<Vec<_>, LakeError>>()?;
+            let (more, shown) = self.emit_entries(entries, emit)?;
+            self.counters
+                .events_scanned
+                .fetch_add(shown, Ordering::Relaxed);
+            Ok::<_, LakeError>(more)
+        })
     }
 
     /// Emits the entries the table shows as one batch, with their bytes counted as

@@ -48,6 +48,12 @@ impl LakeService {
     }
 }
 
+/// Where SQL finds the events the store's retention dropped: the archive the server
+/// moves them to (`DATA_DIR/archive`), for the server and for `opentrail query` alike.
+pub fn archive_dir(config: &Config) -> std::path::PathBuf {
+    config.data_dir.join(crate::app::ARCHIVE_DIR_NAME)
+}
+
 /// Opens (creating) `DATA_DIR/lake`. Blocking.
 pub fn open_lake(config: &Config, store: &Store) -> Result<LakeService, ServeError> {
     let lake_dir = config.data_dir.join(LAKE_DIR_NAME);
@@ -61,6 +67,7 @@ pub fn open_lake(config: &Config, store: &Store) -> Result<LakeService, ServeErr
         memory_limit_bytes: usize::try_from(u64::from(config.lake_memory_limit_mb) << 20)
             .unwrap_or(usize::MAX),
         spill_dir: Some(spill_dir),
+        archive_dir: Some(archive_dir(config)),
         ..LakeOptions::default()
     };
     let lake = Lake::new(store.clone(), options).map_err(|error| lake_error(error.to_string()))?;

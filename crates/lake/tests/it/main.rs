@@ -543,3 +543,118 @@ async fn record_reads_of_a_segment_are_narrowed_by_its_columns_and_postings_and_
         );
     }
 }
+
+/// Events the store's retention dropped are read from the Parquet archive the server moved
+/// them to: each event once, whether it is only in the store, in both (archived a day
+/// before retention, or at once with `archive_after_days = 0`) or only in the archive,
+/// with its record as it was ingested.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_past_the_stores_retention_are_read_from_the_archive_each_once() {
+    let now_ms = || {
+        let since_epoch = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock");
+        i64::try_from(since_epoch.as_millis()).expect("ms")
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open_store(&dir.path().join("store"));
+    append(
+        &store,
+        vec![
+            event("e1", "GetObject", "2026-11-01T10:00:00Z", ACCOUNT, "alice"),
+            event("e2", "PutObject", "2026-11-01T10:01:00Z", ACCOUNT, "alice"),
+            event(
+                "e3",
+                "GetObject",
+                "2026-11-01T10:02:00Z",
+                OTHER_ACCOUNT,
+                "bob",
+            ),
+        ],
+    );
+    store.flush_tables().expect("seal e1–e3 into a segment");
+    // Ingested after this instant, e4 outlives the others; archived with them all the same.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let between_ms = now_ms();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    append(
+        &store,
+        vec![event(
+            "e4",
+            "PutObject",
+            "2026-11-02T10:00:00Z",
+            ACCOUNT,
+            "alice",
+        )],
+    );
+    let archive_dir = dir.path().join("archive");
+    let archiver = opentrail_archive::Archiver::open(
+        store.clone(),
+        &archive_dir,
+        opentrail_archive::ArchiveOptions {
+            seal_events_min: 1,
+            seal_age_max: std::time::Duration::ZERO,
+            ..opentrail_archive::ArchiveOptions::default()
+        },
+    )
+    .expect("archiver");
+    archiver.run_once().expect("archive the four events");
+    let with_archive = Lake::new(
+        store.clone(),
+        LakeOptions {
+            archive_dir: Some(archive_dir.clone()),
+            ..LakeOptions::default()
+        },
+    )
+    .expect("lake");
+    let store_only = lake(&store);
+    let mine = || [mine_table()];
+    let by_name = "SELECT eventName, count(*) FROM mine GROUP BY eventName ORDER BY eventName";
+    let expected = [["GetObject", "1"], ["PutObject", "2"]];
+    let one_record = "SELECT eventjson FROM mine WHERE eventid = 'e1'";
+    let ingested = rows(&with_archive, one_record, &mine())
+        .await
+        .expect("from the store");
+    assert_eq!(
+        rows(&with_archive, by_name, &mine())
+            .await
+            .expect("in both places"),
+        expected
+    );
+
+    // Retention (90 days by default) when e1–e3 are past it and e4 is not.
+    let day_ms = 24 * 3600 * 1000;
+    let expired = store.expire(between_ms + 90 * day_ms).expect("expire");
+    assert_eq!(expired.expired_through_seq, 3, "{expired:?}");
+    assert_eq!(
+        rows(&store_only, "SELECT eventid FROM mine", &mine())
+            .await
+            .expect("store only"),
+        [["e4"]],
+        "the store alone shows only what it kept"
+    );
+    assert_eq!(
+        rows(&with_archive, by_name, &mine())
+            .await
+            .expect("with the archive"),
+        expected,
+        "each event once (e4 is in both), and not another account's"
+    );
+    let archived = rows(&with_archive, one_record, &mine())
+        .await
+        .expect("from the archive");
+    let as_json = |found: &[Vec<String>]| -> serde_json::Value {
+        serde_json::from_str(&found[0][0]).expect("eventjson is JSON")
+    };
+    assert_eq!(as_json(&archived), as_json(&ingested));
+    assert_eq!(
+        rows(
+            &with_archive,
+            "SELECT eventid FROM mine WHERE eventTime >= '2026-11-02 00:00:00'",
+            &mine()
+        )
+        .await
+        .expect("one day"),
+        [["e4"]]
+    );
+}
