@@ -805,7 +805,11 @@ impl PartitionReader {
             .iter()
             .map(|(field, value)| (*field, value.as_str()))
             .collect();
-        let Some(seqs) = self.store.segment_seqs_indexed_under(first_seq, &terms)? else {
+        let event_times = self.bounds.from_ms..=self.bounds.through_ms;
+        let Some(seqs) = self
+            .store
+            .segment_seqs_indexed_under(first_seq, &terms, event_times)?
+        else {
             return self.read_records(first_seq, last_seq, emit);
         };
         for chunk in seqs.chunks(BATCH_ROWS) {

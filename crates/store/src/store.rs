@@ -159,7 +159,8 @@ impl Store {
     }
 
     /// The seqs of the events of the sealed segment that starts at `covers_first` indexed
-    /// under every `(field, value)` of `terms`, in the segment's row order (newest first).
+    /// under every `(field, value)` of `terms` whose event time (epoch ms) is within
+    /// `event_times`, in the segment's row order (newest first).
     /// Terms are hashes, so this is a superset of the events whose fields equal those
     /// values, for a reader that re-checks what it reads (SQL). `None` when no segment
     /// starts there any more (a merge replaced it): the caller reads its range instead.
@@ -167,6 +168,7 @@ impl Store {
         &self,
         covers_first: u64,
         terms: &[(FilterField, &str)],
+        event_times: std::ops::RangeInclusive<i64>,
     ) -> Result<Option<Vec<u64>>, StoreError> {
         let sources = self.shared.sources();
         let Some(segment) = sources
@@ -191,7 +193,10 @@ impl Store {
         let mut seqs = Vec::new();
         while let Some(row) = driver.current() {
             if others.iter_mut().all(|other| other.seek(row) == Some(row)) {
-                seqs.push(segment.seq(row));
+                let position = segment.position(row);
+                if event_times.contains(&position.event_time_ms) {
+                    seqs.push(position.seq);
+                }
             }
             driver.advance();
         }
