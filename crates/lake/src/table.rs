@@ -1,9 +1,11 @@
 //! An event data store as a DataFusion table: [`EventsTable`] plans a scan of the store's
 //! sources (sealed segments and unsealed heads), pruned by event time and account, and
 //! reads each one on a blocking thread, from its Parquet columns when the query needs no
-//! other column, from its records otherwise. A segment read for its records is first
-//! filtered on its columns by the query's filters those columns can answer
-//! ([`ColumnPrefilter`]), so only the records of rows that pass are read and parsed.
+//! other column, from its records otherwise. A segment read for its records is narrowed
+//! first, by its postings ([`indexed_term`]) or by the query's filters its columns can
+//! answer ([`ColumnPrefilter`]), so only the records of rows that pass are read and
+//! parsed. Events the store's retention dropped are read from the Parquet archive
+//! ([`archived_parts`]).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -247,8 +249,8 @@ impl EventsTable {
     }
 }
 
-/// One part file of the Parquet archive, open (so a compaction that removes it cannot pull
-/// it away from the query), with the rows of it the store no longer holds.
+/// One part file of the Parquet archive, open, so that a compaction that removes it cannot
+/// pull it away from the query reading it.
 #[derive(Debug)]
 struct ArchivedPart {
     path: PathBuf,
