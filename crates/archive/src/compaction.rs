@@ -48,12 +48,7 @@ pub fn remove_superseded_files(partition: &Partition) -> Result<u64, ArchiveErro
     let part_files = files::list_part_files(partition)?;
     let mut removed = 0;
     for part_file in &part_files {
-        let superseded = part_files.iter().any(|other| {
-            other.path != part_file.path
-                && other.first_seq <= part_file.first_seq
-                && part_file.last_seq <= other.last_seq
-        });
-        if superseded {
+        if files::is_superseded(part_file, &part_files) {
             std::fs::remove_file(&part_file.path)
                 .map_err(|error| ArchiveError::io(&part_file.path, error))?;
             removed += 1;

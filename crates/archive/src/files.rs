@@ -175,6 +175,19 @@ pub fn list_part_files(partition: &Partition) -> Result<Vec<PartFile>, ArchiveEr
     Ok(files)
 }
 
+/// Whether another file of `file`'s partition covers its whole seq range: a merge's
+/// output beside the merge's inputs, which the merge then deletes (or, after a crash in
+/// between, the archiver's next start). Readers skip such a file, or they would see its
+/// rows twice.
+pub fn is_superseded(file: &PartFile, files: &[PartFile]) -> bool {
+    files.iter().any(|other| {
+        other.path != file.path
+            && other.event_date == file.event_date
+            && other.first_seq <= file.first_seq
+            && file.last_seq <= other.last_seq
+    })
+}
+
 /// Every part file of the archive, by event date, then in log order.
 pub fn list_all_part_files(archive_dir: &Path) -> Result<Vec<PartFile>, ArchiveError> {
     let mut files = Vec::new();

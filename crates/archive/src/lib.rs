@@ -204,9 +204,9 @@ pub use backup::backup_archive;
 pub use compaction::CompactReport;
 pub use error::ArchiveError;
 pub use files::{
-    ArchivedRecord, PartFile, PartFileSummary, Partition, list_all_part_files, list_part_files,
-    list_partitions, part_file_name, partition_dir, read_part_file, read_part_file_in_batches,
-    read_part_file_summary,
+    ArchivedRecord, PartFile, PartFileSummary, Partition, is_superseded, list_all_part_files,
+    list_part_files, list_partitions, part_file_name, partition_dir, read_part_file,
+    read_part_file_in_batches, read_part_file_summary,
 };
 pub use schema::{
     COLUMNS, ColumnDef, ColumnSource, ColumnType, INGEST_TIME_MAX_KEY, INGEST_TIME_MIN_KEY,

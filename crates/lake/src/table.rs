@@ -259,7 +259,8 @@ struct ArchivedPart {
 
 /// The archive's part files whose events the store has dropped (seqs at or below
 /// `expired_through_seq`: the store holds every later one, so no event is read twice) and
-/// whose event date the query's time bounds reach.
+/// whose event date the query's time bounds reach; a merge's inputs are left out while
+/// its output is there.
 fn archived_parts(
     archive_dir: &Path,
     expired_through_seq: u64,
@@ -274,7 +275,11 @@ fn archived_parts(
     'listing: loop {
         attempts += 1;
         let mut found = Vec::new();
-        for part in opentrail_archive::list_all_part_files(archive_dir)? {
+        let listed = opentrail_archive::list_all_part_files(archive_dir)?;
+        for part in &listed {
+            if opentrail_archive::is_superseded(part, &listed) {
+                continue;
+            }
             let reached = parse_time_ms(&part.event_date)
                 .is_none_or(|day_ms| bounds.overlaps(day_ms, day_ms + DAY_MS - 1));
             if part.first_seq > expired_through_seq || !reached {
@@ -282,7 +287,7 @@ fn archived_parts(
             }
             match std::fs::File::open(&part.path) {
                 Ok(file) => found.push(ArchivedPart {
-                    path: part.path,
+                    path: part.path.clone(),
                     file,
                 }),
                 Err(error) if error.kind() == std::io::ErrorKind::NotFound && attempts < 5 => {
@@ -778,15 +783,15 @@ impl PartitionReader {
                     wanted_seqs.push(seqs.value(row));
                 }
             }
+            // The rows that pass are counted when their records are emitted.
             self.counters
                 .events_scanned
-                .fetch_add(scanned, Ordering::Relaxed);
+                .fetch_add(scanned - wanted_seqs.len() as u64, Ordering::Relaxed);
             if wanted_seqs.is_empty() {
                 continue;
             }
             let entries = self.store.read_seqs(&wanted_seqs)?;
-            // Counted as scanned above, by their columns.
-            if !self.emit_entries(entries, emit)?.0 {
+            if !self.emit_entries(entries, emit)? {
                 return Ok(false);
             }
         }
@@ -817,11 +822,7 @@ impl PartitionReader {
         for chunk in seqs.chunks(BATCH_ROWS) {
             let mut entries = self.store.read_seqs(chunk)?;
             entries.retain(|entry| self.visibility.shows_seq(entry.seq, entry.ingest_time_ms));
-            let (more, shown) = self.emit_entries(entries, emit)?;
-            self.counters
-                .events_scanned
-                .fetch_add(shown, Ordering::Relaxed);
-            if !more {
+            if !self.emit_entries(entries, emit)? {
                 return Ok(false);
             }
         }
@@ -989,11 +990,7 @@ impl PartitionReader {
             entries.retain(|entry| {
                 entry.seq <= through && self.visibility.shows_seq(entry.seq, entry.ingest_time_ms)
             });
-            let (more, shown) = self.emit_entries(entries, emit)?;
-            self.counters
-                .events_scanned
-                .fetch_add(shown, Ordering::Relaxed);
-            if !more {
+            if !self.emit_entries(entries, emit)? {
                 return Ok(false);
             }
         }
@@ -1026,31 +1023,29 @@ impl PartitionReader {
                     })
                 })
                 .collect::<Result<Vec<_>, LakeError>>()?;
-            let (more, shown) = self.emit_entries(entries, emit)?;
-            self.counters
-                .events_scanned
-                .fetch_add(shown, Ordering::Relaxed);
-            Ok::<_, LakeError>(more)
+            self.emit_entries(entries, emit)
         })
     }
 
-    /// Emits the entries the table shows as one batch, with their bytes counted as
-    /// scanned; (whether the query wants more, how many were shown).
+    /// Emits the entries the table shows as one batch, with their bytes and the shown
+    /// events counted as scanned; false when the query wants no more.
     fn emit_entries(
         &self,
         entries: Vec<opentrail_store::LogEntry>,
         emit: &mut impl FnMut(RecordBatch) -> Result<bool, LakeError>,
-    ) -> Result<(bool, u64), LakeError> {
+    ) -> Result<bool, LakeError> {
         let bytes: usize = entries.iter().map(|entry| entry.json.len()).sum();
         self.counters
             .bytes_scanned
             .fetch_add(bytes as u64, Ordering::Relaxed);
         let (entries, parsed) = self.shown_entries(entries)?;
+        self.counters
+            .events_scanned
+            .fetch_add(entries.len() as u64, Ordering::Relaxed);
         if entries.is_empty() {
-            return Ok((true, 0));
+            return Ok(true);
         }
-        let more = emit(records_batch(&self.schema, &entries, &parsed)?)?;
-        Ok((more, entries.len() as u64))
+        emit(records_batch(&self.schema, &entries, &parsed)?)
     }
 
     /// The entries of the table's account that are not Insights records, with their

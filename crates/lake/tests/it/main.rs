@@ -555,7 +555,7 @@ async fn record_reads_of_a_segment_are_narrowed_by_its_columns_and_postings_and_
 /// Events the store's retention dropped are read from the Parquet archive the server moved
 /// them to: each event once, whether it is only in the store, in both (archived a day
 /// before retention, or at once with `archive_after_days = 0`) or only in the archive,
-/// with its record as it was ingested.
+/// even while a merge's input lies beside its output, with its record as it was ingested.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_past_the_stores_retention_are_read_from_the_archive_each_once() {
     let now_ms = || {
@@ -607,6 +607,23 @@ async fn events_past_the_stores_retention_are_read_from_the_archive_each_once() 
     )
     .expect("archiver");
     archiver.run_once().expect("archive the four events");
+    // A merge's input beside its output, as between the merge's rename and its deletes:
+    // the same rows under a narrower seq range in the same partition.
+    let first_day = opentrail_archive::list_all_part_files(&archive_dir)
+        .expect("part files")
+        .into_iter()
+        .find(|part| part.event_date == "2026-11-01")
+        .expect("e1–e3's partition");
+    std::fs::copy(
+        &first_day.path,
+        first_day
+            .path
+            .with_file_name(opentrail_archive::part_file_name(
+                first_day.first_seq,
+                first_day.last_seq - 1,
+            )),
+    )
+    .expect("copy");
     let with_archive = Lake::new(
         store.clone(),
         LakeOptions {
