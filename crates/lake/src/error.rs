@@ -40,6 +40,12 @@ pub enum LakeError {
     Arrow(#[from] datafusion::arrow::error::ArrowError),
     #[error("opening a segment's columns: {0}")]
     Io(#[source] std::io::Error),
+    #[error("opening the archive's file {path}: {source}")]
+    ArchiveFile {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl From<LakeError> for datafusion::common::DataFusionError {

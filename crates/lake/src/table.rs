@@ -293,7 +293,12 @@ fn archived_parts(
                 Err(error) if error.kind() == std::io::ErrorKind::NotFound && attempts < 5 => {
                     continue 'listing;
                 }
-                Err(error) => return Err(LakeError::Io(error)),
+                Err(source) => {
+                    return Err(LakeError::ArchiveFile {
+                        path: part.path.clone(),
+                        source,
+                    });
+                }
             }
         }
         return Ok(found);
@@ -658,9 +663,16 @@ impl PartitionStream for SourcesPartition {
             .archived
             .iter()
             .map(|part| {
+                let file = part
+                    .file
+                    .try_clone()
+                    .map_err(|source| LakeError::ArchiveFile {
+                        path: part.path.clone(),
+                        source,
+                    })?;
                 Ok(ArchivedPart {
                     path: part.path.clone(),
-                    file: part.file.try_clone().map_err(LakeError::Io)?,
+                    file,
                 })
             })
             .collect();
