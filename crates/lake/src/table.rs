@@ -269,13 +269,22 @@ fn archived_parts(
     if expired_through_seq == 0 || !archive_dir.is_dir() {
         return Ok(Vec::new());
     }
-    // A compaction may replace files between the listing and their opening; the listing
-    // taken again holds the merged file.
+    // A compaction may replace files between the listing and their opening, and retention
+    // may remove a partition's directory while it is listed; the listing taken again
+    // holds the merged file and no longer the directory.
     let mut attempts = 0;
     'listing: loop {
         attempts += 1;
         let mut found = Vec::new();
-        let listed = opentrail_archive::list_all_part_files(archive_dir)?;
+        let listed = match opentrail_archive::list_all_part_files(archive_dir) {
+            Ok(listed) => listed,
+            Err(opentrail_archive::ArchiveError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound && attempts < 5 =>
+            {
+                continue 'listing;
+            }
+            Err(error) => return Err(error.into()),
+        };
         for part in &listed {
             if opentrail_archive::is_superseded(part, &listed) {
                 continue;
