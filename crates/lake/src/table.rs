@@ -275,38 +275,46 @@ fn archived_parts(
     let mut attempts = 0;
     'listing: loop {
         attempts += 1;
+        let vanished =
+            |source: &std::io::Error| source.kind() == std::io::ErrorKind::NotFound && attempts < 5;
         let mut found = Vec::new();
-        let listed = match opentrail_archive::list_all_part_files(archive_dir) {
-            Ok(listed) => listed,
-            Err(opentrail_archive::ArchiveError::Io { source, .. })
-                if source.kind() == std::io::ErrorKind::NotFound && attempts < 5 =>
-            {
+        let partitions = match opentrail_archive::list_partitions(archive_dir) {
+            Err(opentrail_archive::ArchiveError::Io { source, .. }) if vanished(&source) => {
                 continue 'listing;
             }
-            Err(error) => return Err(error.into()),
+            listed => listed?,
         };
-        for part in &listed {
-            if opentrail_archive::is_superseded(part, &listed) {
-                continue;
-            }
-            let reached = parse_time_ms(&part.event_date)
+        for partition in partitions {
+            // Days the query does not reach are not even listed.
+            let reached = parse_time_ms(&partition.event_date)
                 .is_none_or(|day_ms| bounds.overlaps(day_ms, day_ms + DAY_MS - 1));
-            if part.first_seq > expired_through_seq || !reached {
+            if !reached {
                 continue;
             }
-            match std::fs::File::open(&part.path) {
-                Ok(file) => found.push(ArchivedPart {
-                    path: part.path.clone(),
-                    file,
-                }),
-                Err(error) if error.kind() == std::io::ErrorKind::NotFound && attempts < 5 => {
+            let files = match opentrail_archive::list_part_files(&partition) {
+                Err(opentrail_archive::ArchiveError::Io { source, .. }) if vanished(&source) => {
                     continue 'listing;
                 }
-                Err(source) => {
-                    return Err(LakeError::ArchiveFile {
+                listed => listed?,
+            };
+            for part in &files {
+                if part.first_seq > expired_through_seq
+                    || opentrail_archive::is_superseded(part, &files)
+                {
+                    continue;
+                }
+                match std::fs::File::open(&part.path) {
+                    Ok(file) => found.push(ArchivedPart {
                         path: part.path.clone(),
-                        source,
-                    });
+                        file,
+                    }),
+                    Err(source) if vanished(&source) => continue 'listing,
+                    Err(source) => {
+                        return Err(LakeError::ArchiveFile {
+                            path: part.path.clone(),
+                            source,
+                        });
+                    }
                 }
             }
         }

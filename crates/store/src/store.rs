@@ -171,13 +171,14 @@ impl Store {
         event_times: std::ops::RangeInclusive<i64>,
     ) -> Result<Option<Vec<u64>>, StoreError> {
         let sources = self.shared.sources();
-        let Some(segment) = sources
+        // Sorted by `covers_first`.
+        let Ok(index) = sources
             .segments
-            .iter()
-            .find(|segment| segment.covers_first == covers_first)
+            .binary_search_by_key(&covers_first, |segment| segment.covers_first)
         else {
             return Ok(None);
         };
+        let segment = &sources.segments[index];
         let mut cursors = Vec::with_capacity(terms.len());
         for (field, value) in terms {
             match segment.postings(crate::terms::term(*field, value)) {
