@@ -12,7 +12,7 @@ use opentrail_event::{EventRecord, FilterField};
 use crate::error::StoreError;
 use crate::layout::{FORMAT_FILE_NAME, V1_ENGINE_DIR};
 use crate::options::StoreOptions;
-use crate::query::{LookupPage, LookupQuery, Scope, StoredEvent};
+use crate::query::{LookupPage, LookupQuery, Position, PositionBounds, Scope, StoredEvent};
 use crate::shared::{SeqRead, Shared, lock_directory, now_ms, read_head};
 use crate::stored_record::parse_stored;
 use crate::values::{AppendOutcome, ExpireReport, LogEntry, StoreStats};
@@ -179,29 +179,33 @@ impl Store {
             return Ok(None);
         };
         let segment = &sources.segments[index];
-        let mut cursors = Vec::with_capacity(terms.len());
-        for (field, value) in terms {
-            match segment.postings(crate::terms::term(*field, value)) {
-                Some(cursor) => cursors.push(cursor),
-                None => return Ok(Some(Vec::new())),
-            }
-        }
-        // The shortest list drives; the others are sought to each of its rows.
-        cursors.sort_by_key(|cursor| cursor.len());
-        let Some((driver, others)) = cursors.split_first_mut() else {
-            return Ok(Some(Vec::new()));
+        let (from_ms, through_ms) = event_times.into_inner();
+        let bounds = PositionBounds {
+            first: Position {
+                event_time_ms: through_ms,
+                seq: u64::MAX,
+            },
+            last: Position {
+                event_time_ms: from_ms,
+                seq: 0,
+            },
         };
-        let mut seqs = Vec::new();
-        while let Some(row) = driver.current() {
-            if others.iter_mut().all(|other| other.seek(row) == Some(row)) {
-                let position = segment.position(row);
-                if event_times.contains(&position.event_time_ms) {
-                    seqs.push(position.seq);
-                }
-            }
-            driver.advance();
+        if terms.is_empty() {
+            return Ok(Some(Vec::new()));
         }
-        Ok(Some(seqs))
+        let terms: Vec<u64> = terms
+            .iter()
+            .map(|(field, value)| crate::terms::term(*field, value))
+            .collect();
+        // A lookup's row walk, without its page limit or visibility (SQL checks both).
+        let matches =
+            crate::segment::top_matches(segment, &terms, &bounds, usize::MAX, &|_, _| true);
+        Ok(Some(
+            matches
+                .into_iter()
+                .map(|(position, _)| position.seq)
+                .collect(),
+        ))
     }
 
     /// A consumer's durable cursor (0 when it has read nothing).
