@@ -604,7 +604,7 @@ describe('OpenTrail console', () => {
     await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Query' }).click();
     await page.waitForURL(/\/console\/query/);
     // The picker chose the only store and the editor names it.
-    await page.waitForFunction(() => document.getElementById('query-store').value.length === 36);
+    await page.waitForFunction(() => document.getElementById('query-store')?.value.length === 36);
     assert.equal(await page.getByLabel('Event data store').inputValue(), storeId);
     assert.match(await page.getByLabel('SQL statement').inputValue(), new RegExp(storeId));
     const finished = page.locator('#query-status[data-status="FINISHED"]');
@@ -658,7 +658,7 @@ describe('OpenTrail console', () => {
     // A sample: its SQL with the store's id filled in; it runs.
     await page.getByLabel('Sample queries').selectOption({ label: 'Top API calls' });
     await page.getByRole('button', { name: 'Use this sample' }).click();
-    await page.waitForFunction(() => !document.getElementById('query-sql').value.includes('$EDS_ID') && document.getElementById('query-sql').value.includes('LIMIT 25'));
+    await page.waitForFunction(() => { const sql = document.getElementById('query-sql')?.value ?? ''; return !sql.includes('$EDS_ID') && sql.includes('LIMIT 25'); });
     const sampleSql = await page.getByLabel('SQL statement').inputValue();
     assert.match(sampleSql, new RegExp(`FROM ${storeId}`));
     await page.getByRole('button', { name: 'Run', exact: true }).click();
@@ -709,7 +709,7 @@ describe('OpenTrail console', () => {
     const phone = await newPage(390, 844);
     await signIn(phone.page, server.admin);
     await phone.page.goto(`${server.url}/console/query`);
-    await phone.page.waitForFunction(() => document.getElementById('query-store').value.length === 36);
+    await phone.page.waitForFunction(() => document.getElementById('query-store')?.value.length === 36);
     await phone.page.getByRole('button', { name: 'Run', exact: true }).click();
     await phone.page.locator('#query-status[data-status="FINISHED"]').waitFor({ timeout: 60_000 });
     await phone.page.locator('table.results-table').waitFor();
