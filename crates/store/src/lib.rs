@@ -54,5 +54,5 @@ pub use s3::{DEFAULT_S3_REGION, S3Connection};
 pub use scan_sources::{ScanSource, ScanSources};
 pub use space::{FreeSpace, WriteStatus};
 pub use store::Store;
-pub use values::{AppendOutcome, ExpireReport, LogEntry, StoreStats};
+pub use values::{AppendOutcome, ExpireReport, LogEntry, SpaceByPart, StoreStats};
 pub use writer::BeforeVisible;

@@ -273,7 +273,23 @@ impl Store {
             unflushed_bytes,
             segments: sources.segments.len() as u64,
             unsealed_events,
+            mapped_segment_bytes: crate::sealer::mapped_segment_bytes(&sources.segments),
         })
+    }
+
+    /// Where the bytes of sealed segments and journals go (`opentrail-store-bench`'s
+    /// bytes per event split).
+    pub fn space_by_part(&self) -> crate::values::SpaceByPart {
+        let mut space = crate::values::SpaceByPart {
+            journal: crate::files::bytes_under(&self.shared.journal_dir),
+            ..Default::default()
+        };
+        for segment in &self.shared.sources().segments {
+            segment.add_space(&mut space);
+            space.columns += std::fs::metadata(crate::columns::path_for_segment(&segment.path))
+                .map_or(0, |metadata| metadata.len());
+        }
+        space
     }
 
     /// Whether writes are accepted now, and if not, why.

@@ -35,6 +35,27 @@ pub struct StoreStats {
     pub segments: u64,
     /// Events in heads not yet sealed.
     pub unsealed_events: u64,
+    /// Segment pages mapped into the process (index pages lookups faulted in), which
+    /// count in its RSS; kept within `StoreOptions::mapped_bytes_max` (Linux; 0 elsewhere).
+    pub mapped_segment_bytes: u64,
+}
+
+/// Where the bytes of sealed segments and journals go, for the benchmarks' split of
+/// bytes per event.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SpaceByPart {
+    /// Compressed record blocks, with their block table and dictionary.
+    pub records: u64,
+    /// The Parquet files of columns beside the segments.
+    pub columns: u64,
+    /// Term tables and postings.
+    pub postings: u64,
+    /// Id tables and their Bloom filters (dedup and lookups by event id).
+    pub ids: u64,
+    /// Event times, seqs, seq → row, ingest-time runs and segment metadata.
+    pub positions: u64,
+    /// Journal files of heads not yet sealed.
+    pub journal: u64,
 }
 
 /// What one retention pass removed.

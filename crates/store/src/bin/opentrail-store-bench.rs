@@ -232,6 +232,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         raw_bytes as f64 / total as f64,
         disk as f64 / raw_bytes as f64
     );
+    let space = store.space_by_part();
+    let per_event = |bytes: u64| bytes as f64 / total as f64;
+    println!(
+        "| bytes per event by part | records {:.1}, columns (Parquet) {:.1}, postings {:.1}, ids and Bloom filters {:.1}, times and seqs {:.1}, journal {:.1} |",
+        per_event(space.records),
+        per_event(space.columns),
+        per_event(space.postings),
+        per_event(space.ids),
+        per_event(space.positions),
+        per_event(space.journal)
+    );
 
     for field in FilterField::ALL {
         let values: Vec<&String> = samples

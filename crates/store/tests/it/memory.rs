@@ -79,3 +79,116 @@ fn unflushed_memtables_stay_within_twice_the_write_buffer_during_a_bulk_load() {
         "every event was stored"
     );
 }
+
+/// Lookups fault segment index pages into the process, where they count in its RSS for as
+/// long as the mapping lives; the sealer drops them past `mapped_bytes_max`, and lookups
+/// still answer from the page cache afterwards.
+#[cfg(target_os = "linux")]
+#[test]
+fn segment_pages_that_lookups_map_are_dropped_past_mapped_bytes_max() {
+    use opentrail_event::FilterField;
+    use opentrail_store::LookupQuery;
+
+    use crate::support::{ACCOUNT, REGION};
+
+    const SEGMENTS: usize = 3;
+    const EVENTS_PER_SEGMENT: usize = 20_000;
+    let loaded = |mapped_bytes_max: u64| {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(
+            dir.path(),
+            StoreOptions {
+                mapped_bytes_max,
+                ..StoreOptions::default()
+            },
+        )
+        .expect("store opens");
+        for segment in 0..SEGMENTS {
+            let json: Vec<String> = (0..EVENTS_PER_SEGMENT)
+                .map(|n| {
+                    // A user of its own per event: term tables and postings of many pages.
+                    event(
+                        &format!("id-{segment}-{n}"),
+                        "GetItem",
+                        "2024-05-01T10:00:00Z",
+                    )
+                    .replace("alice", &format!("user-{segment}-{n}"))
+                })
+                .collect();
+            store.append(records(&json.join("\n"))).expect("append");
+            store.flush_tables().expect("seal");
+        }
+        (dir, store)
+    };
+    let look_up_users = |store: &Store| {
+        for n in (0..EVENTS_PER_SEGMENT).step_by(97) {
+            let mut query = LookupQuery::new(Some(ACCOUNT.into()), Some(REGION.into()), 50);
+            query.filters = vec![(FilterField::Username, format!("user-1-{n}"))];
+            let page = store.lookup(&query).expect("lookup");
+            let ids: Vec<&str> = page
+                .events
+                .iter()
+                .map(|e| e.record.event_id.as_str())
+                .collect();
+            assert_eq!(ids, [format!("id-1-{n}")], "user-1-{n} finds its one event");
+        }
+    };
+    let mapped = |store: &Store| store.stats().expect("stats").mapped_segment_bytes;
+
+    let (_kept_dir, kept) = loaded(u64::MAX);
+    look_up_users(&kept);
+    let kept_after_lookups = mapped(&kept);
+    assert!(kept_after_lookups > 0, "lookups map index pages in");
+    // Two of the sealer's passes: with no budget to keep, nothing is dropped.
+    std::thread::sleep(Duration::from_millis(2_500));
+    assert!(mapped(&kept) > 0, "pages stay mapped without a budget");
+
+    let (_trimmed_dir, trimmed) = loaded(0);
+    look_up_users(&trimmed);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while mapped(&trimmed) > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the sealer never dropped {} mapped bytes",
+            mapped(&trimmed)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The pages come back from the page cache: the same answers.
+    look_up_users(&trimmed);
+}
+
+/// The split of bytes per event the store benchmark prints accounts for every byte of the
+/// segments, their columns and the journals.
+#[test]
+fn space_by_part_accounts_for_every_byte_of_segments_columns_and_journals() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = crate::support::open(dir.path());
+    let batch = |from: usize| -> Vec<String> {
+        (from..from + 2_000)
+            .map(|n| event(&format!("id-{n}"), "GetItem", "2024-05-01T10:00:00Z"))
+            .collect()
+    };
+    store.append(records(&batch(0).join("\n"))).expect("append");
+    store.flush_tables().expect("seal");
+    // A second batch stays in the head and its journal.
+    store
+        .append(records(&batch(2_000).join("\n")))
+        .expect("append");
+
+    let space = store.space_by_part();
+    let files = |sub: &str| -> u64 {
+        std::fs::read_dir(dir.path().join(sub))
+            .expect("list")
+            .map(|entry| entry.expect("entry").metadata().expect("metadata").len())
+            .sum()
+    };
+    assert!(space.records > 0 && space.columns > 0 && space.postings > 0);
+    assert!(space.ids > 0 && space.positions > 0 && space.journal > 0);
+    assert_eq!(
+        space.records + space.postings + space.ids + space.positions + space.columns,
+        files("segments"),
+        "{space:?}"
+    );
+    assert_eq!(space.journal, files("journal"), "{space:?}");
+}
