@@ -28,10 +28,11 @@ pub struct StoreOptions {
     pub merge_events_below: usize,
     /// A merge makes segments of at most this many events.
     pub segment_events_max: usize,
-    /// Segment pages (term tables, postings, id tables) that lookups fault into the
-    /// process stay mapped up to this many bytes; past it the sealer drops them from the
-    /// mapping. They stay in the page cache, so the next read of one is a minor fault.
-    pub mapped_bytes_max: u64,
+    /// When the process's resident memory passes this, the segment pages (term tables,
+    /// postings, id tables) that lookups faulted in are dropped from the mapping (Linux,
+    /// checked ten times a second). They stay in the page cache, so the next read of one
+    /// is a minor fault. The rest of the store's memory is bounded by the options above.
+    pub rss_soft_limit_bytes: u64,
     /// Where sealed segments are kept: under the store's directory, or in a bucket
     /// (with `segments/` as the local cache).
     pub segments_location: SegmentsLocation,
@@ -60,7 +61,9 @@ impl Default for StoreOptions {
             merge_events_below: 250_000,
             // A merge holds its output's tables in memory: this bounds that.
             segment_events_max: 1_000_000,
-            mapped_bytes_max: 128 * 1024 * 1024,
+            // A 10M-event ingest holds ~650 MB of heads and seals plus ~150 MB of
+            // mapped files; lookups alone after it, ~770 MB with every index page mapped.
+            rss_soft_limit_bytes: 832 * 1024 * 1024,
             segments_location: SegmentsLocation::DataDir,
             free_space_reserve_bytes: None,
         }

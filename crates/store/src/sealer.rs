@@ -1,6 +1,6 @@
 //! The sealer thread: turns frozen heads into segments, merges small segments, and
-//! removes what retention dropped; beside it, the trimmer thread keeps the segment pages
-//! lookups map within a budget. Everything here rewrites files in the background;
+//! removes what retention dropped; beside it, the trimmer thread sheds the segment pages
+//! lookups mapped when the process's memory passes a limit. Everything here rewrites files in the background;
 //! nothing on the request path waits for it (unless unsealed heads outgrow their budget).
 //!
 //! Every step is crash-safe by ordering: a new segment is written under a temporary name,
@@ -106,8 +106,8 @@ pub(crate) fn start(
     })
 }
 
-/// How often the trimmer looks at the process's mapped pages: lookups from 8 clients
-/// fault in ~300 MB a second across a 10M-event store, so this bounds the overshoot.
+/// How often the trimmer looks at the process's RSS: lookups from 8 clients map ~300 MB
+/// a second across a 10M-event store, so this bounds the overshoot.
 const TRIM_PERIOD: Duration = Duration::from_millis(100);
 
 /// The trimmer runs on a thread of its own, not the sealer's: a seal or merge keeps the
@@ -116,7 +116,7 @@ fn start_trimmer(
     shared: &Arc<Shared>,
     signal: RotationSignal,
 ) -> Result<Option<std::thread::JoinHandle<()>>, StoreError> {
-    let mut trimmer = MappingTrimmer::new();
+    let trimmer = MappingTrimmer::new();
     if trimmer.pagemap.is_none() {
         return Ok(None);
     }
@@ -145,68 +145,62 @@ fn start_trimmer(
         .map_err(|error| StoreError::io(std::path::Path::new("<trimmer thread>"), error))
 }
 
-/// Keeps the segment pages mapped into the process within `mapped_bytes_max`. Lookups
-/// fault in index pages (term tables, postings, id tables) across every segment, and a
-/// mapped page stays in the process's RSS for as long as the mapping lives: at 10M events
-/// that grew to 450 MB on top of the ingest's heads, and 8 clients' lookups fault in
-/// ~150 MB in half a second. So the check is cheap and frequent: the process's file-backed
-/// RSS (`RssFile`) against what it holds besides segments (the binary's pages, measured
-/// when a check finds segments within budget). Past the budget, the per-segment counts
-/// are read from `/proc/self/pagemap` and the most resident segments' pages dropped from
-/// the mapping, down to half of it. They stay in the page cache, so the next read of one
-/// costs a minor fault, not a disk read.
+/// Sheds the segment pages lookups mapped when the process's resident memory passes
+/// `rss_soft_limit_bytes`. Lookups fault in index pages (term tables, postings, id tables)
+/// across every segment, and a mapped page counts in the process's RSS for as long as the
+/// mapping lives: at 10M events that was 450 MB, and right after a bulk load it stacked on
+/// the heads (peak 1,036 MiB). These pages are the one part of the store's memory that
+/// grows with the store and can be dropped at no cost but a minor fault: they stay in the
+/// page cache. So they are dropped only under pressure (a budget on them alone, checked as
+/// often, put the lookups right after a load over 10 ms at p99): past the limit, the most
+/// resident segments' pages go (`madvise(DONTNEED)`) until the excess and a margin of an
+/// eighth of the limit are shed, with the per-segment counts read from
+/// `/proc/self/pagemap`.
 struct MappingTrimmer {
     /// `/proc/self/pagemap`, where Linux says which pages a mapping holds (elsewhere
     /// `None`, and nothing is trimmed).
     pagemap: Option<std::fs::File>,
-    /// File-backed RSS that is not segment pages.
-    other_file_bytes: u64,
 }
 
 impl MappingTrimmer {
     fn new() -> MappingTrimmer {
         MappingTrimmer {
             pagemap: std::fs::File::open(PAGEMAP).ok(),
-            other_file_bytes: process_file_rss_bytes().unwrap_or(0),
         }
     }
 
-    fn trim(&mut self, shared: &Shared) {
+    fn trim(&self, shared: &Shared) {
         let Some(pagemap) = &self.pagemap else { return };
-        let Some(file_rss) = process_file_rss_bytes() else {
+        let Some(rss) = process_rss_bytes() else {
             return;
         };
-        let budget = shared.options.mapped_bytes_max;
-        if file_rss.saturating_sub(self.other_file_bytes) <= budget {
+        let limit = shared.options.rss_soft_limit_bytes;
+        if rss <= limit {
             return;
         }
+        let mut to_shed = (rss - limit).saturating_add(limit / 8);
         let mut resident: Vec<(u64, Arc<Segment>)> = shared
             .sources()
             .segments
             .into_iter()
             .map(|segment| (segment.mapped_resident_bytes(pagemap), segment))
+            .filter(|(bytes, _)| *bytes > 0)
             .collect();
-        let mut total: u64 = resident.iter().map(|(bytes, _)| bytes).sum();
-        if total <= budget {
-            // The rest of the file-backed RSS grew (more of the binary paged in).
-            self.other_file_bytes = file_rss.saturating_sub(total);
-            return;
-        }
         resident.sort_unstable_by_key(|(bytes, _)| std::cmp::Reverse(*bytes));
         for (bytes, segment) in resident {
-            if total <= budget / 2 {
+            if to_shed == 0 {
                 break;
             }
             segment.release_pages();
-            total -= bytes;
+            to_shed = to_shed.saturating_sub(bytes);
         }
     }
 }
 
-/// The process's file-backed resident bytes (`RssFile` of `/proc/self/status`).
-fn process_file_rss_bytes() -> Option<u64> {
+/// The process's resident bytes (`VmRSS` of `/proc/self/status`).
+fn process_rss_bytes() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|line| line.starts_with("RssFile:"))?;
+    let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
 }

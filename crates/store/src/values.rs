@@ -36,7 +36,8 @@ pub struct StoreStats {
     /// Events in heads not yet sealed.
     pub unsealed_events: u64,
     /// Segment pages mapped into the process (index pages lookups faulted in), which
-    /// count in its RSS; kept within `StoreOptions::mapped_bytes_max` (Linux; 0 elsewhere).
+    /// count in its RSS; shed past `StoreOptions::rss_soft_limit_bytes` (Linux; 0
+    /// elsewhere).
     pub mapped_segment_bytes: u64,
 }
 

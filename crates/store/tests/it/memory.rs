@@ -81,11 +81,11 @@ fn unflushed_memtables_stay_within_twice_the_write_buffer_during_a_bulk_load() {
 }
 
 /// Lookups fault segment index pages into the process, where they count in its RSS for as
-/// long as the mapping lives; the sealer drops them past `mapped_bytes_max`, and lookups
+/// long as the mapping lives; the trimmer drops them past `rss_soft_limit_bytes`, and lookups
 /// still answer from the page cache afterwards.
 #[cfg(target_os = "linux")]
 #[test]
-fn segment_pages_that_lookups_map_are_dropped_past_mapped_bytes_max() {
+fn segment_pages_that_lookups_map_are_dropped_past_the_rss_soft_limit() {
     use opentrail_event::FilterField;
     use opentrail_store::LookupQuery;
 
@@ -93,12 +93,12 @@ fn segment_pages_that_lookups_map_are_dropped_past_mapped_bytes_max() {
 
     const SEGMENTS: usize = 3;
     const EVENTS_PER_SEGMENT: usize = 20_000;
-    let loaded = |mapped_bytes_max: u64| {
+    let loaded = |rss_soft_limit_bytes: u64| {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = Store::open(
             dir.path(),
             StoreOptions {
-                mapped_bytes_max,
+                rss_soft_limit_bytes,
                 ..StoreOptions::default()
             },
         )
@@ -139,9 +139,9 @@ fn segment_pages_that_lookups_map_are_dropped_past_mapped_bytes_max() {
     look_up_users(&kept);
     let kept_after_lookups = mapped(&kept);
     assert!(kept_after_lookups > 0, "lookups map index pages in");
-    // Two of the sealer's passes: with no budget to keep, nothing is dropped.
-    std::thread::sleep(Duration::from_millis(2_500));
-    assert!(mapped(&kept) > 0, "pages stay mapped without a budget");
+    // Many of the trimmer's checks: under the limit, nothing is dropped.
+    std::thread::sleep(Duration::from_millis(1_500));
+    assert!(mapped(&kept) > 0, "pages stay mapped under the limit");
 
     let (_trimmed_dir, trimmed) = loaded(0);
     look_up_users(&trimmed);
