@@ -129,14 +129,10 @@ pub(crate) struct PositionBounds {
 impl PositionBounds {
     /// `None` when the query can match nothing.
     pub(crate) fn of(query: &LookupQuery) -> Option<PositionBounds> {
-        let mut first = Position {
-            event_time_ms: query.end_time_ms.unwrap_or(i64::MAX),
-            seq: u64::MAX,
-        };
-        let last = Position {
-            event_time_ms: query.start_time_ms.unwrap_or(i64::MIN),
-            seq: 0,
-        };
+        let PositionBounds { mut first, last } = PositionBounds::between(
+            query.start_time_ms.unwrap_or(i64::MIN),
+            query.end_time_ms.unwrap_or(i64::MAX),
+        );
         if let Some(cursor) = query.cursor {
             let after_cursor = Position {
                 event_time_ms: cursor.event_time_ms,
@@ -146,6 +142,20 @@ impl PositionBounds {
             first = first.max(after_cursor);
         }
         (first <= last).then_some(PositionBounds { first, last })
+    }
+
+    /// Every position with an event time in `from_ms..=through_ms`.
+    pub(crate) fn between(from_ms: i64, through_ms: i64) -> PositionBounds {
+        PositionBounds {
+            first: Position {
+                event_time_ms: through_ms,
+                seq: u64::MAX,
+            },
+            last: Position {
+                event_time_ms: from_ms,
+                seq: 0,
+            },
+        }
     }
 
     pub(crate) fn contains(&self, position: Position) -> bool {

@@ -12,7 +12,7 @@ use opentrail_event::{EventRecord, FilterField};
 use crate::error::StoreError;
 use crate::layout::{FORMAT_FILE_NAME, V1_ENGINE_DIR};
 use crate::options::StoreOptions;
-use crate::query::{LookupPage, LookupQuery, Position, PositionBounds, Scope, StoredEvent};
+use crate::query::{LookupPage, LookupQuery, PositionBounds, Scope, StoredEvent};
 use crate::shared::{SeqRead, Shared, lock_directory, now_ms, read_head};
 use crate::stored_record::parse_stored;
 use crate::values::{AppendOutcome, ExpireReport, LogEntry, StoreStats};
@@ -178,21 +178,11 @@ impl Store {
         else {
             return Ok(None);
         };
-        let segment = &sources.segments[index];
-        let (from_ms, through_ms) = event_times.into_inner();
-        let bounds = PositionBounds {
-            first: Position {
-                event_time_ms: through_ms,
-                seq: u64::MAX,
-            },
-            last: Position {
-                event_time_ms: from_ms,
-                seq: 0,
-            },
-        };
         if terms.is_empty() {
             return Ok(Some(Vec::new()));
         }
+        let segment = &sources.segments[index];
+        let bounds = PositionBounds::between(*event_times.start(), *event_times.end());
         let terms: Vec<u64> = terms
             .iter()
             .map(|(field, value)| crate::terms::term(*field, value))
