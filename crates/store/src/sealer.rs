@@ -1,7 +1,8 @@
 //! The sealer thread: turns frozen heads into segments, merges small segments, and
-//! removes what retention dropped; beside it, the trimmer thread sheds the segment pages
-//! lookups mapped when the process's memory passes a limit. Everything here rewrites files in the background;
+//! removes what retention dropped. Everything here rewrites files in the background;
 //! nothing on the request path waits for it (unless unsealed heads outgrow their budget).
+//! Beside it, the trimmer thread sheds the segment pages lookups mapped when the
+//! process's memory passes a limit.
 //!
 //! Every step is crash-safe by ordering: a new segment is written under a temporary name,
 //! fsynced, renamed into place and made durable in its home (`location.rs`: uploaded,
@@ -116,10 +117,10 @@ fn start_trimmer(
     shared: &Arc<Shared>,
     signal: RotationSignal,
 ) -> Result<Option<std::thread::JoinHandle<()>>, StoreError> {
-    let trimmer = MappingTrimmer::new();
-    if trimmer.pagemap.is_none() {
+    // Where Linux says which pages a mapping holds; elsewhere nothing is trimmed.
+    let Ok(pagemap) = std::fs::File::open(PAGEMAP) else {
         return Ok(None);
-    }
+    };
     let weak = Arc::downgrade(shared);
     std::thread::Builder::new()
         .name("opentrail-store-trimmer".into())
@@ -138,7 +139,7 @@ fn start_trimmer(
                     }
                 }
                 let Some(shared) = weak.upgrade() else { return };
-                trimmer.trim(&shared);
+                shed_mapped_pages(&shared, &pagemap);
             }
         })
         .map(Some)
@@ -156,44 +157,29 @@ fn start_trimmer(
 /// resident segments' pages go (`madvise(DONTNEED)`) until the excess and a margin of an
 /// eighth of the limit are shed, with the per-segment counts read from
 /// `/proc/self/pagemap`.
-struct MappingTrimmer {
-    /// `/proc/self/pagemap`, where Linux says which pages a mapping holds (elsewhere
-    /// `None`, and nothing is trimmed).
-    pagemap: Option<std::fs::File>,
-}
-
-impl MappingTrimmer {
-    fn new() -> MappingTrimmer {
-        MappingTrimmer {
-            pagemap: std::fs::File::open(PAGEMAP).ok(),
-        }
+fn shed_mapped_pages(shared: &Shared, pagemap: &std::fs::File) {
+    let Some(rss) = process_rss_bytes() else {
+        return;
+    };
+    let limit = shared.options.rss_soft_limit_bytes;
+    if rss <= limit {
+        return;
     }
-
-    fn trim(&self, shared: &Shared) {
-        let Some(pagemap) = &self.pagemap else { return };
-        let Some(rss) = process_rss_bytes() else {
-            return;
-        };
-        let limit = shared.options.rss_soft_limit_bytes;
-        if rss <= limit {
-            return;
+    let mut to_shed = (rss - limit).saturating_add(limit / 8);
+    let mut resident: Vec<(u64, Arc<Segment>)> = shared
+        .sources()
+        .segments
+        .into_iter()
+        .map(|segment| (segment.mapped_resident_bytes(pagemap), segment))
+        .filter(|(bytes, _)| *bytes > 0)
+        .collect();
+    resident.sort_unstable_by_key(|(bytes, _)| std::cmp::Reverse(*bytes));
+    for (bytes, segment) in resident {
+        if to_shed == 0 {
+            break;
         }
-        let mut to_shed = (rss - limit).saturating_add(limit / 8);
-        let mut resident: Vec<(u64, Arc<Segment>)> = shared
-            .sources()
-            .segments
-            .into_iter()
-            .map(|segment| (segment.mapped_resident_bytes(pagemap), segment))
-            .filter(|(bytes, _)| *bytes > 0)
-            .collect();
-        resident.sort_unstable_by_key(|(bytes, _)| std::cmp::Reverse(*bytes));
-        for (bytes, segment) in resident {
-            if to_shed == 0 {
-                break;
-            }
-            segment.release_pages();
-            to_shed = to_shed.saturating_sub(bytes);
-        }
+        segment.release_pages();
+        to_shed = to_shed.saturating_sub(bytes);
     }
 }
 
@@ -207,7 +193,7 @@ fn process_rss_bytes() -> Option<u64> {
 
 const PAGEMAP: &str = "/proc/self/pagemap";
 
-/// The bytes of `segments` mapped into the process now (see [`MappingTrimmer`]).
+/// The bytes of `segments` mapped into the process now (see [`shed_mapped_pages`]).
 pub(crate) fn mapped_segment_bytes(segments: &[Arc<Segment>]) -> u64 {
     let Ok(pagemap) = std::fs::File::open(PAGEMAP) else {
         return 0;
