@@ -1,6 +1,7 @@
 //! The store's own benchmark (never a timed test): durable ingest at several batch sizes
 //! against the JSON parse-only ceiling measured in the same run, lookup latency per
-//! attribute, bytes on disk per event, and recovery time.
+//! attribute, bytes on disk per event by part, and recovery time, on the benchmark
+//! harness's generated records.
 //!
 //! Usage: `cargo run --release -p opentrail-store --bin opentrail-store-bench -- [EVENTS] [DIR]`
 
@@ -10,80 +11,45 @@ use std::time::{Duration, Instant};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use opentrail_event::{EventRecord, FilterField, IngestContext, parse_batch};
+use opentrail_generator::{DEFAULT_ACCOUNT, DEFAULT_REGION, Generator, GeneratorConfig};
 use opentrail_store::{LookupQuery, Store, StoreOptions};
 
-const ACCOUNT: &str = "111122223333";
-const REGION: &str = "us-east-1";
 const LOOKUPS_PER_ATTRIBUTE: usize = 200;
 
-/// A small deterministic generator (xorshift), skewed like real trails: a few event
-/// names, users and sources dominate.
-struct Generator {
-    state: u64,
+/// The benchmark harness's generator (`crates/generator`): records shaped like real trails,
+/// with their random ids, keys and addresses, so bytes per event here are comparable to the
+/// HTTP benchmark's. Batches of `size` records as NDJSON lines.
+struct Records {
+    generator: Generator,
+    ndjson: Vec<u8>,
 }
 
-impl Generator {
-    fn next(&mut self) -> u64 {
-        self.state ^= self.state << 13;
-        self.state ^= self.state >> 7;
-        self.state ^= self.state << 17;
-        self.state
+impl Records {
+    fn new(seed: u64, total: u64) -> Records {
+        Records {
+            generator: Generator::new(GeneratorConfig::new(seed, total)),
+            ndjson: Vec::with_capacity(2 << 20),
+        }
     }
 
-    /// Zipf-like: index i with weight ~ 1/(i+1).
-    fn skewed(&mut self, n: u64) -> u64 {
-        let uniform = (self.next() % 10_000) as f64 / 10_000.0;
-        ((n as f64).powf(uniform) - 1.0) as u64 % n
+    /// The next batch of up to `size` lines, and how many there are (0 at the end).
+    fn next_batch(&mut self, size: usize) -> (&[u8], usize) {
+        self.ndjson.clear();
+        let count = self.generator.next_ndjson_batch(size, &mut self.ndjson);
+        (&self.ndjson, count)
     }
+}
 
-    fn event(&mut self, i: u64) -> String {
-        let names = [
-            "GetObject",
-            "PutObject",
-            "AssumeRole",
-            "DescribeInstances",
-            "GetCallerIdentity",
-            "ListBuckets",
-            "Decrypt",
-            "RunInstances",
-            "DeleteTable",
-            "CreateUser",
-        ];
-        let sources = [
-            "s3.amazonaws.com",
-            "sts.amazonaws.com",
-            "ec2.amazonaws.com",
-            "kms.amazonaws.com",
-            "iam.amazonaws.com",
-            "dynamodb.amazonaws.com",
-        ];
-        let name = names[self.skewed(names.len() as u64) as usize];
-        let source = sources[self.skewed(sources.len() as u64) as usize];
-        let user = self.skewed(500);
-        let resource = self.skewed(20_000);
-        let ip = self.skewed(2_000);
-        let error = if self.next().is_multiple_of(10) {
-            r#","errorCode":"AccessDenied","errorMessage":"User is not authorized to perform this action on the requested resource""#
-        } else {
-            ""
-        };
-        let second = 1_700_000_000 + i / 10;
-        let time = jiff::Timestamp::from_second(second as i64)
-            .map(|t| t.to_string())
-            .unwrap_or_default();
-        format!(
-            r#"{{"eventVersion":"1.09","userIdentity":{{"type":"IAMUser","principalId":"AIDA{user:016}","arn":"arn:aws:iam::{ACCOUNT}:user/user{user}","accountId":"{ACCOUNT}","accessKeyId":"AKIA{user:016}","userName":"user{user}","sessionContext":{{"attributes":{{"creationDate":"{time}","mfaAuthenticated":"false"}}}}}},"eventTime":"{time}","eventSource":"{source}","eventName":"{name}","awsRegion":"{REGION}","sourceIPAddress":"198.51.{}.{}","userAgent":"aws-cli/2.15.0 Python/3.11.6 Linux/6.1 exe/x86_64.debian.12 prompt/off command/s3api.{name}"{error},"requestParameters":{{"bucketName":"bucket-{}","key":"data/2024/01/01/object-{resource}.parquet","Host":"bucket.s3.us-east-1.amazonaws.com"}},"responseElements":null,"additionalEventData":{{"SignatureVersion":"SigV4","CipherSuite":"TLS_AES_128_GCM_SHA256","bytesTransferredIn":0,"AuthenticationMethod":"AuthHeader","x-amz-id-2":"Zm9vYmFyYmF6cXV4cXV1eHh5enp5eHd2dXRzcnFwb25tbGtqaWhnZmVkY2JhMDEyMzQ1Njc4OQ==","bytesTransferredOut":{}}},"requestID":"REQ{i:016X}","eventID":"{:08x}-0000-4000-8000-{i:012x}","readOnly":{},"resources":[{{"type":"AWS::S3::Object","ARN":"arn:aws:s3:::bucket-{}/data/object-{resource}"}},{{"accountId":"{ACCOUNT}","type":"AWS::S3::Bucket","ARN":"arn:aws:s3:::bucket-{}"}}],"eventType":"AwsApiCall","managementEvent":false,"recipientAccountId":"{ACCOUNT}","eventCategory":"Data","tlsDetails":{{"tlsVersion":"TLSv1.3","cipherSuite":"TLS_AES_128_GCM_SHA256","clientProvidedHostHeader":"bucket-{}.s3.us-east-1.amazonaws.com"}}}}"#,
-            ip / 250,
-            ip % 250,
-            resource % 50,
-            self.next() % 100_000,
-            self.next() as u32,
-            name.starts_with("Get") || name.starts_with("List") || name.starts_with("Describe"),
-            resource % 50,
-            resource % 50,
-            resource % 50,
-        )
-    }
+fn parse_records(ndjson: &[u8]) -> Result<Vec<EventRecord>, Box<dyn std::error::Error>> {
+    let context = IngestContext {
+        account_id: DEFAULT_ACCOUNT.into(),
+        region: DEFAULT_REGION.into(),
+    };
+    Ok(parse_batch(ndjson, &context)?
+        .records
+        .into_iter()
+        .map(|(_, record)| record)
+        .collect())
 }
 
 fn percentile(sorted: &[Duration], fraction: f64) -> Duration {
@@ -128,13 +94,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         None => std::env::temp_dir().join(format!("opentrail-store-bench-{}", std::process::id())),
     };
     let _ = std::fs::remove_dir_all(&base_dir);
-    let context = IngestContext {
-        account_id: ACCOUNT.into(),
-        region: REGION.into(),
-    };
-    let mut generator = Generator {
-        state: 0x2545_F491_4F6C_DD1D,
-    };
 
     println!(
         "# opentrail-store-bench: {total} events, dir {}",
@@ -149,13 +108,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         } else {
             100_000.min(total as usize)
         };
-        let lines: Vec<String> = (0..sample as u64).map(|i| generator.event(i)).collect();
-        let raw_bytes: usize = lines.iter().map(String::len).sum();
+        let mut records = Records::new(1, sample as u64);
+        let mut batches: Vec<Vec<u8>> = Vec::new();
+        loop {
+            let (ndjson, count) = records.next_batch(batch_size);
+            if count == 0 {
+                break;
+            }
+            batches.push(ndjson.to_vec());
+        }
+        let raw_bytes: usize = batches.iter().map(Vec::len).sum();
         let parse_start = Instant::now();
         let mut parsed: Vec<EventRecord> = Vec::with_capacity(sample);
-        for chunk in lines.chunks(batch_size) {
-            let batch = parse_batch(chunk.join("\n").as_bytes(), &context)?;
-            parsed.extend(batch.records.into_iter().map(|(_, record)| record));
+        for batch in &batches {
+            parsed.extend(parse_records(batch)?);
         }
         let parse_seconds = parse_start.elapsed().as_secs_f64();
         let dir = base_dir.join(format!("batch-{batch_size}"));
@@ -183,28 +149,31 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = base_dir.join("main");
     let store = Store::open(&dir, StoreOptions::default())?;
     let mut raw_bytes: u64 = 0;
-    let mut samples: Vec<(FilterField, String)> = Vec::new();
+    // (account, region, field, value) of sampled records: lookups are scoped like the API's.
+    let mut samples: Vec<(String, String, FilterField, String)> = Vec::new();
+    let mut generated = Records::new(1, total);
     let load_start = Instant::now();
     let mut appended = 0u64;
-    while appended < total {
-        let count = 1000.min(total - appended);
-        let lines: Vec<String> = (appended..appended + count)
-            .map(|i| generator.event(i))
-            .collect();
-        raw_bytes += lines.iter().map(|l| l.len() as u64 + 1).sum::<u64>();
-        let batch = parse_batch(lines.join("\n").as_bytes(), &context)?;
-        let records: Vec<EventRecord> = batch
-            .records
-            .into_iter()
-            .map(|(_, record)| record)
-            .collect();
+    loop {
+        let (ndjson, count) = generated.next_batch(1000);
+        if count == 0 {
+            break;
+        }
+        raw_bytes += ndjson.len() as u64;
+        let records = parse_records(ndjson)?;
         if appended % 97_000 < 1000 {
-            for (field, value) in records[0].attributes.index_values() {
-                samples.push((field, value.to_owned()));
+            let sampled = &records[0];
+            for (field, value) in sampled.attributes.index_values() {
+                samples.push((
+                    sampled.account_id.clone(),
+                    sampled.region.clone(),
+                    field,
+                    value.to_owned(),
+                ));
             }
         }
         store.append(records)?;
-        appended += count;
+        appended += count as u64;
         if std::env::var_os("OPENTRAIL_BENCH_TRACE_MEMORY").is_some()
             && appended.is_multiple_of(100_000)
         {
@@ -245,18 +214,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     for field in FilterField::ALL {
-        let values: Vec<&String> = samples
+        let values: Vec<_> = samples
             .iter()
-            .filter(|(f, _)| *f == field)
-            .map(|(_, v)| v)
+            .filter(|(_, _, sampled_field, _)| *sampled_field == field)
             .collect();
         if values.is_empty() {
             continue;
         }
         let mut latencies = Vec::with_capacity(LOOKUPS_PER_ATTRIBUTE);
         for i in 0..LOOKUPS_PER_ATTRIBUTE {
-            let mut query = LookupQuery::new(Some(ACCOUNT.into()), Some(REGION.into()), 50);
-            query.filters = vec![(field, values[i % values.len()].clone())];
+            let (account, region, _, value) = values[i % values.len()];
+            let mut query = LookupQuery::new(Some(account.clone()), Some(region.clone()), 50);
+            query.filters = vec![(field, value.clone())];
             let start = Instant::now();
             let page = store.lookup(&query)?;
             latencies.push(start.elapsed());
@@ -318,26 +287,15 @@ fn rss_kib(field: &str) -> Option<u64> {
 
 /// The child side of the recovery measurement.
 fn crash_writer(dir: &std::path::Path, first: u64) -> Result<(), Box<dyn std::error::Error>> {
-    let context = IngestContext {
-        account_id: ACCOUNT.into(),
-        region: REGION.into(),
-    };
-    let mut generator = Generator {
-        state: 0x1234_5678_9ABC_DEF1,
-    };
     let store = Store::open(dir, StoreOptions::default())?;
-    for chunk_start in (first..first + 50_000).step_by(1000) {
-        let lines: Vec<String> = (chunk_start..chunk_start + 1000)
-            .map(|i| generator.event(i))
-            .collect();
-        let batch = parse_batch(lines.join("\n").as_bytes(), &context)?;
-        store.append(
-            batch
-                .records
-                .into_iter()
-                .map(|(_, record)| record)
-                .collect(),
-        )?;
+    // Another seed than the main load's: new event ids, nothing deduplicated away.
+    let mut records = Records::new(first, 50_000);
+    loop {
+        let (ndjson, count) = records.next_batch(1000);
+        if count == 0 {
+            break;
+        }
+        store.append(parse_records(ndjson)?)?;
     }
     std::process::abort();
 }
