@@ -22,6 +22,7 @@ mod consumer;
 mod error;
 mod files;
 mod head;
+mod id_packing;
 mod journal;
 mod layout;
 mod location;
