@@ -7,12 +7,14 @@
 //! `../shared/crates.md`). Level 1: higher levels gain nothing once a dictionary is used.
 //!
 //! Random ids are packed out of the text first ([`crate::id_packing`]): a packed block is
-//! two zstd frames, the text (with the dictionary) and the side stream of packed ids.
+//! a zstd frame of the text (with the dictionary) followed by the side stream of packed
+//! ids as they are: random bytes that zstd would not shrink, and compressing them with
+//! another context's parameters than the text's cost more than the packing saved.
 //!
 //! ```text
 //! raw block      count:u32 ‖ end_offset:u32 × count ‖ record JSON bytes …
 //! packed block   frame(count | PACKED:u32 ‖ side_len:u32 ‖ end_offset:u32 × count ‖ packed text)
-//!                ‖ frame(side stream)
+//!                ‖ side stream (side_len bytes)
 //! ```
 //! `raw_len` in a block's header is always the raw (unpacked) block's length.
 
@@ -26,10 +28,13 @@ use crate::files;
 
 /// Raw bytes gathered into one block before it is compressed.
 pub(crate) const BLOCK_RAW_BYTES: usize = 32 * 1024;
-/// How hard blocks are compressed. The journal is on the request path: level 1. Segments
-/// are written once in the background and kept for the whole retention: level 3, which on
-/// the generator's records with a trained dictionary is 7% smaller (python-zstandard,
-/// BENCHMARKS.md).
+/// How hard blocks are compressed, and whether their ids are packed. The journal is on
+/// the request path and short-lived: level 1, not packed (packing cost the append path
+/// 14% in `opentrail-store-bench`, for files deleted at the next seal). Segments are
+/// written once in the background and kept for the whole retention: packed, then level
+/// 5. Packed text compresses in about half the time, which pays for level 5: in the
+/// store bench at 300k, records 171.6 bytes/event at level 3 and 154.0 at level 5, for a
+/// load 3% slower (BENCHMARKS.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Effort {
     Journal,
@@ -40,7 +45,7 @@ impl Effort {
     fn level(self) -> i32 {
         match self {
             Effort::Journal => 1,
-            Effort::Segment => 3,
+            Effort::Segment => 5,
         }
     }
 }
@@ -57,9 +62,6 @@ pub(crate) const NO_DICTIONARY: u32 = 0;
 /// Set in a block's record count when its ids are packed. Blocks written before packing
 /// have counts far below it.
 const PACKED: u32 = 1 << 31;
-/// The side stream of packed ids is mostly random bytes: the fastest level, which still
-/// finds an id repeated within the block.
-const SIDE_STREAM_LEVEL: i32 = 1;
 
 /// A compressed block as stored in journal frames and segment files.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -278,7 +280,9 @@ impl<'d> BlockEncoder<'d> {
             return Ok(());
         }
         let raw_len = 4 + 4 * self.ends.len() + self.raw.len();
-        let packed = crate::id_packing::pack(&self.raw, &self.ends);
+        let packed = (self.effort == Effort::Segment)
+            .then(|| crate::id_packing::pack(&self.raw, &self.ends))
+            .flatten();
         let mut raw = Vec::with_capacity(raw_len);
         match &packed {
             Some(packed) => {
@@ -319,12 +323,6 @@ impl<'d> BlockEncoder<'d> {
                         context.compress(scratch, &raw, effort.level())?;
                     }
                 }
-                if let Some(packed) = &packed {
-                    let mut side =
-                        Vec::with_capacity(zstd::zstd_safe::compress_bound(packed.side.len()));
-                    context.compress(&mut side, &packed.side, SIDE_STREAM_LEVEL)?;
-                    scratch.extend_from_slice(&side);
-                }
                 Ok(())
             })
             .map_err(|code| {
@@ -333,6 +331,9 @@ impl<'d> BlockEncoder<'d> {
                     zstd_error("compressing", code),
                 )
             })?;
+        if let Some(packed) = &packed {
+            self.scratch.extend_from_slice(&packed.side);
+        }
         let bytes = self.scratch.clone();
         self.blocks.push(EncodedBlock {
             dictionary_id: self.dictionary_id,
@@ -402,10 +403,10 @@ pub(crate) fn decode_block(
             zstd::zstd_safe::get_error_name(code)
         ))
     };
-    // A packed block's text frame is followed by its side stream's.
+    // A packed block's text frame is followed by its side stream.
     let text_frame_len =
         zstd::zstd_safe::find_frame_compressed_size(compressed).map_err(does_not_decompress)?;
-    let (text_frame, side_frame) = compressed.split_at(text_frame_len.min(compressed.len()));
+    let (text_frame, side) = compressed.split_at(text_frame_len.min(compressed.len()));
     let mut raw = Vec::with_capacity(raw_len as usize);
     DECOMPRESSION
         .with(|context| {
@@ -422,12 +423,9 @@ pub(crate) fn decode_block(
         .map_err(does_not_decompress)?;
     let packed_count = crate::codec::u32_at(&raw, 0).filter(|count| count & PACKED != 0);
     if let Some(packed_count) = packed_count {
-        raw = unpack_block(packed_count & !PACKED, &raw, side_frame, raw_len).map_err(corrupt)?;
-    } else if !side_frame.is_empty() {
-        return Err(corrupt(format!(
-            "{} bytes after its frame",
-            side_frame.len()
-        )));
+        raw = unpack_block(packed_count & !PACKED, &raw, side, raw_len).map_err(corrupt)?;
+    } else if !side.is_empty() {
+        return Err(corrupt(format!("{} bytes after its frame", side.len())));
     }
     if raw.len() != raw_len as usize {
         return Err(corrupt(format!(
@@ -455,14 +453,9 @@ pub(crate) fn decode_block(
     Ok(block)
 }
 
-/// The raw block of a packed one: `packed` is its decompressed text frame, `side_frame`
-/// the compressed side stream.
-fn unpack_block(
-    count: u32,
-    packed: &[u8],
-    side_frame: &[u8],
-    raw_len: u32,
-) -> Result<Vec<u8>, String> {
+/// The raw block of a packed one: `packed` is its decompressed text frame, `side` the
+/// side stream after it.
+fn unpack_block(count: u32, packed: &[u8], side: &[u8], raw_len: u32) -> Result<Vec<u8>, String> {
     let mut reader = ByteReader::new(packed);
     let header = || "packed header cut short".to_owned();
     reader.u32().map_err(|_| header())?;
@@ -472,21 +465,6 @@ fn unpack_block(
         ends.push(reader.u32().map_err(|_| header())?);
     }
     let text = packed.get(8 + 4 * count as usize..).ok_or_else(header)?;
-    // Packing only shortens: a larger side stream is damage, not a reason to allocate.
-    if side_len > raw_len as usize {
-        return Err(format!(
-            "side stream of {side_len} bytes in a block of {raw_len}"
-        ));
-    }
-    let mut side = Vec::with_capacity(side_len);
-    DECOMPRESSION
-        .with(|context| context.borrow_mut().decompress(&mut side, side_frame))
-        .map_err(|code| {
-            format!(
-                "side stream does not decompress: {}",
-                zstd::zstd_safe::get_error_name(code)
-            )
-        })?;
     if side.len() != side_len {
         return Err(format!(
             "side stream of {} bytes, header says {side_len}",
@@ -497,7 +475,7 @@ fn unpack_block(
     raw.put_u32(count);
     raw.resize(4 + 4 * count as usize, 0);
     let mut unpacked_ends = Vec::with_capacity(count as usize);
-    crate::id_packing::unpack(text, &ends, &side, &mut raw, &mut unpacked_ends)?;
+    crate::id_packing::unpack(text, &ends, side, &mut raw, &mut unpacked_ends)?;
     // `unpack` appended after the table, so the ends are relative to the text's start.
     for (index, end) in unpacked_ends.iter().enumerate() {
         raw[4 + 4 * index..8 + 4 * index].copy_from_slice(&end.to_le_bytes());
@@ -596,19 +574,22 @@ mod tests {
                 .map(|record| encoder.push(record.as_bytes()).expect("push"))
                 .collect();
             let blocks = encoder.finish().expect("finish");
-            let unpacked_size: usize = records.iter().map(String::len).sum();
-            let stored: usize = blocks.iter().map(|block| block.bytes.len()).sum();
-            assert!(stored < unpacked_size / 4, "{stored} of {unpacked_size}");
+            // Every block has its ids after the text's frame.
+            for block in &blocks {
+                let text_frame =
+                    zstd::zstd_safe::find_frame_compressed_size(&block.bytes).expect("a frame");
+                assert!(text_frame + block.record_count as usize * (16 + 11) <= block.bytes.len());
+            }
             for (record, (block, index)) in records.iter().zip(places) {
                 let decoded = decode(&blocks[block as usize]).expect("decodes");
                 assert_eq!(decoded.record(index as usize), Some(record.as_bytes()));
             }
+            // (A flipped byte is the block CRC's to catch, in segments and journal frames.)
             let mut damaged = blocks[0].clone();
-            let last = damaged.bytes.len() - 1;
-            damaged.bytes[last] ^= 0x55;
-            assert!(decode(&damaged).is_err(), "a flipped side-stream byte");
-            damaged.bytes.truncate(last);
+            damaged.bytes.pop();
             assert!(decode(&damaged).is_err(), "a cut side stream");
+            damaged.bytes.extend_from_slice(&[0, 0]);
+            assert!(decode(&damaged).is_err(), "a longer side stream");
         }
     }
 

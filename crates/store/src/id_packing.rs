@@ -6,9 +6,10 @@
 //! same literal table as the JSON around them, so a 36-character UUID costs ~25 bytes and
 //! makes the rest harder to match. Packing replaces each such string token, quotes
 //! included, by one marker byte in the text and puts its binary form (16 bytes for a
-//! UUID) in a side stream, compressed apart. On the benchmark's generated records at
-//! zstd level 3 with the trained dictionary, record blocks shrink from 188.9 to 167.7
-//! bytes per event and compress in about half the time (BENCHMARKS.md).
+//! UUID) in a side stream, stored beside the compressed text. On the benchmark's
+//! generated records at zstd level 3 with the trained dictionary, record blocks shrink
+//! from 197 to 172 bytes per event and compress in about half the time (BENCHMARKS.md).
+//! Only segment blocks are packed ([`crate::blocks::Effort`]).
 //!
 //! The transform works on bytes, not on parsed JSON, and is exact: unpacking gives back
 //! the very bytes that were packed. Markers are bytes below [`MARKER_END`], which JSON
@@ -54,7 +55,7 @@ pub(crate) struct PackedRecords {
 /// Packs the records of one block (`text`, records ending at `ends`). `None` when the
 /// block has no token to pack or cannot be packed (its text holds a marker byte).
 pub(crate) fn pack(text: &[u8], ends: &[u32]) -> Option<PackedRecords> {
-    if text.iter().any(|&byte| byte < MARKER_END) {
+    if find_marker(text).is_some() {
         return None;
     }
     let mut packed = PackedRecords {
@@ -74,71 +75,74 @@ pub(crate) fn pack(text: &[u8], ends: &[u32]) -> Option<PackedRecords> {
 
 fn pack_record(record: &[u8], packed: &mut PackedRecords) {
     let mut copied = 0usize;
-    let mut search = 0usize;
-    while let Some(offset) = memchr::memchr(b'"', &record[search..]) {
-        let quote = search + offset;
+    // Each quote with the next one bounds a candidate token. Its length alone rules out
+    // most (keys, names): only lengths of a packable kind look at the characters.
+    let mut opening = memchr::memchr(b'"', record);
+    while let Some(open) = opening {
+        let Some(close) = memchr::memchr(b'"', &record[open + 1..]).map(|at| open + 1 + at) else {
+            break;
+        };
         let side_start = packed.side.len();
-        match pack_token(&record[quote + 1..], &mut packed.side) {
-            Some((marker, length)) => {
-                packed.text.extend_from_slice(&record[copied..quote]);
+        match pack_token(&record[open + 1..close], &mut packed.side) {
+            Some(marker) => {
+                packed.text.extend_from_slice(&record[copied..open]);
                 packed.text.push(marker);
                 // The token and both its quotes are replaced.
-                copied = quote + 1 + length + 1;
-                search = copied;
+                copied = close + 1;
+                opening = memchr::memchr(b'"', &record[copied..]).map(|at| copied + at);
             }
             None => {
                 packed.side.truncate(side_start);
-                search = quote + 1;
+                opening = Some(close);
             }
-        }
-        if search >= record.len() {
-            break;
         }
     }
     packed.text.extend_from_slice(&record[copied..]);
 }
 
-/// When `token` (the bytes after an opening quote) starts with a packable string token
-/// and its closing quote: appends the token's binary form to `side` and returns its
-/// marker and length without quotes. On `None`, `side` may hold partial bytes.
-fn pack_token(token: &[u8], side: &mut Vec<u8>) -> Option<(u8, usize)> {
-    let closed_at = |length: usize| token.get(length) == Some(&b'"');
-    if closed_at(UUID_CHARS) {
-        for (marker, upper) in [(UUID_LOWER, false), (UUID_UPPER, true)] {
-            let value = &token[..UUID_CHARS];
-            if is_uuid(value, upper) {
-                let mut digits = value.iter().filter(|&&byte| byte != b'-');
-                while let (Some(&high), Some(&low)) = (digits.next(), digits.next()) {
-                    side.push(hex_value(high) << 4 | hex_value(low));
-                }
-                return Some((marker, UUID_CHARS));
+/// When `value` (the bytes between two quotes) is a packable token: appends its binary
+/// form to `side` and returns its marker. On `None`, `side` may hold partial bytes.
+fn pack_token(value: &[u8], side: &mut Vec<u8>) -> Option<u8> {
+    match value.len() {
+        UUID_CHARS => {
+            let marker = if is_uuid(value, false) {
+                UUID_LOWER
+            } else if is_uuid(value, true) {
+                UUID_UPPER
+            } else {
+                return None;
+            };
+            let mut digits = value.iter().filter(|&&byte| byte != b'-');
+            while let (Some(&high), Some(&low)) = (digits.next(), digits.next()) {
+                side.push(hex_value(high) << 4 | hex_value(low));
             }
+            Some(marker)
         }
+        ALNUM16_CHARS => {
+            if !value
+                .iter()
+                .all(|byte| byte.is_ascii_digit() || byte.is_ascii_uppercase())
+            {
+                return None;
+            }
+            let number = value.iter().fold(0u128, |number, &byte| {
+                number * 36 + u128::from(base36_value(byte))
+            });
+            side.extend_from_slice(&number.to_be_bytes()[16 - ALNUM16_BYTES..]);
+            Some(ALNUM16)
+        }
+        length if length >= BASE64_MIN_CHARS && length.is_multiple_of(4) => {
+            let padding = value.iter().rev().take_while(|&&byte| byte == b'=').count();
+            put_leb128(side, (length / 4 * 3 - padding) as u64);
+            // The standard engine rejects other characters, non-canonical padding and
+            // trailing bits, so what decodes encodes again to the same characters.
+            base64::engine::general_purpose::STANDARD
+                .decode_vec(value, side)
+                .ok()?;
+            Some(BASE64)
+        }
+        _ => None,
     }
-    if closed_at(ALNUM16_CHARS)
-        && token[..ALNUM16_CHARS]
-            .iter()
-            .all(|byte| byte.is_ascii_digit() || byte.is_ascii_uppercase())
-    {
-        let number = token[..ALNUM16_CHARS].iter().fold(0u128, |number, &byte| {
-            number * 36 + u128::from(base36_value(byte))
-        });
-        side.extend_from_slice(&number.to_be_bytes()[16 - ALNUM16_BYTES..]);
-        return Some((ALNUM16, ALNUM16_CHARS));
-    }
-    let length = base64_token_length(token)?;
-    let padding = token[..length]
-        .iter()
-        .rev()
-        .take_while(|&&byte| byte == b'=')
-        .count();
-    put_leb128(side, (length / 4 * 3 - padding) as u64);
-    // The standard engine rejects non-canonical padding and trailing bits, so what
-    // decodes encodes again to the same characters.
-    base64::engine::general_purpose::STANDARD
-        .decode_vec(&token[..length], side)
-        .ok()?;
-    Some((BASE64, length))
 }
 
 fn is_uuid(value: &[u8], upper: bool) -> bool {
@@ -150,21 +154,29 @@ fn is_uuid(value: &[u8], upper: bool) -> bool {
     })
 }
 
-/// The length of a padded base64 value at the start of `token`, closed by a quote, if
-/// it is long enough to pack.
-fn base64_token_length(token: &[u8]) -> Option<usize> {
-    let body = token
+/// The first marker byte in `bytes`. By chunks of 32 without an early exit inside one,
+/// which the compiler vectorises: a byte-by-byte search was a third of unpacking.
+fn find_marker(bytes: &[u8]) -> Option<usize> {
+    const CHUNK: usize = 32;
+    let mut chunks = bytes.chunks_exact(CHUNK);
+    let mut offset = 0;
+    for chunk in &mut chunks {
+        if chunk
+            .iter()
+            .fold(false, |found, &byte| found | (byte < MARKER_END))
+        {
+            return chunk
+                .iter()
+                .position(|&byte| byte < MARKER_END)
+                .map(|at| offset + at);
+        }
+        offset += CHUNK;
+    }
+    chunks
+        .remainder()
         .iter()
-        .take_while(|&&byte| byte.is_ascii_alphanumeric() || byte == b'+' || byte == b'/')
-        .count();
-    let padding = token[body..]
-        .iter()
-        .take(2)
-        .take_while(|&&byte| byte == b'=')
-        .count();
-    let length = body + padding;
-    (length >= BASE64_MIN_CHARS && length.is_multiple_of(4) && token.get(length) == Some(&b'"'))
-        .then_some(length)
+        .position(|&byte| byte < MARKER_END)
+        .map(|at| offset + at)
 }
 
 fn hex_value(byte: u8) -> u8 {
@@ -208,7 +220,7 @@ pub(crate) fn unpack(
             .get(start..end as usize)
             .ok_or_else(|| format!("record {index} ends out of bounds"))?;
         let mut rest = record;
-        while let Some(at) = rest.iter().position(|&byte| byte < MARKER_END) {
+        while let Some(at) = find_marker(rest) {
             out.extend_from_slice(&rest[..at]);
             side.unpack_token(rest[at], out)?;
             rest = &rest[at + 1..];
