@@ -533,8 +533,7 @@ mod tests {
         assert_eq!(reopened.current().map(|d| d.id), Some(trained.id));
     }
 
-    /// Records with ids that pack, and one block of records without any (stored as
-    /// blocks were before packing).
+    /// Records whose event and request ids pack.
     fn records_with_ids(count: usize) -> Vec<String> {
         (0..count)
             .map(|i| {
