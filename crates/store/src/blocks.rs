@@ -32,9 +32,9 @@ pub(crate) const BLOCK_RAW_BYTES: usize = 32 * 1024;
 /// the request path and short-lived: level 1, not packed (packing cost the append path
 /// 14% in `opentrail-store-bench`, for files deleted at the next seal). Segments are
 /// written once in the background and kept for the whole retention: packed, then level
-/// 5. Packed text compresses in about half the time, which pays for level 5: in the
-/// store bench at 300k, records 171.6 bytes/event at level 3 and 154.0 at level 5, for a
-/// load 3% slower (BENCHMARKS.md).
+/// 3. Level 5 made records 10% smaller (store bench at 300k: 171.6 → 154.0 bytes/event)
+/// but, with the sealer competing with ingest for the cores, cost 10% of the 10M HTTP
+/// ingest and 14% of the import rate (BENCHMARKS.md, 5 Dec 2026).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Effort {
     Journal,
@@ -45,7 +45,7 @@ impl Effort {
     fn level(self) -> i32 {
         match self {
             Effort::Journal => 1,
-            Effort::Segment => 5,
+            Effort::Segment => 3,
         }
     }
 }
