@@ -283,24 +283,19 @@ impl<'d> BlockEncoder<'d> {
         let packed = (self.effort == Effort::Segment)
             .then(|| crate::id_packing::pack(&self.raw, &self.ends))
             .flatten();
+        let (count, ends, text) = match &packed {
+            Some(packed) => (self.ends.len() as u32 | PACKED, &packed.ends, &packed.text),
+            None => (self.ends.len() as u32, &self.ends, &self.raw),
+        };
         let mut raw = Vec::with_capacity(raw_len);
-        match &packed {
-            Some(packed) => {
-                raw.put_u32(self.ends.len() as u32 | PACKED);
-                raw.put_u32(packed.side.len() as u32);
-                for end in &packed.ends {
-                    raw.put_u32(*end);
-                }
-                raw.extend_from_slice(&packed.text);
-            }
-            None => {
-                raw.put_u32(self.ends.len() as u32);
-                for end in &self.ends {
-                    raw.put_u32(*end);
-                }
-                raw.extend_from_slice(&self.raw);
-            }
+        raw.put_u32(count);
+        if let Some(packed) = &packed {
+            raw.put_u32(packed.side.len() as u32);
         }
+        for end in ends {
+            raw.put_u32(*end);
+        }
+        raw.extend_from_slice(text);
         // Into a reused scratch buffer of the worst-case size, then copied out at its real
         // size: heads keep thousands of blocks, and a vector of the worst case's capacity
         // (about the raw size) would hold ~1.5 KB per event.
@@ -317,13 +312,10 @@ impl<'d> BlockEncoder<'d> {
                             Effort::Journal => &dictionary.journal_encoder,
                             Effort::Segment => &dictionary.segment_encoder,
                         };
-                        context.compress_using_cdict(scratch, &raw, prepared.as_cdict())?;
+                        context.compress_using_cdict(scratch, &raw, prepared.as_cdict())
                     }
-                    None => {
-                        context.compress(scratch, &raw, effort.level())?;
-                    }
+                    None => context.compress(scratch, &raw, effort.level()),
                 }
-                Ok(())
             })
             .map_err(|code| {
                 StoreError::io(

@@ -44,7 +44,7 @@ const ALNUM16_BYTES: usize = 11;
 const BASE64_MIN_CHARS: usize = 40;
 
 /// One block's records with their tokens packed.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct PackedRecords {
     pub text: Vec<u8>,
     /// End of each record in `text`.
