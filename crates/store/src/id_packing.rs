@@ -76,24 +76,27 @@ pub(crate) fn pack(text: &[u8], ends: &[u32]) -> Option<PackedRecords> {
 fn pack_record(record: &[u8], packed: &mut PackedRecords) {
     let mut copied = 0usize;
     // Each quote with the next one bounds a candidate token. Its length alone rules out
-    // most (keys, names): only lengths of a packable kind look at the characters.
-    let mut opening = memchr::memchr(b'"', record);
-    while let Some(open) = opening {
-        let Some(close) = memchr::memchr(b'"', &record[open + 1..]).map(|at| open + 1 + at) else {
-            break;
+    // most (keys, names): only lengths of a packable kind look at the characters. One
+    // iterator over every quote, not a search per quote: quotes are a few bytes apart,
+    // and a search per quote was half of `pack`'s time in a profile of a seal.
+    let mut opening = None;
+    for quote in memchr::memchr_iter(b'"', record) {
+        let Some(open) = opening else {
+            opening = Some(quote);
+            continue;
         };
         let side_start = packed.side.len();
-        match pack_token(&record[open + 1..close], &mut packed.side) {
+        match pack_token(&record[open + 1..quote], &mut packed.side) {
             Some(marker) => {
                 packed.text.extend_from_slice(&record[copied..open]);
                 packed.text.push(marker);
-                // The token and both its quotes are replaced.
-                copied = close + 1;
-                opening = memchr::memchr(b'"', &record[copied..]).map(|at| copied + at);
+                // The token and both its quotes are replaced: the next quote opens.
+                copied = quote + 1;
+                opening = None;
             }
             None => {
                 packed.side.truncate(side_start);
-                opening = Some(close);
+                opening = Some(quote);
             }
         }
     }
