@@ -226,9 +226,12 @@ fn has_later_line(body: &[u8], start: usize) -> bool {
 fn ndjson_lines(body: &[u8]) -> Vec<Range<usize>> {
     let mut lines = Vec::new();
     let mut line_start = 0;
-    for line in body.split(|&byte| byte == b'\n') {
-        let range = line_start..line_start + line.len();
-        line_start = range.end + 1;
+    // memchr, not `split`: splitting byte by byte was 3.6% of the server's CPU during a
+    // bulk ingest.
+    let line_ends = memchr::memchr_iter(b'\n', body).chain(std::iter::once(body.len()));
+    for line_end in line_ends {
+        let range = line_start..line_end;
+        line_start = line_end + 1;
         if !scan::trim_range(body, range.clone()).is_empty() {
             lines.push(range);
         }
