@@ -222,7 +222,7 @@ impl Check<'_> {
             }
         };
         let json = self.shared.record_json(place)?;
-        let record = parse_stored(json.as_bytes(), &format!("seq {seq}"))?;
+        let record = parse_stored(json.as_bytes(), &format_args!("seq {seq}"))?;
         let event = StoredEvent {
             seq,
             ingest_time_ms,

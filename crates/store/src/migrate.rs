@@ -111,7 +111,10 @@ fn write_segment(
     let mut terms_rows: HashMap<u64, Vec<u32>> = HashMap::new();
     let mut scopes = BTreeSet::new();
     for (input_row, (seq, ingest_time_ms, json)) in chunk.iter().enumerate() {
-        let record = parse_stored(json.as_bytes(), &format!("previous-format log seq {seq}"))?;
+        let record = parse_stored(
+            json.as_bytes(),
+            &format_args!("previous-format log seq {seq}"),
+        )?;
         rows.push(InputRow {
             seq: *seq,
             event_time_ms: record.event_time_ms,

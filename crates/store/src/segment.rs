@@ -293,7 +293,7 @@ fn write_records(
     for (segment_row, &input_row) in order.input_rows.iter().enumerate() {
         let record = records.record(input_row as usize)?;
         let row = &input.rows[input_row as usize];
-        let parsed = crate::stored_record::parse_stored(&record, &format!("seq {}", row.seq))?;
+        let parsed = crate::stored_record::parse_stored(&record, &format_args!("seq {}", row.seq))?;
         columns.push(row.seq, row.ingest_time_ms, &parsed)?;
         let (_, index) = encoder.push(&record)?;
         if index == 0 {

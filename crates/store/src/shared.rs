@@ -318,7 +318,8 @@ impl Shared {
                         continue;
                     };
                     let json = block_records.record(index as usize).unwrap_or_default();
-                    let record = parse_stored(json, &format!("{} seq {this_seq}", path.display()))?;
+                    let record =
+                        parse_stored(json, &format_args!("{} seq {this_seq}", path.display()))?;
                     let row = HeadRow {
                         seq: this_seq,
                         event_time_ms: record.event_time_ms,
@@ -453,7 +454,7 @@ impl Shared {
             };
             for (row, head_row) in candidates {
                 let json = self.record_json(&RecordPlace::Head(head_lock.clone(), row))?;
-                let record = parse_stored(json.as_bytes(), &format!("seq {}", head_row.seq))?;
+                let record = parse_stored(json.as_bytes(), &format_args!("seq {}", head_row.seq))?;
                 if matches(&record) {
                     return Ok(Some(StoredEvent {
                         seq: head_row.seq,
@@ -472,7 +473,7 @@ impl Shared {
                 let seq = segment.seq(row);
                 let record = parse_stored(
                     json.as_bytes(),
-                    &format!("{} seq {seq}", segment.path.display()),
+                    &format_args!("{} seq {seq}", segment.path.display()),
                 )?;
                 if matches(&record) {
                     return Ok(Some(StoredEvent {

@@ -334,7 +334,7 @@ impl Store {
                 let decoded = segment.decode_block(block, &self.shared.dictionaries)?;
                 for index in 0..decoded.len() {
                     let json = decoded.record(index).unwrap_or_default();
-                    parse_stored(json, &segment.path.display().to_string())?;
+                    parse_stored(json, &segment.path.display())?;
                 }
                 records += decoded.len() as u64;
             }

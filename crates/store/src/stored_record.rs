@@ -27,10 +27,20 @@ pub(crate) fn record_text(
     })
 }
 
-pub(crate) fn parse_stored(json: &[u8], location: &str) -> Result<EventRecord, StoreError> {
+/// `location`, as in [`record_text`], is only rendered for an error: a seal parses every
+/// record it writes.
+pub(crate) fn parse_stored(
+    json: &[u8],
+    location: &dyn std::fmt::Display,
+) -> Result<EventRecord, StoreError> {
     let text = std::str::from_utf8(json).map_err(|error| {
-        StoreError::corrupt("stored record", location, format!("invalid UTF-8: {error}"))
+        StoreError::corrupt(
+            "stored record",
+            location.to_string(),
+            format!("invalid UTF-8: {error}"),
+        )
     })?;
-    EventRecord::from_stored(text)
-        .map_err(|error| StoreError::corrupt("stored record", location, format!("{error:?}")))
+    EventRecord::from_stored(text).map_err(|error| {
+        StoreError::corrupt("stored record", location.to_string(), format!("{error:?}"))
+    })
 }
