@@ -329,3 +329,26 @@ impl Api {
         request.body(body)
     }
 }
+
+/// The sum of a metric's samples (every label set) in Prometheus text; `None` when the
+/// text has none.
+pub fn metric_value(text: &str, name: &str) -> Option<f64> {
+    let mut total = None;
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix(name) else {
+            continue;
+        };
+        // `name 12` or `name{label="…"} 12`, not a longer name that starts the same.
+        if !rest.starts_with([' ', '{']) {
+            continue;
+        }
+        if let Some(value) = rest
+            .rsplit(' ')
+            .next()
+            .and_then(|value| value.parse::<f64>().ok())
+        {
+            *total.get_or_insert(0.0) += value;
+        }
+    }
+    total
+}

@@ -29,7 +29,7 @@ use anyhow::{Context as _, bail, ensure};
 use opentrail_generator::{Generator, GeneratorConfig};
 use serde::{Deserialize, Serialize};
 
-use crate::api::Api;
+use crate::api::{Api, metric_value};
 use crate::ingest::{self, Probes};
 use crate::server::{self, ServerProcess};
 use crate::webhook::WebhookReceiver;
@@ -380,29 +380,6 @@ async fn wait_caught_up(api: &Api) -> anyhow::Result<DetectionProgress> {
         }
         tokio::time::sleep(CATCH_UP_POLL).await;
     }
-}
-
-/// The sum of a metric's samples (every label set) in Prometheus text; `None` when the
-/// text has none.
-fn metric_value(text: &str, name: &str) -> Option<f64> {
-    let mut total = None;
-    for line in text.lines() {
-        let Some(rest) = line.strip_prefix(name) else {
-            continue;
-        };
-        // `name 12` or `name{label="…"} 12`, not a longer name that starts the same.
-        if !rest.starts_with([' ', '{']) {
-            continue;
-        }
-        if let Some(value) = rest
-            .rsplit(' ')
-            .next()
-            .and_then(|value| value.parse::<f64>().ok())
-        {
-            *total.get_or_insert(0.0) += value;
-        }
-    }
-    total
 }
 
 /// Calls the latency phase makes to fire rules, in turn: (eventSource, eventName).

@@ -136,6 +136,8 @@ struct Args {
 }
 
 const BATCH_EVENTS: usize = 500;
+/// The longest the bench waits for the store to settle (10M events: ~2 minutes of CPU).
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(20 * 60);
 /// Events per server of the rules comparison by default: they are ingested 2 × --rules-repeats
 /// times, so a full run's 10M would add more than an hour.
 const RULES_EVENTS_MAX: u64 = 1_000_000;
@@ -438,6 +440,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
     .await?;
     report.server_sql(&server_sql);
     report.phase("sql_server", phase);
+
+    let phase = Instant::now();
+    report.settle_wait(wait_settled(&api).await?);
+    report.phase("settle_wait", phase);
 
     report.server_rss(server.peak_rss_mb());
     server.stop()?;
@@ -747,4 +753,24 @@ async fn lookups_only(
         rss_mb.map_or_else(|| "unknown".to_owned(), |mb| format!("{mb:.0} MB"))
     );
     Ok(())
+}
+
+/// Waits until the server's store has recompressed every sealed segment (its settler,
+/// which runs at the lowest CPU priority), so the disk figures are what it keeps. Returns
+/// the seconds waited, or `None` when the server reports no settler.
+async fn wait_settled(api: &api::Api) -> anyhow::Result<Option<f64>> {
+    let started = Instant::now();
+    loop {
+        let metrics = api.metrics().await?;
+        match api::metric_value(&metrics, "opentrail_store_unsettled_segments") {
+            None => return Ok(None),
+            Some(unsettled) if unsettled > 0.0 => {
+                if started.elapsed() > SETTLE_TIMEOUT {
+                    bail!("{unsettled} segments still unsettled after {SETTLE_TIMEOUT:?}");
+                }
+            }
+            Some(_) => return Ok(Some(started.elapsed().as_secs_f64())),
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }

@@ -79,6 +79,10 @@ pub struct Report {
     pub bytes_per_event_store: f64,
     pub bytes_per_event_archive: f64,
     pub disk_compression_ratio: f64,
+    /// How long the bench waited, after its lookups and server SQL, for the store's
+    /// settler to recompress every sealed segment before stopping the server (the disk
+    /// figures above are taken after that); `None` for a server without a settler.
+    pub settle_wait_seconds: Option<f64>,
     pub server_rss_peak_mb: Option<f64>,
 
     pub parse_ceiling_events_per_s: f64,
@@ -295,6 +299,10 @@ impl Report {
         self.bytes_per_event_store = store as f64 / events;
         self.bytes_per_event_archive = archive as f64 / events;
         self.disk_compression_ratio = self.raw_bytes_per_event / self.bytes_per_event_on_disk;
+    }
+
+    pub fn settle_wait(&mut self, seconds: Option<f64>) {
+        self.settle_wait_seconds = seconds;
     }
 
     pub fn server_rss(&mut self, megabytes: Option<f64>) {
@@ -733,7 +741,7 @@ impl Report {
             format!("{:.0} with {} clients", self.lookups_per_s, self.clients),
         );
         row(
-            "bytes per event: raw JSON / on disk after stop (store + archive) / on disk live",
+            "bytes per event: raw JSON / on disk settled, after stop (store + archive) / on disk live",
             format!(
                 "{:.0} / {:.0} ({:.0} + {:.0}) / {:.0}",
                 self.raw_bytes_per_event,
@@ -747,6 +755,12 @@ impl Report {
             "disk compression ratio (raw ÷ on disk)",
             format!("{:.2}", self.disk_compression_ratio),
         );
+        if let Some(seconds) = self.settle_wait_seconds {
+            row(
+                "waited for the store to settle (after lookups and SQL)",
+                format!("{seconds:.1} s"),
+            );
+        }
         row(
             "server peak RSS (VmHWM)",
             self.server_rss_peak_mb

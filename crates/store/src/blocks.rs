@@ -34,18 +34,25 @@ pub(crate) const BLOCK_RAW_BYTES: usize = 32 * 1024;
 /// written once in the background and kept for the whole retention: packed, then level
 /// 3. Level 5 made records 10% smaller (store bench at 300k: 171.6 → 154.0 bytes/event)
 /// but, with the sealer competing with ingest for the cores, cost 10% of the 10M HTTP
-/// ingest and 14% of the import rate (BENCHMARKS.md, 5 Dec 2026).
+/// ingest and 14% of the import rate (BENCHMARKS.md, 5 Dec 2026). So the size is won
+/// later, off the ingest's path: the settler (`settler.rs`) recompresses sealed segments
+/// at level 9 on a thread at the lowest CPU priority. On 300k of the benchmark's records
+/// in 32 KiB blocks with their own dictionary, level 3 → 9 took the records from 167.6
+/// to 138.4 bytes/event (level 12: 135.7 at half the speed; level 19: 132.5 at 4 MB/s);
+/// decompression runs at the same speed whatever the level.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Effort {
     Journal,
     Segment,
+    Settled,
 }
 
 impl Effort {
-    fn level(self) -> i32 {
+    pub(crate) fn level(self) -> i32 {
         match self {
             Effort::Journal => 1,
             Effort::Segment => 3,
+            Effort::Settled => 9,
         }
     }
 }
@@ -267,6 +274,9 @@ pub(crate) struct BlockEncoder<'d> {
     dictionary_id: u32,
     dictionary: Option<&'d Dictionary>,
     effort: Effort,
+    /// The dictionary prepared at [`Effort::Settled`]'s level: only the settler uses it,
+    /// so it is prepared per encoder rather than kept with every dictionary.
+    settled_encoder: Option<zstd::dict::EncoderDictionary<'static>>,
     raw: Vec<u8>,
     ends: Vec<u32>,
     /// Finished blocks not yet taken.
@@ -282,6 +292,11 @@ impl<'d> BlockEncoder<'d> {
             dictionary_id: dictionary.map_or(NO_DICTIONARY, |dictionary| dictionary.id),
             dictionary,
             effort,
+            settled_encoder: dictionary
+                .filter(|_| effort == Effort::Settled)
+                .map(|dictionary| {
+                    zstd::dict::EncoderDictionary::copy(&dictionary.raw, Effort::Settled.level())
+                }),
             raw: Vec::with_capacity(BLOCK_RAW_BYTES * 2),
             ends: Vec::new(),
             blocks: Vec::new(),
@@ -303,6 +318,19 @@ impl<'d> BlockEncoder<'d> {
         ))
     }
 
+    /// Adds a decoded block's records as one block of their own, however large: a
+    /// segment's block table locates rows by block, so recompressing one keeps its blocks.
+    pub(crate) fn push_block(&mut self, block: &DecodedBlock) -> Result<(), StoreError> {
+        self.finish_block()?;
+        for index in 0..block.len() {
+            if let Some(record) = block.record(index) {
+                self.raw.extend_from_slice(record);
+                self.ends.push(self.raw.len() as u32);
+            }
+        }
+        self.finish_block()
+    }
+
     /// The blocks finished since the last call, so a long run of records can be written
     /// out as it goes instead of held in memory.
     pub(crate) fn take_finished(&mut self) -> Vec<EncodedBlock> {
@@ -316,7 +344,7 @@ impl<'d> BlockEncoder<'d> {
             return Ok(());
         }
         let raw_len = 4 + 4 * self.ends.len() + self.raw.len();
-        let packed = (self.effort == Effort::Segment)
+        let packed = (self.effort != Effort::Journal)
             .then(|| crate::id_packing::pack(&self.raw, &self.ends))
             .flatten();
         let (count, ends, text) = match &packed {
@@ -338,16 +366,17 @@ impl<'d> BlockEncoder<'d> {
         self.scratch.clear();
         self.scratch
             .reserve(zstd::zstd_safe::compress_bound(raw.len()));
-        let (dictionary, effort, scratch) = (self.dictionary, self.effort, &mut self.scratch);
+        let prepared = self.dictionary.and_then(|dictionary| match self.effort {
+            Effort::Journal => Some(&dictionary.journal_encoder),
+            Effort::Segment => Some(&dictionary.segment_encoder),
+            Effort::Settled => self.settled_encoder.as_ref(),
+        });
+        let (effort, scratch) = (self.effort, &mut self.scratch);
         COMPRESSION
             .with(|context| {
                 let mut context = context.borrow_mut();
-                match dictionary {
-                    Some(dictionary) => {
-                        let prepared = match effort {
-                            Effort::Journal => &dictionary.journal_encoder,
-                            Effort::Segment => &dictionary.segment_encoder,
-                        };
+                match prepared {
+                    Some(prepared) => {
                         compress_attached(&mut context, scratch, &raw, prepared.as_cdict())
                     }
                     None => context.compress(scratch, &raw, effort.level()),

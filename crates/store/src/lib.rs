@@ -37,6 +37,7 @@ pub mod s3;
 mod scan_sources;
 mod sealer;
 mod segment;
+mod settler;
 mod shared;
 mod space;
 mod store;

@@ -25,12 +25,14 @@ const POLL: Duration = Duration::from_secs(1);
 /// Decoded blocks a seal or merge keeps while it reorders records by time.
 const SOURCE_BLOCKS_CACHED: usize = 256;
 
-/// The running sealer thread and its page trimmer; dropping it stops both and waits for
-/// them, so a store that was dropped has released its directory.
+/// The running sealer thread, its page trimmer and the settler (`settler.rs`); dropping
+/// it stops them and waits for them, so a store that was dropped has released its
+/// directory.
 pub(crate) struct SealerHandle {
     signal: RotationSignal,
     thread: Option<std::thread::JoinHandle<()>>,
     trimmer: Option<std::thread::JoinHandle<()>>,
+    settler: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Drop for SealerHandle {
@@ -38,7 +40,7 @@ impl Drop for SealerHandle {
         let (lock, condvar) = &*self.signal;
         *lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = STOP;
         condvar.notify_all();
-        for thread in [self.thread.take(), self.trimmer.take()]
+        for thread in [self.thread.take(), self.trimmer.take(), self.settler.take()]
             .into_iter()
             .flatten()
         {
@@ -100,10 +102,12 @@ pub(crate) fn start(
         })
         .map_err(|error| StoreError::io(std::path::Path::new("<sealer thread>"), error))?;
     let trimmer = start_trimmer(shared, signal.clone())?;
+    let settler = crate::settler::start(shared, signal.clone(), STOP)?;
     Ok(SealerHandle {
         signal,
         thread: Some(thread),
         trimmer,
+        settler,
     })
 }
 
@@ -530,7 +534,7 @@ fn publish_and_open(shared: &Shared, path: &std::path::Path) -> Result<Arc<Segme
 
 /// Swaps `replacement` in for `removed` (readers see one or the other, never both),
 /// then deletes the removed files.
-fn replace_segments(
+pub(crate) fn replace_segments(
     shared: &Shared,
     removed: &[Arc<Segment>],
     replacement: Option<Arc<Segment>>,

@@ -11,6 +11,7 @@
 //! section          content
 //! meta             covers_first:u64 ‖ covers_last:u64 ‖ rows:u32 ‖ min/max event time:i64
 //!                  ‖ min/max ingest time:i64 ‖ scopes (count, then account, region, lane)
+//!                  [‖ settled level:u8, once the settler recompressed the blocks]
 //! dictionary       the zstd dictionary the blocks use (empty: none)
 //! block_table      (offset:u64 ‖ len:u32 ‖ raw_len:u32 ‖ first_row:u32 ‖ crc32:u32) × blocks
 //! times            event_time_ms per row (a packed column, see `packed.rs`)
@@ -221,17 +222,7 @@ fn write_files(
     let (ids_section, bloom) = id_sections(input, &order);
     out.section(&ids_section, &mut sections)?;
     out.section(&bloom, &mut sections)?;
-    debug_assert_eq!(sections.len(), SECTION_COUNT);
-
-    let mut table = Vec::with_capacity(SECTION_COUNT * 20 + 12);
-    for (offset, len, crc) in &sections {
-        table.put_u64(*offset);
-        table.put_u64(*len);
-        table.put_u32(*crc);
-    }
-    table.put_u32((SECTION_COUNT * 20) as u32);
-    table.extend_from_slice(TAIL_MAGIC);
-    out.write(&table)?;
+    out.finish_table(&sections)?;
     let file = out
         .inner
         .into_inner()
@@ -242,6 +233,83 @@ fn write_files(
     std::fs::rename(&temporary, path).map_err(|error| StoreError::io(path, error))?;
     files::sync_parent(path)?;
     Ok(trained)
+}
+
+/// Writes `segment` again to `temporary` (fsynced, not renamed) with its record blocks
+/// recompressed at [`blocks::Effort::Settled`], block for block so every row stays in its
+/// block; the other sections are copied as they are, the meta section with the settled
+/// level added. The Parquet columns beside it are not touched. Returns `false`, with
+/// nothing left behind, when `go_on` turns false between blocks.
+pub(crate) fn write_settled(
+    segment: &Segment,
+    dictionaries: &Dictionaries,
+    temporary: &Path,
+    go_on: &dyn Fn() -> bool,
+) -> Result<bool, StoreError> {
+    let written = write_settled_file(segment, dictionaries, temporary, go_on);
+    if !matches!(written, Ok(true)) {
+        let _ = std::fs::remove_file(temporary);
+    }
+    written
+}
+
+fn write_settled_file(
+    segment: &Segment,
+    dictionaries: &Dictionaries,
+    temporary: &Path,
+    go_on: &dyn Fn() -> bool,
+) -> Result<bool, StoreError> {
+    let dictionary = segment.dictionary(dictionaries);
+    let mut encoder = BlockEncoder::new(dictionary.as_deref(), blocks::Effort::Settled);
+    let file = File::create(temporary).map_err(|error| StoreError::io(temporary, error))?;
+    let mut out = CountingWriter {
+        inner: BufWriter::with_capacity(1 << 20, file),
+        written: 0,
+        path: temporary,
+    };
+    out.write(HEAD_MAGIC)?;
+    let mut block_table = Vec::with_capacity(segment.section(Section::BlockTable).len());
+    for block in 0..segment.block_count() as u32 {
+        if !go_on() {
+            return Ok(false);
+        }
+        let Some(entry) = segment.block_entry(block) else {
+            return Err(corrupt_at(
+                &segment.path,
+                segment.sections[Section::BlockTable as usize].start,
+                format!("block table entry {block} cut short"),
+            ));
+        };
+        encoder.push_block(&segment.decode_block(block, dictionaries)?)?;
+        for encoded in encoder.take_finished() {
+            write_block(&mut out, &encoded, entry.first_row, &mut block_table)?;
+        }
+    }
+    let mut sections: Vec<(u64, u64, u32)> = Vec::with_capacity(SECTION_COUNT);
+    for index in 0..SECTION_COUNT {
+        let original = &segment.map[segment.sections[index].clone()];
+        if index == Section::Meta as usize {
+            // A segment settled before (at another level) ends in its old level.
+            let unsettled_len = original.len() - usize::from(segment.settled_level != 0);
+            let mut meta = original[..unsettled_len].to_vec();
+            meta.put_u8(blocks::Effort::Settled.level() as u8);
+            out.section(&meta, &mut sections)?;
+        } else if index == Section::BlockTable as usize {
+            out.section(&block_table, &mut sections)?;
+        } else {
+            out.section(original, &mut sections)?;
+        }
+    }
+    out.finish_table(&sections)?;
+    // The copy read every index page of the mapping.
+    segment.release_pages();
+    let file = out
+        .inner
+        .into_inner()
+        .map_err(|error| StoreError::io(temporary, error.into_error()))?;
+    file.sync_all()
+        .map_err(|error| StoreError::io(temporary, error))?;
+    Ok(true)
 }
 
 /// The segment's row order (newest first: the order pages are served in) and its inverse.
@@ -477,6 +545,8 @@ struct SegmentMeta {
     max_time_ms: i64,
     max_ingest_ms: i64,
     scopes: Vec<Scope>,
+    /// The zstd level the settler recompressed the blocks at; 0 until it has.
+    settled_level: u8,
 }
 
 impl SegmentMeta {
@@ -506,6 +576,8 @@ impl SegmentMeta {
                 lane,
             });
         }
+        // Absent in segments the settler has not rewritten (and in older releases').
+        let settled_level = meta.u8().unwrap_or(0);
         Ok(SegmentMeta {
             covers_first,
             covers_last,
@@ -514,6 +586,7 @@ impl SegmentMeta {
             max_time_ms,
             max_ingest_ms,
             scopes,
+            settled_level,
         })
     }
 }
@@ -555,6 +628,20 @@ impl CountingWriter<'_> {
         sections.push((self.written, bytes.len() as u64, crc32fast::hash(bytes)));
         self.write(bytes)
     }
+
+    /// The section table and the tail magic, after every section.
+    fn finish_table(&mut self, sections: &[(u64, u64, u32)]) -> Result<(), StoreError> {
+        debug_assert_eq!(sections.len(), SECTION_COUNT);
+        let mut table = Vec::with_capacity(SECTION_COUNT * 20 + 12);
+        for (offset, len, crc) in sections {
+            table.put_u64(*offset);
+            table.put_u64(*len);
+            table.put_u32(*crc);
+        }
+        table.put_u32((SECTION_COUNT * 20) as u32);
+        table.extend_from_slice(TAIL_MAGIC);
+        self.write(&table)
+    }
 }
 
 /// An open segment: its file mapped into memory, sections checked.
@@ -573,6 +660,7 @@ pub(crate) struct Segment {
     pub max_time_ms: i64,
     pub max_ingest_ms: i64,
     pub scopes: Vec<Scope>,
+    settled_level: u8,
     dictionary_id: u32,
 }
 
@@ -600,6 +688,7 @@ impl Segment {
             max_time_ms,
             max_ingest_ms,
             scopes,
+            settled_level,
         } = SegmentMeta::read(&map[meta_range.clone()])
             .map_err(|_| corrupt(meta_range.start, "meta section cut short".into()))?;
         let dictionary_bytes = &map[sections[Section::Dictionary as usize].clone()];
@@ -624,6 +713,7 @@ impl Segment {
             max_time_ms,
             max_ingest_ms,
             scopes,
+            settled_level,
             dictionary_id,
         };
         segment.check_section_lengths()?;
@@ -746,6 +836,11 @@ impl Segment {
 
     fn section(&self, section: Section) -> &[u8] {
         &self.map[self.sections[section as usize].clone()]
+    }
+
+    /// Whether the settler has recompressed this segment's blocks at its level.
+    pub(crate) fn is_settled(&self) -> bool {
+        i32::from(self.settled_level) >= blocks::Effort::Settled.level()
     }
 
     pub(crate) fn dictionary(&self, dictionaries: &Dictionaries) -> Option<Arc<Dictionary>> {
@@ -950,7 +1045,7 @@ impl Segment {
         let table = self.section(Section::BlockTable);
         let entry = block as usize * BLOCK_ENTRY_LEN;
         let mut reader = ByteReader::new(table.get(entry..entry + BLOCK_ENTRY_LEN)?);
-        let (Ok(offset), Ok(len), Ok(raw_len), Ok(_first_row), Ok(crc)) = (
+        let (Ok(offset), Ok(len), Ok(raw_len), Ok(first_row), Ok(crc)) = (
             reader.u64(),
             reader.u32(),
             reader.u32(),
@@ -963,6 +1058,7 @@ impl Segment {
             offset,
             len,
             raw_len,
+            first_row,
             crc,
         })
     }
@@ -994,6 +1090,7 @@ impl Segment {
             len,
             raw_len,
             crc,
+            ..
         }) = self.block_entry(block)
         else {
             return Err(StoreError::corrupt("segment", location(), "no such block"));
@@ -1033,6 +1130,7 @@ struct BlockEntry {
     offset: u64,
     len: u32,
     raw_len: u32,
+    first_row: u32,
     crc: u32,
 }
 

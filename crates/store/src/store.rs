@@ -263,6 +263,7 @@ impl Store {
             unflushed_bytes,
             segments: sources.segments.len() as u64,
             unsealed_events,
+            unsettled_segments: crate::settler::unsettled_segments(&sources.segments),
             mapped_segment_bytes: crate::sealer::mapped_segment_bytes(&sources.segments),
         })
     }
@@ -314,6 +315,12 @@ impl Store {
     /// whenever the background merge gets to them.
     pub fn compact(&self) -> Result<(), StoreError> {
         crate::sealer::merge_all(&self.shared)
+    }
+
+    /// Recompresses every sealed segment not yet settled (see `settler.rs`), on the
+    /// calling thread, now rather than whenever the background settler gets to them.
+    pub fn settle(&self) -> Result<(), StoreError> {
+        crate::settler::settle_all(&self.shared)
     }
 
     /// Seals everything in memory into segments and waits until that is done. Not needed

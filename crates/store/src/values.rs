@@ -35,6 +35,8 @@ pub struct StoreStats {
     pub segments: u64,
     /// Events in heads not yet sealed.
     pub unsealed_events: u64,
+    /// Sealed segments the settler has not recompressed yet.
+    pub unsettled_segments: u64,
     /// Segment pages mapped into the process (index pages lookups faulted in), which
     /// count in its RSS; shed past `StoreOptions::rss_soft_limit_bytes` (Linux; 0
     /// elsewhere).

@@ -106,6 +106,8 @@ pub async fn metrics(State(state): State<AppState>, _caller: Caller) -> impl Int
         metrics::gauge!("opentrail_store_unflushed_bytes").set(stats.unflushed_bytes as f64);
         metrics::gauge!("opentrail_store_mapped_segment_bytes")
             .set(stats.mapped_segment_bytes as f64);
+        metrics::gauge!("opentrail_store_unsealed_events").set(stats.unsealed_events as f64);
+        metrics::gauge!("opentrail_store_unsettled_segments").set(stats.unsettled_segments as f64);
     }
     let store = state.store.clone();
     if let Ok((space, refused, status)) = tokio::task::spawn_blocking(move || {

@@ -201,17 +201,34 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         raw_bytes as f64 / total as f64,
         disk as f64 / raw_bytes as f64
     );
-    let space = store.space_by_part();
     let per_event = |bytes: u64| bytes as f64 / total as f64;
+    let print_space = |when: &str| {
+        let space = store.space_by_part();
+        println!(
+            "| bytes per event by part, {when} | records {:.1}, columns (Parquet) {:.1}, postings {:.1}, ids and Bloom filters {:.1}, times and seqs {:.1}, journal {:.1} |",
+            per_event(space.records),
+            per_event(space.columns),
+            per_event(space.postings),
+            per_event(space.ids),
+            per_event(space.positions),
+            per_event(space.journal)
+        );
+    };
+    // Some segments are settled by now (the background settler takes idle CPU).
+    print_space("at the end of the load");
+    let settle_start = Instant::now();
+    store.settle()?;
     println!(
-        "| bytes per event by part | records {:.1}, columns (Parquet) {:.1}, postings {:.1}, ids and Bloom filters {:.1}, times and seqs {:.1}, journal {:.1} |",
-        per_event(space.records),
-        per_event(space.columns),
-        per_event(space.postings),
-        per_event(space.ids),
-        per_event(space.positions),
-        per_event(space.journal)
+        "| settle what was left (this thread) | {:.1} s |",
+        settle_start.elapsed().as_secs_f64()
     );
+    let disk = dir_bytes(&dir);
+    println!(
+        "| bytes on disk per event, settled | {:.0} (ratio {:.2}) |",
+        disk as f64 / total as f64,
+        disk as f64 / raw_bytes as f64
+    );
+    print_space("settled");
 
     for field in FilterField::ALL {
         let values: Vec<_> = samples

@@ -112,7 +112,8 @@ fn corpus_loads_and_every_attribute_lookup_equals_brute_force() {
         }
     }
     // While events are still in heads (and some already sealed by size), once every
-    // head is sealed, and once the segments are merged.
+    // head is sealed, once the segments are settled, and once they are merged (and
+    // settled again).
     check_lookups_equal_brute_force(&store, &expected, "after loading");
     store.flush_tables().expect("seal");
     assert!(
@@ -120,9 +121,14 @@ fn corpus_loads_and_every_attribute_lookup_equals_brute_force() {
         "several segments"
     );
     check_lookups_equal_brute_force(&store, &expected, "after sealing");
+    store.settle().expect("settle");
+    assert_eq!(store.stats().expect("stats").unsettled_segments, 0);
+    check_lookups_equal_brute_force(&store, &expected, "after settling");
     store.compact().expect("merge");
     assert_eq!(store.stats().expect("stats").segments, 1, "merged into one");
     check_lookups_equal_brute_force(&store, &expected, "after merging");
+    store.settle().expect("settle the merged segment");
+    check_lookups_equal_brute_force(&store, &expected, "after the merged segment settled");
 }
 
 fn check_lookups_equal_brute_force(

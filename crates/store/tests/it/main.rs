@@ -11,5 +11,6 @@ mod memory;
 mod model;
 mod retention;
 mod segments_s3;
+mod settling;
 mod support;
 mod upgrade;

@@ -99,8 +99,10 @@ fn segment_pages_that_lookups_map_are_dropped_past_the_rss_soft_limit() {
             dir.path(),
             StoreOptions {
                 rss_soft_limit_bytes,
-                // A merge would replace the segments (and their mappings) under the test.
+                // A merge or a settle would replace the segments (and their mappings)
+                // under the test.
                 merge_events_below: 0,
+                settle: false,
                 ..StoreOptions::default()
             },
         )

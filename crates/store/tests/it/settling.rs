@@ -1,0 +1,200 @@
+//! The settler recompresses sealed segments: the store gets smaller and answers every read
+//! exactly as before, whether it settles in the background, on request, or is closed
+//! half-way through.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use opentrail_event::FilterField;
+use opentrail_store::{LogEntry, LookupQuery, Store, StoreOptions};
+
+use crate::support::{ACCOUNT, REGION, all_ids, records};
+
+const EVENTS: usize = 24_000;
+const SEAL_EVENTS: usize = 6_000;
+
+/// Records varied like real ones (names, callers, addresses, request parameters, random
+/// ids), so compression levels differ on them as they do on real trails.
+fn varied_batch(first: usize, count: usize) -> String {
+    const NAMES: [&str; 6] = [
+        "GetObject",
+        "PutObject",
+        "AssumeRole",
+        "DescribeInstances",
+        "ListBuckets",
+        "Decrypt",
+    ];
+    (first..first + count)
+        .map(|n| {
+            let name = NAMES[n % NAMES.len()];
+            let user = format!("user-{}", n % 37);
+            let id = format!("{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}", n.wrapping_mul(2_654_435_761) as u32, n % 65_536, n % 4_096, (n * 7) % 4_096, n.wrapping_mul(40_503) as u64 * 97);
+            format!(
+                r#"{{"eventVersion":"1.08","eventID":"{id}","eventName":"{name}","eventSource":"s3.amazonaws.com","eventTime":"2024-05-01T10:{:02}:{:02}Z","awsRegion":"{REGION}","recipientAccountId":"{ACCOUNT}","sourceIPAddress":"10.{}.{}.{}","userAgent":"aws-cli/2.15.{} Python/3.11","requestParameters":{{"bucketName":"bucket-{}","key":"logs/{n}/part-{}.gz"}},"userIdentity":{{"type":"IAMUser","userName":"{user}","arn":"arn:aws:iam::{ACCOUNT}:user/{user}","accessKeyId":"AKIA{:016X}"}}}}"#,
+                (n / 60) % 60,
+                n % 60,
+                n % 7,
+                n % 251,
+                n % 13,
+                n % 40,
+                n % 11,
+                n % 5,
+                (n % 37) * 1_000_003,
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn load(store: &Store) {
+    for first in (0..EVENTS).step_by(1_000) {
+        store
+            .append(records(&varied_batch(first, 1_000)))
+            .expect("append");
+    }
+    store.flush_tables().expect("seal");
+}
+
+fn whole_log(store: &Store) -> Vec<LogEntry> {
+    let mut log = Vec::new();
+    loop {
+        let page = store
+            .read_log(log.last().map_or(0, |entry: &LogEntry| entry.seq), 5_000)
+            .expect("read_log");
+        if page.is_empty() {
+            return log;
+        }
+        log.extend(page);
+    }
+}
+
+/// Every id of a few lookups, each following its cursors to the end.
+fn lookups(store: &Store) -> Vec<Vec<String>> {
+    [
+        (FilterField::EventName, "AssumeRole"),
+        (FilterField::Username, "user-5"),
+        (FilterField::AccessKeyId, "AKIA00000000004C4B4F"),
+    ]
+    .into_iter()
+    .map(|(field, value)| {
+        let mut query = LookupQuery::new(Some(ACCOUNT.into()), Some(REGION.into()), 50);
+        query.filters.push((field, value.to_owned()));
+        all_ids(store, query)
+    })
+    .collect()
+}
+
+fn options(settle_in_background: bool) -> StoreOptions {
+    StoreOptions {
+        seal_events_max: SEAL_EVENTS,
+        merge_events_below: 0,
+        settle: settle_in_background,
+        ..StoreOptions::default()
+    }
+}
+
+fn temporary_files(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir.join("segments"))
+        .expect("segments dir")
+        .filter_map(Result::ok)
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".tmp"))
+        .collect()
+}
+
+#[test]
+fn settled_segments_are_smaller_and_answer_every_read_as_before() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::open(dir.path(), options(false)).expect("store opens");
+    load(&store);
+    let stats = store.stats().expect("stats");
+    assert_eq!(stats.segments, (EVENTS / SEAL_EVENTS) as u64);
+    assert_eq!(
+        stats.unsettled_segments, stats.segments,
+        "nothing settles when told not to"
+    );
+    let log = whole_log(&store);
+    assert_eq!(log.len(), EVENTS);
+    let found = lookups(&store);
+    assert!(
+        found.iter().all(|ids| !ids.is_empty()),
+        "each lookup finds events"
+    );
+    let records_before = store.space_by_part().records;
+
+    store.settle().expect("settle");
+    assert_eq!(store.stats().expect("stats").unsettled_segments, 0);
+    let records_after = store.space_by_part().records;
+    assert!(
+        records_after < records_before,
+        "records take {records_after} bytes settled, {records_before} before"
+    );
+    assert!(
+        whole_log(&store) == log,
+        "the log reads back the same records"
+    );
+    assert_eq!(lookups(&store), found);
+    assert_eq!(store.verify().expect("verify"), EVENTS as u64);
+    assert!(temporary_files(dir.path()).is_empty());
+    // Settled stays settled: a second pass rewrites nothing.
+    store.settle().expect("settle again");
+    assert_eq!(store.space_by_part().records, records_after);
+
+    drop(store);
+    let store = Store::open(dir.path(), options(true)).expect("store reopens");
+    let stats = store.stats().expect("stats");
+    assert_eq!(
+        (stats.segments, stats.unsettled_segments),
+        ((EVENTS / SEAL_EVENTS) as u64, 0)
+    );
+    assert!(
+        whole_log(&store) == log,
+        "the log reads back the same after reopening"
+    );
+    assert_eq!(lookups(&store), found);
+}
+
+#[test]
+fn the_background_settler_settles_sealed_segments_by_itself() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::open(dir.path(), options(true)).expect("store opens");
+    load(&store);
+    let log = whole_log(&store);
+    // At the lowest CPU priority it may wait long on a busy test machine.
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while store.stats().expect("stats").unsettled_segments > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the settler settled nothing in time"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        whole_log(&store) == log,
+        "the log reads back the same records"
+    );
+    assert_eq!(store.verify().expect("verify"), EVENTS as u64);
+}
+
+#[test]
+fn a_store_closed_while_settling_leaves_whole_segments_and_no_temporary_files() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::open(dir.path(), options(true)).expect("store opens");
+    load(&store);
+    let log = whole_log(&store);
+    // Close it while a settled copy is being written.
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while temporary_files(dir.path()).is_empty() {
+        assert!(Instant::now() < deadline, "the settler never started");
+        assert!(
+            store.stats().expect("stats").unsettled_segments > 0,
+            "everything settled between two looks; nothing to interrupt"
+        );
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    drop(store);
+    assert_eq!(temporary_files(dir.path()), Vec::<String>::new());
+    let store = Store::open(dir.path(), options(false)).expect("store reopens");
+    assert!(whole_log(&store) == log, "every event is there once");
+    assert_eq!(store.verify().expect("verify"), EVENTS as u64);
+}
