@@ -6,7 +6,7 @@
 //! the front and stops after its page, and a time range is a range of rows.
 //!
 //! ```text
-//! "OTSEG003" ‖ record blocks … ‖ sections … ‖ section table ‖ table_len:u32 ‖ "OTSEGEND"
+//! "OTSEG004" ‖ record blocks … ‖ sections … ‖ section table ‖ table_len:u32 ‖ "OTSEGEND"
 //!
 //! section          content
 //! meta             covers_first:u64 ‖ covers_last:u64 ‖ rows:u32 ‖ min/max event time:i64
@@ -20,7 +20,7 @@
 //! ingest_runs      (seq − covers_first:u32 ‖ ingest_time_ms:i64) × runs (ingest time is
 //!                  constant within a group commit and never decreases with seq)
 //! terms            (term:u64 ‖ postings_offset:u32) × terms, sorted by term
-//! postings         each term's rows (see `postings.rs`)
+//! postings         each term's rows: delta varints, or a bitmap (see `postings.rs`)
 //! ids              (xxh3(account, eventID):u64 ‖ row:u32) × rows, sorted
 //! bloom            a Bloom filter over the id hashes
 //! section table    (offset:u64 ‖ len:u64 ‖ crc32:u32) × sections
@@ -43,7 +43,11 @@ use crate::packed::{self, Packed};
 use crate::postings::{self, PostingsCursor};
 use crate::query::{EventLane, Position, PositionBounds, Scope};
 
-const HEAD_MAGIC: &[u8; 8] = b"OTSEG003";
+/// Written at the start of every new segment. `OTSEG004` added bitmap postings
+/// (`postings.rs`); segments of `OTSEG003` read the same, and an older release refuses
+/// the new ones rather than misreading them.
+const HEAD_MAGIC: &[u8; 8] = b"OTSEG004";
+const HEAD_MAGIC_BEFORE_BITMAPS: &[u8; 8] = b"OTSEG003";
 const TAIL_MAGIC: &[u8; 8] = b"OTSEGEND";
 pub(crate) const SEGMENT_EXTENSION: &str = "seg";
 /// In the seq → row column: a seq of the range that holds no event (it expired first).
@@ -492,7 +496,10 @@ fn corrupt_at(path: &Path, offset: usize, detail: String) -> StoreError {
 fn section_table(map: &[u8], path: &Path) -> Result<[Range<usize>; SECTION_COUNT], StoreError> {
     let corrupt = |offset: usize, detail: String| corrupt_at(path, offset, detail);
     let len = map.len();
-    if len < HEAD_MAGIC.len() + 12 || &map[..8] != HEAD_MAGIC || &map[len - 8..] != TAIL_MAGIC {
+    if len < HEAD_MAGIC.len() + 12
+        || (&map[..8] != HEAD_MAGIC && &map[..8] != HEAD_MAGIC_BEFORE_BITMAPS)
+        || &map[len - 8..] != TAIL_MAGIC
+    {
         return Err(corrupt(
             0,
             "missing segment magic (not a segment, or cut short)".into(),
