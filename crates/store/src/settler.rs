@@ -1,16 +1,15 @@
 //! The settler thread: recompresses sealed segments at a higher zstd level
-//! ([`crate::blocks::Effort::Settled`]) once they are written, on a thread at the lowest CPU priority.
+//! ([`crate::blocks::Effort::Settled`]) on CPU time nothing else wants.
 //!
 //! Seals compress at level 3 because the sealer competes with ingest for the cores; the
 //! records are most of a segment, and level 9 makes them about a sixth smaller. The
-//! settler spends only CPU time nothing else wants (`SCHED_IDLE`: any other thread
-//! preempts it),
-//! rewrites one segment at a time block for block (every row stays in its block, so
-//! postings, ids and the Parquet columns are kept as they are), and gives way at once to
-//! a store that is closing. Like a merge, the rewrite is written under a temporary name and
-//! fsynced, and is swapped in under the maintenance lock only if the segment it replaces is
-//! still there (a merge or retention may have removed it meanwhile); a crash leaves either
-//! the old file or the new one, both whole.
+//! settler runs in Linux's `SCHED_IDLE` class (any other thread preempts it), rewrites
+//! one segment at a time block for block (every row stays in its block, so postings, ids
+//! and the Parquet columns are kept as they are), and gives way at once to a store that
+//! is closing. Like a merge, the rewrite is written under a temporary name and fsynced,
+//! and is swapped in under the maintenance lock only if the segment it replaces is still
+//! there (a merge or retention may have removed it meanwhile); a crash leaves either the
+//! old file or the new one, both whole.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -50,7 +49,7 @@ pub(crate) fn start(
                         None => false,
                         Some(segment) => {
                             if let Err(error) = settle(&shared, &segment, &stopping) {
-                                tracing::warn!(%error, path = %segment.path.display(), "settling a segment failed; it stays as it was");
+                                tracing::warn!(%error, path = %segment.path.display(), "settling a segment failed; it is tried again when the store reopens");
                                 failed.insert(segment.id);
                             }
                             true
