@@ -243,7 +243,8 @@ fn write_files(
 /// recompressed at [`blocks::Effort::Settled`], block for block so every row stays in its
 /// block; the other sections are copied as they are, the meta section with the settled
 /// level added. The Parquet columns beside it are not touched. Returns `false`, with
-/// nothing left behind, when `go_on` turns false between blocks.
+/// nothing left behind, when `go_on` (asked before each block and before the fsync, and
+/// free to wait) says to stop.
 pub(crate) fn write_settled(
     segment: &Segment,
     dictionaries: &Dictionaries,
@@ -307,6 +308,10 @@ fn write_settled_file(
     out.finish_table(&sections)?;
     // The copy read every index page of the mapping.
     segment.release_pages();
+    // Its fsync, too, waits for a lull.
+    if !go_on() {
+        return Ok(false);
+    }
     let file = out
         .inner
         .into_inner()

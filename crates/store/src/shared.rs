@@ -53,6 +53,9 @@ pub(crate) struct Shared {
     appended: (Mutex<()>, Condvar),
     pub expired_through_seq: AtomicU64,
     next_source_id: AtomicU64,
+    /// When a lookup last ran (`settler::monotonic_ms`): the settler waits for lookups
+    /// to pause before it goes on.
+    pub last_lookup_ms: AtomicU64,
     /// Held by whoever rewrites segments (the sealer, `compact`), one at a time.
     pub maintenance: Mutex<()>,
     /// Set when sealing failed; reported by `flush_tables` and `stats` callers.
@@ -170,6 +173,7 @@ impl Shared {
             appended: (Mutex::new(()), Condvar::new()),
             expired_through_seq: AtomicU64::new(expired_through_seq),
             next_source_id: AtomicU64::new(1),
+            last_lookup_ms: AtomicU64::new(0),
             maintenance: Mutex::new(()),
             sealer_error: Mutex::new(None),
             write_health: crate::space::WriteHealth::new(),

@@ -198,3 +198,31 @@ fn a_store_closed_while_settling_leaves_whole_segments_and_no_temporary_files() 
     assert!(whole_log(&store) == log, "every event is there once");
     assert_eq!(store.verify().expect("verify"), EVENTS as u64);
 }
+
+#[test]
+fn the_background_settler_waits_while_lookups_run() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::open(dir.path(), options(true)).expect("store opens");
+    load(&store);
+    let at_start = store.stats().expect("stats").unsettled_segments;
+    // Lookups one after another for three seconds: no lull of half a second.
+    let busy_until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < busy_until {
+        assert!(!lookups(&store)[0].is_empty());
+    }
+    let after_lookups = store.stats().expect("stats").unsettled_segments;
+    // A segment whose copy was already being made durable when they began may finish.
+    assert!(
+        after_lookups + 1 >= at_start,
+        "{} of {at_start} segments settled while lookups ran",
+        at_start - after_lookups
+    );
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while store.stats().expect("stats").unsettled_segments > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the settler never went on after the lookups"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
