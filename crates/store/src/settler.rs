@@ -23,8 +23,8 @@ use crate::shared::{RotationSignal, Shared};
 const POLL: Duration = Duration::from_secs(1);
 /// The settler goes on only once no lookup has run for this long. Even in `SCHED_IDLE`,
 /// settling beside the lookups that follow a load put a few of them past 10 ms (10M
-/// events: p99 14.9 and 17.2 ms for the first attribute timed, 5.5–5.9 without a
-/// settler), so it keeps to the lulls between them.
+/// events: AccessKeyId p99 14.9 and 17.2 ms, 5.5–5.9 without a settler), so it keeps to
+/// the lulls between them.
 const QUIET_AFTER_LOOKUP: Duration = Duration::from_millis(500);
 /// However busy lookups keep the store, one segment's settle waits no longer than this in
 /// all, so it still ends.
