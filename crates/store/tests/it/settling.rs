@@ -93,6 +93,18 @@ fn options(settle_in_background: bool) -> StoreOptions {
     }
 }
 
+/// Waits for the background settler; in `SCHED_IDLE` it may wait long on a busy machine.
+fn wait_until_settled(store: &Store) {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while store.stats().expect("stats").unsettled_segments > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the settler did not finish in time"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn temporary_files(dir: &Path) -> Vec<String> {
     std::fs::read_dir(dir.join("segments"))
         .expect("segments dir")
@@ -160,15 +172,7 @@ fn the_background_settler_settles_sealed_segments_by_itself() {
     let store = Store::open(dir.path(), options(true)).expect("store opens");
     load(&store);
     let log = whole_log(&store);
-    // At the lowest CPU priority it may wait long on a busy test machine.
-    let deadline = Instant::now() + Duration::from_secs(600);
-    while store.stats().expect("stats").unsettled_segments > 0 {
-        assert!(
-            Instant::now() < deadline,
-            "the settler settled nothing in time"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until_settled(&store);
     assert!(
         whole_log(&store) == log,
         "the log reads back the same records"
@@ -217,12 +221,5 @@ fn the_background_settler_waits_while_lookups_run() {
         "{} of {at_start} segments settled while lookups ran",
         at_start - after_lookups
     );
-    let deadline = Instant::now() + Duration::from_secs(600);
-    while store.stats().expect("stats").unsettled_segments > 0 {
-        assert!(
-            Instant::now() < deadline,
-            "the settler never went on after the lookups"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until_settled(&store);
 }
