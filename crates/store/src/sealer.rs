@@ -52,6 +52,22 @@ impl Drop for SealerHandle {
 /// The signal's value that tells the sealer to stop.
 const STOP: u64 = u64::MAX;
 
+/// Whether the store is closing (its background threads must return).
+pub(crate) fn is_stopping(signal: &RotationSignal) -> bool {
+    let (lock, _) = &**signal;
+    *lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) == STOP
+}
+
+/// Sleeps for `period`, or less if the store starts closing; `false` when it is.
+pub(crate) fn sleep_unless_stopped(signal: &RotationSignal, period: Duration) -> bool {
+    let (lock, condvar) = &**signal;
+    let generation = lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let (generation, _) = condvar
+        .wait_timeout_while(generation, period, |generation| *generation != STOP)
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    *generation != STOP
+}
+
 pub(crate) fn start(
     shared: &Arc<Shared>,
     signal: RotationSignal,
@@ -102,7 +118,7 @@ pub(crate) fn start(
         })
         .map_err(|error| StoreError::io(std::path::Path::new("<sealer thread>"), error))?;
     let trimmer = start_trimmer(shared, signal.clone())?;
-    let settler = crate::settler::start(shared, signal.clone(), STOP)?;
+    let settler = crate::settler::start(shared, signal.clone())?;
     Ok(SealerHandle {
         signal,
         thread: Some(thread),
@@ -129,19 +145,7 @@ fn start_trimmer(
     std::thread::Builder::new()
         .name("opentrail-store-trimmer".into())
         .spawn(move || {
-            loop {
-                {
-                    let (lock, condvar) = &*signal;
-                    let generation = lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                    let (generation, _) = condvar
-                        .wait_timeout_while(generation, TRIM_PERIOD, |generation| {
-                            *generation != STOP
-                        })
-                        .unwrap_or_else(|poisoned| poisoned.into_inner());
-                    if *generation == STOP {
-                        return;
-                    }
-                }
+            while sleep_unless_stopped(&signal, TRIM_PERIOD) {
                 let Some(shared) = weak.upgrade() else { return };
                 shed_mapped_pages(&shared, &pagemap);
             }

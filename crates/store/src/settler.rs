@@ -74,7 +74,6 @@ fn wait_for_lull(
 pub(crate) fn start(
     shared: &Arc<Shared>,
     signal: RotationSignal,
-    stop: u64,
 ) -> Result<Option<std::thread::JoinHandle<()>>, StoreError> {
     if !shared.options.settle {
         return Ok(None);
@@ -84,10 +83,7 @@ pub(crate) fn start(
         .name("opentrail-store-settler".into())
         .spawn(move || {
             lower_own_priority();
-            let stopping = || {
-                let (lock, _) = &*signal;
-                *lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) == stop
-            };
+            let stopping = || crate::sealer::is_stopping(&signal);
             // Segments that failed to settle (damaged, say) are not retried until the
             // store reopens: `verify` and lookups report the damage.
             let mut failed: HashSet<u64> = HashSet::new();
@@ -107,18 +103,8 @@ pub(crate) fn start(
                         }
                     },
                 };
-                if stopping() {
+                if stopping() || (!settled_one && !crate::sealer::sleep_unless_stopped(&signal, POLL)) {
                     return;
-                }
-                if !settled_one {
-                    let (lock, condvar) = &*signal;
-                    let generation = lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                    let (generation, _) = condvar
-                        .wait_timeout_while(generation, POLL, |generation| *generation != stop)
-                        .unwrap_or_else(|poisoned| poisoned.into_inner());
-                    if *generation == stop {
-                        return;
-                    }
                 }
             }
         })
