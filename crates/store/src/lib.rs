@@ -33,6 +33,7 @@ mod options;
 mod packed;
 mod postings;
 mod query;
+mod retired;
 pub mod s3;
 mod scan_sources;
 mod sealer;

@@ -1,8 +1,9 @@
 //! The sealer thread: turns frozen heads into segments, merges small segments, and
 //! removes what retention dropped. Everything here rewrites files in the background;
 //! nothing on the request path waits for it (unless unsealed heads outgrow their budget).
-//! Beside it, the trimmer thread sheds the segment pages lookups mapped when the
-//! process's memory passes a limit.
+//! Beside it, the housekeeper thread frees the sources these steps took out of the store
+//! once no lookup holds them (`retired.rs`), and sheds the segment pages lookups mapped
+//! when the process's memory passes a limit.
 //!
 //! Every step is crash-safe by ordering: a new segment is written under a temporary name,
 //! fsynced, renamed into place and made durable in its home (`location.rs`: uploaded,
@@ -25,13 +26,13 @@ const POLL: Duration = Duration::from_secs(1);
 /// Decoded blocks a seal or merge keeps while it reorders records by time.
 const SOURCE_BLOCKS_CACHED: usize = 256;
 
-/// The running sealer thread, its page trimmer and the settler (`settler.rs`); dropping
+/// The running sealer thread, the housekeeper and the settler (`settler.rs`); dropping
 /// it stops them and waits for them, so a store that was dropped has released its
 /// directory.
 pub(crate) struct SealerHandle {
     signal: RotationSignal,
     thread: Option<std::thread::JoinHandle<()>>,
-    trimmer: Option<std::thread::JoinHandle<()>>,
+    housekeeper: Option<std::thread::JoinHandle<()>>,
     settler: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -40,9 +41,13 @@ impl Drop for SealerHandle {
         let (lock, condvar) = &*self.signal;
         *lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = STOP;
         condvar.notify_all();
-        for thread in [self.thread.take(), self.trimmer.take(), self.settler.take()]
-            .into_iter()
-            .flatten()
+        for thread in [
+            self.thread.take(),
+            self.housekeeper.take(),
+            self.settler.take(),
+        ]
+        .into_iter()
+        .flatten()
         {
             let _ = thread.join();
         }
@@ -117,41 +122,44 @@ pub(crate) fn start(
             }
         })
         .map_err(|error| StoreError::io(std::path::Path::new("<sealer thread>"), error))?;
-    let trimmer = start_trimmer(shared, signal.clone())?;
+    let housekeeper = start_housekeeper(shared, signal.clone())?;
     let settler = crate::settler::start(shared, signal.clone())?;
     Ok(SealerHandle {
         signal,
         thread: Some(thread),
-        trimmer,
+        housekeeper: Some(housekeeper),
         settler,
     })
 }
 
-/// How often the trimmer looks at the process's RSS: lookups from 8 clients map ~300 MB
-/// a second across a 10M-event store, so this bounds the overshoot.
-const TRIM_PERIOD: Duration = Duration::from_millis(100);
+/// How often the housekeeper frees retired sources and looks at the process's RSS:
+/// lookups from 8 clients map ~300 MB a second across a 10M-event store, so this bounds
+/// the overshoot.
+const HOUSEKEEPING_PERIOD: Duration = Duration::from_millis(100);
 
-/// The trimmer runs on a thread of its own, not the sealer's: a seal or merge keeps the
+/// The housekeeper runs on a thread of its own, not the sealer's: a seal or merge keeps the
 /// sealer busy for seconds, which is when lookups right after a bulk load map the most.
-fn start_trimmer(
+/// It frees the sources seals, merges, settles and retention took out (`retired.rs`), so
+/// that no lookup does, and sheds mapped segment pages past the memory limit.
+fn start_housekeeper(
     shared: &Arc<Shared>,
     signal: RotationSignal,
-) -> Result<Option<std::thread::JoinHandle<()>>, StoreError> {
-    // Where Linux says which pages a mapping holds; elsewhere nothing is trimmed.
-    let Ok(pagemap) = std::fs::File::open(PAGEMAP) else {
-        return Ok(None);
-    };
+) -> Result<std::thread::JoinHandle<()>, StoreError> {
+    // Where Linux says which pages a mapping holds; elsewhere nothing is shed.
+    let pagemap = std::fs::File::open(PAGEMAP).ok();
     let weak = Arc::downgrade(shared);
     std::thread::Builder::new()
-        .name("opentrail-store-trimmer".into())
+        .name("opentrail-store-housekeeper".into())
         .spawn(move || {
-            while sleep_unless_stopped(&signal, TRIM_PERIOD) {
+            while sleep_unless_stopped(&signal, HOUSEKEEPING_PERIOD) {
                 let Some(shared) = weak.upgrade() else { return };
-                shed_mapped_pages(&shared, &pagemap);
+                shared.retired.free_unused();
+                if let Some(pagemap) = &pagemap {
+                    shed_mapped_pages(&shared, pagemap);
+                }
             }
         })
-        .map(Some)
-        .map_err(|error| StoreError::io(std::path::Path::new("<trimmer thread>"), error))
+        .map_err(|error| StoreError::io(std::path::Path::new("<housekeeper thread>"), error))
 }
 
 /// Sheds the segment pages lookups mapped when the process's resident memory passes
@@ -324,6 +332,7 @@ fn seal_head(shared: &Shared, head_lock: &Arc<RwLock<Head>>) -> Result<(), Store
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         sources.heads.retain(|other| !Arc::ptr_eq(other, head_lock));
+        shared.retired.retire(head_lock.clone());
         if let Some(segment) = segment {
             let at = sources
                 .segments
@@ -560,6 +569,7 @@ pub(crate) fn replace_segments(
     }
     for segment in removed {
         shared.cache.forget_source(segment.id);
+        shared.retired.retire(segment.clone());
         // The merged file has the same name when it covers the same range as one input.
         if replacement
             .as_ref()
@@ -606,6 +616,7 @@ pub(crate) fn remove_expired(shared: &Shared, through: u64) -> Result<(), StoreE
                 .unwrap_or_else(|poisoned| poisoned.into_inner())
                 .heads
                 .retain(|other| !Arc::ptr_eq(other, head_lock));
+            shared.retired.retire(head_lock.clone());
             shared.cache.forget_source(source_id);
             crate::files::remove_if_present(&journal)?;
         }

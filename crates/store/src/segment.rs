@@ -239,20 +239,19 @@ fn write_files(
     Ok(trained)
 }
 
-/// Writes `segment` again to `temporary` (fsynced, not renamed) with its record blocks
-/// recompressed at [`blocks::Effort::Settled`], block for block so every row stays in its
-/// block; the other sections are copied as they are, the meta section with the settled
-/// level added. The Parquet columns beside it are not touched. Returns `false`, with
-/// nothing left behind, when `go_on` (asked before each block and before the fsync, and
-/// free to wait) says to stop.
+/// Writes `segment` again to `temporary` (written, not yet fsynced or renamed) with its
+/// record blocks recompressed at [`blocks::Effort::Settled`], block for block so every row
+/// stays in its block; the other sections are copied as they are, the meta section with
+/// the settled level added. The Parquet columns beside it are not touched. Returns `None`,
+/// with nothing left behind, when `go_on` (asked before each block) says to stop.
 pub(crate) fn write_settled(
     segment: &Segment,
     dictionaries: &Dictionaries,
     temporary: &Path,
     go_on: &dyn Fn() -> bool,
-) -> Result<bool, StoreError> {
+) -> Result<Option<File>, StoreError> {
     let written = write_settled_file(segment, dictionaries, temporary, go_on);
-    if !matches!(written, Ok(true)) {
+    if !matches!(written, Ok(Some(_))) {
         let _ = std::fs::remove_file(temporary);
     }
     written
@@ -263,7 +262,7 @@ fn write_settled_file(
     dictionaries: &Dictionaries,
     temporary: &Path,
     go_on: &dyn Fn() -> bool,
-) -> Result<bool, StoreError> {
+) -> Result<Option<File>, StoreError> {
     let dictionary = segment.dictionary(dictionaries);
     let mut encoder = BlockEncoder::new(dictionary.as_deref(), blocks::Effort::Settled);
     let file = File::create(temporary).map_err(|error| StoreError::io(temporary, error))?;
@@ -276,7 +275,7 @@ fn write_settled_file(
     let mut block_table = Vec::with_capacity(segment.section(Section::BlockTable).len());
     for block in 0..segment.block_count() as u32 {
         if !go_on() {
-            return Ok(false);
+            return Ok(None);
         }
         let Some(entry) = segment.block_entry(block) else {
             return Err(corrupt_at(
@@ -308,17 +307,11 @@ fn write_settled_file(
     out.finish_table(&sections)?;
     // The copy read every index page of the mapping.
     segment.release_pages();
-    // Its fsync, too, waits for a lull.
-    if !go_on() {
-        return Ok(false);
-    }
     let file = out
         .inner
         .into_inner()
         .map_err(|error| StoreError::io(temporary, error.into_error()))?;
-    file.sync_all()
-        .map_err(|error| StoreError::io(temporary, error))?;
-    Ok(true)
+    Ok(Some(file))
 }
 
 /// The segment's row order (newest first: the order pages are served in) and its inverse.

@@ -3,13 +3,16 @@
 //!
 //! Seals compress at level 3 because the sealer competes with ingest for the cores; the
 //! records are most of a segment, and level 9 makes them about a sixth smaller. The
-//! settler runs in Linux's `SCHED_IDLE` class (any other thread preempts it), rewrites
-//! one segment at a time block for block (every row stays in its block, so postings, ids
-//! and the Parquet columns are kept as they are), and gives way at once to a store that
-//! is closing. Like a merge, the rewrite is written under a temporary name and fsynced,
-//! and is swapped in under the maintenance lock only if the segment it replaces is still
-//! there (a merge or retention may have removed it meanwhile); a crash leaves either the
-//! old file or the new one, both whole.
+//! settler rewrites one segment at a time block for block (every row stays in its block,
+//! so postings, ids and the Parquet columns are kept as they are), and gives way at once
+//! to a store that is closing. The recompression runs on a helper thread in Linux's
+//! `SCHED_IDLE` class (any other thread preempts it); the fsync, the check and the swap,
+//! which take locks that lookups and the sealer need, run at normal priority. Like a
+//! merge, the rewrite is written under a temporary name and fsynced, and is swapped in
+//! under the maintenance lock only if the segment it replaces is still there (a merge or
+//! retention may have removed it meanwhile); a crash leaves either the old file or the
+//! new one, both whole. The segment it replaced is freed by the housekeeper
+//! (`retired.rs`), not by whichever lookup held it last.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -21,55 +24,6 @@ use crate::shared::{RotationSignal, Shared};
 
 /// How often the settler looks for a segment to settle when it found none.
 const POLL: Duration = Duration::from_secs(1);
-/// The settler goes on only once no lookup has run for this long. Even in `SCHED_IDLE`,
-/// settling beside the lookups that follow a load put a few of them past 10 ms (10M
-/// events: AccessKeyId p99 14.9 and 17.2 ms, 5.5–5.9 without a settler), so it keeps to
-/// the lulls between them.
-const QUIET_AFTER_LOOKUP: Duration = Duration::from_millis(500);
-/// However busy lookups keep the store, one segment's settle waits no longer than this in
-/// all, so it still ends.
-const LONGEST_WAIT_PER_SEGMENT: Duration = Duration::from_secs(30);
-
-/// Milliseconds since the first call in this process, never decreasing.
-fn monotonic_ms() -> u64 {
-    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-    START
-        .get_or_init(std::time::Instant::now)
-        .elapsed()
-        .as_millis() as u64
-}
-
-/// Called by every lookup: the settler waits for a lull.
-pub(crate) fn note_lookup(shared: &Shared) {
-    shared
-        .last_lookup_ms
-        .store(monotonic_ms().max(1), std::sync::atomic::Ordering::Relaxed);
-}
-
-/// Waits until no lookup has run for [`QUIET_AFTER_LOOKUP`], or this segment's budget of
-/// waiting is spent; `false` when the store is closing.
-fn wait_for_lull(
-    shared: &Shared,
-    waited: &std::cell::Cell<Duration>,
-    stopping: &dyn Fn() -> bool,
-) -> bool {
-    let quiet_ms = QUIET_AFTER_LOOKUP.as_millis() as u64;
-    loop {
-        if stopping() {
-            return false;
-        }
-        let last = shared
-            .last_lookup_ms
-            .load(std::sync::atomic::Ordering::Relaxed);
-        let since = monotonic_ms().saturating_sub(last);
-        if last == 0 || since >= quiet_ms || waited.get() >= LONGEST_WAIT_PER_SEGMENT {
-            return true;
-        }
-        let nap = Duration::from_millis((quiet_ms - since).min(50));
-        std::thread::sleep(nap);
-        waited.set(waited.get() + nap);
-    }
-}
 
 pub(crate) fn start(
     shared: &Arc<Shared>,
@@ -82,7 +36,6 @@ pub(crate) fn start(
     std::thread::Builder::new()
         .name("opentrail-store-settler".into())
         .spawn(move || {
-            lower_own_priority();
             let stopping = || crate::sealer::is_stopping(&signal);
             // Segments that failed to settle (damaged, say) are not retried until the
             // store reopens: `verify` and lookups report the damage.
@@ -93,9 +46,8 @@ pub(crate) fn start(
                     Some(shared) => match next_to_settle(&shared, &failed) {
                         None => false,
                         Some(segment) => {
-                            let waited = std::cell::Cell::new(Duration::ZERO);
-                            let go_on = || wait_for_lull(&shared, &waited, &stopping);
-                            if let Err(error) = settle(&shared, &segment, &go_on) {
+                            let go_on = || !stopping();
+                            if let Err(error) = settle(&shared, &segment, Priority::Idle, &go_on) {
                                 tracing::warn!(%error, path = %segment.path.display(), "settling a segment failed; it is tried again when the store reopens");
                                 failed.insert(segment.id);
                             }
@@ -147,7 +99,7 @@ pub(crate) fn settle_all(shared: &Shared) -> Result<(), StoreError> {
         // Once each: a segment the background settler or a merge replaced meanwhile is
         // found again under its new id.
         tried.insert(segment.id);
-        settle(shared, &segment, &|| true)?;
+        settle(shared, &segment, Priority::Caller, &|| true)?;
     }
 }
 
@@ -159,12 +111,21 @@ pub(crate) fn unsettled_segments(segments: &[Arc<Segment>]) -> u64 {
         .count() as u64
 }
 
-/// Settles one segment; `go_on` is asked before each block and before the copy is made
-/// durable, and may wait; `false` abandons the copy.
+/// Which thread recompresses a segment's blocks.
+#[derive(Clone, Copy)]
+enum Priority {
+    /// A helper thread in `SCHED_IDLE` (the background settler).
+    Idle,
+    /// The calling thread (`Store::settle`).
+    Caller,
+}
+
+/// Settles one segment; `go_on` is asked before each block, and `false` abandons the copy.
 fn settle(
     shared: &Shared,
     segment: &Arc<Segment>,
-    go_on: &dyn Fn() -> bool,
+    priority: Priority,
+    go_on: &(dyn Fn() -> bool + Sync),
 ) -> Result<(), StoreError> {
     // A name of its own: `Store::settle` and the settler thread may settle the same
     // segment at once (the second to finish finds it replaced and drops its copy).
@@ -173,12 +134,29 @@ fn settle(
             .path
             .with_extension(format!("settling-{}", shared.new_source_id())),
     );
-    if !segment::write_settled(segment, &shared.dictionaries, &temporary, go_on)? {
+    let recompress = || segment::write_settled(segment, &shared.dictionaries, &temporary, go_on);
+    let copy = match priority {
+        Priority::Caller => recompress(),
+        Priority::Idle => std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    lower_own_priority();
+                    recompress()
+                })
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        }),
+    };
+    let Some(file) = copy? else {
         return Ok(());
+    };
+    if let Err(error) = file.sync_all() {
+        let _ = crate::files::remove_if_present(&temporary);
+        return Err(StoreError::io(&temporary, error));
     }
-    // Opened (every section's CRC checked) before the maintenance lock is taken: on busy
-    // cores this thread may wait long for its next time slice, and the sealer must not
-    // wait on it for more than a rename.
+    drop(file);
+    // Opened (every section's CRC checked) before the maintenance lock is taken, so the
+    // sealer never waits on a settle for more than a rename.
     let mut settled = match Segment::open(&temporary, shared.new_source_id(), &shared.dictionaries)
     {
         Ok(settled) => settled,
@@ -216,7 +194,12 @@ fn settle(
 /// runs only on a core nothing else wants, and which any other thread preempts at once
 /// on waking. At nice 19 instead, lookups right after a 3M-event load rose from 8.5–9.7
 /// to 11.9 ms at p99 (every attribute slower): the scheduler lets a running thread of any
-/// weight finish its slice first. Lowering needs no privilege. Elsewhere, a no-op.
+/// weight finish its slice first. Its reads of the segment go in the idle I/O class too,
+/// served only when no other request waits (by I/O schedulers that know priorities, such
+/// as mq-deadline and BFQ): after a restart with a cold page cache the settler reads whole
+/// segments from disk while lookups fault in index pages. Lowering either needs no
+/// privilege (raising it back would, so the recompression has a thread of its own).
+/// Elsewhere, a no-op.
 fn lower_own_priority() {
     #[cfg(target_os = "linux")]
     {
@@ -228,6 +211,24 @@ fn lower_own_priority() {
             unsafe { libc::sched_setscheduler(libc::gettid(), libc::SCHED_IDLE, &parameters) };
         if result != 0 {
             tracing::debug!(error = %std::io::Error::last_os_error(), "could not put the settler in SCHED_IDLE");
+        }
+        // ioprio_set(IOPRIO_WHO_PROCESS, 0 = this thread, IOPRIO_CLASS_IDLE << 13): libc
+        // has the syscall's number but no wrapper or constants.
+        const IOPRIO_WHO_PROCESS: libc::c_long = 1;
+        const IOPRIO_CLASS_IDLE: libc::c_long = 3;
+        const IOPRIO_CLASS_SHIFT: u32 = 13;
+        // SAFETY: ioprio_set takes three integers and touches no memory of ours.
+        #[allow(unsafe_code)]
+        let result = unsafe {
+            libc::syscall(
+                libc::SYS_ioprio_set,
+                IOPRIO_WHO_PROCESS,
+                0 as libc::c_long,
+                IOPRIO_CLASS_IDLE << IOPRIO_CLASS_SHIFT,
+            )
+        };
+        if result != 0 {
+            tracing::debug!(error = %std::io::Error::last_os_error(), "could not put the settler's reads in the idle I/O class");
         }
     }
 }

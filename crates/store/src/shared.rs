@@ -53,13 +53,13 @@ pub(crate) struct Shared {
     appended: (Mutex<()>, Condvar),
     pub expired_through_seq: AtomicU64,
     next_source_id: AtomicU64,
-    /// When a lookup last ran (`settler::monotonic_ms`): the settler waits for lookups
-    /// to pause before it goes on.
-    pub last_lookup_ms: AtomicU64,
     /// Held by whoever rewrites segments (the sealer, `compact`), one at a time.
     pub maintenance: Mutex<()>,
     /// Set when sealing failed; reported by `flush_tables` and `stats` callers.
     pub sealer_error: Mutex<Option<String>>,
+    /// Sources taken out of `sources`, freed by the housekeeping thread once no
+    /// snapshot holds them (`retired.rs`).
+    pub retired: crate::retired::Retired,
     /// Whether the writer accepts writes (free space, failed journal writes).
     pub write_health: crate::space::WriteHealth,
     /// Where sealed segments are kept durably (`location.rs`); `segments_dir` is its
@@ -173,9 +173,9 @@ impl Shared {
             appended: (Mutex::new(()), Condvar::new()),
             expired_through_seq: AtomicU64::new(expired_through_seq),
             next_source_id: AtomicU64::new(1),
-            last_lookup_ms: AtomicU64::new(0),
             maintenance: Mutex::new(()),
             sealer_error: Mutex::new(None),
+            retired: crate::retired::Retired::default(),
             write_health: crate::space::WriteHealth::new(),
             home,
             _lock_file: lock_file,

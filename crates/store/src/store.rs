@@ -96,7 +96,6 @@ impl Store {
 
     /// [`Store::lookup`] as if the clock read `now_ms`, which decides what has expired.
     pub fn lookup_at(&self, query: &LookupQuery, now_ms: i64) -> Result<LookupPage, StoreError> {
-        crate::settler::note_lookup(&self.shared);
         crate::lookup::run(&self.shared, query, now_ms)
     }
 
@@ -106,7 +105,6 @@ impl Store {
         account_id: &str,
         event_id: &str,
     ) -> Result<Option<StoredEvent>, StoreError> {
-        crate::settler::note_lookup(&self.shared);
         let sources = self.shared.sources();
         let Some(found) = self.shared.find_id(&sources, account_id, event_id)? else {
             return Ok(None);

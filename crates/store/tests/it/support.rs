@@ -55,3 +55,36 @@ pub fn all_ids(store: &Store, mut query: LookupQuery) -> Vec<String> {
         }
     }
 }
+
+/// Records varied like real ones (names, callers, addresses, request parameters, random
+/// ids), so compression levels differ on them as they do on real trails.
+pub fn varied_batch(first: usize, count: usize) -> String {
+    const NAMES: [&str; 6] = [
+        "GetObject",
+        "PutObject",
+        "AssumeRole",
+        "DescribeInstances",
+        "ListBuckets",
+        "Decrypt",
+    ];
+    (first..first + count)
+        .map(|n| {
+            let name = NAMES[n % NAMES.len()];
+            let user = format!("user-{}", n % 37);
+            let id = format!("{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}", n.wrapping_mul(2_654_435_761) as u32, n % 65_536, n % 4_096, (n * 7) % 4_096, n.wrapping_mul(40_503) as u64 * 97);
+            format!(
+                r#"{{"eventVersion":"1.08","eventID":"{id}","eventName":"{name}","eventSource":"s3.amazonaws.com","eventTime":"2024-05-01T10:{:02}:{:02}Z","awsRegion":"{REGION}","recipientAccountId":"{ACCOUNT}","sourceIPAddress":"10.{}.{}.{}","userAgent":"aws-cli/2.15.{} Python/3.11","requestParameters":{{"bucketName":"bucket-{}","key":"logs/{n}/part-{}.gz"}},"userIdentity":{{"type":"IAMUser","userName":"{user}","arn":"arn:aws:iam::{ACCOUNT}:user/{user}","accessKeyId":"AKIA{:016X}"}}}}"#,
+                (n / 60) % 60,
+                n % 60,
+                n % 7,
+                n % 251,
+                n % 13,
+                n % 40,
+                n % 11,
+                n % 5,
+                (n % 37) * 1_000_003,
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
