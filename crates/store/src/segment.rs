@@ -6,7 +6,7 @@
 //! the front and stops after its page, and a time range is a range of rows.
 //!
 //! ```text
-//! "OTSEG004" ‖ record blocks … ‖ sections … ‖ section table ‖ table_len:u32 ‖ "OTSEGEND"
+//! "OTSEG005" ‖ record blocks … ‖ sections … ‖ section table ‖ table_len:u32 ‖ "OTSEGEND"
 //!
 //! section          content
 //! meta             covers_first:u64 ‖ covers_last:u64 ‖ rows:u32 ‖ min/max event time:i64
@@ -21,8 +21,10 @@
 //!                  constant within a group commit and never decreases with seq)
 //! terms            (term:u64 ‖ postings_offset:u32) × terms, sorted by term
 //! postings         each term's rows: delta varints, or a bitmap (see `postings.rs`)
-//! ids              (xxh3(account, eventID):u64 ‖ row:u32) × rows, sorted
-//! bloom            a Bloom filter over the id hashes
+//! ids              (fingerprint:u32 ‖ row:u32) × rows, sorted; the fingerprint is the
+//!                  low half of xxh3(account, eventID) (before OTSEG005: the whole
+//!                  hash, as a u64)
+//! bloom            a Bloom filter over xxh3 of the fingerprints (before: the hashes)
 //! section table    (offset:u64 ‖ len:u64 ‖ crc32:u32) × sections
 //! ```
 //! Every section and every block has a CRC, checked when the segment opens (sections) or
@@ -43,10 +45,12 @@ use crate::packed::{self, Packed};
 use crate::postings::{self, PostingsCursor};
 use crate::query::{EventLane, Position, PositionBounds, Scope};
 
-/// Written at the start of every new segment. `OTSEG004` added bitmap postings
-/// (`postings.rs`); segments of `OTSEG003` read the same, and an older release refuses
+/// Written at the start of every new segment. `OTSEG005` keys the id table by 32-bit
+/// fingerprints (4 bytes/event less), `OTSEG004` added bitmap postings (`postings.rs`);
+/// segments of `OTSEG003` and `OTSEG004` read as before, and an older release refuses
 /// the new ones rather than misreading them.
-const HEAD_MAGIC: &[u8; 8] = b"OTSEG004";
+const HEAD_MAGIC: &[u8; 8] = b"OTSEG005";
+const HEAD_MAGIC_HASH_IDS: &[u8; 8] = b"OTSEG004";
 const HEAD_MAGIC_BEFORE_BITMAPS: &[u8; 8] = b"OTSEG003";
 const TAIL_MAGIC: &[u8; 8] = b"OTSEGEND";
 pub(crate) const SEGMENT_EXTENSION: &str = "seg";
@@ -71,7 +75,51 @@ enum Section {
 const SECTION_COUNT: usize = 11;
 const BLOCK_ENTRY_LEN: usize = 24;
 const TERM_ENTRY_LEN: usize = 12;
-const ID_ENTRY_LEN: usize = 12;
+
+/// How a segment's id table and Bloom filter key an event's id hash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum IdKeys {
+    /// Before `OTSEG005`: the whole 64-bit hash (12-byte entries).
+    Hashes,
+    /// The hash's low 32 bits (8-byte entries). A segment holds far fewer than 2^32 rows,
+    /// so a fingerprint rarely matches another id's, and every match is confirmed against
+    /// the stored record anyway (`Shared::find_id`).
+    Fingerprints,
+}
+
+impl IdKeys {
+    fn of_magic(magic: &[u8]) -> IdKeys {
+        if magic == HEAD_MAGIC {
+            IdKeys::Fingerprints
+        } else {
+            IdKeys::Hashes
+        }
+    }
+
+    fn entry_len(self) -> usize {
+        match self {
+            IdKeys::Hashes => 12,
+            IdKeys::Fingerprints => 8,
+        }
+    }
+
+    /// What the id table holds for `id_hash`. A merge reads keys back as hashes
+    /// ([`Segment::id_entries`]), and a fingerprint's fingerprint is itself.
+    fn key(self, id_hash: u64) -> u64 {
+        match self {
+            IdKeys::Hashes => id_hash,
+            IdKeys::Fingerprints => u64::from(id_hash as u32),
+        }
+    }
+
+    /// What the Bloom filter holds for a key: its double hashing needs 64 well-mixed bits.
+    fn bloom_key(self, key: u64) -> u64 {
+        match self {
+            IdKeys::Hashes => key,
+            IdKeys::Fingerprints => xxhash_rust::xxh3::xxh3_64(&(key as u32).to_le_bytes()),
+        }
+    }
+}
 const RUN_ENTRY_LEN: usize = 12;
 
 /// What a segment is built from: rows in any order, and each term's rows.
@@ -271,7 +319,8 @@ fn write_settled_file(
         written: 0,
         path: temporary,
     };
-    out.write(HEAD_MAGIC)?;
+    // The sections are copied as they are, so the copy keeps the original's format.
+    out.write(&segment.map[..HEAD_MAGIC.len()])?;
     let mut block_table = Vec::with_capacity(segment.section(Section::BlockTable).len());
     for block in 0..segment.block_count() as u32 {
         if !go_on() {
@@ -462,21 +511,30 @@ fn postings_sections(
     Ok((term_table, postings_section))
 }
 
-/// The id table (sorted id hashes, each with its row) and its Bloom filter.
+/// The id table (sorted id fingerprints, each with its row) and its Bloom filter.
 fn id_sections(input: &SegmentInput, order: &RowOrder) -> (Vec<u8>, Vec<u8>) {
-    let mut ids: Vec<(u64, u32)> = input
+    let keys = IdKeys::Fingerprints;
+    let mut ids: Vec<(u32, u32)> = input
         .rows
         .iter()
         .enumerate()
-        .map(|(input_row, row)| (row.id_hash, order.segment_row_of_input[input_row]))
+        .map(|(input_row, row)| {
+            (
+                keys.key(row.id_hash) as u32,
+                order.segment_row_of_input[input_row],
+            )
+        })
         .collect();
     ids.sort_unstable();
-    let mut ids_section = Vec::with_capacity(ids.len() * ID_ENTRY_LEN);
-    for (hash, row) in &ids {
-        ids_section.put_u64(*hash);
+    let mut ids_section = Vec::with_capacity(ids.len() * keys.entry_len());
+    for (fingerprint, row) in &ids {
+        ids_section.put_u32(*fingerprint);
         ids_section.put_u32(*row);
     }
-    let bloom = crate::bloom::build(ids.iter().map(|(hash, _)| *hash));
+    let bloom = crate::bloom::build(
+        ids.iter()
+            .map(|(fingerprint, _)| keys.bloom_key(u64::from(*fingerprint))),
+    );
     (ids_section, bloom)
 }
 
@@ -495,7 +553,9 @@ fn section_table(map: &[u8], path: &Path) -> Result<[Range<usize>; SECTION_COUNT
     let corrupt = |offset: usize, detail: String| corrupt_at(path, offset, detail);
     let len = map.len();
     if len < HEAD_MAGIC.len() + 12
-        || (&map[..8] != HEAD_MAGIC && &map[..8] != HEAD_MAGIC_BEFORE_BITMAPS)
+        || ![HEAD_MAGIC, HEAD_MAGIC_HASH_IDS, HEAD_MAGIC_BEFORE_BITMAPS]
+            .iter()
+            .any(|magic| &map[..8] == magic.as_slice())
         || &map[len - 8..] != TAIL_MAGIC
     {
         return Err(corrupt(
@@ -667,6 +727,7 @@ pub(crate) struct Segment {
     pub scopes: Vec<Scope>,
     settled_level: u8,
     dictionary_id: u32,
+    id_keys: IdKeys,
 }
 
 impl Segment {
@@ -684,6 +745,7 @@ impl Segment {
             unsafe { memmap2::Mmap::map(&file) }.map_err(|error| StoreError::io(path, error))?;
         let corrupt = |offset: usize, detail: String| corrupt_at(path, offset, detail);
         let sections = section_table(&map, path)?;
+        let map_head: [u8; 8] = map[..8].try_into().unwrap_or_default();
         let meta_range = sections[Section::Meta as usize].clone();
         let SegmentMeta {
             covers_first,
@@ -720,6 +782,7 @@ impl Segment {
             scopes,
             settled_level,
             dictionary_id,
+            id_keys: IdKeys::of_magic(&map_head),
         };
         segment.check_section_lengths()?;
         // Checking the CRCs brought every index page into this process's resident set;
@@ -732,7 +795,7 @@ impl Segment {
 
     /// The id table and the packed columns hold as many entries as the meta section says.
     fn check_section_lengths(&self) -> Result<(), StoreError> {
-        let ids_bytes = self.rows as usize * ID_ENTRY_LEN;
+        let ids_bytes = self.rows as usize * self.id_keys.entry_len();
         if self.section(Section::Ids).len() != ids_bytes {
             return Err(corrupt_at(
                 &self.path,
@@ -986,34 +1049,59 @@ impl Segment {
         })
     }
 
-    /// Every (id hash, row) pair.
+    /// Every (id key, row) pair: whole hashes before `OTSEG005`, fingerprints since, which
+    /// a new segment's table reduces to the same fingerprints.
     pub(crate) fn id_entries(&self) -> impl Iterator<Item = (u64, u32)> + '_ {
-        let ids = self.section(Section::Ids);
-        ids.chunks_exact(ID_ENTRY_LEN)
-            .filter_map(|entry| Some((u64_at(entry, 0)?, u32_at(&entry[8..], 0)?)))
+        let keys = self.id_keys;
+        self.section(Section::Ids)
+            .chunks_exact(keys.entry_len())
+            .filter_map(move |entry| {
+                Some((
+                    self.id_key_at(entry)?,
+                    u32_at(&entry[keys.entry_len() - 4..], 0)?,
+                ))
+            })
+    }
+
+    /// The key at the start of an id table entry.
+    fn id_key_at(&self, entry: &[u8]) -> Option<u64> {
+        match self.id_keys {
+            IdKeys::Hashes => u64_at(entry, 0),
+            IdKeys::Fingerprints => u32_at(entry, 0).map(u64::from),
+        }
     }
 
     pub(crate) fn may_contain_id(&self, id_hash: u64) -> bool {
-        crate::bloom::may_contain(self.section(Section::Bloom), id_hash)
+        let keys = self.id_keys;
+        crate::bloom::may_contain(
+            self.section(Section::Bloom),
+            keys.bloom_key(keys.key(id_hash)),
+        )
     }
 
-    /// Rows whose id hash is `id_hash` (to be confirmed against their records).
+    /// Rows whose id hash (or fingerprint) is `id_hash`'s (to be confirmed against their
+    /// records).
     pub(crate) fn rows_with_id(&self, id_hash: u64) -> Vec<u32> {
         let ids = self.section(Section::Ids);
-        let count = ids.len() / ID_ENTRY_LEN;
-        let hash_at = |index: usize| u64_at(&ids[index * ID_ENTRY_LEN..], 0).unwrap_or(u64::MAX);
+        let entry_len = self.id_keys.entry_len();
+        let key = self.id_keys.key(id_hash);
+        let count = ids.len() / entry_len;
+        let key_at = |index: usize| {
+            self.id_key_at(&ids[index * entry_len..])
+                .unwrap_or(u64::MAX)
+        };
         let (mut low, mut high) = (0usize, count);
         while low < high {
             let middle = (low + high) / 2;
-            if hash_at(middle) < id_hash {
+            if key_at(middle) < key {
                 low = middle + 1;
             } else {
                 high = middle;
             }
         }
         let mut rows = Vec::new();
-        while low < count && hash_at(low) == id_hash {
-            if let Some(row) = u32_at(&ids[low * ID_ENTRY_LEN + 8..], 0) {
+        while low < count && key_at(low) == key {
+            if let Some(row) = u32_at(&ids[low * entry_len + entry_len - 4..], 0) {
                 rows.push(row);
             }
             low += 1;
@@ -1187,4 +1275,87 @@ pub(crate) fn top_matches(
         candidate += 1;
     }
     found
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use opentrail_event::{EventRecord, IngestContext, parse_batch};
+
+    use crate::{AppendOutcome, Store, StoreOptions};
+
+    const ACCOUNT: &str = "111122223333";
+
+    /// Two event ids whose id hashes share their low 32 bits, the fingerprint a segment
+    /// keeps (a birthday search: about 80k tries).
+    fn ids_with_one_fingerprint() -> (String, String) {
+        let mut seen: HashMap<u32, String> = HashMap::new();
+        let mut n = 0u64;
+        loop {
+            let id = format!("collide-{n}");
+            let fingerprint = crate::terms::id_hash(ACCOUNT, &id) as u32;
+            if let Some(other) = seen.insert(fingerprint, id.clone()) {
+                return (other, id);
+            }
+            n += 1;
+        }
+    }
+
+    fn record(event_id: &str) -> Vec<EventRecord> {
+        let json = format!(
+            r#"{{"eventVersion":"1.08","eventID":"{event_id}","eventName":"GetObject","eventSource":"s3.amazonaws.com","eventTime":"2024-05-01T10:00:00Z","awsRegion":"us-east-1","recipientAccountId":"{ACCOUNT}"}}"#
+        );
+        let context = IngestContext {
+            account_id: ACCOUNT.into(),
+            region: "us-east-1".into(),
+        };
+        let batch = parse_batch(json.as_bytes(), &context).expect("parses");
+        batch
+            .records
+            .into_iter()
+            .map(|(_, record)| record)
+            .collect()
+    }
+
+    fn found_id(store: &Store, event_id: &str) -> Option<String> {
+        store
+            .get_event(ACCOUNT, event_id)
+            .expect("get_event")
+            .map(|event| event.record.event_id)
+    }
+
+    #[test]
+    fn ids_that_share_a_fingerprint_are_told_apart_by_their_records() {
+        let (first, second) = ids_with_one_fingerprint();
+        assert_ne!(
+            crate::terms::id_hash(ACCOUNT, &first),
+            crate::terms::id_hash(ACCOUNT, &second)
+        );
+        let dir = tempfile::tempdir().expect("temp dir");
+        let options = StoreOptions {
+            merge_events_below: 0,
+            settle: false,
+            ..StoreOptions::default()
+        };
+        let store = Store::open(dir.path(), options).expect("store opens");
+        store.append(record(&first)).expect("append");
+        store.flush_tables().expect("seal");
+
+        // The segment's fingerprint matches; the record it points at does not.
+        assert_eq!(found_id(&store, &second), None);
+        let outcomes = store.append(record(&second)).expect("append");
+        assert!(matches!(outcomes[..], [AppendOutcome::Stored { .. }]));
+        store.flush_tables().expect("seal");
+        store.compact().expect("merge");
+
+        // One segment now holds both under the same fingerprint.
+        assert_eq!(store.stats().expect("stats").segments, 1);
+        assert_eq!(found_id(&store, &first), Some(first.clone()));
+        assert_eq!(found_id(&store, &second), Some(second.clone()));
+        for id in [&first, &second] {
+            let outcomes = store.append(record(id)).expect("append");
+            assert!(matches!(outcomes[..], [AppendOutcome::Duplicate { .. }]));
+        }
+    }
 }

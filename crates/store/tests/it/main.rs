@@ -10,6 +10,7 @@ mod lookup;
 mod memory;
 mod model;
 mod retention;
+mod segment_formats;
 mod segments_s3;
 mod settling;
 mod support;

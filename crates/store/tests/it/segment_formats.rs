@@ -1,0 +1,124 @@
+//! Segments written by the release before id fingerprints (`OTSEG004`: whole 64-bit id
+//! hashes in the id table) open with this one and answer as before: every event by its
+//! id, dedup against them, lookups; settling keeps their format, and a merge rewrites
+//! them in the current one.
+//!
+//! `tests/fixtures/otseg004/store.tar.gz` was written by that release's store (commit
+//! 5168391): the 600 records of `support::varied_batch(0, 600)`, appended 100 at a time
+//! and sealed every 200, so three segments and no journal.
+
+use std::path::{Path, PathBuf};
+
+use opentrail_event::{EventRecord, FilterField};
+use opentrail_store::{AppendOutcome, LookupQuery, Store, StoreOptions};
+
+use crate::support::{ACCOUNT, REGION, all_ids, records, varied_batch};
+
+const EVENTS: usize = 600;
+
+fn unpack(into: &Path) -> PathBuf {
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/otseg004/store.tar.gz");
+    let status = std::process::Command::new("tar")
+        .arg("xzf")
+        .arg(fixture)
+        .arg("-C")
+        .arg(into)
+        .status()
+        .expect("run tar");
+    assert!(status.success(), "tar unpacks the fixture");
+    into.join("store")
+}
+
+fn segment_magics(dir: &Path) -> Vec<String> {
+    let mut magics: Vec<String> = std::fs::read_dir(dir.join("segments"))
+        .expect("segments dir")
+        .map(|entry| entry.expect("entry").path())
+        .filter(|path| path.extension().is_some_and(|extension| extension == "seg"))
+        .map(|path| String::from_utf8_lossy(&std::fs::read(path).expect("read")[..8]).into_owned())
+        .collect();
+    magics.sort();
+    magics
+}
+
+/// Every record is found by its id, with its own name.
+fn assert_every_id_found(store: &Store, expected: &[EventRecord]) {
+    for record in expected {
+        let found = store
+            .get_event(ACCOUNT, &record.event_id)
+            .expect("get_event")
+            .unwrap_or_else(|| panic!("{} not found", record.event_id));
+        assert_eq!(
+            found.record.attributes.event_name,
+            record.attributes.event_name
+        );
+    }
+}
+
+fn lookups(store: &Store) -> Vec<Vec<String>> {
+    [
+        (FilterField::EventName, "AssumeRole"),
+        (FilterField::Username, "user-5"),
+    ]
+    .into_iter()
+    .map(|(field, value)| {
+        let mut query = LookupQuery::new(Some(ACCOUNT.into()), Some(REGION.into()), 50);
+        query.filters.push((field, value.to_owned()));
+        all_ids(store, query)
+    })
+    .collect()
+}
+
+/// Appending every record again stores none of them.
+fn assert_all_duplicates(store: &Store) {
+    let outcomes = store
+        .append(records(&varied_batch(0, EVENTS)))
+        .expect("append");
+    assert!(
+        outcomes
+            .iter()
+            .all(|outcome| matches!(outcome, AppendOutcome::Duplicate { .. })),
+        "every record of the fixture is a duplicate"
+    );
+}
+
+#[test]
+fn segments_with_whole_id_hashes_answer_settle_and_merge_into_the_current_format() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let dir = unpack(temp.path());
+    assert_eq!(segment_magics(&dir), vec!["OTSEG004"; 3]);
+    let options = StoreOptions {
+        merge_events_below: 0,
+        settle: false,
+        ..StoreOptions::default()
+    };
+    let store = Store::open(&dir, options.clone()).expect("store opens");
+    let expected = records(&varied_batch(0, EVENTS));
+    assert_every_id_found(&store, &expected);
+    let expected_lookups = lookups(&store);
+    assert_eq!(expected_lookups[0].len(), EVENTS / 6, "every AssumeRole");
+    assert_all_duplicates(&store);
+
+    // A settled copy keeps the sections, so it keeps the format they are in.
+    store.settle().expect("settle");
+    assert_eq!(segment_magics(&dir), vec!["OTSEG004"; 3]);
+    assert_every_id_found(&store, &expected);
+    assert_all_duplicates(&store);
+
+    // New events land in a current segment; a merge rewrites everything in the current
+    // format, with the old segments' ids carried over from their tables.
+    let newer = records(&varied_batch(EVENTS, 200));
+    store.append(newer.clone()).expect("append");
+    store.flush_tables().expect("seal");
+    store.compact().expect("merge");
+    assert_eq!(segment_magics(&dir), vec!["OTSEG005"]);
+    assert_every_id_found(&store, &expected);
+    assert_every_id_found(&store, &newer);
+    assert_all_duplicates(&store);
+    drop(store);
+
+    let store = Store::open(&dir, options).expect("store reopens");
+    assert_every_id_found(&store, &expected);
+    assert!(lookups(&store)[1].len() > expected_lookups[1].len());
+    assert_eq!(store.verify().expect("verify"), (EVENTS + 200) as u64);
+}
