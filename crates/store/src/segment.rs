@@ -287,19 +287,19 @@ fn write_files(
     Ok(trained)
 }
 
-/// Writes `segment` again to `temporary` (written, not yet fsynced or renamed) with its
+/// Writes `segment` again to `temporary` (fsynced, not renamed) with its
 /// record blocks recompressed at [`blocks::Effort::Settled`], block for block so every row
 /// stays in its block; the other sections are copied as they are, the meta section with
-/// the settled level added. The Parquet columns beside it are not touched. Returns `None`,
-/// with nothing left behind, when `go_on` (asked before each block) says to stop.
+/// the settled level added. The Parquet columns beside it are not touched. Returns
+/// `false`, with nothing left behind, when `go_on` (asked before each block) says to stop.
 pub(crate) fn write_settled(
     segment: &Segment,
     dictionaries: &Dictionaries,
     temporary: &Path,
     go_on: &dyn Fn() -> bool,
-) -> Result<Option<File>, StoreError> {
+) -> Result<bool, StoreError> {
     let written = write_settled_file(segment, dictionaries, temporary, go_on);
-    if !matches!(written, Ok(Some(_))) {
+    if !matches!(written, Ok(true)) {
         let _ = std::fs::remove_file(temporary);
     }
     written
@@ -310,7 +310,7 @@ fn write_settled_file(
     dictionaries: &Dictionaries,
     temporary: &Path,
     go_on: &dyn Fn() -> bool,
-) -> Result<Option<File>, StoreError> {
+) -> Result<bool, StoreError> {
     let dictionary = segment.dictionary(dictionaries);
     let mut encoder = BlockEncoder::new(dictionary.as_deref(), blocks::Effort::Settled);
     let file = File::create(temporary).map_err(|error| StoreError::io(temporary, error))?;
@@ -324,7 +324,7 @@ fn write_settled_file(
     let mut block_table = Vec::with_capacity(segment.section(Section::BlockTable).len());
     for block in 0..segment.block_count() as u32 {
         if !go_on() {
-            return Ok(None);
+            return Ok(false);
         }
         let Some(entry) = segment.block_entry(block) else {
             return Err(corrupt_at(
@@ -360,7 +360,9 @@ fn write_settled_file(
         .inner
         .into_inner()
         .map_err(|error| StoreError::io(temporary, error.into_error()))?;
-    Ok(Some(file))
+    file.sync_all()
+        .map_err(|error| StoreError::io(temporary, error))?;
+    Ok(true)
 }
 
 /// The segment's row order (newest first: the order pages are served in) and its inverse.
