@@ -7,28 +7,14 @@
 //! 5168391): the 600 records of `support::varied_batch(0, 600)`, appended 100 at a time
 //! and sealed every 200, so three segments and no journal.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use opentrail_event::{EventRecord, FilterField};
-use opentrail_store::{AppendOutcome, LookupQuery, Store, StoreOptions};
+use opentrail_event::EventRecord;
+use opentrail_store::{AppendOutcome, Store, StoreOptions};
 
-use crate::support::{ACCOUNT, REGION, all_ids, records, varied_batch};
+use crate::support::{ACCOUNT, records, unpack_store_fixture, varied_batch, varied_lookups};
 
 const EVENTS: usize = 600;
-
-fn unpack(into: &Path) -> PathBuf {
-    let fixture =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/otseg004/store.tar.gz");
-    let status = std::process::Command::new("tar")
-        .arg("xzf")
-        .arg(fixture)
-        .arg("-C")
-        .arg(into)
-        .status()
-        .expect("run tar");
-    assert!(status.success(), "tar unpacks the fixture");
-    into.join("store")
-}
 
 fn segment_magics(dir: &Path) -> Vec<String> {
     let mut magics: Vec<String> = std::fs::read_dir(dir.join("segments"))
@@ -55,20 +41,6 @@ fn assert_every_id_found(store: &Store, expected: &[EventRecord]) {
     }
 }
 
-fn lookups(store: &Store) -> Vec<Vec<String>> {
-    [
-        (FilterField::EventName, "AssumeRole"),
-        (FilterField::Username, "user-5"),
-    ]
-    .into_iter()
-    .map(|(field, value)| {
-        let mut query = LookupQuery::new(Some(ACCOUNT.into()), Some(REGION.into()), 50);
-        query.filters.push((field, value.to_owned()));
-        all_ids(store, query)
-    })
-    .collect()
-}
-
 /// Appending every record again stores none of them.
 fn assert_all_duplicates(store: &Store) {
     let outcomes = store
@@ -85,7 +57,7 @@ fn assert_all_duplicates(store: &Store) {
 #[test]
 fn segments_with_whole_id_hashes_answer_settle_and_merge_into_the_current_format() {
     let temp = tempfile::tempdir().expect("temp dir");
-    let dir = unpack(temp.path());
+    let dir = unpack_store_fixture("otseg004", temp.path());
     assert_eq!(segment_magics(&dir), vec!["OTSEG004"; 3]);
     let options = StoreOptions {
         merge_events_below: 0,
@@ -95,7 +67,7 @@ fn segments_with_whole_id_hashes_answer_settle_and_merge_into_the_current_format
     let store = Store::open(&dir, options.clone()).expect("store opens");
     let expected = records(&varied_batch(0, EVENTS));
     assert_every_id_found(&store, &expected);
-    let expected_lookups = lookups(&store);
+    let expected_lookups = varied_lookups(&store);
     assert_eq!(expected_lookups[0].len(), EVENTS / 6, "every AssumeRole");
     assert_all_duplicates(&store);
 
@@ -119,6 +91,6 @@ fn segments_with_whole_id_hashes_answer_settle_and_merge_into_the_current_format
 
     let store = Store::open(&dir, options).expect("store reopens");
     assert_every_id_found(&store, &expected);
-    assert!(lookups(&store)[1].len() > expected_lookups[1].len());
+    assert!(varied_lookups(&store)[1].len() > expected_lookups[1].len());
     assert_eq!(store.verify().expect("verify"), (EVENTS + 200) as u64);
 }

@@ -5,10 +5,9 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use opentrail_event::FilterField;
-use opentrail_store::{LogEntry, LookupQuery, Store, StoreOptions};
+use opentrail_store::{LogEntry, Store, StoreOptions};
 
-use crate::support::{ACCOUNT, REGION, all_ids, records, varied_batch};
+use crate::support::{records, varied_batch, varied_lookups};
 
 const EVENTS: usize = 24_000;
 const SEAL_EVENTS: usize = 6_000;
@@ -33,22 +32,6 @@ fn whole_log(store: &Store) -> Vec<LogEntry> {
         }
         log.extend(page);
     }
-}
-
-/// Every id of a few lookups, each following its cursors to the end.
-fn lookups(store: &Store) -> Vec<Vec<String>> {
-    [
-        (FilterField::EventName, "AssumeRole"),
-        (FilterField::Username, "user-5"),
-        (FilterField::AccessKeyId, "AKIA00000000004C4B4F"),
-    ]
-    .into_iter()
-    .map(|(field, value)| {
-        let mut query = LookupQuery::new(Some(ACCOUNT.into()), Some(REGION.into()), 50);
-        query.filters.push((field, value.to_owned()));
-        all_ids(store, query)
-    })
-    .collect()
 }
 
 fn options(settle_in_background: bool) -> StoreOptions {
@@ -94,7 +77,7 @@ fn settled_segments_are_smaller_and_answer_every_read_as_before() {
     );
     let log = whole_log(&store);
     assert_eq!(log.len(), EVENTS);
-    let found = lookups(&store);
+    let found = varied_lookups(&store);
     assert!(
         found.iter().all(|ids| !ids.is_empty()),
         "each lookup finds events"
@@ -112,7 +95,7 @@ fn settled_segments_are_smaller_and_answer_every_read_as_before() {
         whole_log(&store) == log,
         "the log reads back the same records"
     );
-    assert_eq!(lookups(&store), found);
+    assert_eq!(varied_lookups(&store), found);
     assert_eq!(store.verify().expect("verify"), EVENTS as u64);
     assert!(temporary_files(dir.path()).is_empty());
     // Settled stays settled: a second pass rewrites nothing.
@@ -130,7 +113,7 @@ fn settled_segments_are_smaller_and_answer_every_read_as_before() {
         whole_log(&store) == log,
         "the log reads back the same after reopening"
     );
-    assert_eq!(lookups(&store), found);
+    assert_eq!(varied_lookups(&store), found);
 }
 
 #[test]
@@ -175,7 +158,7 @@ fn lookups_running_while_the_settler_swaps_segments_answer_as_before() {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = Store::open(dir.path(), options(true)).expect("store opens");
     load(&store);
-    let expected = lookups(&store);
+    let expected = varied_lookups(&store);
     // Lookups on two threads while segments are swapped under them: every one sees each
     // event once. (They leave the cores a little idle time: the settler runs on no other.)
     let settled = std::sync::atomic::AtomicBool::new(false);
@@ -184,7 +167,7 @@ fn lookups_running_while_the_settler_swaps_segments_answer_as_before() {
             scope.spawn(|| {
                 while !settled.load(std::sync::atomic::Ordering::Relaxed) {
                     assert!(
-                        lookups(&store) == expected,
+                        varied_lookups(&store) == expected,
                         "a lookup changed during a settle"
                     );
                     std::thread::sleep(Duration::from_millis(2));
@@ -194,6 +177,6 @@ fn lookups_running_while_the_settler_swaps_segments_answer_as_before() {
         wait_until_settled(&store);
         settled.store(true, std::sync::atomic::Ordering::Relaxed);
     });
-    assert!(lookups(&store) == expected);
+    assert!(varied_lookups(&store) == expected);
     assert_eq!(store.verify().expect("verify"), EVENTS as u64);
 }

@@ -1,6 +1,6 @@
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use opentrail_event::{EventRecord, IngestContext, parse_batch};
+use opentrail_event::{EventRecord, FilterField, IngestContext, parse_batch};
 use opentrail_store::{LookupQuery, Store, StoreOptions};
 
 pub const ACCOUNT: &str = "111122223333";
@@ -87,4 +87,38 @@ pub fn varied_batch(first: usize, count: usize) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// Every id of a few lookups over `varied_batch` records, each following its cursors to
+/// the end.
+pub fn varied_lookups(store: &Store) -> Vec<Vec<String>> {
+    [
+        (FilterField::EventName, "AssumeRole"),
+        (FilterField::Username, "user-5"),
+        (FilterField::AccessKeyId, "AKIA00000000004C4B4F"),
+    ]
+    .into_iter()
+    .map(|(field, value)| {
+        let mut query = LookupQuery::new(Some(ACCOUNT.into()), Some(REGION.into()), 50);
+        query.filters.push((field, value.to_owned()));
+        all_ids(store, query)
+    })
+    .collect()
+}
+
+/// Unpacks a store fixture (`tests/fixtures/NAME/store.tar.gz`) into `into`; its path.
+pub fn unpack_store_fixture(name: &str, into: &Path) -> PathBuf {
+    let archive = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+        .join("store.tar.gz");
+    let status = std::process::Command::new("tar")
+        .arg("xzf")
+        .arg(archive)
+        .arg("-C")
+        .arg(into)
+        .status()
+        .expect("run tar");
+    assert!(status.success(), "tar unpacks the fixture");
+    into.join("store")
 }

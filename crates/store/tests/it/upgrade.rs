@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use opentrail_event::{EventRecord, FilterField};
 use opentrail_store::{AppendOutcome, LookupQuery, Store, StoreOptions};
 
-use crate::support::all_ids;
+use crate::support::{all_ids, unpack_store_fixture};
 
 const TRAIL_CURSOR: &str = "trail/arn:aws:cloudtrail:us-east-1:111122223333:trail/main";
 
@@ -20,19 +20,6 @@ fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/v1")
         .join(name)
-}
-
-/// Unpacks the previous release's store into `into` and returns its path.
-fn unpack_v1_store(into: &Path) -> PathBuf {
-    let status = std::process::Command::new("tar")
-        .arg("xzf")
-        .arg(fixture("store.tar.gz"))
-        .arg("-C")
-        .arg(into)
-        .status()
-        .expect("run tar");
-    assert!(status.success(), "tar unpacks the fixture");
-    into.join("store")
 }
 
 struct Expected {
@@ -136,7 +123,7 @@ fn assert_same_store(store: &Store, expected: &Expected) {
 #[test]
 fn a_store_of_the_previous_release_is_converted_on_first_open_with_nothing_lost() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store_dir = unpack_v1_store(dir.path());
+    let store_dir = unpack_store_fixture("v1", dir.path());
     let expected = expected();
     assert_eq!(expected.entries.len(), 300);
     {
@@ -162,7 +149,7 @@ fn a_store_of_the_previous_release_is_converted_on_first_open_with_nothing_lost(
 #[test]
 fn a_conversion_interrupted_half_way_starts_over_on_the_next_open() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store_dir = unpack_v1_store(dir.path());
+    let store_dir = unpack_store_fixture("v1", dir.path());
     // What a kill during the conversion leaves: partial segments and metadata, the old
     // engine intact, no FORMAT file.
     std::fs::create_dir_all(store_dir.join("segments")).expect("segments");
