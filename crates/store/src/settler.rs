@@ -225,7 +225,7 @@ fn lower_own_priority() {
             )
         };
         if result != 0 {
-            tracing::debug!(error = %std::io::Error::last_os_error(), "could not put the settler's reads in the idle I/O class");
+            tracing::debug!(error = %std::io::Error::last_os_error(), "could not put the settler's I/O in the idle class");
         }
     }
 }
