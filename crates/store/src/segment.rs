@@ -747,7 +747,7 @@ impl Segment {
             unsafe { memmap2::Mmap::map(&file) }.map_err(|error| StoreError::io(path, error))?;
         let corrupt = |offset: usize, detail: String| corrupt_at(path, offset, detail);
         let sections = section_table(&map, path)?;
-        let map_head: [u8; 8] = map[..8].try_into().unwrap_or_default();
+        let id_keys = IdKeys::of_magic(&map[..8]);
         let meta_range = sections[Section::Meta as usize].clone();
         let SegmentMeta {
             covers_first,
@@ -784,7 +784,7 @@ impl Segment {
             scopes,
             settled_level,
             dictionary_id,
-            id_keys: IdKeys::of_magic(&map_head),
+            id_keys,
         };
         segment.check_section_lengths()?;
         // Checking the CRCs brought every index page into this process's resident set;
@@ -1054,23 +1054,24 @@ impl Segment {
     /// Every (id key, row) pair: whole hashes before `OTSEG005`, fingerprints since, which
     /// a new segment's table reduces to the same fingerprints.
     pub(crate) fn id_entries(&self) -> impl Iterator<Item = (u64, u32)> + '_ {
-        let keys = self.id_keys;
-        self.section(Section::Ids)
-            .chunks_exact(keys.entry_len())
-            .filter_map(move |entry| {
-                Some((
-                    self.id_key_at(entry)?,
-                    u32_at(&entry[keys.entry_len() - 4..], 0)?,
-                ))
-            })
+        (0..self.id_count()).filter_map(|index| self.id_entry(index))
     }
 
-    /// The key at the start of an id table entry.
-    fn id_key_at(&self, entry: &[u8]) -> Option<u64> {
-        match self.id_keys {
-            IdKeys::Hashes => u64_at(entry, 0),
-            IdKeys::Fingerprints => u32_at(entry, 0).map(u64::from),
-        }
+    fn id_count(&self) -> usize {
+        self.section(Section::Ids).len() / self.id_keys.entry_len()
+    }
+
+    /// The (key, row) of the id table's entry at `index`.
+    fn id_entry(&self, index: usize) -> Option<(u64, u32)> {
+        let entry_len = self.id_keys.entry_len();
+        let entry = self
+            .section(Section::Ids)
+            .get(index * entry_len..(index + 1) * entry_len)?;
+        let key = match self.id_keys {
+            IdKeys::Hashes => u64_at(entry, 0)?,
+            IdKeys::Fingerprints => u64::from(u32_at(entry, 0)?),
+        };
+        Some((key, u32_at(&entry[entry_len - 4..], 0)?))
     }
 
     pub(crate) fn may_contain_id(&self, id_hash: u64) -> bool {
@@ -1084,14 +1085,9 @@ impl Segment {
     /// Rows whose id hash (or fingerprint) is `id_hash`'s (to be confirmed against their
     /// records).
     pub(crate) fn rows_with_id(&self, id_hash: u64) -> Vec<u32> {
-        let ids = self.section(Section::Ids);
-        let entry_len = self.id_keys.entry_len();
         let key = self.id_keys.key(id_hash);
-        let count = ids.len() / entry_len;
-        let key_at = |index: usize| {
-            self.id_key_at(&ids[index * entry_len..])
-                .unwrap_or(u64::MAX)
-        };
+        let count = self.id_count();
+        let key_at = |index: usize| self.id_entry(index).map_or(u64::MAX, |(key, _)| key);
         let (mut low, mut high) = (0usize, count);
         while low < high {
             let middle = (low + high) / 2;
@@ -1101,14 +1097,10 @@ impl Segment {
                 high = middle;
             }
         }
-        let mut rows = Vec::new();
-        while low < count && key_at(low) == key {
-            if let Some(row) = u32_at(&ids[low * entry_len + entry_len - 4..], 0) {
-                rows.push(row);
-            }
-            low += 1;
-        }
-        rows
+        (low..count)
+            .map_while(|index| self.id_entry(index).filter(|(found, _)| *found == key))
+            .map(|(_, row)| row)
+            .collect()
     }
 
     pub(crate) fn block_count(&self) -> usize {
