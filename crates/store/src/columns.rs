@@ -144,14 +144,26 @@ impl ColumnsWriter {
             .set_max_row_group_row_count(Some(4 * BATCH_ROWS));
         // A dictionary of unique values only costs (the writer builds one, then falls
         // back); seqs and times change little from row to row, which delta encoding keeps
-        // in a bit or two. Every Parquet reader (DuckDB, DataFusion) decodes both.
-        for (column, delta) in [("eventid", false), ("seq", true), ("eventtime", true)] {
-            properties = properties.set_column_dictionary_enabled(ColumnPath::from(column), false);
-            if delta {
-                properties = properties
-                    .set_column_encoding(ColumnPath::from(column), Encoding::DELTA_BINARY_PACKED);
-            }
+        // in a bit or two. Event ids are random text of one length: with their lengths
+        // apart (delta-length) and at level 1, which spends nothing on matches they do not
+        // have, they take 18.5 bytes each instead of 20.5 (a 10M store's files). Every
+        // Parquet reader (DuckDB, DataFusion) decodes all three encodings.
+        let unique_columns = [
+            ("eventid", Encoding::DELTA_LENGTH_BYTE_ARRAY),
+            ("seq", Encoding::DELTA_BINARY_PACKED),
+            ("eventtime", Encoding::DELTA_BINARY_PACKED),
+        ];
+        for (column, encoding) in unique_columns {
+            properties = properties
+                .set_column_dictionary_enabled(ColumnPath::from(column), false)
+                .set_column_encoding(ColumnPath::from(column), encoding);
         }
+        let random_text_level =
+            ZstdLevel::try_new(1).map_err(|error| parquet_error(path, &error))?;
+        properties = properties.set_column_compression(
+            ColumnPath::from("eventid"),
+            Compression::ZSTD(random_text_level),
+        );
         let properties = properties.build();
         let writer = ArrowWriter::try_new(file, schema(), Some(properties))
             .map_err(|error| parquet_error(path, &error))?;
