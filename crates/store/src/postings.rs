@@ -157,6 +157,19 @@ impl<'a> PostingsCursor<'a> {
         cursor
     }
 
+    /// A list of one row, which a term table entry holds in place of its postings.
+    pub(crate) fn only(row: u32) -> PostingsCursor<'a> {
+        PostingsCursor {
+            count: 1,
+            table: &[],
+            data: &[],
+            index: 0,
+            current: Some(row),
+            reader: ByteReader::new(&[]),
+            bitmap: None,
+        }
+    }
+
     /// After the leading 0 of a bitmap list.
     fn bitmap(mut reader: ByteReader<'a>, bytes: &'a [u8]) -> PostingsCursor<'a> {
         let (Ok(count), Ok(first)) = (reader.varint(), reader.varint()) else {

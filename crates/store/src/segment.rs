@@ -6,7 +6,7 @@
 //! the front and stops after its page, and a time range is a range of rows.
 //!
 //! ```text
-//! "OTSEG005" ‖ record blocks … ‖ sections … ‖ section table ‖ table_len:u32 ‖ "OTSEGEND"
+//! "OTSEG006" ‖ record blocks … ‖ sections … ‖ section table ‖ table_len:u32 ‖ "OTSEGEND"
 //!
 //! section          content
 //! meta             covers_first:u64 ‖ covers_last:u64 ‖ rows:u32 ‖ min/max event time:i64
@@ -19,7 +19,9 @@
 //! row_of_seq       row per seq of covers_first..=covers_last, −1 where none (packed)
 //! ingest_runs      (seq − covers_first:u32 ‖ ingest_time_ms:i64) × runs (ingest time is
 //!                  constant within a group commit and never decreases with seq)
-//! terms            (term:u64 ‖ postings_offset:u32) × terms, sorted by term
+//! terms            (fingerprint:u32 ‖ entry:u32) × terms, sorted by fingerprint, the
+//!                  term's low 32 bits; entry is the offset of its postings, or with the
+//!                  top bit set its only row (before OTSEG006: term:u64 ‖ offset:u32)
 //! postings         each term's rows: delta varints, or a bitmap (see `postings.rs`)
 //! ids              (fingerprint:u32 ‖ row:u32) × rows, sorted; the fingerprint is the
 //!                  low half of xxh3(account, eventID) (before OTSEG005: the whole
@@ -45,11 +47,13 @@ use crate::packed::{self, Packed};
 use crate::postings::{self, PostingsCursor};
 use crate::query::{EventLane, Position, PositionBounds, Scope};
 
-/// Written at the start of every new segment. `OTSEG005` keys the id table by 32-bit
-/// fingerprints (4 bytes/event less), `OTSEG004` added bitmap postings (`postings.rs`);
-/// segments of `OTSEG003` and `OTSEG004` read as before, and an older release refuses
-/// the new ones rather than misreading them.
-const HEAD_MAGIC: &[u8; 8] = b"OTSEG005";
+/// Written at the start of every new segment. `OTSEG006` keys the term table by 32-bit
+/// fingerprints and keeps a term's only row in its entry (~5 bytes/event less),
+/// `OTSEG005` keys the id table by 32-bit fingerprints (4 bytes/event less), `OTSEG004`
+/// added bitmap postings (`postings.rs`); segments of `OTSEG003` to `OTSEG005` read as
+/// before, and an older release refuses the new ones rather than misreading them.
+const HEAD_MAGIC: &[u8; 8] = b"OTSEG006";
+const HEAD_MAGIC_HASH_TERMS: &[u8; 8] = b"OTSEG005";
 const HEAD_MAGIC_HASH_IDS: &[u8; 8] = b"OTSEG004";
 const HEAD_MAGIC_BEFORE_BITMAPS: &[u8; 8] = b"OTSEG003";
 const TAIL_MAGIC: &[u8; 8] = b"OTSEGEND";
@@ -74,7 +78,6 @@ enum Section {
 }
 const SECTION_COUNT: usize = 11;
 const BLOCK_ENTRY_LEN: usize = 24;
-const TERM_ENTRY_LEN: usize = 12;
 
 /// How a segment's id table and Bloom filter key an event's id hash.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,7 +92,7 @@ enum IdKeys {
 
 impl IdKeys {
     fn of_magic(magic: &[u8]) -> IdKeys {
-        if magic == HEAD_MAGIC {
+        if magic == HEAD_MAGIC || magic == HEAD_MAGIC_HASH_TERMS {
             IdKeys::Fingerprints
         } else {
             IdKeys::Hashes
@@ -120,6 +123,82 @@ impl IdKeys {
         }
     }
 }
+
+/// How a segment's term table keys a term, and where a term's rows are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum TermKeys {
+    /// Before `OTSEG006`: the whole 64-bit term and its postings' offset (12 bytes).
+    Hashes,
+    /// The term's low 32 bits and its postings' offset or only row (8 bytes). Terms that
+    /// share a fingerprint share one list: lookups re-check every candidate's attributes,
+    /// so that costs reads, never a wrong answer. Most terms (an ARN, an address, a key
+    /// id) have one row in a segment, which the entry holds in place of an offset.
+    Fingerprints,
+}
+
+/// Where a term table entry's rows are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum TermRows {
+    Postings { offset: usize },
+    Only(u32),
+}
+
+/// Marks an entry that holds its term's only row rather than an offset.
+const ONLY_ROW: u32 = 1 << 31;
+
+impl TermKeys {
+    fn of_magic(magic: &[u8]) -> TermKeys {
+        if magic == HEAD_MAGIC {
+            TermKeys::Fingerprints
+        } else {
+            TermKeys::Hashes
+        }
+    }
+
+    fn entry_len(self) -> usize {
+        match self {
+            TermKeys::Hashes => 12,
+            TermKeys::Fingerprints => 8,
+        }
+    }
+
+    /// What the table holds for `term`. A merge reads keys back as terms
+    /// ([`Segment::all_postings`]), and a fingerprint's fingerprint is itself.
+    fn key(self, term: u64) -> u64 {
+        match self {
+            TermKeys::Hashes => term,
+            TermKeys::Fingerprints => u64::from(term as u32),
+        }
+    }
+
+    fn key_at(self, table: &[u8], index: usize) -> Option<u64> {
+        let entry = table.get(index * self.entry_len()..)?;
+        match self {
+            TermKeys::Hashes => u64_at(entry, 0),
+            TermKeys::Fingerprints => u32_at(entry, 0).map(u64::from),
+        }
+    }
+
+    fn rows_at(self, table: &[u8], index: usize) -> Option<TermRows> {
+        let entry = table.get(index * self.entry_len()..)?;
+        Some(match self {
+            TermKeys::Hashes => TermRows::Postings {
+                offset: u32_at(&entry[8..], 0)? as usize,
+            },
+            TermKeys::Fingerprints => {
+                let word = u32_at(&entry[4..], 0)?;
+                if word & ONLY_ROW != 0 {
+                    TermRows::Only(word & !ONLY_ROW)
+                } else {
+                    TermRows::Postings {
+                        offset: word as usize,
+                    }
+                }
+            }
+        })
+    }
+}
+
 const RUN_ENTRY_LEN: usize = 12;
 
 /// What a segment is built from: rows in any order, and each term's rows.
@@ -482,33 +561,46 @@ fn postings_sections(
     input: &SegmentInput,
     order: &RowOrder,
 ) -> Result<(Vec<u8>, Vec<u8>), StoreError> {
+    let keys = TermKeys::Fingerprints;
     let mut terms: Vec<(u64, &Vec<u32>)> = input
         .terms
         .iter()
-        .map(|(term, rows)| (*term, rows))
+        .map(|(term, rows)| (keys.key(*term), rows))
         .collect();
-    terms.sort_unstable_by_key(|(term, _)| *term);
-    let mut term_table = Vec::with_capacity(terms.len() * TERM_ENTRY_LEN);
+    terms.sort_unstable_by_key(|(key, _)| *key);
+    let mut term_table = Vec::with_capacity(terms.len() * keys.entry_len());
     let mut postings_section = Vec::new();
     let mut mapped = Vec::new();
-    for (term, input_rows) in terms {
+    // Terms that share a fingerprint become one list.
+    for same_key in terms.chunk_by(|left, right| left.0 == right.0) {
         mapped.clear();
-        mapped.extend(
-            input_rows
-                .iter()
-                .map(|&input_row| order.segment_row_of_input[input_row as usize]),
-        );
+        for (_, input_rows) in same_key {
+            mapped.extend(
+                input_rows
+                    .iter()
+                    .map(|&input_row| order.segment_row_of_input[input_row as usize]),
+            );
+        }
         mapped.sort_unstable();
         mapped.dedup();
-        term_table.put_u64(term);
-        term_table.put_u32(u32::try_from(postings_section.len()).map_err(|_| {
-            StoreError::corrupt(
-                "segment",
-                path.display().to_string(),
-                "postings past 4 GiB: segment_events_max is too large",
-            )
-        })?);
-        postings::encode(&mapped, &mut postings_section);
+        term_table.put_u32(same_key[0].0 as u32);
+        match mapped[..] {
+            [only] if only < ONLY_ROW => term_table.put_u32(only | ONLY_ROW),
+            _ => {
+                let offset = u32::try_from(postings_section.len())
+                    .ok()
+                    .filter(|offset| *offset < ONLY_ROW)
+                    .ok_or_else(|| {
+                        StoreError::corrupt(
+                            "segment",
+                            path.display().to_string(),
+                            "postings past 2 GiB: segment_events_max is too large",
+                        )
+                    })?;
+                term_table.put_u32(offset);
+                postings::encode(&mapped, &mut postings_section);
+            }
+        }
     }
     Ok((term_table, postings_section))
 }
@@ -555,9 +647,14 @@ fn section_table(map: &[u8], path: &Path) -> Result<[Range<usize>; SECTION_COUNT
     let corrupt = |offset: usize, detail: String| corrupt_at(path, offset, detail);
     let len = map.len();
     if len < HEAD_MAGIC.len() + 12
-        || ![HEAD_MAGIC, HEAD_MAGIC_HASH_IDS, HEAD_MAGIC_BEFORE_BITMAPS]
-            .iter()
-            .any(|magic| &map[..8] == magic.as_slice())
+        || ![
+            HEAD_MAGIC,
+            HEAD_MAGIC_HASH_TERMS,
+            HEAD_MAGIC_HASH_IDS,
+            HEAD_MAGIC_BEFORE_BITMAPS,
+        ]
+        .iter()
+        .any(|magic| &map[..8] == magic.as_slice())
         || &map[len - 8..] != TAIL_MAGIC
     {
         return Err(corrupt(
@@ -730,6 +827,7 @@ pub(crate) struct Segment {
     settled_level: u8,
     dictionary_id: u32,
     id_keys: IdKeys,
+    term_keys: TermKeys,
 }
 
 impl Segment {
@@ -748,6 +846,7 @@ impl Segment {
         let corrupt = |offset: usize, detail: String| corrupt_at(path, offset, detail);
         let sections = section_table(&map, path)?;
         let id_keys = IdKeys::of_magic(&map[..8]);
+        let term_keys = TermKeys::of_magic(&map[..8]);
         let meta_range = sections[Section::Meta as usize].clone();
         let SegmentMeta {
             covers_first,
@@ -785,6 +884,7 @@ impl Segment {
             settled_level,
             dictionary_id,
             id_keys,
+            term_keys,
         };
         segment.check_section_lengths()?;
         // Checking the CRCs brought every index page into this process's resident set;
@@ -795,8 +895,20 @@ impl Segment {
         Ok(segment)
     }
 
-    /// The id table and the packed columns hold as many entries as the meta section says.
+    /// The id table and the packed columns hold as many entries as the meta section says,
+    /// and the term table whole entries.
     fn check_section_lengths(&self) -> Result<(), StoreError> {
+        let terms_bytes = self.section(Section::Terms).len();
+        if !terms_bytes.is_multiple_of(self.term_keys.entry_len()) {
+            return Err(corrupt_at(
+                &self.path,
+                self.sections[Section::Terms as usize].start,
+                format!(
+                    "term table of {terms_bytes} bytes, not a whole number of {}-byte entries",
+                    self.term_keys.entry_len()
+                ),
+            ));
+        }
         let ids_bytes = self.rows as usize * self.id_keys.entry_len();
         if self.section(Section::Ids).len() != ids_bytes {
             return Err(corrupt_at(
@@ -1008,47 +1120,52 @@ impl Segment {
     }
 
     pub(crate) fn postings(&self, term: u64) -> Option<PostingsCursor<'_>> {
+        let keys = self.term_keys;
         let table = self.section(Section::Terms);
-        let count = table.len() / TERM_ENTRY_LEN;
-        let term_at = |index: usize| u64_at(&table[index * TERM_ENTRY_LEN..], 0);
+        let count = table.len() / keys.entry_len();
+        let key = keys.key(term);
         let (mut low, mut high) = (0usize, count);
         while low < high {
             let middle = (low + high) / 2;
-            match term_at(middle) {
-                Some(found) if found < term => low = middle + 1,
+            match keys.key_at(table, middle) {
+                Some(found) if found < key => low = middle + 1,
                 _ => high = middle,
             }
         }
-        if low >= count || term_at(low) != Some(term) {
+        if low >= count || keys.key_at(table, low) != Some(key) {
             return None;
         }
+        self.term_cursor(low)
+    }
+
+    /// The rows of the term table's entry at `index`.
+    fn term_cursor(&self, index: usize) -> Option<PostingsCursor<'_>> {
+        let keys = self.term_keys;
+        let table = self.section(Section::Terms);
         let postings = self.section(Section::Postings);
-        let start = u32_at(&table[low * TERM_ENTRY_LEN + 8..], 0)? as usize;
-        let end = if low + 1 < count {
-            u32_at(&table[(low + 1) * TERM_ENTRY_LEN + 8..], 0)? as usize
-        } else {
-            postings.len()
+        let start = match keys.rows_at(table, index)? {
+            TermRows::Only(row) => return Some(PostingsCursor::only(row)),
+            TermRows::Postings { offset } => offset,
         };
+        // A list ends where the next entry's list starts; entries in between hold their
+        // only row.
+        let count = table.len() / keys.entry_len();
+        let end = (index + 1..count)
+            .find_map(|next| match keys.rows_at(table, next) {
+                Some(TermRows::Postings { offset }) => Some(offset),
+                _ => None,
+            })
+            .unwrap_or(postings.len());
         postings.get(start..end).map(PostingsCursor::new)
     }
 
-    /// Every (term, postings) pair, in term order.
+    /// Every (term key, postings) pair, in key order: whole terms before `OTSEG006`,
+    /// fingerprints since, which a new segment's table reduces to the same fingerprints.
     pub(crate) fn all_postings(&self) -> impl Iterator<Item = (u64, PostingsCursor<'_>)> + '_ {
+        let keys = self.term_keys;
         let table = self.section(Section::Terms);
-        let postings = self.section(Section::Postings);
-        let count = table.len() / TERM_ENTRY_LEN;
-        let offset_at = move |index: usize| {
-            if index >= count {
-                Some(postings.len())
-            } else {
-                u32_at(&table[index * TERM_ENTRY_LEN + 8..], 0).map(|offset| offset as usize)
-            }
-        };
-        (0..count).filter_map(move |index| {
-            let term = u64_at(&table[index * TERM_ENTRY_LEN..], 0)?;
-            let bytes = postings.get(offset_at(index)?..offset_at(index + 1)?)?;
-            Some((term, PostingsCursor::new(bytes)))
-        })
+        (0..table.len() / keys.entry_len())
+            .filter_map(move |index| Some((keys.key_at(table, index)?, self.term_cursor(index)?)))
     }
 
     /// Every (id key, row) pair: whole hashes before `OTSEG005`, fingerprints since, which
@@ -1275,9 +1392,9 @@ pub(crate) fn top_matches(
 mod tests {
     use std::collections::HashMap;
 
-    use opentrail_event::{EventRecord, IngestContext, parse_batch};
+    use opentrail_event::{EventRecord, FilterField, IngestContext, parse_batch};
 
-    use crate::{AppendOutcome, Store, StoreOptions};
+    use crate::{AppendOutcome, EventLane, LookupQuery, Store, StoreOptions};
 
     const ACCOUNT: &str = "111122223333";
 
@@ -1296,9 +1413,28 @@ mod tests {
         }
     }
 
+    /// Two event names whose terms share their low 32 bits, the fingerprint a segment's
+    /// term table keeps.
+    fn event_names_with_one_fingerprint() -> (String, String) {
+        let mut seen: HashMap<u32, String> = HashMap::new();
+        let mut n = 0u64;
+        loop {
+            let name = format!("Collide{n}");
+            let fingerprint = crate::terms::term(FilterField::EventName, &name) as u32;
+            if let Some(other) = seen.insert(fingerprint, name.clone()) {
+                return (other, name);
+            }
+            n += 1;
+        }
+    }
+
     fn record(event_id: &str) -> Vec<EventRecord> {
+        named_record(event_id, "GetObject")
+    }
+
+    fn named_record(event_id: &str, event_name: &str) -> Vec<EventRecord> {
         let json = format!(
-            r#"{{"eventVersion":"1.08","eventID":"{event_id}","eventName":"GetObject","eventSource":"s3.amazonaws.com","eventTime":"2024-05-01T10:00:00Z","awsRegion":"us-east-1","recipientAccountId":"{ACCOUNT}"}}"#
+            r#"{{"eventVersion":"1.08","eventID":"{event_id}","eventName":"{event_name}","eventSource":"s3.amazonaws.com","eventTime":"2024-05-01T10:00:00Z","awsRegion":"us-east-1","recipientAccountId":"{ACCOUNT}"}}"#
         );
         let context = IngestContext {
             account_id: ACCOUNT.into(),
@@ -1351,5 +1487,60 @@ mod tests {
             let outcomes = store.append(record(id)).expect("append");
             assert!(matches!(outcomes[..], [AppendOutcome::Duplicate { .. }]));
         }
+    }
+
+    /// The ids of every event named `event_name`, through LookupEvents' path.
+    fn ids_named(store: &Store, event_name: &str) -> Vec<String> {
+        let query = LookupQuery {
+            account_id: Some(ACCOUNT.into()),
+            region: Some("us-east-1".into()),
+            lane: EventLane::Standard,
+            filters: vec![(FilterField::EventName, event_name.into())],
+            start_time_ms: None,
+            end_time_ms: None,
+            limit: 50,
+            cursor: None,
+        };
+        let mut ids: Vec<String> = store
+            .lookup(&query)
+            .expect("lookup")
+            .events
+            .into_iter()
+            .map(|event| event.record.event_id)
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    #[test]
+    fn terms_that_share_a_fingerprint_are_told_apart_by_their_records() {
+        let (first, second) = event_names_with_one_fingerprint();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let options = StoreOptions {
+            merge_events_below: 0,
+            settle: false,
+            ..StoreOptions::default()
+        };
+        let store = Store::open(dir.path(), options).expect("store opens");
+        // One segment where each name has one row, the entry's own.
+        store.append(named_record("a-1", &first)).expect("append");
+        store.append(named_record("b-1", &second)).expect("append");
+        store.flush_tables().expect("seal");
+        assert_eq!(ids_named(&store, &first), ["a-1"]);
+        assert_eq!(ids_named(&store, &second), ["b-1"]);
+
+        // A second segment where the shared list has several rows, then both merged.
+        for id in ["a-2", "a-3"] {
+            store.append(named_record(id, &first)).expect("append");
+        }
+        store.append(named_record("b-2", &second)).expect("append");
+        store.flush_tables().expect("seal");
+        assert_eq!(ids_named(&store, &first), ["a-1", "a-2", "a-3"]);
+        assert_eq!(ids_named(&store, &second), ["b-1", "b-2"]);
+        store.compact().expect("merge");
+        assert_eq!(store.stats().expect("stats").segments, 1);
+        assert_eq!(ids_named(&store, &first), ["a-1", "a-2", "a-3"]);
+        assert_eq!(ids_named(&store, &second), ["b-1", "b-2"]);
+        assert!(ids_named(&store, "GetObject").is_empty());
     }
 }

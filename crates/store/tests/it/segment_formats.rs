@@ -1,7 +1,7 @@
-//! Segments written by the release before id fingerprints (`OTSEG004`: whole 64-bit id
-//! hashes in the id table) open with this one and answer as before: every event by its
-//! id, dedup against them, lookups; settling keeps their format, and a merge rewrites
-//! them in the current one.
+//! Segments written by the release before fingerprints (`OTSEG004`: whole 64-bit id
+//! hashes in the id table and whole terms in the term table) open with this one and
+//! answer as before: every event by its id, dedup against them, lookups; settling keeps
+//! their format, and a merge with current segments rewrites them in the current one.
 //!
 //! `tests/fixtures/otseg004/store.tar.gz` was written by that release's store (commit
 //! 5168391): the 600 records of `support::varied_batch(0, 600)`, appended 100 at a time
@@ -78,12 +78,18 @@ fn segments_with_whole_id_hashes_answer_settle_and_merge_into_the_current_format
     assert_all_duplicates(&store);
 
     // New events land in a current segment; a merge rewrites everything in the current
-    // format, with the old segments' ids carried over from their tables.
+    // format, with the old segments' ids and terms carried over from their tables.
     let newer = records(&varied_batch(EVENTS, 200));
     store.append(newer.clone()).expect("append");
     store.flush_tables().expect("seal");
+    assert_eq!(
+        segment_magics(&dir),
+        ["OTSEG004", "OTSEG004", "OTSEG004", "OTSEG006"]
+    );
+    let lookups_before_merge = varied_lookups(&store);
     store.compact().expect("merge");
-    assert_eq!(segment_magics(&dir), vec!["OTSEG005"]);
+    assert_eq!(segment_magics(&dir), vec!["OTSEG006"]);
+    assert_eq!(varied_lookups(&store), lookups_before_merge);
     assert_every_id_found(&store, &expected);
     assert_every_id_found(&store, &newer);
     assert_all_duplicates(&store);
@@ -91,6 +97,7 @@ fn segments_with_whole_id_hashes_answer_settle_and_merge_into_the_current_format
 
     let store = Store::open(&dir, options).expect("store reopens");
     assert_every_id_found(&store, &expected);
-    assert!(varied_lookups(&store)[1].len() > expected_lookups[1].len());
+    assert!(lookups_before_merge[1].len() > expected_lookups[1].len());
+    assert_eq!(varied_lookups(&store), lookups_before_merge);
     assert_eq!(store.verify().expect("verify"), (EVENTS + 200) as u64);
 }
