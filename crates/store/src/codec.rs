@@ -1,5 +1,6 @@
 //! Byte-level helpers shared by the journal and segment formats: little-endian integers,
-//! LEB128 varints, and a bounds-checked reader that reports where it ran out.
+//! LEB128 varints, bit-packed values, and a bounds-checked reader that reports where it
+//! ran out.
 
 /// Appends little-endian integers and varints to a buffer.
 pub(crate) trait PutBytes {
@@ -169,4 +170,47 @@ mod tests {
         let mut reader = ByteReader::new(&bytes);
         assert!(reader.bytes().is_err());
     }
+}
+
+/// Packs values of up to 32 bits each, little-endian: bit `i` of the output is bit
+/// `i % 8` of byte `i / 8`, the first value's lowest bit first.
+#[derive(Default)]
+pub(crate) struct BitWriter {
+    bytes: Vec<u8>,
+    pending: u64,
+    pending_bits: u32,
+}
+
+impl BitWriter {
+    /// Appends the low `width` (≤ 32) bits of `value`.
+    pub(crate) fn push(&mut self, value: u32, width: u32) {
+        debug_assert!(width <= 32);
+        let value = u64::from(value) & ((1u64 << width) - 1);
+        self.pending |= value << self.pending_bits;
+        self.pending_bits += width;
+        while self.pending_bits >= 8 {
+            self.bytes.push(self.pending as u8);
+            self.pending >>= 8;
+            self.pending_bits -= 8;
+        }
+    }
+
+    /// The packed bytes, the last one padded with zero bits.
+    pub(crate) fn finish(mut self) -> Vec<u8> {
+        if self.pending_bits > 0 {
+            self.bytes.push(self.pending as u8);
+        }
+        self.bytes
+    }
+}
+
+/// The `width` (≤ 32) bits of `bytes` from bit `start`, as [`BitWriter`] packs them; bits
+/// past the end read as 0.
+pub(crate) fn bits_at(bytes: &[u8], start: usize, width: u32) -> u32 {
+    let mut word = [0u8; 8];
+    let from = (start / 8).min(bytes.len());
+    let available = &bytes[from..(from + 8).min(bytes.len())];
+    word[..available.len()].copy_from_slice(available);
+    let value = u64::from_le_bytes(word) >> (start % 8);
+    (value & ((1u64 << width) - 1)) as u32
 }

@@ -23,6 +23,7 @@ mod error;
 mod files;
 mod head;
 mod id_packing;
+mod id_table;
 mod journal;
 mod layout;
 mod location;

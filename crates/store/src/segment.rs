@@ -23,8 +23,9 @@
 //!                  term's low 32 bits; entry is the offset of its postings, or with the
 //!                  top bit set its only row (before OTSEG006: term:u64 ‖ offset:u32)
 //! postings         each term's rows: delta varints, or a bitmap (see `postings.rs`)
-//! ids              (fingerprint:u32 ‖ row:u32) × rows, sorted; the fingerprint is the
-//!                  low half of xxh3(account, eventID) (before OTSEG005: the whole
+//! ids              every row's id fingerprint, the low half of xxh3(account, eventID),
+//!                  with its row, sorted and bit-packed in buckets (see `id_table.rs`;
+//!                  OTSEG005: (fingerprint:u32 ‖ row:u32) × rows; before: the whole
 //!                  hash, as a u64)
 //! bloom            a Bloom filter over xxh3 of the fingerprints (before: the hashes)
 //! section table    (offset:u64 ‖ len:u64 ‖ crc32:u32) × sections
@@ -43,12 +44,14 @@ use crate::blocks::{self, BlockEncoder, DecodedBlock, Dictionaries, Dictionary};
 use crate::codec::{ByteReader, PutBytes, i64_at, u32_at, u64_at};
 use crate::error::StoreError;
 use crate::files;
+use crate::id_table::PackedIds;
 use crate::packed::{self, Packed};
 use crate::postings::{self, PostingsCursor};
 use crate::query::{EventLane, Position, PositionBounds, Scope};
 
 /// Written at the start of every new segment. `OTSEG006` keys the term table by 32-bit
-/// fingerprints and keeps a term's only row in its entry (~5 bytes/event less),
+/// fingerprints and keeps a term's only row in its entry, packs the id table and adds
+/// Elias-Fano postings (~10 bytes/event less),
 /// `OTSEG005` keys the id table by 32-bit fingerprints (4 bytes/event less), `OTSEG004`
 /// added bitmap postings (`postings.rs`); segments of `OTSEG003` to `OTSEG005` read as
 /// before, and an older release refuses the new ones rather than misreading them.
@@ -84,25 +87,31 @@ const BLOCK_ENTRY_LEN: usize = 24;
 enum IdKeys {
     /// Before `OTSEG005`: the whole 64-bit hash (12-byte entries).
     Hashes,
-    /// The hash's low 32 bits (8-byte entries). A segment holds far fewer than 2^32 rows,
-    /// so a fingerprint rarely matches another id's, and every match is confirmed against
-    /// the stored record anyway (`Shared::find_id`).
+    /// `OTSEG005`: the hash's low 32 bits (8-byte entries). A segment holds far fewer
+    /// than 2^32 rows, so a fingerprint rarely matches another id's, and every match is
+    /// confirmed against the stored record anyway (`Shared::find_id`).
     Fingerprints,
+    /// The same fingerprints, bit-packed in buckets (`id_table.rs`): under 5 bytes.
+    PackedFingerprints,
 }
 
 impl IdKeys {
     fn of_magic(magic: &[u8]) -> IdKeys {
-        if magic == HEAD_MAGIC || magic == HEAD_MAGIC_HASH_TERMS {
+        if magic == HEAD_MAGIC {
+            IdKeys::PackedFingerprints
+        } else if magic == HEAD_MAGIC_HASH_TERMS {
             IdKeys::Fingerprints
         } else {
             IdKeys::Hashes
         }
     }
 
-    fn entry_len(self) -> usize {
+    /// The length of a table entry, for the tables of whole entries.
+    fn entry_len(self) -> Option<usize> {
         match self {
-            IdKeys::Hashes => 12,
-            IdKeys::Fingerprints => 8,
+            IdKeys::Hashes => Some(12),
+            IdKeys::Fingerprints => Some(8),
+            IdKeys::PackedFingerprints => None,
         }
     }
 
@@ -111,7 +120,7 @@ impl IdKeys {
     fn key(self, id_hash: u64) -> u64 {
         match self {
             IdKeys::Hashes => id_hash,
-            IdKeys::Fingerprints => u64::from(id_hash as u32),
+            IdKeys::Fingerprints | IdKeys::PackedFingerprints => u64::from(id_hash as u32),
         }
     }
 
@@ -119,7 +128,9 @@ impl IdKeys {
     fn bloom_key(self, key: u64) -> u64 {
         match self {
             IdKeys::Hashes => key,
-            IdKeys::Fingerprints => xxhash_rust::xxh3::xxh3_64(&(key as u32).to_le_bytes()),
+            IdKeys::Fingerprints | IdKeys::PackedFingerprints => {
+                xxhash_rust::xxh3::xxh3_64(&(key as u32).to_le_bytes())
+            }
         }
     }
 }
@@ -607,7 +618,7 @@ fn postings_sections(
 
 /// The id table (sorted id fingerprints, each with its row) and its Bloom filter.
 fn id_sections(input: &SegmentInput, order: &RowOrder) -> (Vec<u8>, Vec<u8>) {
-    let keys = IdKeys::Fingerprints;
+    let keys = IdKeys::PackedFingerprints;
     let mut ids: Vec<(u32, u32)> = input
         .rows
         .iter()
@@ -620,11 +631,7 @@ fn id_sections(input: &SegmentInput, order: &RowOrder) -> (Vec<u8>, Vec<u8>) {
         })
         .collect();
     ids.sort_unstable();
-    let mut ids_section = Vec::with_capacity(ids.len() * keys.entry_len());
-    for (fingerprint, row) in &ids {
-        ids_section.put_u32(*fingerprint);
-        ids_section.put_u32(*row);
-    }
+    let ids_section = crate::id_table::encode(&ids, input.rows.len() as u32);
     let bloom = crate::bloom::build(
         ids.iter()
             .map(|(fingerprint, _)| keys.bloom_key(u64::from(*fingerprint))),
@@ -909,14 +916,19 @@ impl Segment {
                 ),
             ));
         }
-        let ids_bytes = self.rows as usize * self.id_keys.entry_len();
-        if self.section(Section::Ids).len() != ids_bytes {
+        let ids = self.section(Section::Ids);
+        let ids_fit = match self.id_keys.entry_len() {
+            Some(entry_len) => ids.len() == self.rows as usize * entry_len,
+            None => PackedIds::parse(ids, self.rows as usize).is_some(),
+        };
+        if !ids_fit {
             return Err(corrupt_at(
                 &self.path,
                 self.sections[Section::Ids as usize].start,
                 format!(
-                    "id table of {} bytes, expected {ids_bytes}",
-                    self.section(Section::Ids).len()
+                    "id table of {} bytes does not fit {} rows",
+                    ids.len(),
+                    self.rows
                 ),
             ));
         }
@@ -1175,18 +1187,28 @@ impl Segment {
     }
 
     fn id_count(&self) -> usize {
-        self.section(Section::Ids).len() / self.id_keys.entry_len()
+        match self.id_keys.entry_len() {
+            Some(entry_len) => self.section(Section::Ids).len() / entry_len,
+            None => self.rows as usize,
+        }
+    }
+
+    fn packed_ids(&self) -> Option<PackedIds<'_>> {
+        PackedIds::parse(self.section(Section::Ids), self.rows as usize)
     }
 
     /// The (key, row) of the id table's entry at `index`.
     fn id_entry(&self, index: usize) -> Option<(u64, u32)> {
-        let entry_len = self.id_keys.entry_len();
+        let Some(entry_len) = self.id_keys.entry_len() else {
+            let (fingerprint, row) = self.packed_ids()?.entry(index)?;
+            return Some((u64::from(fingerprint), row));
+        };
         let entry = self
             .section(Section::Ids)
             .get(index * entry_len..(index + 1) * entry_len)?;
         let key = match self.id_keys {
             IdKeys::Hashes => u64_at(entry, 0)?,
-            IdKeys::Fingerprints => u64::from(u32_at(entry, 0)?),
+            _ => u64::from(u32_at(entry, 0)?),
         };
         Some((key, u32_at(&entry[entry_len - 4..], 0)?))
     }
@@ -1203,6 +1225,11 @@ impl Segment {
     /// records).
     pub(crate) fn rows_with_id(&self, id_hash: u64) -> Vec<u32> {
         let key = self.id_keys.key(id_hash);
+        if self.id_keys == IdKeys::PackedFingerprints {
+            return self
+                .packed_ids()
+                .map_or_else(Vec::new, |ids| ids.rows_with(key as u32));
+        }
         let count = self.id_count();
         let key_at = |index: usize| self.id_entry(index).map_or(u64::MAX, |(key, _)| key);
         let (mut low, mut high) = (0usize, count);
