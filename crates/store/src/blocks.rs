@@ -36,10 +36,11 @@ pub(crate) const BLOCK_RAW_BYTES: usize = 32 * 1024;
 /// but, with the sealer competing with ingest for the cores, cost 10% of the 10M HTTP
 /// ingest and 14% of the import rate (BENCHMARKS.md, 5 Dec 2026). So the size is won
 /// later, off the ingest's path: the settler (`settler.rs`) recompresses sealed segments
-/// at level 9 on a thread at the lowest CPU priority. On 300k of the benchmark's records
+/// at level 12 on a thread at the lowest CPU priority. On 300k of the benchmark's records
 /// in 32 KiB blocks with their own dictionary, level 3 → 9 took the records from 167.6
-/// to 138.4 bytes/event (level 12: 135.7 at half the speed; level 19: 132.5 at 4 MB/s);
-/// decompression runs at the same speed whatever the level.
+/// to 138.4 bytes/event at 113 MB/s, level 12 to 135.7 at 57 MB/s (level 19: 132.5 at
+/// 4 MB/s). Only idle CPU pays for it, and decompression runs at the same speed whatever
+/// the level. Segments settled at a lower level (9, before 6 Dec 2026) are settled again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Effort {
     Journal,
@@ -52,7 +53,7 @@ impl Effort {
         match self {
             Effort::Journal => 1,
             Effort::Segment => 3,
-            Effort::Settled => 9,
+            Effort::Settled => 12,
         }
     }
 }

@@ -2,7 +2,7 @@
 //! ([`crate::blocks::Effort::Settled`]) on CPU time nothing else wants.
 //!
 //! Seals compress at level 3 because the sealer competes with ingest for the cores; the
-//! records are most of a segment, and level 9 makes them about a sixth smaller. The
+//! records are most of a segment, and level 12 makes them about a fifth smaller. The
 //! settler rewrites one segment at a time block for block (every row stays in its block,
 //! so postings, ids and the Parquet columns are kept as they are), and gives way at once
 //! to a store that is closing. The recompression runs on a helper thread in Linux's
