@@ -1,11 +1,13 @@
-//! Segments written by the release before fingerprints (`OTSEG004`: whole 64-bit id
-//! hashes in the id table and whole terms in the term table) open with this one and
-//! answer as before: every event by its id, dedup against them, lookups; settling keeps
-//! their format, and a merge with current segments rewrites them in the current one.
+//! Segments of earlier formats open with this release and answer as before: every event
+//! by its id, dedup against them, lookups; settling keeps their format, and a merge with
+//! current segments rewrites them in the current one.
 //!
-//! `tests/fixtures/otseg004/store.tar.gz` was written by that release's store (commit
-//! 5168391): the 600 records of `support::varied_batch(0, 600)`, appended 100 at a time
-//! and sealed every 200, so three segments and no journal.
+//! Each fixture, `tests/fixtures/<format>/store.tar.gz`, was written by the store of the
+//! release that wrote that format: the 600 records of `support::varied_batch(0, 600)`,
+//! appended 100 at a time and sealed every 200, so three segments and no journal.
+//! - `otseg004` (commit 5168391): whole 64-bit id hashes and whole terms.
+//! - `otseg005` (commit 68ea0f6): 32-bit id fingerprints in 8-byte entries, whole terms
+//!   in 12-byte entries, no Elias-Fano postings.
 
 use std::path::Path;
 
@@ -56,9 +58,18 @@ fn assert_all_duplicates(store: &Store) {
 
 #[test]
 fn segments_with_whole_id_hashes_answer_settle_and_merge_into_the_current_format() {
+    old_segments_answer_settle_and_merge_into_the_current_format("otseg004", "OTSEG004");
+}
+
+#[test]
+fn segments_with_unpacked_tables_answer_settle_and_merge_into_the_current_format() {
+    old_segments_answer_settle_and_merge_into_the_current_format("otseg005", "OTSEG005");
+}
+
+fn old_segments_answer_settle_and_merge_into_the_current_format(fixture: &str, magic: &str) {
     let temp = tempfile::tempdir().expect("temp dir");
-    let dir = unpack_store_fixture("otseg004", temp.path());
-    assert_eq!(segment_magics(&dir), vec!["OTSEG004"; 3]);
+    let dir = unpack_store_fixture(fixture, temp.path());
+    assert_eq!(segment_magics(&dir), vec![magic; 3]);
     let options = StoreOptions {
         merge_events_below: 0,
         settle: false,
@@ -73,7 +84,7 @@ fn segments_with_whole_id_hashes_answer_settle_and_merge_into_the_current_format
 
     // A settled copy keeps the sections, so it keeps the format they are in.
     store.settle().expect("settle");
-    assert_eq!(segment_magics(&dir), vec!["OTSEG004"; 3]);
+    assert_eq!(segment_magics(&dir), vec![magic; 3]);
     assert_every_id_found(&store, &expected);
     assert_all_duplicates(&store);
 
@@ -82,10 +93,7 @@ fn segments_with_whole_id_hashes_answer_settle_and_merge_into_the_current_format
     let newer = records(&varied_batch(EVENTS, 200));
     store.append(newer.clone()).expect("append");
     store.flush_tables().expect("seal");
-    assert_eq!(
-        segment_magics(&dir),
-        ["OTSEG004", "OTSEG004", "OTSEG004", "OTSEG006"]
-    );
+    assert_eq!(segment_magics(&dir), [magic, magic, magic, "OTSEG006"]);
     let lookups_before_merge = varied_lookups(&store);
     store.compact().expect("merge");
     assert_eq!(segment_magics(&dir), vec!["OTSEG006"]);
