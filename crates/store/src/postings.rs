@@ -448,20 +448,46 @@ mod tests {
 
     use super::*;
 
+    /// `bytes` decode to `rows`, and a seek to each target lands on the first row at or
+    /// after it, from where the cursor goes on to the next (as a leapfrog continues).
+    fn assert_reads_back_and_seeks(
+        bytes: &[u8],
+        rows: &[u32],
+        targets: impl IntoIterator<Item = u32>,
+    ) {
+        let cursor = PostingsCursor::new(bytes);
+        assert_eq!(cursor.len(), rows.len());
+        assert_eq!(every_row(cursor), rows);
+        for target in targets {
+            let mut cursor = PostingsCursor::new(bytes);
+            let expected = rows.iter().copied().find(|row| *row >= target);
+            assert_eq!(cursor.seek(target), expected, "target {target}");
+            if let Some(found) = expected {
+                let next = rows.iter().copied().find(|row| *row > found);
+                assert_eq!(cursor.advance(), next);
+            }
+        }
+    }
+
+    /// Every row from the cursor's position on.
+    fn every_row(mut cursor: PostingsCursor<'_>) -> Vec<u32> {
+        let mut rows = Vec::new();
+        while let Some(row) = cursor.current() {
+            rows.push(row);
+            cursor.advance();
+        }
+        rows
+    }
+
     #[test]
     fn every_row_reads_back_and_seeks_land_on_the_next_row() {
         for count in [0usize, 1, 5, 127, 128, 129, 1_000, 10_000] {
             let rows: Vec<u32> = (0..count as u32).map(|i| i * 7 + (i % 3)).collect();
             let mut bytes = Vec::new();
             encode_deltas(&rows, &mut bytes);
-            let mut cursor = PostingsCursor::new(&bytes);
+            let cursor = PostingsCursor::new(&bytes);
             assert_eq!(cursor.len(), count);
-            let mut decoded = Vec::new();
-            while let Some(row) = cursor.current() {
-                decoded.push(row);
-                cursor.advance();
-            }
-            assert_eq!(decoded, rows);
+            assert_eq!(every_row(cursor), rows);
             for target in [0u32, 1, 6, 7, 500, 896, 897, 5_000, 69_999, 80_000] {
                 let mut cursor = PostingsCursor::new(&bytes);
                 let expected = rows.iter().copied().find(|row| *row >= target);
@@ -498,26 +524,13 @@ mod tests {
                 bytes.len(),
                 deltas.len()
             );
-            let mut cursor = PostingsCursor::new(&bytes);
-            assert_eq!(cursor.len(), rows.len());
-            let mut decoded = Vec::new();
-            while let Some(row) = cursor.current() {
-                decoded.push(row);
-                cursor.advance();
-            }
-            assert_eq!(decoded, rows);
-            for target in [
-                0u32, 1, 76, 77, 78, 79, 4_999, 5_000, 30_000, 64_999, 65_000, 90_000,
-            ] {
-                let mut cursor = PostingsCursor::new(&bytes);
-                let expected = rows.iter().copied().find(|row| *row >= target);
-                assert_eq!(cursor.seek(target), expected, "target {target}");
-                // And onwards from there, as a leapfrog continues.
-                if let Some(found) = expected {
-                    let next = rows.iter().copied().find(|row| *row > found);
-                    assert_eq!(cursor.advance(), next);
-                }
-            }
+            assert_reads_back_and_seeks(
+                &bytes,
+                &rows,
+                [
+                    0u32, 1, 76, 77, 78, 79, 4_999, 5_000, 30_000, 64_999, 65_000, 90_000,
+                ],
+            );
         }
     }
 
@@ -560,27 +573,11 @@ mod tests {
                     deltas.len()
                 );
             }
-            let mut cursor = PostingsCursor::new(&bytes);
-            assert_eq!(cursor.len(), rows.len());
-            let mut decoded = Vec::new();
-            while let Some(row) = cursor.current() {
-                decoded.push(row);
-                cursor.advance();
-            }
-            assert_eq!(decoded, rows, "gaps up to {max_gap}");
             let last = *rows.last().expect("rows");
-            for target in (0..last + 10)
+            let targets = (0..last + 10)
                 .step_by(97)
-                .chain([rows[127], rows[128], last])
-            {
-                let mut cursor = PostingsCursor::new(&bytes);
-                let expected = rows.iter().copied().find(|row| *row >= target);
-                assert_eq!(cursor.seek(target), expected, "target {target}");
-                if let Some(found) = expected {
-                    let next = rows.iter().copied().find(|row| *row > found);
-                    assert_eq!(cursor.advance(), next);
-                }
-            }
+                .chain([rows[127], rows[128], last]);
+            assert_reads_back_and_seeks(&bytes, &rows, targets);
         }
     }
 
@@ -594,13 +591,8 @@ mod tests {
             .collect::<Vec<u32>>();
         let mut bytes = Vec::new();
         encode_elias_fano(&rows, &mut bytes);
-        let mut cursor = PostingsCursor::new(&bytes);
-        let mut decoded = Vec::new();
-        while let Some(row) = cursor.current() {
-            decoded.push(row);
-            cursor.advance();
-        }
-        assert_eq!(decoded, rows);
+        let cursor = PostingsCursor::new(&bytes);
+        assert_eq!(every_row(cursor), rows);
     }
 
     #[test]

@@ -1425,34 +1425,28 @@ mod tests {
 
     const ACCOUNT: &str = "111122223333";
 
-    /// Two event ids whose id hashes share their low 32 bits, the fingerprint a segment
-    /// keeps (a birthday search: about 80k tries).
-    fn ids_with_one_fingerprint() -> (String, String) {
+    /// Two values whose hashes share their low 32 bits, the fingerprint a segment keeps
+    /// (a birthday search: about 80k tries).
+    fn two_with_one_fingerprint(prefix: &str, hash: impl Fn(&str) -> u64) -> (String, String) {
         let mut seen: HashMap<u32, String> = HashMap::new();
         let mut n = 0u64;
         loop {
-            let id = format!("collide-{n}");
-            let fingerprint = crate::terms::id_hash(ACCOUNT, &id) as u32;
-            if let Some(other) = seen.insert(fingerprint, id.clone()) {
-                return (other, id);
+            let value = format!("{prefix}{n}");
+            if let Some(other) = seen.insert(hash(&value) as u32, value.clone()) {
+                return (other, value);
             }
             n += 1;
         }
     }
 
-    /// Two event names whose terms share their low 32 bits, the fingerprint a segment's
-    /// term table keeps.
-    fn event_names_with_one_fingerprint() -> (String, String) {
-        let mut seen: HashMap<u32, String> = HashMap::new();
-        let mut n = 0u64;
-        loop {
-            let name = format!("Collide{n}");
-            let fingerprint = crate::terms::term(FilterField::EventName, &name) as u32;
-            if let Some(other) = seen.insert(fingerprint, name.clone()) {
-                return (other, name);
-            }
-            n += 1;
-        }
+    /// A store that merges and settles only when told to.
+    fn store_without_background_work(dir: &std::path::Path) -> Store {
+        let options = StoreOptions {
+            merge_events_below: 0,
+            settle: false,
+            ..StoreOptions::default()
+        };
+        Store::open(dir, options).expect("store opens")
     }
 
     fn record(event_id: &str) -> Vec<EventRecord> {
@@ -1484,18 +1478,14 @@ mod tests {
 
     #[test]
     fn ids_that_share_a_fingerprint_are_told_apart_by_their_records() {
-        let (first, second) = ids_with_one_fingerprint();
+        let (first, second) =
+            two_with_one_fingerprint("collide-", |id| crate::terms::id_hash(ACCOUNT, id));
         assert_ne!(
             crate::terms::id_hash(ACCOUNT, &first),
             crate::terms::id_hash(ACCOUNT, &second)
         );
         let dir = tempfile::tempdir().expect("temp dir");
-        let options = StoreOptions {
-            merge_events_below: 0,
-            settle: false,
-            ..StoreOptions::default()
-        };
-        let store = Store::open(dir.path(), options).expect("store opens");
+        let store = store_without_background_work(dir.path());
         store.append(record(&first)).expect("append");
         store.flush_tables().expect("seal");
 
@@ -1541,14 +1531,11 @@ mod tests {
 
     #[test]
     fn terms_that_share_a_fingerprint_are_told_apart_by_their_records() {
-        let (first, second) = event_names_with_one_fingerprint();
+        let (first, second) = two_with_one_fingerprint("Collide", |name| {
+            crate::terms::term(FilterField::EventName, name)
+        });
         let dir = tempfile::tempdir().expect("temp dir");
-        let options = StoreOptions {
-            merge_events_below: 0,
-            settle: false,
-            ..StoreOptions::default()
-        };
-        let store = Store::open(dir.path(), options).expect("store opens");
+        let store = store_without_background_work(dir.path());
         // One segment where each name has one row, the entry's own.
         store.append(named_record("a-1", &first)).expect("append");
         store.append(named_record("b-1", &second)).expect("append");
