@@ -22,7 +22,8 @@
 //! terms            (fingerprint:u32 ‖ entry:u32) × terms, sorted by fingerprint, the
 //!                  term's low 32 bits; entry is the offset of its postings, or with the
 //!                  top bit set its only row (before OTSEG006: term:u64 ‖ offset:u32)
-//! postings         each term's rows: delta varints, or a bitmap (see `postings.rs`)
+//! postings         each term's rows: delta varints, Elias-Fano chunks or a bitmap (see
+//!                  `postings.rs`)
 //! ids              every row's id fingerprint, the low half of xxh3(account, eventID),
 //!                  with its row, sorted and bit-packed in buckets (see `id_table.rs`;
 //!                  OTSEG005: (fingerprint:u32 ‖ row:u32) × rows; before: the whole
@@ -51,10 +52,10 @@ use crate::query::{EventLane, Position, PositionBounds, Scope};
 
 /// Written at the start of every new segment. `OTSEG006` keys the term table by 32-bit
 /// fingerprints and keeps a term's only row in its entry, packs the id table and adds
-/// Elias-Fano postings (~10 bytes/event less),
-/// `OTSEG005` keys the id table by 32-bit fingerprints (4 bytes/event less), `OTSEG004`
-/// added bitmap postings (`postings.rs`); segments of `OTSEG003` to `OTSEG005` read as
-/// before, and an older release refuses the new ones rather than misreading them.
+/// Elias-Fano postings (~10 bytes/event less); `OTSEG005` keyed the id table by 32-bit
+/// fingerprints (4 bytes/event less), `OTSEG004` added bitmap postings (`postings.rs`).
+/// Segments of `OTSEG003` to `OTSEG005` read as before, and an older release refuses the
+/// new ones rather than misreading them.
 const HEAD_MAGIC: &[u8; 8] = b"OTSEG006";
 const HEAD_MAGIC_HASH_TERMS: &[u8; 8] = b"OTSEG005";
 const HEAD_MAGIC_HASH_IDS: &[u8; 8] = b"OTSEG004";
@@ -194,10 +195,10 @@ impl TermKeys {
         let entry = table.get(index * self.entry_len()..)?;
         Some(match self {
             TermKeys::Hashes => TermRows::Postings {
-                offset: u32_at(&entry[8..], 0)? as usize,
+                offset: u32_at(entry.get(8..)?, 0)? as usize,
             },
             TermKeys::Fingerprints => {
-                let word = u32_at(&entry[4..], 0)?;
+                let word = u32_at(entry.get(4..)?, 0)?;
                 if word & ONLY_ROW != 0 {
                     TermRows::Only(word & !ONLY_ROW)
                 } else {
