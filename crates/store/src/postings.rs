@@ -111,7 +111,7 @@ fn encode_elias_fano(rows: &[u32], out: &mut Vec<u8>) {
 fn next_set_bit(bytes: &[u8], start: usize) -> Option<usize> {
     let mut position = start;
     while position / 8 < bytes.len() {
-        // 57 bits at least are whole after the shift.
+        // 56 bits at a time: `bits_at` reads at most 32.
         let window = u64::from(bits_at(bytes, position, 28))
             | (u64::from(bits_at(bytes, position + 28, 28)) << 28);
         if window != 0 {
