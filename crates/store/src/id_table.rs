@@ -58,6 +58,7 @@ fn bucket_of(fingerprint: u32, bucket_bits: u32) -> u64 {
 }
 
 /// A packed id table read in place.
+#[derive(Clone, Copy)]
 pub(crate) struct PackedIds<'a> {
     bucket_bits: u32,
     row_bits: u32,
@@ -110,24 +111,15 @@ impl<'a> PackedIds<'a> {
         start.min(self.len)..end.min(self.len)
     }
 
-    /// The (fingerprint, row) of the entry at `index`.
-    pub(crate) fn entry(&self, index: usize) -> Option<(u32, u32)> {
-        if index >= self.len {
-            return None;
-        }
-        // The bucket is the last one starting at or before `index`.
-        let buckets = 1usize << self.bucket_bits;
-        let (mut low, mut high) = (0usize, buckets);
-        while high - low > 1 {
-            let middle = (low + high) / 2;
-            match u32_at(self.starts, middle) {
-                Some(start) if start as usize <= index => low = middle,
-                _ => high = middle,
-            }
-        }
-        let (low_part, row) = self.low_and_row(index);
-        let bucket_part = u32::try_from((low as u64) << (32 - self.bucket_bits)).ok()?;
-        Some((bucket_part | low_part, row))
+    /// Every (fingerprint, row), in table order, bucket by bucket.
+    pub(crate) fn entries(self) -> impl Iterator<Item = (u32, u32)> + 'a {
+        (0..1usize << self.bucket_bits).flat_map(move |bucket| {
+            let bucket_part = ((bucket as u64) << (32 - self.bucket_bits)) as u32;
+            self.bucket_range(bucket).map(move |index| {
+                let (low_part, row) = self.low_and_row(index);
+                (bucket_part | low_part, row)
+            })
+        })
     }
 
     /// The rows whose fingerprint is `fingerprint`.
@@ -179,11 +171,8 @@ mod tests {
             let rows = count + 3;
             let table = encode(&ids, rows);
             let packed = PackedIds::parse(&table, ids.len()).expect("parses");
-            let read: Vec<(u32, u32)> = (0..ids.len())
-                .map(|index| packed.entry(index).expect("entry"))
-                .collect();
+            let read: Vec<(u32, u32)> = packed.entries().collect();
             assert_eq!(read, ids, "{count} ids");
-            assert_eq!(packed.entry(ids.len()), None);
             for &(fingerprint, _) in ids.iter().step_by(7).chain(ids.last()) {
                 let expected: Vec<u32> = ids
                     .iter()
@@ -211,9 +200,7 @@ mod tests {
             let mut damaged = table.clone();
             damaged[at] ^= 0x5a;
             if let Some(packed) = PackedIds::parse(&damaged, ids.len()) {
-                for index in (0..ids.len()).step_by(50) {
-                    let _ = packed.entry(index);
-                }
+                let _ = packed.entries().count();
                 let _ = packed.rows_with(ids[at % ids.len()].0);
             }
         }

@@ -1184,26 +1184,34 @@ impl Segment {
     /// Every (id key, row) pair: whole hashes before `OTSEG005`, fingerprints since, which
     /// a new segment's table reduces to the same fingerprints.
     pub(crate) fn id_entries(&self) -> impl Iterator<Item = (u64, u32)> + '_ {
-        (0..self.id_count()).filter_map(|index| self.id_entry(index))
+        // One of the two is empty: a table is packed or of whole entries.
+        let packed = self
+            .packed_ids()
+            .into_iter()
+            .flat_map(PackedIds::entries)
+            .map(|(fingerprint, row)| (u64::from(fingerprint), row));
+        let whole = (0..self.whole_id_count()).filter_map(|index| self.id_entry(index));
+        packed.chain(whole)
     }
 
-    fn id_count(&self) -> usize {
-        match self.id_keys.entry_len() {
-            Some(entry_len) => self.section(Section::Ids).len() / entry_len,
-            None => self.rows as usize,
-        }
+    /// The entries of an id table of whole entries (0 for a packed one).
+    fn whole_id_count(&self) -> usize {
+        self.id_keys
+            .entry_len()
+            .map_or(0, |entry_len| self.section(Section::Ids).len() / entry_len)
     }
 
+    /// The packed id table, in a segment that has one.
     fn packed_ids(&self) -> Option<PackedIds<'_>> {
+        if self.id_keys != IdKeys::PackedFingerprints {
+            return None;
+        }
         PackedIds::parse(self.section(Section::Ids), self.rows as usize)
     }
 
-    /// The (key, row) of the id table's entry at `index`.
+    /// The (key, row) of the entry at `index` of an id table of whole entries.
     fn id_entry(&self, index: usize) -> Option<(u64, u32)> {
-        let Some(entry_len) = self.id_keys.entry_len() else {
-            let (fingerprint, row) = self.packed_ids()?.entry(index)?;
-            return Some((u64::from(fingerprint), row));
-        };
+        let entry_len = self.id_keys.entry_len()?;
         let entry = self
             .section(Section::Ids)
             .get(index * entry_len..(index + 1) * entry_len)?;
@@ -1231,7 +1239,7 @@ impl Segment {
                 .packed_ids()
                 .map_or_else(Vec::new, |ids| ids.rows_with(key as u32));
         }
-        let count = self.id_count();
+        let count = self.whole_id_count();
         let key_at = |index: usize| self.id_entry(index).map_or(u64::MAX, |(key, _)| key);
         let (mut low, mut high) = (0usize, count);
         while low < high {
