@@ -157,7 +157,16 @@ impl EventRecord {
     /// Re-derives a record from JSON stored by [`EventRecord::from_json_object`], without
     /// changing it. Fails when the text is not a valid record or lacks a member that
     /// normalisation always adds (then the error is [`RecordErrorKind::MissingField`]).
-    pub fn from_stored(json: &str) -> Result<EventRecord, InvalidRecord> {
+    /// Given a `String`, the record keeps it instead of a copy (a seal parses every
+    /// record it writes).
+    pub fn from_stored(json: impl Into<String>) -> Result<EventRecord, InvalidRecord> {
+        let json = json.into();
+        let record = Self::interpret_stored(&json)?;
+        Ok(EventRecord { json, ..record })
+    }
+
+    /// The record of `json` with an empty `json` (the caller's text goes there).
+    fn interpret_stored(json: &str) -> Result<EventRecord, InvalidRecord> {
         check_is_object(trim_json_whitespace(json))?;
         let fields: RecordFields<'_> = serde_json::from_str(json).map_err(invalid_json)?;
         // A stored record always has an id; a missing one is reported just below.
@@ -168,10 +177,7 @@ impl EventRecord {
                 format!("stored record lacks {}", splice.member),
             ));
         }
-        Ok(EventRecord {
-            json: json.to_owned(),
-            ..record
-        })
+        Ok(record)
     }
 }
 

@@ -503,11 +503,13 @@ fn write_records(
     let mut columns =
         crate::columns::ColumnsWriter::create(&crate::columns::path_for_segment(path))?;
     for (segment_row, &input_row) in order.input_rows.iter().enumerate() {
-        let record = records.record(input_row as usize)?;
         let row = &input.rows[input_row as usize];
-        let parsed = crate::stored_record::parse_stored(&record, &format_args!("seq {}", row.seq))?;
+        let parsed = crate::stored_record::parse_stored_owned(
+            records.record(input_row as usize)?,
+            &format_args!("seq {}", row.seq),
+        )?;
         columns.push(row.seq, row.ingest_time_ms, &parsed)?;
-        let (_, index) = encoder.push(&record)?;
+        let (_, index) = encoder.push(parsed.json.as_bytes())?;
         if index == 0 {
             block_first_rows.push(segment_row as u32);
         }

@@ -33,14 +33,33 @@ pub(crate) fn parse_stored(
     json: &[u8],
     location: &dyn std::fmt::Display,
 ) -> Result<EventRecord, StoreError> {
-    let text = std::str::from_utf8(json).map_err(|error| {
-        StoreError::corrupt(
-            "stored record",
-            location.to_string(),
-            format!("invalid UTF-8: {error}"),
-        )
-    })?;
-    EventRecord::from_stored(text).map_err(|error| {
+    let text = std::str::from_utf8(json).map_err(|error| invalid_utf8(location, error))?;
+    record_of(EventRecord::from_stored(text), location)
+}
+
+/// [`parse_stored`] of a record the caller owns: the record keeps its bytes, uncopied.
+pub(crate) fn parse_stored_owned(
+    json: Vec<u8>,
+    location: &dyn std::fmt::Display,
+) -> Result<EventRecord, StoreError> {
+    let text =
+        String::from_utf8(json).map_err(|error| invalid_utf8(location, error.utf8_error()))?;
+    record_of(EventRecord::from_stored(text), location)
+}
+
+fn invalid_utf8(location: &dyn std::fmt::Display, error: std::str::Utf8Error) -> StoreError {
+    StoreError::corrupt(
+        "stored record",
+        location.to_string(),
+        format!("invalid UTF-8: {error}"),
+    )
+}
+
+fn record_of(
+    parsed: Result<EventRecord, opentrail_event::InvalidRecord>,
+    location: &dyn std::fmt::Display,
+) -> Result<EventRecord, StoreError> {
+    parsed.map_err(|error| {
         StoreError::corrupt("stored record", location.to_string(), format!("{error:?}"))
     })
 }
