@@ -369,6 +369,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     )?);
 
     let phase = Instant::now();
+    let sealer_before = sealer_totals(&api).await?;
     let outcome = ingest::run(
         Arc::clone(&api),
         config.clone(),
@@ -378,6 +379,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     )
     .await?;
     report.ingest(&outcome);
+    report.sealer_during_ingest(sealer_before, sealer_totals(&api).await?);
     report.phase("ingest", phase);
     eprintln!(
         "opentrail-bench: ingested {} events in {:.1} s ({:.0} events/s)",
@@ -753,6 +755,17 @@ async fn lookups_only(
         rss_mb.map_or_else(|| "unknown".to_owned(), |mb| format!("{mb:.0} MB"))
     );
     Ok(())
+}
+
+async fn sealer_totals(api: &api::Api) -> anyhow::Result<report::SealerTotals> {
+    let metrics = api.metrics().await?;
+    Ok(report::SealerTotals {
+        busy_s: api::metric_value(&metrics, "opentrail_store_sealer_busy_seconds"),
+        appends_waited_s: api::metric_value(
+            &metrics,
+            "opentrail_store_appends_waited_for_sealer_seconds",
+        ),
+    })
 }
 
 /// Waits until the server's store has recompressed every sealed segment (its settler,

@@ -16,6 +16,13 @@ use crate::ingest::IngestOutcome;
 use crate::lookups::{ATTRIBUTES, percentile};
 use crate::parse::ParseCeiling;
 
+/// The server's sealer totals since it started (`GET /metrics`), in seconds.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SealerTotals {
+    pub busy_s: Option<f64>,
+    pub appends_waited_s: Option<f64>,
+}
+
 #[derive(Debug, Default, Serialize)]
 pub struct Machine {
     pub cpus: usize,
@@ -56,6 +63,11 @@ pub struct Report {
     pub ingest_mb_per_s: f64,
     pub ingest_seconds: f64,
     pub ingest_retries: u64,
+    /// Of the ingest's wall time, the share the server's sealer spent sealing and merging
+    /// (near 1: ingest outruns it) and the share appends waited for it (backpressure).
+    /// `None` when the server reports neither.
+    pub ingest_sealer_busy_fraction: Option<f64>,
+    pub ingest_sealer_wait_fraction: Option<f64>,
     pub freshness_p50_ms: f64,
     pub freshness_p99_ms: f64,
     pub freshness_probes: usize,
@@ -287,6 +299,14 @@ impl Report {
         self.freshness_p99_ms = percentile(&outcome.freshness_ms, 0.99);
         self.freshness_probes = outcome.freshness_ms.len();
         self.freshness_probes_missed = outcome.probes_missed;
+    }
+
+    /// The sealer's totals (busy, appends waited; seconds) before and after the ingest.
+    pub fn sealer_during_ingest(&mut self, before: SealerTotals, after: SealerTotals) {
+        let seconds = self.ingest_seconds.max(f64::EPSILON);
+        let share = |before: Option<f64>, after: Option<f64>| Some((after? - before?) / seconds);
+        self.ingest_sealer_busy_fraction = share(before.busy_s, after.busy_s);
+        self.ingest_sealer_wait_fraction = share(before.appends_waited_s, after.appends_waited_s);
     }
 
     pub fn disk_live(&mut self, bytes: u64) {
@@ -685,6 +705,15 @@ impl Report {
                 self.ingest_events_per_s, self.ingest_mb_per_s
             ),
         );
+        if let (Some(busy), Some(wait)) = (
+            self.ingest_sealer_busy_fraction,
+            self.ingest_sealer_wait_fraction,
+        ) {
+            row(
+                "during ingest: sealer busy / appends waiting for it (share of the time)",
+                format!("{busy:.2} / {wait:.2}"),
+            );
+        }
         row(
             "parse ceiling, all cores (serde_json / sonic-rs → value)",
             format!(

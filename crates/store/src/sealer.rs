@@ -97,9 +97,11 @@ pub(crate) fn start(
                     seen = *generation;
                 }
                 let Some(shared) = weak.upgrade() else { return };
+                let started = std::time::Instant::now();
                 let work = train_first_dictionary(&shared)
                     .and_then(|()| seal_pending(&shared))
                     .and_then(|()| merge_small(&shared));
+                shared.sealer_times.add_busy(started);
                 let mut last_error = shared
                     .sealer_error
                     .lock()

@@ -62,11 +62,42 @@ pub(crate) struct Shared {
     pub retired: crate::retired::Retired,
     /// Whether the writer accepts writes (free space, failed journal writes).
     pub write_health: crate::space::WriteHealth,
+    /// How long the sealer has worked and appends have waited for it (`StoreStats`).
+    pub sealer_times: SealerTimes,
     /// Where sealed segments are kept durably (`location.rs`); `segments_dir` is its
     /// local copy.
     pub home: Box<dyn crate::location::SegmentHome>,
     /// Held for the store's lifetime so a second process cannot open the same directory.
     _lock_file: std::fs::File,
+}
+
+/// Since the store opened: how long the sealer spent sealing and merging, and how long
+/// appends waited for it (unsealed heads over their budget). Together they say whether
+/// ingest is held back by the sealer or by everything else.
+#[derive(Default)]
+pub(crate) struct SealerTimes {
+    busy_ns: AtomicU64,
+    appends_waited_ns: AtomicU64,
+}
+
+impl SealerTimes {
+    pub(crate) fn add_busy(&self, since: std::time::Instant) {
+        self.busy_ns
+            .fetch_add(since.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    }
+
+    pub(crate) fn add_append_wait(&self, since: std::time::Instant) {
+        self.appends_waited_ns
+            .fetch_add(since.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    }
+
+    /// (busy, appends waited), in milliseconds.
+    pub(crate) fn millis(&self) -> (u64, u64) {
+        (
+            self.busy_ns.load(Ordering::Relaxed) / 1_000_000,
+            self.appends_waited_ns.load(Ordering::Relaxed) / 1_000_000,
+        )
+    }
 }
 
 /// What reading one seq found.
@@ -177,6 +208,7 @@ impl Shared {
             sealer_error: Mutex::new(None),
             retired: crate::retired::Retired::default(),
             write_health: crate::space::WriteHealth::new(),
+            sealer_times: SealerTimes::default(),
             home,
             _lock_file: lock_file,
         };

@@ -249,6 +249,7 @@ impl Store {
         let sources = self.shared.sources();
         let mut unflushed_bytes = 0;
         let mut unsealed_events = 0;
+        let (sealer_busy_ms, appends_waited_for_sealer_ms) = self.shared.sealer_times.millis();
         for head in &sources.heads {
             let head = read_head(head);
             unflushed_bytes += head.bytes();
@@ -265,6 +266,8 @@ impl Store {
             unsealed_events,
             unsettled_segments: crate::settler::unsettled_segments(&sources.segments),
             mapped_segment_bytes: crate::sealer::mapped_segment_bytes(&sources.segments),
+            sealer_busy_ms,
+            appends_waited_for_sealer_ms,
         })
     }
 

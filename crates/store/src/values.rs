@@ -41,6 +41,12 @@ pub struct StoreStats {
     /// count in its RSS; shed past `StoreOptions::rss_soft_limit_bytes` (Linux; 0
     /// elsewhere).
     pub mapped_segment_bytes: u64,
+    /// Milliseconds the sealer thread has spent sealing and merging since the store
+    /// opened.
+    pub sealer_busy_ms: u64,
+    /// Milliseconds appends have waited for the sealer since the store opened: while
+    /// unsealed heads hold more than their budget, the writer holds the next group back.
+    pub appends_waited_for_sealer_ms: u64,
 }
 
 /// Where the bytes of sealed segments and journals go, for the benchmarks' split of

@@ -318,7 +318,7 @@ impl Writer {
                 .map(|head| read_head(head).bytes())
                 .sum();
             if unsealed <= budget {
-                return;
+                break;
             }
             if started.elapsed() > SEAL_WAIT_MAX {
                 tracing::warn!(
@@ -326,10 +326,11 @@ impl Writer {
                     budget,
                     "the sealer is not keeping up; writing anyway"
                 );
-                return;
+                break;
             }
             std::thread::sleep(SEAL_WAIT_POLL);
         }
+        self.shared.sealer_times.add_append_wait(started);
     }
 
     fn commit_group(&mut self, mut group: Vec<PendingAppend>) {

@@ -108,6 +108,11 @@ pub async fn metrics(State(state): State<AppState>, _caller: Caller) -> impl Int
             .set(stats.mapped_segment_bytes as f64);
         metrics::gauge!("opentrail_store_unsealed_events").set(stats.unsealed_events as f64);
         metrics::gauge!("opentrail_store_unsettled_segments").set(stats.unsettled_segments as f64);
+        // Totals since the store opened, in fractional seconds (a counter would be whole).
+        metrics::gauge!("opentrail_store_sealer_busy_seconds")
+            .set(stats.sealer_busy_ms as f64 / 1000.0);
+        metrics::gauge!("opentrail_store_appends_waited_for_sealer_seconds")
+            .set(stats.appends_waited_for_sealer_ms as f64 / 1000.0);
     }
     let store = state.store.clone();
     if let Ok((space, refused, status)) = tokio::task::spawn_blocking(move || {

@@ -196,3 +196,54 @@ fn space_by_part_accounts_for_every_byte_of_segments_columns_and_journals() {
     );
     assert_eq!(space.journal, files("journal"), "{space:?}");
 }
+
+/// When unsealed heads pass their budget, appends wait for the sealer, and the store's
+/// stats say so (the figures behind `opentrail_store_sealer_busy_seconds` and
+/// `opentrail_store_appends_waited_for_sealer_seconds`): an operator can tell ingest held
+/// back by sealing from ingest held back by anything else.
+#[test]
+fn stats_count_the_sealers_work_and_the_appends_that_waited_for_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // Every head is over its budget once it holds an event: it is rotated after its
+    // group commit, and the next append waits until the sealer has sealed it.
+    let store = Store::open(
+        dir.path(),
+        StoreOptions {
+            write_buffer_bytes: 1,
+            // One segment per event, left as they are.
+            merge_events_below: 0,
+            settle: false,
+            ..StoreOptions::default()
+        },
+    )
+    .expect("store opens");
+    let before = store.stats().expect("stats");
+    assert_eq!(
+        (before.sealer_busy_ms, before.appends_waited_for_sealer_ms),
+        (0, 0),
+        "a new store has neither sealed nor waited"
+    );
+    for n in 0..20 {
+        store
+            .append(records(&event(
+                &format!("id-{n}"),
+                "PutItem",
+                "2024-05-01T10:00:00Z",
+            )))
+            .expect("append");
+    }
+    store.flush_tables().expect("flush");
+    let after = store.stats().expect("stats");
+    assert!(
+        after.segments >= 19,
+        "{} segments: every event was sealed apart",
+        after.segments
+    );
+    // Each seal writes and fsyncs two files, and 19 appends waited for one each.
+    assert!(after.sealer_busy_ms > 0, "{after:?}");
+    assert!(after.appends_waited_for_sealer_ms > 0, "{after:?}");
+    assert!(
+        after.appends_waited_for_sealer_ms <= after.sealer_busy_ms + 1_000,
+        "appends wait only while the sealer works: {after:?}"
+    );
+}
