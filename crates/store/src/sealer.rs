@@ -97,11 +97,9 @@ pub(crate) fn start(
                     seen = *generation;
                 }
                 let Some(shared) = weak.upgrade() else { return };
-                let started = std::time::Instant::now();
                 let work = train_first_dictionary(&shared)
                     .and_then(|()| seal_pending(&shared))
                     .and_then(|()| merge_small(&shared));
-                shared.sealer_times.add_busy(started);
                 let mut last_error = shared
                     .sealer_error
                     .lock()
@@ -272,6 +270,7 @@ pub(crate) fn seal_pending(shared: &Shared) -> Result<(), StoreError> {
 }
 
 fn seal_head(shared: &Shared, head_lock: &Arc<RwLock<Head>>) -> Result<(), StoreError> {
+    let _busy = shared.sealer_times.busy();
     let head = read_head(head_lock);
     let expired_through = shared.expired_through_seq.load(Ordering::Acquire);
     let skip = head.rows.partition_point(|row| row.seq <= expired_through);
@@ -455,6 +454,7 @@ pub(crate) fn merge_all(shared: &Shared) -> Result<(), StoreError> {
 /// Writes one segment holding every visible event of `inputs` (adjacent, oldest first),
 /// then swaps it in for them.
 fn merge(shared: &Shared, inputs: &[Arc<Segment>]) -> Result<(), StoreError> {
+    let _busy = shared.sealer_times.busy();
     let (Some(first), Some(last)) = (inputs.first(), inputs.last()) else {
         return Ok(());
     };

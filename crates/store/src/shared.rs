@@ -71,19 +71,37 @@ pub(crate) struct Shared {
     _lock_file: std::fs::File,
 }
 
-/// Since the store opened: how long the sealer spent sealing and merging, and how long
-/// appends waited for it (unsealed heads over their budget). Together they say whether
-/// ingest is held back by the sealer or by everything else.
+/// Since the store opened: how long heads were being sealed and segments merged, and how
+/// long appends waited for that (unsealed heads over their budget). Together they say
+/// whether ingest is held back by sealing or by everything else.
 #[derive(Default)]
 pub(crate) struct SealerTimes {
     busy_ns: AtomicU64,
     appends_waited_ns: AtomicU64,
 }
 
+/// Adds the time from its making to its drop to the busy time: a seal or merge counts
+/// however it ends.
+pub(crate) struct BusyTimer<'a> {
+    times: &'a SealerTimes,
+    started: std::time::Instant,
+}
+
+impl Drop for BusyTimer<'_> {
+    fn drop(&mut self) {
+        self.times
+            .busy_ns
+            .fetch_add(self.started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    }
+}
+
 impl SealerTimes {
-    pub(crate) fn add_busy(&self, since: std::time::Instant) {
-        self.busy_ns
-            .fetch_add(since.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    /// Times one seal or merge, until the returned timer is dropped.
+    pub(crate) fn busy(&self) -> BusyTimer<'_> {
+        BusyTimer {
+            times: self,
+            started: std::time::Instant::now(),
+        }
     }
 
     pub(crate) fn add_append_wait(&self, since: std::time::Instant) {

@@ -41,8 +41,9 @@ pub struct StoreStats {
     /// count in its RSS; shed past `StoreOptions::rss_soft_limit_bytes` (Linux; 0
     /// elsewhere).
     pub mapped_segment_bytes: u64,
-    /// Milliseconds the sealer thread has spent sealing and merging since the store
-    /// opened.
+    /// Milliseconds spent sealing heads and merging segments since the store opened (by
+    /// the sealer thread, and by `flush_tables` and `compact` when they seal or merge).
+    /// Passes that found nothing to do do not count.
     pub sealer_busy_ms: u64,
     /// Milliseconds appends have waited for the sealer since the store opened: while
     /// unsealed heads hold more than their budget, the writer holds the next group back.
