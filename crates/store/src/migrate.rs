@@ -141,7 +141,9 @@ fn write_segment(
             Ok(self.0[input_row].2.as_bytes().to_vec())
         }
     }
-    segment::build(&path, &input, &mut ChunkRecords(chunk), None)?;
+    // Nothing else runs during a migration: it gets both threads.
+    let threads = segment::SealThreads::Two;
+    segment::build(&path, &input, &mut ChunkRecords(chunk), None, threads)?;
     let count = chunk.len() as u64;
     chunk.clear();
     *next_covers_first = last_seq + 1;

@@ -316,7 +316,13 @@ fn seal_head(shared: &Shared, head_lock: &Arc<RwLock<Head>>) -> Result<(), Store
             skip,
             cache: BlockLru::default(),
         };
-        let trained = segment::build(&path, &input, &mut source, shared.dictionaries.current())?;
+        let trained = segment::build(
+            &path,
+            &input,
+            &mut source,
+            shared.dictionaries.current(),
+            shared.sealer_times.threads_for_next(),
+        )?;
         if let Some(dictionary) = trained {
             shared.dictionaries.adopt(dictionary)?;
         }
@@ -529,7 +535,8 @@ fn merge(shared: &Shared, inputs: &[Arc<Segment>]) -> Result<(), StoreError> {
             read: 0,
         };
         let fallback = first.dictionary(&shared.dictionaries);
-        segment::build(&path, &input, &mut source, fallback)?;
+        let threads = shared.sealer_times.threads_for_next();
+        segment::build(&path, &input, &mut source, fallback, threads)?;
         // Durable in its home before any input is removed.
         Some(publish_and_open(shared, &path)?)
     };

@@ -274,8 +274,9 @@ pub(crate) fn build(
     input: &SegmentInput,
     records: &mut dyn RecordSource,
     fallback_dictionary: Option<Arc<Dictionary>>,
+    threads: SealThreads,
 ) -> Result<Option<Arc<Dictionary>>, StoreError> {
-    let built = write_files(path, input, records, fallback_dictionary);
+    let built = write_files(path, input, records, fallback_dictionary, threads);
     if built.is_err() {
         let columns = crate::columns::path_for_segment(path);
         for leftover in [
@@ -294,6 +295,7 @@ fn write_files(
     input: &SegmentInput,
     records: &mut dyn RecordSource,
     fallback_dictionary: Option<Arc<Dictionary>>,
+    threads: SealThreads,
 ) -> Result<Option<Arc<Dictionary>>, StoreError> {
     let row_count = input.rows.len();
     debug_assert!(input.covers_first <= input.covers_last);
@@ -328,6 +330,7 @@ fn write_files(
         records,
         &order,
         dictionary.as_deref(),
+        threads,
     )?;
 
     // Sections, in the order `open` reads them.
@@ -486,6 +489,18 @@ impl RowOrder {
     }
 }
 
+/// How many threads a seal or merge writes its records with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SealThreads {
+    /// On the calling thread alone: the cores are left to lookups and requests.
+    One,
+    /// The record blocks are packed, compressed and written on a second thread while the
+    /// calling thread reads, parses and writes the columns. For when appends wait for the
+    /// sealer: then the request threads are idle, and a lone sealer thread left a core to
+    /// the settler.
+    Two,
+}
+
 /// Writes the record blocks in row order, as they fill up, and the Parquet columns beside
 /// the segment (in place before the segment is, so a segment never lacks them). Returns
 /// the block table.
@@ -496,34 +511,142 @@ fn write_records(
     records: &mut dyn RecordSource,
     order: &RowOrder,
     dictionary: Option<&Dictionary>,
+    threads: SealThreads,
 ) -> Result<Vec<u8>, StoreError> {
-    let mut block_table = Vec::new();
-    let mut encoder = BlockEncoder::new(dictionary, blocks::Effort::Segment);
-    let mut block_first_rows = Vec::new();
     let mut columns =
         crate::columns::ColumnsWriter::create(&crate::columns::path_for_segment(path))?;
-    for (segment_row, &input_row) in order.input_rows.iter().enumerate() {
+    // Reads a row's record and adds it to the columns; hands back its text for the blocks.
+    let mut read_row = |input_row: u32| -> Result<String, StoreError> {
         let row = &input.rows[input_row as usize];
         let parsed = crate::stored_record::parse_stored_owned(
             records.record(input_row as usize)?,
             &format_args!("seq {}", row.seq),
         )?;
         columns.push(row.seq, row.ingest_time_ms, &parsed)?;
-        let (_, index) = encoder.push(parsed.json.as_bytes())?;
-        if index == 0 {
-            block_first_rows.push(segment_row as u32);
+        Ok(parsed.json)
+    };
+    let block_table = match threads {
+        SealThreads::One => {
+            let mut blocks = RecordBlocks::new(dictionary);
+            for (segment_row, &input_row) in order.input_rows.iter().enumerate() {
+                let record = read_row(input_row)?;
+                blocks.push(out, segment_row as u32, record.as_bytes())?;
+            }
+            blocks.finish(out)?
         }
-        for block in encoder.take_finished() {
-            let first_row = block_first_rows[block_table.len() / BLOCK_ENTRY_LEN];
-            write_block(out, &block, first_row, &mut block_table)?;
-        }
-    }
-    for block in encoder.finish()? {
-        let first_row = block_first_rows[block_table.len() / BLOCK_ENTRY_LEN];
-        write_block(out, &block, first_row, &mut block_table)?;
-    }
+        SealThreads::Two => std::thread::scope(|scope| {
+            let (to_blocks, batches) =
+                std::sync::mpsc::sync_channel::<Vec<String>>(PIPELINE_BATCHES_QUEUED);
+            let blocks_thread = std::thread::Builder::new()
+                .name("opentrail-store-blocks".into())
+                .spawn_scoped(scope, move || {
+                    let mut blocks = RecordBlocks::new(dictionary);
+                    let mut segment_row = 0u32;
+                    for batch in batches {
+                        for record in batch {
+                            blocks.push(out, segment_row, record.as_bytes())?;
+                            segment_row += 1;
+                        }
+                    }
+                    Ok::<_, StoreError>((blocks.finish(out)?, segment_row))
+                })
+                .map_err(|error| StoreError::io(Path::new("<segment blocks thread>"), error))?;
+            let mut read_all = || -> Result<(), StoreError> {
+                let mut batch = Vec::with_capacity(PIPELINE_BATCH_ROWS);
+                for &input_row in &order.input_rows {
+                    batch.push(read_row(input_row)?);
+                    if batch.len() == PIPELINE_BATCH_ROWS {
+                        let full =
+                            std::mem::replace(&mut batch, Vec::with_capacity(PIPELINE_BATCH_ROWS));
+                        if to_blocks.send(full).is_err() {
+                            // The blocks thread stopped on an error, reported below.
+                            return Ok(());
+                        }
+                    }
+                }
+                let _ = to_blocks.send(batch);
+                Ok(())
+            };
+            let read = read_all();
+            drop(to_blocks);
+            let written = blocks_thread.join().map_err(|_| {
+                StoreError::corrupt(
+                    "segment",
+                    path.display().to_string(),
+                    "the thread writing its record blocks panicked".to_string(),
+                )
+            })?;
+            // The blocks thread's own error first: it is why reading stopped early.
+            let (block_table, rows_written) = written?;
+            read?;
+            debug_assert_eq!(rows_written as usize, order.input_rows.len());
+            Ok::<_, StoreError>(block_table)
+        })?,
+    };
     columns.finish()?;
     Ok(block_table)
+}
+
+/// Rows handed from the reading thread to the blocks thread at a time, and how many such
+/// batches may wait: per-row hand-offs cost a wake-up each.
+const PIPELINE_BATCH_ROWS: usize = 64;
+const PIPELINE_BATCHES_QUEUED: usize = 8;
+
+/// A segment's record blocks as they are written: the encoder, and the block table.
+struct RecordBlocks<'d> {
+    encoder: BlockEncoder<'d>,
+    block_first_rows: Vec<u32>,
+    block_table: Vec<u8>,
+}
+
+impl<'d> RecordBlocks<'d> {
+    fn new(dictionary: Option<&'d Dictionary>) -> RecordBlocks<'d> {
+        RecordBlocks {
+            encoder: BlockEncoder::new(dictionary, blocks::Effort::Segment),
+            block_first_rows: Vec::new(),
+            block_table: Vec::new(),
+        }
+    }
+
+    /// Adds the record at `segment_row` (rows come in order), writing any block it filled.
+    fn push(
+        &mut self,
+        out: &mut CountingWriter<'_>,
+        segment_row: u32,
+        record: &[u8],
+    ) -> Result<(), StoreError> {
+        let (_, index) = self.encoder.push(record)?;
+        if index == 0 {
+            self.block_first_rows.push(segment_row);
+        }
+        let finished = self.encoder.take_finished();
+        write_blocks(out, finished, &self.block_first_rows, &mut self.block_table)
+    }
+
+    /// Writes the last block; returns the block table.
+    fn finish(self, out: &mut CountingWriter<'_>) -> Result<Vec<u8>, StoreError> {
+        let RecordBlocks {
+            encoder,
+            block_first_rows,
+            mut block_table,
+        } = self;
+        write_blocks(out, encoder.finish()?, &block_first_rows, &mut block_table)?;
+        Ok(block_table)
+    }
+}
+
+/// Writes finished blocks, adding each to the block table with the row it starts at.
+fn write_blocks(
+    out: &mut CountingWriter<'_>,
+    finished: Vec<blocks::EncodedBlock>,
+    block_first_rows: &[u32],
+    block_table: &mut Vec<u8>,
+) -> Result<(), StoreError> {
+    for block in finished {
+        let first_row = block_first_rows[block_table.len() / BLOCK_ENTRY_LEN];
+        write_block(out, &block, first_row, block_table)?;
+    }
+    Ok(())
 }
 
 /// The seq range, row count, time bounds and scopes.
@@ -1567,5 +1690,65 @@ mod tests {
         assert_eq!(ids_named(&store, &first), ["a-1", "a-2", "a-3"]);
         assert_eq!(ids_named(&store, &second), ["b-1", "b-2"]);
         assert!(ids_named(&store, "GetObject").is_empty());
+    }
+
+    /// Records held in memory, the way a head hands them to a seal.
+    struct InMemoryRecords(Vec<String>);
+
+    impl super::RecordSource for InMemoryRecords {
+        fn record(&mut self, input_row: usize) -> Result<Vec<u8>, crate::StoreError> {
+            Ok(self.0[input_row].clone().into_bytes())
+        }
+    }
+
+    /// Builds one segment from `records` (seq 1 on, event times out of order) with
+    /// `threads`; returns the segment file's and the columns file's bytes.
+    fn built_files(
+        dir: &std::path::Path,
+        records: &[String],
+        threads: super::SealThreads,
+    ) -> (Vec<u8>, Vec<u8>) {
+        let rows = (0..records.len())
+            .map(|row| super::InputRow {
+                seq: row as u64 + 1,
+                // Newest first is not input order, so rows are reordered on the way.
+                event_time_ms: 1_700_000_000_000 + ((row * 7_919) % records.len()) as i64,
+                ingest_time_ms: 1_700_000_000_000 + row as i64,
+                id_hash: crate::terms::id_hash(ACCOUNT, &format!("id-{row}")),
+            })
+            .collect();
+        let input = super::SegmentInput {
+            covers_first: 1,
+            covers_last: records.len() as u64,
+            rows,
+            terms: vec![(42, (0..records.len() as u32).step_by(3).collect())],
+            scopes: Default::default(),
+        };
+        let path = dir.join(super::file_name(1, records.len() as u64));
+        let mut source = InMemoryRecords(records.to_vec());
+        super::build(&path, &input, &mut source, None, threads).expect("segment builds");
+        let columns = crate::columns::path_for_segment(&path);
+        (
+            std::fs::read(&path).expect("segment file"),
+            std::fs::read(&columns).expect("columns file"),
+        )
+    }
+
+    #[test]
+    fn a_seal_on_two_threads_writes_the_same_files_as_on_one() {
+        // Enough records for a trained dictionary, many blocks and a partial last batch.
+        let records: Vec<String> = (0..3_001)
+            .map(|row| {
+                let record = named_record(&format!("id-{row}"), &format!("Call{}", row % 37));
+                record[0].json.clone()
+            })
+            .collect();
+        let one = tempfile::tempdir().expect("temp dir");
+        let two = tempfile::tempdir().expect("temp dir");
+        let on_one = built_files(one.path(), &records, super::SealThreads::One);
+        let on_two = built_files(two.path(), &records, super::SealThreads::Two);
+        assert!(on_one.0.len() > 2 * crate::blocks::BLOCK_RAW_BYTES / 10);
+        assert!(on_one.0 == on_two.0, "segment files differ");
+        assert!(on_one.1 == on_two.1, "columns files differ");
     }
 }

@@ -3,7 +3,7 @@
 //! from whichever source holds it. `store.rs` is the public front door over it.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError, RwLock, RwLockReadGuard};
 
 use opentrail_event::EventRecord;
@@ -78,6 +78,9 @@ pub(crate) struct Shared {
 pub(crate) struct SealerTimes {
     busy_ns: AtomicU64,
     appends_waited_ns: AtomicU64,
+    /// Set while the writer waits for the sealer, taken when a seal or merge starts.
+    appends_waiting: AtomicBool,
+    seals_on_two_threads: AtomicU64,
 }
 
 /// Adds the time from its making to its drop to the busy time: a seal or merge counts
@@ -104,9 +107,30 @@ impl SealerTimes {
         }
     }
 
+    /// The writer is waiting for the sealer now.
+    pub(crate) fn appends_wait(&self) {
+        self.appends_waiting.store(true, Ordering::Relaxed);
+    }
+
+    /// How many threads the next seal or merge gets: two when appends waited for the
+    /// sealer since the last one began (a bulk load outruns it, and the request threads
+    /// sit idle), one otherwise, so lookups after a load keep the other core.
+    pub(crate) fn threads_for_next(&self) -> crate::segment::SealThreads {
+        if self.appends_waiting.swap(false, Ordering::Relaxed) {
+            self.seals_on_two_threads.fetch_add(1, Ordering::Relaxed);
+            crate::segment::SealThreads::Two
+        } else {
+            crate::segment::SealThreads::One
+        }
+    }
+
     pub(crate) fn add_append_wait(&self, since: std::time::Instant) {
         self.appends_waited_ns
             .fetch_add(since.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    }
+
+    pub(crate) fn seals_on_two_threads(&self) -> u64 {
+        self.seals_on_two_threads.load(Ordering::Relaxed)
     }
 
     /// (busy, appends waited), in milliseconds.

@@ -268,6 +268,7 @@ impl Store {
             mapped_segment_bytes: crate::sealer::mapped_segment_bytes(&sources.segments),
             sealer_busy_ms,
             appends_waited_for_sealer_ms,
+            seals_on_two_threads: self.shared.sealer_times.seals_on_two_threads(),
         })
     }
 

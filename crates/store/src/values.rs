@@ -48,6 +48,9 @@ pub struct StoreStats {
     /// Milliseconds appends have waited for the sealer since the store opened: while
     /// unsealed heads hold more than their budget, the writer holds the next group back.
     pub appends_waited_for_sealer_ms: u64,
+    /// Seals and merges since the store opened that wrote their record blocks on a
+    /// second thread, because appends had waited for the sealer since the one before.
+    pub seals_on_two_threads: u64,
 }
 
 /// Where the bytes of sealed segments and journals go, for the benchmarks' split of

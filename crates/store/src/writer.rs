@@ -329,6 +329,8 @@ impl Writer {
                 );
                 break;
             }
+            // Every poll: the sealer takes the flag at each seal's start.
+            self.shared.sealer_times.appends_wait();
             std::thread::sleep(SEAL_WAIT_POLL);
             waited = true;
         }

@@ -219,8 +219,12 @@ fn stats_count_the_sealers_work_and_the_appends_that_waited_for_it() {
     .expect("store opens");
     let before = store.stats().expect("stats");
     assert_eq!(
-        (before.sealer_busy_ms, before.appends_waited_for_sealer_ms),
-        (0, 0),
+        (
+            before.sealer_busy_ms,
+            before.appends_waited_for_sealer_ms,
+            before.seals_on_two_threads
+        ),
+        (0, 0, 0),
         "a new store has neither sealed nor waited"
     );
     for n in 0..20 {
@@ -246,4 +250,36 @@ fn stats_count_the_sealers_work_and_the_appends_that_waited_for_it() {
         after.appends_waited_for_sealer_ms <= after.sealer_busy_ms + 1_000,
         "appends wait only while the sealer works: {after:?}"
     );
+    // Seals that follow a wait write their blocks on a second thread; what they wrote
+    // reads back.
+    assert!(after.seals_on_two_threads > 0, "{after:?}");
+    for n in 0..20 {
+        let id = format!("id-{n}");
+        let found = store
+            .get_event(crate::support::ACCOUNT, &id)
+            .expect("get_event");
+        assert_eq!(found.map(|event| event.record.event_id), Some(id));
+    }
+}
+
+/// Without waiting appends, seals keep to one thread: the other core stays with lookups
+/// and requests.
+#[test]
+fn seals_keep_to_one_thread_when_no_append_waits() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::open(dir.path(), StoreOptions::default()).expect("store opens");
+    for n in 0..3 {
+        store
+            .append(records(&event(
+                &format!("id-{n}"),
+                "PutItem",
+                "2024-05-01T10:00:00Z",
+            )))
+            .expect("append");
+        store.flush_tables().expect("seal");
+    }
+    let stats = store.stats().expect("stats");
+    assert!(stats.segments >= 1, "{stats:?}");
+    assert_eq!(stats.appends_waited_for_sealer_ms, 0, "{stats:?}");
+    assert_eq!(stats.seals_on_two_threads, 0, "{stats:?}");
 }
