@@ -141,9 +141,8 @@ fn write_segment(
             Ok(self.0[input_row].2.as_bytes().to_vec())
         }
     }
-    // Nothing else runs during a migration: it gets both threads.
-    let threads = segment::SealThreads::Two;
-    segment::build(&path, &input, &mut ChunkRecords(chunk), None, threads)?;
+    // Nothing else runs during a migration: its seals take a second thread throughout.
+    segment::build(&path, &input, &mut ChunkRecords(chunk), None, &true)?;
     let count = chunk.len() as u64;
     chunk.clear();
     *next_covers_first = last_seq + 1;

@@ -321,7 +321,7 @@ fn seal_head(shared: &Shared, head_lock: &Arc<RwLock<Head>>) -> Result<(), Store
             &input,
             &mut source,
             shared.dictionaries.current(),
-            shared.sealer_times.threads_for_next(),
+            &shared.sealer_times,
         )?;
         if let Some(dictionary) = trained {
             shared.dictionaries.adopt(dictionary)?;
@@ -535,8 +535,7 @@ fn merge(shared: &Shared, inputs: &[Arc<Segment>]) -> Result<(), StoreError> {
             read: 0,
         };
         let fallback = first.dictionary(&shared.dictionaries);
-        let threads = shared.sealer_times.threads_for_next();
-        segment::build(&path, &input, &mut source, fallback, threads)?;
+        segment::build(&path, &input, &mut source, fallback, &shared.sealer_times)?;
         // Durable in its home before any input is removed.
         Some(publish_and_open(shared, &path)?)
     };

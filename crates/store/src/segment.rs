@@ -274,9 +274,9 @@ pub(crate) fn build(
     input: &SegmentInput,
     records: &mut dyn RecordSource,
     fallback_dictionary: Option<Arc<Dictionary>>,
-    threads: SealThreads,
+    second_thread: &dyn SecondThread,
 ) -> Result<Option<Arc<Dictionary>>, StoreError> {
-    let built = write_files(path, input, records, fallback_dictionary, threads);
+    let built = write_files(path, input, records, fallback_dictionary, second_thread);
     if built.is_err() {
         let columns = crate::columns::path_for_segment(path);
         for leftover in [
@@ -295,7 +295,7 @@ fn write_files(
     input: &SegmentInput,
     records: &mut dyn RecordSource,
     fallback_dictionary: Option<Arc<Dictionary>>,
-    threads: SealThreads,
+    second_thread: &dyn SecondThread,
 ) -> Result<Option<Arc<Dictionary>>, StoreError> {
     let row_count = input.rows.len();
     debug_assert!(input.covers_first <= input.covers_last);
@@ -330,7 +330,7 @@ fn write_files(
         records,
         &order,
         dictionary.as_deref(),
-        threads,
+        second_thread,
     )?;
 
     // Sections, in the order `open` reads them.
@@ -489,21 +489,32 @@ impl RowOrder {
     }
 }
 
-/// How many threads a seal or merge writes its records with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum SealThreads {
-    /// On the calling thread alone: the cores are left to lookups and requests.
-    One,
-    /// The record blocks are packed, compressed and written on a second thread while the
-    /// calling thread reads, parses and writes the columns. For when appends wait for the
-    /// sealer: then the request threads are idle, and a lone sealer thread left a core to
-    /// the settler.
-    Two,
+/// Whether a seal or merge hands its record blocks (id packing and zstd, the largest part
+/// of a seal) to a second thread, asked before each batch of rows.
+pub(crate) trait SecondThread {
+    /// Whether the next batch of rows goes to the second thread.
+    fn wanted(&self) -> bool;
+    /// `rows` went to the second thread.
+    fn used(&self, _rows: usize) {}
+}
+
+/// Always or never: for a migration (nothing else runs) and for tests.
+impl SecondThread for bool {
+    fn wanted(&self) -> bool {
+        *self
+    }
 }
 
 /// Writes the record blocks in row order, as they fill up, and the Parquet columns beside
 /// the segment (in place before the segment is, so a segment never lacks them). Returns
 /// the block table.
+///
+/// This thread reads, parses and writes the columns; the record blocks of each batch of
+/// rows are packed, compressed and written either here or, while `second_thread` wants,
+/// on a second thread, so a seal can use both cores while appends wait for it and keeps
+/// to one otherwise. Batches are written in order either way: one goes on this thread
+/// only once the second has written every batch handed to it, so both ways write the
+/// same bytes.
 fn write_records(
     out: &mut CountingWriter<'_>,
     path: &Path,
@@ -511,7 +522,7 @@ fn write_records(
     records: &mut dyn RecordSource,
     order: &RowOrder,
     dictionary: Option<&Dictionary>,
-    threads: SealThreads,
+    second_thread: &dyn SecondThread,
 ) -> Result<Vec<u8>, StoreError> {
     let mut columns =
         crate::columns::ColumnsWriter::create(&crate::columns::path_for_segment(path))?;
@@ -525,110 +536,133 @@ fn write_records(
         columns.push(row.seq, row.ingest_time_ms, &parsed)?;
         Ok(parsed.json)
     };
-    let block_table = match threads {
-        SealThreads::One => {
-            let mut blocks = RecordBlocks::new(dictionary);
-            for (segment_row, &input_row) in order.input_rows.iter().enumerate() {
-                let record = read_row(input_row)?;
-                blocks.push(out, segment_row as u32, record.as_bytes())?;
-            }
-            blocks.finish(out)?
-        }
-        SealThreads::Two => std::thread::scope(|scope| {
-            let (to_blocks, batches) =
-                std::sync::mpsc::sync_channel::<Vec<String>>(PIPELINE_BATCHES_QUEUED);
-            let blocks_thread = std::thread::Builder::new()
-                .name("opentrail-store-blocks".into())
-                .spawn_scoped(scope, move || {
-                    let mut blocks = RecordBlocks::new(dictionary);
-                    let mut segment_row = 0u32;
-                    for batch in batches {
-                        for record in batch {
-                            blocks.push(out, segment_row, record.as_bytes())?;
-                            segment_row += 1;
-                        }
-                    }
-                    Ok::<_, StoreError>((blocks.finish(out)?, segment_row))
-                })
-                .map_err(|error| StoreError::io(Path::new("<segment blocks thread>"), error))?;
-            let mut read_all = || -> Result<(), StoreError> {
-                let mut batch = Vec::with_capacity(PIPELINE_BATCH_ROWS);
-                for &input_row in &order.input_rows {
-                    batch.push(read_row(input_row)?);
-                    if batch.len() == PIPELINE_BATCH_ROWS {
-                        let full =
-                            std::mem::replace(&mut batch, Vec::with_capacity(PIPELINE_BATCH_ROWS));
-                        if to_blocks.send(full).is_err() {
-                            // The blocks thread stopped on an error, reported below.
-                            return Ok(());
-                        }
-                    }
+    let blocks = std::sync::Mutex::new(RecordBlocks::new(dictionary, out));
+    // Batches handed to the second thread and not yet written.
+    let queued = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        let (to_helper, batches) =
+            std::sync::mpsc::sync_channel::<Vec<String>>(PIPELINE_BATCHES_QUEUED);
+        let (blocks, queued) = (&blocks, &queued);
+        let helper = std::thread::Builder::new()
+            .name("opentrail-store-blocks".into())
+            .spawn_scoped(scope, move || {
+                for batch in batches {
+                    let written = lock_blocks(blocks).push_batch(&batch);
+                    queued.fetch_sub(1, std::sync::atomic::Ordering::Release);
+                    written?;
                 }
-                let _ = to_blocks.send(batch);
-                Ok(())
-            };
-            let read = read_all();
-            drop(to_blocks);
-            let written = blocks_thread.join().map_err(|_| {
-                StoreError::corrupt(
-                    "segment",
-                    path.display().to_string(),
-                    "the thread writing its record blocks panicked".to_string(),
-                )
-            })?;
-            // The blocks thread's own error first: it is why reading stopped early.
-            let (block_table, rows_written) = written?;
-            read?;
-            debug_assert_eq!(rows_written as usize, order.input_rows.len());
-            Ok::<_, StoreError>(block_table)
-        })?,
-    };
+                Ok::<(), StoreError>(())
+            })
+            .map_err(|error| StoreError::io(Path::new("<segment blocks thread>"), error))?;
+        let mut read_all = || -> Result<(), StoreError> {
+            let mut batch = Vec::with_capacity(PIPELINE_BATCH_ROWS);
+            let last = order.input_rows.len().saturating_sub(1);
+            for (segment_row, &input_row) in order.input_rows.iter().enumerate() {
+                batch.push(read_row(input_row)?);
+                if batch.len() < PIPELINE_BATCH_ROWS && segment_row != last {
+                    continue;
+                }
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(PIPELINE_BATCH_ROWS));
+                let helper_busy = queued.load(std::sync::atomic::Ordering::Acquire) > 0;
+                if helper_busy || second_thread.wanted() {
+                    second_thread.used(full.len());
+                    queued.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+                    if to_helper.send(full).is_err() {
+                        // The second thread stopped on an error, reported below.
+                        return Ok(());
+                    }
+                } else {
+                    lock_blocks(blocks).push_batch(&full)?;
+                }
+            }
+            Ok(())
+        };
+        let read = read_all();
+        drop(to_helper);
+        let helped = helper.join().map_err(|_| {
+            StoreError::corrupt(
+                "segment",
+                path.display().to_string(),
+                "the thread writing its record blocks panicked".to_string(),
+            )
+        })?;
+        // The second thread's own error first: it is why reading stopped early.
+        helped?;
+        read
+    })?;
+    let blocks = blocks
+        .into_inner()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    debug_assert_eq!(blocks.next_row as usize, order.input_rows.len());
+    let block_table = blocks.finish()?;
     columns.finish()?;
     Ok(block_table)
 }
 
-/// Rows handed from the reading thread to the blocks thread at a time, and how many such
-/// batches may wait: per-row hand-offs cost a wake-up each.
+fn lock_blocks<'m, 'd, 'o, 'p>(
+    blocks: &'m std::sync::Mutex<RecordBlocks<'d, 'o, 'p>>,
+) -> std::sync::MutexGuard<'m, RecordBlocks<'d, 'o, 'p>> {
+    blocks
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Rows handed to the second thread at a time, and how many such batches may wait for
+/// it: per-row hand-offs would cost a wake-up each.
 const PIPELINE_BATCH_ROWS: usize = 64;
 const PIPELINE_BATCHES_QUEUED: usize = 8;
 
-/// A segment's record blocks as they are written: the encoder, and the block table.
-struct RecordBlocks<'d> {
+/// A segment's record blocks as they are written: the encoder, the file, the block table
+/// and the segment row the next record takes.
+struct RecordBlocks<'d, 'o, 'p> {
     encoder: BlockEncoder<'d>,
+    out: &'o mut CountingWriter<'p>,
     block_first_rows: Vec<u32>,
     block_table: Vec<u8>,
+    next_row: u32,
 }
 
-impl<'d> RecordBlocks<'d> {
-    fn new(dictionary: Option<&'d Dictionary>) -> RecordBlocks<'d> {
+impl<'d, 'o, 'p> RecordBlocks<'d, 'o, 'p> {
+    fn new(
+        dictionary: Option<&'d Dictionary>,
+        out: &'o mut CountingWriter<'p>,
+    ) -> RecordBlocks<'d, 'o, 'p> {
         RecordBlocks {
             encoder: BlockEncoder::new(dictionary, blocks::Effort::Segment),
+            out,
             block_first_rows: Vec::new(),
             block_table: Vec::new(),
+            next_row: 0,
         }
     }
 
-    /// Adds the record at `segment_row` (rows come in order), writing any block it filled.
-    fn push(
-        &mut self,
-        out: &mut CountingWriter<'_>,
-        segment_row: u32,
-        record: &[u8],
-    ) -> Result<(), StoreError> {
-        let (_, index) = self.encoder.push(record)?;
-        if index == 0 {
-            self.block_first_rows.push(segment_row);
+    /// Adds the next rows' records, writing any block they fill.
+    fn push_batch(&mut self, records: &[String]) -> Result<(), StoreError> {
+        for record in records {
+            let (_, index) = self.encoder.push(record.as_bytes())?;
+            if index == 0 {
+                self.block_first_rows.push(self.next_row);
+            }
+            self.next_row += 1;
+            let finished = self.encoder.take_finished();
+            write_blocks(
+                self.out,
+                finished,
+                &self.block_first_rows,
+                &mut self.block_table,
+            )?;
         }
-        let finished = self.encoder.take_finished();
-        write_blocks(out, finished, &self.block_first_rows, &mut self.block_table)
+        Ok(())
     }
 
     /// Writes the last block; returns the block table.
-    fn finish(self, out: &mut CountingWriter<'_>) -> Result<Vec<u8>, StoreError> {
+    fn finish(self) -> Result<Vec<u8>, StoreError> {
         let RecordBlocks {
             encoder,
+            out,
             block_first_rows,
             mut block_table,
+            ..
         } = self;
         write_blocks(out, encoder.finish()?, &block_first_rows, &mut block_table)?;
         Ok(block_table)
@@ -1702,11 +1736,11 @@ mod tests {
     }
 
     /// Builds one segment from `records` (seq 1 on, event times out of order) with
-    /// `threads`; returns the segment file's and the columns file's bytes.
+    /// `second_thread`; returns the segment file's and the columns file's bytes.
     fn built_files(
         dir: &std::path::Path,
         records: &[String],
-        threads: super::SealThreads,
+        second_thread: &dyn super::SecondThread,
     ) -> (Vec<u8>, Vec<u8>) {
         let rows = (0..records.len())
             .map(|row| super::InputRow {
@@ -1726,7 +1760,7 @@ mod tests {
         };
         let path = dir.join(super::file_name(1, records.len() as u64));
         let mut source = InMemoryRecords(records.to_vec());
-        super::build(&path, &input, &mut source, None, threads).expect("segment builds");
+        super::build(&path, &input, &mut source, None, second_thread).expect("segment builds");
         let columns = crate::columns::path_for_segment(&path);
         (
             std::fs::read(&path).expect("segment file"),
@@ -1734,8 +1768,26 @@ mod tests {
         )
     }
 
+    /// Wants the second thread for runs of batches and not for others, as appends that
+    /// wait and stop would.
+    struct Intermittent {
+        asked: std::cell::Cell<usize>,
+        rows_used: std::cell::Cell<usize>,
+    }
+
+    impl super::SecondThread for Intermittent {
+        fn wanted(&self) -> bool {
+            let asked = self.asked.get();
+            self.asked.set(asked + 1);
+            (asked / 3) % 2 == 1
+        }
+        fn used(&self, rows: usize) {
+            self.rows_used.set(self.rows_used.get() + rows);
+        }
+    }
+
     #[test]
-    fn a_seal_on_two_threads_writes_the_same_files_as_on_one() {
+    fn a_seal_writes_the_same_files_whichever_thread_writes_its_blocks() {
         // Enough records for a trained dictionary, many blocks and a partial last batch.
         let records: Vec<String> = (0..3_001)
             .map(|row| {
@@ -1743,12 +1795,25 @@ mod tests {
                 record[0].json.clone()
             })
             .collect();
-        let one = tempfile::tempdir().expect("temp dir");
-        let two = tempfile::tempdir().expect("temp dir");
-        let on_one = built_files(one.path(), &records, super::SealThreads::One);
-        let on_two = built_files(two.path(), &records, super::SealThreads::Two);
-        assert!(on_one.0.len() > 2 * crate::blocks::BLOCK_RAW_BYTES / 10);
-        assert!(on_one.0 == on_two.0, "segment files differ");
-        assert!(on_one.1 == on_two.1, "columns files differ");
+        let built = |second_thread: &dyn super::SecondThread| {
+            let dir = tempfile::tempdir().expect("temp dir");
+            built_files(dir.path(), &records, second_thread)
+        };
+        let on_one = built(&false);
+        assert!(
+            on_one.0.len() > crate::blocks::BLOCK_RAW_BYTES,
+            "many blocks"
+        );
+        assert!(built(&true) == on_one, "all blocks on the second thread");
+        let intermittent = Intermittent {
+            asked: Default::default(),
+            rows_used: Default::default(),
+        };
+        assert!(built(&intermittent) == on_one, "blocks on either thread");
+        let rows_used = intermittent.rows_used.get();
+        assert!(
+            rows_used > 0 && rows_used < records.len(),
+            "{rows_used} rows on the second thread"
+        );
     }
 }

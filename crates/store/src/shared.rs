@@ -3,7 +3,7 @@
 //! from whichever source holds it. `store.rs` is the public front door over it.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError, RwLock, RwLockReadGuard};
 
 use opentrail_event::EventRecord;
@@ -73,15 +73,25 @@ pub(crate) struct Shared {
 
 /// Since the store opened: how long heads were being sealed and segments merged, and how
 /// long appends waited for that (unsealed heads over their budget). Together they say
-/// whether ingest is held back by sealing or by everything else.
-#[derive(Default)]
+/// whether ingest is held back by sealing or by everything else. When it is, seals take a
+/// second thread (`segment::SecondThread`).
 pub(crate) struct SealerTimes {
+    opened: std::time::Instant,
     busy_ns: AtomicU64,
     appends_waited_ns: AtomicU64,
-    /// Set while the writer waits for the sealer, taken when a seal or merge starts.
-    appends_waiting: AtomicBool,
-    seals_on_two_threads: AtomicU64,
+    /// Milliseconds since `opened`, plus one (0: never), of the writer's last wait for the
+    /// sealer and of its last group commit.
+    last_wait_ms: AtomicU64,
+    last_group_ms: AtomicU64,
+    rows_on_second_thread: AtomicU64,
 }
+
+/// How recently appends must have waited for the sealer, and how recently a group must
+/// have been committed (or appends be waiting still), for a seal to take a second thread:
+/// longer than a seal, so a bulk load keeps it from seal to seal, and short enough that it
+/// is let go within a moment of the load's end, when lookups follow.
+const SECOND_THREAD_AFTER_WAIT_MS: u64 = 30_000;
+const SECOND_THREAD_AFTER_APPEND_MS: u64 = 200;
 
 /// Adds the time from its making to its drop to the busy time: a seal or merge counts
 /// however it ends.
@@ -99,6 +109,21 @@ impl Drop for BusyTimer<'_> {
 }
 
 impl SealerTimes {
+    fn new() -> SealerTimes {
+        SealerTimes {
+            opened: std::time::Instant::now(),
+            busy_ns: AtomicU64::new(0),
+            appends_waited_ns: AtomicU64::new(0),
+            last_wait_ms: AtomicU64::new(0),
+            last_group_ms: AtomicU64::new(0),
+            rows_on_second_thread: AtomicU64::new(0),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.opened.elapsed().as_millis() as u64 + 1
+    }
+
     /// Times one seal or merge, until the returned timer is dropped.
     pub(crate) fn busy(&self) -> BusyTimer<'_> {
         BusyTimer {
@@ -109,19 +134,12 @@ impl SealerTimes {
 
     /// The writer is waiting for the sealer now.
     pub(crate) fn appends_wait(&self) {
-        self.appends_waiting.store(true, Ordering::Relaxed);
+        self.last_wait_ms.store(self.now_ms(), Ordering::Relaxed);
     }
 
-    /// How many threads the next seal or merge gets: two when appends waited for the
-    /// sealer since the last one began (a bulk load outruns it, and the request threads
-    /// sit idle), one otherwise, so lookups after a load keep the other core.
-    pub(crate) fn threads_for_next(&self) -> crate::segment::SealThreads {
-        if self.appends_waiting.swap(false, Ordering::Relaxed) {
-            self.seals_on_two_threads.fetch_add(1, Ordering::Relaxed);
-            crate::segment::SealThreads::Two
-        } else {
-            crate::segment::SealThreads::One
-        }
+    /// The writer committed a group.
+    pub(crate) fn group_committed(&self) {
+        self.last_group_ms.store(self.now_ms(), Ordering::Relaxed);
     }
 
     pub(crate) fn add_append_wait(&self, since: std::time::Instant) {
@@ -129,8 +147,8 @@ impl SealerTimes {
             .fetch_add(since.elapsed().as_nanos() as u64, Ordering::Relaxed);
     }
 
-    pub(crate) fn seals_on_two_threads(&self) -> u64 {
-        self.seals_on_two_threads.load(Ordering::Relaxed)
+    pub(crate) fn rows_on_second_thread(&self) -> u64 {
+        self.rows_on_second_thread.load(Ordering::Relaxed)
     }
 
     /// (busy, appends waited), in milliseconds.
@@ -139,6 +157,26 @@ impl SealerTimes {
             self.busy_ns.load(Ordering::Relaxed) / 1_000_000,
             self.appends_waited_ns.load(Ordering::Relaxed) / 1_000_000,
         )
+    }
+}
+
+/// A second thread while a bulk load outruns the sealer: appends waited for it lately, and
+/// are still coming in or waiting.
+impl crate::segment::SecondThread for SealerTimes {
+    fn wanted(&self) -> bool {
+        let now = self.now_ms();
+        let since = |at: &AtomicU64| match at.load(Ordering::Relaxed) {
+            0 => u64::MAX,
+            at => now.saturating_sub(at),
+        };
+        let since_wait = since(&self.last_wait_ms);
+        since_wait <= SECOND_THREAD_AFTER_WAIT_MS
+            && since_wait.min(since(&self.last_group_ms)) <= SECOND_THREAD_AFTER_APPEND_MS
+    }
+
+    fn used(&self, rows: usize) {
+        self.rows_on_second_thread
+            .fetch_add(rows as u64, Ordering::Relaxed);
     }
 }
 
@@ -250,7 +288,7 @@ impl Shared {
             sealer_error: Mutex::new(None),
             retired: crate::retired::Retired::default(),
             write_health: crate::space::WriteHealth::new(),
-            sealer_times: SealerTimes::default(),
+            sealer_times: SealerTimes::new(),
             home,
             _lock_file: lock_file,
         };
@@ -665,4 +703,32 @@ fn check_high_water_mark(
 
 pub(crate) fn now_ms() -> i64 {
     jiff::Timestamp::now().as_millisecond()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{SECOND_THREAD_AFTER_APPEND_MS, SealerTimes};
+    use crate::segment::SecondThread;
+
+    #[test]
+    fn seals_take_a_second_thread_only_while_appends_wait_or_keep_coming_after_a_wait() {
+        let times = SealerTimes::new();
+        times.group_committed();
+        assert!(
+            !times.wanted(),
+            "appends that never waited leave seals one thread"
+        );
+        times.appends_wait();
+        assert!(times.wanted(), "appends waiting now");
+        let lull = std::time::Duration::from_millis(SECOND_THREAD_AFTER_APPEND_MS + 50);
+        std::thread::sleep(lull);
+        assert!(
+            !times.wanted(),
+            "no append since the wait: the load is over"
+        );
+        times.group_committed();
+        assert!(times.wanted(), "appends come in again soon after a wait");
+        std::thread::sleep(lull);
+        assert!(!times.wanted(), "and stop again");
+    }
 }

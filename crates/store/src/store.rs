@@ -268,7 +268,7 @@ impl Store {
             mapped_segment_bytes: crate::sealer::mapped_segment_bytes(&sources.segments),
             sealer_busy_ms,
             appends_waited_for_sealer_ms,
-            seals_on_two_threads: self.shared.sealer_times.seals_on_two_threads(),
+            rows_sealed_on_second_thread: self.shared.sealer_times.rows_on_second_thread(),
         })
     }
 

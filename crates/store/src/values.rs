@@ -48,9 +48,9 @@ pub struct StoreStats {
     /// Milliseconds appends have waited for the sealer since the store opened: while
     /// unsealed heads hold more than their budget, the writer holds the next group back.
     pub appends_waited_for_sealer_ms: u64,
-    /// Seals and merges since the store opened that wrote their record blocks on a
-    /// second thread, because appends had waited for the sealer since the one before.
-    pub seals_on_two_threads: u64,
+    /// Rows whose record blocks seals and merges wrote on a second thread since the store
+    /// opened: they take one while appends wait for the sealer during a bulk load.
+    pub rows_sealed_on_second_thread: u64,
 }
 
 /// Where the bytes of sealed segments and journals go, for the benchmarks' split of

@@ -289,6 +289,8 @@ impl Writer {
                 }
             }
             if !group.is_empty() {
+                // Appends still come in: a bulk load's seals keep their second thread.
+                self.shared.sealer_times.group_committed();
                 self.commit_group(group);
                 self.rotate_if_due(false);
             }
@@ -329,7 +331,7 @@ impl Writer {
                 );
                 break;
             }
-            // Every poll: the sealer takes the flag at each seal's start.
+            // Every poll: seals take a second thread while appends wait.
             self.shared.sealer_times.appends_wait();
             std::thread::sleep(SEAL_WAIT_POLL);
             waited = true;
