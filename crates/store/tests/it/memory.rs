@@ -228,13 +228,7 @@ fn stats_count_the_sealers_work_and_the_appends_that_waited_for_it() {
         "a new store has neither sealed nor waited"
     );
     for n in 0..20 {
-        store
-            .append(records(&event(
-                &format!("id-{n}"),
-                "PutItem",
-                "2024-05-01T10:00:00Z",
-            )))
-            .expect("append");
+        append_put_item(&store, n);
     }
     store.flush_tables().expect("flush");
     let after = store.stats().expect("stats");
@@ -269,17 +263,17 @@ fn seals_keep_to_one_thread_when_no_append_waits() {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = Store::open(dir.path(), StoreOptions::default()).expect("store opens");
     for n in 0..3 {
-        store
-            .append(records(&event(
-                &format!("id-{n}"),
-                "PutItem",
-                "2024-05-01T10:00:00Z",
-            )))
-            .expect("append");
+        append_put_item(&store, n);
         store.flush_tables().expect("seal");
     }
     let stats = store.stats().expect("stats");
     assert!(stats.segments >= 1, "{stats:?}");
     assert_eq!(stats.appends_waited_for_sealer_ms, 0, "{stats:?}");
     assert_eq!(stats.rows_sealed_on_second_thread, 0, "{stats:?}");
+}
+
+/// Appends one event, `id-<n>`.
+fn append_put_item(store: &Store, n: usize) {
+    let json = event(&format!("id-{n}"), "PutItem", "2024-05-01T10:00:00Z");
+    store.append(records(&json)).expect("append");
 }
