@@ -370,6 +370,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
     let phase = Instant::now();
     let sealer_before = sealer_totals(&api).await?;
+    let own_cpu = || server::cpu_seconds("/proc/self/stat");
+    let cpu_before = (server.cpu_seconds(), own_cpu());
     let outcome = ingest::run(
         Arc::clone(&api),
         config.clone(),
@@ -378,7 +380,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         ingest::Probes::Freshness,
     )
     .await?;
+    let cpu_after = (server.cpu_seconds(), own_cpu());
     report.ingest(&outcome);
+    report.cpu_during_ingest(cpu_before, cpu_after);
     report.sealer_during_ingest(sealer_before, sealer_totals(&api).await?);
     report.phase("ingest", phase);
     eprintln!(

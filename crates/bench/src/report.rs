@@ -68,6 +68,12 @@ pub struct Report {
     /// `None` when the server reports neither.
     pub ingest_sealer_busy_fraction: Option<f64>,
     pub ingest_sealer_wait_fraction: Option<f64>,
+    /// CPU time per ingested event, in µs, during the ingest: the server's, and this
+    /// harness's own (its clients and event generator share the machine). Unlike events/s
+    /// they hardly move with other load on a shared machine, so they show what a change
+    /// to the ingest path costs or saves.
+    pub ingest_server_cpu_us_per_event: Option<f64>,
+    pub ingest_bench_cpu_us_per_event: Option<f64>,
     pub freshness_p50_ms: f64,
     pub freshness_p99_ms: f64,
     pub freshness_probes: usize,
@@ -307,6 +313,19 @@ impl Report {
         let share = |before: Option<f64>, after: Option<f64>| Some((after? - before?) / seconds);
         self.ingest_sealer_busy_fraction = share(before.busy_s, after.busy_s);
         self.ingest_sealer_wait_fraction = share(before.appends_waited_s, after.appends_waited_s);
+    }
+
+    /// (server, harness) CPU seconds before and after the ingest.
+    pub fn cpu_during_ingest(
+        &mut self,
+        before: (Option<f64>, Option<f64>),
+        after: (Option<f64>, Option<f64>),
+    ) {
+        let events = self.events.max(1) as f64;
+        let per_event =
+            |before: Option<f64>, after: Option<f64>| Some((after? - before?) * 1e6 / events);
+        self.ingest_server_cpu_us_per_event = per_event(before.0, after.0);
+        self.ingest_bench_cpu_us_per_event = per_event(before.1, after.1);
     }
 
     pub fn disk_live(&mut self, bytes: u64) {
@@ -712,6 +731,15 @@ impl Report {
             row(
                 "during ingest: sealer busy / appends waiting for it (share of the time)",
                 format!("{busy:.2} / {wait:.2}"),
+            );
+        }
+        if let (Some(server), Some(bench)) = (
+            self.ingest_server_cpu_us_per_event,
+            self.ingest_bench_cpu_us_per_event,
+        ) {
+            row(
+                "during ingest: CPU per event, server / this harness",
+                format!("{server:.1} µs / {bench:.1} µs"),
             );
         }
         row(

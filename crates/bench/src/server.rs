@@ -147,6 +147,11 @@ impl ServerProcess {
         peak_rss_kb(self.pid).map(|kb| kb as f64 / 1024.0)
     }
 
+    /// CPU seconds the server has used (user and system), from `/proc`.
+    pub fn cpu_seconds(&self) -> Option<f64> {
+        cpu_seconds(&format!("/proc/{}/stat", self.pid))
+    }
+
     /// SIGKILL, then waits for the exit: for a server whose data dir is thrown away,
     /// where a graceful stop (seconds of sealing and archiving) would only add time.
     pub fn kill(&mut self) -> anyhow::Result<()> {
@@ -203,6 +208,22 @@ impl Drop for ServerProcess {
 /// VmHWM of a process, in kB.
 pub fn peak_rss_kb(pid: u32) -> Option<u64> {
     status_kb(pid, "VmHWM:")
+}
+
+/// User and system CPU seconds of the process whose `stat` file is `stat_path`.
+pub fn cpu_seconds(stat_path: &str) -> Option<f64> {
+    cpu_seconds_of_stat(&std::fs::read_to_string(stat_path).ok()?)
+}
+
+fn cpu_seconds_of_stat(stat: &str) -> Option<f64> {
+    // USER_HZ: the unit of `/proc` times, 100 on every Linux architecture's ABI.
+    const TICKS_PER_SECOND: f64 = 100.0;
+    // The fields after the command name (field 2, in parentheses, may hold spaces):
+    // utime and stime, fields 14 and 15, are the 12th and 13th of them.
+    let mut fields = stat.get(stat.rfind(')')? + 2..)?.split_whitespace();
+    let utime: f64 = fields.nth(11)?.parse().ok()?;
+    let stime: f64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) / TICKS_PER_SECOND)
 }
 
 /// VmRSS of a process, in kB: its resident memory now.
@@ -290,4 +311,32 @@ pub fn disk_bytes(path: &Path) -> u64 {
         }
     }
     total
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_time_is_read_after_a_command_name_with_spaces_and_parentheses() {
+        let stat =
+            "4242 (opentrail (x) serve) S 1 4242 4242 0 -1 4194560 900 0 0 0 250 75 0 0 20 0 9 0";
+        assert_eq!(cpu_seconds_of_stat(stat), Some(3.25));
+        assert_eq!(cpu_seconds_of_stat("4242 (cut short) S 1 2"), None);
+    }
+
+    #[test]
+    fn the_harness_reads_its_own_cpu_time_as_it_grows() {
+        let before = cpu_seconds("/proc/self/stat").expect("this process's CPU time");
+        let started = std::time::Instant::now();
+        let mut spin = 0u64;
+        // Until the kernel has counted at least one more tick (10 ms) of this thread.
+        while cpu_seconds("/proc/self/stat").expect("CPU time") <= before {
+            spin = std::hint::black_box(spin.wrapping_mul(31).wrapping_add(1));
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(60),
+                "CPU time never grew"
+            );
+        }
+    }
 }
