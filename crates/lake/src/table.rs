@@ -874,7 +874,8 @@ impl PartitionReader {
     > {
         let builder = ParquetRecordBatchReaderBuilder::try_new(file)?;
         let parquet_schema = builder.parquet_schema();
-        // Rows are newest first, so a row group covers a stretch of event time.
+        // Rows are newest first or in seq order (a sealed head's), so a row group covers
+        // a stretch of event time.
         let time_column = parquet_schema
             .columns()
             .iter()

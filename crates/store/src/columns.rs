@@ -1,7 +1,10 @@
 //! The columnar part of a segment: a Parquet file beside it (`<first>-<last>.parquet`),
-//! one row per stored event in the segment's row order, with the fields SQL filters and
-//! groups on. DuckDB and DataFusion read it as it is; the records themselves stay in the
-//! segment, so events are kept once.
+//! one row per stored event, with the fields SQL filters and groups on. DuckDB and
+//! DataFusion read it as it is; the records themselves stay in the segment, so events
+//! are kept once. A sealed head's rows are in seq order (its columns are encoded as the
+//! writer adds rows: [`HeadColumns`]); a merge's, or a seal that had to parse its
+//! records again, are in the segment's row order (newest first). Readers go by the
+//! `seq` and `eventtime` columns, never by row position.
 //!
 //! Columns are the lower-case record field names CloudTrail Lake uses, flattened:
 //! `eventid`, `eventname`, `eventsource`, `eventtime` (UTC milliseconds),
@@ -58,17 +61,12 @@ fn schema() -> Arc<Schema> {
 }
 
 /// Rows buffered in builders before they are handed to the Parquet writer, which keeps
-/// only encoded columns: memory stays bounded whatever the segment's size.
-const BATCH_ROWS: usize = 65_536;
-
-/// Writes the columns row by row, in the segment's row order.
-pub(crate) struct ColumnsWriter {
-    path: std::path::PathBuf,
-    temporary: std::path::PathBuf,
-    writer: ArrowWriter<std::fs::File>,
-    builders: Builders,
-    rows: usize,
-}
+/// only encoded columns: memory stays bounded whatever the segment's size. A head's
+/// columns are encoded on the store's writer thread, so a batch is also how long it
+/// pauses group commits.
+const BATCH_ROWS: usize = 16_384;
+/// Rows per row group: a segment's few groups each cover a stretch of seqs and times.
+const ROW_GROUP_ROWS: usize = 262_144;
 
 struct Builders {
     event_id: StringBuilder,
@@ -133,15 +131,20 @@ impl Builders {
     }
 }
 
-impl ColumnsWriter {
-    pub(crate) fn create(path: &Path) -> Result<ColumnsWriter, StoreError> {
-        let temporary = files::temporary_sibling(path);
-        let file =
-            std::fs::File::create(&temporary).map_err(|error| StoreError::io(&temporary, error))?;
-        let level = ZstdLevel::try_new(3).map_err(|error| parquet_error(path, &error))?;
+/// Encodes rows into Parquet column chunks as they come, into any sink.
+struct ColumnsEncoder<W: std::io::Write + Send> {
+    writer: ArrowWriter<W>,
+    builders: Builders,
+    rows: usize,
+    /// Text held in the builders, for [`ColumnsEncoder::memory_bytes`].
+    buffered_text_bytes: usize,
+}
+
+impl<W: std::io::Write + Send> ColumnsEncoder<W> {
+    fn new(sink: W) -> Result<ColumnsEncoder<W>, parquet::errors::ParquetError> {
         let mut properties = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(level))
-            .set_max_row_group_row_count(Some(4 * BATCH_ROWS));
+            .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
+            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS));
         // A dictionary of unique values only costs (the writer builds one, then falls
         // back); seqs and times change little from row to row, which delta encoding keeps
         // in a bit or two. Event ids are random text of one length: with their lengths
@@ -158,58 +161,61 @@ impl ColumnsWriter {
                 .set_column_dictionary_enabled(ColumnPath::from(column), false)
                 .set_column_encoding(ColumnPath::from(column), encoding);
         }
-        let random_text_level =
-            ZstdLevel::try_new(1).map_err(|error| parquet_error(path, &error))?;
         properties = properties.set_column_compression(
             ColumnPath::from("eventid"),
-            Compression::ZSTD(random_text_level),
+            Compression::ZSTD(ZstdLevel::try_new(1)?),
         );
-        let properties = properties.build();
-        let writer = ArrowWriter::try_new(file, schema(), Some(properties))
-            .map_err(|error| parquet_error(path, &error))?;
-        Ok(ColumnsWriter {
-            path: path.to_path_buf(),
-            temporary,
-            writer,
+        Ok(ColumnsEncoder {
+            writer: ArrowWriter::try_new(sink, schema(), Some(properties.build()))?,
             builders: Builders::new(),
             rows: 0,
+            buffered_text_bytes: 0,
         })
     }
 
-    pub(crate) fn push(
+    fn push(
         &mut self,
         seq: u64,
         ingest_time_ms: i64,
         record: &EventRecord,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), parquet::errors::ParquetError> {
         let attributes = &record.attributes;
         let builders = &mut self.builders;
-        builders.event_id.append_value(&record.event_id);
-        builders.event_name.append_value(&attributes.event_name);
-        builders.event_source.append_value(&attributes.event_source);
+        let texts = [
+            (&mut builders.event_id, Some(record.event_id.as_str())),
+            (
+                &mut builders.event_name,
+                Some(attributes.event_name.as_str()),
+            ),
+            (
+                &mut builders.event_source,
+                Some(attributes.event_source.as_str()),
+            ),
+            (&mut builders.account, Some(record.account_id.as_str())),
+            (&mut builders.region, Some(record.region.as_str())),
+            (
+                &mut builders.category,
+                Some(attributes.event_category.as_str()),
+            ),
+            (&mut builders.username, attributes.username.as_deref()),
+            (&mut builders.user_arn, attributes.user_arn.as_deref()),
+            (
+                &mut builders.access_key_id,
+                attributes.access_key_id.as_deref(),
+            ),
+            (
+                &mut builders.source_ip,
+                attributes.source_ip_address.as_deref(),
+            ),
+            (&mut builders.error_code, attributes.error_code.as_deref()),
+            (&mut builders.invoked_by, attributes.invoked_by.as_deref()),
+        ];
+        for (builder, value) in texts {
+            self.buffered_text_bytes += value.map_or(0, str::len);
+            builder.append_option(value);
+        }
         builders.event_time.append_value(record.event_time_ms);
-        builders.account.append_value(&record.account_id);
-        builders.region.append_value(&record.region);
-        builders.category.append_value(&attributes.event_category);
         builders.read_only.append_option(attributes.read_only);
-        builders
-            .username
-            .append_option(attributes.username.as_deref());
-        builders
-            .user_arn
-            .append_option(attributes.user_arn.as_deref());
-        builders
-            .access_key_id
-            .append_option(attributes.access_key_id.as_deref());
-        builders
-            .source_ip
-            .append_option(attributes.source_ip_address.as_deref());
-        builders
-            .error_code
-            .append_option(attributes.error_code.as_deref());
-        builders
-            .invoked_by
-            .append_option(attributes.invoked_by.as_deref());
         builders.seq.append_value(seq);
         builders.ingest_time.append_value(ingest_time_ms);
         self.rows += 1;
@@ -219,23 +225,67 @@ impl ColumnsWriter {
         Ok(())
     }
 
-    fn flush_batch(&mut self) -> Result<(), StoreError> {
-        let batch = RecordBatch::try_new(schema(), self.builders.finish())
-            .map_err(|error| parquet_error(&self.path, &error))?;
+    fn flush_batch(&mut self) -> Result<(), parquet::errors::ParquetError> {
+        let batch = RecordBatch::try_new(schema(), self.builders.finish())?;
+        self.buffered_text_bytes = 0;
         if batch.num_rows() > 0 {
-            self.writer
-                .write(&batch)
-                .map_err(|error| parquet_error(&self.path, &error))?;
+            self.writer.write(&batch)?;
         }
         Ok(())
     }
 
-    /// Finishes the file, fsyncs it and renames it into place.
-    pub(crate) fn finish(mut self) -> Result<(), StoreError> {
+    /// Memory held: encoded pages, the row group in progress and the builders' rows.
+    fn memory_bytes(&self) -> usize {
+        self.writer.bytes_written()
+            + self.writer.memory_size()
+            + self.buffered_text_bytes
+            + (self.rows % BATCH_ROWS) * BUFFERED_ROW_FIXED_BYTES
+    }
+
+    fn finish(mut self) -> Result<W, parquet::errors::ParquetError> {
         self.flush_batch()?;
+        self.writer.into_inner()
+    }
+}
+
+/// A buffered row's offsets, times, seq and flags in the builders.
+const BUFFERED_ROW_FIXED_BYTES: usize = 12 * 4 + 3 * 8 + 1;
+
+/// Writes a segment's columns row by row, in its row order, to a file beside it.
+pub(crate) struct ColumnsWriter {
+    path: std::path::PathBuf,
+    temporary: std::path::PathBuf,
+    encoder: ColumnsEncoder<std::fs::File>,
+}
+
+impl ColumnsWriter {
+    pub(crate) fn create(path: &Path) -> Result<ColumnsWriter, StoreError> {
+        let temporary = files::temporary_sibling(path);
+        let file =
+            std::fs::File::create(&temporary).map_err(|error| StoreError::io(&temporary, error))?;
+        Ok(ColumnsWriter {
+            encoder: ColumnsEncoder::new(file).map_err(|error| parquet_error(path, &error))?,
+            path: path.to_path_buf(),
+            temporary,
+        })
+    }
+
+    pub(crate) fn push(
+        &mut self,
+        seq: u64,
+        ingest_time_ms: i64,
+        record: &EventRecord,
+    ) -> Result<(), StoreError> {
+        self.encoder
+            .push(seq, ingest_time_ms, record)
+            .map_err(|error| parquet_error(&self.path, &error))
+    }
+
+    /// Finishes the file, fsyncs it and renames it into place.
+    pub(crate) fn finish(self) -> Result<(), StoreError> {
         let file = self
-            .writer
-            .into_inner()
+            .encoder
+            .finish()
             .map_err(|error| parquet_error(&self.path, &error))?;
         file.sync_all()
             .map_err(|error| StoreError::io(&self.temporary, error))?;
@@ -243,6 +293,47 @@ impl ColumnsWriter {
         std::fs::rename(&self.temporary, &self.path)
             .map_err(|error| StoreError::io(&self.path, error))?;
         files::sync_parent(&self.path)
+    }
+}
+
+/// A head's columns, encoded in memory as its rows arrive (in seq order), so that a seal
+/// writes them out instead of parsing every record again: the parse was a third of a
+/// seal's own thread (BENCHMARKS.md, 7 Dec 2026). About 45 bytes a row.
+pub(crate) struct HeadColumns {
+    encoder: ColumnsEncoder<Vec<u8>>,
+}
+
+impl HeadColumns {
+    pub(crate) fn new() -> Result<HeadColumns, parquet::errors::ParquetError> {
+        Ok(HeadColumns {
+            encoder: ColumnsEncoder::new(Vec::new())?,
+        })
+    }
+
+    pub(crate) fn push(
+        &mut self,
+        seq: u64,
+        ingest_time_ms: i64,
+        record: &EventRecord,
+    ) -> Result<(), parquet::errors::ParquetError> {
+        self.encoder.push(seq, ingest_time_ms, record)
+    }
+
+    pub(crate) fn rows(&self) -> usize {
+        self.encoder.rows
+    }
+
+    pub(crate) fn memory_bytes(&self) -> usize {
+        self.encoder.memory_bytes()
+    }
+
+    /// Writes the columns to `path` (through a temporary file, fsynced and renamed).
+    pub(crate) fn write_file(self, path: &Path) -> Result<(), StoreError> {
+        let bytes = self
+            .encoder
+            .finish()
+            .map_err(|error| parquet_error(path, &error))?;
+        files::write_atomically(path, &bytes)
     }
 }
 

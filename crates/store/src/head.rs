@@ -9,10 +9,13 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use opentrail_event::EventRecord;
+
 use crate::blocks::EncodedBlock;
+use crate::columns::HeadColumns;
 use crate::query::{Position, PositionBounds, Scope};
 
 /// One stored event in the head.
@@ -76,6 +79,10 @@ pub(crate) struct Head {
     /// stored before its duplicate could be seen); checked like `ids`.
     ids_overflow: Vec<(u64, u32)>,
     pub scopes: BTreeSet<Scope>,
+    /// The rows' Parquet columns, encoded as they arrive; `None` once a seal took them,
+    /// or if encoding failed (the seal then parses the records for them).
+    columns: Mutex<Option<HeadColumns>>,
+    columns_bytes: u64,
     bytes: u64,
 }
 
@@ -93,6 +100,14 @@ impl Head {
             ids: PrehashedMap::default(),
             ids_overflow: Vec::new(),
             scopes: BTreeSet::new(),
+            columns: Mutex::new(
+                HeadColumns::new()
+                    .inspect_err(|error| {
+                        tracing::warn!(%error, "a head's columns will be made when it is sealed");
+                    })
+                    .ok(),
+            ),
+            columns_bytes: 0,
             bytes: 0,
         }
     }
@@ -105,9 +120,47 @@ impl Head {
         self.rows.is_empty()
     }
 
-    /// Memory the head holds: compressed blocks, rows and postings.
+    /// Memory the head holds: compressed blocks, rows, postings and columns.
     pub(crate) fn bytes(&self) -> u64 {
-        self.bytes
+        self.bytes + self.columns_bytes
+    }
+
+    /// Adds rows' columns (every row [`Head::push_row`] is given, in the same order).
+    /// Takes `&self`, so the writer encodes them without keeping lookups out of the head;
+    /// [`Head::count_columns_bytes`] then counts the memory they took. A failure only
+    /// drops the columns, with a warning: the seal makes them from the records instead.
+    pub(crate) fn push_columns<'r>(
+        &self,
+        rows: impl Iterator<Item = (u64, i64, &'r EventRecord)>,
+    ) -> u64 {
+        let mut columns = self
+            .columns
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let Some(encoder) = columns.as_mut() else {
+            return 0;
+        };
+        for (seq, ingest_time_ms, record) in rows {
+            if let Err(error) = encoder.push(seq, ingest_time_ms, record) {
+                tracing::warn!(%error, seq, "a head's columns will be made when it is sealed");
+                *columns = None;
+                return 0;
+            }
+        }
+        encoder.memory_bytes() as u64
+    }
+
+    pub(crate) fn count_columns_bytes(&mut self, bytes: u64) {
+        self.columns_bytes = bytes;
+    }
+
+    /// The columns of every row, if they are whole; a seal takes them once.
+    pub(crate) fn take_columns(&self) -> Option<HeadColumns> {
+        self.columns
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take()
+            .filter(|columns| columns.rows() == self.rows.len())
     }
 
     /// The latest event time any row has.

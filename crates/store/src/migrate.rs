@@ -142,7 +142,7 @@ fn write_segment(
         }
     }
     // Nothing else runs during a migration: its seals take a second thread throughout.
-    segment::build(&path, &input, &mut ChunkRecords(chunk), None, &true)?;
+    segment::build(&path, &input, &mut ChunkRecords(chunk), None, None, &true)?;
     let count = chunk.len() as u64;
     chunk.clear();
     *next_covers_first = last_seq + 1;

@@ -316,10 +316,13 @@ fn seal_head(shared: &Shared, head_lock: &Arc<RwLock<Head>>) -> Result<(), Store
             skip,
             cache: BlockLru::default(),
         };
+        // Rows retention skipped are in the head's columns: those are made again here.
+        let made_columns = head.take_columns().filter(|_| skip == 0);
         let trained = segment::build(
             &path,
             &input,
             &mut source,
+            made_columns,
             shared.dictionaries.current(),
             &shared.sealer_times,
         )?;
@@ -535,7 +538,14 @@ fn merge(shared: &Shared, inputs: &[Arc<Segment>]) -> Result<(), StoreError> {
             read: 0,
         };
         let fallback = first.dictionary(&shared.dictionaries);
-        segment::build(&path, &input, &mut source, fallback, &shared.sealer_times)?;
+        segment::build(
+            &path,
+            &input,
+            &mut source,
+            None,
+            fallback,
+            &shared.sealer_times,
+        )?;
         // Durable in its home before any input is removed.
         Some(publish_and_open(shared, &path)?)
     };

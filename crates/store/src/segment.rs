@@ -43,6 +43,7 @@ use std::sync::Arc;
 
 use crate::blocks::{self, BlockEncoder, DecodedBlock, Dictionaries, Dictionary};
 use crate::codec::{ByteReader, PutBytes, i64_at, u32_at, u64_at};
+use crate::columns::HeadColumns;
 use crate::error::StoreError;
 use crate::files;
 use crate::id_table::PackedIds;
@@ -273,10 +274,18 @@ pub(crate) fn build(
     path: &Path,
     input: &SegmentInput,
     records: &mut dyn RecordSource,
+    made_columns: Option<HeadColumns>,
     fallback_dictionary: Option<Arc<Dictionary>>,
     second_thread: &dyn SecondThread,
 ) -> Result<Option<Arc<Dictionary>>, StoreError> {
-    let built = write_files(path, input, records, fallback_dictionary, second_thread);
+    let built = write_files(
+        path,
+        input,
+        records,
+        made_columns,
+        fallback_dictionary,
+        second_thread,
+    );
     if built.is_err() {
         let columns = crate::columns::path_for_segment(path);
         for leftover in [
@@ -294,6 +303,7 @@ fn write_files(
     path: &Path,
     input: &SegmentInput,
     records: &mut dyn RecordSource,
+    made_columns: Option<HeadColumns>,
     fallback_dictionary: Option<Arc<Dictionary>>,
     second_thread: &dyn SecondThread,
 ) -> Result<Option<Arc<Dictionary>>, StoreError> {
@@ -323,11 +333,16 @@ fn write_files(
         path: &temporary,
     };
     out.write(HEAD_MAGIC)?;
+    let columns_path = crate::columns::path_for_segment(path);
+    let columns = match made_columns {
+        Some(made) => Columns::Made(made, columns_path),
+        None => Columns::FromRecords(crate::columns::ColumnsWriter::create(&columns_path)?),
+    };
     let block_table = write_records(
         &mut out,
-        path,
         input,
         records,
+        columns,
         &order,
         dictionary.as_deref(),
         second_thread,
@@ -506,42 +521,44 @@ impl SecondThread for bool {
 }
 
 /// Writes the record blocks in row order, as they fill up, and the Parquet columns beside
-/// the segment (in place before the segment is, so a segment never lacks them). Returns
-/// the block table.
+/// the segment (in place before the segment is, so a segment never lacks them): those a
+/// head made as its rows arrived, or else columns made here, in row order, from the
+/// records. Returns the block table.
 ///
-/// This thread reads, parses and writes the columns; the record blocks of each batch of
-/// rows are packed, compressed and written either here or, while `second_thread` wants,
+/// This thread reads the records (and parses them, for columns made here); the record
+/// blocks of each batch of rows are packed, compressed and written either here or, while `second_thread` wants,
 /// on a second thread, so a seal can use both cores while appends wait for it and keeps
 /// to one otherwise. Batches are written in order either way: one goes on this thread
 /// only once the second has written every batch handed to it, so both ways write the
 /// same bytes.
 fn write_records(
     out: &mut CountingWriter<'_>,
-    path: &Path,
     input: &SegmentInput,
     records: &mut dyn RecordSource,
+    mut columns: Columns,
     order: &RowOrder,
     dictionary: Option<&Dictionary>,
     second_thread: &dyn SecondThread,
 ) -> Result<Vec<u8>, StoreError> {
-    let mut columns =
-        crate::columns::ColumnsWriter::create(&crate::columns::path_for_segment(path))?;
-    // Reads a row's record and adds it to the columns; hands back its text for the blocks.
-    let mut read_row = |input_row: u32| -> Result<String, StoreError> {
+    let segment_path = out.path.to_path_buf();
+    // Reads a row's record (adding it to the columns made here); hands it on for blocks.
+    let mut read_row = |input_row: u32| -> Result<Vec<u8>, StoreError> {
         let row = &input.rows[input_row as usize];
-        let parsed = crate::stored_record::parse_stored_owned(
-            records.record(input_row as usize)?,
-            &format_args!("seq {}", row.seq),
-        )?;
+        let record = records.record(input_row as usize)?;
+        let Columns::FromRecords(columns) = &mut columns else {
+            return Ok(record);
+        };
+        let parsed =
+            crate::stored_record::parse_stored_owned(record, &format_args!("seq {}", row.seq))?;
         columns.push(row.seq, row.ingest_time_ms, &parsed)?;
-        Ok(parsed.json)
+        Ok(parsed.json.into_bytes())
     };
     let blocks = std::sync::Mutex::new(RecordBlocks::new(dictionary, out));
     // Batches handed to the second thread and not yet written.
     let queued = std::sync::atomic::AtomicUsize::new(0);
     std::thread::scope(|scope| {
         let (to_helper, batches) =
-            std::sync::mpsc::sync_channel::<Vec<String>>(PIPELINE_BATCHES_QUEUED);
+            std::sync::mpsc::sync_channel::<Vec<Vec<u8>>>(PIPELINE_BATCHES_QUEUED);
         let (blocks, queued) = (&blocks, &queued);
         let helper = std::thread::Builder::new()
             .name("opentrail-store-blocks".into())
@@ -582,7 +599,7 @@ fn write_records(
         let helped = helper.join().map_err(|_| {
             StoreError::corrupt(
                 "segment",
-                path.display().to_string(),
+                segment_path.display().to_string(),
                 "the thread writing its record blocks panicked".to_string(),
             )
         })?;
@@ -595,8 +612,18 @@ fn write_records(
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     debug_assert_eq!(blocks.next_row as usize, order.input_rows.len());
     let block_table = blocks.finish()?;
-    columns.finish()?;
+    match columns {
+        Columns::FromRecords(columns) => columns.finish()?,
+        Columns::Made(columns, path) => columns.write_file(&path)?,
+    }
     Ok(block_table)
+}
+
+/// A segment's columns: a head's, made as its rows arrived (and the path they go to), or
+/// made during the build.
+enum Columns {
+    Made(HeadColumns, PathBuf),
+    FromRecords(crate::columns::ColumnsWriter),
 }
 
 fn lock_blocks<'m, 'd, 'o, 'p>(
@@ -637,9 +664,9 @@ impl<'d, 'o, 'p> RecordBlocks<'d, 'o, 'p> {
     }
 
     /// Adds the next rows' records, writing any block they fill.
-    fn push_batch(&mut self, records: &[String]) -> Result<(), StoreError> {
+    fn push_batch(&mut self, records: &[Vec<u8>]) -> Result<(), StoreError> {
         for record in records {
-            let (_, index) = self.encoder.push(record.as_bytes())?;
+            let (_, index) = self.encoder.push(record)?;
             if index == 0 {
                 self.block_first_rows.push(self.next_row);
             }
@@ -1736,10 +1763,12 @@ mod tests {
     }
 
     /// Builds one segment from `records` (seq 1 on, event times out of order) with
-    /// `second_thread`; returns the segment file's and the columns file's bytes.
+    /// `second_thread` and any `made_columns`; returns the segment file's and the columns
+    /// file's bytes.
     fn built_files(
         dir: &std::path::Path,
         records: &[String],
+        made_columns: Option<crate::columns::HeadColumns>,
         second_thread: &dyn super::SecondThread,
     ) -> (Vec<u8>, Vec<u8>) {
         let rows = (0..records.len())
@@ -1760,7 +1789,15 @@ mod tests {
         };
         let path = dir.join(super::file_name(1, records.len() as u64));
         let mut source = InMemoryRecords(records.to_vec());
-        super::build(&path, &input, &mut source, None, second_thread).expect("segment builds");
+        super::build(
+            &path,
+            &input,
+            &mut source,
+            made_columns,
+            None,
+            second_thread,
+        )
+        .expect("segment builds");
         let columns = crate::columns::path_for_segment(&path);
         (
             std::fs::read(&path).expect("segment file"),
@@ -1797,7 +1834,7 @@ mod tests {
             .collect();
         let built = |second_thread: &dyn super::SecondThread| {
             let dir = tempfile::tempdir().expect("temp dir");
-            built_files(dir.path(), &records, second_thread)
+            built_files(dir.path(), &records, None, second_thread)
         };
         let on_one = built(&false);
         assert!(
@@ -1815,5 +1852,131 @@ mod tests {
             rows_used > 0 && rows_used < records.len(),
             "{rows_used} rows on the second thread"
         );
+    }
+
+    /// A record with every column filled, most of them varying with `row`.
+    fn record_with_every_column(row: usize) -> EventRecord {
+        let error = if row.is_multiple_of(5) {
+            r#","errorCode":"AccessDenied""#
+        } else {
+            ""
+        };
+        let json = format!(
+            r#"{{"eventVersion":"1.08","eventID":"id-{row}","eventName":"Call{name}","eventSource":"svc{source}.amazonaws.com","eventTime":"2024-05-01T10:{minute:02}:00Z","awsRegion":"us-east-{region}","recipientAccountId":"{ACCOUNT}","eventCategory":"Management","readOnly":{read_only},"sourceIPAddress":"10.0.0.{ip}","userIdentity":{{"type":"IAMUser","arn":"arn:aws:iam::{ACCOUNT}:user/u{user}","userName":"u{user}","accessKeyId":"AKIA{user:016}","invokedBy":"svc{source}.amazonaws.com"}}{error}}}"#,
+            name = row % 37,
+            source = row % 3,
+            minute = (row * 7) % 60,
+            region = 1 + row % 2,
+            read_only = row.is_multiple_of(2),
+            ip = row % 250,
+            user = row % 11,
+        );
+        let context = IngestContext {
+            account_id: ACCOUNT.into(),
+            region: "us-east-1".into(),
+        };
+        let mut batch = parse_batch(json.as_bytes(), &context).expect("parses");
+        batch.records.remove(0).1
+    }
+
+    /// Every row of a Parquet file, each column as text, in seq order.
+    fn parquet_rows(bytes: Vec<u8>) -> Vec<Vec<String>> {
+        use arrow_array::Array;
+        use arrow_array::cast::AsArray;
+        use arrow_array::types::{TimestampMillisecondType, UInt64Type};
+        use arrow_schema::DataType;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("columns.parquet");
+        std::fs::write(&path, bytes).expect("write");
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+            std::fs::File::open(&path).expect("open"),
+        )
+        .expect("a Parquet file")
+        .build()
+        .expect("reader");
+        let mut rows = Vec::new();
+        for batch in reader {
+            let batch = batch.expect("batch");
+            for row in 0..batch.num_rows() {
+                let cell = |column: &arrow_array::ArrayRef| -> String {
+                    if column.is_null(row) {
+                        return "null".into();
+                    }
+                    match column.data_type() {
+                        DataType::Utf8 => column.as_string::<i32>().value(row).to_owned(),
+                        DataType::Boolean => column.as_boolean().value(row).to_string(),
+                        DataType::UInt64 => {
+                            column.as_primitive::<UInt64Type>().value(row).to_string()
+                        }
+                        DataType::Timestamp(..) => column
+                            .as_primitive::<TimestampMillisecondType>()
+                            .value(row)
+                            .to_string(),
+                        other => panic!("unexpected column type {other}"),
+                    }
+                };
+                rows.push(batch.columns().iter().map(cell).collect::<Vec<String>>());
+            }
+        }
+        let seq = batch_column_index("seq");
+        rows.sort_by_key(|row| row[seq].parse::<u64>().expect("a seq"));
+        rows
+    }
+
+    fn batch_column_index(name: &str) -> usize {
+        [
+            "eventid",
+            "eventname",
+            "eventsource",
+            "eventtime",
+            "recipientaccountid",
+            "awsregion",
+            "eventcategory",
+            "readonly",
+            "username",
+            "useridentityarn",
+            "accesskeyid",
+            "sourceipaddress",
+            "errorcode",
+            "invokedby",
+            "seq",
+            "ingesttime",
+        ]
+        .iter()
+        .position(|column| *column == name)
+        .expect("a column")
+    }
+
+    #[test]
+    fn a_heads_columns_made_as_rows_arrive_hold_what_columns_made_from_its_records_hold() {
+        // More rows than one batch of the columns encoder.
+        let records: Vec<EventRecord> = (0..20_000).map(record_with_every_column).collect();
+        let texts: Vec<String> = records.iter().map(|record| record.json.clone()).collect();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (segment, from_records) = built_files(dir.path(), &texts, None, &false);
+
+        let mut made = crate::columns::HeadColumns::new().expect("columns");
+        // As `built_files` numbers rows: seq from 1, ingest times a millisecond apart.
+        for (row, record) in records.iter().enumerate() {
+            made.push(row as u64 + 1, 1_700_000_000_000 + row as i64, record)
+                .expect("push");
+        }
+        assert!(made.memory_bytes() > 0);
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (segment_with_made, from_head) = built_files(dir.path(), &texts, Some(made), &false);
+
+        assert!(
+            segment_with_made == segment,
+            "the segment file does not change"
+        );
+        // Made as rows arrived, the columns keep seq order, not the segment's row order.
+        assert!(from_head != from_records, "the head's columns were used");
+        let (from_records, from_head) = (parquet_rows(from_records), parquet_rows(from_head));
+        assert_eq!(from_head.len(), records.len());
+        assert_eq!(from_head, from_records);
+        let errors = batch_column_index("errorcode");
+        assert_eq!(from_head[0][errors], "AccessDenied");
+        assert_eq!(from_head[1][errors], "null");
+        assert_eq!(from_head[1][batch_column_index("username")], "u1");
     }
 }

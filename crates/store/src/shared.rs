@@ -444,6 +444,12 @@ impl Shared {
                         index,
                         id_hash: terms::id_hash(&record.account_id, &record.event_id),
                     };
+                    let columns_bytes = head.push_columns(std::iter::once((
+                        this_seq,
+                        frame.ingest_time_ms,
+                        &record,
+                    )));
+                    head.count_columns_bytes(columns_bytes);
                     head.push_row(row, &terms::terms_of(&record), &terms::scope_of(&record));
                 }
             }

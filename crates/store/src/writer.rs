@@ -502,10 +502,21 @@ impl Writer {
         new_rows: &[(usize, usize, u64)],
         ingest_time_ms: i64,
     ) {
+        // Before the write lock: encoding a batch of columns takes a while.
+        let columns_bytes = read_head(&self.active).push_columns(new_rows.iter().map(
+            |&(append_index, record_index, seq)| {
+                (
+                    seq,
+                    ingest_time_ms,
+                    &group[append_index].records[record_index],
+                )
+            },
+        ));
         let mut head = self
             .active
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
+        head.count_columns_bytes(columns_bytes);
         let mut first_blocks = Vec::with_capacity(group.len());
         for append in group.iter_mut() {
             // The frames are written: the head takes the blocks over.
