@@ -31,7 +31,7 @@ use crate::files;
 
 pub(crate) const PARQUET_EXTENSION: &str = "parquet";
 
-fn schema() -> Arc<Schema> {
+pub(crate) fn schema() -> Arc<Schema> {
     let text = |name: &str, nullable: bool| Field::new(name, DataType::Utf8, nullable);
     let time = |name: &str| {
         Field::new(

@@ -1924,27 +1924,7 @@ mod tests {
     }
 
     fn batch_column_index(name: &str) -> usize {
-        [
-            "eventid",
-            "eventname",
-            "eventsource",
-            "eventtime",
-            "recipientaccountid",
-            "awsregion",
-            "eventcategory",
-            "readonly",
-            "username",
-            "useridentityarn",
-            "accesskeyid",
-            "sourceipaddress",
-            "errorcode",
-            "invokedby",
-            "seq",
-            "ingesttime",
-        ]
-        .iter()
-        .position(|column| *column == name)
-        .expect("a column")
+        crate::columns::schema().index_of(name).expect("a column")
     }
 
     #[test]
