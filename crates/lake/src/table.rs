@@ -771,8 +771,9 @@ impl PartitionReader {
     }
 
     /// Reads the records of a segment's rows that pass `prefilter` on its columns; false
-    /// when the query wants no more. Rows come newest first, as the segment's record
-    /// blocks are laid out, so consecutive reads mostly hit the block just decoded.
+    /// when the query wants no more. `Store::read_seqs` reads a batch's records in the
+    /// order the segment lays them out, whatever the order of its Parquet rows, so
+    /// consecutive reads mostly hit the block just decoded.
     fn read_passing_records(
         &self,
         file: std::fs::File,

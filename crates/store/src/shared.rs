@@ -609,6 +609,20 @@ impl Shared {
         Ok(None)
     }
 
+    /// Where `seq`'s record is laid out, as a sort key: (segment, row) for a sealed one,
+    /// after every segment and by seq for one in a head (whose rows are in seq order).
+    pub(crate) fn layout_place(&self, sources: &Sources, seq: u64) -> (usize, u64) {
+        let index = sources
+            .segments
+            .partition_point(|segment| segment.covers_last < seq);
+        match sources.segments.get(index) {
+            Some(segment) if segment.covers_first <= seq => {
+                (index, segment.row_of_seq(seq).map_or(u64::MAX, u64::from))
+            }
+            _ => (usize::MAX, seq),
+        }
+    }
+
     /// Reads the event at one seq.
     pub(crate) fn read_seq(&self, sources: &Sources, seq: u64) -> Result<SeqRead, StoreError> {
         let index = sources

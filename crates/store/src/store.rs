@@ -142,20 +142,29 @@ impl Store {
     /// The log entries of `seqs`, in the order given, for a reader that already knows
     /// which events it wants (SQL, after filtering a segment's columns). A seq that is
     /// expired, past the published log or held by no source is left out.
+    ///
+    /// They are read in the order the records are laid out (a segment's rows, newest
+    /// first), so consecutive reads share the block just decoded whatever order the seqs
+    /// come in: a sealed head's Parquet rows, which SQL filters first, are in seq order.
     pub fn read_seqs(&self, seqs: &[u64]) -> Result<Vec<LogEntry>, StoreError> {
         let sources = self.shared.sources();
         let last_seq = self.shared.last_seq.load(Ordering::Acquire);
         let expired_through = self.shared.expired_through_seq.load(Ordering::Acquire);
-        let mut entries = Vec::with_capacity(seqs.len());
-        for &seq in seqs {
-            if seq <= expired_through || seq > last_seq {
-                continue;
-            }
-            if let SeqRead::Found(entry) = self.shared.read_seq(&sources, seq)? {
-                entries.push(entry);
+        let mut reads: Vec<(usize, (usize, u64))> = seqs
+            .iter()
+            .enumerate()
+            .filter(|(_, seq)| **seq > expired_through && **seq <= last_seq)
+            .map(|(given, &seq)| (given, self.shared.layout_place(&sources, seq)))
+            .collect();
+        reads.sort_unstable_by_key(|(_, place)| *place);
+        let mut found: Vec<Option<LogEntry>> =
+            std::iter::repeat_with(|| None).take(seqs.len()).collect();
+        for (given, _) in reads {
+            if let SeqRead::Found(entry) = self.shared.read_seq(&sources, seqs[given])? {
+                found[given] = Some(entry);
             }
         }
-        Ok(entries)
+        Ok(found.into_iter().flatten().collect())
     }
 
     /// The seqs of the events of the sealed segment that starts at `covers_first` indexed
