@@ -298,7 +298,7 @@ impl ColumnsWriter {
 
 /// A head's columns, encoded in memory as its rows arrive (in seq order), so that a seal
 /// writes them out instead of parsing every record again: the parse was a third of a
-/// seal's own thread (BENCHMARKS.md, 7 Dec 2026). About 45 bytes a row.
+/// seal's own thread (BENCHMARKS.md, 6 Dec 2026). About 45 bytes a row.
 pub(crate) struct HeadColumns {
     encoder: ColumnsEncoder<Vec<u8>>,
 }
