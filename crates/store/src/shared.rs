@@ -612,25 +612,22 @@ impl Shared {
     /// Where `seq`'s record is laid out, as a sort key: (segment, row) for a sealed one,
     /// after every segment and by seq for one in a head (whose rows are in seq order).
     pub(crate) fn layout_place(&self, sources: &Sources, seq: u64) -> (usize, u64) {
-        let index = sources
-            .segments
-            .partition_point(|segment| segment.covers_last < seq);
-        match sources.segments.get(index) {
-            Some(segment) if segment.covers_first <= seq => {
-                (index, segment.row_of_seq(seq).map_or(u64::MAX, u64::from))
-            }
-            _ => (usize::MAX, seq),
+        match segment_of_seq(sources, seq) {
+            Ok(index) => (
+                index,
+                sources.segments[index]
+                    .row_of_seq(seq)
+                    .map_or(u64::MAX, u64::from),
+            ),
+            Err(_) => (usize::MAX, seq),
         }
     }
 
     /// Reads the event at one seq.
     pub(crate) fn read_seq(&self, sources: &Sources, seq: u64) -> Result<SeqRead, StoreError> {
-        let index = sources
-            .segments
-            .partition_point(|segment| segment.covers_last < seq);
-        if let Some(segment) = sources.segments.get(index)
-            && segment.covers_first <= seq
-        {
+        let found = segment_of_seq(sources, seq);
+        if let Ok(index) = found {
+            let segment = &sources.segments[index];
             let Some(row) = segment.row_of_seq(seq) else {
                 return Ok(SeqRead::Absent);
             };
@@ -641,9 +638,9 @@ impl Shared {
                 json,
             }));
         }
-        let mut next_start = sources
-            .segments
-            .get(index)
+        let mut next_start = found
+            .err()
+            .and_then(|index| sources.segments.get(index))
             .map(|segment| segment.covers_first);
         for head_lock in &sources.heads {
             let (row, ingest_time_ms, first_row_seq) = {
@@ -669,6 +666,18 @@ impl Shared {
             Some(start) => SeqRead::NextSourceFrom(start),
             None => SeqRead::End,
         })
+    }
+}
+
+/// `Ok(index)` of the segment whose seq range holds `seq`, or `Err(index)` of the first
+/// segment after it (segments are in seq order and do not overlap).
+fn segment_of_seq(sources: &Sources, seq: u64) -> Result<usize, usize> {
+    let index = sources
+        .segments
+        .partition_point(|segment| segment.covers_last < seq);
+    match sources.segments.get(index) {
+        Some(segment) if segment.covers_first <= seq => Ok(index),
+        _ => Err(index),
     }
 }
 

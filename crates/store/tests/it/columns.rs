@@ -25,8 +25,28 @@ fn parquet_files(store_dir: &Path) -> Vec<PathBuf> {
 /// One Parquet row: (seq, eventid, eventtime).
 type ColumnRow = (u64, String, i64);
 
+/// A store that seals every 150 events and never merges.
+fn open_small_segments(dir: &Path) -> Store {
+    Store::open(
+        dir,
+        StoreOptions {
+            seal_events_max: 150,
+            merge_events_below: 0,
+            ..StoreOptions::default()
+        },
+    )
+    .expect("store opens")
+}
+
 /// (eventname → count) and every row of every Parquet file, by seq.
 fn read_columns(store_dir: &Path) -> (BTreeMap<String, usize>, Vec<ColumnRow>) {
+    let (counts, mut rows) = read_columns_in_file_order(store_dir);
+    rows.sort();
+    (counts, rows)
+}
+
+/// (eventname → count) and every row of every Parquet file, as the files hold them.
+fn read_columns_in_file_order(store_dir: &Path) -> (BTreeMap<String, usize>, Vec<ColumnRow>) {
     let mut counts = BTreeMap::new();
     let mut rows = Vec::new();
     for path in parquet_files(store_dir) {
@@ -61,22 +81,13 @@ fn read_columns(store_dir: &Path) -> (BTreeMap<String, usize>, Vec<ColumnRow>) {
             }
         }
     }
-    rows.sort();
     (counts, rows)
 }
 
 #[test]
 fn each_segment_has_parquet_columns_with_one_row_per_stored_event() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(
-        dir.path(),
-        StoreOptions {
-            seal_events_max: 150,
-            merge_events_below: 0,
-            ..StoreOptions::default()
-        },
-    )
-    .expect("store opens");
+    let store = open_small_segments(dir.path());
     let names = ["PutItem", "DeleteTable", "GetItem"];
     let lines: Vec<String> = (0..1_000)
         .map(|i| {
@@ -153,26 +164,17 @@ fn a_head_recovered_from_its_journal_is_sealed_with_whole_columns() {
     appended(&store, 300, 201);
     store.flush_tables().expect("seal");
 
-    let (counts, rows) = read_columns(dir.path());
+    assert_eq!(parquet_files(dir.path()).len(), 1);
+    let (counts, rows) = read_columns_in_file_order(dir.path());
     let seqs: Vec<u64> = rows.iter().map(|(seq, _, _)| *seq).collect();
-    assert_eq!(seqs, (1..=501).collect::<Vec<u64>>(), "one row per event");
-    // Columns the head made as rows arrived (recovered ones included) keep seq order;
-    // made from the records at the seal they would be newest first, here seq descending.
-    let files = parquet_files(dir.path());
-    assert_eq!(files.len(), 1);
-    let file = std::fs::File::open(&files[0]).expect("open parquet");
-    let mut in_file_order = Vec::new();
-    for batch in ParquetRecordBatchReaderBuilder::try_new(file)
-        .expect("a Parquet file")
-        .build()
-        .expect("reader")
-    {
-        let batch = batch.expect("batch");
-        let column = batch.column_by_name("seq").expect("seq column");
-        let column = column.as_any().downcast_ref::<UInt64Array>().expect("u64");
-        in_file_order.extend(column.values().iter().copied());
-    }
-    assert_eq!(in_file_order, seqs, "the head's own columns were written");
+    // One row per event, in seq order: columns the head made as rows arrived (recovered
+    // ones included) keep it; made from the records at the seal they would be newest
+    // first, here seq descending.
+    assert_eq!(
+        seqs,
+        (1..=501).collect::<Vec<u64>>(),
+        "one row per event, the head's own columns"
+    );
     assert_eq!(counts.get("PutItem"), Some(&251));
     assert_eq!(counts.get("GetItem"), Some(&250));
     for (seq, id, _) in rows.iter().step_by(50) {
@@ -184,15 +186,7 @@ fn a_head_recovered_from_its_journal_is_sealed_with_whole_columns() {
 #[test]
 fn records_read_by_seq_come_back_in_the_order_asked_whatever_their_layout() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(
-        dir.path(),
-        StoreOptions {
-            seal_events_max: 150,
-            merge_events_below: 0,
-            ..StoreOptions::default()
-        },
-    )
-    .expect("store opens");
+    let store = open_small_segments(dir.path());
     // Event times out of seq order, so a segment's rows (newest first) are too.
     let lines: Vec<String> = (0..450)
         .map(|i| {
