@@ -29,11 +29,12 @@ use crate::files;
 /// Raw bytes gathered into one block before it is compressed.
 pub(crate) const BLOCK_RAW_BYTES: usize = 32 * 1024;
 /// How hard blocks are compressed, and whether their ids are packed. The journal is on
-/// the request path and short-lived: level 1, not packed (packing cost the append path
-/// 14% in `opentrail-store-bench`, for files deleted at the next seal). Segments are
-/// written once in the background and kept for the whole retention: packed, then level
-/// 3. Level 5 made records 10% smaller (store bench at 300k: 171.6 → 154.0 bytes/event)
-/// but, with the sealer competing with ingest for the cores, cost 10% of the 10M HTTP
+/// the request path: level 1, not packed (packing cost the append path 14% in
+/// `opentrail-store-bench`). A seal keeps these blocks as they are until the settler
+/// writes them again (`segment.rs`, "Kept journal blocks"). Merges write segments in the
+/// background, kept for the whole retention: packed, then level 3. Level 5 made records
+/// 10% smaller (store bench at 300k: 171.6 → 154.0 bytes/event) but, with the sealer
+/// competing with ingest for the cores, cost 10% of the 10M HTTP
 /// ingest and 14% of the import rate (BENCHMARKS.md, 5 Dec 2026). So the size is won
 /// later, off the ingest's path: the settler (`settler.rs`) recompresses sealed segments
 /// at level 12 on a thread at the lowest CPU priority. On 300k of the benchmark's records
@@ -434,6 +435,58 @@ impl DecodedBlock {
 
     pub(crate) fn size_bytes(&self) -> usize {
         self.raw.len()
+    }
+}
+
+/// Decoded blocks a [`BlockLru`] keeps while records are reordered by time.
+const SOURCE_BLOCKS_CACHED: usize = 256;
+
+/// A small cache of decoded blocks, for a seal, merge or settle reading records out of
+/// order. Keys are (source, block).
+#[derive(Default)]
+pub(crate) struct BlockLru {
+    blocks: HashMap<(usize, u32), (DecodedBlock, u64)>,
+    tick: u64,
+}
+
+impl BlockLru {
+    pub(crate) fn record(
+        &mut self,
+        key: (usize, u32),
+        index: u32,
+        load: impl FnOnce() -> Result<DecodedBlock, StoreError>,
+    ) -> Result<Vec<u8>, StoreError> {
+        self.tick += 1;
+        if !self.blocks.contains_key(&key) {
+            if self.blocks.len() >= SOURCE_BLOCKS_CACHED
+                && let Some(oldest) = self
+                    .blocks
+                    .iter()
+                    .min_by_key(|(_, (_, used))| *used)
+                    .map(|(key, _)| *key)
+            {
+                self.blocks.remove(&oldest);
+            }
+            self.blocks.insert(key, (load()?, self.tick));
+        }
+        let Some((block, used)) = self.blocks.get_mut(&key) else {
+            return Err(StoreError::corrupt(
+                "record block",
+                format!("{key:?}"),
+                "vanished from the cache",
+            ));
+        };
+        *used = self.tick;
+        block
+            .record(index as usize)
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| {
+                StoreError::corrupt(
+                    "record block",
+                    format!("{key:?}"),
+                    format!("no record {index}"),
+                )
+            })
     }
 }
 

@@ -10,12 +10,12 @@
 //! when segments live in a bucket) before anything it replaces is removed; recovery
 //! removes temporary files, journals a segment covers, and segments inside a merged one.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use crate::blocks::DecodedBlock;
+use crate::blocks::Dictionary;
 use crate::error::StoreError;
 use crate::head::Head;
 use crate::segment::{self, InputRow, RecordSource, Segment, SegmentInput};
@@ -23,8 +23,6 @@ use crate::shared::{RotationSignal, Shared, read_head};
 
 /// The sealer also looks for work this often, in case a signal was missed.
 const POLL: Duration = Duration::from_secs(1);
-/// Decoded blocks a seal or merge keeps while it reorders records by time.
-const SOURCE_BLOCKS_CACHED: usize = 256;
 
 /// The running sealer thread, the housekeeper and the settler (`settler.rs`); dropping
 /// it stops them and waits for them, so a store that was dropped has released its
@@ -238,7 +236,7 @@ fn train_first_dictionary(shared: &Shared) -> Result<(), StoreError> {
             shared,
             head: &head,
             skip: 0,
-            cache: BlockLru::default(),
+            cache: crate::blocks::BlockLru::default(),
         };
         segment::training_sample(&mut source, head.len())?
     };
@@ -314,20 +312,38 @@ fn seal_head(shared: &Shared, head_lock: &Arc<RwLock<Head>>) -> Result<(), Store
             shared,
             head: &head,
             skip,
-            cache: BlockLru::default(),
+            cache: crate::blocks::BlockLru::default(),
         };
         // Rows retention skipped are in the head's columns: those are made again here.
         let made_columns = head.take_columns().filter(|_| skip == 0);
-        let trained = segment::build(
-            &path,
-            &input,
-            &mut source,
-            made_columns,
-            shared.dictionaries.current(),
-            &shared.sealer_times,
-        )?;
-        if let Some(dictionary) = trained {
-            shared.dictionaries.adopt(dictionary)?;
+        match (made_columns, blocks_dictionary(shared, &head)) {
+            (Some(columns), Some(dictionary)) => {
+                let places: Vec<(u32, u32)> = head.rows[skip..]
+                    .iter()
+                    .map(|row| (row.block, row.index))
+                    .collect();
+                segment::build_keeping_blocks(
+                    &path,
+                    &input,
+                    &head.blocks,
+                    &places,
+                    columns,
+                    dictionary.as_deref(),
+                )?;
+            }
+            (made_columns, _) => {
+                let trained = segment::build(
+                    &path,
+                    &input,
+                    &mut source,
+                    made_columns,
+                    shared.dictionaries.current(),
+                    &shared.sealer_times,
+                )?;
+                if let Some(dictionary) = trained {
+                    shared.dictionaries.adopt(dictionary)?;
+                }
+            }
         }
         // Durable in its home before the journal goes; a failed upload keeps the journal
         // and the head, and the next pass seals them again.
@@ -354,6 +370,20 @@ fn seal_head(shared: &Shared, head_lock: &Arc<RwLock<Head>>) -> Result<(), Store
     // The segment is durable: the journal is no longer needed (recovery would remove it).
     crate::files::remove_if_present(&journal_path)?;
     remove_unused_dictionaries(shared)
+}
+
+/// The dictionary every block of a head was compressed with (`Some(None)`: none), so
+/// the seal can keep the blocks as they are; `None` when they differ (a dictionary was
+/// adopted while the head filled) or it is unknown, and the seal compresses them again.
+fn blocks_dictionary(shared: &Shared, head: &Head) -> Option<Option<Arc<Dictionary>>> {
+    let id = head.blocks.first()?.dictionary_id;
+    if head.blocks.iter().any(|block| block.dictionary_id != id) {
+        return None;
+    }
+    if id == crate::blocks::NO_DICTIONARY {
+        return Some(None);
+    }
+    shared.dictionaries.get(id).map(Some)
 }
 
 /// Dictionaries under `dicts/` that neither the current one nor a live journal names are
@@ -534,7 +564,7 @@ fn merge(shared: &Shared, inputs: &[Arc<Segment>]) -> Result<(), StoreError> {
             shared,
             inputs,
             origins: &origins,
-            cache: BlockLru::default(),
+            cache: crate::blocks::BlockLru::default(),
             read: 0,
         };
         let fallback = first.dictionary(&shared.dictionaries);
@@ -642,59 +672,11 @@ pub(crate) fn remove_expired(shared: &Shared, through: u64) -> Result<(), StoreE
     Ok(())
 }
 
-/// A small cache of decoded blocks, for a seal or merge reading records out of order.
-#[derive(Default)]
-struct BlockLru {
-    blocks: HashMap<(usize, u32), (DecodedBlock, u64)>,
-    tick: u64,
-}
-
-impl BlockLru {
-    fn record(
-        &mut self,
-        key: (usize, u32),
-        index: u32,
-        load: impl FnOnce() -> Result<DecodedBlock, StoreError>,
-    ) -> Result<Vec<u8>, StoreError> {
-        self.tick += 1;
-        if !self.blocks.contains_key(&key) {
-            if self.blocks.len() >= SOURCE_BLOCKS_CACHED
-                && let Some(oldest) = self
-                    .blocks
-                    .iter()
-                    .min_by_key(|(_, (_, used))| *used)
-                    .map(|(key, _)| *key)
-            {
-                self.blocks.remove(&oldest);
-            }
-            self.blocks.insert(key, (load()?, self.tick));
-        }
-        let Some((block, used)) = self.blocks.get_mut(&key) else {
-            return Err(StoreError::corrupt(
-                "record block",
-                format!("{key:?}"),
-                "vanished from the cache",
-            ));
-        };
-        *used = self.tick;
-        block
-            .record(index as usize)
-            .map(<[u8]>::to_vec)
-            .ok_or_else(|| {
-                StoreError::corrupt(
-                    "record block",
-                    format!("{key:?}"),
-                    format!("no record {index}"),
-                )
-            })
-    }
-}
-
 struct HeadRecords<'a> {
     shared: &'a Shared,
     head: &'a Head,
     skip: usize,
-    cache: BlockLru,
+    cache: crate::blocks::BlockLru,
 }
 
 impl RecordSource for HeadRecords<'_> {
@@ -718,7 +700,7 @@ struct SegmentRecords<'a> {
     shared: &'a Shared,
     inputs: &'a [Arc<Segment>],
     origins: &'a [(usize, u32)],
-    cache: BlockLru,
+    cache: crate::blocks::BlockLru,
     read: usize,
 }
 

@@ -29,10 +29,23 @@
 //!                  OTSEG005: (fingerprint:u32 ‖ row:u32) × rows; before: the whole
 //!                  hash, as a u64)
 //! bloom            a Bloom filter over xxh3 of the fingerprints (before: the hashes)
+//! record_of_row    empty, or (`OTSEG007`) each row's record number in the blocks
+//!                  (packed): the blocks are then the head's journal blocks as they were,
+//!                  in seq order, and a block table entry's first_row is the number of its
+//!                  first record (see "Kept journal blocks" below)
 //! section table    (offset:u64 ‖ len:u64 ‖ crc32:u32) × sections
 //! ```
 //! Every section and every block has a CRC, checked when the segment opens (sections) or
 //! is read (blocks), so damage is reported with the file and offset, never served.
+//!
+//! Kept journal blocks: a seal copies the head's blocks (compressed on the request
+//! threads for the journal, zstd-1 without id packing) into the segment as they are and
+//! maps each row to its record, instead of decompressing every record and compressing it
+//! again in row order. That rewrite was about a quarter of the server's CPU per event
+//! during a bulk ingest; the settler does it instead, on idle CPU, with id packing and
+//! zstd-12 (`write_settled`), and leaves an empty `record_of_row`. Blocks may also hold
+//! records that are not rows (duplicates in a batch, rows retention skipped); nothing
+//! points at them and the settled copy drops them.
 
 use std::collections::BTreeSet;
 use std::fs::File;
@@ -51,13 +64,16 @@ use crate::packed::{self, Packed};
 use crate::postings::{self, PostingsCursor};
 use crate::query::{EventLane, Position, PositionBounds, Scope};
 
-/// Written at the start of every new segment. `OTSEG006` keys the term table by 32-bit
+/// Written at the start of every new segment. `OTSEG007` adds `record_of_row`, so a
+/// seal can keep the journal's blocks; `OTSEG006` keys the term table by 32-bit
 /// fingerprints and keeps a term's only row in its entry, packs the id table and adds
 /// Elias-Fano postings (~10 bytes/event less); `OTSEG005` keyed the id table by 32-bit
 /// fingerprints (4 bytes/event less), `OTSEG004` added bitmap postings (`postings.rs`).
-/// Segments of `OTSEG003` to `OTSEG005` read as before, and an older release refuses the
+/// Segments of `OTSEG003` to `OTSEG006` read as before, and an older release refuses the
 /// new ones rather than misreading them.
-const HEAD_MAGIC: &[u8; 8] = b"OTSEG006";
+const HEAD_MAGIC: &[u8; 8] = b"OTSEG007";
+/// Before `record_of_row`: one section fewer, blocks always in row order.
+const HEAD_MAGIC_ROW_ORDERED: &[u8; 8] = b"OTSEG006";
 const HEAD_MAGIC_HASH_TERMS: &[u8; 8] = b"OTSEG005";
 const HEAD_MAGIC_HASH_IDS: &[u8; 8] = b"OTSEG004";
 const HEAD_MAGIC_BEFORE_BITMAPS: &[u8; 8] = b"OTSEG003";
@@ -80,8 +96,18 @@ enum Section {
     Postings,
     Ids,
     Bloom,
+    RecordOfRow,
 }
-const SECTION_COUNT: usize = 11;
+const SECTION_COUNT: usize = 12;
+
+/// How many sections a segment of this magic has: `record_of_row` came with `OTSEG007`.
+fn section_count(magic: &[u8]) -> usize {
+    if magic == HEAD_MAGIC {
+        SECTION_COUNT
+    } else {
+        SECTION_COUNT - 1
+    }
+}
 const BLOCK_ENTRY_LEN: usize = 24;
 
 /// How a segment's id table and Bloom filter key an event's id hash.
@@ -99,7 +125,7 @@ enum IdKeys {
 
 impl IdKeys {
     fn of_magic(magic: &[u8]) -> IdKeys {
-        if magic == HEAD_MAGIC {
+        if magic == HEAD_MAGIC || magic == HEAD_MAGIC_ROW_ORDERED {
             IdKeys::PackedFingerprints
         } else if magic == HEAD_MAGIC_HASH_TERMS {
             IdKeys::Fingerprints
@@ -161,7 +187,7 @@ const ONLY_ROW: u32 = 1 << 31;
 
 impl TermKeys {
     fn of_magic(magic: &[u8]) -> TermKeys {
-        if magic == HEAD_MAGIC {
+        if magic == HEAD_MAGIC || magic == HEAD_MAGIC_ROW_ORDERED {
             TermKeys::Fingerprints
         } else {
             TermKeys::Hashes
@@ -287,14 +313,7 @@ pub(crate) fn build(
         second_thread,
     );
     if built.is_err() {
-        let columns = crate::columns::path_for_segment(path);
-        for leftover in [
-            files::temporary_sibling(path),
-            files::temporary_sibling(&columns),
-            columns,
-        ] {
-            let _ = std::fs::remove_file(leftover);
-        }
+        remove_leftovers(path);
     }
     built
 }
@@ -326,12 +345,7 @@ fn write_files(
     let dictionary = trained.clone().or(fallback_dictionary);
 
     let temporary = files::temporary_sibling(path);
-    let file = File::create(&temporary).map_err(|error| StoreError::io(&temporary, error))?;
-    let mut out = CountingWriter {
-        inner: BufWriter::with_capacity(1 << 20, file),
-        written: 0,
-        path: &temporary,
-    };
+    let mut out = CountingWriter::create(&temporary)?;
     out.write(HEAD_MAGIC)?;
     let columns_path = crate::columns::path_for_segment(path);
     let columns = match made_columns {
@@ -347,17 +361,38 @@ fn write_files(
         dictionary.as_deref(),
         second_thread,
     )?;
+    write_sections(
+        out,
+        path,
+        input,
+        &order,
+        dictionary.as_deref(),
+        &block_table,
+        &[],
+    )?;
+    Ok(trained)
+}
 
+/// Writes the sections after the record blocks and the section table, then puts the
+/// fsynced file in place under its final name.
+fn write_sections(
+    mut out: CountingWriter<'_>,
+    path: &Path,
+    input: &SegmentInput,
+    order: &RowOrder,
+    dictionary: Option<&Dictionary>,
+    block_table: &[u8],
+    record_of_row: &[u8],
+) -> Result<(), StoreError> {
+    let temporary = out.path;
     // Sections, in the order `open` reads them.
     let mut sections: Vec<(u64, u64, u32)> = Vec::with_capacity(SECTION_COUNT);
     out.section(&meta_section(input), &mut sections)?;
     out.section(
-        dictionary
-            .as_ref()
-            .map_or(&[][..], |dictionary| &dictionary.raw),
+        dictionary.map_or(&[][..], |dictionary| &dictionary.raw),
         &mut sections,
     )?;
-    out.section(&block_table, &mut sections)?;
+    out.section(block_table, &mut sections)?;
     let times: Vec<i64> = order
         .input_rows
         .iter()
@@ -372,35 +407,106 @@ fn write_files(
         .collect();
     out.section(&packed::encode(&seqs), &mut sections)?;
     drop(seqs);
-    let (row_of_seq, ingest_runs) = seq_sections(input, &order);
+    let (row_of_seq, ingest_runs) = seq_sections(input, order);
     out.section(&row_of_seq, &mut sections)?;
     drop(row_of_seq);
     out.section(&ingest_runs, &mut sections)?;
-    let (term_table, postings_section) = postings_sections(path, input, &order)?;
+    let (term_table, postings_section) = postings_sections(path, input, order)?;
     out.section(&term_table, &mut sections)?;
     out.section(&postings_section, &mut sections)?;
     drop(postings_section);
-    let (ids_section, bloom) = id_sections(input, &order);
+    let (ids_section, bloom) = id_sections(input, order);
     out.section(&ids_section, &mut sections)?;
     out.section(&bloom, &mut sections)?;
+    out.section(record_of_row, &mut sections)?;
     out.finish_table(&sections)?;
     let file = out
         .inner
         .into_inner()
-        .map_err(|error| StoreError::io(&temporary, error.into_error()))?;
+        .map_err(|error| StoreError::io(temporary, error.into_error()))?;
     file.sync_all()
-        .map_err(|error| StoreError::io(&temporary, error))?;
+        .map_err(|error| StoreError::io(temporary, error))?;
     drop(file);
-    std::fs::rename(&temporary, path).map_err(|error| StoreError::io(path, error))?;
+    std::fs::rename(temporary, path).map_err(|error| StoreError::io(path, error))?;
     files::sync_parent(path)?;
-    Ok(trained)
+    Ok(())
 }
 
-/// Writes `segment` again to `temporary` (fsynced, not renamed) with its
-/// record blocks recompressed at [`blocks::Effort::Settled`], block for block so every row
-/// stays in its block; the other sections are copied as they are, the meta section with
-/// the settled level added. The Parquet columns beside it are not touched. Returns
-/// `false`, with nothing left behind, when `go_on` (asked before each block) says to stop.
+/// Writes a head's segment to `path` keeping its journal blocks as they are (see "Kept
+/// journal blocks" above), with the columns the head made as its rows arrived. `places`
+/// holds each input row's (block, index); every block is compressed with `dictionary`
+/// (or with none). A failed build removes what it wrote, as [`build`] does.
+pub(crate) fn build_keeping_blocks(
+    path: &Path,
+    input: &SegmentInput,
+    blocks: &[Arc<blocks::EncodedBlock>],
+    places: &[(u32, u32)],
+    columns: HeadColumns,
+    dictionary: Option<&Dictionary>,
+) -> Result<(), StoreError> {
+    debug_assert_eq!(places.len(), input.rows.len());
+    debug_assert!(blocks.iter().all(|block| {
+        block.dictionary_id == dictionary.map_or(blocks::NO_DICTIONARY, |dictionary| dictionary.id)
+    }));
+    let write = || {
+        let order = RowOrder::newest_first(input);
+        // In place before the segment is, so a segment never lacks them.
+        columns.write_file(&crate::columns::path_for_segment(path))?;
+        let temporary = files::temporary_sibling(path);
+        let mut out = CountingWriter::create(&temporary)?;
+        out.write(HEAD_MAGIC)?;
+        let mut first_records = Vec::with_capacity(blocks.len());
+        let mut block_table = Vec::with_capacity(blocks.len() * BLOCK_ENTRY_LEN);
+        let mut records = 0u32;
+        for block in blocks {
+            first_records.push(records);
+            write_block(&mut out, block, records, &mut block_table)?;
+            records += block.record_count;
+        }
+        let record_of_row: Vec<i64> = order
+            .input_rows
+            .iter()
+            .map(|&input_row| {
+                let (block, index) = places[input_row as usize];
+                i64::from(first_records[block as usize] + index)
+            })
+            .collect();
+        write_sections(
+            out,
+            path,
+            input,
+            &order,
+            dictionary,
+            &block_table,
+            &packed::encode(&record_of_row),
+        )
+    };
+    let built = write();
+    if built.is_err() {
+        remove_leftovers(path);
+    }
+    built
+}
+
+/// What a failed build may have left: the temporary segment and its columns.
+fn remove_leftovers(path: &Path) {
+    let columns = crate::columns::path_for_segment(path);
+    for leftover in [
+        files::temporary_sibling(path),
+        files::temporary_sibling(&columns),
+        columns,
+    ] {
+        let _ = std::fs::remove_file(leftover);
+    }
+}
+
+/// Writes `segment` again to `temporary` (fsynced, not renamed) with its record blocks
+/// compressed again at [`blocks::Effort::Settled`] (see [`write_settled_blocks`]); rows
+/// keep their numbers, so the other sections are copied as they are, but for the meta
+/// section with the settled level added and, for kept journal blocks, the new dictionary
+/// and an empty `record_of_row`. The Parquet columns beside it are not touched. Returns
+/// `false`, with nothing left behind, when `go_on` (asked before each block or batch of
+/// rows) says to stop.
 pub(crate) fn write_settled(
     segment: &Segment,
     dictionaries: &Dictionaries,
@@ -420,35 +526,32 @@ fn write_settled_file(
     temporary: &Path,
     go_on: &dyn Fn() -> bool,
 ) -> Result<bool, StoreError> {
-    let dictionary = segment.dictionary(dictionaries);
-    let mut encoder = BlockEncoder::new(dictionary.as_deref(), blocks::Effort::Settled);
-    let file = File::create(temporary).map_err(|error| StoreError::io(temporary, error))?;
-    let mut out = CountingWriter {
-        inner: BufWriter::with_capacity(1 << 20, file),
-        written: 0,
-        path: temporary,
+    // Kept journal blocks are written again in row order, with a dictionary trained on
+    // the segment's own records (a seal that keeps blocks trains none).
+    let in_row_order = segment.keeps_journal_blocks();
+    let trained = if in_row_order {
+        let mut records = SegmentRows::new(segment, dictionaries);
+        let sample = training_sample(&mut records, segment.rows as usize)?;
+        blocks::Dictionary::train(sample.iter().map(|record| record.as_slice())).map(Arc::new)
+    } else {
+        None
     };
+    let dictionary = trained.clone().or_else(|| segment.dictionary(dictionaries));
+    let mut out = CountingWriter::create(temporary)?;
     // The sections are copied as they are, so the copy keeps the original's format.
     out.write(&segment.map[..HEAD_MAGIC.len()])?;
-    let mut block_table = Vec::with_capacity(segment.section(Section::BlockTable).len());
-    for block in 0..segment.block_count() as u32 {
-        if !go_on() {
-            return Ok(false);
-        }
-        let Some(entry) = segment.block_entry(block) else {
-            return Err(corrupt_at(
-                &segment.path,
-                segment.sections[Section::BlockTable as usize].start,
-                format!("block table entry {block} cut short"),
-            ));
-        };
-        encoder.push_block(&segment.decode_block(block, dictionaries)?)?;
-        for encoded in encoder.take_finished() {
-            write_block(&mut out, &encoded, entry.first_row, &mut block_table)?;
-        }
-    }
+    let Some(block_table) = write_settled_blocks(
+        segment,
+        dictionaries,
+        dictionary.as_deref(),
+        &mut out,
+        go_on,
+    )?
+    else {
+        return Ok(false);
+    };
     let mut sections: Vec<(u64, u64, u32)> = Vec::with_capacity(SECTION_COUNT);
-    for index in 0..SECTION_COUNT {
+    for index in 0..section_count(&segment.map[..HEAD_MAGIC.len()]) {
         let original = &segment.map[segment.sections[index].clone()];
         if index == Section::Meta as usize {
             // A segment settled before (at another level) ends in its old level.
@@ -458,6 +561,13 @@ fn write_settled_file(
             out.section(&meta, &mut sections)?;
         } else if index == Section::BlockTable as usize {
             out.section(&block_table, &mut sections)?;
+        } else if in_row_order && index == Section::Dictionary as usize {
+            let raw = dictionary
+                .as_ref()
+                .map_or(&[][..], |dictionary| &dictionary.raw);
+            out.section(raw, &mut sections)?;
+        } else if in_row_order && index == Section::RecordOfRow as usize {
+            out.section(&[], &mut sections)?;
         } else {
             out.section(original, &mut sections)?;
         }
@@ -471,7 +581,92 @@ fn write_settled_file(
         .map_err(|error| StoreError::io(temporary, error.into_error()))?;
     file.sync_all()
         .map_err(|error| StoreError::io(temporary, error))?;
+    if let Some(trained) = trained {
+        // New journal blocks use it too, as they did a seal's before blocks were kept.
+        dictionaries.adopt(trained)?;
+    }
     Ok(true)
+}
+
+/// Writes a segment's blocks again at the settled level; returns the block table, or
+/// `None` when `go_on` said to stop. Kept journal blocks are written in row order into
+/// new blocks; any other segment's are recompressed block for block, so every row stays
+/// in its block.
+fn write_settled_blocks(
+    segment: &Segment,
+    dictionaries: &Dictionaries,
+    dictionary: Option<&Dictionary>,
+    out: &mut CountingWriter<'_>,
+    go_on: &dyn Fn() -> bool,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    if segment.keeps_journal_blocks() {
+        let mut records = SegmentRows::new(segment, dictionaries);
+        let mut record_blocks = RecordBlocks::new(dictionary, blocks::Effort::Settled, out);
+        let mut batch = Vec::with_capacity(PIPELINE_BATCH_ROWS);
+        for row in 0..segment.rows as usize {
+            batch.push(records.record(row)?);
+            if batch.len() == PIPELINE_BATCH_ROWS || row + 1 == segment.rows as usize {
+                if !go_on() {
+                    return Ok(None);
+                }
+                record_blocks.push_batch(&batch)?;
+                batch.clear();
+            }
+        }
+        return record_blocks.finish().map(Some);
+    }
+    let mut encoder = BlockEncoder::new(dictionary, blocks::Effort::Settled);
+    let mut block_table = Vec::with_capacity(segment.section(Section::BlockTable).len());
+    for block in 0..segment.block_count() as u32 {
+        if !go_on() {
+            return Ok(None);
+        }
+        let Some(entry) = segment.block_entry(block) else {
+            return Err(corrupt_at(
+                &segment.path,
+                segment.sections[Section::BlockTable as usize].start,
+                format!("block table entry {block} cut short"),
+            ));
+        };
+        encoder.push_block(&segment.decode_block(block, dictionaries)?)?;
+        for encoded in encoder.take_finished() {
+            write_block(out, &encoded, entry.first_row, &mut block_table)?;
+        }
+    }
+    Ok(Some(block_table))
+}
+
+/// A segment's records by row, through a small cache of decoded blocks.
+struct SegmentRows<'a> {
+    segment: &'a Segment,
+    dictionaries: &'a Dictionaries,
+    cache: blocks::BlockLru,
+}
+
+impl<'a> SegmentRows<'a> {
+    fn new(segment: &'a Segment, dictionaries: &'a Dictionaries) -> SegmentRows<'a> {
+        SegmentRows {
+            segment,
+            dictionaries,
+            cache: blocks::BlockLru::default(),
+        }
+    }
+}
+
+impl RecordSource for SegmentRows<'_> {
+    fn record(&mut self, row: usize) -> Result<Vec<u8>, StoreError> {
+        let (segment, dictionaries) = (self.segment, self.dictionaries);
+        let (block, index) = segment.block_of_row(row as u32).ok_or_else(|| {
+            StoreError::corrupt(
+                "segment",
+                segment.path.display().to_string(),
+                format!("no block holds row {row}"),
+            )
+        })?;
+        self.cache.record((0, block), index, || {
+            segment.decode_block(block, dictionaries)
+        })
+    }
 }
 
 /// The segment's row order (newest first: the order pages are served in) and its inverse.
@@ -553,7 +748,7 @@ fn write_records(
         columns.push(row.seq, row.ingest_time_ms, &parsed)?;
         Ok(parsed.json.into_bytes())
     };
-    let blocks = std::sync::Mutex::new(RecordBlocks::new(dictionary, out));
+    let blocks = std::sync::Mutex::new(RecordBlocks::new(dictionary, blocks::Effort::Segment, out));
     // Batches handed to the second thread and not yet written.
     let queued = std::sync::atomic::AtomicUsize::new(0);
     std::thread::scope(|scope| {
@@ -652,10 +847,11 @@ struct RecordBlocks<'d, 'o, 'p> {
 impl<'d, 'o, 'p> RecordBlocks<'d, 'o, 'p> {
     fn new(
         dictionary: Option<&'d Dictionary>,
+        effort: blocks::Effort,
         out: &'o mut CountingWriter<'p>,
     ) -> RecordBlocks<'d, 'o, 'p> {
         RecordBlocks {
-            encoder: BlockEncoder::new(dictionary, blocks::Effort::Segment),
+            encoder: BlockEncoder::new(dictionary, effort),
             out,
             block_first_rows: Vec::new(),
             block_table: Vec::new(),
@@ -843,6 +1039,7 @@ fn section_table(map: &[u8], path: &Path) -> Result<[Range<usize>; SECTION_COUNT
     if len < HEAD_MAGIC.len() + 12
         || ![
             HEAD_MAGIC,
+            HEAD_MAGIC_ROW_ORDERED,
             HEAD_MAGIC_HASH_TERMS,
             HEAD_MAGIC_HASH_IDS,
             HEAD_MAGIC_BEFORE_BITMAPS,
@@ -858,7 +1055,8 @@ fn section_table(map: &[u8], path: &Path) -> Result<[Range<usize>; SECTION_COUNT
     }
     let table_len =
         u32::from_le_bytes(map[len - 12..len - 8].try_into().unwrap_or_default()) as usize;
-    if table_len != SECTION_COUNT * 20 || table_len + 12 > len {
+    let count = section_count(&map[..8]);
+    if table_len != count * 20 || table_len + 12 > len {
         return Err(corrupt(
             len - 12,
             format!("section table of {table_len} bytes"),
@@ -866,8 +1064,9 @@ fn section_table(map: &[u8], path: &Path) -> Result<[Range<usize>; SECTION_COUNT
     }
     let table_start = len - 12 - table_len;
     let mut reader = ByteReader::new(&map[table_start..len - 12]);
+    // Sections an older format lacks stay empty.
     let mut sections: [Range<usize>; SECTION_COUNT] = std::array::from_fn(|_| 0..0);
-    for (index, section) in sections.iter_mut().enumerate() {
+    for (index, section) in sections.iter_mut().take(count).enumerate() {
         let entry = table_start + index * 20;
         let (Ok(offset), Ok(section_len), Ok(crc)) = (reader.u64(), reader.u64(), reader.u32())
         else {
@@ -969,7 +1168,16 @@ struct CountingWriter<'p> {
     path: &'p Path,
 }
 
-impl CountingWriter<'_> {
+impl<'p> CountingWriter<'p> {
+    fn create(path: &'p Path) -> Result<CountingWriter<'p>, StoreError> {
+        let file = File::create(path).map_err(|error| StoreError::io(path, error))?;
+        Ok(CountingWriter {
+            inner: BufWriter::with_capacity(1 << 20, file),
+            written: 0,
+            path,
+        })
+    }
+
     fn write(&mut self, bytes: &[u8]) -> Result<(), StoreError> {
         self.inner
             .write_all(bytes)
@@ -989,14 +1197,13 @@ impl CountingWriter<'_> {
 
     /// The section table and the tail magic, after every section.
     fn finish_table(&mut self, sections: &[(u64, u64, u32)]) -> Result<(), StoreError> {
-        debug_assert_eq!(sections.len(), SECTION_COUNT);
-        let mut table = Vec::with_capacity(SECTION_COUNT * 20 + 12);
+        let mut table = Vec::with_capacity(sections.len() * 20 + 12);
         for (offset, len, crc) in sections {
             table.put_u64(*offset);
             table.put_u64(*len);
             table.put_u32(*crc);
         }
-        table.put_u32((SECTION_COUNT * 20) as u32);
+        table.put_u32((sections.len() * 20) as u32);
         table.extend_from_slice(TAIL_MAGIC);
         self.write(&table)
     }
@@ -1123,11 +1330,15 @@ impl Segment {
             .covers_last
             .saturating_add(1)
             .saturating_sub(self.covers_first) as usize;
-        for (section, values) in [
+        let mut columns = vec![
             (Section::Times, self.rows as usize),
             (Section::Seqs, self.rows as usize),
             (Section::RowOfSeq, span),
-        ] {
+        ];
+        if self.keeps_journal_blocks() {
+            columns.push((Section::RecordOfRow, self.rows as usize));
+        }
+        for (section, values) in columns {
             let found = Packed::parse(self.section(section)).map(|column| column.len());
             if found != Some(values) {
                 return Err(corrupt_at(
@@ -1197,7 +1408,10 @@ impl Segment {
     pub(crate) fn add_space(&self, space: &mut crate::values::SpaceByPart) {
         let len = |section: Section| self.sections[section as usize].len() as u64;
         let blocks = self.sections[Section::Meta as usize].start - HEAD_MAGIC.len();
-        space.records += blocks as u64 + len(Section::BlockTable) + len(Section::Dictionary);
+        space.records += blocks as u64
+            + len(Section::BlockTable)
+            + len(Section::Dictionary)
+            + len(Section::RecordOfRow);
         space.postings += len(Section::Terms) + len(Section::Postings);
         space.ids += len(Section::Ids) + len(Section::Bloom);
         let framing = self.map.len() as u64
@@ -1217,6 +1431,26 @@ impl Segment {
 
     fn section(&self, section: Section) -> &[u8] {
         &self.map[self.sections[section as usize].clone()]
+    }
+
+    /// Whether the blocks are the journal's, as a seal kept them (until the settler
+    /// rewrites them in row order).
+    pub(crate) fn keeps_journal_blocks(&self) -> bool {
+        !self.section(Section::RecordOfRow).is_empty()
+    }
+
+    /// The number of a row's record in the blocks, counted from the first block's first:
+    /// the row itself, unless the blocks are the journal's.
+    pub(crate) fn record_number(&self, row: u32) -> Option<u32> {
+        if row >= self.rows {
+            return None;
+        }
+        if !self.keeps_journal_blocks() {
+            return Some(row);
+        }
+        self.column(Section::RecordOfRow)
+            .and_then(|records| records.get(row as usize))
+            .and_then(|number| u32::try_from(number).ok())
     }
 
     /// Whether the settler has recompressed this segment's blocks at its level.
@@ -1448,23 +1682,25 @@ impl Segment {
 
     /// (block, index within it) of a row.
     pub(crate) fn block_of_row(&self, row: u32) -> Option<(u32, u32)> {
+        let record = self.record_number(row)?;
         let count = self.block_count();
         let table = self.section(Section::BlockTable);
-        let first_row_of =
+        // The number of a block's first record (its first row, in row-ordered blocks).
+        let first_record_of =
             |block: usize| u32_at(&table[block * BLOCK_ENTRY_LEN + 16..], 0).unwrap_or(u32::MAX);
         let (mut low, mut high) = (0usize, count);
         while high - low > 1 {
             let middle = (low + high) / 2;
-            if first_row_of(middle) <= row {
+            if first_record_of(middle) <= record {
                 low = middle;
             } else {
                 high = middle;
             }
         }
-        if count == 0 || row >= self.rows {
+        if count == 0 {
             return None;
         }
-        Some((low as u32, row - first_row_of(low)))
+        Some((low as u32, record.checked_sub(first_record_of(low))?))
     }
 
     fn block_entry(&self, block: u32) -> Option<BlockEntry> {
@@ -1877,6 +2113,97 @@ mod tests {
         };
         let mut batch = parse_batch(json.as_bytes(), &context).expect("parses");
         batch.records.remove(0).1
+    }
+
+    /// Every record of the log, as (seq, JSON), in seq order.
+    fn whole_log(store: &Store) -> Vec<(u64, String)> {
+        let mut log: Vec<(u64, String)> = Vec::new();
+        loop {
+            let after = log.last().map_or(0, |(seq, _)| *seq);
+            let page = store.read_log(after, 1_000).expect("read_log");
+            if page.is_empty() {
+                return log;
+            }
+            log.extend(page.into_iter().map(|entry| (entry.seq, entry.json)));
+        }
+    }
+
+    /// What a user reads back: the log, a page of every event name, and events by id.
+    fn every_answer(store: &Store, rows: usize) -> (Vec<(u64, String)>, Vec<Vec<String>>) {
+        let pages = (0..37)
+            .map(|name| ids_named(store, &format!("Call{name}")))
+            .collect();
+        for row in (0..rows).step_by(97) {
+            assert_eq!(
+                found_id(store, &format!("id-{row}")),
+                Some(format!("id-{row}"))
+            );
+        }
+        (whole_log(store), pages)
+    }
+
+    #[test]
+    fn a_seal_keeps_the_journal_blocks_and_the_settler_writes_them_again_in_row_order() {
+        const FIRST_ROWS: usize = 1_500;
+        const ROWS: usize = 4_500;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = store_without_background_work(dir.path());
+        // A first segment, settled: the settler trains the dictionary the journal's blocks
+        // then use.
+        store
+            .append((0..FIRST_ROWS).map(record_with_every_column).collect())
+            .expect("append");
+        store.flush_tables().expect("seal");
+        store.settle().expect("settle");
+        let journal_dictionary = store.shared.dictionaries.current().map(|d| d.id);
+        assert!(journal_dictionary.is_some());
+        for first in (FIRST_ROWS..ROWS).step_by(500) {
+            let mut batch: Vec<EventRecord> =
+                (first..first + 500).map(record_with_every_column).collect();
+            // Stored once, but its block holds it twice: a record that is not a row.
+            batch.push(record_with_every_column(first));
+            store.append(batch).expect("append");
+        }
+        store.flush_tables().expect("seal");
+        let kept = store.shared.sources().segments[1].clone();
+        assert!(
+            kept.keeps_journal_blocks(),
+            "the seal kept the journal's blocks"
+        );
+        assert_eq!(Some(kept.dictionary_id), journal_dictionary);
+        assert_eq!(kept.rows as usize, ROWS - FIRST_ROWS);
+        // Event times are not in seq order, so neither are the rows' records.
+        assert!((0..kept.rows).any(|row| kept.record_number(row) != Some(row)));
+        let (log, pages) = every_answer(&store, ROWS);
+        assert_eq!(log.len(), ROWS);
+        for (index, (seq, json)) in log.iter().enumerate() {
+            assert_eq!(*seq, index as u64 + 1);
+            assert!(
+                json.contains(&format!(r#""eventID":"id-{index}""#)),
+                "{json}"
+            );
+        }
+        assert!(pages.iter().all(|page| page.len() == 50));
+        assert_eq!(store.verify().expect("verify"), ROWS as u64);
+        let records_before = store.space_by_part().records;
+
+        store.settle().expect("settle");
+        let settled = store.shared.sources().segments[1].clone();
+        assert!(settled.is_settled() && !settled.keeps_journal_blocks());
+        assert!((0..settled.rows).all(|row| settled.record_number(row) == Some(row)));
+        assert_eq!(every_answer(&store, ROWS), (log.clone(), pages.clone()));
+        assert_eq!(store.verify().expect("verify"), ROWS as u64);
+        assert!(store.space_by_part().records < records_before);
+        let dictionary_after = store.shared.dictionaries.current().map(|d| d.id);
+        assert_ne!(
+            dictionary_after, journal_dictionary,
+            "the journal uses the dictionary the settler trained"
+        );
+        assert_eq!(settled.dictionary_id, dictionary_after.unwrap_or_default());
+
+        drop(store);
+        let store = store_without_background_work(dir.path());
+        assert_eq!(every_answer(&store, ROWS), (log, pages));
     }
 
     /// Every row of a Parquet file, each column as text, in seq order.

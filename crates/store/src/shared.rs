@@ -609,14 +609,15 @@ impl Shared {
         Ok(None)
     }
 
-    /// Where `seq`'s record is laid out, as a sort key: (segment, row) for a sealed one,
-    /// after every segment and by seq for one in a head (whose rows are in seq order).
+    /// Where `seq`'s record is laid out, as a sort key: (segment, record number) for a sealed
+    /// one, after every segment and by seq for one in a head (whose rows are in seq order).
     pub(crate) fn layout_place(&self, sources: &Sources, seq: u64) -> (usize, u64) {
         match segment_of_seq(sources, seq) {
             Ok(index) => (
                 index,
                 sources.segments[index]
                     .row_of_seq(seq)
+                    .and_then(|row| sources.segments[index].record_number(row))
                     .map_or(u64::MAX, u64::from),
             ),
             Err(_) => (usize::MAX, seq),

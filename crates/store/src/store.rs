@@ -356,8 +356,9 @@ impl Store {
                     let json = decoded.record(index).unwrap_or_default();
                     parse_stored(json, &segment.path.display())?;
                 }
-                records += decoded.len() as u64;
             }
+            // Kept journal blocks may also hold records that are not rows (duplicates).
+            records += u64::from(segment.rows);
         }
         for head in &sources.heads {
             let head = read_head(head);

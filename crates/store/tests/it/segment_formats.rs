@@ -8,6 +8,8 @@
 //! - `otseg004` (commit 5168391): whole 64-bit id hashes and whole terms.
 //! - `otseg005` (commit 68ea0f6): 32-bit id fingerprints in 8-byte entries, whole terms
 //!   in 12-byte entries, no Elias-Fano postings.
+//! - `otseg006` (commit 4da7e43): no `record_of_row` section (blocks always in row
+//!   order).
 
 use std::path::Path;
 
@@ -66,6 +68,11 @@ fn segments_with_unpacked_tables_answer_settle_and_merge_into_the_current_format
     old_segments_answer_settle_and_merge_into_the_current_format("otseg005", "OTSEG005");
 }
 
+#[test]
+fn segments_without_a_record_map_answer_settle_and_merge_into_the_current_format() {
+    old_segments_answer_settle_and_merge_into_the_current_format("otseg006", "OTSEG006");
+}
+
 fn old_segments_answer_settle_and_merge_into_the_current_format(fixture: &str, magic: &str) {
     let temp = tempfile::tempdir().expect("temp dir");
     let dir = unpack_store_fixture(fixture, temp.path());
@@ -93,10 +100,10 @@ fn old_segments_answer_settle_and_merge_into_the_current_format(fixture: &str, m
     let newer = records(&varied_batch(EVENTS, 200));
     store.append(newer.clone()).expect("append");
     store.flush_tables().expect("seal");
-    assert_eq!(segment_magics(&dir), [magic, magic, magic, "OTSEG006"]);
+    assert_eq!(segment_magics(&dir), [magic, magic, magic, "OTSEG007"]);
     let lookups_before_merge = varied_lookups(&store);
     store.compact().expect("merge");
-    assert_eq!(segment_magics(&dir), vec!["OTSEG006"]);
+    assert_eq!(segment_magics(&dir), vec!["OTSEG007"]);
     assert_eq!(varied_lookups(&store), lookups_before_merge);
     assert_every_id_found(&store, &expected);
     assert_every_id_found(&store, &newer);
