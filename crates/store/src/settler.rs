@@ -1,11 +1,13 @@
 //! The settler thread: recompresses sealed segments at a higher zstd level
 //! ([`crate::blocks::Effort::Settled`]) on CPU time nothing else wants.
 //!
-//! Seals compress at level 3 because the sealer competes with ingest for the cores; the
-//! records are most of a segment, and level 12 makes them about a fifth smaller. The
-//! settler rewrites one segment at a time block for block (every row stays in its block,
-//! so postings, ids and the Parquet columns are kept as they are), and gives way at once
-//! to a store that is closing. The recompression runs on a helper thread in Linux's
+//! Seals keep the journal's blocks (zstd level 1, ids not packed) and merges compress at
+//! level 3, because the sealer competes with ingest for the cores; the records are most
+//! of a segment, and level 12 makes them much smaller. The settler rewrites one segment
+//! at a time: kept journal blocks in row order with ids packed and a dictionary trained
+//! on the segment (which the journal adopts), other segments block for block. Rows keep
+//! their numbers either way, so postings, ids and the Parquet columns are kept as they
+//! are. It gives way at once to a store that is closing. The recompression runs on a helper thread in Linux's
 //! `SCHED_IDLE` class (any other thread preempts it) and the idle I/O class, fsync
 //! included; the check and the swap, which take locks that lookups and the sealer need,
 //! run at normal priority. Like a merge, the rewrite is written under a temporary name
