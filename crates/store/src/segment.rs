@@ -2206,6 +2206,53 @@ mod tests {
         assert_eq!(every_answer(&store, ROWS), (log, pages));
     }
 
+    /// A dictionary adopted part-way through a load's first head: after that one head,
+    /// whose blocks mix two dictionaries and which is rewritten, the seals keep the
+    /// journal's blocks. (A rewrite that adopted its own dictionary made the next head mix
+    /// two as well, and so on: every seal of the load was a rewrite.)
+    #[test]
+    fn seals_keep_blocks_once_the_first_dictionary_is_adopted_during_a_load() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let options = StoreOptions {
+            seal_events_max: 3_000,
+            merge_events_below: 0,
+            settle: false,
+            ..StoreOptions::default()
+        };
+        let store = Store::open(dir.path(), options).expect("store opens");
+        for first in (0..30_000).step_by(500) {
+            if first == 1_500 {
+                let sample: Vec<String> = (0..1_500)
+                    .map(|row| record_with_every_column(row).json)
+                    .collect();
+                let trained =
+                    crate::blocks::Dictionary::train(sample.iter().map(|json| json.as_bytes()))
+                        .expect("trained");
+                store
+                    .shared
+                    .dictionaries
+                    .adopt(std::sync::Arc::new(trained))
+                    .expect("adopt");
+            }
+            store
+                .append((first..first + 500).map(record_with_every_column).collect())
+                .expect("append");
+            std::thread::sleep(std::time::Duration::from_millis(30));
+        }
+        store.flush_tables().expect("seal");
+        let segments = store.shared.sources().segments;
+        let kept = segments
+            .iter()
+            .filter(|segment| segment.keeps_journal_blocks())
+            .count();
+        assert!(segments.len() >= 9, "{} segments", segments.len());
+        assert!(
+            kept + 2 >= segments.len(),
+            "{kept} of {} segments kept the journal's blocks",
+            segments.len()
+        );
+    }
+
     /// Every row of a Parquet file, each column as text, in seq order.
     fn parquet_rows(bytes: Vec<u8>) -> Vec<Vec<String>> {
         use arrow_array::Array;
