@@ -210,7 +210,7 @@ impl ObjectStoreHome {
     ) -> Result<ObjectStoreHome, StoreError> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
-            .thread_name("opentrail-store-segments")
+            .thread_name("store-segments")
             .enable_all()
             .build()
             .map_err(|error| StoreError::io(Path::new("<segment upload runtime>"), error))?;

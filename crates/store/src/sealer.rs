@@ -79,7 +79,7 @@ pub(crate) fn start(
     let weak = Arc::downgrade(shared);
     let thread_signal = signal.clone();
     let thread = std::thread::Builder::new()
-        .name("opentrail-store-sealer".into())
+        .name("store-sealer".into())
         .spawn(move || {
             let mut seen = 0u64;
             loop {
@@ -147,7 +147,7 @@ fn start_housekeeper(
     let pagemap = std::fs::File::open(PAGEMAP).ok();
     let weak = Arc::downgrade(shared);
     std::thread::Builder::new()
-        .name("opentrail-store-housekeeper".into())
+        .name("store-housekeep".into())
         .spawn(move || {
             while sleep_unless_stopped(&signal, HOUSEKEEPING_PERIOD) {
                 let Some(shared) = weak.upgrade() else { return };

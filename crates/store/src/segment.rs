@@ -756,7 +756,7 @@ fn write_records(
             std::sync::mpsc::sync_channel::<Vec<Vec<u8>>>(PIPELINE_BATCHES_QUEUED);
         let (blocks, queued) = (&blocks, &queued);
         let helper = std::thread::Builder::new()
-            .name("opentrail-store-blocks".into())
+            .name("store-blocks".into())
             .spawn_scoped(scope, move || {
                 for batch in batches {
                     let written = lock_blocks(blocks).push_batch(&batch);

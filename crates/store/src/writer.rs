@@ -104,7 +104,9 @@ impl WriterHandle {
             rotations: rotations.clone(),
         };
         let thread = std::thread::Builder::new()
-            .name("opentrail-store-writer".into())
+            // Linux keeps 15 bytes of a thread's name: the store's threads are named
+            // short enough to tell apart in `top -H` and in profiles.
+            .name("store-writer".into())
             .spawn(move || writer.run(receiver))
             .map_err(|error| StoreError::io(std::path::Path::new("<writer thread>"), error))?;
         Ok(WriterHandle {
