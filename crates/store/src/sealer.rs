@@ -316,7 +316,15 @@ fn seal_head(shared: &Shared, head_lock: &Arc<RwLock<Head>>) -> Result<(), Store
         };
         // Rows retention skipped are in the head's columns: those are made again here.
         let made_columns = head.take_columns().filter(|_| skip == 0);
-        match (made_columns, blocks_dictionary(shared, &head)) {
+        let dictionary = blocks_dictionary(shared, &head);
+        tracing::debug!(
+            rows = input.rows.len(),
+            skipped = skip,
+            columns_whole = made_columns.is_some(),
+            one_dictionary = dictionary.is_some(),
+            "sealing a head"
+        );
+        match (made_columns, dictionary) {
             (Some(columns), Some(dictionary)) => {
                 let places: Vec<(u32, u32)> = head.rows[skip..]
                     .iter()
@@ -572,6 +580,11 @@ fn merge(shared: &Shared, inputs: &[Arc<Segment>]) -> Result<(), StoreError> {
             cache: crate::blocks::BlockLru::default(),
             read: 0,
         };
+        tracing::debug!(
+            inputs = inputs.len(),
+            rows = input.rows.len(),
+            "merging segments"
+        );
         let fallback = first.dictionary(&shared.dictionaries);
         segment::build(
             &path,
