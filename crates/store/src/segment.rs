@@ -582,8 +582,9 @@ fn write_settled_file(
     file.sync_all()
         .map_err(|error| StoreError::io(temporary, error))?;
     if let Some(trained) = trained {
-        // New journal blocks use it too, as they did a seal's before blocks were kept.
-        dictionaries.adopt(trained)?;
+        // New journal blocks use it too when theirs is missing or old (see
+        // `JOURNAL_DICTIONARY_REFRESH`).
+        dictionaries.refresh(trained)?;
     }
     Ok(true)
 }
@@ -2194,16 +2195,36 @@ mod tests {
         assert_eq!(every_answer(&store, ROWS), (log.clone(), pages.clone()));
         assert_eq!(store.verify().expect("verify"), ROWS as u64);
         assert!(store.space_by_part().records < records_before);
-        let dictionary_after = store.shared.dictionaries.current().map(|d| d.id);
-        assert_ne!(
-            dictionary_after, journal_dictionary,
-            "the journal uses the dictionary the settler trained"
+        // The segment has its own dictionary; the journal keeps its fresh one, so the head
+        // that fills meanwhile holds blocks of one dictionary and its seal keeps them.
+        assert_ne!(Some(settled.dictionary_id), journal_dictionary);
+        assert_eq!(
+            store.shared.dictionaries.current().map(|d| d.id),
+            journal_dictionary
         );
-        assert_eq!(settled.dictionary_id, dictionary_after.unwrap_or_default());
 
         drop(store);
         let store = store_without_background_work(dir.path());
         assert_eq!(every_answer(&store, ROWS), (log, pages));
+
+        // A settle while a head fills: the head's blocks still share one dictionary, so
+        // its seal keeps them (adopting the settler's dictionary made it a rewrite).
+        let append_rows = |rows: std::ops::Range<usize>| {
+            store
+                .append(rows.map(record_with_every_column).collect())
+                .expect("append")
+        };
+        append_rows(ROWS..ROWS + 500);
+        store.flush_tables().expect("seal");
+        append_rows(ROWS + 500..ROWS + 750);
+        store.settle().expect("settle");
+        append_rows(ROWS + 750..ROWS + 1_000);
+        store.flush_tables().expect("seal");
+        let segments = store.shared.sources().segments;
+        assert!(segments[2].is_settled());
+        assert!(segments[3].keeps_journal_blocks());
+        assert_eq!(Some(segments[3].dictionary_id), journal_dictionary);
+        assert_eq!(whole_log(&store).len(), ROWS + 1_000);
     }
 
     /// A dictionary adopted part-way through a load's first head: after that one head,

@@ -5,7 +5,8 @@
 //! level 3, because the sealer competes with ingest for the cores; the records are most
 //! of a segment, and level 12 makes them much smaller. The settler rewrites one segment
 //! at a time: kept journal blocks in row order with ids packed and a dictionary trained
-//! on the segment (which the journal adopts), other segments block for block. Rows keep
+//! on the segment (which the journal adopts if its own is missing or
+//! over an hour old), other segments block for block. Rows keep
 //! their numbers either way, so postings, ids and the Parquet columns are kept as they
 //! are. It gives way at once to a store that is closing. The recompression runs on a helper thread in Linux's
 //! `SCHED_IDLE` class (any other thread preempts it) and the idle I/O class, fsync
@@ -36,7 +37,7 @@ pub(crate) fn start(
     }
     let weak = Arc::downgrade(shared);
     std::thread::Builder::new()
-        .name("opentrail-store-settler".into())
+        .name("store-settler".into())
         .spawn(move || {
             let stopping = || crate::sealer::is_stopping(&signal);
             // Segments that failed to settle (damaged, say) are not retried until the
