@@ -221,15 +221,13 @@ impl Head {
     }
 
     /// Rows whose id hash is `id_hash` (to be confirmed against their records).
-    pub(crate) fn rows_with_id(&self, id_hash: u64) -> Vec<u32> {
-        let mut rows: Vec<u32> = self.ids.get(&id_hash).copied().into_iter().collect();
-        rows.extend(
+    pub(crate) fn rows_with_id(&self, id_hash: u64) -> impl Iterator<Item = u32> + '_ {
+        self.ids.get(&id_hash).copied().into_iter().chain(
             self.ids_overflow
                 .iter()
-                .filter(|(hash, _)| *hash == id_hash)
+                .filter(move |(hash, _)| *hash == id_hash)
                 .map(|(_, row)| *row),
-        );
-        rows
+        )
     }
 
     pub(crate) fn record_ref(&self, row: u32) -> Option<HeadRecordRef> {

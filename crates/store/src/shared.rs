@@ -564,13 +564,25 @@ impl Shared {
         event_id: &str,
     ) -> Result<Option<StoredEvent>, StoreError> {
         let hash = terms::id_hash(account_id, event_id);
+        self.find_id_hashed(sources, hash, account_id, event_id)
+    }
+
+    /// [`Shared::find_id`] with the id's hash already made ([`terms::id_hash`]).
+    pub(crate) fn find_id_hashed(
+        &self,
+        sources: &Sources,
+        hash: u64,
+        account_id: &str,
+        event_id: &str,
+    ) -> Result<Option<StoredEvent>, StoreError> {
         let matches =
             |record: &EventRecord| record.account_id == account_id && record.event_id == event_id;
         for head_lock in sources.heads.iter().rev() {
+            // Collected without allocating when nothing matches, as for almost every new
+            // event; the lock is not held while records are read.
             let candidates: Vec<(u32, HeadRow)> = {
                 let head = read_head(head_lock);
                 head.rows_with_id(hash)
-                    .into_iter()
                     .map(|row| (row, head.rows[row as usize]))
                     .collect()
             };

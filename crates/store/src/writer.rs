@@ -9,7 +9,6 @@
 //!
 //! Retention runs on the same thread, so it never races an append's dedup check.
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::sync::atomic::Ordering;
@@ -22,7 +21,7 @@ use opentrail_event::EventRecord;
 
 use crate::blocks::BlockEncoder;
 use crate::error::StoreError;
-use crate::head::{Head, HeadRow};
+use crate::head::{Head, HeadRow, PrehashedMap};
 use crate::journal::{self, JournalWriter, PreparedRecords};
 use crate::layout::HIGH_WATER_FILE_NAME;
 use crate::shared::{RotationSignal, Shared, now_ms, read_head};
@@ -447,7 +446,7 @@ impl Writer {
         let mut next_seq = first_new_seq;
         let sources = self.shared.sources();
         // Records of this group by (account, eventID): a batch may repeat a record.
-        let mut in_group: HashMap<(&str, &str), u64> = HashMap::new();
+        let mut in_group = GroupIds::default();
         let mut plan = GroupPlan {
             frames: Vec::new(),
             outcomes: Vec::with_capacity(group.len()),
@@ -459,11 +458,12 @@ impl Writer {
             let mut append_outcomes = Vec::with_capacity(append.records.len());
             for (record_index, record) in append.records.iter().enumerate() {
                 let key = (record.account_id.as_str(), record.event_id.as_str());
-                let existing = match in_group.get(&key) {
-                    Some(seq) => Some(*seq),
+                let hash = terms::id_hash(key.0, key.1);
+                let existing = match in_group.get(hash, key) {
+                    Some(seq) => Some(seq),
                     None => self
                         .shared
-                        .find_id(&sources, &record.account_id, &record.event_id)?
+                        .find_id_hashed(&sources, hash, key.0, key.1)?
                         .map(|event| event.seq)
                         .filter(|seq| {
                             *seq > self.shared.expired_through_seq.load(Ordering::Acquire)
@@ -477,7 +477,7 @@ impl Writer {
                     None => {
                         let seq = next_seq;
                         next_seq += 1;
-                        in_group.insert(key, seq);
+                        in_group.insert(hash, key, seq);
                         stored.push(true);
                         append_outcomes.push(AppendOutcome::Stored { seq });
                         plan.new_rows.push((append_index, record_index, seq));
@@ -668,10 +668,60 @@ fn last_ingest_time_ms(shared: &Shared) -> i64 {
         .unwrap_or(i64::MIN)
 }
 
+/// The seqs a group gave, by (account, eventID), keyed by the id's hash as it is (std's
+/// SipHash over both strings was 1% of the writer's CPU). A hash two ids share, a real
+/// 64-bit collision, sends the later one to `overflow`.
+#[derive(Default)]
+struct GroupIds<'g> {
+    first: PrehashedMap<((&'g str, &'g str), u64)>,
+    overflow: Vec<((&'g str, &'g str), u64)>,
+}
+
+impl<'g> GroupIds<'g> {
+    fn get(&self, hash: u64, key: (&str, &str)) -> Option<u64> {
+        match self.first.get(&hash) {
+            Some((first_key, seq)) if *first_key == key => Some(*seq),
+            Some(_) => self
+                .overflow
+                .iter()
+                .find(|(other, _)| *other == key)
+                .map(|(_, seq)| *seq),
+            None => None,
+        }
+    }
+
+    fn insert(&mut self, hash: u64, key: (&'g str, &'g str), seq: u64) {
+        match self.first.entry(hash) {
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert((key, seq));
+            }
+            std::collections::hash_map::Entry::Occupied(_) => self.overflow.push((key, seq)),
+        }
+    }
+}
+
 /// What one group commit writes: the journal frames, each append's outcomes, and the
 /// new records as (append, record, seq), in seq order.
 struct GroupPlan {
     frames: Vec<u8>,
     outcomes: Vec<Vec<AppendOutcome>>,
     new_rows: Vec<(usize, usize, u64)>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::GroupIds;
+
+    #[test]
+    fn ids_of_a_group_that_share_a_hash_keep_their_own_seqs() {
+        let mut ids = GroupIds::default();
+        ids.insert(7, ("111122223333", "a"), 1);
+        ids.insert(7, ("111122223333", "b"), 2);
+        ids.insert(8, ("444455556666", "a"), 3);
+        assert_eq!(ids.get(7, ("111122223333", "a")), Some(1));
+        assert_eq!(ids.get(7, ("111122223333", "b")), Some(2));
+        assert_eq!(ids.get(7, ("111122223333", "c")), None);
+        assert_eq!(ids.get(8, ("444455556666", "a")), Some(3));
+        assert_eq!(ids.get(9, ("111122223333", "a")), None);
+    }
 }
