@@ -417,7 +417,7 @@ impl Writer {
         debug_assert!(
             plan.new_rows
                 .iter()
-                .map(|&(_, _, seq)| seq)
+                .map(|row| row.seq)
                 .eq(previous_last_seq + 1..=last_seq),
             "seqs are dense: a group takes the next ones, in order"
         );
@@ -480,7 +480,12 @@ impl Writer {
                         in_group.insert(hash, key, seq);
                         stored.push(true);
                         append_outcomes.push(AppendOutcome::Stored { seq });
-                        plan.new_rows.push((append_index, record_index, seq));
+                        plan.new_rows.push(NewRow {
+                            append_index,
+                            record_index,
+                            seq,
+                            id_hash: hash,
+                        });
                     }
                 }
             }
@@ -498,22 +503,15 @@ impl Writer {
 
     /// Adds a written group to the active head: its blocks, then a row (with postings)
     /// for every new record. Lookups see them once the lock is released.
-    fn add_to_head(
-        &self,
-        group: &mut [PendingAppend],
-        new_rows: &[(usize, usize, u64)],
-        ingest_time_ms: i64,
-    ) {
+    fn add_to_head(&self, group: &mut [PendingAppend], new_rows: &[NewRow], ingest_time_ms: i64) {
         // Before the write lock: encoding a batch of columns takes a while.
-        let columns_bytes = read_head(&self.active).push_columns(new_rows.iter().map(
-            |&(append_index, record_index, seq)| {
-                (
-                    seq,
-                    ingest_time_ms,
-                    &group[append_index].records[record_index],
-                )
-            },
-        ));
+        let columns_bytes = read_head(&self.active).push_columns(new_rows.iter().map(|row| {
+            (
+                row.seq,
+                ingest_time_ms,
+                &group[row.append_index].records[row.record_index],
+            )
+        }));
         let mut head = self
             .active
             .write()
@@ -524,17 +522,17 @@ impl Writer {
             // The frames are written: the head takes the blocks over.
             first_blocks.push(head.add_blocks(std::mem::take(&mut append.prepared.blocks)));
         }
-        for &(append_index, record_index, seq) in new_rows {
-            let append = &group[append_index];
-            let record = &append.records[record_index];
-            let (block, index) = append.prepared.places[record_index];
+        for new_row in new_rows {
+            let append = &group[new_row.append_index];
+            let record = &append.records[new_row.record_index];
+            let (block, index) = append.prepared.places[new_row.record_index];
             let row = HeadRow {
-                seq,
+                seq: new_row.seq,
                 event_time_ms: record.event_time_ms,
                 ingest_time_ms,
-                block: first_blocks[append_index] + block,
+                block: first_blocks[new_row.append_index] + block,
                 index,
-                id_hash: terms::id_hash(&record.account_id, &record.event_id),
+                id_hash: new_row.id_hash,
             };
             head.push_row(row, &terms::terms_of(record), &terms::scope_of(record));
         }
@@ -701,11 +699,20 @@ impl<'g> GroupIds<'g> {
 }
 
 /// What one group commit writes: the journal frames, each append's outcomes, and the
-/// new records as (append, record, seq), in seq order.
+/// new records, in seq order.
 struct GroupPlan {
     frames: Vec<u8>,
     outcomes: Vec<Vec<AppendOutcome>>,
-    new_rows: Vec<(usize, usize, u64)>,
+    new_rows: Vec<NewRow>,
+}
+
+/// A record of the group that is new: where it is in the group, the seq it takes, and
+/// its id hash (made once, for the dedup check, and kept by the head).
+struct NewRow {
+    append_index: usize,
+    record_index: usize,
+    seq: u64,
+    id_hash: u64,
 }
 
 #[cfg(test)]
