@@ -145,8 +145,7 @@ pub(crate) struct Dictionaries {
 /// every other seal of a bulk load a rewrite (7 Dec 2026 profile: 15% of the server's CPU
 /// on the sealer); what a fresher dictionary gains is a few bytes per event, and only until
 /// the settler rewrites the blocks anyway.
-pub(crate) const JOURNAL_DICTIONARY_REFRESH: std::time::Duration =
-    std::time::Duration::from_secs(3_600);
+const JOURNAL_DICTIONARY_REFRESH: std::time::Duration = std::time::Duration::from_secs(3_600);
 
 impl Dictionaries {
     pub(crate) fn open(dir: PathBuf) -> Result<Dictionaries, StoreError> {
@@ -218,15 +217,15 @@ impl Dictionaries {
     }
 
     /// Adopts `dictionary` when there is none yet or the current one is older than
-    /// [`JOURNAL_DICTIONARY_REFRESH`]; returns whether it did.
-    pub(crate) fn refresh(&self, dictionary: Arc<Dictionary>) -> Result<bool, StoreError> {
+    /// [`JOURNAL_DICTIONARY_REFRESH`].
+    pub(crate) fn refresh(&self, dictionary: Arc<Dictionary>) -> Result<(), StoreError> {
         let stale = read_lock(&self.current)
             .as_ref()
             .is_none_or(|(_, since)| since.elapsed() >= JOURNAL_DICTIONARY_REFRESH);
         if stale {
             self.adopt(dictionary)?;
         }
-        Ok(stale)
+        Ok(())
     }
 
     pub(crate) fn dir(&self) -> &Path {

@@ -348,13 +348,10 @@ fn seal_head(shared: &Shared, head_lock: &Arc<RwLock<Head>>) -> Result<(), Store
                     shared.dictionaries.current(),
                     &shared.sealer_times,
                 )?;
-                // Only a store's first: adopting it now would mix two dictionaries in the
-                // head that is filling, so its seal would rewrite too, and adopt, and so
-                // on. The settler refreshes the journal's dictionary.
-                if let Some(dictionary) = trained
-                    && shared.dictionaries.current().is_none()
-                {
-                    shared.dictionaries.adopt(dictionary)?;
+                // Not every seal's: adopting it now would mix two dictionaries in the head
+                // that is filling, so its seal would rewrite too, and adopt, and so on.
+                if let Some(dictionary) = trained {
+                    shared.dictionaries.refresh(dictionary)?;
                 }
             }
         }

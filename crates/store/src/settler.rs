@@ -5,12 +5,11 @@
 //! level 3, because the sealer competes with ingest for the cores; the records are most
 //! of a segment, and level 12 makes them much smaller. The settler rewrites one segment
 //! at a time: kept journal blocks in row order with ids packed and a dictionary trained
-//! on the segment (which the journal adopts if its own is missing or
-//! over an hour old), other segments block for block. Rows keep
-//! their numbers either way, so postings, ids and the Parquet columns are kept as they
-//! are. It gives way at once to a store that is closing. The recompression runs on a helper thread in Linux's
-//! `SCHED_IDLE` class (any other thread preempts it) and the idle I/O class, fsync
-//! included; the check and the swap, which take locks that lookups and the sealer need,
+//! on the segment (which the journal adopts if its own is missing or over an hour old),
+//! other segments block for block. Rows keep their numbers either way, so postings, ids
+//! and the Parquet columns are kept as they are. It gives way at once to a store that is
+//! closing. The recompression runs on a helper thread in Linux's `SCHED_IDLE` class (any
+//! other thread preempts it) and the idle I/O class, fsync included; the check and the swap, which take locks that lookups and the sealer need,
 //! run at normal priority. Like a merge, the rewrite is written under a temporary name
 //! and fsynced, and is swapped in under the maintenance lock only if the segment it
 //! replaces is still there (a merge or retention may have removed it meanwhile); a crash
