@@ -140,11 +140,10 @@ pub(crate) struct Dictionaries {
 }
 
 /// How long the journal keeps a dictionary before it takes a fresher one from the settler.
-/// Each change costs one rewriting seal: the head filling at the time holds blocks of two
-/// dictionaries, so its seal cannot keep them. Adopting every settled segment's made about
-/// every other seal of a bulk load a rewrite (7 Dec 2026 profile: 15% of the server's CPU
-/// on the sealer); what a fresher dictionary gains is a few bytes per event, and only until
-/// the settler rewrites the blocks anyway.
+/// Each change costs the seal of the head filling at the time extra work: that head holds
+/// blocks of two dictionaries, and its older ones are compressed again with the newer.
+/// What a fresher dictionary gains is a few bytes per event, and only until the settler
+/// rewrites the blocks anyway.
 const JOURNAL_DICTIONARY_REFRESH: std::time::Duration = std::time::Duration::from_secs(3_600);
 
 impl Dictionaries {

@@ -15,7 +15,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use crate::blocks::Dictionary;
+use crate::blocks::{self, BlockEncoder, Dictionary, Effort, EncodedBlock};
 use crate::error::StoreError;
 use crate::head::Head;
 use crate::segment::{self, InputRow, RecordSource, Segment, SegmentInput};
@@ -236,12 +236,12 @@ fn train_first_dictionary(shared: &Shared) -> Result<(), StoreError> {
             shared,
             head: &head,
             skip: 0,
-            cache: crate::blocks::BlockLru::default(),
+            cache: blocks::BlockLru::default(),
         };
         segment::training_sample(&mut source, head.len())?
     };
     if let Some(dictionary) =
-        crate::blocks::Dictionary::train(sample.iter().map(|record| record.as_slice()))
+        blocks::Dictionary::train(sample.iter().map(|record| record.as_slice()))
     {
         shared.dictionaries.adopt(Arc::new(dictionary))?;
     }
@@ -312,20 +312,21 @@ fn seal_head(shared: &Shared, head_lock: &Arc<RwLock<Head>>) -> Result<(), Store
             shared,
             head: &head,
             skip,
-            cache: crate::blocks::BlockLru::default(),
+            cache: blocks::BlockLru::default(),
         };
         // Rows retention skipped are in the head's columns: those are made again here.
         let made_columns = head.take_columns().filter(|_| skip == 0);
-        let dictionary = blocks_dictionary(shared, &head);
+        let kept = blocks_under_one_dictionary(shared, &head)?;
         tracing::debug!(
             rows = input.rows.len(),
             skipped = skip,
             columns_whole = made_columns.is_some(),
-            one_dictionary = dictionary.is_some(),
+            blocks_kept = kept.as_ref().map(|kept| kept.kept_as_they_were),
+            blocks_recompressed = kept.as_ref().map(|kept| kept.recompressed),
             "sealing a head"
         );
-        match (made_columns, dictionary) {
-            (Some(columns), Some(dictionary)) => {
+        match (made_columns, kept) {
+            (Some(columns), Some(kept)) => {
                 let places: Vec<(u32, u32)> = head.rows[skip..]
                     .iter()
                     .map(|row| (row.block, row.index))
@@ -333,10 +334,10 @@ fn seal_head(shared: &Shared, head_lock: &Arc<RwLock<Head>>) -> Result<(), Store
                 segment::build_keeping_blocks(
                     &path,
                     &input,
-                    &head.blocks,
+                    &kept.blocks,
                     &places,
                     columns,
-                    dictionary.as_deref(),
+                    kept.dictionary.as_deref(),
                 )?;
             }
             (made_columns, _) => {
@@ -382,18 +383,67 @@ fn seal_head(shared: &Shared, head_lock: &Arc<RwLock<Head>>) -> Result<(), Store
     remove_unused_dictionaries(shared)
 }
 
-/// The dictionary every block of a head was compressed with (`Some(None)`: none), so
-/// the seal can keep the blocks as they are; `None` when they differ (a dictionary was
-/// adopted while the head filled) or it is unknown, and the seal compresses them again.
-fn blocks_dictionary(shared: &Shared, head: &Head) -> Option<Option<Arc<Dictionary>>> {
-    let id = head.blocks.first()?.dictionary_id;
-    if head.blocks.iter().any(|block| block.dictionary_id != id) {
-        return None;
+/// A head's blocks, all under one dictionary, for a seal that keeps them.
+struct KeptBlocks {
+    blocks: Vec<Arc<EncodedBlock>>,
+    dictionary: Option<Arc<Dictionary>>,
+    kept_as_they_were: usize,
+    recompressed: usize,
+}
+
+/// The head's blocks under the dictionary of its newest block, the journal's current one.
+/// Blocks compressed before that dictionary was adopted (a new store's second head, and a
+/// head filling during the hourly refresh) are compressed again with it, block for block,
+/// so every row keeps its place: far cheaper than a seal that rewrites every record.
+/// `None` when that dictionary is unknown, or a block does not come out as one block; the
+/// seal then rewrites.
+fn blocks_under_one_dictionary(
+    shared: &Shared,
+    head: &Head,
+) -> Result<Option<KeptBlocks>, StoreError> {
+    let Some(newest) = head.blocks.last() else {
+        return Ok(None);
+    };
+    let dictionary_id = newest.dictionary_id;
+    let dictionary = if dictionary_id == blocks::NO_DICTIONARY {
+        None
+    } else {
+        match shared.dictionaries.get(dictionary_id) {
+            Some(dictionary) => Some(dictionary),
+            None => return Ok(None),
+        }
+    };
+    let mut kept = KeptBlocks {
+        blocks: Vec::with_capacity(head.blocks.len()),
+        dictionary,
+        kept_as_they_were: 0,
+        recompressed: 0,
+    };
+    for (index, block) in head.blocks.iter().enumerate() {
+        if block.dictionary_id == dictionary_id {
+            kept.blocks.push(block.clone());
+            kept.kept_as_they_were += 1;
+            continue;
+        }
+        let decoded = blocks::decode_block(
+            &shared.dictionaries,
+            block.dictionary_id,
+            block.raw_len,
+            &block.bytes,
+            &|| format!("{} block {index}", head.journal_path.display()),
+        )?;
+        let mut encoder = BlockEncoder::new(kept.dictionary.as_deref(), Effort::Journal);
+        encoder.push_block(&decoded)?;
+        let mut recompressed = encoder.finish()?;
+        match (recompressed.pop(), recompressed.is_empty()) {
+            (Some(one), true) if one.record_count == block.record_count => {
+                kept.blocks.push(Arc::new(one));
+                kept.recompressed += 1;
+            }
+            _ => return Ok(None),
+        }
     }
-    if id == crate::blocks::NO_DICTIONARY {
-        return Some(None);
-    }
-    shared.dictionaries.get(id).map(Some)
+    Ok(Some(kept))
 }
 
 /// Dictionaries under `dicts/` that neither the current one nor a live journal names are
@@ -574,7 +624,7 @@ fn merge(shared: &Shared, inputs: &[Arc<Segment>]) -> Result<(), StoreError> {
             shared,
             inputs,
             origins: &origins,
-            cache: crate::blocks::BlockLru::default(),
+            cache: blocks::BlockLru::default(),
             read: 0,
         };
         tracing::debug!(
@@ -691,7 +741,7 @@ struct HeadRecords<'a> {
     shared: &'a Shared,
     head: &'a Head,
     skip: usize,
-    cache: crate::blocks::BlockLru,
+    cache: blocks::BlockLru,
 }
 
 impl RecordSource for HeadRecords<'_> {
@@ -700,7 +750,7 @@ impl RecordSource for HeadRecords<'_> {
         let block = &self.head.blocks[row.block as usize];
         let (shared, path) = (self.shared, &self.head.journal_path);
         self.cache.record((0, row.block), row.index, || {
-            crate::blocks::decode_block(
+            blocks::decode_block(
                 &shared.dictionaries,
                 block.dictionary_id,
                 block.raw_len,
@@ -715,7 +765,7 @@ struct SegmentRecords<'a> {
     shared: &'a Shared,
     inputs: &'a [Arc<Segment>],
     origins: &'a [(usize, u32)],
-    cache: crate::blocks::BlockLru,
+    cache: blocks::BlockLru,
     read: usize,
 }
 

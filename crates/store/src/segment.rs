@@ -2227,12 +2227,12 @@ mod tests {
         assert_eq!(whole_log(&store).len(), ROWS + 1_000);
     }
 
-    /// A dictionary adopted part-way through a load's first head: after that one head,
-    /// whose blocks mix two dictionaries and which is rewritten, the seals keep the
-    /// journal's blocks. (A rewrite that adopted its own dictionary made the next head mix
+    /// A dictionary adopted part-way through a load's first head: that head's older
+    /// blocks are compressed again with it, so its seal keeps the blocks too, and so does
+    /// every later one. (A rewrite that adopted its own dictionary made the next head mix
     /// two as well, and so on: every seal of the load was a rewrite.)
     #[test]
-    fn seals_keep_blocks_once_the_first_dictionary_is_adopted_during_a_load() {
+    fn every_seal_keeps_blocks_when_the_first_dictionary_is_adopted_during_a_load() {
         let dir = tempfile::tempdir().expect("temp dir");
         let options = StoreOptions {
             seal_events_max: 3_000,
@@ -2241,6 +2241,7 @@ mod tests {
             ..StoreOptions::default()
         };
         let store = Store::open(dir.path(), options).expect("store opens");
+        let mut adopted = None;
         for first in (0..30_000).step_by(500) {
             if first == 1_500 {
                 let sample: Vec<String> = (0..1_500)
@@ -2249,6 +2250,7 @@ mod tests {
                 let trained =
                     crate::blocks::Dictionary::train(sample.iter().map(|json| json.as_bytes()))
                         .expect("trained");
+                adopted = Some(trained.id);
                 store
                     .shared
                     .dictionaries
@@ -2267,11 +2269,27 @@ mod tests {
             .filter(|segment| segment.keeps_journal_blocks())
             .count();
         assert!(segments.len() >= 9, "{} segments", segments.len());
-        assert!(
-            kept + 2 >= segments.len(),
-            "{kept} of {} segments kept the journal's blocks",
-            segments.len()
+        assert_eq!(
+            kept,
+            segments.len(),
+            "every segment kept the journal's blocks"
         );
+        assert!(
+            segments
+                .iter()
+                .all(|segment| Some(segment.dictionary_id) == adopted),
+            "the blocks from before the dictionary were compressed again with it"
+        );
+        let log = whole_log(&store);
+        assert_eq!(log.len(), 30_000);
+        for (index, (seq, json)) in log.iter().enumerate() {
+            assert_eq!(*seq, index as u64 + 1);
+            assert!(
+                json.contains(&format!(r#""eventID":"id-{index}""#)),
+                "{json}"
+            );
+        }
+        assert_eq!(store.verify().expect("verify"), 30_000);
     }
 
     /// Every row of a Parquet file, each column as text, in seq order.
