@@ -214,6 +214,15 @@ impl LookupAttributes {
     /// without duplicates.
     pub fn index_values(&self) -> Vec<(FilterField, &str)> {
         let mut values = Vec::with_capacity(14 + 3 * self.resources.len());
+        self.for_each_index_value(|field, value| values.push((field, value)));
+        values.sort_unstable();
+        values.dedup();
+        values
+    }
+
+    /// The pairs of [`LookupAttributes::index_values`], unsorted and possibly repeated,
+    /// without allocating: the store's write path visits them once per event.
+    pub fn for_each_index_value<'a>(&'a self, mut visit: impl FnMut(FilterField, &'a str)) {
         let single_values = [
             (FilterField::EventId, Some(self.event_id.as_str())),
             (FilterField::EventName, Some(self.event_name.as_str())),
@@ -238,26 +247,18 @@ impl LookupAttributes {
             ),
             (FilterField::InvokedBy, self.invoked_by.as_deref()),
         ];
-        for (field, value) in single_values {
-            if let Some(value) = value.filter(|value| !value.is_empty()) {
-                values.push((field, value));
-            }
-        }
-        for resource in &self.resources {
-            let resource_values = [
+        let resource_values = self.resources.iter().flat_map(|resource| {
+            [
                 (FilterField::ResourceType, resource.resource_type.as_deref()),
                 (FilterField::ResourceName, resource.resource_name.as_deref()),
                 (FilterField::ResourceName, resource.short_name()),
-            ];
-            for (field, value) in resource_values {
-                if let Some(value) = value.filter(|value| !value.is_empty()) {
-                    values.push((field, value));
-                }
+            ]
+        });
+        for (field, value) in single_values.into_iter().chain(resource_values) {
+            if let Some(value) = value.filter(|value| !value.is_empty()) {
+                visit(field, value);
             }
         }
-        values.sort_unstable();
-        values.dedup();
-        values
     }
 }
 

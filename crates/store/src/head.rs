@@ -17,6 +17,7 @@ use opentrail_event::EventRecord;
 use crate::blocks::EncodedBlock;
 use crate::columns::HeadColumns;
 use crate::query::{Position, PositionBounds, Scope};
+use crate::terms;
 
 /// One stored event in the head.
 #[derive(Debug, Clone, Copy)]
@@ -79,6 +80,10 @@ pub(crate) struct Head {
     /// stored before its duplicate could be seen); checked like `ids`.
     ids_overflow: Vec<(u64, u32)>,
     pub scopes: BTreeSet<Scope>,
+    /// `scopes` by [`terms::scope_hash`], so a row's scope is found without building it.
+    scopes_by_hash: PrehashedMap<Scope>,
+    /// Reused for every row's terms.
+    terms_scratch: Vec<u64>,
     /// The rows' Parquet columns, encoded as they arrive; `None` once a seal took them,
     /// or if encoding failed (the seal then parses the records for them).
     columns: Mutex<Option<HeadColumns>>,
@@ -100,6 +105,8 @@ impl Head {
             ids: PrehashedMap::default(),
             ids_overflow: Vec::new(),
             scopes: BTreeSet::new(),
+            scopes_by_hash: PrehashedMap::default(),
+            terms_scratch: Vec::new(),
             columns: Mutex::new(
                 HeadColumns::new()
                     .inspect_err(|error| {
@@ -193,7 +200,8 @@ impl Head {
         first
     }
 
-    pub(crate) fn push_row(&mut self, row: HeadRow, terms: &[u64], scope: &Scope) {
+    /// Adds a row for `record`, with its postings and its scope.
+    pub(crate) fn push_row(&mut self, row: HeadRow, record: &EventRecord) {
         let row_index = self.rows.len() as u32;
         self.by_position.insert(
             Position {
@@ -210,13 +218,22 @@ impl Head {
                 self.ids_overflow.push((row.id_hash, row_index))
             }
         }
-        for term in terms {
+        terms::terms_into(record, &mut self.terms_scratch);
+        for term in &self.terms_scratch {
             self.postings.entry(*term).or_default().push(row_index);
         }
-        if !self.scopes.contains(scope) {
+        let scope_hash = terms::scope_hash(record);
+        let known = self
+            .scopes_by_hash
+            .get(&scope_hash)
+            .is_some_and(|scope| terms::is_scope_of(scope, record));
+        if !known {
+            // New, or (rarely) sharing its hash with another: the set decides.
+            let scope = terms::scope_of(record);
             self.scopes.insert(scope.clone());
+            self.scopes_by_hash.entry(scope_hash).or_insert(scope);
         }
-        self.bytes += ROW_OVERHEAD_BYTES + POSTING_BYTES * terms.len() as u64;
+        self.bytes += ROW_OVERHEAD_BYTES + POSTING_BYTES * self.terms_scratch.len() as u64;
         self.rows.push(row);
     }
 
@@ -311,5 +328,63 @@ impl Head {
         found.sort_unstable();
         found.truncate(limit);
         found
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use opentrail_event::{FilterField, IngestContext};
+
+    use super::*;
+
+    fn record(account_id: &str, region: &str, event_name: &str, insight: bool) -> EventRecord {
+        let category = if insight {
+            r#","eventCategory":"Insight""#
+        } else {
+            ""
+        };
+        let json = format!(
+            r#"{{"eventTime":"2026-12-07T00:00:00Z","eventSource":"s3.amazonaws.com","eventName":"{event_name}","awsRegion":"{region}","recipientAccountId":"{account_id}"{category}}}"#
+        );
+        let context = IngestContext {
+            account_id: account_id.to_owned(),
+            region: region.to_owned(),
+        };
+        EventRecord::from_json_object(&json, &context).expect("a valid record")
+    }
+
+    #[test]
+    fn rows_of_interleaved_scopes_list_each_scope_once_and_post_every_term() {
+        let records = [
+            record("111111111111", "us-east-1", "GetObject", false),
+            record("222222222222", "us-east-1", "PutObject", false),
+            record("111111111111", "eu-west-1", "GetObject", false),
+            record("111111111111", "us-east-1", "GetObject", true),
+        ];
+        let mut head = Head::new(1, PathBuf::from("journal"), 0);
+        for (index, record) in records.iter().cycle().take(12).enumerate() {
+            let row = HeadRow {
+                seq: index as u64 + 1,
+                event_time_ms: record.event_time_ms,
+                ingest_time_ms: 0,
+                block: 0,
+                index: index as u32,
+                id_hash: index as u64,
+            };
+            head.push_row(row, record);
+        }
+        let scopes: BTreeSet<Scope> = records.iter().map(terms::scope_of).collect();
+        assert_eq!(scopes.len(), 4);
+        assert_eq!(head.scopes, scopes);
+        let get_object = terms::term(FilterField::EventName, "GetObject");
+        assert_eq!(
+            head.postings[&get_object],
+            vec![0, 2, 3, 4, 6, 7, 8, 10, 11]
+        );
+        for (index, record) in records.iter().enumerate() {
+            for term in terms::terms_of(record) {
+                assert!(head.postings[&term].contains(&(index as u32)));
+            }
+        }
     }
 }

@@ -450,7 +450,7 @@ impl Shared {
                         &record,
                     )));
                     head.count_columns_bytes(columns_bytes);
-                    head.push_row(row, &terms::terms_of(&record), &terms::scope_of(&record));
+                    head.push_row(row, &record);
                 }
             }
             if position + 1 < count && head.is_empty() {

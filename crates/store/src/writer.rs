@@ -534,7 +534,7 @@ impl Writer {
                 index,
                 id_hash: new_row.id_hash,
             };
-            head.push_row(row, &terms::terms_of(record), &terms::scope_of(record));
+            head.push_row(row, record);
         }
     }
 
