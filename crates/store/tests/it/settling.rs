@@ -55,6 +55,14 @@ fn wait_until_settled(store: &Store) {
     }
 }
 
+struct SetOnDrop<'a>(&'a std::sync::atomic::AtomicBool);
+
+impl Drop for SetOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 fn temporary_files(dir: &Path) -> Vec<String> {
     std::fs::read_dir(dir.join("segments"))
         .expect("segments dir")
@@ -174,8 +182,10 @@ fn lookups_running_while_the_settler_swaps_segments_answer_as_before() {
                 }
             });
         }
+        // Set on the way out, panic included: a wait that failed stops the lookups, so
+        // the test fails instead of hanging on threads that never end.
+        let _stop_lookups = SetOnDrop(&settled);
         wait_until_settled(&store);
-        settled.store(true, std::sync::atomic::Ordering::Relaxed);
     });
     assert!(varied_lookups(&store) == expected);
     assert_eq!(store.verify().expect("verify"), EVENTS as u64);
