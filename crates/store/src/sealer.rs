@@ -308,15 +308,13 @@ fn seal_head(shared: &Shared, head_lock: &Arc<RwLock<Head>>) -> Result<(), Store
         let path = shared
             .segments_dir
             .join(segment::file_name(covers_first, covers_last));
-        let mut source = HeadRecords {
-            shared,
-            head: &head,
-            skip,
-            cache: blocks::BlockLru::default(),
-        };
         // Rows retention skipped are in the head's columns: those are made again here.
         let made_columns = head.take_columns().filter(|_| skip == 0);
-        let kept = blocks_under_one_dictionary(shared, &head)?;
+        // Only a seal with whole columns can keep the blocks.
+        let kept = match made_columns {
+            Some(_) => blocks_under_one_dictionary(shared, &head)?,
+            None => None,
+        };
         tracing::debug!(
             rows = input.rows.len(),
             skipped = skip,
@@ -341,6 +339,12 @@ fn seal_head(shared: &Shared, head_lock: &Arc<RwLock<Head>>) -> Result<(), Store
                 )?;
             }
             (made_columns, _) => {
+                let mut source = HeadRecords {
+                    shared,
+                    head: &head,
+                    skip,
+                    cache: blocks::BlockLru::default(),
+                };
                 let trained = segment::build(
                     &path,
                     &input,
@@ -392,8 +396,8 @@ struct KeptBlocks {
 }
 
 /// The head's blocks under the dictionary of its newest block, the journal's current one.
-/// Blocks compressed before that dictionary was adopted (a new store's second head, and a
-/// head filling during the hourly refresh) are compressed again with it, block for block,
+/// Blocks compressed before that dictionary was adopted (a new store's first head, whose
+/// dictionary is trained from it, and a head filling during the hourly refresh) are compressed again with it, block for block,
 /// so every row keeps its place: far cheaper than a seal that rewrites every record.
 /// `None` when that dictionary is unknown, or a block does not come out as one block; the
 /// seal then rewrites.
