@@ -140,7 +140,11 @@ impl WriterHandle {
             }),
             wait_for_room,
         )?;
-        response.recv().map_err(|_| writer_gone())?
+        let Appended { outcomes, records } = response.recv().map_err(|_| writer_gone())??;
+        // Freed here, by the thread that appended them, rather than on the writer's
+        // serial path.
+        drop(records);
+        Ok(outcomes)
     }
 
     pub(crate) fn expire(&self, now_ms: i64) -> Result<ExpireReport, StoreError> {
@@ -247,8 +251,14 @@ struct Writer {
 struct PendingAppend {
     records: Vec<EventRecord>,
     prepared: PreparedRecords,
-    reply: Reply<Vec<AppendOutcome>>,
+    reply: Reply<Appended>,
     before_visible: Option<BeforeVisible>,
+}
+
+/// A written append's outcomes, with its records handed back to the appending thread.
+struct Appended {
+    outcomes: Vec<AppendOutcome>,
+    records: Vec<EventRecord>,
 }
 
 /// Runs on the writer thread once an append's records are durable and in the head, and
@@ -368,8 +378,9 @@ impl Writer {
         match self.write_group(&mut group) {
             Ok(outcomes) => {
                 health.set(WriteStatus::Accepting);
-                for (append, outcome) in group.into_iter().zip(outcomes) {
-                    let _ = append.reply.send(Ok(outcome));
+                for (append, outcomes) in group.into_iter().zip(outcomes) {
+                    let PendingAppend { records, reply, .. } = append;
+                    let _ = reply.send(Ok(Appended { outcomes, records }));
                 }
             }
             // Nothing of the group was kept, and the journal is as it was: the next group
