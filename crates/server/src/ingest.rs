@@ -64,11 +64,6 @@ fn writes_refused(reason: &'static str, error: &StoreError) -> ApiError {
 
 /// Appends records durably; returns once they are fsynced (or were duplicates). A full
 /// queue or a refused write answers 503 with `Retry-After`; nothing of it was stored.
-///
-/// With `screening`, the records are first run through the detection rules' prefilter
-/// on the same blocking thread, and the verdicts noted against the seqs they got (by
-/// the store's writer, before those seqs are visible), so the detection consumer does
-/// not read the records no rule can fire on (see `opentrail_detect::Screening`).
 pub async fn append_to_store(
     store: Store,
     screening: Option<Arc<Screening>>,
@@ -77,9 +72,38 @@ pub async fn append_to_store(
     if records.is_empty() {
         return Ok(Vec::new());
     }
+    let appended = tokio::task::spawn_blocking(move || append_blocking(&store, screening, records))
+        .await
+        .map_err(ApiError::internal)?;
+    appended.into_api_result()
+}
+
+/// What [`append_blocking`] did, for [`Appended::into_api_result`] to count and answer.
+pub struct Appended {
+    outcome: Result<Vec<AppendOutcome>, StoreError>,
+    records: u64,
+    elapsed: std::time::Duration,
+}
+
+/// [`append_to_store`] on the calling thread, which it blocks until the records are
+/// durable: for a caller already on a blocking thread (the ingest route parses there, and
+/// appending from the same thread saves a hand-over and frees the records where they
+/// were allocated).
+///
+/// With `screening`, the records are first run through the detection rules' prefilter,
+/// and the verdicts noted against the seqs they got (by the store's writer, before those
+/// seqs are visible), so the detection consumer does not read the records no rule can
+/// fire on (see `opentrail_detect::Screening`).
+pub fn append_blocking(
+    store: &Store,
+    screening: Option<Arc<Screening>>,
+    records: Vec<EventRecord>,
+) -> Appended {
     let started = std::time::Instant::now();
     let count = records.len() as u64;
-    let outcome = tokio::task::spawn_blocking(move || {
+    let outcome = if records.is_empty() {
+        Ok(Vec::new())
+    } else {
         let verdicts = screening.as_ref().and_then(|screening| {
             screening.judge(records.iter().map(|record| record.json.as_str()))
         });
@@ -92,24 +116,40 @@ pub async fn append_to_store(
             ),
             _ => store.try_append(records),
         }
-    })
-    .await
-    .map_err(ApiError::internal)?;
-    match outcome {
-        Ok(outcomes) => {
-            metrics::histogram!("opentrail_append_seconds").record(started.elapsed().as_secs_f64());
-            let stored = outcomes
-                .iter()
-                .filter(|o| matches!(o, AppendOutcome::Stored { .. }))
-                .count() as u64;
-            metrics::counter!("opentrail_events_stored_total").increment(stored);
-            metrics::counter!("opentrail_events_duplicate_total").increment(count - stored);
-            Ok(outcomes)
+    };
+    Appended {
+        outcome,
+        records: count,
+        elapsed: started.elapsed(),
+    }
+}
+
+impl Appended {
+    /// The outcomes, counted in the metrics; a refused write as a 503 (see
+    /// [`append_to_store`]).
+    pub fn into_api_result(self) -> Result<Vec<AppendOutcome>, ApiError> {
+        match self.outcome {
+            Ok(outcomes) => {
+                if self.records == 0 {
+                    return Ok(outcomes);
+                }
+                metrics::histogram!("opentrail_append_seconds").record(self.elapsed.as_secs_f64());
+                let stored = outcomes
+                    .iter()
+                    .filter(|o| matches!(o, AppendOutcome::Stored { .. }))
+                    .count() as u64;
+                metrics::counter!("opentrail_events_stored_total").increment(stored);
+                metrics::counter!("opentrail_events_duplicate_total")
+                    .increment(self.records - stored);
+                Ok(outcomes)
+            }
+            Err(StoreError::Overloaded) => Err(overloaded()),
+            Err(error @ StoreError::DiskFull { .. }) => Err(writes_refused("disk_full", &error)),
+            Err(error @ StoreError::WriteRolledBack(_)) => {
+                Err(writes_refused("write_failed", &error))
+            }
+            Err(error @ StoreError::Poisoned(_)) => Err(writes_refused("store_failed", &error)),
+            Err(error) => Err(ApiError::internal(error)),
         }
-        Err(StoreError::Overloaded) => Err(overloaded()),
-        Err(error @ StoreError::DiskFull { .. }) => Err(writes_refused("disk_full", &error)),
-        Err(error @ StoreError::WriteRolledBack(_)) => Err(writes_refused("write_failed", &error)),
-        Err(error @ StoreError::Poisoned(_)) => Err(writes_refused("store_failed", &error)),
-        Err(error) => Err(ApiError::internal(error)),
     }
 }

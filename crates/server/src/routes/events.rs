@@ -17,7 +17,7 @@ use crate::api_error::ApiError;
 use crate::audit::CallContext;
 use crate::auth::Caller;
 use crate::auth::RequestBody;
-use crate::ingest::append_to_store;
+use crate::ingest::{append_blocking, append_to_store};
 use crate::lookup::{native_query, run_lookup};
 use crate::state::AppState;
 
@@ -65,8 +65,24 @@ async fn ingest_body(
     // Decompressed bodies are bounded like plain ones (a gzip bomb is just a large body).
     let decompressed_max = state.config.ingest_body_bytes_max.saturating_mul(8);
     let parse_input = body.clone();
-    let parsed = tokio::task::spawn_blocking(move || {
-        parse_batch_with_limit(&parse_input, &context, decompressed_max)
+    let accounts = WritableAccounts::of(state, caller);
+    let store = state.store.clone();
+    let screening = Some(std::sync::Arc::clone(state.detections.screening()));
+    // Parsed and appended on one blocking thread: the records are freed by the thread
+    // that allocated them, and the request changes threads once.
+    let (draft, appended) = tokio::task::spawn_blocking(move || {
+        let parsed = parse_batch_with_limit(&parse_input, &context, decompressed_max)?;
+        let mut response = IngestResponse::default();
+        for failure in parsed.failures {
+            response.failed.push(IngestFailure {
+                index: failure.index,
+                error_code: record_error_code(failure.kind).to_owned(),
+                message: failure.message,
+            });
+        }
+        let (draft, records) = accounts.writable(parsed.records, response);
+        let appended = append_blocking(&store, screening, records);
+        Ok::<_, opentrail_event::BatchError>((draft, appended))
     })
     .await
     .map_err(ApiError::internal)?
@@ -76,16 +92,7 @@ async fn ingest_body(
             format!("The request body could not be read: {error}"),
         ))
     })?;
-
-    let mut response = IngestResponse::default();
-    for failure in parsed.failures {
-        response.failed.push(IngestFailure {
-            index: failure.index,
-            error_code: record_error_code(failure.kind).to_owned(),
-            message: failure.message,
-        });
-    }
-    store_accepted(state, caller, parsed.records, response).await
+    Ok(draft.answer(appended.into_api_result()?))
 }
 
 /// Appends the records a caller may write (each with its index in the request) and
@@ -94,47 +101,92 @@ pub async fn store_accepted(
     state: &AppState,
     caller: &Caller,
     parsed_records: Vec<(usize, opentrail_event::EventRecord)>,
-    mut response: IngestResponse,
+    response: IngestResponse,
 ) -> Result<IngestResponse, ApiError> {
-    let may_write_any_account = caller.account_id == state.config.account_id;
-    let mut indexes = Vec::with_capacity(parsed_records.len());
-    let mut records = Vec::with_capacity(parsed_records.len());
-    for (index, record) in parsed_records {
-        // Keys of the default account (the platform operator, and imports) may write any
-        // account; other tenants only their own, so no tenant can plant events in another.
-        if !may_write_any_account && record.account_id != caller.account_id {
-            response.failed.push(IngestFailure {
-                index,
-                error_code: entry_codes::INVALID_RECIPIENT.into(),
-                message: format!(
-                    "recipientAccountId {} is not the account of this key ({}).",
-                    record.account_id, caller.account_id
-                ),
-            });
-            continue;
-        }
-        indexes.push(index);
-        records.push(record);
-    }
-    let event_ids: Vec<String> = records
-        .iter()
-        .map(|record| record.event_id.clone())
-        .collect();
+    let (draft, records) = WritableAccounts::of(state, caller).writable(parsed_records, response);
     let outcomes = append_to_store(
         state.store.clone(),
         Some(std::sync::Arc::clone(state.detections.screening())),
         records,
     )
     .await?;
-    for ((index, event_id), outcome) in indexes.into_iter().zip(event_ids).zip(outcomes) {
-        let entry = IngestedEvent { index, event_id };
-        match outcome {
-            AppendOutcome::Stored { .. } => response.accepted.push(entry),
-            AppendOutcome::Duplicate { .. } => response.duplicates.push(entry),
+    Ok(draft.answer(outcomes))
+}
+
+/// Which accounts a caller's records may be written to.
+struct WritableAccounts {
+    account_id: String,
+    /// Keys of the default account (the platform operator, and imports) may write any
+    /// account; other tenants only their own, so no tenant can plant events in another.
+    may_write_any_account: bool,
+}
+
+/// An ingest's response so far, and the request index and event ID of each record sent
+/// to the store, in order.
+struct ResponseDraft {
+    response: IngestResponse,
+    indexes: Vec<usize>,
+    event_ids: Vec<String>,
+}
+
+impl WritableAccounts {
+    fn of(state: &AppState, caller: &Caller) -> WritableAccounts {
+        WritableAccounts {
+            account_id: caller.account_id.clone(),
+            may_write_any_account: caller.account_id == state.config.account_id,
         }
     }
-    response.failed.sort_by_key(|failure| failure.index);
-    Ok(response)
+
+    /// Refuses, in `response`, the records of accounts the caller may not write; the
+    /// others are returned to be appended.
+    fn writable(
+        &self,
+        parsed_records: Vec<(usize, opentrail_event::EventRecord)>,
+        mut response: IngestResponse,
+    ) -> (ResponseDraft, Vec<opentrail_event::EventRecord>) {
+        let mut indexes = Vec::with_capacity(parsed_records.len());
+        let mut event_ids = Vec::with_capacity(parsed_records.len());
+        let mut records = Vec::with_capacity(parsed_records.len());
+        for (index, record) in parsed_records {
+            if !self.may_write_any_account && record.account_id != self.account_id {
+                response.failed.push(IngestFailure {
+                    index,
+                    error_code: entry_codes::INVALID_RECIPIENT.into(),
+                    message: format!(
+                        "recipientAccountId {} is not the account of this key ({}).",
+                        record.account_id, self.account_id
+                    ),
+                });
+                continue;
+            }
+            indexes.push(index);
+            event_ids.push(record.event_id.clone());
+            records.push(record);
+        }
+        let draft = ResponseDraft {
+            response,
+            indexes,
+            event_ids,
+        };
+        (draft, records)
+    }
+}
+
+impl ResponseDraft {
+    /// The response, completed with what the store accepted or found duplicate.
+    fn answer(self, outcomes: Vec<AppendOutcome>) -> IngestResponse {
+        let mut response = self.response;
+        let entries = self.indexes.into_iter().zip(self.event_ids);
+        for ((index, event_id), outcome) in entries.zip(outcomes) {
+            let entry = IngestedEvent { index, event_id };
+            match outcome {
+                AppendOutcome::Stored { .. } => response.accepted.push(entry),
+                AppendOutcome::Duplicate { .. } => response.duplicates.push(entry),
+            }
+        }
+        response.failed.sort_by_key(|failure| failure.index);
+        response
+    }
 }
 
 /// `GET /v1/events`: several filters at once, time range, paging.

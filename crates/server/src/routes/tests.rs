@@ -360,6 +360,90 @@ async fn an_admin_of_another_account_stays_in_its_account() {
 }
 
 #[tokio::test]
+async fn a_tenants_ingest_stores_its_own_records_and_refuses_other_accounts_by_index() {
+    let server = TestServer::start();
+    let tenant = server
+        .create_key(&server.admin, "ingest", OTHER_ACCOUNT)
+        .await;
+    let record = |event_id: &str, account: Option<&str>| {
+        let mut record = json!({
+            "eventID": event_id,
+            "eventName": "PutObject",
+            "eventSource": "s3.amazonaws.com",
+            "eventTime": "2026-12-07T09:00:00Z",
+        });
+        if let Some(account) = account {
+            record["recipientAccountId"] = json!(account);
+        }
+        record
+    };
+    let batch = json!([
+        record("own-filled", None),
+        record("planted", Some(DEFAULT_ACCOUNT)),
+        {"eventName": "NoTime"},
+        record("own-stated", Some(OTHER_ACCOUNT)),
+    ]);
+    let event_ids = |answer: &Answer, list: &str| -> Vec<(u64, String)> {
+        answer.json[list]
+            .as_array()
+            .expect("list")
+            .iter()
+            .map(|entry| {
+                let index = entry["index"].as_u64().expect("index");
+                (index, entry["eventId"].as_str().expect("id").to_owned())
+            })
+            .collect()
+    };
+
+    let first = server
+        .signed(&tenant, "POST", "/v1/events", Some(batch.clone()))
+        .await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.json);
+    assert_eq!(
+        event_ids(&first, "accepted"),
+        [(0, "own-filled".to_owned()), (3, "own-stated".to_owned())]
+    );
+    let failed: Vec<(u64, &str)> = first.json["failed"]
+        .as_array()
+        .expect("failed")
+        .iter()
+        .map(|failure| {
+            let index = failure["index"].as_u64().expect("index");
+            (index, failure["errorCode"].as_str().expect("code"))
+        })
+        .collect();
+    assert_eq!(failed.len(), 2, "{}", first.json);
+    assert_eq!(failed[0], (1, "InvalidRecipient"));
+    assert_eq!(failed[1].0, 2);
+
+    // The same batch again: the tenant's records are duplicates, the rest still refused.
+    let again = server
+        .signed(&tenant, "POST", "/v1/events", Some(batch))
+        .await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.json);
+    assert!(event_ids(&again, "accepted").is_empty(), "{}", again.json);
+    assert_eq!(
+        event_ids(&again, "duplicates"),
+        [(0, "own-filled".to_owned()), (3, "own-stated".to_owned())]
+    );
+    assert_eq!(again.json["failed"].as_array().expect("failed").len(), 2);
+
+    // The default account's admin sees every account: the tenant's record, and nothing
+    // planted.
+    let found = |event_id: &'static str| {
+        let path = format!("/v1/events?eventId={event_id}&start=2026-12-07T00:00:00Z");
+        let server = &server;
+        async move {
+            let answer = server.signed(&server.admin, "GET", &path, None).await;
+            assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
+            answer.json["events"].as_array().expect("events").len()
+        }
+    };
+    assert_eq!(found("own-filled").await, 1);
+    assert_eq!(found("planted").await, 0);
+}
+
+#[tokio::test]
 async fn invalid_create_requests_are_validation_errors() {
     let server = TestServer::start();
     for body in [
