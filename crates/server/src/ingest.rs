@@ -81,7 +81,6 @@ pub async fn append_to_store(
 /// What [`append_blocking`] did, for [`Appended::into_api_result`] to count and answer.
 pub struct Appended {
     outcome: Result<Vec<AppendOutcome>, StoreError>,
-    records: u64,
     elapsed: std::time::Duration,
 }
 
@@ -100,7 +99,6 @@ pub fn append_blocking(
     records: Vec<EventRecord>,
 ) -> Appended {
     let started = std::time::Instant::now();
-    let count = records.len() as u64;
     let outcome = if records.is_empty() {
         Ok(Vec::new())
     } else {
@@ -119,7 +117,6 @@ pub fn append_blocking(
     };
     Appended {
         outcome,
-        records: count,
         elapsed: started.elapsed(),
     }
 }
@@ -129,10 +126,9 @@ impl Appended {
     /// [`append_to_store`]).
     pub fn into_api_result(self) -> Result<Vec<AppendOutcome>, ApiError> {
         match self.outcome {
+            // One outcome per record: none means nothing was appended, nothing to count.
+            Ok(outcomes) if outcomes.is_empty() => Ok(outcomes),
             Ok(outcomes) => {
-                if self.records == 0 {
-                    return Ok(outcomes);
-                }
                 metrics::histogram!("opentrail_append_seconds").record(self.elapsed.as_secs_f64());
                 let stored = outcomes
                     .iter()
@@ -140,7 +136,7 @@ impl Appended {
                     .count() as u64;
                 metrics::counter!("opentrail_events_stored_total").increment(stored);
                 metrics::counter!("opentrail_events_duplicate_total")
-                    .increment(self.records - stored);
+                    .increment(outcomes.len() as u64 - stored);
                 Ok(outcomes)
             }
             Err(StoreError::Overloaded) => Err(overloaded()),
