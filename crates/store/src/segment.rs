@@ -6,7 +6,7 @@
 //! the front and stops after its page, and a time range is a range of rows.
 //!
 //! ```text
-//! "OTSEG006" ‖ record blocks … ‖ sections … ‖ section table ‖ table_len:u32 ‖ "OTSEGEND"
+//! "OTSEG008" ‖ record blocks … ‖ sections … ‖ section table ‖ table_len:u32 ‖ "OTSEGEND"
 //!
 //! section          content
 //! meta             covers_first:u64 ‖ covers_last:u64 ‖ rows:u32 ‖ min/max event time:i64
@@ -28,7 +28,8 @@
 //!                  with its row, sorted and bit-packed in buckets (see `id_table.rs`;
 //!                  OTSEG005: (fingerprint:u32 ‖ row:u32) × rows; before: the whole
 //!                  hash, as a u64)
-//! bloom            a Bloom filter over xxh3 of the fingerprints (before: the hashes)
+//! bloom            a Bloom filter over xxh3 of the fingerprints (before OTSEG005: the
+//!                  hashes): split-block since OTSEG008, classic before (see `bloom.rs`)
 //! record_of_row    empty, or (`OTSEG007`) each row's record number in the blocks
 //!                  (packed): the blocks are then the head's journal blocks as they were,
 //!                  in seq order, and a block table entry's first_row is the number of its
@@ -64,14 +65,17 @@ use crate::packed::{self, Packed};
 use crate::postings::{self, PostingsCursor};
 use crate::query::{EventLane, Position, PositionBounds, Scope};
 
-/// Written at the start of every new segment. `OTSEG007` adds `record_of_row`, so a
+/// Written at the start of every new segment. `OTSEG008` keeps a split-block Bloom
+/// filter, one cache line per probe; `OTSEG007` adds `record_of_row`, so a
 /// seal can keep the journal's blocks; `OTSEG006` keys the term table by 32-bit
 /// fingerprints and keeps a term's only row in its entry, packs the id table and adds
 /// Elias-Fano postings (~10 bytes/event less); `OTSEG005` keyed the id table by 32-bit
 /// fingerprints (4 bytes/event less), `OTSEG004` added bitmap postings (`postings.rs`).
-/// Segments of `OTSEG003` to `OTSEG006` read as before, and an older release refuses the
+/// Segments of `OTSEG003` to `OTSEG007` read as before, and an older release refuses the
 /// new ones rather than misreading them.
-const HEAD_MAGIC: &[u8; 8] = b"OTSEG007";
+const HEAD_MAGIC: &[u8; 8] = b"OTSEG008";
+/// Before the split-block Bloom filter: the classic one, otherwise the same layout.
+const HEAD_MAGIC_CLASSIC_BLOOM: &[u8; 8] = b"OTSEG007";
 /// Before `record_of_row`: one section fewer, blocks always in row order.
 const HEAD_MAGIC_ROW_ORDERED: &[u8; 8] = b"OTSEG006";
 const HEAD_MAGIC_HASH_TERMS: &[u8; 8] = b"OTSEG005";
@@ -102,7 +106,7 @@ const SECTION_COUNT: usize = 12;
 
 /// How many sections a segment of this magic has: `record_of_row` came with `OTSEG007`.
 fn section_count(magic: &[u8]) -> usize {
-    if magic == HEAD_MAGIC {
+    if magic == HEAD_MAGIC || magic == HEAD_MAGIC_CLASSIC_BLOOM {
         SECTION_COUNT
     } else {
         SECTION_COUNT - 1
@@ -125,7 +129,10 @@ enum IdKeys {
 
 impl IdKeys {
     fn of_magic(magic: &[u8]) -> IdKeys {
-        if magic == HEAD_MAGIC || magic == HEAD_MAGIC_ROW_ORDERED {
+        if [HEAD_MAGIC, HEAD_MAGIC_CLASSIC_BLOOM, HEAD_MAGIC_ROW_ORDERED]
+            .iter()
+            .any(|known| magic == known.as_slice())
+        {
             IdKeys::PackedFingerprints
         } else if magic == HEAD_MAGIC_HASH_TERMS {
             IdKeys::Fingerprints
@@ -163,6 +170,23 @@ impl IdKeys {
     }
 }
 
+/// An id hash with the key the Bloom filters of fingerprint tables hold for it, made once
+/// per dedup check rather than once per segment probed.
+pub(crate) struct IdProbe {
+    hash: u64,
+    fingerprint_key: u64,
+}
+
+impl IdProbe {
+    pub(crate) fn new(hash: u64) -> IdProbe {
+        let keys = IdKeys::PackedFingerprints;
+        IdProbe {
+            hash,
+            fingerprint_key: keys.bloom_key(keys.key(hash)),
+        }
+    }
+}
+
 /// How a segment's term table keys a term, and where a term's rows are.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum TermKeys {
@@ -187,7 +211,10 @@ const ONLY_ROW: u32 = 1 << 31;
 
 impl TermKeys {
     fn of_magic(magic: &[u8]) -> TermKeys {
-        if magic == HEAD_MAGIC || magic == HEAD_MAGIC_ROW_ORDERED {
+        if [HEAD_MAGIC, HEAD_MAGIC_CLASSIC_BLOOM, HEAD_MAGIC_ROW_ORDERED]
+            .iter()
+            .any(|known| magic == known.as_slice())
+        {
             TermKeys::Fingerprints
         } else {
             TermKeys::Hashes
@@ -1016,7 +1043,7 @@ fn id_sections(input: &SegmentInput, order: &RowOrder) -> (Vec<u8>, Vec<u8>) {
         .collect();
     ids.sort_unstable();
     let ids_section = crate::id_table::encode(&ids, input.rows.len() as u32);
-    let bloom = crate::bloom::build(
+    let bloom = crate::bloom::build_split_block(
         ids.iter()
             .map(|(fingerprint, _)| keys.bloom_key(u64::from(*fingerprint))),
     );
@@ -1040,6 +1067,7 @@ fn section_table(map: &[u8], path: &Path) -> Result<[Range<usize>; SECTION_COUNT
     if len < HEAD_MAGIC.len() + 12
         || ![
             HEAD_MAGIC,
+            HEAD_MAGIC_CLASSIC_BLOOM,
             HEAD_MAGIC_ROW_ORDERED,
             HEAD_MAGIC_HASH_TERMS,
             HEAD_MAGIC_HASH_IDS,
@@ -1230,6 +1258,8 @@ pub(crate) struct Segment {
     dictionary_id: u32,
     id_keys: IdKeys,
     term_keys: TermKeys,
+    /// Whether the Bloom filter is split-block (`OTSEG008`) or classic.
+    split_block_bloom: bool,
 }
 
 impl Segment {
@@ -1249,6 +1279,7 @@ impl Segment {
         let sections = section_table(&map, path)?;
         let id_keys = IdKeys::of_magic(&map[..8]);
         let term_keys = TermKeys::of_magic(&map[..8]);
+        let split_block_bloom = &map[..8] == HEAD_MAGIC.as_slice();
         let meta_range = sections[Section::Meta as usize].clone();
         let SegmentMeta {
             covers_first,
@@ -1287,6 +1318,7 @@ impl Segment {
             dictionary_id,
             id_keys,
             term_keys,
+            split_block_bloom,
         };
         segment.check_section_lengths()?;
         // Checking the CRCs brought every index page into this process's resident set;
@@ -1643,12 +1675,13 @@ impl Segment {
         Some((key, u32_at(&entry[entry_len - 4..], 0)?))
     }
 
-    pub(crate) fn may_contain_id(&self, id_hash: u64) -> bool {
-        let keys = self.id_keys;
-        crate::bloom::may_contain(
-            self.section(Section::Bloom),
-            keys.bloom_key(keys.key(id_hash)),
-        )
+    pub(crate) fn may_contain_id(&self, probe: &IdProbe) -> bool {
+        let filter = self.section(Section::Bloom);
+        match (self.id_keys, self.split_block_bloom) {
+            (IdKeys::Hashes, _) => crate::bloom::may_contain(filter, probe.hash),
+            (_, true) => crate::bloom::may_contain_split_block(filter, probe.fingerprint_key),
+            (_, false) => crate::bloom::may_contain(filter, probe.fingerprint_key),
+        }
     }
 
     /// Rows whose id hash (or fingerprint) is `id_hash`'s (to be confirmed against their

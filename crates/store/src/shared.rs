@@ -20,7 +20,7 @@ use crate::layout::{
 use crate::meta::{Meta, MetaState, STORE_FORMAT};
 use crate::options::StoreOptions;
 use crate::query::{Scope, StoredEvent};
-use crate::segment::{self, Segment};
+use crate::segment::{self, IdProbe, Segment};
 use crate::stored_record::{parse_stored, record_text};
 use crate::terms;
 use crate::values::LogEntry;
@@ -598,8 +598,9 @@ impl Shared {
                 }
             }
         }
+        let probe = IdProbe::new(hash);
         for segment in sources.segments.iter().rev() {
-            if !segment.may_contain_id(hash) {
+            if !segment.may_contain_id(&probe) {
                 continue;
             }
             for row in segment.rows_with_id(hash) {

@@ -10,6 +10,8 @@
 //!   in 12-byte entries, no Elias-Fano postings.
 //! - `otseg006` (commit 4da7e43): no `record_of_row` section (blocks always in row
 //!   order).
+//! - `otseg007` (commit 7f0f89f): the classic Bloom filter, and blocks kept from the
+//!   journal, so settling them rewrites the blocks in row order.
 
 use std::path::Path;
 
@@ -73,6 +75,11 @@ fn segments_without_a_record_map_answer_settle_and_merge_into_the_current_format
     old_segments_answer_settle_and_merge_into_the_current_format("otseg006", "OTSEG006");
 }
 
+#[test]
+fn segments_with_a_classic_bloom_filter_answer_settle_and_merge_into_the_current_format() {
+    old_segments_answer_settle_and_merge_into_the_current_format("otseg007", "OTSEG007");
+}
+
 fn old_segments_answer_settle_and_merge_into_the_current_format(fixture: &str, magic: &str) {
     let temp = tempfile::tempdir().expect("temp dir");
     let dir = unpack_store_fixture(fixture, temp.path());
@@ -100,10 +107,10 @@ fn old_segments_answer_settle_and_merge_into_the_current_format(fixture: &str, m
     let newer = records(&varied_batch(EVENTS, 200));
     store.append(newer.clone()).expect("append");
     store.flush_tables().expect("seal");
-    assert_eq!(segment_magics(&dir), [magic, magic, magic, "OTSEG007"]);
+    assert_eq!(segment_magics(&dir), [magic, magic, magic, "OTSEG008"]);
     let lookups_before_merge = varied_lookups(&store);
     store.compact().expect("merge");
-    assert_eq!(segment_magics(&dir), vec!["OTSEG007"]);
+    assert_eq!(segment_magics(&dir), vec!["OTSEG008"]);
     assert_eq!(varied_lookups(&store), lookups_before_merge);
     assert_every_id_found(&store, &expected);
     assert_every_id_found(&store, &newer);
