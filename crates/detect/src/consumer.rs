@@ -11,7 +11,14 @@
 //! Where the ingest path screened a run of seqs with the same rules (`screening.rs`),
 //! the scan reads only the records the prefilter admitted there; everything else is read
 //! and matched whole.
+//!
+//! A panic while matching one event (a bug in a rule's evaluation, met on an odd record)
+//! is caught: that event fires no rule, and the fault is logged, counted and listed by
+//! the server's `/ready` ([`DetectionFaults`]). Retrying the event would stop detections
+//! for every event after it, which is worse than a gap of one event that is reported.
 
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
@@ -49,6 +56,50 @@ pub struct DetectionConsumer {
     /// Threads a backlog is read and matched on: the machine's cores.
     workers: usize,
     progress: Mutex<Progress>,
+    faults: Arc<DetectionFaults>,
+}
+
+/// Panics caught in the detection consumer: how many, and the last one.
+#[derive(Debug, Default)]
+pub struct DetectionFaults {
+    count: AtomicU64,
+    /// When and what, for `/ready`.
+    last: Mutex<Option<String>>,
+}
+
+impl DetectionFaults {
+    /// Logs a caught panic, counts it (`opentrail_detection_faults_total`) and keeps it
+    /// as the last one.
+    pub fn note(&self, what: String) {
+        tracing::error!(fault = %what, "a detection fault was caught; detections go on");
+        metrics::counter!("opentrail_detection_faults_total").increment(1);
+        self.count.fetch_add(1, Ordering::Relaxed);
+        let at = jiff::Timestamp::now()
+            .round(jiff::Unit::Second)
+            .unwrap_or_default();
+        *self.last.lock().unwrap_or_else(PoisonError::into_inner) = Some(format!("{at}: {what}"));
+    }
+
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    /// The last fault, with its time.
+    pub fn last(&self) -> Option<String> {
+        self.last
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// What a panic says, when it says it with text.
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
 }
 
 /// Where the consumer is, ahead of its saved cursor between saves.
@@ -77,6 +128,16 @@ impl DetectionConsumer {
         alerts: Arc<AlertLog>,
         screening: Arc<Screening>,
     ) -> Result<DetectionConsumer, DetectError> {
+        Self::open_reporting(store, alerts, screening, Arc::default())
+    }
+
+    /// [`DetectionConsumer::open`], noting caught panics in `faults`.
+    pub(crate) fn open_reporting(
+        store: Store,
+        alerts: Arc<AlertLog>,
+        screening: Arc<Screening>,
+        faults: Arc<DetectionFaults>,
+    ) -> Result<DetectionConsumer, DetectError> {
         let log = LogConsumer::new(store, DETECTIONS_CONSUMER);
         let cursor = log.load_cursor()?;
         log.save_cursor(cursor.max(alerts.last_seq()))?;
@@ -87,6 +148,7 @@ impl DetectionConsumer {
             screening,
             workers,
             progress: Mutex::new(Progress::default()),
+            faults,
         })
     }
 
@@ -135,7 +197,7 @@ impl DetectionConsumer {
                 }
                 Stretch::Unscreened { after, through } => {
                     self.log.map_range(after, through, self.workers, |entry| {
-                        alerts_of(&rules, &entry, &detected_at)
+                        alerts_of(&rules, &entry, &detected_at, &self.faults)
                     })?
                 }
             };
@@ -206,7 +268,7 @@ impl DetectionConsumer {
         for &seq in seqs {
             for entry in self.log.store().read_log(seq - 1, 1)? {
                 if entry.seq == seq {
-                    outcomes.push((seq, alerts_of(rules, &entry, detected_at)));
+                    outcomes.push((seq, alerts_of(rules, &entry, detected_at, &self.faults)));
                 }
             }
         }
@@ -217,8 +279,35 @@ impl DetectionConsumer {
 /// The alerts one event fired, or why it could not be matched.
 type EventAlerts = Result<Vec<Alert>, DetectError>;
 
-/// The alerts one log entry fires.
-fn alerts_of(rules: &RuleSet, entry: &LogEntry, detected_at: &str) -> EventAlerts {
+/// The alerts one log entry fires; none when matching it panicked (noted in `faults`).
+fn alerts_of(
+    rules: &RuleSet,
+    entry: &LogEntry,
+    detected_at: &str,
+    faults: &DetectionFaults,
+) -> EventAlerts {
+    isolated(entry.seq, faults, || {
+        matched_alerts(rules, entry, detected_at)
+    })
+}
+
+/// `match_event`'s outcome, or no alerts when it panicked.
+fn isolated(
+    seq: u64,
+    faults: &DetectionFaults,
+    match_event: impl FnOnce() -> EventAlerts,
+) -> EventAlerts {
+    // The rules are only read while matching, so nothing is left half-changed.
+    std::panic::catch_unwind(AssertUnwindSafe(match_event)).unwrap_or_else(|panic| {
+        faults.note(format!(
+            "matching the event at seq {seq} panicked ({}); it fired no rule",
+            panic_message(panic.as_ref())
+        ));
+        Ok(Vec::new())
+    })
+}
+
+fn matched_alerts(rules: &RuleSet, entry: &LogEntry, detected_at: &str) -> EventAlerts {
     let matches = rules.matches(&entry.json)?;
     if matches.is_empty() {
         return Ok(Vec::new());
@@ -263,4 +352,50 @@ struct EventNames {
     recipient_account_id: String,
     #[serde(default)]
     aws_region: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_while_matching_one_event_is_noted_and_the_next_event_is_matched() {
+        let faults = DetectionFaults::default();
+        let outcome = isolated(41, &faults, || {
+            panic!("a rule met a record it did not expect")
+        });
+        assert!(matches!(outcome, Ok(alerts) if alerts.is_empty()));
+        assert_eq!(faults.count(), 1);
+        let last = faults.last().expect("the fault is kept");
+        assert!(
+            last.contains("seq 41") && last.contains("a rule met a record it did not expect"),
+            "{last}"
+        );
+
+        let alert = Alert {
+            alert_id: "42-rule".into(),
+            rule_id: "rule".into(),
+            rule_title: "Rule".into(),
+            level: "high".into(),
+            event_id: "e".into(),
+            event_name: "DeleteTrail".into(),
+            event_source: "cloudtrail.amazonaws.com".into(),
+            event_time: "2026-12-07T00:00:00Z".into(),
+            recipient_account_id: "123456789012".into(),
+            aws_region: "us-east-1".into(),
+            seq: 42,
+            detected_at: "2026-12-07T00:00:01Z".into(),
+        };
+        let next = isolated(42, &faults, || Ok(vec![alert.clone()]));
+        assert_eq!(next.expect("matched").len(), 1);
+        let failed = isolated(43, &faults, || {
+            let not_json = serde_json::from_str::<serde_json::Value>("{").expect_err("cut short");
+            Err(DetectError::InvalidRecord(not_json))
+        });
+        assert!(
+            failed.is_err(),
+            "an error is not a panic: the event is tried again"
+        );
+        assert_eq!(faults.count(), 1);
+    }
 }

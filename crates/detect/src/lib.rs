@@ -92,7 +92,9 @@ pub use acknowledgements::{
 };
 pub use alerts::{ALERT_LOG_FILE_NAME, Alert, AlertLog};
 pub use catalog::{CatalogRefusal, CatalogRule, RuleCatalog, RuleOrigin};
-pub use consumer::{DETECTIONS_CONSUMER, DetectionConsumer, ScanReport, SharedRules};
+pub use consumer::{
+    DETECTIONS_CONSUMER, DetectionConsumer, DetectionFaults, ScanReport, SharedRules,
+};
 pub use delivery::{AlertDelivery, AlertTarget, DELIVERY_STATE_FILE_NAME, SIGNATURE_HEADER};
 pub use error::{DetectError, RuleRefusal};
 pub use rule_set::{Level, LoadedRules, RuleInfo, RuleMatch, RuleSet, Status};

@@ -2,6 +2,7 @@
 //! `catalog.rs`), and the workers: the detection consumer's thread and one delivery task
 //! per notification target.
 
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -13,7 +14,7 @@ use tokio::sync::watch;
 
 use crate::alerts::AlertLog;
 use crate::catalog::{CatalogRule, RuleBook, RuleCatalog};
-use crate::consumer::{DETECTIONS_CONSUMER, DetectionConsumer};
+use crate::consumer::{DETECTIONS_CONSUMER, DetectionConsumer, DetectionFaults, panic_message};
 use crate::delivery::{AlertDelivery, AlertTarget};
 use crate::error::DetectError;
 use crate::rule_set::RuleSet;
@@ -52,6 +53,7 @@ pub struct Detections {
     screening: Arc<Screening>,
     /// Opened by [`Detections::open`] when rules exist; the consumer thread takes it.
     consumer: Mutex<Option<DetectionConsumer>>,
+    faults: Arc<DetectionFaults>,
 }
 
 impl Detections {
@@ -78,11 +80,13 @@ impl Detections {
             &options.rules_state_dir,
         )?);
         let screening = Arc::new(Screening::new(Arc::clone(book.shared())));
+        let faults = Arc::new(DetectionFaults::default());
         let consumer = if book.has_rules() {
-            Some(DetectionConsumer::open(
+            Some(DetectionConsumer::open_reporting(
                 store.clone(),
                 Arc::clone(&alerts),
                 Arc::clone(&screening),
+                Arc::clone(&faults),
             )?)
         } else {
             if store.load_cursor(DETECTIONS_CONSUMER)? > 0 {
@@ -97,6 +101,7 @@ impl Detections {
             book,
             screening,
             consumer: Mutex::new(consumer),
+            faults,
         })
     }
 
@@ -113,6 +118,11 @@ impl Detections {
     /// before the append, [`Screening::note`] after), so the consumer reads less.
     pub fn screening(&self) -> &Arc<Screening> {
         &self.screening
+    }
+
+    /// The panics caught while matching (each event's, and the consumer's own).
+    pub fn faults(&self) -> &Arc<DetectionFaults> {
+        &self.faults
     }
 
     /// Every rule, running or disabled, and every refused one.
@@ -153,6 +163,7 @@ impl Detections {
             book: Arc::clone(&self.book),
             screening: Arc::clone(&self.screening),
             stop: Arc::clone(&stop),
+            faults: Arc::clone(&self.faults),
         };
         let consumer = std::thread::Builder::new()
             .name("opentrail-detections".into())
@@ -219,6 +230,7 @@ struct ConsumerLoop {
     book: Arc<RuleBook>,
     screening: Arc<Screening>,
     stop: Arc<AtomicBool>,
+    faults: Arc<DetectionFaults>,
 }
 
 impl ConsumerLoop {
@@ -238,7 +250,18 @@ impl ConsumerLoop {
                 }
             }
             let seen = self.store.last_seq();
-            let pause = self.scan_once();
+            // A panic outside one event's matching (each is caught in `alerts_of`) ends
+            // the scan, not detections: the consumer is opened again from its durable
+            // cursor, so no event is skipped.
+            let pause = std::panic::catch_unwind(AssertUnwindSafe(|| self.scan_once()))
+                .unwrap_or_else(|panic| {
+                    self.faults.note(format!(
+                        "the detection consumer panicked ({}); it starts again from its cursor",
+                        panic_message(panic.as_ref())
+                    ));
+                    self.consumer = None;
+                    CONSUMER_RETRY_PAUSE
+                });
             if pause == CONSUMER_IDLE_POLL && self.consumer.is_some() {
                 // Caught up: the next append wakes the consumer at once; the poll's end
                 // still comes round for a stop or a change of the rules directory.
@@ -256,10 +279,11 @@ impl ConsumerLoop {
             if !self.book.has_rules() {
                 return CONSUMER_IDLE_POLL;
             }
-            match DetectionConsumer::open(
+            match DetectionConsumer::open_reporting(
                 self.store.clone(),
                 Arc::clone(&self.alerts),
                 Arc::clone(&self.screening),
+                Arc::clone(&self.faults),
             ) {
                 Ok(consumer) => self.consumer = Some(consumer),
                 Err(error) => {

@@ -30,7 +30,8 @@ pub struct ReadyResponse {
     /// `accepting`, `refusing` (resumes by itself) or `failed` (needs a restart).
     writes: &'static str,
     /// Why, when not ready; also a background sealing error, which does not refuse writes
-    /// yet but will once the unsealed data reaches its bound.
+    /// yet but will once the unsealed data reaches its bound, and the last panic caught in
+    /// detections (the event it was matching fired no rule).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     reasons: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -73,6 +74,10 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<ReadyResp
     let ready = reasons.is_empty();
     if let Some(error) = sealer_error {
         reasons.push(format!("sealing failed (retrying): {error}"));
+    }
+    // Detections went on past it, so like a sealing error it does not refuse writes.
+    if let Some(fault) = state.detections.faults().last() {
+        reasons.push(format!("detection fault: {fault}"));
     }
     let code = if ready {
         StatusCode::OK

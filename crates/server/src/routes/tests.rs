@@ -19,6 +19,7 @@ const BODY_BYTES_MAX: usize = 4096;
 struct TestServer {
     router: Router,
     keys: KeyStore,
+    detections: std::sync::Arc<opentrail_detect::Detections>,
     admin: CreatedAccessKey,
     _data_dir: tempfile::TempDir,
 }
@@ -38,9 +39,11 @@ impl TestServer {
             data_dir,
         } = test_state(|config| config.ingest_body_bytes_max = BODY_BYTES_MAX);
         let keys = state.keys.clone();
+        let detections = state.detections.clone();
         TestServer {
             router: super::router(state).layer(local_peer()),
             keys,
+            detections,
             admin,
             _data_dir: data_dir,
         }
@@ -194,6 +197,30 @@ async fn health_is_open_and_every_response_carries_a_request_id() {
             .expect("request id on errors too");
         assert_ne!(id, first_id, "ids are per request");
     }
+}
+
+#[tokio::test]
+async fn ready_lists_the_last_detection_fault_and_stays_ready() {
+    let server = TestServer::start();
+    let before = server.send(unsigned("GET", "/ready")).await;
+    assert_eq!(before.status, StatusCode::OK);
+    assert_eq!(before.json["status"], "ready");
+    assert!(before.json.get("reasons").is_none(), "{}", before.json);
+
+    server.detections.faults().note(
+        "matching the event at seq 7 panicked (index out of bounds); it fired no rule".into(),
+    );
+    let after = server.send(unsigned("GET", "/ready")).await;
+    assert_eq!(after.status, StatusCode::OK, "writes are still accepted");
+    assert_eq!(after.json["status"], "ready");
+    assert_eq!(after.json["writes"], "accepting");
+    let reasons = after.json["reasons"].as_array().expect("reasons listed");
+    assert_eq!(reasons.len(), 1, "{reasons:?}");
+    let reason = reasons[0].as_str().unwrap_or_default();
+    assert!(
+        reason.starts_with("detection fault: ") && reason.contains("seq 7 panicked"),
+        "{reason}"
+    );
 }
 
 #[tokio::test]
