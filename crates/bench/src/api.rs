@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
+use bytes::Bytes;
 use opentrail_protocol::sigv4::{self, SigningParams};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
@@ -81,6 +82,8 @@ impl Api {
 
     /// Ingests one NDJSON body; answers once the server acknowledged it (after fsync).
     pub async fn ingest(&self, body: Vec<u8>) -> anyhow::Result<IngestCounts> {
+        // Shared, so a resend after a 503 copies no bytes.
+        let body = Bytes::from(body);
         let mut retries = 0;
         loop {
             let response = self
@@ -182,7 +185,7 @@ impl Api {
                 region,
                 "application/x-amz-json-1.1",
                 Some(&target),
-                body,
+                body.into(),
             )
             .await?;
         let status = response.status();
@@ -220,7 +223,7 @@ impl Api {
                 &path_and_query,
                 vec![("host", &self.host)],
                 "us-east-1",
-                Vec::new(),
+                Bytes::new(),
             );
             let response = request
                 .send()
@@ -253,7 +256,7 @@ impl Api {
             "/metrics",
             vec![("host", &self.host)],
             "us-east-1",
-            Vec::new(),
+            Bytes::new(),
         );
         let response = request
             .send()
@@ -279,7 +282,7 @@ impl Api {
         region: &str,
         content_type: &str,
         target: Option<&str>,
-        body: Vec<u8>,
+        body: Bytes,
     ) -> anyhow::Result<reqwest::Response> {
         let mut headers: Vec<(&str, &str)> =
             vec![("host", &self.host), ("content-type", content_type)];
@@ -299,7 +302,7 @@ impl Api {
         path_and_query: &str,
         headers: Vec<(&str, &str)>,
         region: &str,
-        body: Vec<u8>,
+        body: Bytes,
     ) -> reqwest::RequestBuilder {
         let signature = sigv4::sign(
             method,

@@ -197,17 +197,21 @@ impl Generator {
     /// Appends up to `max` records as NDJSON (one per line, each line ending in `\n`) and
     /// returns how many were written.
     pub fn next_ndjson_batch(&mut self, max: usize, out: &mut Vec<u8>) -> usize {
-        let mut line = String::with_capacity(2048);
+        if !out.is_empty() {
+            let mut appended = Vec::with_capacity(max * 1600);
+            let written = self.next_ndjson_batch(max, &mut appended);
+            out.extend_from_slice(&appended);
+            return written;
+        }
+        // Records are written straight into `out`'s buffer, not into a line copied after
+        // each; an empty vector is always text, so its allocation is kept.
+        let mut text = String::from_utf8(std::mem::take(out)).unwrap_or_default();
         let mut written = 0;
-        while written < max {
-            line.clear();
-            if self.next_into(&mut line).is_none() {
-                break;
-            }
-            out.extend_from_slice(line.as_bytes());
-            out.push(b'\n');
+        while written < max && self.next_into(&mut text).is_some() {
+            text.push('\n');
             written += 1;
         }
+        *out = text.into_bytes();
         written
     }
 
