@@ -94,6 +94,30 @@ pub(crate) fn may_contain_split_block(filter: &[u8], hash: u64) -> bool {
     all_set
 }
 
+/// Asks the CPU to start loading the block `hash` falls in. The dedup check probes every
+/// segment's filter for one id; issued for all of them first, the cache misses overlap
+/// instead of following one another.
+pub(crate) fn prefetch_split_block(filter: &[u8], hash: u64) {
+    let blocks = filter.len() / BLOCK_BYTES;
+    if blocks == 0 {
+        return;
+    }
+    let block = &filter[block_of(hash, blocks) * BLOCK_BYTES..];
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        // SAFETY: SSE is part of every x86_64 target, and a prefetch is a hint that reads
+        // nothing the program sees: it cannot fault, even on an address it does not own
+        // (this one is inside `filter`).
+        #[allow(unsafe_code)]
+        unsafe {
+            _mm_prefetch::<_MM_HINT_T0>(block.as_ptr().cast());
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = block;
+}
+
 /// The block a hash falls in: its high half scaled to the block count (multiply-shift, so
 /// the count need not be a power of two).
 fn block_of(hash: u64, blocks: usize) -> usize {

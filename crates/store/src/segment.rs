@@ -1675,6 +1675,13 @@ impl Segment {
         Some((key, u32_at(&entry[entry_len - 4..], 0)?))
     }
 
+    /// Starts loading what [`Segment::may_contain_id`] will read for `probe`.
+    pub(crate) fn prefetch_id(&self, probe: &IdProbe) {
+        if self.split_block_bloom {
+            crate::bloom::prefetch_split_block(self.section(Section::Bloom), probe.fingerprint_key);
+        }
+    }
+
     pub(crate) fn may_contain_id(&self, probe: &IdProbe) -> bool {
         let filter = self.section(Section::Bloom);
         match (self.id_keys, self.split_block_bloom) {

@@ -577,6 +577,11 @@ impl Shared {
     ) -> Result<Option<StoredEvent>, StoreError> {
         let matches =
             |record: &EventRecord| record.account_id == account_id && record.event_id == event_id;
+        // The segments' filter blocks load while the heads are searched.
+        let probe = IdProbe::new(hash);
+        for segment in &sources.segments {
+            segment.prefetch_id(&probe);
+        }
         for head_lock in sources.heads.iter().rev() {
             // Collected without allocating when nothing matches, as for almost every new
             // event; the lock is not held while records are read.
@@ -598,7 +603,6 @@ impl Shared {
                 }
             }
         }
-        let probe = IdProbe::new(hash);
         for segment in sources.segments.iter().rev() {
             if !segment.may_contain_id(&probe) {
                 continue;
