@@ -104,6 +104,14 @@ enum Section {
 }
 const SECTION_COUNT: usize = 12;
 
+/// Whether a segment of this magic packs its id table and keys its terms by 32-bit
+/// fingerprints, as every one since `OTSEG006` does.
+fn packs_ids_and_keys_terms_by_fingerprint(magic: &[u8]) -> bool {
+    [HEAD_MAGIC, HEAD_MAGIC_CLASSIC_BLOOM, HEAD_MAGIC_ROW_ORDERED]
+        .iter()
+        .any(|known| magic == known.as_slice())
+}
+
 /// How many sections a segment of this magic has: `record_of_row` came with `OTSEG007`.
 fn section_count(magic: &[u8]) -> usize {
     if magic == HEAD_MAGIC || magic == HEAD_MAGIC_CLASSIC_BLOOM {
@@ -129,10 +137,7 @@ enum IdKeys {
 
 impl IdKeys {
     fn of_magic(magic: &[u8]) -> IdKeys {
-        if [HEAD_MAGIC, HEAD_MAGIC_CLASSIC_BLOOM, HEAD_MAGIC_ROW_ORDERED]
-            .iter()
-            .any(|known| magic == known.as_slice())
-        {
+        if packs_ids_and_keys_terms_by_fingerprint(magic) {
             IdKeys::PackedFingerprints
         } else if magic == HEAD_MAGIC_HASH_TERMS {
             IdKeys::Fingerprints
@@ -211,10 +216,7 @@ const ONLY_ROW: u32 = 1 << 31;
 
 impl TermKeys {
     fn of_magic(magic: &[u8]) -> TermKeys {
-        if [HEAD_MAGIC, HEAD_MAGIC_CLASSIC_BLOOM, HEAD_MAGIC_ROW_ORDERED]
-            .iter()
-            .any(|known| magic == known.as_slice())
-        {
+        if packs_ids_and_keys_terms_by_fingerprint(magic) {
             TermKeys::Fingerprints
         } else {
             TermKeys::Hashes
