@@ -77,13 +77,10 @@ pub(crate) fn build_split_block(hashes: impl ExactSizeIterator<Item = u64>) -> V
 
 /// Whether the split-block filter may hold `hash`.
 pub(crate) fn may_contain_split_block(filter: &[u8], hash: u64) -> bool {
-    let blocks = filter.len() / BLOCK_BYTES;
-    if blocks == 0 || !filter.len().is_multiple_of(BLOCK_BYTES) {
+    let Some(block) = split_block(filter, hash) else {
         // A filter we cannot read says "maybe": the id table decides.
         return true;
-    }
-    let start = block_of(hash, blocks) * BLOCK_BYTES;
-    let block = &filter[start..start + BLOCK_BYTES];
+    };
     // Every word is tested without an early exit, which the compiler makes one vector
     // compare; the block is one cache line either way.
     let mut all_set = true;
@@ -98,11 +95,9 @@ pub(crate) fn may_contain_split_block(filter: &[u8], hash: u64) -> bool {
 /// segment's filter for one id; issued for all of them first, the cache misses overlap
 /// instead of following one another.
 pub(crate) fn prefetch_split_block(filter: &[u8], hash: u64) {
-    let blocks = filter.len() / BLOCK_BYTES;
-    if blocks == 0 {
+    let Some(block) = split_block(filter, hash) else {
         return;
-    }
-    let block = &filter[block_of(hash, blocks) * BLOCK_BYTES..];
+    };
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
@@ -116,6 +111,17 @@ pub(crate) fn prefetch_split_block(filter: &[u8], hash: u64) {
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = block;
+}
+
+/// The block of a split-block filter that `hash` falls in; `None` when `filter` is not
+/// whole blocks.
+fn split_block(filter: &[u8], hash: u64) -> Option<&[u8]> {
+    let blocks = filter.len() / BLOCK_BYTES;
+    if blocks == 0 || !filter.len().is_multiple_of(BLOCK_BYTES) {
+        return None;
+    }
+    let start = block_of(hash, blocks) * BLOCK_BYTES;
+    filter.get(start..start + BLOCK_BYTES)
 }
 
 /// The block a hash falls in: its high half scaled to the block count (multiply-shift, so
