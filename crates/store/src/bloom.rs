@@ -62,17 +62,46 @@ const SALTS: [u32; WORDS] = [
 
 /// A split-block filter of `hashes` (10 bits each, at least one block).
 pub(crate) fn build_split_block(hashes: impl ExactSizeIterator<Item = u64>) -> Vec<u8> {
-    let blocks = (hashes.len() * BITS_PER_ITEM)
-        .div_ceil(BLOCK_BYTES * 8)
-        .max(1);
-    let mut words = vec![0u32; blocks * WORDS];
+    let mut builder = SplitBlockBuilder::for_items(hashes.len());
     for hash in hashes {
-        let start = block_of(hash, blocks) * WORDS;
-        for (word, bit) in words[start..start + WORDS].iter_mut().zip(block_mask(hash)) {
+        builder.insert(hash);
+    }
+    builder.finish()
+}
+
+/// Builds a split-block filter one hash at a time, for callers that know how many
+/// hashes will come without holding them all (the dedup groups of `id_groups.rs`).
+pub(crate) struct SplitBlockBuilder {
+    words: Vec<u32>,
+    blocks: usize,
+}
+
+impl SplitBlockBuilder {
+    /// Room for `items` hashes at 10 bits each.
+    pub(crate) fn for_items(items: usize) -> SplitBlockBuilder {
+        let blocks = (items * BITS_PER_ITEM).div_ceil(BLOCK_BYTES * 8).max(1);
+        SplitBlockBuilder {
+            words: vec![0u32; blocks * WORDS],
+            blocks,
+        }
+    }
+
+    pub(crate) fn insert(&mut self, hash: u64) {
+        let start = block_of(hash, self.blocks) * WORDS;
+        for (word, bit) in self.words[start..start + WORDS]
+            .iter_mut()
+            .zip(block_mask(hash))
+        {
             *word |= bit;
         }
     }
-    words.iter().flat_map(|word| word.to_le_bytes()).collect()
+
+    pub(crate) fn finish(self) -> Vec<u8> {
+        self.words
+            .iter()
+            .flat_map(|word| word.to_le_bytes())
+            .collect()
+    }
 }
 
 /// Whether the split-block filter may hold `hash`.

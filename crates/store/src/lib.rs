@@ -22,6 +22,7 @@ mod consumer;
 mod error;
 mod files;
 mod head;
+mod id_groups;
 mod id_packing;
 mod id_table;
 mod journal;

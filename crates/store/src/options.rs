@@ -40,6 +40,10 @@ pub struct StoreOptions {
     /// Where sealed segments are kept: under the store's directory, or in a bucket
     /// (with `segments/` as the local cache).
     pub segments_location: SegmentsLocation,
+    /// The most memory the dedup groups' filters hold (`id_groups.rs`, 1.25 bytes per
+    /// event covered). Past it the oldest group is dropped, and the segments it covered
+    /// are checked by their own filters again.
+    pub dedup_group_bytes_max: u64,
     /// Writes are refused while the data directory's filesystem has less free space than
     /// this; `None`: 5% of the filesystem, at most 512 MiB; `Some(0)`: never.
     pub free_space_reserve_bytes: Option<u64>,
@@ -69,6 +73,8 @@ impl Default for StoreOptions {
             // mapped files; lookups alone after it, ~770 MB with every index page mapped.
             rss_soft_limit_bytes: 832 * 1024 * 1024,
             settle: true,
+            // Covers the newest 27M to 54M events (the groups double in size).
+            dedup_group_bytes_max: 64 * 1024 * 1024,
             segments_location: SegmentsLocation::DataDir,
             free_space_reserve_bytes: None,
         }

@@ -98,6 +98,7 @@ pub(crate) fn start(
                 let work = train_first_dictionary(&shared)
                     .and_then(|()| seal_pending(&shared))
                     .and_then(|()| merge_small(&shared));
+                crate::id_groups::extend(&shared);
                 let mut last_error = shared
                     .sealer_error
                     .lock()

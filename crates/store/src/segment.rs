@@ -190,6 +190,11 @@ impl IdProbe {
             fingerprint_key: keys.bloom_key(keys.key(hash)),
         }
     }
+
+    /// The key a segment's split-block filter, and a dedup group's, holds for the id.
+    pub(crate) fn fingerprint_key(&self) -> u64 {
+        self.fingerprint_key
+    }
 }
 
 /// How a segment's term table keys a term, and where a term's rows are.
@@ -1647,6 +1652,19 @@ impl Segment {
             .map(|(fingerprint, row)| (u64::from(fingerprint), row));
         let whole = (0..self.whole_id_count()).filter_map(|index| self.id_entry(index));
         packed.chain(whole)
+    }
+
+    /// The Bloom key of every event's id, as a dedup group (`id_groups.rs`) holds them:
+    /// `None` for a segment keyed by whole hashes, or whose id table does not list as many
+    /// entries as the segment has rows (a group must hold every event it covers).
+    pub(crate) fn id_group_keys(&self) -> Option<impl Iterator<Item = u64> + '_> {
+        let keys = self.id_keys;
+        let complete = match keys {
+            IdKeys::Hashes => false,
+            IdKeys::PackedFingerprints => self.packed_ids().is_some(),
+            IdKeys::Fingerprints => self.whole_id_count() == self.rows as usize,
+        };
+        complete.then(|| self.id_entries().map(move |(key, _)| keys.bloom_key(key)))
     }
 
     /// The entries of an id table of whole entries (0 for a packed one).

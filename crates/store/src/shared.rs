@@ -12,6 +12,7 @@ use crate::blocks::Dictionaries;
 use crate::cache::BlockCache;
 use crate::error::StoreError;
 use crate::head::{Head, HeadRow};
+use crate::id_groups::IdGroups;
 use crate::journal;
 use crate::layout::{
     DICTIONARIES_DIR, FORMAT_FILE_NAME, FORMAT_TEXT, HIGH_WATER_FILE_NAME, JOURNAL_DIR,
@@ -35,6 +36,8 @@ pub(crate) struct Sources {
     pub segments: Vec<Arc<Segment>>,
     /// Heads being sealed, oldest first, then the active head.
     pub heads: Vec<Arc<RwLock<Head>>>,
+    /// Dedup filters over runs of these segments (`id_groups.rs`).
+    pub id_groups: IdGroups,
 }
 
 /// State readers, the writer and the sealer share.
@@ -278,6 +281,7 @@ impl Shared {
             sources: RwLock::new(Sources {
                 segments: Vec::new(),
                 heads: Vec::new(),
+                id_groups: IdGroups::default(),
             }),
             meta,
             last_seq: AtomicU64::new(expired_through_seq),
@@ -305,7 +309,11 @@ impl Shared {
         *shared
             .sources
             .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Sources { segments, heads };
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Sources {
+            segments,
+            heads,
+            id_groups: IdGroups::default(),
+        };
         Ok(shared)
     }
 
@@ -577,9 +585,16 @@ impl Shared {
     ) -> Result<Option<StoredEvent>, StoreError> {
         let matches =
             |record: &EventRecord| record.account_id == account_id && record.event_id == event_id;
-        // The segments' filter blocks load while the heads are searched.
         let probe = IdProbe::new(hash);
-        for segment in &sources.segments {
+        // Segments inside the dedup groups' range are probed only where a group says
+        // "maybe"; the others (older formats, and those sealed since the last group) each
+        // by their own filter.
+        let segments = &sources.segments;
+        let covered = sources.id_groups.covered_segments(segments);
+        let (older, newer) = (&segments[..covered.start], &segments[covered.end..]);
+        // The filter blocks load while the heads are searched.
+        sources.id_groups.prefetch(&probe);
+        for segment in older.iter().chain(newer) {
             segment.prefetch_id(&probe);
         }
         for head_lock in sources.heads.iter().rev() {
@@ -603,9 +618,9 @@ impl Shared {
                 }
             }
         }
-        for segment in sources.segments.iter().rev() {
+        let in_segment = |segment: &Arc<Segment>| -> Result<Option<StoredEvent>, StoreError> {
             if !segment.may_contain_id(&probe) {
-                continue;
+                return Ok(None);
             }
             for row in segment.rows_with_id(hash) {
                 let json = self.record_json(&RecordPlace::Segment(segment.clone(), row))?;
@@ -621,6 +636,21 @@ impl Shared {
                         record,
                     }));
                 }
+            }
+            Ok(None)
+        };
+        let maybe_grouped = sources
+            .id_groups
+            .segments_to_probe(&probe, segments, covered)
+            .flat_map(|range| segments[range].iter().rev());
+        for segment in newer
+            .iter()
+            .rev()
+            .chain(maybe_grouped)
+            .chain(older.iter().rev())
+        {
+            if let Some(found) = in_segment(segment)? {
+                return Ok(Some(found));
             }
         }
         Ok(None)

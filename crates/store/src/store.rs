@@ -278,6 +278,10 @@ impl Store {
             sealer_busy_ms,
             appends_waited_for_sealer_ms,
             rows_sealed_on_second_thread: self.shared.sealer_times.rows_on_second_thread(),
+            segments_outside_dedup_groups: (sources.segments.len()
+                - sources.id_groups.covered_segments(&sources.segments).len())
+                as u64,
+            dedup_group_bytes: sources.id_groups.filter_bytes(),
         })
     }
 

@@ -51,6 +51,12 @@ pub struct StoreStats {
     /// Rows whose record blocks seals and merges wrote on a second thread since the store
     /// opened: they take one while appends wait for the sealer during a bulk load.
     pub rows_sealed_on_second_thread: u64,
+    /// Sealed segments outside the dedup groups, whose own filters every new event is
+    /// checked against (the newest few, and all of them until the groups are built
+    /// after opening).
+    pub segments_outside_dedup_groups: u64,
+    /// Memory the dedup groups' filters hold (about 1.25 bytes per event they cover).
+    pub dedup_group_bytes: u64,
 }
 
 /// Where the bytes of sealed segments and journals go, for the benchmarks' split of

@@ -113,6 +113,9 @@ pub async fn metrics(State(state): State<AppState>, _caller: Caller) -> impl Int
             .set(stats.mapped_segment_bytes as f64);
         metrics::gauge!("opentrail_store_unsealed_events").set(stats.unsealed_events as f64);
         metrics::gauge!("opentrail_store_unsettled_segments").set(stats.unsettled_segments as f64);
+        metrics::gauge!("opentrail_store_segments_outside_dedup_groups")
+            .set(stats.segments_outside_dedup_groups as f64);
+        metrics::gauge!("opentrail_store_dedup_group_bytes").set(stats.dedup_group_bytes as f64);
         // Totals since the store opened, in fractional seconds (a counter would be whole).
         metrics::gauge!("opentrail_store_sealer_busy_seconds")
             .set(stats.sealer_busy_ms as f64 / 1000.0);
