@@ -38,7 +38,7 @@ use crate::segment::{IdProbe, Segment};
 use crate::shared::Shared;
 
 /// Segments folded into a group of one unit.
-pub(crate) const BASE_SEGMENTS: usize = 4;
+const BASE_SEGMENTS: usize = 4;
 
 /// One filter over the ids of every segment event in `first_seq..=last_seq`.
 pub(crate) struct IdGroup {
@@ -167,7 +167,7 @@ pub(crate) fn extend(shared: &Shared) {
         let Some(step) = next_step(before, &sources.segments, budget) else {
             return;
         };
-        let mut after = before.clone();
+        let mut after = IdGroups::clone(before);
         match step {
             Step::DropOldest => {
                 let oldest = after.groups.remove(0);
@@ -200,18 +200,10 @@ pub(crate) fn extend(shared: &Shared) {
             .sources
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let unchanged = current.id_groups.floor_seq == before.floor_seq
-            && current.id_groups.groups.len() == before.groups.len()
-            && current
-                .id_groups
-                .groups
-                .iter()
-                .zip(&before.groups)
-                .all(|(now, then)| Arc::ptr_eq(now, then));
-        if !unchanged {
+        if !Arc::ptr_eq(&current.id_groups, before) {
             return;
         }
-        current.id_groups = after;
+        current.id_groups = Arc::new(after);
     }
 }
 

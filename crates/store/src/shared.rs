@@ -36,8 +36,9 @@ pub(crate) struct Sources {
     pub segments: Vec<Arc<Segment>>,
     /// Heads being sealed, oldest first, then the active head.
     pub heads: Vec<Arc<RwLock<Head>>>,
-    /// Dedup filters over runs of these segments (`id_groups.rs`).
-    pub id_groups: IdGroups,
+    /// Dedup filters over runs of these segments (`id_groups.rs`), shared by every
+    /// snapshot until the sealer replaces them.
+    pub id_groups: Arc<IdGroups>,
 }
 
 /// State readers, the writer and the sealer share.
@@ -281,7 +282,7 @@ impl Shared {
             sources: RwLock::new(Sources {
                 segments: Vec::new(),
                 heads: Vec::new(),
-                id_groups: IdGroups::default(),
+                id_groups: Arc::default(),
             }),
             meta,
             last_seq: AtomicU64::new(expired_through_seq),
@@ -312,7 +313,7 @@ impl Shared {
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = Sources {
             segments,
             heads,
-            id_groups: IdGroups::default(),
+            id_groups: Arc::default(),
         };
         Ok(shared)
     }
