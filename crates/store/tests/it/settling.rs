@@ -168,17 +168,21 @@ fn lookups_running_while_the_settler_swaps_segments_answer_as_before() {
     load(&store);
     let expected = varied_lookups(&store);
     // Lookups on two threads while segments are swapped under them: every one sees each
-    // event once. (They leave the cores a little idle time: the settler runs on no other.)
+    // event once. The settler runs only on idle CPU, so each thread rests as long as its
+    // last round took: with a fixed short rest, rounds that take longer (a debug build, a
+    // slow machine) kept both cores busy and starved the settler, and this test and any
+    // other waiting on a settle ran into their deadlines.
     let settled = std::sync::atomic::AtomicBool::new(false);
     std::thread::scope(|scope| {
         for _ in 0..2 {
             scope.spawn(|| {
                 while !settled.load(std::sync::atomic::Ordering::Relaxed) {
+                    let round_started = Instant::now();
                     assert!(
                         varied_lookups(&store) == expected,
                         "a lookup changed during a settle"
                     );
-                    std::thread::sleep(Duration::from_millis(2));
+                    std::thread::sleep(round_started.elapsed().max(Duration::from_millis(2)));
                 }
             });
         }
