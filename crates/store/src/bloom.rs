@@ -76,10 +76,20 @@ pub(crate) struct SplitBlockBuilder {
     blocks: usize,
 }
 
+/// Blocks of a split-block filter with room for `items` hashes at 10 bits each.
+fn split_blocks_for(items: usize) -> usize {
+    (items * BITS_PER_ITEM).div_ceil(BLOCK_BYTES * 8).max(1)
+}
+
+/// Bytes of the filter [`SplitBlockBuilder::for_items`] makes, known before it is built.
+pub(crate) fn split_block_bytes(items: usize) -> usize {
+    split_blocks_for(items) * BLOCK_BYTES
+}
+
 impl SplitBlockBuilder {
     /// Room for `items` hashes at 10 bits each.
     pub(crate) fn for_items(items: usize) -> SplitBlockBuilder {
-        let blocks = (items * BITS_PER_ITEM).div_ceil(BLOCK_BYTES * 8).max(1);
+        let blocks = split_blocks_for(items);
         SplitBlockBuilder {
             words: vec![0u32; blocks * WORDS],
             blocks,

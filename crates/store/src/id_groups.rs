@@ -19,8 +19,11 @@
 //! The sealer's thread does this work between seals.
 //!
 //! Groups are derived data kept in memory, 1.25 bytes per event as the segments' own
-//! filters are: an opened store starts with none and the sealer builds them from the
-//! segments' id tables, the dedup check probing every segment meanwhile. A merge rebuilds
+//! filters are: an opened store starts with none, and a thread of its own in the idle
+//! CPU and I/O classes builds them from the segments' id tables in one pass
+//! ([`build_at_once`]: at 10M events the sealer's binary counter took ~2 s of a core
+//! right after a restart, beside the first lookups), the dedup check probing every
+//! segment meanwhile; then the sealer keeps them up to date. A merge rebuilds
 //! from the segments, which drops the ids retention removed; until then they only cost
 //! false positives. Segments keyed by whole hashes (before `OTSEG005`) are never covered.
 //!
@@ -49,7 +52,14 @@ pub(crate) struct IdGroup {
 }
 
 impl IdGroup {
-    fn build(segments: &[Arc<Segment>], seqs: (u64, u64), units: u32) -> Option<IdGroup> {
+    /// `None` when a segment has no keys to give, or when `go_on` (asked before each
+    /// segment) says to stop.
+    fn build(
+        segments: &[Arc<Segment>],
+        seqs: (u64, u64),
+        units: u32,
+        go_on: &dyn Fn() -> bool,
+    ) -> Option<IdGroup> {
         let (first_seq, last_seq) = seqs;
         let overlapping: Vec<&Arc<Segment>> = segments
             .iter()
@@ -65,8 +75,13 @@ impl IdGroup {
             .map(|segment| segment.id_group_keys())
             .collect::<Option<Vec<_>>>()?;
         let mut filter = bloom::SplitBlockBuilder::for_items(events);
-        for key in tables.into_iter().flatten() {
-            filter.insert(key);
+        for table in tables {
+            if !go_on() {
+                return None;
+            }
+            for key in table {
+                filter.insert(key);
+            }
         }
         Some(IdGroup {
             first_seq,
@@ -158,7 +173,8 @@ enum Step {
 }
 
 /// Folds new segments into groups and merges groups, as far as the segments allow. Called
-/// on the sealer's thread, the only one that changes the groups.
+/// on the sealer's thread, the only one that changes the groups once [`build_at_once`]
+/// is done.
 pub(crate) fn extend(shared: &Shared) {
     loop {
         let sources = shared.sources();
@@ -180,6 +196,7 @@ pub(crate) fn extend(shared: &Shared) {
                     &sources.segments,
                     (older.first_seq, newer.last_seq),
                     older.units + newer.units,
+                    &|| true,
                 ) else {
                     return;
                 };
@@ -189,7 +206,8 @@ pub(crate) fn extend(shared: &Shared) {
                 first_seq,
                 last_seq,
             } => {
-                let Some(added) = IdGroup::build(&sources.segments, (first_seq, last_seq), 1)
+                let Some(added) =
+                    IdGroup::build(&sources.segments, (first_seq, last_seq), 1, &|| true)
                 else {
                     return;
                 };
@@ -221,7 +239,18 @@ fn next_step(groups: &IdGroups, segments: &[Arc<Segment>], budget: u64) -> Optio
     {
         return Some(Step::MergeLastTwo);
     }
-    let (candidates, first_seq) = match groups.groups.last() {
+    let (candidates, first_seq) = candidates(groups, segments);
+    let batch = candidates.get(..BASE_SEGMENTS)?;
+    Some(Step::Add {
+        first_seq,
+        last_seq: batch[BASE_SEGMENTS - 1].covers_last,
+    })
+}
+
+/// The segments after the groups' range, which the next groups may cover, and the seq the
+/// next group starts at.
+fn candidates<'s>(groups: &IdGroups, segments: &'s [Arc<Segment>]) -> (&'s [Arc<Segment>], u64) {
+    match groups.groups.last() {
         Some(last) => {
             let after = segments.partition_point(|segment| segment.covers_last <= last.last_seq);
             (&segments[after..], last.last_seq + 1)
@@ -241,12 +270,75 @@ fn next_step(groups: &IdGroups, segments: &[Arc<Segment>], budget: u64) -> Optio
                 .max(groups.floor_seq);
             (&segments[after..], first_seq)
         }
-    };
-    let batch = candidates.get(..BASE_SEGMENTS)?;
-    Some(Step::Add {
-        first_seq,
-        last_seq: batch[BASE_SEGMENTS - 1].covers_last,
-    })
+    }
+}
+
+/// Whether a store just opened has segments enough for a group and no groups yet: then
+/// [`build_at_once`] builds them, apart from the sealer.
+pub(crate) fn wants_building_at_once(shared: &Shared) -> bool {
+    let sources = shared.sources();
+    sources.id_groups.groups.is_empty()
+        && candidates(&sources.id_groups, &sources.segments).0.len() >= BASE_SEGMENTS
+}
+
+/// Builds the groups of a store that has none (one just opened) in the shape [`extend`]
+/// would reach over the same segments, each event read once: `extend` would read every
+/// event once per level of the binary counter (4 times at 10M events), and at normal
+/// priority that work competed with the first lookups after a restart. `go_on` is asked
+/// before each segment's ids; when it says to stop, nothing changes.
+pub(crate) fn build_at_once(shared: &Shared, go_on: &dyn Fn() -> bool) {
+    let sources = shared.sources();
+    let before = &sources.id_groups;
+    if !before.groups.is_empty() {
+        return;
+    }
+    let (candidates, mut first_seq) = candidates(before, &sources.segments);
+    // The binary counter over `units` units holds a group for each bit set, largest first.
+    let units = candidates.len() / BASE_SEGMENTS;
+    let mut planned: Vec<(u64, u64, u32, u64)> = Vec::new();
+    let mut next = 0;
+    for bit in (0..usize::BITS).rev() {
+        let size = 1usize << bit;
+        if units & size == 0 {
+            continue;
+        }
+        let run = &candidates[next * BASE_SEGMENTS..(next + size) * BASE_SEGMENTS];
+        let last_seq = run[run.len() - 1].covers_last;
+        let events: usize = run.iter().map(|segment| segment.rows as usize).sum();
+        planned.push((
+            first_seq,
+            last_seq,
+            size as u32,
+            bloom::split_block_bytes(events) as u64,
+        ));
+        first_seq = last_seq + 1;
+        next += size;
+    }
+    // As `extend` keeps within the budget: the oldest groups go (here before they are
+    // built), and none starts below them again.
+    let mut floor_seq = before.floor_seq;
+    let mut planned_bytes: u64 = planned.iter().map(|plan| plan.3).sum();
+    while planned_bytes > shared.options.dedup_group_bytes_max && !planned.is_empty() {
+        let (_, last_seq, _, bytes) = planned.remove(0);
+        floor_seq = floor_seq.max(last_seq + 1);
+        planned_bytes -= bytes;
+    }
+    let mut groups = Vec::with_capacity(planned.len());
+    for (first_seq, last_seq, units, _) in planned {
+        let Some(group) = IdGroup::build(&sources.segments, (first_seq, last_seq), units, go_on)
+        else {
+            return;
+        };
+        groups.push(Arc::new(group));
+    }
+    let after = IdGroups { groups, floor_seq };
+    let mut current = shared
+        .sources
+        .write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if Arc::ptr_eq(&current.id_groups, before) {
+        current.id_groups = Arc::new(after);
+    }
 }
 
 #[cfg(test)]
@@ -432,6 +524,100 @@ mod tests {
         // Reopened, the store starts without groups and builds them again.
         let store = Store::open(dir.path(), StoreOptions::default()).expect("reopens");
         every_id_is_a_duplicate(&store, 6);
+    }
+
+    /// (first seq, last seq, units) of each group, and the floor.
+    fn shape(store: &Store) -> (Vec<(u64, u64, u32)>, u64) {
+        let groups = store.shared.sources().id_groups;
+        let ranges = groups
+            .groups
+            .iter()
+            .map(|group| (group.first_seq, group.last_seq, group.units))
+            .collect();
+        (ranges, groups.floor_seq)
+    }
+
+    /// Reopens the store in `dir` and waits for its groups thread to finish.
+    fn reopen_and_wait_for_groups(dir: &std::path::Path, options: StoreOptions) -> Store {
+        let store = Store::open(
+            dir,
+            StoreOptions {
+                merge_events_below: 0,
+                settle: false,
+                ..options
+            },
+        )
+        .expect("reopens");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        while store
+            .shared
+            .groups_built_apart
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the groups thread never finished"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        store
+    }
+
+    #[test]
+    fn a_reopened_store_builds_its_groups_at_once_in_the_shape_the_sealer_reaches() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let grown = {
+            let store = store_of_segments(dir.path(), 13);
+            extend(&store.shared);
+            shape(&store)
+        };
+        assert_eq!(
+            grown.0.iter().map(|group| group.2).collect::<Vec<_>>(),
+            [2, 1]
+        );
+        let store = reopen_and_wait_for_groups(dir.path(), StoreOptions::default());
+        assert_eq!(shape(&store), grown);
+        assert_eq!(
+            store.stats().expect("stats").segments_outside_dedup_groups,
+            1
+        );
+        every_id_is_a_duplicate(&store, 13);
+        // The sealer takes over: the next segments join the groups as before.
+        for segment in 13..16 {
+            assert!(append_events_of(&store, segment).iter().all(is_stored));
+            store.flush_tables().expect("seal");
+        }
+        extend(&store.shared);
+        assert_eq!(
+            shape(&store)
+                .0
+                .iter()
+                .map(|group| group.2)
+                .collect::<Vec<_>>(),
+            [4]
+        );
+        every_id_is_a_duplicate(&store, 16);
+    }
+
+    #[test]
+    fn built_at_once_the_groups_keep_within_their_budget_as_the_sealer_keeps_them() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        // As in the budget test below: room for one group of 8 segments, not for 12 in two.
+        let options = StoreOptions {
+            dedup_group_bytes_max: 2_100,
+            ..StoreOptions::default()
+        };
+        let grown = {
+            let store = store_of_segments_with(dir.path(), 12, options.clone());
+            extend(&store.shared);
+            shape(&store)
+        };
+        let store = reopen_and_wait_for_groups(dir.path(), options);
+        let sources = store.shared.sources();
+        assert_eq!(shape(&store), grown);
+        assert_eq!(shape(&store).1, sources.segments[7].covers_last + 1);
+        assert_eq!(sources.id_groups.covered_segments(&sources.segments), 8..12);
+        every_id_is_a_duplicate(&store, 12);
     }
 
     #[test]

@@ -24,14 +24,15 @@ use crate::shared::{RotationSignal, Shared, read_head};
 /// The sealer also looks for work this often, in case a signal was missed.
 const POLL: Duration = Duration::from_secs(1);
 
-/// The running sealer thread, the housekeeper and the settler (`settler.rs`); dropping
-/// it stops them and waits for them, so a store that was dropped has released its
-/// directory.
+/// The running sealer thread, the housekeeper, the settler (`settler.rs`) and the
+/// thread building an opened store's dedup groups; dropping it stops them and waits for
+/// them, so a store that was dropped has released its directory.
 pub(crate) struct SealerHandle {
     signal: RotationSignal,
     thread: Option<std::thread::JoinHandle<()>>,
     housekeeper: Option<std::thread::JoinHandle<()>>,
     settler: Option<std::thread::JoinHandle<()>>,
+    groups: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Drop for SealerHandle {
@@ -43,6 +44,7 @@ impl Drop for SealerHandle {
             self.thread.take(),
             self.housekeeper.take(),
             self.settler.take(),
+            self.groups.take(),
         ]
         .into_iter()
         .flatten()
@@ -98,7 +100,9 @@ pub(crate) fn start(
                 let work = train_first_dictionary(&shared)
                     .and_then(|()| seal_pending(&shared))
                     .and_then(|()| merge_small(&shared));
-                crate::id_groups::extend(&shared);
+                if !shared.groups_built_apart.load(Ordering::Acquire) {
+                    crate::id_groups::extend(&shared);
+                }
                 let mut last_error = shared
                     .sealer_error
                     .lock()
@@ -123,12 +127,39 @@ pub(crate) fn start(
         .map_err(|error| StoreError::io(std::path::Path::new("<sealer thread>"), error))?;
     let housekeeper = start_housekeeper(shared, signal.clone())?;
     let settler = crate::settler::start(shared, signal.clone())?;
+    let groups = start_building_groups(shared, signal.clone())?;
     Ok(SealerHandle {
         signal,
         thread: Some(thread),
         housekeeper: Some(housekeeper),
         settler,
+        groups,
     })
+}
+
+/// The dedup groups of a store opened with segments, built once on a thread in the idle
+/// CPU and I/O classes (`id_groups::build_at_once`), so the first lookups after a restart
+/// do not wait behind them; the sealer takes over the groups when it is done.
+fn start_building_groups(
+    shared: &Arc<Shared>,
+    signal: RotationSignal,
+) -> Result<Option<std::thread::JoinHandle<()>>, StoreError> {
+    if !crate::id_groups::wants_building_at_once(shared) {
+        return Ok(None);
+    }
+    shared.groups_built_apart.store(true, Ordering::Release);
+    let weak = Arc::downgrade(shared);
+    std::thread::Builder::new()
+        .name("store-groups".into())
+        .spawn(move || {
+            crate::settler::lower_own_priority();
+            if let Some(shared) = weak.upgrade() {
+                crate::id_groups::build_at_once(&shared, &|| !is_stopping(&signal));
+                shared.groups_built_apart.store(false, Ordering::Release);
+            }
+        })
+        .map(Some)
+        .map_err(|error| StoreError::io(std::path::Path::new("<dedup groups thread>"), error))
 }
 
 /// How often the housekeeper frees retired sources and looks at the process's RSS:

@@ -200,7 +200,7 @@ fn settle(
 /// against 64–68k), and for reads from a cold page cache after a restart. Lowering
 /// either needs no privilege (raising it back would, so the recompression has a thread
 /// of its own). Elsewhere, a no-op.
-fn lower_own_priority() {
+pub(crate) fn lower_own_priority() {
     #[cfg(target_os = "linux")]
     {
         let parameters = libc::sched_param { sched_priority: 0 };
@@ -210,7 +210,7 @@ fn lower_own_priority() {
         let result =
             unsafe { libc::sched_setscheduler(libc::gettid(), libc::SCHED_IDLE, &parameters) };
         if result != 0 {
-            tracing::debug!(error = %std::io::Error::last_os_error(), "could not put the settler in SCHED_IDLE");
+            tracing::debug!(error = %std::io::Error::last_os_error(), "could not put a background thread in SCHED_IDLE");
         }
         // ioprio_set(IOPRIO_WHO_PROCESS, 0 = this thread, IOPRIO_CLASS_IDLE << 13): libc
         // has the syscall's number but no wrapper or constants.
@@ -228,7 +228,7 @@ fn lower_own_priority() {
             )
         };
         if result != 0 {
-            tracing::debug!(error = %std::io::Error::last_os_error(), "could not put the settler's I/O in the idle class");
+            tracing::debug!(error = %std::io::Error::last_os_error(), "could not put a background thread's I/O in the idle class");
         }
     }
 }

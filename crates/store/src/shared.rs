@@ -3,7 +3,7 @@
 //! from whichever source holds it. `store.rs` is the public front door over it.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError, RwLock, RwLockReadGuard};
 
 use opentrail_event::EventRecord;
@@ -61,6 +61,9 @@ pub(crate) struct Shared {
     pub maintenance: Mutex<()>,
     /// Set when sealing failed; reported by `flush_tables` and `stats` callers.
     pub sealer_error: Mutex<Option<String>>,
+    /// While an opened store's dedup groups are built on a thread of their own
+    /// (`id_groups::build_at_once`), the sealer leaves the groups alone.
+    pub groups_built_apart: AtomicBool,
     /// Sources taken out of `sources`, freed by the housekeeping thread once no
     /// snapshot holds them (`retired.rs`).
     pub retired: crate::retired::Retired,
@@ -291,6 +294,7 @@ impl Shared {
             next_source_id: AtomicU64::new(1),
             maintenance: Mutex::new(()),
             sealer_error: Mutex::new(None),
+            groups_built_apart: AtomicBool::new(false),
             retired: crate::retired::Retired::default(),
             write_health: crate::space::WriteHealth::new(),
             sealer_times: SealerTimes::new(),
