@@ -323,6 +323,7 @@ pub(crate) fn build_at_once(shared: &Shared, go_on: &dyn Fn() -> bool) {
         floor_seq = floor_seq.max(last_seq + 1);
         planned_bytes -= bytes;
     }
+    let started = std::time::Instant::now();
     let mut groups = Vec::with_capacity(planned.len());
     for (first_seq, last_seq, units, _) in planned {
         let Some(group) = IdGroup::build(&sources.segments, (first_seq, last_seq), units, go_on)
@@ -337,6 +338,12 @@ pub(crate) fn build_at_once(shared: &Shared, go_on: &dyn Fn() -> bool) {
         .write()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     if Arc::ptr_eq(&current.id_groups, before) {
+        tracing::info!(
+            groups = after.groups.len(),
+            filter_bytes = after.filter_bytes(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "dedup groups built"
+        );
         current.id_groups = Arc::new(after);
     }
 }
