@@ -229,6 +229,49 @@ impl Generator {
     }
 }
 
+/// [`format_event_time`] from 1970 to the end of jiff's range without `strftime`, which was a twentieth
+/// of the generator's time (each second of a window is formatted once): the civil date of
+/// the day number by Howard Hinnant's `civil_from_days`.
+fn format_common_era_time(seconds: i64) -> Option<String> {
+    // jiff's last second (9999-12-30T22:00:00Z); after it the old path's clamp applies.
+    const JIFF_LAST_SECOND: i64 = 253_402_207_200;
+    if !(0..=JIFF_LAST_SECOND).contains(&seconds) {
+        return None;
+    }
+    let (days, second_of_day) = (seconds / 86_400, seconds % 86_400);
+    let shifted = days + 719_468;
+    let era = shifted / 146_097;
+    let day_of_era = shifted - era * 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    let mut text = String::with_capacity(20);
+    let fields = [
+        (year, 4, '-'),
+        (month, 2, '-'),
+        (day, 2, 'T'),
+        (second_of_day / 3_600, 2, ':'),
+        (second_of_day / 60 % 60, 2, ':'),
+        (second_of_day % 60, 2, 'Z'),
+    ];
+    for (value, width, separator) in fields {
+        for place in (0..width).rev() {
+            let digit = (value / 10_i64.pow(place)) % 10;
+            text.push(char::from(b'0' + digit as u8));
+        }
+        text.push(separator);
+    }
+    Some(text)
+}
+
 impl Iterator for Generator {
     type Item = GeneratedEvent;
 
@@ -247,10 +290,53 @@ impl Iterator for Generator {
 /// Formats milliseconds since the epoch as CloudTrail does (`2025-06-02T10:05:00Z`).
 pub fn format_event_time(time_ms: i64) -> String {
     let seconds = time_ms.div_euclid(1000);
+    if let Some(text) = format_common_era_time(seconds) {
+        return text;
+    }
     match jiff::Timestamp::from_second(seconds) {
         Ok(timestamp) => timestamp.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
         // Out of jiff's range (year ±9999): clamp rather than fail, the generator's
         // windows are configured by code, never by untrusted input.
         Err(_) => "1970-01-01T00:00:00Z".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_strftime(seconds: i64) -> String {
+        jiff::Timestamp::from_second(seconds)
+            .expect("in range")
+            .strftime("%Y-%m-%dT%H:%M:%SZ")
+            .to_string()
+    }
+
+    #[test]
+    fn event_times_are_formatted_as_strftime_formats_them() {
+        let mut rng = crate::rng::Rng::new(11);
+        let edges = [
+            0,
+            59,
+            86_399,
+            86_400,
+            951_782_400,     // 2000-02-29
+            4_107_542_400,   // 2100-03-01, after a century's missing leap day
+            253_402_207_200, // jiff's last second
+        ];
+        let random = (0..20_000).map(|_| (rng.next_u64() % 253_402_207_201) as i64);
+        for seconds in edges.into_iter().chain(random) {
+            assert_eq!(
+                format_event_time(seconds * 1000),
+                with_strftime(seconds),
+                "{seconds}"
+            );
+        }
+        // Outside that range jiff formats it, or the clamp applies.
+        assert_eq!(format_event_time(-1000), with_strftime(-1));
+        assert_eq!(
+            format_event_time(253_402_207_201_000),
+            "1970-01-01T00:00:00Z"
+        );
     }
 }

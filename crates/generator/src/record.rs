@@ -9,7 +9,9 @@ use crate::catalog::{
     LOG_GROUPS, MISCONFIGURED_ROLES, OPERATIONS, Operation, PARAMETERS, QUEUES, REGION_WEIGHTS,
     ROLES, RoleKind, SECRETS, Shape, TABLES, USER_NAMES,
 };
-use crate::json::{bool_field, field, first_field, number_field, raw_field};
+use crate::json::{
+    bool_field, field, field_parts, first_field, first_field_parts, number_field, raw_field,
+};
 use crate::rng::{Rng, Weighted, hash};
 use crate::{EventMeta, format_event_time};
 
@@ -108,24 +110,43 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// 16 upper-case base32 characters, as in access key ids and principal ids.
 pub(crate) fn id16(seed: u64) -> String {
-    let mut bits = seed;
-    let mut more = crate::rng::mix(seed);
-    (0..16)
-        .map(|i| {
+    Id16::new(seed).as_str().to_owned()
+}
+
+/// [`id16`] without an allocation, for ids joined into longer values.
+pub(crate) struct Id16([u8; 16]);
+
+impl Id16 {
+    pub(crate) fn new(seed: u64) -> Id16 {
+        let mut bits = seed;
+        let mut more = crate::rng::mix(seed);
+        let mut characters = [0u8; 16];
+        for (i, character) in characters.iter_mut().enumerate() {
             if i == 12 {
                 bits = more;
                 more = 0;
             }
-            let character = BASE32[(bits & 31) as usize] as char;
+            *character = BASE32[(bits & 31) as usize];
             bits >>= 5;
-            character
-        })
-        .collect()
+        }
+        Id16(characters)
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        // Base32 characters are ASCII.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
 }
 
 /// `len` lower-case hex characters.
 pub(crate) fn hex(seed: u64, len: usize) -> String {
     let mut out = String::with_capacity(len);
+    push_hex(&mut out, seed, len);
+    out
+}
+
+/// Appends [`hex`]`(seed, len)`.
+pub(crate) fn push_hex(out: &mut String, seed: u64, len: usize) {
     let mut bits = seed;
     for i in 0..len {
         if i % 16 == 0 && i > 0 {
@@ -134,7 +155,6 @@ pub(crate) fn hex(seed: u64, len: usize) -> String {
         out.push(HEX[(bits & 15) as usize] as char);
         bits >>= 4;
     }
-    out
 }
 
 /// A random version-4 UUID in its usual text form.
@@ -255,24 +275,14 @@ pub(crate) fn iam_user_identity(
     let mut out = String::with_capacity(400);
     out.push('{');
     first_field(&mut out, "type", "IAMUser");
-    field(
-        &mut out,
-        "principalId",
-        &format!("AIDA{}", id16(hash(&[user_seed, 1]))),
-    );
-    field(
-        &mut out,
-        "arn",
-        &format!("arn:aws:iam::{account}:user/{name}"),
-    );
+    let principal = Id16::new(hash(&[user_seed, 1]));
+    field_parts(&mut out, "principalId", &["AIDA", principal.as_str()]);
+    field_parts(&mut out, "arn", &["arn:aws:iam::", account, ":user/", name]);
     field(&mut out, "accountId", account);
     match session_key {
         Some((session, created)) => {
-            field(
-                &mut out,
-                "accessKeyId",
-                &format!("ASIA{}", id16(hash(&[user_seed, session]))),
-            );
+            let key = Id16::new(hash(&[user_seed, session]));
+            field_parts(&mut out, "accessKeyId", &["ASIA", key.as_str()]);
             field(&mut out, "userName", name);
             out.push_str(",\"sessionContext\":{\"sessionIssuer\":{},\"webIdFederationData\":{},\"attributes\":{");
             first_field(&mut out, "creationDate", created);
@@ -280,11 +290,8 @@ pub(crate) fn iam_user_identity(
             out.push_str("}}");
         }
         None => {
-            field(
-                &mut out,
-                "accessKeyId",
-                &format!("AKIA{}", id16(hash(&[user_seed, 2]))),
-            );
+            let key = Id16::new(hash(&[user_seed, 2]));
+            field_parts(&mut out, "accessKeyId", &["AKIA", key.as_str()]);
             field(&mut out, "userName", name);
         }
     }
@@ -304,29 +311,34 @@ pub(crate) fn assumed_role_identity(
     created: &str,
     invoked_by: Option<&str>,
 ) -> String {
-    let role_id = format!(
-        "AROA{}",
-        id16(hash(&[str_seed(account), str_seed(role), 3]))
-    );
+    let role_id = Id16::new(hash(&[str_seed(account), str_seed(role), 3]));
     let mut out = String::with_capacity(700);
     out.push('{');
     first_field(&mut out, "type", "AssumedRole");
-    field(&mut out, "principalId", &format!("{role_id}:{session}"));
-    field(
+    field_parts(
+        &mut out,
+        "principalId",
+        &["AROA", role_id.as_str(), ":", session],
+    );
+    field_parts(
         &mut out,
         "arn",
-        &format!("arn:aws:sts::{account}:assumed-role/{role}/{session}"),
+        &[
+            "arn:aws:sts::",
+            account,
+            ":assumed-role/",
+            role,
+            "/",
+            session,
+        ],
     );
     field(&mut out, "accountId", account);
-    field(&mut out, "accessKeyId", &format!("ASIA{}", id16(key_seed)));
+    let key = Id16::new(key_seed);
+    field_parts(&mut out, "accessKeyId", &["ASIA", key.as_str()]);
     out.push_str(",\"sessionContext\":{\"sessionIssuer\":{");
     first_field(&mut out, "type", "Role");
-    field(&mut out, "principalId", &role_id);
-    field(
-        &mut out,
-        "arn",
-        &format!("arn:aws:iam::{account}:role/{role}"),
-    );
+    field_parts(&mut out, "principalId", &["AROA", role_id.as_str()]);
+    field_parts(&mut out, "arn", &["arn:aws:iam::", account, ":role/", role]);
     field(&mut out, "accountId", account);
     field(&mut out, "userName", role);
     out.push_str("},\"webIdFederationData\":{},\"attributes\":{");
@@ -354,9 +366,10 @@ fn root_identity(account: &str, key_seed: u64, created: &str) -> String {
     out.push('{');
     first_field(&mut out, "type", "Root");
     field(&mut out, "principalId", account);
-    field(&mut out, "arn", &format!("arn:aws:iam::{account}:root"));
+    field_parts(&mut out, "arn", &["arn:aws:iam::", account, ":root"]);
     field(&mut out, "accountId", account);
-    field(&mut out, "accessKeyId", &format!("ASIA{}", id16(key_seed)));
+    let key = Id16::new(key_seed);
+    field_parts(&mut out, "accessKeyId", &["ASIA", key.as_str()]);
     out.push_str(
         ",\"sessionContext\":{\"sessionIssuer\":{},\"webIdFederationData\":{},\"attributes\":{",
     );
@@ -533,7 +546,7 @@ impl Background {
                         user_agent,
                     },
                     Principal {
-                        arn: format!("arn:aws:iam::{account}:user/{name}"),
+                        arn: ["arn:aws:iam::", account, ":user/", &name].concat(),
                         misconfigured,
                     },
                 )
@@ -602,10 +615,15 @@ impl Background {
                         user_agent,
                     },
                     Principal {
-                        arn: format!(
-                            "arn:aws:sts::{account}:assumed-role/{}/{session}",
-                            role.name
-                        ),
+                        arn: [
+                            "arn:aws:sts::",
+                            account,
+                            ":assumed-role/",
+                            role.name,
+                            "/",
+                            &session,
+                        ]
+                        .concat(),
                         misconfigured: MISCONFIGURED_ROLES.contains(&role.name),
                     },
                 )
@@ -669,8 +687,11 @@ impl Background {
             resources: String::new(),
             error: None,
             tls_host: (actor != ActorClass::Service).then(|| {
-                let service = op.source.trim_end_matches(".amazonaws.com");
-                format!("{service}.{region}.amazonaws.com")
+                let service = op
+                    .source
+                    .strip_suffix(".amazonaws.com")
+                    .unwrap_or(op.source);
+                [service, ".", region, ".amazonaws.com"].concat()
             }),
             shared_event_id: None,
             vpc_endpoint: None,
@@ -694,7 +715,9 @@ impl Background {
             if rng.chance(denied_chance) {
                 let action = format!(
                     "{}:{}",
-                    op.source.trim_end_matches(".amazonaws.com"),
+                    op.source
+                        .strip_suffix(".amazonaws.com")
+                        .unwrap_or(op.source),
                     op.name
                 );
                 call.error = Some((
@@ -715,12 +738,12 @@ impl Background {
                     (ActorClass::Service, Some(_)) => BUCKETS[1 + rng.below(3)],
                     _ => BUCKETS[self.bucket_table.sample(rng)],
                 };
-                let host = format!("{bucket}.s3.{region}.amazonaws.com");
+                let host = [bucket, ".s3.", region, ".amazonaws.com"].concat();
                 call.request_id = s3_request_id(rng);
                 let mut request = String::with_capacity(300);
                 request.push('{');
                 if op.shape == Shape::S3Service {
-                    first_field(&mut request, "Host", &format!("s3.{region}.amazonaws.com"));
+                    first_field_parts(&mut request, "Host", &["s3.", region, ".amazonaws.com"]);
                 } else {
                     first_field(&mut request, "bucketName", bucket);
                     field(&mut request, "Host", &host);
@@ -758,8 +781,11 @@ impl Background {
                             field(&mut request, "x-amz-acl", "bucket-owner-full-control");
                             call.shared_event_id = Some(uuid(rng));
                         }
-                        resources.push(("AWS::S3::Object", format!("arn:aws:s3:::{bucket}/{key}")));
-                        resources.push(("AWS::S3::Bucket", format!("arn:aws:s3:::{bucket}")));
+                        resources.push((
+                            "AWS::S3::Object",
+                            ["arn:aws:s3:::", bucket, "/", &key].concat(),
+                        ));
+                        resources.push(("AWS::S3::Bucket", ["arn:aws:s3:::", bucket].concat()));
                     }
                     Shape::S3Bucket => {
                         let subresource = match op.name {
@@ -825,14 +851,19 @@ impl Background {
             }
             Shape::Kms => {
                 let key_index = self.small_table.sample(rng) as u64;
-                let key_arn = format!(
-                    "arn:aws:kms:{region}:{account}:key/{}-{}-4{}-8{}-{}",
-                    hex(hash(&[key_index, 1]), 8),
-                    hex(hash(&[key_index, 2]), 4),
-                    hex(hash(&[key_index, 3]), 3),
-                    hex(hash(&[key_index, 4]), 3),
-                    hex(hash(&[key_index, 5]), 12)
-                );
+                let mut key_arn = String::with_capacity(96);
+                key_arn.push_str("arn:aws:kms:");
+                key_arn.push_str(region);
+                key_arn.push(':');
+                key_arn.push_str(account);
+                key_arn.push_str(":key/");
+                for (part, (prefix, len)) in [("", 8), ("-", 4), ("-4", 3), ("-8", 3), ("-", 12)]
+                    .into_iter()
+                    .enumerate()
+                {
+                    key_arn.push_str(prefix);
+                    push_hex(&mut key_arn, hash(&[key_index, part as u64 + 1]), len);
+                }
                 let bucket = BUCKETS[self.bucket_table.sample(rng)];
                 let mut request = String::with_capacity(300);
                 request.push('{');
