@@ -49,8 +49,8 @@ fn needs_escape(bytes: &[u8]) -> bool {
 
 /// Appends `"` and the concatenation of `parts` as one JSON string: the generator's
 /// values are mostly pieces joined (an ARN from its account and name), and joining them in
-/// place instead of through `format!` (with the ids and times below) took about a quarter
-/// off the generator's time.
+/// place instead of through `format!` (with ids and event times formatted without
+/// allocating) took about a quarter off the generator's time.
 fn push_parts(out: &mut String, parts: &[&str]) {
     out.push('"');
     let start = out.len();
