@@ -77,6 +77,11 @@ pub(crate) fn start(
     shared: &Arc<Shared>,
     signal: RotationSignal,
 ) -> Result<SealerHandle, StoreError> {
+    // Decided before the sealer starts, so it never extends groups being built apart.
+    let groups_apart = crate::id_groups::wants_building_at_once(shared);
+    shared
+        .groups_built_apart
+        .store(groups_apart, Ordering::Release);
     // A weak reference: the sealer must not keep a dropped store's directory locked.
     let weak = Arc::downgrade(shared);
     let thread_signal = signal.clone();
@@ -127,7 +132,7 @@ pub(crate) fn start(
         .map_err(|error| StoreError::io(std::path::Path::new("<sealer thread>"), error))?;
     let housekeeper = start_housekeeper(shared, signal.clone())?;
     let settler = crate::settler::start(shared, signal.clone())?;
-    let groups = start_building_groups(shared, signal.clone())?;
+    let groups = start_building_groups(shared, signal.clone(), groups_apart)?;
     Ok(SealerHandle {
         signal,
         thread: Some(thread),
@@ -143,11 +148,11 @@ pub(crate) fn start(
 fn start_building_groups(
     shared: &Arc<Shared>,
     signal: RotationSignal,
+    groups_apart: bool,
 ) -> Result<Option<std::thread::JoinHandle<()>>, StoreError> {
-    if !crate::id_groups::wants_building_at_once(shared) {
+    if !groups_apart {
         return Ok(None);
     }
-    shared.groups_built_apart.store(true, Ordering::Release);
     let weak = Arc::downgrade(shared);
     std::thread::Builder::new()
         .name("store-groups".into())
