@@ -404,6 +404,23 @@ mod tests {
         matches!(outcome, AppendOutcome::Stored { .. })
     }
 
+    /// `options` for a store that merges and settles only when told to.
+    fn quiet(options: StoreOptions) -> StoreOptions {
+        StoreOptions {
+            merge_events_below: 0,
+            settle: false,
+            ..options
+        }
+    }
+
+    /// Default options with `bytes` for the groups' memory budget.
+    fn group_budget(bytes: u64) -> StoreOptions {
+        StoreOptions {
+            dedup_group_bytes_max: bytes,
+            ..StoreOptions::default()
+        }
+    }
+
     /// A store of `segments` segments of [`EVENTS_PER_SEGMENT`] events each, which merges
     /// and settles only when told to.
     fn store_of_segments(dir: &std::path::Path, segments: usize) -> Store {
@@ -415,12 +432,7 @@ mod tests {
         segments: usize,
         options: StoreOptions,
     ) -> Store {
-        let options = StoreOptions {
-            merge_events_below: 0,
-            settle: false,
-            ..options
-        };
-        let store = Store::open(dir, options).expect("store opens");
+        let store = Store::open(dir, quiet(options)).expect("store opens");
         for segment in 0..segments {
             assert!(append_events_of(&store, segment).iter().all(is_stored));
             store.flush_tables().expect("seal");
@@ -565,17 +577,14 @@ mod tests {
         (ranges, groups.floor_seq)
     }
 
+    /// The units of each group of a [`shape`].
+    fn units_of(shape: &(Vec<(u64, u64, u32)>, u64)) -> Vec<u32> {
+        shape.0.iter().map(|group| group.2).collect()
+    }
+
     /// Reopens the store in `dir` and waits for its groups thread to finish.
     fn reopen_and_wait_for_groups(dir: &std::path::Path, options: StoreOptions) -> Store {
-        let store = Store::open(
-            dir,
-            StoreOptions {
-                merge_events_below: 0,
-                settle: false,
-                ..options
-            },
-        )
-        .expect("reopens");
+        let store = Store::open(dir, quiet(options)).expect("reopens");
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
         while store
             .shared
@@ -599,10 +608,7 @@ mod tests {
             extend_fully(&store);
             shape(&store)
         };
-        assert_eq!(
-            grown.0.iter().map(|group| group.2).collect::<Vec<_>>(),
-            [2, 1]
-        );
+        assert_eq!(units_of(&grown), [2, 1]);
         let store = reopen_and_wait_for_groups(dir.path(), StoreOptions::default());
         assert_eq!(shape(&store), grown);
         assert_eq!(
@@ -616,14 +622,7 @@ mod tests {
             store.flush_tables().expect("seal");
         }
         extend_fully(&store);
-        assert_eq!(
-            shape(&store)
-                .0
-                .iter()
-                .map(|group| group.2)
-                .collect::<Vec<_>>(),
-            [4]
-        );
+        assert_eq!(units_of(&shape(&store)), [4]);
         every_id_is_a_duplicate(&store, 16);
     }
 
@@ -631,10 +630,7 @@ mod tests {
     fn built_at_once_the_groups_keep_within_their_budget_as_the_sealer_keeps_them() {
         let dir = tempfile::tempdir().expect("temp dir");
         // As in the budget test below: room for one group of 8 segments, not for 12 in two.
-        let options = StoreOptions {
-            dedup_group_bytes_max: 2_100,
-            ..StoreOptions::default()
-        };
+        let options = group_budget(2_100);
         let grown = {
             let store = store_of_segments_with(dir.path(), 12, options.clone());
             extend_fully(&store);
@@ -669,10 +665,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         // Room for groups over 8 segments (1,600 events: 2,016 bytes) or two of 4, not
         // for 12 segments in two groups (3,040 bytes).
-        let options = StoreOptions {
-            dedup_group_bytes_max: 2_100,
-            ..StoreOptions::default()
-        };
+        let options = group_budget(2_100);
         let store = store_of_segments_with(dir.path(), 12, options);
         for _ in 0..2 {
             extend_fully(&store);
@@ -693,10 +686,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         // Under one group of 4 segments (800 events: 1,024 bytes). Each group is built,
         // found over the budget and dropped, and the next starts above it: `extend` ends.
-        let options = StoreOptions {
-            dedup_group_bytes_max: 1_000,
-            ..StoreOptions::default()
-        };
+        let options = group_budget(1_000);
         let store = store_of_segments_with(dir.path(), 9, options);
         extend_fully(&store);
         let sources = store.shared.sources();
