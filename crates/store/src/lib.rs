@@ -35,6 +35,7 @@ mod options;
 mod packed;
 mod postings;
 mod query;
+mod quiet;
 mod retired;
 pub mod s3;
 mod scan_sources;

@@ -37,6 +37,11 @@ pub struct StoreOptions {
     /// (`settler.rs`), on a thread at the lowest CPU priority: records about a sixth
     /// smaller, for CPU time nothing else wanted.
     pub settle: bool,
+    /// Settling and the dedup groups built after a restart wait, before each step, until
+    /// no lookup has run for this long (at most a second per step: `quiet.rs`), because
+    /// where CPU time is capped from outside (a container's limit, a VM's host), work at
+    /// the lowest priority still spends it. Zero: they never wait.
+    pub lookup_quiet: Duration,
     /// Where sealed segments are kept: under the store's directory, or in a bucket
     /// (with `segments/` as the local cache).
     pub segments_location: SegmentsLocation,
@@ -73,6 +78,7 @@ impl Default for StoreOptions {
             // mapped files; lookups alone after it, ~770 MB with every index page mapped.
             rss_soft_limit_bytes: 832 * 1024 * 1024,
             settle: true,
+            lookup_quiet: crate::quiet::QUIET,
             // Covers the newest 27M to 54M events (the groups double in size).
             dedup_group_bytes_max: 64 * 1024 * 1024,
             segments_location: SegmentsLocation::DataDir,

@@ -143,8 +143,9 @@ pub(crate) fn start(
 }
 
 /// The dedup groups of a store opened with segments, built once on a thread in the idle
-/// CPU and I/O classes (`id_groups::build_at_once`), so the first lookups after a restart
-/// do not wait behind them; the sealer takes over the groups when it is done.
+/// CPU and I/O classes (`id_groups::build_at_once`) that also waits for lulls in lookups,
+/// so the first lookups after a restart do not wait behind them; the sealer takes over
+/// the groups when it is done.
 fn start_building_groups(
     shared: &Arc<Shared>,
     signal: RotationSignal,
@@ -159,7 +160,11 @@ fn start_building_groups(
         .spawn(move || {
             crate::settler::lower_own_priority();
             if let Some(shared) = weak.upgrade() {
-                crate::id_groups::build_at_once(&shared, &|| !is_stopping(&signal));
+                // Each segment's ids wait for a lull in lookups (`quiet.rs`).
+                let stopping = || is_stopping(&signal);
+                crate::id_groups::build_at_once(&shared, &|| {
+                    shared.lookups.go_on_after_a_lull(&stopping)
+                });
                 shared.groups_built_apart.store(false, Ordering::Release);
             }
         })

@@ -8,14 +8,15 @@
 //! on the segment (which the journal adopts if its own is missing or over an hour old),
 //! other segments block for block. Rows keep their numbers either way, so postings, ids
 //! and the Parquet columns are kept as they are. It gives way at once to a store that is
-//! closing. The recompression runs on a helper thread in Linux's `SCHED_IDLE` class (any
-//! other thread preempts it) and the idle I/O class, fsync included; the check and the
-//! swap, which take locks that lookups and the sealer need, run at normal priority. Like
-//! a merge, the rewrite is written under a temporary name and fsynced, and is swapped in
-//! under the maintenance lock only if the segment it replaces is still there (a merge or
-//! retention may have removed it meanwhile); a crash leaves either the old file or the
-//! new one, both whole. The segment it replaced is
-//! freed by the housekeeper (`retired.rs`), not by whichever lookup held it last.
+//! closing, and before each step to lookups (`quiet.rs`). The recompression runs on a
+//! helper thread in Linux's `SCHED_IDLE` class (any other thread preempts it) and the
+//! idle I/O class, fsync included; the check and the swap, which take locks that lookups
+//! and the sealer need, run at normal priority. Like a merge, the rewrite is written
+//! under a temporary name and fsynced, and is swapped in under the maintenance lock only
+//! if the segment it replaces is still there (a merge or retention may have removed it
+//! meanwhile); a crash leaves either the old file or the new one, both whole. The segment
+//! it replaced is freed by the housekeeper (`retired.rs`), not by whichever lookup held
+//! it last.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -49,7 +50,8 @@ pub(crate) fn start(
                     Some(shared) => match next_to_settle(&shared, &failed) {
                         None => false,
                         Some(segment) => {
-                            let go_on = || !stopping();
+                            // Each step waits for a lull in lookups (`quiet.rs`).
+                            let go_on = || shared.lookups.go_on_after_a_lull(&stopping);
                             if let Err(error) = settle(&shared, &segment, Priority::Idle, &go_on) {
                                 tracing::warn!(%error, path = %segment.path.display(), "settling a segment failed; it is tried again when the store reopens");
                                 failed.insert(segment.id);

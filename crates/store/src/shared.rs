@@ -67,6 +67,9 @@ pub(crate) struct Shared {
     /// Sources taken out of `sources`, freed by the housekeeping thread once no
     /// snapshot holds them (`retired.rs`).
     pub retired: crate::retired::Retired,
+    /// Lookups in flight and the last one's end, which idle-class work waits out
+    /// (`quiet.rs`).
+    pub lookups: crate::quiet::LookupActivity,
     /// Whether the writer accepts writes (free space, failed journal writes).
     pub write_health: crate::space::WriteHealth,
     /// How long the sealer has worked and appends have waited for it (`StoreStats`).
@@ -280,6 +283,7 @@ impl Shared {
             segments_dir,
             retention_ms: i64::try_from(options.retention.as_millis()).unwrap_or(i64::MAX),
             cache: BlockCache::new(options.cache_bytes),
+            lookups: crate::quiet::LookupActivity::new(options.lookup_quiet),
             options,
             dictionaries,
             sources: RwLock::new(Sources {

@@ -96,6 +96,7 @@ impl Store {
 
     /// [`Store::lookup`] as if the clock read `now_ms`, which decides what has expired.
     pub fn lookup_at(&self, query: &LookupQuery, now_ms: i64) -> Result<LookupPage, StoreError> {
+        let _in_flight = self.shared.lookups.begin();
         crate::lookup::run(&self.shared, query, now_ms)
     }
 
@@ -105,6 +106,7 @@ impl Store {
         account_id: &str,
         event_id: &str,
     ) -> Result<Option<StoredEvent>, StoreError> {
+        let _in_flight = self.shared.lookups.begin();
         let sources = self.shared.sources();
         let Some(found) = self.shared.find_id(&sources, account_id, event_id)? else {
             return Ok(None);
@@ -282,6 +284,7 @@ impl Store {
                 - sources.id_groups.covered_segments(&sources.segments).len())
                 as u64,
             dedup_group_bytes: sources.id_groups.filter_bytes(),
+            background_waited_for_lookups_ms: self.shared.lookups.waited_ms(),
         })
     }
 

@@ -57,6 +57,9 @@ pub struct StoreStats {
     pub segments_outside_dedup_groups: u64,
     /// Memory the dedup groups' filters hold (about 1.25 bytes per event they cover).
     pub dedup_group_bytes: u64,
+    /// Milliseconds the settler and the dedup groups' build have waited for lulls in
+    /// lookups since the store opened (`StoreOptions::lookup_quiet`).
+    pub background_waited_for_lookups_ms: u64,
 }
 
 /// Where the bytes of sealed segments and journals go, for the benchmarks' split of

@@ -121,6 +121,8 @@ pub async fn metrics(State(state): State<AppState>, _caller: Caller) -> impl Int
             .set(stats.sealer_busy_ms as f64 / 1000.0);
         metrics::gauge!("opentrail_store_appends_waited_for_sealer_seconds")
             .set(stats.appends_waited_for_sealer_ms as f64 / 1000.0);
+        metrics::gauge!("opentrail_store_background_waited_for_lookups_seconds")
+            .set(stats.background_waited_for_lookups_ms as f64 / 1000.0);
         metrics::counter!("opentrail_store_rows_sealed_on_second_thread_total")
             .absolute(stats.rows_sealed_on_second_thread);
     }

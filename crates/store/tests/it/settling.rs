@@ -162,9 +162,74 @@ fn a_store_closed_while_settling_leaves_whole_segments_and_no_temporary_files() 
 }
 
 #[test]
+fn the_settler_waits_for_a_lull_in_lookups() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // Small segments, each settled in a few steps: without the wait most would be settled
+    // by the time they are counted.
+    let seal_events = 1_000;
+    let store = Store::open(
+        dir.path(),
+        StoreOptions {
+            seal_events_max: seal_events,
+            ..options(true)
+        },
+    )
+    .expect("store opens");
+    let stop_lookups = std::sync::atomic::AtomicBool::new(false);
+    let unsettled_under_lookups = std::thread::scope(|scope| {
+        // Lookups from before the first seal until after the last, one after another.
+        let lookups = scope.spawn(|| {
+            let mut rounds = 0u64;
+            while !stop_lookups.load(std::sync::atomic::Ordering::Relaxed) {
+                varied_lookups(&store);
+                rounds += 1;
+            }
+            rounds
+        });
+        let _stop_lookups = SetOnDrop(&stop_lookups);
+        load(&store);
+        // In `SCHED_IDLE` the settler may get no CPU for a while on a busy machine: wait
+        // until it has waited for the lookups once (a second at most), having done a step
+        // per wait at most, far from a whole segment.
+        let deadline = Instant::now() + Duration::from_secs(600);
+        while store
+            .stats()
+            .expect("stats")
+            .background_waited_for_lookups_ms
+            == 0
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the settler never waited for the lookups"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let unsettled = store.stats().expect("stats").unsettled_segments;
+        stop_lookups.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert!(lookups.join().expect("lookups") > 0);
+        unsettled
+    });
+    assert_eq!(
+        unsettled_under_lookups,
+        (EVENTS / seal_events) as u64,
+        "no segment settled while lookups kept coming"
+    );
+    wait_until_settled(&store);
+    assert_eq!(store.verify().expect("verify"), EVENTS as u64);
+}
+
+#[test]
 fn lookups_running_while_the_settler_swaps_segments_answer_as_before() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = Store::open(dir.path(), options(true)).expect("store opens");
+    // The settler does not wait for lulls in lookups here: swaps must land among them.
+    let store = Store::open(
+        dir.path(),
+        StoreOptions {
+            lookup_quiet: Duration::ZERO,
+            ..options(true)
+        },
+    )
+    .expect("store opens");
     load(&store);
     let expected = varied_lookups(&store);
     // Lookups on two threads while segments are swapped under them: every one sees each
