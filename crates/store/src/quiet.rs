@@ -64,7 +64,7 @@ impl LookupActivity {
     }
 
     /// Whether no lookup runs and none ended within the quiet period.
-    pub(crate) fn is_quiet(&self) -> bool {
+    fn is_quiet(&self) -> bool {
         self.is_quiet_at(self.elapsed_ms())
     }
 
@@ -80,7 +80,7 @@ impl LookupActivity {
     }
 
     /// Sleeps until [`LookupActivity::is_quiet`], [`WAIT_MAX`] has passed, or `stopping`.
-    pub(crate) fn wait_for_quiet(&self, stopping: &dyn Fn() -> bool) {
+    fn wait_for_quiet(&self, stopping: &dyn Fn() -> bool) {
         let started = Instant::now();
         let mut waited = false;
         while !self.is_quiet() && !stopping() && started.elapsed() < WAIT_MAX {
